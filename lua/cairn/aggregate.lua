@@ -1,0 +1,253 @@
+--- Event-sourced aggregates: classes whose command methods trigger events.
+-- `cairn.aggregate(name [, opts])` defines a class; see API.md §2.
+-- @module cairn.aggregate
+local core = require "cairn.core"
+local errors = require "cairn.errors"
+
+local setmetatable, getmetatable, rawget, type, error, tostring = setmetatable, getmetatable, rawget, type, error, tostring
+local debug_getlocal, select, unpack = debug.getlocal, select, unpack
+local make_event, now_us, uuid4, uuid_normalize = core.make_event, core.now_us, core.uuid4, core.uuid_normalize
+
+local _M = { _VERSION = "0.1.0" }
+
+-- Pending (triggered, unsaved) events of each aggregate, kept out of the
+-- aggregate's own table so its state holds only domain fields.
+-- Each entry is { event, payload }: the payload is the bytes to store.
+local pending = setmetatable({}, { __mode = "k" })
+
+-- Every defined class by name, and every event class by topic, for replay.
+local classes, by_topic = {}, {}
+
+local RESERVED = { topic = true, originator_id = true, originator_version = true, timestamp = true }
+
+-- Field names come from the apply function's parameters (after self).
+local function param_names(fn, where)
+  local names = {}
+  for i = 2, 64 do
+    local name = debug_getlocal(fn, i)
+    if not name or name:sub(1, 1) == "(" then break end
+    if RESERVED[name] or name:sub(1, 2) == "__" then
+      error(("%s: parameter '%s' cannot be an event field (the name is reserved)"):format(where, name), 3)
+    end
+    names[#names + 1] = name
+  end
+  if debug_getlocal(fn, 1) == nil then
+    error(where .. ": the apply function must take self as its first parameter"
+      .. " (or it was compiled without debug info, so its parameter names are unknown)", 3)
+  end
+  return names
+end
+
+-- Call apply with the event's fields in parameter order.
+local function apply_event(agg, ev_class, event)
+  local apply, params = ev_class.apply, ev_class.params
+  local n = #params
+  if n == 0 then apply(agg)
+  elseif n == 1 then apply(agg, event[params[1]])
+  elseif n == 2 then apply(agg, event[params[1]], event[params[2]])
+  elseif n == 3 then apply(agg, event[params[1]], event[params[2]], event[params[3]])
+  else
+    local args = {}
+    for i = 1, n do args[i] = event[params[i]] end
+    apply(agg, unpack(args, 1, n))
+  end
+  local ts = event.timestamp
+  if ev_class.creation then agg.created_on = ts end
+  agg.modified_on = ts
+  agg.version = event.originator_version
+end
+
+-- Trigger: stamp, encode (refusing unstorable values now), apply, then keep as pending.
+local function fire(agg, ev_class, fields)
+  local event, payload = make_event(ev_class.topic, agg.id, agg.version + 1, now_us(), fields)
+  apply_event(agg, ev_class, event)
+  local list = pending[agg]
+  if not list then list = {}; pending[agg] = list end
+  list[#list + 1] = { event, payload }
+  return event
+end
+
+local function fields_from_args(ev_class, ...)
+  local fields, params = {}, ev_class.params
+  for i = 1, select("#", ...) do
+    local name = params[i]
+    if not name then
+      error(("%s takes %d argument(s), got %d"):format(ev_class.topic, #params, select("#", ...)), 3)
+    end
+    fields[name] = (select(i, ...))
+  end
+  return fields
+end
+
+--- Methods shared by every aggregate class and instance.
+local Base = {}
+
+local function define_event(cls, name, apply, opts, creation)
+  if type(name) ~= "string" or name == "" or name:find(".", 1, true) then
+    error("bad argument #1 (event name expected: a non-empty string without dots)", 3)
+  end
+  if type(apply) ~= "function" then
+    error(("bad argument #2 for event '%s' (apply function expected)"):format(name), 3)
+  end
+  local topic = cls.__name .. "." .. name
+  local ev_class = {
+    name = name, topic = topic, apply = apply, creation = creation,
+    params = param_names(apply, topic), opts = opts or {},
+  }
+  cls.__events[name] = ev_class
+  by_topic[topic] = { class = cls, event = ev_class }
+  return ev_class
+end
+
+--- Define the creation event: `Dog("Fido")` / `Dog.create("Fido")` trigger it.
+-- @param name event name (topic becomes "<Aggregate>.<name>")
+-- @param apply function(self, field...) that initialises the state
+-- @param[opt] opts event options
+-- @return the constructor function
+function Base:created(name, apply, opts)
+  local cls = self
+  local ev_class = define_event(cls, name, apply, opts, true)
+  local function construct(...)
+    local id
+    local create_id = rawget(cls, "create_id")
+    if create_id then
+      local given = create_id(...)
+      id = uuid_normalize(given)
+      if not id then
+        errors.raise("SchemaError", "%s.create_id returned %s, which is not a UUID", cls.__name, tostring(given))
+      end
+    else
+      id = uuid4()
+    end
+    local agg = setmetatable({ id = id, version = cls.__initial_version - 1 }, cls)
+    fire(agg, ev_class, fields_from_args(ev_class, ...))
+    return agg
+  end
+  if not rawget(cls, "create") then cls.create = construct end
+  return construct
+end
+
+--- Define an event and return its command method: `dog:add_trick("roll")`
+-- triggers TrickAdded with the arguments named after apply's parameters.
+function Base:event(name, apply, opts)
+  local ev_class = define_event(self, name, apply, opts, false)
+  return function(agg, ...)
+    return fire(agg, ev_class, fields_from_args(ev_class, ...))
+  end
+end
+
+--- Trigger a named event with a table of fields, applying it to this aggregate.
+-- @return the event
+-- @raise SchemaError if a field value cannot be stored
+function Base:trigger(name, fields)
+  local cls = getmetatable(self)
+  local ev_class = cls and cls.__events and cls.__events[name]
+  if not ev_class then
+    error(("%s has no event '%s'"):format(cls and cls.__name or "?", tostring(name)), 2)
+  end
+  if ev_class.creation then
+    error(("'%s' is a creation event: construct a new %s instead"):format(name, cls.__name), 2)
+  end
+  return fire(self, ev_class, fields or {})
+end
+
+--- Mark the aggregate as discarded: the repository then treats it as gone.
+function Base:discard()
+  return self:trigger("Discarded", {})
+end
+
+--- The pending events, oldest first; the aggregate no longer holds them.
+function Base:collect_events()
+  local list = pending[self]
+  pending[self] = nil
+  local events = {}
+  if list then
+    for i = 1, #list do events[i] = list[i][1] end
+  end
+  return events
+end
+
+local function class_tostring(cls)
+  return "cairn.aggregate(" .. cls.__name .. ")"
+end
+
+local function instance_tostring(agg)
+  return ("%s(%s) v%s"):format(getmetatable(agg).__name, tostring(agg.id), tostring(agg.version))
+end
+
+--- Define an aggregate class.
+-- @param name the class name; event topics are "<name>.<EventName>"
+-- @param[opt] opts `initial_version` (default 1), `version` (class version of the state)
+-- @return the class
+function _M.define(name, opts)
+  if type(name) ~= "string" or name == "" or name:find(".", 1, true) then
+    error("bad argument #1 to 'aggregate' (a name without dots expected)", 2)
+  end
+  opts = opts or {}
+  local cls = {
+    __name = name,
+    __events = {},
+    __initial_version = opts.initial_version or 1,
+    __class_version = opts.version or 1,
+    __tostring = instance_tostring,
+  }
+  cls.__index = cls
+  setmetatable(cls, {
+    __index = Base,
+    __call = function(c, ...)
+      local create = rawget(c, "create")
+      if not create then error(name .. " has no creation event (define one with :created)", 2) end
+      return create(...)
+    end,
+    __tostring = class_tostring,
+  })
+  define_event(cls, "Discarded", function(self) end, nil, false) -- luacheck: ignore 212
+  classes[name] = cls
+  return cls
+end
+
+--- Internal: take the pending { event, payload } records of an aggregate.
+function _M.take_pending(agg)
+  local list = pending[agg]
+  pending[agg] = nil
+  return list
+end
+
+--- Internal: put records back (after a failed save), ahead of newer ones.
+function _M.restore_pending(agg, list)
+  local newer = pending[agg]
+  if newer then
+    for i = 1, #newer do list[#list + 1] = newer[i] end
+  end
+  pending[agg] = list
+end
+
+--- Internal: rebuild an aggregate from its stored events (oldest first).
+-- @return the aggregate, and whether its last event discarded it
+function _M.replay(events)
+  local first = events[1]
+  local entry = by_topic[first.topic]
+  if not entry then
+    errors.raise("SchemaError", "no aggregate class defines event '%s' (aggregate %s version %d)",
+      first.topic, first.originator_id, first.originator_version)
+  end
+  local cls = entry.class
+  local agg = setmetatable({ id = first.originator_id }, cls)
+  for i = 1, #events do
+    local event = events[i]
+    local found = by_topic[event.topic]
+    if not found or found.class ~= cls then
+      errors.raise("SchemaError", "%s has no event '%s' (aggregate %s version %d)",
+        cls.__name, event.topic, agg.id, event.originator_version)
+    end
+    apply_event(agg, found.event, event)
+  end
+  return agg, events[#events].topic == cls.__name .. ".Discarded"
+end
+
+--- The class registered under a name, if any.
+function _M.class(name)
+  return classes[name]
+end
+
+return _M

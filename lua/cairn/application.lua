@@ -1,0 +1,114 @@
+--- Applications: a store, a repository and a notification log, configured from env.
+-- `cairn.application(name)` defines an application class; see API.md §3.
+-- @module cairn.application
+local core = require "cairn.core"
+local aggregate = require "cairn.aggregate"
+local config = require "cairn.config"
+local errors = require "cairn.errors"
+local repository = require "cairn.repository"
+local notification_log = require "cairn.notification_log"
+
+local setmetatable, getmetatable, type, tonumber, pcall, error = setmetatable, getmetatable, type, tonumber, pcall, error
+
+local _M = { _VERSION = "0.1.0" }
+
+--- Methods shared by every application class.
+local Base = {}
+
+local function open_store(env)
+  local uri = env:get("CAIRN_STORE", "memory:")
+  local sync = env:choice("CAIRN_SYNC", "full", { "full", "none" })
+  if env:get("CAIRN_CIPHER_KEY") then
+    errors.raise("ConfigError", "CAIRN_CIPHER_KEY is set, but encryption at rest is not available in this version")
+  end
+  local compressor = env:choice("CAIRN_COMPRESSOR", "none", { "none", "zstd" })
+  if compressor ~= "none" then
+    errors.raise("ConfigError", "CAIRN_COMPRESSOR=%s: compression is not available in this version", compressor)
+  end
+  local map_size = env:get("CAIRN_MAP_SIZE")
+  if map_size and not tonumber(map_size) then
+    errors.raise("ConfigError", "CAIRN_MAP_SIZE must be a number of bytes (got '%s')", map_size)
+  end
+  return core.open(uri, { sync = sync, map_size = tonumber(map_size) })
+end
+
+--- Record the pending events of the given aggregates in one transaction.
+-- @param ... aggregates
+-- @return the recordings: array of `{ notification_id, event }` in order
+-- @raise ConcurrencyError if any aggregate is stale; nothing is then recorded
+function Base:save(...)
+  local taken, batch, seen = {}, {}, {}
+  for i = 1, select("#", ...) do
+    local agg = select(i, ...)
+    if type(agg) ~= "table" or not getmetatable(agg) or not agg.id then
+      error(("bad argument #%d to 'save' (aggregate expected)"):format(i), 2)
+    end
+    if not seen[agg] then
+      seen[agg] = true
+      local list = aggregate.take_pending(agg)
+      if list then
+        taken[#taken + 1] = { agg, list }
+        for j = 1, #list do
+          local event, n = list[j][1], #batch
+          batch[n + 1] = event.originator_id
+          batch[n + 2] = event.originator_version
+          batch[n + 3] = event.timestamp * 1e6 + 0.5 - (event.timestamp * 1e6 + 0.5) % 1
+          batch[n + 4] = event.topic
+          batch[n + 5] = list[j][2]
+        end
+      end
+    end
+  end
+  local recordings = {}
+  if #batch == 0 then return recordings end
+  local ok, first = pcall(self.store.append, self.store, batch)
+  if not ok then
+    -- the aggregates keep their events, so nothing triggered is lost
+    for i = 1, #taken do aggregate.restore_pending(taken[i][1], taken[i][2]) end
+    error(first, 0)
+  end
+  local n = 0
+  for i = 1, #taken do
+    local list = taken[i][2]
+    for j = 1, #list do
+      recordings[n + 1] = { notification_id = first + n, event = list[j][1] }
+      n = n + 1
+    end
+  end
+  return recordings
+end
+
+--- The highest notification id (0 when nothing is recorded).
+function Base:max_notification_id()
+  return self.store:max_id()
+end
+
+--- Close the application's store. The application cannot be used afterwards.
+function Base:close()
+  if self.store then self.store:close() end
+end
+
+--- Define an application class.
+-- @param name the application's name (also the prefix of its env keys)
+-- @return the class; `App.new([env])` makes an instance
+function _M.define(name)
+  if type(name) ~= "string" or not name:match("^[%a_][%w_]*$") then
+    error("bad argument #1 to 'application' (a name of letters, digits and _ expected)", 2)
+  end
+  local App = { name = name }
+  App.__index = App
+  setmetatable(App, { __index = Base })
+  --- Make an application: opens its store.
+  -- @param[opt] env settings (API.md §3); the process environment fills the rest
+  function App.new(env)
+    local self = setmetatable({ name = name }, App)
+    self.env = config.new(name, env)
+    self.store = open_store(self.env)
+    self.repository = repository.new(self)
+    self.log = notification_log.new(self)
+    return self
+  end
+  return App
+end
+
+return _M

@@ -1,0 +1,57 @@
+--- Application configuration: an env table over the process environment,
+-- with `<APPNAME>_<KEY>` taking precedence over `<KEY>` (as in the Python library).
+-- @module cairn.config
+local errors = require "cairn.errors"
+
+local os_getenv, type, tostring = os.getenv, type, tostring
+
+local _M = { _VERSION = "0.1.0" }
+
+-- short names accepted in env tables (API.md §3)
+local ALIASES = {
+  store = "CAIRN_STORE", cipher_key = "CAIRN_CIPHER_KEY", compressor = "CAIRN_COMPRESSOR",
+  snapshotting = "CAIRN_SNAPSHOTTING", sync = "CAIRN_SYNC", map_size = "CAIRN_MAP_SIZE",
+}
+
+local Env = {}
+Env.__index = Env
+
+--- Make an environment for an application.
+-- @param app_name the application's name (its upper-case form is the key prefix)
+-- @param[opt] env table of settings; keys are long (`CAIRN_STORE`) or short (`store`)
+function _M.new(app_name, env)
+  local given = {}
+  if env ~= nil and type(env) ~= "table" then
+    error("bad argument #1 to 'new' (env table expected, got " .. type(env) .. ")", 3)
+  end
+  for k, v in pairs(env or {}) do
+    given[ALIASES[k] or k] = tostring(v)
+  end
+  return setmetatable({ prefix = app_name:upper() .. "_", given = given }, Env)
+end
+
+-- The env table overrides the process environment key by key.
+local function lookup(self, key)
+  local v = self.given[key]
+  if v == nil then v = os_getenv(key) end
+  return v
+end
+
+--- The setting for key: `<PREFIX>_<key>` first, then `<key>`, then default.
+function Env:get(key, default)
+  local v = lookup(self, self.prefix .. key)
+  if v == nil or v == "" then v = lookup(self, key) end
+  if v == nil or v == "" then return default end
+  return v
+end
+
+--- A setting that must be one of a set of words.
+function Env:choice(key, default, allowed)
+  local v = self:get(key, default)
+  for i = 1, #allowed do
+    if v == allowed[i] then return v end
+  end
+  errors.raise("ConfigError", "%s must be one of %s (got '%s')", key, table.concat(allowed, ", "), v)
+end
+
+return _M

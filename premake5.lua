@@ -1,0 +1,88 @@
+-- cairn build script.
+--
+-- Runs under premake5 and under Debian's premake4 (premake5 is not packaged):
+--   premake4 --file=premake5.lua gmake && make -C build config=release
+-- `tools/build [release|debug|sanitize]` does both steps incrementally.
+--
+-- Products:
+--   bin/cairn          the host (scripts, REPL, store tools)
+--   lib/libcairn.a     the core, for static embedding
+--   lib/libcairn.so    the core, for dynamic embedding
+--   lib/cairn/core.so  the core as a Lua C module (require "cairn" from LuaJIT hosts)
+-- The sanitize configuration (AddressSanitizer + UBSan) puts the same products
+-- under build/sanitize/ so both builds can live side by side.
+
+local is_premake5 = _PREMAKE_VERSION and _PREMAKE_VERSION:sub(1, 1) == "5"
+
+-- premake5 scopes settings with filter{}, premake4 with configuration{}.
+local function only(config)
+  if is_premake5 then filter("configurations:" .. config) else configuration(config) end
+end
+local function everywhere()
+  if is_premake5 then filter {} else configuration {} end
+end
+
+local system_libs = { "luajit-5.1", "lmdb", "msgpackc", "sodium", "zstd", "readline", "m", "dl", "pthread" }
+
+-- Everything in runtime/ except the executable's own files (entry point, readline REPL).
+local core_files = { "runtime/*.c", "runtime/*.h", "runtime/include/*.h" }
+local host_only = { "runtime/main.c", "runtime/repl.c" }
+
+local function common(name, out)
+  language "C"
+  includedirs { "runtime", "runtime/include", "/usr/include/luajit-2.1" }
+  buildoptions { "-std=gnu11", "-Wall", "-Wextra", "-fPIC", "-fvisibility=default" }
+  objdir("obj/" .. name)
+  only "release"
+    buildoptions { "-O2", "-g" }
+    defines { "NDEBUG" }
+    targetdir(out)
+  only "debug"
+    buildoptions { "-O0", "-g" }
+    targetdir(out)
+  only "sanitize"
+    buildoptions { "-O1", "-g", "-fno-omit-frame-pointer", "-fsanitize=address,undefined",
+                   "-fno-sanitize-recover=undefined" }
+    linkoptions { "-fsanitize=address,undefined" }
+    targetdir("build/sanitize/" .. out)
+  everywhere()
+end
+
+solution "cairn"
+  configurations { "release", "debug", "sanitize" }
+  location "build"
+
+  project "cairn_static"
+    kind "StaticLib"
+    targetname "cairn"
+    files(core_files)
+    excludes(host_only)
+    common("cairn_static", "lib")
+
+  project "cairn_shared"
+    kind "SharedLib"
+    targetname "cairn"
+    files(core_files)
+    excludes(host_only)
+    links(system_libs)
+    common("cairn_shared", "lib")
+
+  project "cairn_lua_module"
+    kind "SharedLib"
+    targetname "core"
+    targetprefix ""
+    files(core_files)
+    excludes(host_only)
+    -- no Lua library: the host process that loads the module provides it
+    links { "lmdb", "msgpackc", "sodium", "zstd", "m" }
+    common("cairn_lua_module", "lib/cairn")
+
+  project "cairn_host"
+    kind "ConsoleApp"
+    targetname "cairn"
+    files(host_only)
+    links { "cairn_static" }
+    links(system_libs)
+    -- export the host's symbols so C modules and ffi.C can see the Lua API
+    linkoptions { "-Wl,-E" }
+    common("cairn_host", "bin")

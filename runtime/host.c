@@ -1,0 +1,126 @@
+/* host.c -- see host.h. */
+#include <lauxlib.h>
+#include <limits.h>
+#include <lualib.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "host.h"
+
+int luaopen_cairn_core(lua_State *L);
+
+static int exists(const char *path)
+{
+    struct stat st;
+    return stat(path, &st) == 0;
+}
+
+/* Find the directory that holds lua/cairn/init.lua: the source/build tree
+ * (bin/..) or an installed prefix (bin/../share/cairn). */
+static int find_root(const char *exe, char *root, size_t len)
+{
+    char buf[PATH_MAX];
+    if (!exe) {
+        ssize_t n = readlink("/proc/self/exe", buf, sizeof buf - 1);
+        if (n <= 0) return -1;
+        buf[n] = '\0';
+    } else if (!realpath(exe, buf)) {
+        return -1;
+    }
+    char *slash = strrchr(buf, '/');
+    if (!slash) return -1;
+    *slash = '\0';                 /* .../bin */
+    slash = strrchr(buf, '/');
+    if (slash) *slash = '\0';      /* the prefix */
+    const char *candidates[] = { "", "/share/cairn" };
+    for (size_t i = 0; i < sizeof candidates / sizeof *candidates; i++) {
+        char probe[PATH_MAX + 64];
+        snprintf(probe, sizeof probe, "%s%s/lua/cairn/init.lua", buf, candidates[i]);
+        if (exists(probe)) {
+            snprintf(root, len, "%s%s", buf, candidates[i]);
+            return 0;
+        }
+    }
+    return -1;
+}
+
+static void prepend_path(lua_State *L, const char *field, const char *extra)
+{
+    lua_getglobal(L, "package");
+    lua_getfield(L, -1, field);
+    lua_pushfstring(L, "%s;%s", extra, lua_tostring(L, -1));
+    lua_setfield(L, -3, field);
+    lua_pop(L, 2);
+}
+
+lua_State *cairn_host_new(const char *exe_path)
+{
+    lua_State *L = luaL_newstate();
+    if (!L) return NULL;
+    luaL_openlibs(L);
+    char root[PATH_MAX + 64];
+    if (find_root(exe_path, root, sizeof root) == 0) {
+        lua_pushfstring(L, "%s/lua/?.lua;%s/lua/?/init.lua;%s/stdlib/?.lua;%s/stdlib/?/init.lua",
+                        root, root, root, root);
+        prepend_path(L, "path", lua_tostring(L, -1));
+        lua_pop(L, 1);
+    }
+    /* the core is linked into the host; no core.so needed */
+    lua_getglobal(L, "package");
+    lua_getfield(L, -1, "preload");
+    lua_pushcfunction(L, luaopen_cairn_core);
+    lua_setfield(L, -2, "cairn.core");
+    lua_pop(L, 2);
+    return L;
+}
+
+static int traceback(lua_State *L)
+{
+    if (!lua_isstring(L, 1) && !lua_isnoneornil(L, 1)) {
+        /* error objects (tables) are kept as they are for the caller */
+        if (luaL_callmeta(L, 1, "__tostring") && lua_isstring(L, -1)) {
+            lua_pop(L, 1);
+            return 1;
+        }
+        return 1;
+    }
+    luaL_traceback(L, L, lua_tostring(L, 1), 1);
+    return 1;
+}
+
+int cairn_host_call(lua_State *L, int nargs, int nresults)
+{
+    int base = lua_gettop(L) - nargs;
+    lua_pushcfunction(L, traceback);
+    lua_insert(L, base);
+    int status = lua_pcall(L, nargs, nresults, base);
+    lua_remove(L, base);
+    return status;
+}
+
+int cairn_host_main(lua_State *L, int argc, char **argv)
+{
+    lua_getglobal(L, "require");
+    lua_pushliteral(L, "cairn.cli");
+    if (cairn_host_call(L, 1, 1) != 0) {
+        fprintf(stderr, "cairn: cannot load the command line: %s\n", lua_tostring(L, -1));
+        return 1;
+    }
+    lua_getfield(L, -1, "main");
+    lua_createtable(L, argc, 0);
+    for (int i = 0; i < argc; i++) {
+        lua_pushstring(L, argv[i]);
+        lua_rawseti(L, -2, i);
+    }
+    if (cairn_host_call(L, 1, 1) != 0) {
+        const char *msg = lua_tostring(L, -1);
+        fprintf(stderr, "cairn: %s\n", msg ? msg : "(error object is not a string)");
+        return 1;
+    }
+    int code = lua_isnumber(L, -1) ? (int)lua_tointeger(L, -1) : 0;
+    lua_pop(L, 2);
+    return code;
+}

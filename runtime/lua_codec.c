@@ -1,0 +1,407 @@
+/* lua_codec.c -- see lua_codec.h. */
+#include <errno.h>
+#include <lauxlib.h>
+#include <math.h>
+#include <msgpack.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "cairn.h"
+#include "lua_codec.h"
+#include "record.h"
+#include "uuid.h"
+
+#define MAX_DEPTH 64
+#define MAX_SAFE_INTEGER 9007199254740992.0 /* 2^53 */
+#define CODEC_KEY "cairn.codec"
+
+typedef struct {
+    int is_string;
+    const char *str;
+    size_t len;
+    lua_Number num;
+} path_elem;
+
+struct cairn_codec {
+    /* encoding */
+    uint8_t *buf;
+    size_t len, cap;
+    int oom;
+    const void *visiting[MAX_DEPTH];    /* tables on the current path, for cycles */
+    path_elem path[MAX_DEPTH];
+    int depth;
+    /* decoding */
+    msgpack_zone zone;
+};
+
+static int codec_gc(lua_State *L)
+{
+    cairn_codec *c = lua_touserdata(L, 1);
+    free(c->buf);
+    c->buf = NULL;
+    msgpack_zone_destroy(&c->zone);
+    return 0;
+}
+
+cairn_codec *cairn_codec_get(lua_State *L)
+{
+    lua_getfield(L, LUA_REGISTRYINDEX, CODEC_KEY);
+    cairn_codec *c = lua_touserdata(L, -1);
+    lua_pop(L, 1);
+    if (c) return c;
+    c = lua_newuserdata(L, sizeof *c);
+    memset(c, 0, sizeof *c);
+    msgpack_zone_init(&c->zone, 4096);
+    lua_createtable(L, 0, 1);
+    lua_pushcfunction(L, codec_gc);
+    lua_setfield(L, -2, "__gc");
+    lua_setmetatable(L, -2);
+    lua_setfield(L, LUA_REGISTRYINDEX, CODEC_KEY);
+    return c;
+}
+
+/* ---- encoding ---------------------------------------------------------- */
+
+static int buf_write(void *data, const char *p, size_t n)
+{
+    cairn_codec *c = data;
+    if (c->len + n > c->cap) {
+        size_t cap = c->cap ? c->cap : 256;
+        while (cap < c->len + n) cap *= 2;
+        uint8_t *b = realloc(c->buf, cap);
+        if (!b) { c->oom = 1; return -1; }
+        c->buf = b;
+        c->cap = cap;
+    }
+    memcpy(c->buf + c->len, p, n);
+    c->len += n;
+    return 0;
+}
+
+typedef struct {
+    msgpack_packer pk;
+    cairn_codec *c;
+    lua_State *L;
+    const char *root;
+    char *err;
+    size_t errlen;
+} encoder;
+
+static int fail_at(encoder *e, const char *what)
+{
+    char path[512];
+    size_t n = (size_t)snprintf(path, sizeof path, "%s", e->root);
+    for (int i = 0; i < e->c->depth && n < sizeof path; i++) {
+        const path_elem *p = &e->c->path[i];
+        if (p->is_string)
+            n += (size_t)snprintf(path + n, sizeof path - n, ".%.*s", (int)(p->len > 64 ? 64 : p->len), p->str);
+        else
+            n += (size_t)snprintf(path + n, sizeof path - n, "[%.14g]", p->num);
+    }
+    snprintf(e->err, e->errlen, "cannot store %s at %s", what, path);
+    return CAIRN_SCHEMA;
+}
+
+static int encode_value(encoder *e, int idx);
+
+static void pack_number(msgpack_packer *pk, lua_Number n)
+{
+    if (n == floor(n) && fabs(n) <= MAX_SAFE_INTEGER)
+        msgpack_pack_int64(pk, (int64_t)n);
+    else
+        msgpack_pack_double(pk, n);
+}
+
+static int is_time(lua_State *L, int idx)
+{
+    if (!lua_getmetatable(L, idx)) return 0;
+    luaL_getmetatable(L, CAIRN_TIME_MT);
+    int same = lua_rawequal(L, -1, -2);
+    lua_pop(L, 2);
+    return same;
+}
+
+typedef struct {
+    int is_string;
+    const char *str;
+    size_t len;
+    lua_Number num;
+} map_key;
+
+static int key_cmp(const void *a, const void *b)
+{
+    const map_key *x = a, *y = b;
+    if (x->is_string != y->is_string) return x->is_string - y->is_string; /* numbers first */
+    if (!x->is_string) return (x->num > y->num) - (x->num < y->num);
+    size_t n = x->len < y->len ? x->len : y->len;
+    int c = memcmp(x->str, y->str, n);
+    if (c) return c;
+    return (x->len > y->len) - (x->len < y->len);
+}
+
+static int encode_table(encoder *e, int idx)
+{
+    lua_State *L = e->L;
+    cairn_codec *c = e->c;
+    const void *self = lua_topointer(L, idx);
+    for (int i = 0; i < c->depth; i++)
+        if (c->visiting[i] == self) return fail_at(e, "a table that contains itself (a cycle)");
+    if (c->depth >= MAX_DEPTH) return fail_at(e, "a value nested more than 64 deep");
+    if (is_time(L, idx)) {
+        lua_getfield(L, idx, "us");
+        lua_Number us = lua_tonumber(L, -1);
+        lua_pop(L, 1);
+        uint8_t b[8];
+        cairn_put_be64(b, (uint64_t)(int64_t)us);
+        msgpack_pack_ext(&e->pk, 8, CAIRN_EXT_TIME);
+        msgpack_pack_ext_body(&e->pk, b, 8);
+        return CAIRN_OK;
+    }
+    if (lua_getmetatable(L, idx)) {
+        lua_pop(L, 1);
+        return fail_at(e, "a table with a metatable (an object, not plain data)");
+    }
+    if (!lua_checkstack(L, 8)) return fail_at(e, "a value too deeply nested for the Lua stack");
+
+    /* one pass over the keys: count them, check for an array 1..n */
+    size_t n = lua_objlen(L, idx), count = 0;
+    int is_array = 1;
+    lua_pushnil(L);
+    while (lua_next(L, idx)) {
+        lua_pop(L, 1);
+        count++;
+        if (is_array) {
+            if (lua_type(L, -1) != LUA_TNUMBER) is_array = 0;
+            else {
+                lua_Number k = lua_tonumber(L, -1);
+                if (k != floor(k) || k < 1 || k > (lua_Number)n) is_array = 0;
+            }
+        }
+    }
+    if (count != n) is_array = 0;
+    if (count == 0) is_array = 1;
+
+    c->visiting[c->depth] = self;
+    int rc = CAIRN_OK;
+    if (is_array) {
+        msgpack_pack_array(&e->pk, count);
+        for (size_t i = 1; i <= count && rc == CAIRN_OK; i++) {
+            c->path[c->depth] = (path_elem){ 0, NULL, 0, (lua_Number)i };
+            c->depth++;
+            lua_rawgeti(L, idx, (int)i);
+            rc = encode_value(e, lua_gettop(L));
+            lua_pop(L, 1);
+            c->depth--;
+        }
+        return rc;
+    }
+    /* a map: sort the keys so equal tables encode to equal bytes */
+    map_key small[16];
+    map_key *keys = count <= 16 ? small : malloc(count * sizeof *keys);
+    if (!keys) { c->oom = 1; return ENOMEM; }
+    size_t k = 0;
+    lua_pushnil(L);
+    while (lua_next(L, idx)) {
+        lua_pop(L, 1);
+        int t = lua_type(L, -1);
+        if (t == LUA_TSTRING) {
+            keys[k].is_string = 1;
+            keys[k].str = lua_tolstring(L, -1, &keys[k].len); /* anchored by the table */
+        } else if (t == LUA_TNUMBER) {
+            keys[k].is_string = 0;
+            keys[k].num = lua_tonumber(L, -1);
+        } else {
+            lua_pop(L, 1);
+            rc = fail_at(e, t == LUA_TBOOLEAN ? "a boolean table key" : "a table key that is not a string or number");
+            goto done;
+        }
+        k++;
+    }
+    qsort(keys, count, sizeof *keys, key_cmp);
+    msgpack_pack_map(&e->pk, count);
+    for (size_t i = 0; i < count && rc == CAIRN_OK; i++) {
+        if (keys[i].is_string) {
+            msgpack_pack_str(&e->pk, keys[i].len);
+            msgpack_pack_str_body(&e->pk, keys[i].str, keys[i].len);
+            lua_pushlstring(L, keys[i].str, keys[i].len);
+        } else {
+            pack_number(&e->pk, keys[i].num);
+            lua_pushnumber(L, keys[i].num);
+        }
+        c->path[c->depth] = (path_elem){ keys[i].is_string, keys[i].str, keys[i].len, keys[i].num };
+        c->depth++;
+        lua_rawget(L, idx);
+        rc = encode_value(e, lua_gettop(L));
+        lua_pop(L, 1);
+        c->depth--;
+    }
+done:
+    if (keys != small) free(keys);
+    return rc;
+}
+
+static int encode_value(encoder *e, int idx)
+{
+    lua_State *L = e->L;
+    switch (lua_type(L, idx)) {
+    case LUA_TNIL: msgpack_pack_nil(&e->pk); return CAIRN_OK;
+    case LUA_TBOOLEAN:
+        if (lua_toboolean(L, idx)) msgpack_pack_true(&e->pk); else msgpack_pack_false(&e->pk);
+        return CAIRN_OK;
+    case LUA_TNUMBER: pack_number(&e->pk, lua_tonumber(L, idx)); return CAIRN_OK;
+    case LUA_TSTRING: {
+        size_t len;
+        const char *s = lua_tolstring(L, idx, &len);
+        if (cairn_uuid_is_canonical(s, len)) {
+            uint8_t id[16];
+            cairn_uuid_parse(s, len, id);
+            msgpack_pack_ext(&e->pk, 16, CAIRN_EXT_UUID);
+            msgpack_pack_ext_body(&e->pk, id, 16);
+        } else {
+            msgpack_pack_str(&e->pk, len);
+            msgpack_pack_str_body(&e->pk, s, len);
+        }
+        return CAIRN_OK;
+    }
+    case LUA_TTABLE: return encode_table(e, idx);
+    default: {
+        char what[64];
+        snprintf(what, sizeof what, "a %s", lua_typename(L, lua_type(L, idx)));
+        return fail_at(e, what);
+    }
+    }
+}
+
+int cairn_codec_encode(lua_State *L, cairn_codec *c, int idx, const char *root,
+                       const uint8_t **out, size_t *len, char *err, size_t errlen)
+{
+    if (idx < 0) idx = lua_gettop(L) + idx + 1;
+    encoder e = { .c = c, .L = L, .root = root, .err = err, .errlen = errlen };
+    msgpack_packer_init(&e.pk, c, buf_write);
+    c->len = 0;
+    c->oom = 0;
+    c->depth = 0;
+    int top = lua_gettop(L);
+    int rc = encode_value(&e, idx);
+    lua_settop(L, top);
+    if (rc == CAIRN_OK && c->oom) rc = ENOMEM;
+    if (rc == ENOMEM) snprintf(err, errlen, "out of memory encoding %s", root);
+    *out = c->buf;
+    *len = c->len;
+    return rc;
+}
+
+/* ---- decoding ---------------------------------------------------------- */
+
+void cairn_codec_push_time(lua_State *L, int64_t us)
+{
+    lua_createtable(L, 0, 1);
+    lua_pushnumber(L, (lua_Number)us);
+    lua_setfield(L, -2, "us");
+    luaL_getmetatable(L, CAIRN_TIME_MT);
+    lua_setmetatable(L, -2);
+}
+
+static int push_object(lua_State *L, const msgpack_object *o, int depth);
+
+static int push_map_entries(lua_State *L, const msgpack_object_map *m, int depth)
+{
+    for (uint32_t i = 0; i < m->size; i++) {
+        const msgpack_object *k = &m->ptr[i].key;
+        if (k->type != MSGPACK_OBJECT_STR && k->type != MSGPACK_OBJECT_POSITIVE_INTEGER &&
+            k->type != MSGPACK_OBJECT_NEGATIVE_INTEGER && k->type != MSGPACK_OBJECT_FLOAT64 &&
+            k->type != MSGPACK_OBJECT_FLOAT32)
+            return CAIRN_CORRUPT;
+        if ((k->type == MSGPACK_OBJECT_FLOAT64 || k->type == MSGPACK_OBJECT_FLOAT32) && isnan(k->via.f64))
+            return CAIRN_CORRUPT;
+        int rc = push_object(L, k, depth + 1);
+        if (rc) return rc;
+        rc = push_object(L, &m->ptr[i].val, depth + 1);
+        if (rc) { lua_pop(L, 1); return rc; }
+        lua_rawset(L, -3);
+    }
+    return CAIRN_OK;
+}
+
+static int push_object(lua_State *L, const msgpack_object *o, int depth)
+{
+    if (depth > MAX_DEPTH || !lua_checkstack(L, 4)) return CAIRN_CORRUPT;
+    switch (o->type) {
+    case MSGPACK_OBJECT_NIL: lua_pushnil(L); return CAIRN_OK;
+    case MSGPACK_OBJECT_BOOLEAN: lua_pushboolean(L, o->via.boolean); return CAIRN_OK;
+    case MSGPACK_OBJECT_POSITIVE_INTEGER: lua_pushnumber(L, (lua_Number)o->via.u64); return CAIRN_OK;
+    case MSGPACK_OBJECT_NEGATIVE_INTEGER: lua_pushnumber(L, (lua_Number)o->via.i64); return CAIRN_OK;
+    case MSGPACK_OBJECT_FLOAT32:
+    case MSGPACK_OBJECT_FLOAT64: lua_pushnumber(L, o->via.f64); return CAIRN_OK;
+    case MSGPACK_OBJECT_STR: lua_pushlstring(L, o->via.str.ptr, o->via.str.size); return CAIRN_OK;
+    case MSGPACK_OBJECT_BIN: lua_pushlstring(L, o->via.bin.ptr, o->via.bin.size); return CAIRN_OK;
+    case MSGPACK_OBJECT_EXT:
+        if (o->via.ext.type == CAIRN_EXT_UUID && o->via.ext.size == 16) {
+            char s[CAIRN_UUID_STRLEN];
+            cairn_uuid_format((const uint8_t *)o->via.ext.ptr, s);
+            lua_pushlstring(L, s, sizeof s);
+            return CAIRN_OK;
+        }
+        if (o->via.ext.type == CAIRN_EXT_TIME && o->via.ext.size == 8) {
+            cairn_codec_push_time(L, (int64_t)cairn_get_be64((const uint8_t *)o->via.ext.ptr));
+            return CAIRN_OK;
+        }
+        return CAIRN_CORRUPT;
+    case MSGPACK_OBJECT_ARRAY: {
+        const msgpack_object_array *a = &o->via.array;
+        lua_createtable(L, (int)a->size, 0);
+        for (uint32_t i = 0; i < a->size; i++) {
+            int rc = push_object(L, &a->ptr[i], depth + 1);
+            if (rc) { lua_pop(L, 1); return rc; }
+            lua_rawseti(L, -2, (int)i + 1);
+        }
+        return CAIRN_OK;
+    }
+    case MSGPACK_OBJECT_MAP: {
+        lua_createtable(L, 0, (int)o->via.map.size);
+        int rc = push_map_entries(L, &o->via.map, depth);
+        if (rc) lua_pop(L, 1);
+        return rc;
+    }
+    default: return CAIRN_CORRUPT;
+    }
+}
+
+static int unpack_one(cairn_codec *c, const uint8_t *p, size_t len, msgpack_object *obj)
+{
+    size_t off = 0;
+    msgpack_zone_clear(&c->zone);
+    msgpack_unpack_return r = msgpack_unpack((const char *)p, len, &off, &c->zone, obj);
+    if (r == MSGPACK_UNPACK_NOMEM_ERROR) return ENOMEM;
+    if (r != MSGPACK_UNPACK_SUCCESS) return CAIRN_CORRUPT; /* includes trailing bytes */
+    return CAIRN_OK;
+}
+
+int cairn_codec_decode(lua_State *L, cairn_codec *c, const uint8_t *p, size_t len)
+{
+    msgpack_object obj;
+    int rc = unpack_one(c, p, len, &obj);
+    if (rc) return rc;
+    int top = lua_gettop(L);
+    rc = push_object(L, &obj, 0);
+    if (rc) lua_settop(L, top);
+    return rc;
+}
+
+int cairn_codec_decode_into(lua_State *L, cairn_codec *c, const uint8_t *p, size_t len, int idx)
+{
+    msgpack_object obj;
+    int rc = unpack_one(c, p, len, &obj);
+    if (rc) return rc;
+    if (obj.type != MSGPACK_OBJECT_MAP) {
+        /* an empty field set may be stored as an empty array */
+        return obj.type == MSGPACK_OBJECT_ARRAY && obj.via.array.size == 0 ? CAIRN_OK : CAIRN_CORRUPT;
+    }
+    if (idx < 0) idx = lua_gettop(L) + idx + 1;
+    int top = lua_gettop(L);
+    lua_pushvalue(L, idx);
+    rc = push_map_entries(L, &obj.via.map, 0);
+    lua_settop(L, top);
+    return rc;
+}

@@ -1,0 +1,43 @@
+/*
+ * lua_codec.h -- Lua values <-> msgpack bytes, by API.md §2's value rules.
+ *
+ * Encoding is deterministic (map keys sorted: numbers, then strings bytewise)
+ * so the same fields always give the same bytes. Integral numbers up to 2^53
+ * are msgpack integers, other numbers float64; canonical lower-case UUID
+ * strings are ext 1 (16 bytes); cairn.time values are ext 2 (int64 µs).
+ * Neither direction raises a Lua error: failures come back as codes.
+ */
+#ifndef CAIRN_LUA_CODEC_H
+#define CAIRN_LUA_CODEC_H
+
+#include <lua.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#define CAIRN_TIME_MT "cairn.time"
+#define CAIRN_EXT_UUID 1
+#define CAIRN_EXT_TIME 2
+
+typedef struct cairn_codec cairn_codec;
+
+/** The codec context of this Lua state (created on first use, freed with the state). */
+cairn_codec *cairn_codec_get(lua_State *L);
+
+/**
+ * Encode the value at idx. On success *out and *len point into the context's
+ * buffer, valid until the next encode. On failure (CAIRN_SCHEMA) err names the
+ * offending path, starting with `root`.
+ */
+int cairn_codec_encode(lua_State *L, cairn_codec *c, int idx, const char *root,
+                       const uint8_t **out, size_t *len, char *err, size_t errlen);
+
+/** Decode one value and push it. CAIRN_CORRUPT (nothing pushed) if malformed. */
+int cairn_codec_decode(lua_State *L, cairn_codec *c, const uint8_t *p, size_t len);
+
+/** Decode a msgpack map into the table at idx (fields of an event). */
+int cairn_codec_decode_into(lua_State *L, cairn_codec *c, const uint8_t *p, size_t len, int idx);
+
+/** Push a cairn.time value for µs since the epoch. */
+void cairn_codec_push_time(lua_State *L, int64_t us);
+
+#endif

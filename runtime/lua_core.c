@@ -1,0 +1,136 @@
+/*
+ * lua_core.c -- luaopen_cairn_core: the C core as the Lua module "cairn.core".
+ * The framework in lua/cairn/ is its only intended caller.
+ */
+#include <lauxlib.h>
+#include <sodium.h>
+#include <time.h>
+
+#include "cairn.h"
+#include "lua_codec.h"
+#include "lua_error.h"
+#include "lua_event.h"
+#include "lua_store.h"
+#include "uuid.h"
+
+static int lencode(lua_State *L)
+{
+    luaL_checkany(L, 1);
+    const char *root = luaL_optstring(L, 2, "value");
+    const uint8_t *out;
+    size_t len;
+    char err[600];
+    int rc = cairn_codec_encode(L, cairn_codec_get(L), 1, root, &out, &len, err, sizeof err);
+    if (rc) return cairn_lua_raise_rc(L, rc, err);
+    lua_pushlstring(L, (const char *)out, len);
+    return 1;
+}
+
+static int ldecode(lua_State *L)
+{
+    size_t len;
+    const char *p = luaL_checklstring(L, 1, &len);
+    int rc = cairn_codec_decode(L, cairn_codec_get(L), (const uint8_t *)p, len);
+    if (rc) return cairn_lua_raise_rc(L, rc, rc == CAIRN_CORRUPT ? "malformed msgpack value" : NULL);
+    return 1;
+}
+
+static void push_uuid(lua_State *L, const uint8_t id[16])
+{
+    char s[CAIRN_UUID_STRLEN];
+    cairn_uuid_format(id, s);
+    lua_pushlstring(L, s, sizeof s);
+}
+
+static int luuid4(lua_State *L)
+{
+    uint8_t id[16];
+    cairn_uuid_v4(id);
+    push_uuid(L, id);
+    return 1;
+}
+
+static int luuid5(lua_State *L)
+{
+    size_t ns_len, name_len;
+    const char *ns = luaL_checklstring(L, 1, &ns_len);
+    const char *name = luaL_checklstring(L, 2, &name_len);
+    uint8_t raw_ns[16], id[16];
+    if (cairn_uuid_parse(ns, ns_len, raw_ns) != 0)
+        return luaL_argerror(L, 1, "namespace must be a UUID string");
+    cairn_uuid_v5(raw_ns, name, name_len, id);
+    push_uuid(L, id);
+    return 1;
+}
+
+/* core.uuid_normalize(s) -> canonical lower-case form, or nil if s is not a UUID */
+static int luuid_normalize(lua_State *L)
+{
+    size_t len;
+    const char *s = lua_tolstring(L, 1, &len);
+    uint8_t id[16];
+    if (lua_type(L, 1) != LUA_TSTRING || cairn_uuid_parse(s, len, id) != 0) return 0;
+    push_uuid(L, id);
+    return 1;
+}
+
+static int lnow_us(lua_State *L)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    lua_pushnumber(L, (lua_Number)((int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000));
+    return 1;
+}
+
+static int lrandom_bytes(lua_State *L)
+{
+    int n = (int)luaL_checkinteger(L, 1);
+    luaL_argcheck(L, n >= 0 && n <= 65536, 1, "0 to 65536 bytes");
+    luaL_Buffer b;
+    luaL_buffinit(L, &b);
+    char chunk[256];
+    while (n > 0) {
+        int take = n < (int)sizeof chunk ? n : (int)sizeof chunk;
+        randombytes_buf(chunk, (size_t)take);
+        luaL_addlstring(&b, chunk, (size_t)take);
+        n -= take;
+    }
+    luaL_pushresult(&b);
+    return 1;
+}
+
+static int lmake_error(lua_State *L)
+{
+    cairn_lua_push_error(L, luaL_checkstring(L, 1), luaL_checkstring(L, 2));
+    return 1;
+}
+
+int luaopen_cairn_core(lua_State *L)
+{
+    if (sodium_init() < 0) return luaL_error(L, "cairn: libsodium failed to initialise");
+    static const luaL_Reg fns[] = {
+        { "encode", lencode },
+        { "decode", ldecode },
+        { "uuid4", luuid4 },
+        { "uuid5", luuid5 },
+        { "uuid_normalize", luuid_normalize },
+        { "now_us", lnow_us },
+        { "random_bytes", lrandom_bytes },
+        { "make_error", lmake_error },
+        { NULL, NULL },
+    };
+    cairn_lua_error_init(L);
+    luaL_newmetatable(L, CAIRN_TIME_MT);
+    lua_pop(L, 1);
+    lua_newtable(L);
+    luaL_setfuncs(L, fns, 0);
+    cairn_lua_event_init(L);
+    cairn_lua_store_init(L);
+    luaL_getmetatable(L, CAIRN_ERROR_MT);
+    lua_setfield(L, -2, "error_metatable");
+    luaL_getmetatable(L, CAIRN_TIME_MT);
+    lua_setfield(L, -2, "time_metatable");
+    lua_pushstring(L, CAIRN_VERSION_STRING);
+    lua_setfield(L, -2, "version");
+    return 1;
+}

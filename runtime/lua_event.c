@@ -1,0 +1,186 @@
+/* lua_event.c -- see lua_event.h. */
+#include <lauxlib.h>
+#include <string.h>
+
+#include "cairn.h"
+#include "lua_error.h"
+#include "lua_event.h"
+#include "uuid.h"
+
+/* registry keys of the shared metamethods */
+static char readonly_key, inspect_key;
+
+static int event_newindex(lua_State *L)
+{
+    const char *k = lua_tostring(L, 2);
+    return luaL_error(L, "events are read-only (cannot set '%s')", k ? k : "?");
+}
+
+static int is_meta_key(const char *k, size_t len)
+{
+    return len >= 2 && k[0] == '_' && k[1] == '_';
+}
+
+/* A plain copy of an event's fields; with_header keeps topic, ids and timestamp. */
+static void push_fields(lua_State *L, int data, int with_header)
+{
+    lua_newtable(L);
+    lua_pushnil(L);
+    while (lua_next(L, data)) {
+        size_t len;
+        const char *k = lua_type(L, -2) == LUA_TSTRING ? lua_tolstring(L, -2, &len) : NULL;
+        int skip = k && (is_meta_key(k, len) ||
+                         (!with_header && (strcmp(k, "topic") == 0 || strcmp(k, "originator_id") == 0 ||
+                                           strcmp(k, "originator_version") == 0 || strcmp(k, "timestamp") == 0)));
+        if (skip) { lua_pop(L, 1); continue; }
+        lua_pushvalue(L, -2);
+        lua_insert(L, -2);
+        lua_rawset(L, -4);
+    }
+}
+
+static int event_inspect(lua_State *L)
+{
+    if (!lua_getmetatable(L, 1)) return 0;
+    push_fields(L, lua_gettop(L), 1);
+    return 1;
+}
+
+/* Finish an event: the data table at -1 becomes the metatable of a new proxy,
+ * which replaces it on the stack. */
+static void seal_event(lua_State *L)
+{
+    lua_pushvalue(L, -1);
+    lua_setfield(L, -2, "__index");
+    lua_pushlightuserdata(L, &readonly_key);
+    lua_rawget(L, LUA_REGISTRYINDEX);
+    lua_setfield(L, -2, "__newindex");
+    lua_pushlightuserdata(L, &inspect_key);
+    lua_rawget(L, LUA_REGISTRYINDEX);
+    lua_setfield(L, -2, "__cairn_inspect");
+    lua_createtable(L, 0, 0);
+    lua_insert(L, -2);
+    lua_setmetatable(L, -2);
+}
+
+static void set_header(lua_State *L, const cairn_record *rec, int id_idx)
+{
+    lua_pushlstring(L, rec->topic, rec->topic_len);
+    lua_setfield(L, -2, "topic");
+    if (id_idx) {
+        lua_pushvalue(L, id_idx);
+    } else {
+        char id[CAIRN_UUID_STRLEN];
+        cairn_uuid_format(rec->stream_id, id);
+        lua_pushlstring(L, id, sizeof id);
+    }
+    lua_setfield(L, -2, "originator_id");
+    lua_pushnumber(L, (lua_Number)rec->version);
+    lua_setfield(L, -2, "originator_version");
+    lua_pushnumber(L, (lua_Number)rec->timestamp_us / 1e6);
+    lua_setfield(L, -2, "timestamp");
+}
+
+int cairn_lua_push_event(lua_State *L, cairn_codec *c, const cairn_record *rec, int id_idx)
+{
+    lua_createtable(L, 0, 8);
+    int rc = cairn_codec_decode_into(L, c, rec->payload, rec->payload_len, -1);
+    if (rc) { lua_pop(L, 1); return rc; }
+    set_header(L, rec, id_idx);
+    seal_event(L);
+    return CAIRN_OK;
+}
+
+static const char *const reserved[] = { "topic", "originator_id", "originator_version", "timestamp" };
+
+/* core.make_event(topic, originator_id, version, timestamp_us, fields) -> event, payload
+ * Encodes the fields now, so a value that cannot be stored fails at trigger
+ * time, and builds the event from the encoded bytes, so apply functions see
+ * exactly what a later replay will see. */
+static int lmake_event(lua_State *L)
+{
+    size_t topic_len, id_len;
+    const char *topic = luaL_checklstring(L, 1, &topic_len);
+    const char *id = luaL_checklstring(L, 2, &id_len);
+    lua_Number version = luaL_checknumber(L, 3);
+    lua_Number ts = luaL_checknumber(L, 4);
+    luaL_checktype(L, 5, LUA_TTABLE);
+    cairn_record rec;
+    if (!cairn_uuid_is_canonical(id, id_len) || cairn_uuid_parse(id, id_len, rec.stream_id) != 0)
+        return cairn_lua_raise(L, "SchemaError", "aggregate id '%s' is not a lower-case UUID", id);
+    if (version < 0 || version != (lua_Number)(uint64_t)version)
+        return cairn_lua_raise(L, "SchemaError", "%s: version must be a whole number >= 0", topic);
+    if (topic_len == 0 || topic_len > CAIRN_TOPIC_MAX)
+        return cairn_lua_raise(L, "SchemaError", "event topic must be 1 to %d bytes", CAIRN_TOPIC_MAX);
+    lua_pushnil(L);
+    while (lua_next(L, 5)) {
+        lua_pop(L, 1);
+        if (lua_type(L, -1) != LUA_TSTRING)
+            return cairn_lua_raise(L, "SchemaError", "%s: event fields must have string names", topic);
+        size_t len;
+        const char *k = lua_tolstring(L, -1, &len);
+        for (size_t i = 0; i < sizeof reserved / sizeof *reserved; i++)
+            if (strcmp(k, reserved[i]) == 0 || is_meta_key(k, len))
+                return cairn_lua_raise(L, "SchemaError", "%s: field name '%s' is reserved", topic, k);
+    }
+    cairn_codec *c = cairn_codec_get(L);
+    const uint8_t *payload;
+    size_t payload_len;
+    char err[600];
+    int rc = cairn_codec_encode(L, c, 5, topic, &payload, &payload_len, err, sizeof err);
+    if (rc) return cairn_lua_raise_rc(L, rc, err);
+    lua_pushlstring(L, (const char *)payload, payload_len);
+    rec.version = (uint64_t)version;
+    rec.timestamp_us = (int64_t)ts;
+    rec.topic = topic;
+    rec.topic_len = topic_len;
+    rec.payload = (const uint8_t *)lua_tostring(L, -1);
+    rec.payload_len = payload_len;
+    rc = cairn_lua_push_event(L, c, &rec, 2);
+    if (rc) return cairn_lua_raise_rc(L, rc, "an event could not be decoded after encoding");
+    lua_insert(L, -2);
+    return 2;
+}
+
+/* core.event_fields(event) -> a plain table of the payload fields, or nil if not an event */
+static int levent_fields(lua_State *L)
+{
+    if (!lua_getmetatable(L, 1)) return 0;
+    lua_getfield(L, -1, "__newindex");
+    lua_pushlightuserdata(L, &readonly_key);
+    lua_rawget(L, LUA_REGISTRYINDEX);
+    if (!lua_rawequal(L, -1, -2)) return 0;
+    lua_pop(L, 2);
+    push_fields(L, lua_gettop(L), 0);
+    return 1;
+}
+
+static int lis_event(lua_State *L)
+{
+    int yes = 0;
+    if (lua_type(L, 1) == LUA_TTABLE && lua_getmetatable(L, 1)) {
+        lua_getfield(L, -1, "__newindex");
+        lua_pushlightuserdata(L, &readonly_key);
+        lua_rawget(L, LUA_REGISTRYINDEX);
+        yes = lua_rawequal(L, -1, -2);
+    }
+    lua_pushboolean(L, yes);
+    return 1;
+}
+
+void cairn_lua_event_init(lua_State *L)
+{
+    lua_pushlightuserdata(L, &readonly_key);
+    lua_pushcfunction(L, event_newindex);
+    lua_rawset(L, LUA_REGISTRYINDEX);
+    lua_pushlightuserdata(L, &inspect_key);
+    lua_pushcfunction(L, event_inspect);
+    lua_rawset(L, LUA_REGISTRYINDEX);
+    static const luaL_Reg fns[] = {
+        { "make_event", lmake_event },
+        { "event_fields", levent_fields },
+        { "is_event", lis_event },
+        { NULL, NULL },
+    };
+    luaL_setfuncs(L, fns, 0);
+}

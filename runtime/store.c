@@ -1,0 +1,137 @@
+/* store.c -- opening stores by URI and what every engine shares. */
+#include <errno.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "cairn.h"
+#include "store_internal.h"
+#include "uuid.h"
+
+int cairn_store_fail(cairn_store *s, int rc, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(s->errmsg, sizeof s->errmsg, fmt, ap);
+    va_end(ap);
+    return rc;
+}
+
+int cairn_store_conflict(cairn_store *s, const uint8_t id[16], uint64_t version,
+                         int has_last, uint64_t last)
+{
+    char hex[CAIRN_UUID_STRLEN + 1] = { 0 };
+    cairn_uuid_format(id, hex);
+    if (has_last && version <= last)
+        return cairn_store_fail(s, CAIRN_CONFLICT,
+                                "aggregate %s: version %llu was already recorded (the stream is at %llu)",
+                                hex, (unsigned long long)version, (unsigned long long)last);
+    if (has_last)
+        return cairn_store_fail(s, CAIRN_CONFLICT,
+                                "aggregate %s: version %llu does not follow the recorded version %llu",
+                                hex, (unsigned long long)version, (unsigned long long)last);
+    return cairn_store_fail(s, CAIRN_CONFLICT, "aggregate %s: version %llu recorded twice in one save",
+                            hex, (unsigned long long)version);
+}
+
+int cairn_store_check_batch(cairn_store *s, const cairn_record *ev, size_t n)
+{
+    for (size_t i = 0; i < n; i++) {
+        if (ev[i].topic_len == 0 || ev[i].topic_len > CAIRN_TOPIC_MAX)
+            return cairn_store_fail(s, CAIRN_INVALID, "event %zu: topic must be 1 to %d bytes", i + 1,
+                                    CAIRN_TOPIC_MAX);
+        if (i > 0 && memcmp(ev[i].stream_id, ev[i - 1].stream_id, 16) == 0 &&
+            ev[i].version != ev[i - 1].version + 1)
+            return cairn_store_conflict(s, ev[i].stream_id, ev[i].version, 0, 0);
+    }
+    return CAIRN_OK;
+}
+
+int cairn_store_topic_matches(const cairn_log_query *q, const cairn_record *rec)
+{
+    if (q->ntopics == 0) return 1;
+    for (size_t i = 0; i < q->ntopics; i++)
+        if (q->topics[i].len == rec->topic_len && memcmp(q->topics[i].ptr, rec->topic, rec->topic_len) == 0)
+            return 1;
+    return 0;
+}
+
+static int open_failed(char *err, size_t errlen, int rc, const char *fmt, const char *uri)
+{
+    snprintf(err, errlen, fmt, uri);
+    return rc;
+}
+
+int cairn_store_open(const char *uri, const cairn_store_options *opt, cairn_store **out,
+                     char *err, size_t errlen)
+{
+    static const cairn_store_options defaults = { CAIRN_SYNC_FULL, 0 };
+    if (!opt) opt = &defaults;
+    *out = NULL;
+    int rc;
+    if (strcmp(uri, "memory:") == 0) {
+        rc = cairn_store_memory_open(opt, out, err, errlen);
+    } else if (strncmp(uri, "lmdb:", 5) == 0) {
+        if (uri[5] == '\0')
+            return open_failed(err, errlen, CAIRN_CONFIG, "bad store URI '%s': lmdb: needs a path", uri);
+        rc = cairn_store_lmdb_open(uri + 5, opt, out, err, errlen);
+    } else if (strncmp(uri, "memory:", 7) == 0) {
+        return open_failed(err, errlen, CAIRN_CONFIG, "bad store URI '%s': memory: takes no path", uri);
+    } else if (strncmp(uri, "postgres://", 11) == 0 || strncmp(uri, "postgresql://", 13) == 0) {
+        return open_failed(err, errlen, CAIRN_CONFIG,
+                           "store URI '%s': PostgreSQL stores are not available in this build", uri);
+    } else {
+        return open_failed(err, errlen, CAIRN_CONFIG,
+                           "bad store URI '%s': expected memory: or lmdb:PATH", uri);
+    }
+    if (rc != CAIRN_OK) return rc;
+    (*out)->uri = strdup(uri);
+    if (!(*out)->uri) {
+        cairn_store_close(*out);
+        *out = NULL;
+        return open_failed(err, errlen, ENOMEM, "out of memory opening '%s'", uri);
+    }
+    return CAIRN_OK;
+}
+
+void cairn_store_close(cairn_store *s)
+{
+    if (!s) return;
+    char *uri = s->uri;
+    s->ops->close(s);
+    free(uri);
+}
+
+int cairn_store_append(cairn_store *s, const cairn_record *events, size_t n, uint64_t *first_id)
+{
+    s->errmsg[0] = '\0';
+    if (n == 0) return cairn_store_fail(s, CAIRN_INVALID, "nothing to append");
+    int rc = cairn_store_check_batch(s, events, n);
+    if (rc != CAIRN_OK) return rc;
+    return s->ops->append(s, events, n, first_id);
+}
+
+int cairn_store_max_id(cairn_store *s, uint64_t *out) { return s->ops->max_id(s, out); }
+
+int cairn_store_read_stream(cairn_store *s, const uint8_t id[16], const cairn_stream_query *q)
+{
+    return s->ops->read_stream(s, id, q);
+}
+
+int cairn_store_read_log(cairn_store *s, const cairn_log_query *q) { return s->ops->read_log(s, q); }
+
+int cairn_store_next(cairn_store *s, cairn_record *out) { return s->ops->next(s, out); }
+
+void cairn_store_read_end(cairn_store *s) { s->ops->read_end(s); }
+
+int cairn_store_stat(cairn_store *s, cairn_store_stats *out)
+{
+    memset(out, 0, sizeof *out);
+    out->format = CAIRN_RECORD_FORMAT;
+    return s->ops->stat(s, out);
+}
+
+const char *cairn_store_errmsg(const cairn_store *s) { return s->errmsg; }
+
+const char *cairn_store_uri(const cairn_store *s) { return s->uri; }

@@ -1,0 +1,108 @@
+/*
+ * store.h -- the recorder interface: one narrow API over every storage engine
+ * (`memory:` and `lmdb:PATH` today). No Lua.
+ *
+ * A store is used by one thread at a time. Every function returns CAIRN_OK or
+ * an error code; on error, cairn_store_errmsg() describes it, naming the store
+ * and the aggregate concerned.
+ */
+#ifndef CAIRN_STORE_H
+#define CAIRN_STORE_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "record.h"
+
+typedef struct cairn_store cairn_store;
+
+typedef enum { CAIRN_SYNC_FULL = 0, CAIRN_SYNC_NONE = 1 } cairn_sync_mode;
+
+typedef struct cairn_store_options {
+    cairn_sync_mode sync;   /* full: fsync each commit; none: the OS decides */
+    size_t map_size;        /* initial LMDB map size in bytes; 0: default */
+} cairn_store_options;
+
+/** A range of one stream's versions: gt < version <= lte. */
+typedef struct cairn_stream_query {
+    uint64_t gt;            /* used when has_gt */
+    uint64_t lte;           /* used when has_lte */
+    int has_gt, has_lte;
+    int descending;
+    size_t limit;           /* 0: no limit */
+} cairn_stream_query;
+
+typedef struct cairn_slice {
+    const char *ptr;
+    size_t len;
+} cairn_slice;
+
+/** A range of the notification log: start <= id (<= stop), matching topics. */
+typedef struct cairn_log_query {
+    uint64_t start;
+    uint64_t stop;          /* 0: no upper bound */
+    size_t limit;           /* 0: no limit; counts matching records only */
+    const cairn_slice *topics;
+    size_t ntopics;         /* 0: every topic */
+} cairn_log_query;
+
+typedef struct cairn_store_stat {
+    const char *engine;     /* "memory" or "lmdb" */
+    uint64_t events;
+    uint64_t streams;
+    uint64_t max_notification_id;
+    uint64_t map_size;      /* lmdb only */
+    uint64_t used_bytes;    /* bytes of pages in use (lmdb) or payload bytes (memory) */
+    unsigned format;
+} cairn_store_stats;
+
+/**
+ * Open a store by URI. On failure *out is NULL and err holds a message.
+ * @return CAIRN_OK, CAIRN_CONFIG (bad URI, not a store, newer format) or a
+ *         system/LMDB error.
+ */
+int cairn_store_open(const char *uri, const cairn_store_options *opt, cairn_store **out,
+                     char *err, size_t errlen) __attribute__((warn_unused_result));
+
+/** Close a store; NULL is allowed. Any read in progress is ended. */
+void cairn_store_close(cairn_store *s);
+
+/**
+ * Record events in one transaction, or none of them. Events of one stream
+ * must be adjacent and have consecutive versions; the first event of each
+ * stream must follow that stream's last recorded version (or start the stream).
+ * @param[out] first_id the notification id given to events[0]; the rest follow.
+ * @return CAIRN_OK, CAIRN_CONFLICT (nothing recorded), CAIRN_INVALID, or a
+ *         system/LMDB error (nothing recorded).
+ */
+int cairn_store_append(cairn_store *s, const cairn_record *events, size_t n, uint64_t *first_id)
+    __attribute__((warn_unused_result));
+
+/** The highest notification id, 0 when the log is empty. */
+int cairn_store_max_id(cairn_store *s, uint64_t *out) __attribute__((warn_unused_result));
+
+/**
+ * Start reading a stream or the log. Records come from cairn_store_next();
+ * they stay valid until the next call on this store. Starting a read ends
+ * any read still in progress.
+ */
+int cairn_store_read_stream(cairn_store *s, const uint8_t id[16], const cairn_stream_query *q)
+    __attribute__((warn_unused_result));
+int cairn_store_read_log(cairn_store *s, const cairn_log_query *q)
+    __attribute__((warn_unused_result));
+
+/** @return CAIRN_OK with *out filled, CAIRN_END when done, or an error. */
+int cairn_store_next(cairn_store *s, cairn_record *out) __attribute__((warn_unused_result));
+
+/** End the read in progress, if any. */
+void cairn_store_read_end(cairn_store *s);
+
+int cairn_store_stat(cairn_store *s, cairn_store_stats *out) __attribute__((warn_unused_result));
+
+/** The message for the last error on s (empty if none). */
+const char *cairn_store_errmsg(const cairn_store *s);
+
+/** The URI the store was opened with. */
+const char *cairn_store_uri(const cairn_store *s);
+
+#endif
