@@ -80,8 +80,9 @@ solution "cairn"
   project "cairn_host"
     kind "ConsoleApp"
     targetname "cairn"
+    -- the core is compiled in rather than linked: -lcairn would pick libcairn.so
+    files(core_files)
     files(host_only)
-    links { "cairn_static" }
     links(system_libs)
     -- export the host's symbols so C modules and ffi.C can see the Lua API
     linkoptions { "-Wl,-E" }

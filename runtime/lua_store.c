@@ -30,11 +30,11 @@ static int raise_store(lua_State *L, cairn_store *s, int rc)
     return cairn_lua_raise_rc(L, rc, cairn_store_errmsg(s));
 }
 
-/* core.open(uri [, { sync = "full"|"none", map_size = bytes }]) -> store */
+/* core.open(uri [, { sync = "full"|"none", map_size = bytes, must_exist = bool }]) -> store */
 static int lopen(lua_State *L)
 {
     const char *uri = luaL_checkstring(L, 1);
-    cairn_store_options opt = { CAIRN_SYNC_FULL, 0 };
+    cairn_store_options opt = { CAIRN_SYNC_FULL, 0, 0 };
     if (!lua_isnoneornil(L, 2)) {
         luaL_checktype(L, 2, LUA_TTABLE);
         lua_getfield(L, 2, "sync");
@@ -44,7 +44,9 @@ static int lopen(lua_State *L)
             return cairn_lua_raise(L, "ConfigError", "bad sync mode '%s' (expected full or none)", sync);
         lua_getfield(L, 2, "map_size");
         if (lua_isnumber(L, -1)) opt.map_size = (size_t)lua_tonumber(L, -1);
-        lua_pop(L, 2);
+        lua_getfield(L, 2, "must_exist");
+        opt.must_exist = lua_toboolean(L, -1);
+        lua_pop(L, 3);
     }
     store_box *box = lua_newuserdata(L, sizeof *box);
     box->store = NULL;

@@ -8,6 +8,7 @@
 #include <readline/readline.h>
 #include <signal.h>
 #include <stdlib.h>
+#include <unistd.h>
 
 #include "host.h"
 
@@ -56,6 +57,13 @@ static int lwrite_history(lua_State *L)
     return 1;
 }
 
+/* readline.isatty() -> is standard input a terminal? */
+static int lisatty(lua_State *L)
+{
+    lua_pushboolean(L, isatty(STDIN_FILENO));
+    return 1;
+}
+
 /* readline.protected_call(fn, ...) -> ok, results... ; Ctrl-C while fn runs raises "interrupted" */
 static int lprotected_call(lua_State *L)
 {
@@ -80,6 +88,7 @@ int luaopen_cairn_readline(lua_State *L)
         { "read_history", lread_history },
         { "write_history", lwrite_history },
         { "protected_call", lprotected_call },
+        { "isatty", lisatty },
         { NULL, NULL },
     };
     lua_newtable(L);

@@ -66,7 +66,7 @@ static int open_failed(char *err, size_t errlen, int rc, const char *fmt, const 
 int cairn_store_open(const char *uri, const cairn_store_options *opt, cairn_store **out,
                      char *err, size_t errlen)
 {
-    static const cairn_store_options defaults = { CAIRN_SYNC_FULL, 0 };
+    static const cairn_store_options defaults = { CAIRN_SYNC_FULL, 0, 0 };
     if (!opt) opt = &defaults;
     *out = NULL;
     int rc;

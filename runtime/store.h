@@ -21,6 +21,7 @@ typedef enum { CAIRN_SYNC_FULL = 0, CAIRN_SYNC_NONE = 1 } cairn_sync_mode;
 typedef struct cairn_store_options {
     cairn_sync_mode sync;   /* full: fsync each commit; none: the OS decides */
     size_t map_size;        /* initial LMDB map size in bytes; 0: default */
+    int must_exist;         /* fail with CAIRN_CONFIG instead of creating a new store */
 } cairn_store_options;
 
 /** A range of one stream's versions: gt < version <= lte. */

@@ -577,6 +577,14 @@ static const cairn_store_ops lmdb_ops = {
 int cairn_store_lmdb_open(const char *path, const cairn_store_options *opt, cairn_store **out,
                           char *err, size_t errlen)
 {
+    if (opt->must_exist) {
+        char data[PATH_MAX];
+        struct stat st;
+        if ((size_t)snprintf(data, sizeof data, "%s/data.mdb", path) >= sizeof data || stat(data, &st) != 0) {
+            snprintf(err, errlen, "no store at %s", path);
+            return CAIRN_CONFIG;
+        }
+    }
     if (make_dirs(path) != 0) {
         int e = errno;
         snprintf(err, errlen, "cannot use %s as a store directory: %s", path, strerror(e));

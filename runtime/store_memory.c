@@ -114,18 +114,16 @@ static int mem_append(cairn_store *s, const cairn_record *ev, size_t n, uint64_t
     size_t new_streams = 0;
     for (size_t i = 0; i < n; i++) {
         if (i > 0 && memcmp(ev[i].stream_id, ev[i - 1].stream_id, 16) == 0) continue;
+        /* the stream's last version: from an earlier run in this batch, else as stored */
+        int found = 0;
+        uint64_t last = 0;
+        for (size_t j = i; j-- > 0;)
+            if (memcmp(ev[j].stream_id, ev[i].stream_id, 16) == 0) { found = 1; last = ev[j].version; break; }
         const mem_stream *st = find_stream(m, ev[i].stream_id);
-        if (st && st->n > 0) {
-            uint64_t last = st->first_version + st->n - 1;
-            if (ev[i].version != last + 1)
-                return cairn_store_conflict(s, ev[i].stream_id, ev[i].version, 1, last);
-        } else {
-            /* a stream appearing twice in one batch is caught by the second run */
-            for (size_t j = 0; j < i; j++)
-                if (memcmp(ev[j].stream_id, ev[i].stream_id, 16) == 0)
-                    return cairn_store_conflict(s, ev[i].stream_id, ev[i].version, 0, 0);
-            new_streams++;
-        }
+        if (!found && st && st->n > 0) { found = 1; last = st->first_version + st->n - 1; }
+        if (found && ev[i].version != last + 1)
+            return cairn_store_conflict(s, ev[i].stream_id, ev[i].version, 1, last);
+        if (!found && !st) new_streams++;
     }
     /* 2. take all memory first, so that a failure leaves the store as it was
      * (an empty stream left behind is the same as no stream) */

@@ -4,7 +4,8 @@
 local core = require "cairn.core"
 local errors = require "cairn.errors"
 
-local setmetatable, getmetatable, rawget, type, error, tostring = setmetatable, getmetatable, rawget, type, error, tostring
+local setmetatable, getmetatable, rawget = setmetatable, getmetatable, rawget
+local type, error, tostring = type, error, tostring
 local debug_getlocal, select, unpack = debug.getlocal, select, unpack
 local make_event, now_us, uuid4, uuid_normalize = core.make_event, core.now_us, core.uuid4, core.uuid_normalize
 

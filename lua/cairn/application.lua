@@ -8,7 +8,8 @@ local errors = require "cairn.errors"
 local repository = require "cairn.repository"
 local notification_log = require "cairn.notification_log"
 
-local setmetatable, getmetatable, type, tonumber, pcall, error = setmetatable, getmetatable, type, tonumber, pcall, error
+local setmetatable, getmetatable, select = setmetatable, getmetatable, select
+local type, tonumber, pcall, error = type, tonumber, pcall, error
 
 local _M = { _VERSION = "0.1.0" }
 

@@ -1,0 +1,140 @@
+--- The `cairn` command line: argv in, exit code out (API.md §7).
+-- 0 success, 1 failure (one line on stderr), 2 usage error.
+-- @module cairn.cli
+local errors = require "cairn.errors"
+
+local io_stderr, io_stdout, tostring, type = io.stderr, io.stdout, tostring, type
+
+local _M = { _VERSION = "0.1.0" }
+
+local USAGE = [[
+usage: cairn COMMAND [ARGS...]
+
+Scripts and the REPL:
+  run SCRIPT [ARGS...]          run a Lua script (arguments in `arg`, like luajit)
+  repl [--store URI] [--require MODULE]
+                                interactive Lua with cairn loaded
+
+Store tools (URI is memory: or lmdb:PATH):
+  events URI AGGREGATE_ID       print an aggregate's events
+  log URI [--from N] [--limit M]
+                                print the notification log
+  stat URI                      print what a store holds
+  export URI [FILE]             write every event as JSON lines (to stdout by default)
+  import URI [FILE]             load JSON lines (from stdin by default) into an empty store
+
+Options:
+  -h, --help                    this text; `cairn COMMAND --help` describes a command
+  --version                     print the version
+
+Exit status: 0 success, 1 failure, 2 usage error.
+]]
+
+local COMMANDS = {
+  run = "cairn.cli_run",
+  repl = "cairn.repl",
+  events = "cairn.store_tools",
+  log = "cairn.store_tools",
+  stat = "cairn.store_tools",
+  export = "cairn.store_tools",
+  import = "cairn.store_tools",
+}
+
+--- A usage error: printed with a hint, exit status 2.
+local UsageError = {}
+UsageError.__index = UsageError
+
+function _M.usage_error(fmt, ...)
+  error(setmetatable({ message = fmt:format(...) }, UsageError), 0)
+end
+
+--- Parse `--name value` and `--flag` options; the rest are positional.
+-- @param args array of strings
+-- @param spec `{ name = "value" | "flag" }`
+-- @return options table, positional array
+function _M.parse_options(args, spec)
+  local opts, rest, i = {}, {}, 1
+  while i <= #args do
+    local a = args[i]
+    local name, inline = a:match("^%-%-([%w%-]+)=(.*)$")
+    name = name or a:match("^%-%-([%w%-]+)$")
+    if a == "--" then
+      for j = i + 1, #args do rest[#rest + 1] = args[j] end
+      break
+    elseif name then
+      local kind = spec[name]
+      if not kind then _M.usage_error("unknown option --%s", name) end
+      if kind == "flag" then
+        opts[name] = true
+      else
+        local v = inline
+        if not v then
+          i = i + 1
+          v = args[i]
+          if v == nil then _M.usage_error("option --%s needs a value", name) end
+        end
+        opts[name] = v
+      end
+    else
+      rest[#rest + 1] = a
+    end
+    i = i + 1
+  end
+  return opts, rest
+end
+
+local function wants_help(args)
+  for i = 1, #args do
+    if args[i] == "--help" or args[i] == "-h" then return true end
+    if args[i] == "--" then return false end
+  end
+  return false
+end
+
+local function message_of(err)
+  if errors.is(err) then return tostring(err) end
+  if type(err) == "table" and err.message then return err.message end
+  return tostring(err)
+end
+
+--- Run a command.
+-- @param argv the process arguments, argv[0] the program, argv[1] the command
+-- @return exit code
+function _M.main(argv)
+  local cmd = argv[1]
+  local args = {}
+  for i = 2, #argv do args[#args + 1] = argv[i] end
+  if cmd == nil then
+    io_stderr:write(USAGE)
+    return 2
+  end
+  if cmd == "-h" or cmd == "--help" or cmd == "help" then
+    io_stdout:write(USAGE)
+    return 0
+  end
+  if cmd == "--version" then
+    io_stdout:write("cairn ", require("cairn.core").version, " (", jit and jit.version or _VERSION, ")\n")
+    return 0
+  end
+  local module_name = COMMANDS[cmd]
+  if not module_name then
+    io_stderr:write(("cairn: unknown command '%s' (see cairn --help)\n"):format(cmd))
+    return 2
+  end
+  local command = require(module_name)
+  -- `cairn run SCRIPT --help` passes --help to the script
+  if wants_help(cmd == "run" and { args[1] } or args) then
+    io_stdout:write(command.help(cmd))
+    return 0
+  end
+  local ok, result = pcall(command.main, cmd, args)
+  if ok then return result or 0 end
+  if getmetatable(result) == UsageError then
+    io_stderr:write(("cairn %s: %s\n%s"):format(cmd, result.message, command.help(cmd)))
+    return 2
+  end
+  io_stderr:write(("cairn %s: %s\n"):format(cmd, (message_of(result):gsub("\n.*", ""))))
+  return 1
+end
+
+return _M
