@@ -18,10 +18,22 @@ static int exists(const char *path)
     return stat(path, &st) == 0;
 }
 
-/* Find the directory that holds lua/cairn/init.lua: the source/build tree
- * (bin/..) or an installed prefix (bin/../share/cairn). */
+static int has_framework(const char *dir, const char *sub, char *root, size_t len)
+{
+    char probe[PATH_MAX + 64];
+    snprintf(probe, sizeof probe, "%s%s/lua/cairn/init.lua", dir, sub);
+    if (!exists(probe)) return 0;
+    snprintf(root, len, "%s%s", dir, sub);
+    return 1;
+}
+
+/* Find the directory that holds lua/cairn/init.lua: $CAIRN_HOME, else the
+ * nearest ancestor of the executable's directory that is a source/build tree
+ * (bin/.., build/sanitize/bin/../../..) or an installed prefix (PREFIX/share/cairn). */
 static int find_root(const char *exe, char *root, size_t len)
 {
+    const char *home = getenv("CAIRN_HOME");
+    if (home && *home && has_framework(home, "", root, len)) return 0;
     char buf[PATH_MAX];
     if (!exe) {
         ssize_t n = readlink("/proc/self/exe", buf, sizeof buf - 1);
@@ -30,19 +42,12 @@ static int find_root(const char *exe, char *root, size_t len)
     } else if (!realpath(exe, buf)) {
         return -1;
     }
-    char *slash = strrchr(buf, '/');
-    if (!slash) return -1;
-    *slash = '\0';                 /* .../bin */
-    slash = strrchr(buf, '/');
-    if (slash) *slash = '\0';      /* the prefix */
-    const char *candidates[] = { "", "/share/cairn" };
-    for (size_t i = 0; i < sizeof candidates / sizeof *candidates; i++) {
-        char probe[PATH_MAX + 64];
-        snprintf(probe, sizeof probe, "%s%s/lua/cairn/init.lua", buf, candidates[i]);
-        if (exists(probe)) {
-            snprintf(root, len, "%s%s", buf, candidates[i]);
-            return 0;
-        }
+    for (int up = 0; up < 4; up++) {
+        char *slash = strrchr(buf, '/');
+        if (!slash) return -1;
+        *slash = '\0';
+        if (up == 0) continue; /* the executable's own directory */
+        if (has_framework(buf, "", root, len) || has_framework(buf, "/share/cairn", root, len)) return 0;
     }
     return -1;
 }

@@ -96,9 +96,8 @@ function _M.main(_, args)
     if not buffer and line:sub(1, 1) == "=" then line = "return " .. line:sub(2) end
     buffer = buffer and (buffer .. "\n" .. line) or line
     local fn, err = compile(buffer)
-    if not fn and is_incomplete(err) then
-      -- wait for the rest of the statement
-    else
+    -- an incomplete statement waits for its next line in the buffer
+    if fn or not is_incomplete(err) then
       buffer = nil
       if not fn then
         io.stderr:write(err, "\n")
