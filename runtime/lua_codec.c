@@ -31,8 +31,6 @@ struct cairn_codec {
     const void *visiting[MAX_DEPTH];    /* tables on the current path, for cycles */
     path_elem path[MAX_DEPTH];
     int depth;
-    /* decoding */
-    msgpack_zone zone;
 };
 
 static int codec_gc(lua_State *L)
@@ -40,7 +38,6 @@ static int codec_gc(lua_State *L)
     cairn_codec *c = lua_touserdata(L, 1);
     free(c->buf);
     c->buf = NULL;
-    msgpack_zone_destroy(&c->zone);
     return 0;
 }
 
@@ -52,7 +49,6 @@ cairn_codec *cairn_codec_get(lua_State *L)
     if (c) return c;
     c = lua_newuserdata(L, sizeof *c);
     memset(c, 0, sizeof *c);
-    msgpack_zone_init(&c->zone, 4096);
     lua_createtable(L, 0, 1);
     lua_pushcfunction(L, codec_gc);
     lua_setfield(L, -2, "__gc");
@@ -303,105 +299,181 @@ void cairn_codec_push_time(lua_State *L, int64_t us)
     lua_setmetatable(L, -2);
 }
 
-static int push_object(lua_State *L, const msgpack_object *o, int depth);
+/* A direct msgpack reader that pushes Lua values as it goes: no intermediate
+ * objects, no allocation besides the Lua values themselves. */
+typedef struct {
+    const uint8_t *p, *end;
+} reader;
 
-static int push_map_entries(lua_State *L, const msgpack_object_map *m, int depth)
+static int need(reader *r, size_t n) { return (size_t)(r->end - r->p) >= n; }
+
+static uint64_t read_be(const uint8_t *p, int n)
 {
-    for (uint32_t i = 0; i < m->size; i++) {
-        const msgpack_object *k = &m->ptr[i].key;
-        if (k->type != MSGPACK_OBJECT_STR && k->type != MSGPACK_OBJECT_POSITIVE_INTEGER &&
-            k->type != MSGPACK_OBJECT_NEGATIVE_INTEGER && k->type != MSGPACK_OBJECT_FLOAT64 &&
-            k->type != MSGPACK_OBJECT_FLOAT32)
-            return CAIRN_CORRUPT;
-        if ((k->type == MSGPACK_OBJECT_FLOAT64 || k->type == MSGPACK_OBJECT_FLOAT32) && isnan(k->via.f64))
-            return CAIRN_CORRUPT;
-        int rc = push_object(L, k, depth + 1);
+    uint64_t v = 0;
+    for (int i = 0; i < n; i++) v = v << 8 | p[i];
+    return v;
+}
+
+static int push_value(lua_State *L, reader *r, int depth);
+
+static int push_str(lua_State *L, reader *r, size_t len)
+{
+    if (!need(r, len)) return CAIRN_CORRUPT;
+    lua_pushlstring(L, (const char *)r->p, len);
+    r->p += len;
+    return CAIRN_OK;
+}
+
+static int push_ext(lua_State *L, reader *r, int8_t type, size_t len)
+{
+    if (!need(r, len)) return CAIRN_CORRUPT;
+    const uint8_t *body = r->p;
+    r->p += len;
+    if (type == CAIRN_EXT_UUID && len == 16) {
+        char s[CAIRN_UUID_STRLEN];
+        cairn_uuid_format(body, s);
+        lua_pushlstring(L, s, sizeof s);
+        return CAIRN_OK;
+    }
+    if (type == CAIRN_EXT_TIME && len == 8) {
+        cairn_codec_push_time(L, (int64_t)cairn_get_be64(body));
+        return CAIRN_OK;
+    }
+    return CAIRN_CORRUPT;
+}
+
+/* Read n key/value pairs into the table at the top of the stack. */
+static int read_pairs(lua_State *L, reader *r, uint32_t n, int depth)
+{
+    for (uint32_t i = 0; i < n; i++) {
+        int rc = push_value(L, r, depth + 1);
         if (rc) return rc;
-        rc = push_object(L, &m->ptr[i].val, depth + 1);
+        int kt = lua_type(L, -1);
+        if (kt != LUA_TSTRING && kt != LUA_TNUMBER) { lua_pop(L, 1); return CAIRN_CORRUPT; }
+        if (kt == LUA_TNUMBER) {
+            lua_Number k = lua_tonumber(L, -1);
+            if (k != k) { lua_pop(L, 1); return CAIRN_CORRUPT; } /* NaN key */
+        }
+        rc = push_value(L, r, depth + 1);
         if (rc) { lua_pop(L, 1); return rc; }
         lua_rawset(L, -3);
     }
     return CAIRN_OK;
 }
 
-static int push_object(lua_State *L, const msgpack_object *o, int depth)
+static int push_array(lua_State *L, reader *r, uint32_t n, int depth)
 {
-    if (depth > MAX_DEPTH || !lua_checkstack(L, 4)) return CAIRN_CORRUPT;
-    switch (o->type) {
-    case MSGPACK_OBJECT_NIL: lua_pushnil(L); return CAIRN_OK;
-    case MSGPACK_OBJECT_BOOLEAN: lua_pushboolean(L, o->via.boolean); return CAIRN_OK;
-    case MSGPACK_OBJECT_POSITIVE_INTEGER: lua_pushnumber(L, (lua_Number)o->via.u64); return CAIRN_OK;
-    case MSGPACK_OBJECT_NEGATIVE_INTEGER: lua_pushnumber(L, (lua_Number)o->via.i64); return CAIRN_OK;
-    case MSGPACK_OBJECT_FLOAT32:
-    case MSGPACK_OBJECT_FLOAT64: lua_pushnumber(L, o->via.f64); return CAIRN_OK;
-    case MSGPACK_OBJECT_STR: lua_pushlstring(L, o->via.str.ptr, o->via.str.size); return CAIRN_OK;
-    case MSGPACK_OBJECT_BIN: lua_pushlstring(L, o->via.bin.ptr, o->via.bin.size); return CAIRN_OK;
-    case MSGPACK_OBJECT_EXT:
-        if (o->via.ext.type == CAIRN_EXT_UUID && o->via.ext.size == 16) {
-            char s[CAIRN_UUID_STRLEN];
-            cairn_uuid_format((const uint8_t *)o->via.ext.ptr, s);
-            lua_pushlstring(L, s, sizeof s);
-            return CAIRN_OK;
-        }
-        if (o->via.ext.type == CAIRN_EXT_TIME && o->via.ext.size == 8) {
-            cairn_codec_push_time(L, (int64_t)cairn_get_be64((const uint8_t *)o->via.ext.ptr));
-            return CAIRN_OK;
-        }
-        return CAIRN_CORRUPT;
-    case MSGPACK_OBJECT_ARRAY: {
-        const msgpack_object_array *a = &o->via.array;
-        lua_createtable(L, (int)a->size, 0);
-        for (uint32_t i = 0; i < a->size; i++) {
-            int rc = push_object(L, &a->ptr[i], depth + 1);
-            if (rc) { lua_pop(L, 1); return rc; }
-            lua_rawseti(L, -2, (int)i + 1);
-        }
-        return CAIRN_OK;
+    if (!need(r, n)) return CAIRN_CORRUPT; /* every element takes at least a byte */
+    lua_createtable(L, (int)n, 0);
+    for (uint32_t i = 0; i < n; i++) {
+        int rc = push_value(L, r, depth + 1);
+        if (rc) { lua_pop(L, 1); return rc; }
+        lua_rawseti(L, -2, (int)i + 1);
     }
-    case MSGPACK_OBJECT_MAP: {
-        lua_createtable(L, 0, (int)o->via.map.size);
-        int rc = push_map_entries(L, &o->via.map, depth);
-        if (rc) lua_pop(L, 1);
-        return rc;
-    }
-    default: return CAIRN_CORRUPT;
-    }
+    return CAIRN_OK;
 }
 
-static int unpack_one(cairn_codec *c, const uint8_t *p, size_t len, msgpack_object *obj)
+static int push_map(lua_State *L, reader *r, uint32_t n, int depth)
 {
-    size_t off = 0;
-    msgpack_zone_clear(&c->zone);
-    msgpack_unpack_return r = msgpack_unpack((const char *)p, len, &off, &c->zone, obj);
-    if (r == MSGPACK_UNPACK_NOMEM_ERROR) return ENOMEM;
-    if (r != MSGPACK_UNPACK_SUCCESS) return CAIRN_CORRUPT; /* includes trailing bytes */
-    return CAIRN_OK;
+    if (!need(r, (size_t)n * 2)) return CAIRN_CORRUPT;
+    lua_createtable(L, 0, (int)n);
+    int rc = read_pairs(L, r, n, depth);
+    if (rc) lua_pop(L, 1);
+    return rc;
+}
+
+static int push_value(lua_State *L, reader *r, int depth)
+{
+    if (depth > MAX_DEPTH || !need(r, 1) || !lua_checkstack(L, 3)) return CAIRN_CORRUPT;
+    uint8_t b = *r->p++;
+    if (b <= 0x7f) { lua_pushnumber(L, b); return CAIRN_OK; }
+    if (b >= 0xe0) { lua_pushnumber(L, (int8_t)b); return CAIRN_OK; }
+    if ((b & 0xf0) == 0x80) return push_map(L, r, b & 0x0f, depth);
+    if ((b & 0xf0) == 0x90) return push_array(L, r, b & 0x0f, depth);
+    if ((b & 0xe0) == 0xa0) return push_str(L, r, b & 0x1f);
+    static const uint8_t size_of[32] = {
+        /* c0 */ 0, 0, 0, 0, 1, 2, 4, 1, 2, 4, 4, 8, 1, 2, 4, 8,
+        /* d0 */ 1, 2, 4, 8, 1, 2, 4, 8, 16, 1, 2, 4, 2, 4, 2, 4,
+    };
+    int n = size_of[b - 0xc0];
+    if (!need(r, (size_t)n)) return CAIRN_CORRUPT;
+    const uint8_t *p = r->p;
+    uint64_t len;
+    switch (b) {
+    case 0xc0: lua_pushnil(L); return CAIRN_OK;
+    case 0xc2: lua_pushboolean(L, 0); return CAIRN_OK;
+    case 0xc3: lua_pushboolean(L, 1); return CAIRN_OK;
+    case 0xc4: case 0xc5: case 0xc6: /* bin */
+    case 0xd9: case 0xda: case 0xdb: /* str */
+        len = read_be(p, n);
+        r->p += n;
+        return push_str(L, r, (size_t)len);
+    case 0xc7: case 0xc8: case 0xc9: /* ext 8/16/32: length, then type */
+        len = read_be(p, n);
+        if (!need(r, (size_t)n + 1)) return CAIRN_CORRUPT;
+        r->p += n + 1;
+        return push_ext(L, r, (int8_t)p[n], (size_t)len);
+    case 0xca: {
+        uint32_t u = (uint32_t)read_be(p, 4);
+        float f;
+        memcpy(&f, &u, 4);
+        r->p += 4;
+        lua_pushnumber(L, f);
+        return CAIRN_OK;
+    }
+    case 0xcb: {
+        uint64_t u = read_be(p, 8);
+        double d;
+        memcpy(&d, &u, 8);
+        r->p += 8;
+        lua_pushnumber(L, d);
+        return CAIRN_OK;
+    }
+    case 0xcc: case 0xcd: case 0xce: case 0xcf:
+        r->p += n;
+        lua_pushnumber(L, (lua_Number)read_be(p, n));
+        return CAIRN_OK;
+    case 0xd0: r->p += 1; lua_pushnumber(L, (int8_t)p[0]); return CAIRN_OK;
+    case 0xd1: r->p += 2; lua_pushnumber(L, (int16_t)read_be(p, 2)); return CAIRN_OK;
+    case 0xd2: r->p += 4; lua_pushnumber(L, (int32_t)read_be(p, 4)); return CAIRN_OK;
+    case 0xd3: r->p += 8; lua_pushnumber(L, (lua_Number)(int64_t)read_be(p, 8)); return CAIRN_OK;
+    case 0xd4: case 0xd5: case 0xd6: case 0xd7: case 0xd8: /* fixext: type, then 1..16 bytes */
+        r->p += 1;
+        return push_ext(L, r, (int8_t)p[0], (size_t)1 << (b - 0xd4));
+    case 0xdc: case 0xdd: r->p += n; return push_array(L, r, (uint32_t)read_be(p, n), depth);
+    case 0xde: case 0xdf: r->p += n; return push_map(L, r, (uint32_t)read_be(p, n), depth);
+    default: return CAIRN_CORRUPT; /* 0xc1 is never used */
+    }
 }
 
 int cairn_codec_decode(lua_State *L, cairn_codec *c, const uint8_t *p, size_t len)
 {
-    msgpack_object obj;
-    int rc = unpack_one(c, p, len, &obj);
-    if (rc) return rc;
+    (void)c;
+    reader r = { p, p + len };
     int top = lua_gettop(L);
-    rc = push_object(L, &obj, 0);
+    int rc = push_value(L, &r, 0);
+    if (rc == CAIRN_OK && r.p != r.end) rc = CAIRN_CORRUPT; /* trailing bytes */
     if (rc) lua_settop(L, top);
     return rc;
 }
 
 int cairn_codec_decode_into(lua_State *L, cairn_codec *c, const uint8_t *p, size_t len, int idx)
 {
-    msgpack_object obj;
-    int rc = unpack_one(c, p, len, &obj);
-    if (rc) return rc;
-    if (obj.type != MSGPACK_OBJECT_MAP) {
-        /* an empty field set may be stored as an empty array */
-        return obj.type == MSGPACK_OBJECT_ARRAY && obj.via.array.size == 0 ? CAIRN_OK : CAIRN_CORRUPT;
-    }
+    (void)c;
+    reader r = { p, p + len };
+    if (len == 1 && p[0] == 0x90) return CAIRN_OK; /* no fields, stored as an empty array */
+    if (len == 0) return CAIRN_CORRUPT;
+    uint32_t n;
+    uint8_t b = *r.p++;
+    if ((b & 0xf0) == 0x80) n = b & 0x0f;
+    else if (b == 0xde && need(&r, 2)) { n = (uint32_t)read_be(r.p, 2); r.p += 2; }
+    else if (b == 0xdf && need(&r, 4)) { n = (uint32_t)read_be(r.p, 4); r.p += 4; }
+    else return CAIRN_CORRUPT;
     if (idx < 0) idx = lua_gettop(L) + idx + 1;
     int top = lua_gettop(L);
     lua_pushvalue(L, idx);
-    rc = push_map_entries(L, &obj.via.map, 0);
+    int rc = read_pairs(L, &r, n, 0);
+    if (rc == CAIRN_OK && r.p != r.end) rc = CAIRN_CORRUPT;
     lua_settop(L, top);
     return rc;
 }

@@ -46,27 +46,55 @@ static int event_inspect(lua_State *L)
     return 1;
 }
 
-/* Finish an event: the data table at -1 becomes the metatable of a new proxy,
- * which replaces it on the stack. */
-static void seal_event(lua_State *L)
+void cairn_event_keys_push(lua_State *L, cairn_event_keys *k)
 {
-    lua_pushvalue(L, -1);
-    lua_setfield(L, -2, "__index");
+    lua_checkstack(L, EV_SLOTS + 8);
+    k->base = lua_gettop(L) + 1;
+    lua_pushliteral(L, "topic");
+    lua_pushliteral(L, "originator_id");
+    lua_pushliteral(L, "originator_version");
+    lua_pushliteral(L, "timestamp");
+    lua_pushliteral(L, "__index");
+    lua_pushliteral(L, "__newindex");
     lua_pushlightuserdata(L, &readonly_key);
     lua_rawget(L, LUA_REGISTRYINDEX);
-    lua_setfield(L, -2, "__newindex");
+    lua_pushliteral(L, "__cairn_inspect");
     lua_pushlightuserdata(L, &inspect_key);
     lua_rawget(L, LUA_REGISTRYINDEX);
-    lua_setfield(L, -2, "__cairn_inspect");
+    lua_pushliteral(L, "id");
+    lua_pushliteral(L, "event");
+}
+
+static void set_slot(lua_State *L, const cairn_event_keys *k, int key, int value_slot)
+{
+    lua_pushvalue(L, EV_KEY(k, key));
+    lua_pushvalue(L, EV_KEY(k, value_slot));
+    lua_rawset(L, -3);
+}
+
+/* Finish an event: the data table at -1 becomes the metatable of a new proxy,
+ * which replaces it on the stack. */
+static void seal_event(lua_State *L, const cairn_event_keys *k)
+{
+    lua_pushvalue(L, EV_KEY(k, EV_INDEX));
+    lua_pushvalue(L, -2);
+    lua_rawset(L, -3);
+    set_slot(L, k, EV_NEWINDEX, EV_READONLY_FN);
+    set_slot(L, k, EV_INSPECT, EV_INSPECT_FN);
     lua_createtable(L, 0, 0);
     lua_insert(L, -2);
     lua_setmetatable(L, -2);
 }
 
-static void set_header(lua_State *L, const cairn_record *rec, int id_idx)
+int cairn_lua_push_event(lua_State *L, const cairn_event_keys *k, const cairn_record *rec, int id_idx, int plain)
 {
+    lua_createtable(L, 0, plain ? 6 : 8);
+    int rc = cairn_codec_decode_into(L, NULL, rec->payload, rec->payload_len, -1);
+    if (rc) { lua_pop(L, 1); return rc; }
+    lua_pushvalue(L, EV_KEY(k, EV_TOPIC));
     lua_pushlstring(L, rec->topic, rec->topic_len);
-    lua_setfield(L, -2, "topic");
+    lua_rawset(L, -3);
+    lua_pushvalue(L, EV_KEY(k, EV_ORIGINATOR_ID));
     if (id_idx) {
         lua_pushvalue(L, id_idx);
     } else {
@@ -74,20 +102,14 @@ static void set_header(lua_State *L, const cairn_record *rec, int id_idx)
         cairn_uuid_format(rec->stream_id, id);
         lua_pushlstring(L, id, sizeof id);
     }
-    lua_setfield(L, -2, "originator_id");
+    lua_rawset(L, -3);
+    lua_pushvalue(L, EV_KEY(k, EV_ORIGINATOR_VERSION));
     lua_pushnumber(L, (lua_Number)rec->version);
-    lua_setfield(L, -2, "originator_version");
+    lua_rawset(L, -3);
+    lua_pushvalue(L, EV_KEY(k, EV_TIMESTAMP));
     lua_pushnumber(L, (lua_Number)rec->timestamp_us / 1e6);
-    lua_setfield(L, -2, "timestamp");
-}
-
-int cairn_lua_push_event(lua_State *L, cairn_codec *c, const cairn_record *rec, int id_idx)
-{
-    lua_createtable(L, 0, 8);
-    int rc = cairn_codec_decode_into(L, c, rec->payload, rec->payload_len, -1);
-    if (rc) { lua_pop(L, 1); return rc; }
-    set_header(L, rec, id_idx);
-    seal_event(L);
+    lua_rawset(L, -3);
+    if (!plain) seal_event(L, k);
     return CAIRN_OK;
 }
 
@@ -136,9 +158,13 @@ static int lmake_event(lua_State *L)
     rec.topic_len = topic_len;
     rec.payload = (const uint8_t *)lua_tostring(L, -1);
     rec.payload_len = payload_len;
-    rc = cairn_lua_push_event(L, c, &rec, 2);
+    cairn_event_keys keys;
+    cairn_event_keys_push(L, &keys);
+    rc = cairn_lua_push_event(L, &keys, &rec, 2, 0);
     if (rc) return cairn_lua_raise_rc(L, rc, "an event could not be decoded after encoding");
-    lua_insert(L, -2);
+    lua_replace(L, keys.base);       /* event */
+    lua_settop(L, keys.base);
+    lua_insert(L, -2);               /* event, payload */
     return 2;
 }
 

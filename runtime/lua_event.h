@@ -13,8 +13,32 @@
 #include "lua_codec.h"
 #include "record.h"
 
-/** Push the event for a stored record; CAIRN_CORRUPT (nothing pushed) if its payload is malformed. */
-int cairn_lua_push_event(lua_State *L, cairn_codec *c, const cairn_record *rec, int id_idx);
+/* Interned keys and shared metamethods, pushed once per batch so building each
+ * event costs no string interning: slot numbers below are offsets from base. */
+enum {
+    EV_TOPIC, EV_ORIGINATOR_ID, EV_ORIGINATOR_VERSION, EV_TIMESTAMP,
+    EV_INDEX, EV_NEWINDEX, EV_READONLY_FN, EV_INSPECT, EV_INSPECT_FN, EV_ID, EV_EVENT,
+    EV_SLOTS
+};
+
+typedef struct cairn_event_keys {
+    int base; /* stack index of the first slot */
+} cairn_event_keys;
+
+/** Push the EV_SLOTS values of a batch; pop them with lua_pop(L, EV_SLOTS) when done. */
+void cairn_event_keys_push(lua_State *L, cairn_event_keys *k);
+
+/** The stack index of a slot. */
+#define EV_KEY(k, slot) ((k)->base + (slot))
+
+/**
+ * Push the event for a stored record: read-only (sealed), or, when plain, just
+ * the data table (for replay, where no event object reaches user code).
+ * id_idx, when not 0, is a stack index holding the originator id string.
+ * @return CAIRN_OK, or CAIRN_CORRUPT (nothing pushed) if the payload is malformed.
+ */
+int cairn_lua_push_event(lua_State *L, const cairn_event_keys *k, const cairn_record *rec, int id_idx,
+                         int plain);
 
 /** Register core.make_event, core.event_fields, core.is_event into the table at -1. */
 void cairn_lua_event_init(lua_State *L);

@@ -110,38 +110,49 @@ static int lmax_id(lua_State *L)
 }
 
 /* Push every record of the read in progress; log reads wrap them as notifications. */
-static int push_records(lua_State *L, cairn_store *s, int as_notifications, int id_idx)
+static int push_records(lua_State *L, cairn_store *s, int as_notifications, int id_idx, int plain)
 {
-    cairn_codec *c = cairn_codec_get(L);
+    cairn_event_keys k;
+    cairn_event_keys_push(L, &k);
     lua_newtable(L);
     int n = 0, rc;
     cairn_record rec;
     while ((rc = cairn_store_next(s, &rec)) == CAIRN_OK) {
         if (as_notifications) {
             lua_createtable(L, 0, 5);
-            lua_pushnumber(L, (lua_Number)rec.notification_id);
-            lua_setfield(L, -2, "id");
             char id[CAIRN_UUID_STRLEN];
             cairn_uuid_format(rec.stream_id, id);
             lua_pushlstring(L, id, sizeof id);
-            lua_pushvalue(L, -1);
-            lua_setfield(L, -3, "originator_id");
+            int id_at = lua_gettop(L);
+            lua_pushvalue(L, EV_KEY(&k, EV_ID));
+            lua_pushnumber(L, (lua_Number)rec.notification_id);
+            lua_rawset(L, -4);
+            lua_pushvalue(L, EV_KEY(&k, EV_ORIGINATOR_ID));
+            lua_pushvalue(L, id_at);
+            lua_rawset(L, -4);
+            lua_pushvalue(L, EV_KEY(&k, EV_ORIGINATOR_VERSION));
             lua_pushnumber(L, (lua_Number)rec.version);
-            lua_setfield(L, -3, "originator_version");
+            lua_rawset(L, -4);
+            lua_pushvalue(L, EV_KEY(&k, EV_TOPIC));
             lua_pushlstring(L, rec.topic, rec.topic_len);
-            lua_setfield(L, -3, "topic");
-            rc = cairn_lua_push_event(L, c, &rec, lua_gettop(L));
+            lua_rawset(L, -4);
+            lua_pushvalue(L, EV_KEY(&k, EV_EVENT));
+            rc = cairn_lua_push_event(L, &k, &rec, id_at, plain);
             if (rc) break;
-            lua_setfield(L, -3, "event");
-            lua_pop(L, 1);
+            lua_rawset(L, -4);
+            lua_pop(L, 1); /* the id string */
         } else {
-            rc = cairn_lua_push_event(L, c, &rec, id_idx);
+            rc = cairn_lua_push_event(L, &k, &rec, id_idx, plain);
             if (rc) break;
         }
         lua_rawseti(L, -2, ++n);
     }
     cairn_store_read_end(s);
-    if (rc == CAIRN_END) return 1;
+    if (rc == CAIRN_END) {
+        lua_replace(L, k.base);
+        lua_settop(L, k.base);
+        return 1;
+    }
     if (rc == CAIRN_CORRUPT && !*cairn_store_errmsg(s)) {
         char id[CAIRN_UUID_STRLEN + 1] = { 0 };
         cairn_uuid_format(rec.stream_id, id);
@@ -159,7 +170,8 @@ static uint64_t opt_u64(lua_State *L, int idx, int *present)
     return n <= 0 ? 0 : (uint64_t)n;
 }
 
-/* store:read_stream(id [, gt, lte, descending, limit]) -> { event, ... } */
+/* store:read_stream(id [, gt, lte, descending, limit, plain]) -> { event, ... }
+ * plain: data tables instead of read-only events (for replay) */
 static int lread_stream(lua_State *L)
 {
     cairn_store *s = check_store(L);
@@ -179,7 +191,7 @@ static int lread_stream(lua_State *L)
     int rc = cairn_store_read_stream(s, raw, &q);
     if (rc) return raise_store(L, s, rc);
     int canonical = cairn_uuid_is_canonical(id, len);
-    return push_records(L, s, 0, canonical ? 2 : 0);
+    return push_records(L, s, 0, canonical ? 2 : 0, lua_toboolean(L, 7));
 }
 
 /* store:read_log(start [, limit, stop, topics]) -> { notification, ... } */
@@ -209,7 +221,7 @@ static int lread_log(lua_State *L)
     }
     int rc = cairn_store_read_log(s, &q);
     if (rc) return raise_store(L, s, rc);
-    return push_records(L, s, 1, 0);
+    return push_records(L, s, 1, 0, 0);
 }
 
 static void set_number(lua_State *L, const char *k, uint64_t v)

@@ -36,7 +36,7 @@ function _M:get(id, opts)
     error("bad option 'version' to 'get' (a whole number expected)", 2)
   end
   local store = self.app.store
-  local events = store:read_stream(id, nil, version)
+  local events = store:read_stream(id, nil, version, false, nil, true)
   if #events == 0 then
     if version then
       errors.raise("AggregateNotFound", "aggregate %s has no version %d in %s", id, version, store:uri())
@@ -55,7 +55,7 @@ end
 function _M:contains(id)
   local canonical = uuid_normalize(id)
   if not canonical then return false end
-  local last = self.app.store:read_stream(canonical, nil, nil, true, 1)[1]
+  local last = self.app.store:read_stream(canonical, nil, nil, true, 1, true)[1]
   if not last then return false end
   local topic = last.topic
   return topic:sub(-10) ~= ".Discarded"
