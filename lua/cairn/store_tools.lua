@@ -200,7 +200,7 @@ local function import_cmd(args)
     if line:match("%S") then
       local rec, err = json.decode(line, decode_opts)
       if rec == nil then bad_line(line_no, "%s", err) end
-      if type(rec) ~= "table" then bad_line(line_no, "expected a JSON object") end
+      if type(rec) ~= "table" or rec[1] ~= nil then bad_line(line_no, "expected a JSON object") end
       count = count + 1
       if rec.id ~= count then bad_line(line_no, "notification id %s should be %d (ids start at 1, no gaps)",
         tostring(rec.id), count) end

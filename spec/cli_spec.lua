@@ -1,0 +1,353 @@
+--- The `cairn` executable: commands, exit codes and output (API.md §7).
+local helper = require "helper"
+
+local q = helper.shell_quote
+
+local function cairn(args, stdin)
+  local cmd = q(helper.cairn_bin) .. " " .. args
+  if stdin then
+    local dir = helper.tmpdir()
+    helper.write_file(dir .. "/stdin", stdin)
+    cmd = cmd .. " < " .. q(dir .. "/stdin")
+    local code, out, err = helper.run(cmd)
+    helper.rmrf(dir)
+    return code, out, err
+  end
+  return helper.run(cmd .. " </dev/null")
+end
+
+local SCHOOL = helper.root .. "/examples/training_school"
+
+-- Fill a store by running the training-school example against it.
+local function school_store(dir)
+  local uri = "lmdb:" .. dir .. "/school"
+  local code, _, err = cairn("run " .. q(SCHOOL .. "/main.lua") .. " " .. q(uri))
+  assert(code == 0, err)
+  return uri
+end
+
+describe("cairn (command line)", function()
+  local dir
+  before_each(function() dir = helper.tmpdir() end)
+  after_each(function() helper.rmrf(dir) end)
+
+  describe("help and usage", function()
+    it("prints usage for --help and exits 0", function()
+      local code, out = cairn("--help")
+      assert.are.equal(0, code)
+      assert.matches("usage: cairn COMMAND", out, 1, true)
+      for _, cmd in ipairs { "run", "repl", "events", "log", "stat", "export", "import" } do
+        assert.matches(cmd, out, 1, true)
+      end
+    end)
+
+    it("describes every command with COMMAND --help", function()
+      for _, cmd in ipairs { "run", "repl", "events", "log", "stat", "export", "import" } do
+        local code, out = cairn(cmd .. " --help")
+        assert.are.equal(0, code, cmd)
+        assert.matches("usage: cairn " .. cmd, out, 1, true)
+      end
+    end)
+
+    it("exits 2 without a command, with an unknown command or a bad option", function()
+      local code, _, err = cairn("")
+      assert.are.equal(2, code)
+      assert.matches("usage", err)
+      code, _, err = cairn("frobnicate")
+      assert.are.equal(2, code)
+      assert.matches("unknown command 'frobnicate'", err, 1, true)
+      code, _, err = cairn("log memory: --bogus 1")
+      assert.are.equal(2, code)
+      assert.matches("unknown option --bogus", err, 1, true)
+      code = cairn("log memory: --limit")
+      assert.are.equal(2, code)
+      code = cairn("events lmdb:" .. q(dir))
+      assert.are.equal(2, code)
+    end)
+
+    it("prints its version", function()
+      local code, out = cairn("--version")
+      assert.are.equal(0, code)
+      assert.matches("^cairn %d+%.%d+%.%d+", out)
+    end)
+  end)
+
+  describe("run", function()
+    it("passes arguments in arg and as ..., and exits 0", function()
+      helper.write_file(dir .. "/s.lua", [[
+        local a, b = ...
+        print(arg[0]:match("[^/]+$"), arg[1], arg[2], a, b, #arg)
+        print(require("cairn").uuid.v5(require("cairn").uuid.NAMESPACE_URL, "/dogs/Fido"))
+      ]])
+      local code, out = cairn("run " .. q(dir .. "/s.lua") .. " one two")
+      assert.are.equal(0, code)
+      assert.are.equal("s.lua\tone\ttwo\tone\ttwo\t2\n1e1d7398-8986-57af-bb01-11a89b2f8b02\n", out)
+    end)
+
+    it("finds modules beside the script", function()
+      helper.write_file(dir .. "/mymod.lua", "return { answer = 42 }")
+      helper.write_file(dir .. "/s.lua", "print(require('mymod').answer)")
+      local code, out = cairn("run " .. q(dir .. "/s.lua"))
+      assert.are.equal(0, code)
+      assert.are.equal("42\n", out)
+    end)
+
+    it("exits 1 with the message and a traceback when the script fails", function()
+      helper.write_file(dir .. "/s.lua", "local function f() error('boom') end\nf()\n")
+      local code, out, err = cairn("run " .. q(dir .. "/s.lua"))
+      assert.are.equal(1, code)
+      assert.are.equal("", out)
+      assert.matches("^cairn run: .*s%.lua:1: boom\nstack traceback:", err)
+    end)
+
+    it("exits 1 on a syntax error and a missing script", function()
+      helper.write_file(dir .. "/s.lua", "local = 1")
+      local code, _, err = cairn("run " .. q(dir .. "/s.lua"))
+      assert.are.equal(1, code)
+      assert.matches("s%.lua:1:", err)
+      code, _, err = cairn("run " .. q(dir .. "/missing.lua"))
+      assert.are.equal(1, code)
+      assert.matches("missing%.lua", err)
+    end)
+
+    it("reports cairn errors by kind", function()
+      helper.write_file(dir .. "/s.lua", [[
+        local cairn = require "cairn"
+        cairn.application("A").new { store = "nope:x" }
+      ]])
+      local code, _, err = cairn("run " .. q(dir .. "/s.lua"))
+      assert.are.equal(1, code)
+      assert.matches("ConfigError: bad store URI 'nope:x'", err, 1, true)
+    end)
+
+    it("exits 2 without a script", function()
+      assert.are.equal(2, (cairn("run")))
+    end)
+  end)
+
+  describe("repl", function()
+    it("prints expression results as readable Lua", function()
+      local code, out = cairn("repl", "1 + 1\nt = { name = 'Fido', tricks = { 'roll' } }\nt\n=#t.tricks\n")
+      assert.are.equal(0, code)
+      assert.are.equal('2\n{ name = "Fido", tricks = { "roll" } }\n1\n', out)
+    end)
+
+    it("continues incomplete statements and reports errors without stopping", function()
+      local code, out, err = cairn("repl", "for i = 1, 2 do\nprint(i)\nend\nerror('oops')\n'still here'\n")
+      assert.are.equal(0, code)
+      assert.are.equal('1\n2\n"still here"\n', out)
+      assert.matches("oops", err)
+    end)
+
+    it("opens a store with --store and loads a module with --require", function()
+      local uri = school_store(dir)
+      local code, out, err = helper.run(("cd %s && %s repl --store %s --require training_school < %s"):format(
+        q(SCHOOL), q(helper.cairn_bin), q(uri), q(helper.root .. "/spec/fixtures/repl_school.txt")))
+      assert.are.equal(0, code, err)
+      assert.are.equal('5\n{ "roll over", "play dead" }\ntrue\n', out)
+    end)
+
+    it("exits 1 when the store URI is bad", function()
+      local code, _, err = cairn("repl --store bad:uri", "")
+      assert.are.equal(1, code)
+      assert.matches("ConfigError", err)
+    end)
+  end)
+
+  describe("store tools", function()
+    it("stat describes a store", function()
+      local uri = school_store(dir)
+      local code, out = cairn("stat " .. q(uri))
+      assert.are.equal(0, code)
+      assert.matches("engine: lmdb\n", out, 1, true)
+      assert.matches("events: 5\n", out, 1, true)
+      assert.matches("streams: 2\n", out, 1, true)
+      assert.matches("max_notification_id: 5\n", out, 1, true)
+    end)
+
+    it("events prints an aggregate's events in order", function()
+      local uri = school_store(dir)
+      local fido = "1e1d7398-8986-57af-bb01-11a89b2f8b02"
+      local code, out = cairn("events " .. q(uri) .. " " .. fido)
+      assert.are.equal(0, code)
+      local lines = {}
+      for line in out:gmatch("[^\n]+") do lines[#lines + 1] = line end
+      assert.are.equal(3, #lines)
+      assert.matches('^1\t%d%d%d%d%-%d%d%-%d%dT[%d:.]+Z\tDog%.Registered\t{"name":"Fido"}$', lines[1])
+      assert.matches('^3\t.*\tDog%.TrickAdded\t{"trick":"play dead"}$', lines[3])
+    end)
+
+    it("events exits 1 for an unknown aggregate and 2 for a non-UUID", function()
+      local uri = school_store(dir)
+      local code, _, err = cairn("events " .. q(uri) .. " 00000000-0000-4000-8000-000000000000")
+      assert.are.equal(1, code)
+      assert.matches("AggregateNotFound", err)
+      code = cairn("events " .. q(uri) .. " fido")
+      assert.are.equal(2, code)
+    end)
+
+    it("log prints notifications with --from and --limit", function()
+      local uri = school_store(dir)
+      local code, out = cairn("log " .. q(uri) .. " --from 2 --limit 2")
+      assert.are.equal(0, code)
+      local ids = {}
+      for id in out:gmatch("(%d+)\t[%x-]+\t%d+\tDog%.") do ids[#ids + 1] = tonumber(id) end
+      assert.are.same({ 2, 3 }, ids)
+      code, out = cairn("log " .. q(uri) .. " --from=5")
+      assert.are.equal(0, code)
+      assert.matches("^5\t", out)
+      code = cairn("log " .. q(uri) .. " --limit -1")
+      assert.are.equal(2, code)
+    end)
+
+    it("never creates a store it is asked to look at", function()
+      local code, _, err = cairn("stat " .. q("lmdb:" .. dir .. "/none"))
+      assert.are.equal(1, code)
+      assert.matches("ConfigError: no store at", err, 1, true)
+      assert.is_nil(io.open(dir .. "/none/data.mdb"))
+    end)
+
+    it("rejects bad URIs with exit 1 and one line on stderr", function()
+      for _, uri in ipairs { "foo:bar", "lmdb:", "memory:x", "postgres://localhost/x" } do
+        local code, out, err = cairn("stat " .. q(uri))
+        assert.are.equal(1, code, uri)
+        assert.are.equal("", out)
+        assert.matches("^cairn stat: ConfigError: [^\n]+\n$", err)
+      end
+    end)
+
+    it("refuses a file that is not an LMDB store", function()
+      os.execute("mkdir -p " .. q(dir .. "/junk"))
+      helper.write_file(dir .. "/junk/data.mdb", ("not an lmdb file\n"):rep(1000))
+      local before = helper.read_file(dir .. "/junk/data.mdb")
+      local code, _, err = cairn("stat " .. q("lmdb:" .. dir .. "/junk"))
+      assert.are.equal(1, code)
+      assert.matches("does not hold an LMDB store", err, 1, true)
+      assert.are.equal(before, helper.read_file(dir .. "/junk/data.mdb"))
+    end)
+  end)
+
+  describe("export and import", function()
+    it("round-trips a store exactly: ids, versions, timestamps, fields", function()
+      local uri = school_store(dir)
+      local code, exported = cairn("export " .. q(uri))
+      assert.are.equal(0, code)
+      local lines = {}
+      for line in exported:gmatch("[^\n]+") do lines[#lines + 1] = line end
+      assert.are.equal(5, #lines)
+      assert.matches('^{"fields":{"name":"Fido"},"id":1,"originator_id":"1e1d7398%-8986%-57af%-bb01%-11a89b2f8b02",'
+        .. '"originator_version":1,"timestamp":"[%d%-T:.]+Z","topic":"Dog%.Registered"}$', lines[1])
+      helper.write_file(dir .. "/dump.jsonl", exported)
+      local copy = "lmdb:" .. dir .. "/copy"
+      local _, err
+      code, _, err = cairn("import " .. q(copy) .. " " .. q(dir .. "/dump.jsonl"))
+      assert.are.equal(0, code, err)
+      assert.matches("imported 5 events", err)
+      local again
+      code, again = cairn("export " .. q(copy))
+      assert.are.equal(0, code)
+      assert.are.equal(exported, again)
+      -- the copy is a working store for the application
+      code, _, err = cairn("run " .. q(SCHOOL .. "/main.lua") .. " " .. q(copy))
+      assert.are.equal(0, code, err)
+    end)
+
+    it("round-trips binary strings, times, nested values and big integers", function()
+      helper.write_file(dir .. "/s.lua", [[
+        local cairn = require "cairn"
+        local Thing = cairn.aggregate("Thing")
+        Thing:created("Made", function(self, blob, at, nested, big, float) end)
+        local App = cairn.application("App")
+        local app = App.new { store = arg[1] }
+        local bytes = {}
+        for i = 0, 255 do bytes[#bytes + 1] = string.char(i) end
+        app:save(Thing(table.concat(bytes), cairn.time.from_us(1700000000123456),
+          { list = { 1, "two", { three = 3 } }, [7] = "seven", ["$x"] = true }, 2^53, 0.1))
+        app:close()
+      ]])
+      local uri = "lmdb:" .. dir .. "/things"
+      local code, _, err = cairn("run " .. q(dir .. "/s.lua") .. " " .. q(uri))
+      assert.are.equal(0, code, err)
+      local exported
+      code, exported = cairn("export " .. q(uri))
+      assert.are.equal(0, code)
+      assert.matches('"$bytes":', exported, 1, true)
+      assert.matches('"$time":1700000000123456', exported, 1, true)
+      helper.write_file(dir .. "/dump.jsonl", exported)
+      code, _, err = cairn("import " .. q("lmdb:" .. dir .. "/copy") .. " " .. q(dir .. "/dump.jsonl"))
+      assert.are.equal(0, code, err)
+      local _, again = cairn("export " .. q("lmdb:" .. dir .. "/copy"))
+      assert.are.equal(exported, again)
+    end)
+
+    it("reads JSON lines from stdin", function()
+      local line = '{"fields":{"name":"Rex"},"id":1,"originator_id":"00000000-0000-4000-8000-000000000001",'
+        .. '"originator_version":1,"timestamp":"2026-01-02T03:04:05.000006Z","topic":"Dog.Registered"}\n'
+      local copy = "lmdb:" .. dir .. "/copy"
+      local code, _, err = cairn("import " .. q(copy), line)
+      assert.are.equal(0, code, err)
+      local _, out = cairn("export " .. q(copy))
+      assert.are.equal(line, out)
+    end)
+
+    it("refuses a store that is not empty, leaving it unchanged", function()
+      local uri = school_store(dir)
+      local _, before = cairn("export " .. q(uri)) -- luacheck: ignore 211
+      helper.write_file(dir .. "/dump.jsonl", before)
+      local code, _, err = cairn("import " .. q(uri) .. " " .. q(dir .. "/dump.jsonl"))
+      assert.are.equal(1, code)
+      assert.matches("not empty", err)
+      local _, after = cairn("export " .. q(uri)) -- luacheck: ignore 211
+      assert.are.equal(before, after)
+    end)
+
+    local function import_error(text)
+      local copy = "lmdb:" .. dir .. "/bad"
+      helper.write_file(dir .. "/bad.jsonl", text)
+      local code, _, err = cairn("import " .. q(copy) .. " " .. q(dir .. "/bad.jsonl"))
+      assert.are.equal(1, code)
+      -- nothing was written: the whole input is checked first
+      local _, out = cairn("log " .. q(copy)) -- luacheck: ignore 211
+      assert.are.equal("", out)
+      return err
+    end
+
+    local function line(id, version, extra)
+      return ('{"fields":{},"id":%d,"originator_id":"00000000-0000-4000-8000-000000000001",'
+        .. '"originator_version":%d,"timestamp":"2026-01-02T03:04:05Z","topic":"Dog.Registered"%s}\n')
+        :format(id, version, extra or "")
+    end
+
+    it("names the line of malformed input and writes nothing", function()
+      assert.matches("line 2: json: .* at byte", import_error(line(1, 1) .. "{not json}\n"))
+      assert.matches("line 2: notification id 3 should be 2", import_error(line(1, 1) .. line(3, 2)))
+      assert.matches("line 1: notification id 2 should be 1", import_error(line(2, 1)))
+      assert.matches("line 2: aggregate .* version 3 does not follow version 1",
+        import_error(line(1, 1) .. line(2, 3)))
+      assert.matches("line 1: timestamp", import_error((line(1, 1):gsub("2026%-01%-02T03:04:05Z", "yesterday"))))
+      local bad_id = line(1, 1):gsub("00000000%-0000%-4000%-8000%-000000000001", "x")
+      assert.matches("line 1: originator_id is not a UUID", import_error(bad_id))
+      assert.matches("line 1: expected a JSON object", import_error("[1,2]\n"))
+    end)
+  end)
+
+  describe("examples", function()
+    it("the training school registers dogs and lists their tricks", function()
+      local code, out, err = cairn("run " .. q(SCHOOL .. "/main.lua") .. " " .. q("lmdb:" .. dir .. "/s"))
+      assert.are.equal(0, code, err)
+      assert.matches("registered Fido (notification 1)", out, 1, true)
+      assert.matches("Fido knows: roll over, play dead", out, 1, true)
+      code, out = cairn("run " .. q(SCHOOL .. "/main.lua") .. " " .. q("lmdb:" .. dir .. "/s"))
+      assert.are.equal(0, code)
+      assert.matches("Fido is already registered", out, 1, true)
+      assert.matches("Fido knows: roll over, play dead, roll over, play dead", out, 1, true)
+    end)
+
+    it("the bank moves money atomically and refuses an overdraft", function()
+      local code, out, err = cairn("run " .. q(helper.root .. "/examples/bank_accounts/main.lua") .. " memory:")
+      assert.are.equal(0, code, err)
+      assert.matches("refused: .*insufficient funds", out)
+      assert.matches("balances: Alice -25.00, Bob 125.00", out, 1, true)
+    end)
+  end)
+end)
