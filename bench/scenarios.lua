@@ -166,12 +166,13 @@ local function s3()
   local id = dog.id
   dog = nil -- luacheck: ignore 311
   local times = {}
-  local c0, t_all = clock(), 0
+  local cpu, t_all = 0, 0
   for r = 1, N.s3_loads do
     collectgarbage()
-    local t0 = now_us()
+    local c0, t0 = clock(), now_us()
     local loaded = repo:get(id)
     local dt = now_us() - t0
+    cpu = cpu + (clock() - c0)
     if loaded.version ~= n or #loaded.tricks ~= n - 1 then
       error(("S3: loaded version %s with %d tricks, expected %d"):format(
         tostring(loaded.version), #loaded.tricks, n))
@@ -179,7 +180,6 @@ local function s3()
     times[r] = dt
     t_all = t_all + dt
   end
-  local cpu = clock() - c0
   local med = median(times)
   report("S3", med / 1e3, "ms/load", n, t_all, cpu,
     ("loads=%d,min_ms=%.2f,max_ms=%.2f"):format(N.s3_loads, math.min(unpack(times)) / 1e3,

@@ -103,7 +103,8 @@ static int encode_value(encoder *e, int idx);
 
 static void pack_number(msgpack_packer *pk, lua_Number n)
 {
-    if (n == floor(n) && fabs(n) <= MAX_SAFE_INTEGER)
+    /* -0.0 stays a float so its sign survives */
+    if (n == floor(n) && fabs(n) <= MAX_SAFE_INTEGER && !(n == 0 && signbit(n)))
         msgpack_pack_int64(pk, (int64_t)n);
     else
         msgpack_pack_double(pk, n);

@@ -216,8 +216,7 @@ static int lread_log(lua_State *L)
             if (!topics[i].ptr) return luaL_error(L, "topics must be strings");
             lua_pop(L, 1); /* anchored by the topics table */
         }
-        q.topics = topics;
-        if (q.ntopics == 0) { lua_newtable(L); return 1; }
+        q.topics = topics; /* an empty list filters nothing, as in the Python library */
     }
     int rc = cairn_store_read_log(s, &q);
     if (rc) return raise_store(L, s, rc);

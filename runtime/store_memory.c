@@ -25,6 +25,9 @@ typedef struct {
     uint64_t first_version;
     uint64_t *ids;
     size_t n, cap;
+    /* scratch for checking one batch: the version this batch has reached */
+    uint64_t batch, batch_last;
+    size_t batch_count;
 } mem_stream;
 
 typedef struct {
@@ -34,6 +37,7 @@ typedef struct {
     mem_stream *streams;        /* open addressing, power-of-two slots */
     size_t nslots, nstreams;
     uint64_t payload_bytes;
+    uint64_t batches;           /* tags mem_stream.batch */
     /* the read in progress */
     enum { READ_NONE, READ_STREAM, READ_LOG } reading;
     const mem_stream *rstream;
@@ -110,30 +114,35 @@ static int grow_ids(mem_stream *st, size_t extra)
 static int mem_append(cairn_store *s, const cairn_record *ev, size_t n, uint64_t *first_id)
 {
     mem_store *m = (mem_store *)s;
-    /* 1. check every stream's expected version before changing anything */
-    size_t new_streams = 0;
-    for (size_t i = 0; i < n; i++) {
-        if (i > 0 && memcmp(ev[i].stream_id, ev[i - 1].stream_id, 16) == 0) continue;
-        /* the stream's last version: from an earlier run in this batch, else as stored */
-        int found = 0;
-        uint64_t last = 0;
-        for (size_t j = i; j-- > 0;)
-            if (memcmp(ev[j].stream_id, ev[i].stream_id, 16) == 0) { found = 1; last = ev[j].version; break; }
-        const mem_stream *st = find_stream(m, ev[i].stream_id);
-        if (!found && st && st->n > 0) { found = 1; last = st->first_version + st->n - 1; }
-        if (found && ev[i].version != last + 1)
-            return cairn_store_conflict(s, ev[i].stream_id, ev[i].version, 1, last);
-        if (!found && !st) new_streams++;
-    }
-    /* 2. take all memory first, so that a failure leaves the store as it was
-     * (an empty stream left behind is the same as no stream) */
-    if (reserve_streams(m, new_streams) != CAIRN_OK) goto oom;
+    /* 1. check every stream's expected version before recording anything.
+     * Streams met for the first time are added empty (an empty stream is the
+     * same as none), so a stream's scratch fields can remember the version this
+     * batch has reached when it appears again later in the batch. */
+    if (reserve_streams(m, n) != CAIRN_OK) goto oom;
+    uint64_t tag = ++m->batches;
     for (size_t i = 0, run; i < n; i += run) {
         run = 1;
         while (i + run < n && memcmp(ev[i + run].stream_id, ev[i].stream_id, 16) == 0) run++;
         mem_stream *st = find_stream(m, ev[i].stream_id);
         if (!st) st = add_stream(m, ev[i].stream_id, ev[i].version);
-        if (grow_ids(st, run) != CAIRN_OK) goto oom;
+        int found = 1;
+        uint64_t last = 0;
+        if (st->batch == tag) last = st->batch_last;
+        else if (st->n > 0) last = st->first_version + st->n - 1;
+        else found = 0;
+        if (found && ev[i].version != last + 1)
+            return cairn_store_conflict(s, ev[i].stream_id, ev[i].version, 1, last);
+        if (st->batch != tag) st->batch_count = 0;
+        st->batch = tag;
+        st->batch_last = ev[i + run - 1].version;
+        st->batch_count += run;
+    }
+    /* 2. take all memory first, so that a failure leaves the store as it was */
+    for (size_t i = 0, run; i < n; i += run) {
+        run = 1;
+        while (i + run < n && memcmp(ev[i + run].stream_id, ev[i].stream_id, 16) == 0) run++;
+        mem_stream *st = find_stream(m, ev[i].stream_id);
+        if (grow_ids(st, st->batch_count) != CAIRN_OK) goto oom;
     }
     if (m->nlog + n > m->caplog) {
         size_t cap = m->caplog ? m->caplog : 1024;

@@ -13,7 +13,7 @@ local _M = { _VERSION = "0.1.0" }
 
 -- Pending (triggered, unsaved) events of each aggregate, kept out of the
 -- aggregate's own table so its state holds only domain fields.
--- Each entry is { event, payload }: the payload is the bytes to store.
+-- Each entry is { event, payload, timestamp_us }: the payload is the bytes to store.
 local pending = setmetatable({}, { __mode = "k" })
 
 -- Every defined class by name, and every event class by topic, for replay.
@@ -60,24 +60,60 @@ end
 
 -- Trigger: stamp, encode (refusing unstorable values now), apply, then keep as pending.
 local function fire(agg, ev_class, fields)
-  local event, payload = make_event(ev_class.topic, agg.id, agg.version + 1, now_us(), fields)
+  local ts = now_us()
+  local event, payload = make_event(ev_class.topic, agg.id, agg.version + 1, ts, fields)
   apply_event(agg, ev_class, event)
   local list = pending[agg]
   if not list then list = {}; pending[agg] = list end
-  list[#list + 1] = { event, payload }
+  list[#list + 1] = { event, payload, ts }
   return event
 end
 
-local function fields_from_args(ev_class, ...)
-  local fields, params = {}, ev_class.params
-  for i = 1, select("#", ...) do
-    local name = params[i]
-    if not name then
-      error(("%s takes %d argument(s), got %d"):format(ev_class.topic, #params, select("#", ...)), 3)
+local function too_many(ev_class)
+  error(("%s takes %d argument(s)"):format(ev_class.topic, #ev_class.params), 3)
+end
+
+-- Build the fields table from positional arguments. Events of up to four
+-- fields get fixed-arity functions (a fifth argument must be nil): LuaJIT's
+-- compiler does not trace varargs passed on, and these sit on the hot path.
+local MAX_FIXED = 4
+
+local function fields_builder(ev_class)
+  local p = ev_class.params
+  local k1, k2, k3, k4 = p[1], p[2], p[3], p[4]
+  local n = #p
+  if n == 0 then
+    return function(a)
+      if a ~= nil then too_many(ev_class) end
+      return {}
     end
-    fields[name] = (select(i, ...))
+  elseif n == 1 then
+    return function(a, b)
+      if b ~= nil then too_many(ev_class) end
+      return { [k1] = a }
+    end
+  elseif n == 2 then
+    return function(a, b, c)
+      if c ~= nil then too_many(ev_class) end
+      return { [k1] = a, [k2] = b }
+    end
+  elseif n == 3 then
+    return function(a, b, c, d)
+      if d ~= nil then too_many(ev_class) end
+      return { [k1] = a, [k2] = b, [k3] = c }
+    end
+  elseif n == 4 then
+    return function(a, b, c, d, e)
+      if e ~= nil then too_many(ev_class) end
+      return { [k1] = a, [k2] = b, [k3] = c, [k4] = d }
+    end
   end
-  return fields
+  return function(...)
+    if select("#", ...) > n then too_many(ev_class) end
+    local fields = {}
+    for i = 1, n do fields[p[i]] = (select(i, ...)) end
+    return fields
+  end
 end
 
 --- Methods shared by every aggregate class and instance.
@@ -95,6 +131,7 @@ local function define_event(cls, name, apply, opts, creation)
     name = name, topic = topic, apply = apply, creation = creation,
     params = param_names(apply, topic), opts = opts or {},
   }
+  ev_class.fields = fields_builder(ev_class)
   cls.__events[name] = ev_class
   by_topic[topic] = { class = cls, event = ev_class }
   return ev_class
@@ -108,22 +145,37 @@ end
 function Base:created(name, apply, opts)
   local cls = self
   local ev_class = define_event(cls, name, apply, opts, true)
-  local function construct(...)
-    local id
-    local create_id = rawget(cls, "create_id")
-    if create_id then
-      local given = create_id(...)
-      id = uuid_normalize(given)
-      if not id then
-        errors.raise("SchemaError", "%s.create_id returned %s, which is not a UUID", cls.__name, tostring(given))
-      end
-    else
-      id = uuid4()
+  local fields_of = ev_class.fields
+  local initial = cls.__initial_version - 1
+  -- create_id(...) when the class defines it, else a random UUID
+  local function new_aggregate(create_id, id)
+    if not create_id then return setmetatable({ id = uuid4(), version = initial }, cls) end
+    local canonical = uuid_normalize(id)
+    if not canonical then
+      errors.raise("SchemaError", "%s.create_id returned %s, which is not a UUID", cls.__name, tostring(id))
     end
-    local agg = setmetatable({ id = id, version = cls.__initial_version - 1 }, cls)
-    fire(agg, ev_class, fields_from_args(ev_class, ...))
-    return agg
+    return setmetatable({ id = canonical, version = initial }, cls)
   end
+  local construct, call
+  if #ev_class.params <= MAX_FIXED then
+    construct = function(a, b, c, d, e)
+      local create_id = rawget(cls, "create_id")
+      local agg = new_aggregate(create_id, create_id and create_id(a, b, c, d))
+      fire(agg, ev_class, fields_of(a, b, c, d, e))
+      return agg
+    end
+    call = function(_, a, b, c, d, e) return construct(a, b, c, d, e) end
+  else
+    construct = function(...)
+      local create_id = rawget(cls, "create_id")
+      local agg = new_aggregate(create_id, create_id and create_id(...))
+      fire(agg, ev_class, fields_of(...))
+      return agg
+    end
+    call = function(_, ...) return construct(...) end
+  end
+  -- the first creation event is the one Dog(...) and Dog.create(...) trigger
+  if not rawget(cls, "create") then getmetatable(cls).__call = call end
   if not rawget(cls, "create") then cls.create = construct end
   return construct
 end
@@ -132,8 +184,14 @@ end
 -- triggers TrickAdded with the arguments named after apply's parameters.
 function Base:event(name, apply, opts)
   local ev_class = define_event(self, name, apply, opts, false)
+  local fields_of = ev_class.fields
+  if #ev_class.params <= MAX_FIXED then
+    return function(agg, a, b, c, d, e)
+      return fire(agg, ev_class, fields_of(a, b, c, d, e))
+    end
+  end
   return function(agg, ...)
-    return fire(agg, ev_class, fields_from_args(ev_class, ...))
+    return fire(agg, ev_class, fields_of(...))
   end
 end
 
@@ -195,11 +253,8 @@ function _M.define(name, opts)
   cls.__index = cls
   setmetatable(cls, {
     __index = Base,
-    __call = function(c, ...)
-      local create = rawget(c, "create")
-      if not create then error(name .. " has no creation event (define one with :created)", 2) end
-      return create(...)
-    end,
+    -- replaced by the first :created
+    __call = function() error(name .. " has no creation event (define one with :created)", 2) end,
     __tostring = class_tostring,
   })
   define_event(cls, "Discarded", function(self) end, nil, false) -- luacheck: ignore 212

@@ -38,24 +38,30 @@ end
 -- @return the recordings: array of `{ notification_id, event }` in order
 -- @raise ConcurrencyError if any aggregate is stale; nothing is then recorded
 function Base:save(...)
-  local taken, batch, seen = {}, {}, {}
-  for i = 1, select("#", ...) do
-    local agg = select(i, ...)
+  local aggs = { ... }
+  local n_aggs = select("#", ...)
+  local taken_aggs, taken_lists, batch = {}, {}, {}
+  local seen = n_aggs > 1 and {} or nil
+  for i = 1, n_aggs do
+    local agg = aggs[i]
     if type(agg) ~= "table" or not getmetatable(agg) or not agg.id then
       error(("bad argument #%d to 'save' (aggregate expected)"):format(i), 2)
     end
-    if not seen[agg] then
-      seen[agg] = true
+    if not (seen and seen[agg]) then
+      if seen then seen[agg] = true end
       local list = aggregate.take_pending(agg)
       if list then
-        taken[#taken + 1] = { agg, list }
+        taken_aggs[#taken_aggs + 1], taken_lists[#taken_lists + 1] = agg, list
+        local n = #batch
         for j = 1, #list do
-          local event, n = list[j][1], #batch
+          local entry = list[j]
+          local event = entry[1]
           batch[n + 1] = event.originator_id
           batch[n + 2] = event.originator_version
-          batch[n + 3] = event.timestamp * 1e6 + 0.5 - (event.timestamp * 1e6 + 0.5) % 1
+          batch[n + 3] = entry[3]
           batch[n + 4] = event.topic
-          batch[n + 5] = list[j][2]
+          batch[n + 5] = entry[2]
+          n = n + 5
         end
       end
     end
@@ -65,12 +71,12 @@ function Base:save(...)
   local ok, first = pcall(self.store.append, self.store, batch)
   if not ok then
     -- the aggregates keep their events, so nothing triggered is lost
-    for i = 1, #taken do aggregate.restore_pending(taken[i][1], taken[i][2]) end
+    for i = 1, #taken_aggs do aggregate.restore_pending(taken_aggs[i], taken_lists[i]) end
     error(first, 0)
   end
   local n = 0
-  for i = 1, #taken do
-    local list = taken[i][2]
+  for i = 1, #taken_lists do
+    local list = taken_lists[i]
     for j = 1, #list do
       recordings[n + 1] = { notification_id = first + n, event = list[j][1] }
       n = n + 1

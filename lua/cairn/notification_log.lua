@@ -42,7 +42,8 @@ local function parse_section_id(section_id)
 end
 
 --- A linked section of the log: `"1,10"`, or `"current"` for the section holding the newest notification.
--- @return `{ id, items, previous_id, next_id }`; `id` names the items actually returned
+-- @return `{ id, items, previous_id, next_id }`; `id` names the items actually returned (nil if none);
+-- `previous_id` and `next_id` name whole sections, `next_id` only when later notifications exist
 function _M:section(section_id)
   if type(section_id) ~= "string" then error("bad argument #1 to 'section' (section id expected)", 2) end
   local size = self.section_size
@@ -63,12 +64,14 @@ function _M:section(section_id)
   local section = { items = items }
   if #items > 0 then
     section.id = ("%d,%d"):format(items[1].id, items[#items].id)
+    -- neighbours are whole sections, however this one was asked for
     if first > 1 then
-      section.previous_id = ("%d,%d"):format(first > count and first - count or 1, first - 1)
+      section.previous_id = ("%d,%d"):format(first > size and first - size or 1, first - 1)
     end
-    if #items == count then
-      local next_first = items[#items].id + 1
-      section.next_id = ("%d,%d"):format(next_first, next_first + count - 1)
+    -- a next section exists only when something was recorded after this one
+    local last_id = items[#items].id
+    if last_id < self.app.store:max_id() then
+      section.next_id = ("%d,%d"):format(last_id + 1, last_id + size)
     end
   end
   return section

@@ -1,0 +1,362 @@
+local cairn = require "cairn"
+local core = require "cairn.core"
+local helper = require "helper"
+
+local errors = cairn.errors
+local error_of = helper.error_of
+
+local UUID = "^%x%x%x%x%x%x%x%x%-%x%x%x%x%-%x%x%x%x%-%x%x%x%x%-%x%x%x%x%x%x%x%x%x%x%x%x$"
+local UUID_V4 = "^%x%x%x%x%x%x%x%x%-%x%x%x%x%-4%x%x%x%-[89ab]%x%x%x%-%x%x%x%x%x%x%x%x%x%x%x%x$"
+
+local Dog = cairn.aggregate("Dog")
+function Dog.create_id(name)
+  return cairn.uuid.v5(cairn.uuid.NAMESPACE_URL, "/dogs/" .. name)
+end
+Dog:created("Registered", function(self, name)
+  self.name = name
+  self.tricks = {}
+end)
+Dog.add_trick = Dog:event("TrickAdded", function(self, trick)
+  self.tricks[#self.tricks + 1] = trick
+end)
+Dog:event("Renamed", function(self, name) self.name = name end)
+function Dog:rename(name)
+  if name == "" then error("a dog needs a name") end
+  return self:trigger("Renamed", { name = name })
+end
+Dog.bite = Dog:event("Bit", function(self, whom)
+  if whom == "postman" then error("dogs must not bite the postman") end
+  self.bitten = whom
+end)
+-- more than three parameters: apply is called through unpack
+Dog.describe = Dog:event("Described", function(self, a, b, c, d, e)
+  self.described = { a, b, c, d, e }
+end)
+
+-- no create_id: ids are random v4 UUIDs
+local Cat = cairn.aggregate("Cat")
+Cat:created("Born", function(self) self.lives = 9 end)
+Cat.lose_life = Cat:event("LifeLost", function(self) self.lives = self.lives - 1 end)
+
+-- create_id returns its argument as it is, UUID or not
+local Tag = cairn.aggregate("Tag")
+function Tag.create_id(key) return key end
+Tag:created("Made", function(self, key) self.key = key end)
+
+local function fido_id()
+  return cairn.uuid.v5(cairn.uuid.NAMESPACE_URL, "/dogs/Fido")
+end
+
+-- within a few µs of being a whole number of µs
+local function is_whole_us(t)
+  local us = t * 1e6
+  return math.abs(us - math.floor(us + 0.5)) < 1e-2
+end
+
+describe("cairn.aggregate", function()
+  describe("()", function()
+    it("returns a class whose event topics are prefixed by the class name", function()
+      local dog = Dog("Fido")
+      local ev = dog:collect_events()[1]
+      assert.are.equal("Dog.Registered", ev.topic)
+    end)
+
+    it("refuses a name with a dot or an empty name", function()
+      assert.has_error(function() cairn.aggregate("A.B") end)
+      assert.has_error(function() cairn.aggregate("") end)
+      assert.has_error(function() cairn.aggregate(nil) end)
+    end)
+
+    it("refuses reserved parameter names at definition", function()
+      local K = cairn.aggregate("Reserved")
+      for _, apply in ipairs {
+        function(self, topic) end,               -- luacheck: ignore 212
+        function(self, originator_id) end,       -- luacheck: ignore 212
+        function(self, originator_version) end,  -- luacheck: ignore 212
+        function(self, x, timestamp) end,        -- luacheck: ignore 212
+        function(self, __meta) end,              -- luacheck: ignore 212
+      } do
+        local err = error_of(K.event, K, "Bad", apply)
+        assert.matches("reserved", tostring(err))
+      end
+      assert.has_error(function() K:created("Made", function(self, topic) end) end) -- luacheck: ignore 212
+    end)
+
+    it("refuses an event name with a dot and an apply that is not a function", function()
+      local K = cairn.aggregate("BadEvents")
+      assert.has_error(function() K:event("A.B", function(self) end) end) -- luacheck: ignore 212
+      assert.has_error(function() K:event("", function(self) end) end) -- luacheck: ignore 212
+      assert.has_error(function() K:event("X", "not a function") end)
+    end)
+
+    it("refuses to construct a class without a creation event", function()
+      local K = cairn.aggregate("NoCreation")
+      assert.has_error(function() return K() end)
+    end)
+  end)
+
+  describe("creation", function()
+    it("Dog('Fido') triggers and applies the creation event", function()
+      local dog = Dog("Fido")
+      assert.are.equal("Fido", dog.name)
+      assert.are.same({}, dog.tricks)
+      assert.are.equal(1, dog.version)
+      local events = dog:collect_events()
+      assert.are.equal(1, #events)
+      assert.are.equal("Dog.Registered", events[1].topic)
+      assert.are.same({ name = "Fido" }, cairn.event_fields(events[1]))
+    end)
+
+    it("Dog.create('Fido') is the same constructor", function()
+      local a, b = Dog("Fido"), Dog.create("Fido")
+      assert.are.equal(a.id, b.id)
+      assert.are.equal(b.name, "Fido")
+      assert.are.equal(1, b.version)
+      assert.are.equal(1, #b:collect_events())
+    end)
+
+    it("computes the id with create_id", function()
+      assert.are.equal(fido_id(), Dog("Fido").id)
+      assert.are_not.equal(Dog("Fido").id, Dog("Rex").id)
+    end)
+
+    it("keeps the id in canonical lower case when create_id returns upper case", function()
+      local id = cairn.uuid.v4()
+      local tag = Tag(id:upper())
+      assert.are.equal(id, tag.id)
+      assert.matches(UUID, tag.id)
+      assert.are.equal(id, tag:collect_events()[1].originator_id)
+    end)
+
+    it("refuses a create_id that returns no UUID", function()
+      local err = error_of(Tag, "not-a-uuid")
+      assert.is_true(errors.is(err, "SchemaError"), tostring(err))
+      assert.matches("not%-a%-uuid", err.message)
+    end)
+
+    it("gives a random version 4 id when create_id is not defined", function()
+      local a, b = Cat(), Cat()
+      assert.matches(UUID_V4, a.id)
+      assert.matches(UUID_V4, b.id)
+      assert.are_not.equal(a.id, b.id)
+    end)
+
+    it("sets created_on and modified_on to the event's timestamp, to the microsecond", function()
+      local before = core.now_us()
+      local dog = Dog("Fido")
+      local after = core.now_us()
+      local ev = dog:collect_events()[1]
+      assert.are.equal(ev.timestamp, dog.created_on)
+      assert.are.equal(ev.timestamp, dog.modified_on)
+      assert.is_true(is_whole_us(dog.created_on))
+      local us = math.floor(dog.created_on * 1e6 + 0.5)
+      assert.is_true(before <= us and us <= after, ("%d <= %d <= %d"):format(before, us, after))
+    end)
+
+    it("refuses more arguments than the creation event has fields", function()
+      assert.has_error(function() return Dog("Fido", "extra") end)
+    end)
+
+    it("starts at version 0 with initial_version = 0", function()
+      local Zero = cairn.aggregate("ZeroBased", { initial_version = 0 })
+      Zero:created("Made", function(self) self.n = 0 end)
+      Zero.bump = Zero:event("Bumped", function(self) self.n = self.n + 1 end)
+      local z = Zero()
+      assert.are.equal(0, z.version)
+      z:bump()
+      assert.are.equal(1, z.version)
+      local events = z:collect_events()
+      assert.are.equal(0, events[1].originator_version)
+      assert.are.equal(1, events[2].originator_version)
+    end)
+  end)
+
+  describe("event methods", function()
+    it("trigger an event whose fields are named after apply's parameters", function()
+      local dog = Dog("Fido")
+      local ev = dog:add_trick("roll")
+      assert.are.equal("Dog.TrickAdded", ev.topic)
+      assert.are.same({ trick = "roll" }, cairn.event_fields(ev))
+      assert.are.same({ "roll" }, dog.tricks)
+    end)
+
+    it("pass the fields to apply in parameter order, also past three", function()
+      local dog = Dog("Fido")
+      local ev = dog:describe(1, "two", true, 4.5, "five")
+      assert.are.same({ 1, "two", true, 4.5, "five" }, dog.described)
+      assert.are.same({ a = 1, b = "two", c = true, d = 4.5, e = "five" }, cairn.event_fields(ev))
+    end)
+
+    it("increment the version by one per event", function()
+      local dog = Dog("Fido")
+      for i = 1, 5 do
+        local ev = dog:add_trick("t" .. i)
+        assert.are.equal(i + 1, dog.version)
+        assert.are.equal(i + 1, ev.originator_version)
+      end
+    end)
+
+    it("update modified_on but not created_on", function()
+      local dog = Dog("Fido")
+      local created = dog.created_on
+      local ev
+      repeat ev = dog:add_trick("roll") until ev.timestamp > created
+      assert.are.equal(created, dog.created_on)
+      assert.are.equal(ev.timestamp, dog.modified_on)
+      assert.is_true(is_whole_us(dog.modified_on))
+    end)
+
+    it("refuse more arguments than the event has fields", function()
+      local dog = Dog("Fido")
+      assert.has_error(function() dog:add_trick("roll", "extra") end)
+      assert.are.equal(1, dog.version)
+    end)
+  end)
+
+  describe(":trigger()", function()
+    it("triggers and applies an event from a table of fields", function()
+      local dog = Dog("Fido")
+      local ev = dog:trigger("Renamed", { name = "Rex" })
+      assert.are.equal("Rex", dog.name)
+      assert.are.equal(2, dog.version)
+      assert.are.equal("Dog.Renamed", ev.topic)
+      assert.are.same({ name = "Rex" }, cairn.event_fields(ev))
+    end)
+
+    it("serves commands that validate first", function()
+      local dog = Dog("Fido")
+      assert.has_error(function() dog:rename("") end, "a dog needs a name")
+      assert.are.equal(1, dog.version)
+      dog:rename("Rex")
+      assert.are.equal("Rex", dog.name)
+      local events = dog:collect_events()
+      assert.are.equal(2, #events)
+      assert.are.equal("Dog.Renamed", events[2].topic)
+    end)
+
+    it("raises for an unknown event name", function()
+      local dog = Dog("Fido")
+      local err = error_of(dog.trigger, dog, "Vanished", {})
+      assert.matches("Vanished", tostring(err))
+      assert.are.equal(1, dog.version)
+      assert.are.equal(1, #dog:collect_events())
+    end)
+
+    it("refuses to trigger the creation event", function()
+      local dog = Dog("Fido")
+      assert.has_error(function() dog:trigger("Registered", { name = "Rex" }) end)
+      assert.are.equal("Fido", dog.name)
+      assert.are.equal(1, dog.version)
+    end)
+
+    it("refuses reserved field names", function()
+      local dog = Dog("Fido")
+      for _, name in ipairs { "topic", "originator_id", "originator_version", "timestamp" } do
+        local err = error_of(dog.trigger, dog, "Renamed", { name = "Rex", [name] = "x" })
+        assert.is_true(errors.is(err, "SchemaError"), tostring(err))
+      end
+      assert.are.equal(1, dog.version)
+    end)
+  end)
+
+  describe(":collect_events()", function()
+    it("returns the pending events in order and clears them", function()
+      local dog = Dog("Fido")
+      dog:add_trick("roll")
+      dog:rename("Rex")
+      local events = dog:collect_events()
+      local topics, versions = {}, {}
+      for i, ev in ipairs(events) do topics[i], versions[i] = ev.topic, ev.originator_version end
+      assert.are.same({ "Dog.Registered", "Dog.TrickAdded", "Dog.Renamed" }, topics)
+      assert.are.same({ 1, 2, 3 }, versions)
+      assert.are.same({}, dog:collect_events())
+      dog:add_trick("sit")
+      events = dog:collect_events()
+      assert.are.equal(1, #events)
+      assert.are.equal(4, events[1].originator_version)
+    end)
+
+    it("keeps each aggregate's pending events apart", function()
+      local a, b = Dog("Fido"), Dog("Rex")
+      a:add_trick("roll")
+      assert.are.equal(2, #a:collect_events())
+      assert.are.equal(1, #b:collect_events())
+    end)
+  end)
+
+  describe(":discard()", function()
+    it("triggers <Aggregate>.Discarded", function()
+      local cat = Cat()
+      local ev = cat:discard()
+      assert.are.equal("Cat.Discarded", ev.topic)
+      assert.are.equal(2, cat.version)
+      local events = cat:collect_events()
+      assert.are.equal(2, #events)
+      assert.are.equal("Cat.Discarded", events[2].topic)
+    end)
+  end)
+
+  describe("events", function()
+    it("carry topic, originator_id, originator_version and timestamp", function()
+      local dog = Dog("Fido")
+      local ev = dog:add_trick("roll")
+      assert.are.equal("Dog.TrickAdded", ev.topic)
+      assert.are.equal(dog.id, ev.originator_id)
+      assert.are.equal(2, ev.originator_version)
+      assert.are.equal("number", type(ev.timestamp))
+      assert.is_true(is_whole_us(ev.timestamp))
+      assert.are.equal("roll", ev.trick)
+      assert.is_true(cairn.is_event(ev))
+      assert.is_false(cairn.is_event({ topic = "Dog.TrickAdded" }))
+    end)
+
+    it("are read-only", function()
+      local dog = Dog("Fido")
+      local ev = dog:add_trick("roll")
+      assert.has_error(function() ev.trick = "sit" end)
+      assert.has_error(function() ev.topic = "Dog.Other" end)
+      assert.has_error(function() ev.originator_version = 7 end)
+      assert.has_error(function() ev.extra = true end)
+      assert.are.equal("roll", ev.trick)
+      assert.are.equal("Dog.TrickAdded", ev.topic)
+      assert.are.equal(2, ev.originator_version)
+      assert.is_nil(ev.extra)
+    end)
+
+    it("hold a copy of the fields, not the caller's tables", function()
+      local Bag = cairn.aggregate("Bag")
+      Bag:created("Made", function(self) self.items = nil end)
+      Bag.fill = Bag:event("Filled", function(self, items) self.items = items end)
+      local bag = Bag()
+      local items = { "a", "b" }
+      local ev = bag:fill(items)
+      items[1] = "changed"
+      assert.are.same({ "a", "b" }, ev.items)
+      assert.are.same({ "a", "b" }, bag.items)
+    end)
+  end)
+
+  describe("apply errors", function()
+    it("leave no pending event and the version unchanged", function()
+      local dog = Dog("Fido")
+      dog:collect_events()
+      assert.has_error(function() dog:bite("postman") end)
+      assert.are.equal(1, dog.version)
+      assert.are.same({}, dog:collect_events())
+      dog:bite("burglar")
+      assert.are.equal(2, dog.version)
+      local events = dog:collect_events()
+      assert.are.equal(1, #events)
+      assert.are.equal(2, events[1].originator_version)
+    end)
+
+    it("in the creation event construct nothing", function()
+      local Fragile = cairn.aggregate("Fragile")
+      Fragile:created("Made", function(self, ok) -- luacheck: ignore 212
+        if not ok then error("cannot make it") end
+      end)
+      assert.has_error(function() return Fragile(false) end)
+      assert.are.equal(1, Fragile(true).version)
+    end)
+  end)
+end)

@@ -1,0 +1,117 @@
+--- Shared helpers for the specs: temporary directories, both store engines,
+-- and child processes that can `require "cairn"`.
+local _M = {}
+
+local function shell_quote(s)
+  return "'" .. tostring(s):gsub("'", [['\'']]) .. "'"
+end
+_M.shell_quote = shell_quote
+
+local function read_all(path)
+  local f = io.open(path, "rb")
+  if not f then return nil end
+  local s = f:read("*a")
+  f:close()
+  return s
+end
+_M.read_file = read_all
+
+function _M.write_file(path, data)
+  local f = assert(io.open(path, "wb"))
+  f:write(data)
+  f:close()
+end
+
+-- The repository root, as an absolute path (this file lives in ROOT/spec/).
+_M.root = (function()
+  local src = debug.getinfo(1, "S").source:sub(2)
+  local dir = src:match("^(.*)/spec/[^/]*$") or "."
+  if dir:sub(1, 1) ~= "/" then
+    local p = io.popen("pwd")
+    local cwd = p:read("*l")
+    p:close()
+    dir = dir == "." and cwd or cwd .. "/" .. dir
+  end
+  return dir
+end)()
+
+_M.cairn_bin = os.getenv("CAIRN_BIN") or _M.root .. "/bin/cairn"
+
+-- `luajit -e '<paths>'`: append a script path (or `-e CODE`) and arguments.
+_M.luajit_cmd = (function()
+  local r = _M.root
+  local setup = ("package.path=%q..package.path; package.cpath=%q..package.cpath"):format(
+    r .. "/lua/?.lua;" .. r .. "/lua/?/init.lua;" .. r .. "/stdlib/?.lua;" .. r .. "/stdlib/?/init.lua;",
+    r .. "/lib/?.so;")
+  return (os.getenv("LUAJIT") or "luajit") .. " -e " .. shell_quote(setup)
+end)()
+
+--- A new, empty temporary directory.
+function _M.tmpdir()
+  local path = os.tmpname()
+  os.remove(path)
+  os.execute("mkdir -p " .. shell_quote(path))
+  local probe = io.open(path .. "/.probe", "w")
+  assert(probe, "could not create temporary directory " .. path)
+  probe:close()
+  os.remove(path .. "/.probe")
+  return path
+end
+
+--- Remove a file or directory tree (only under the temporary directory).
+function _M.rmrf(path)
+  if path and path:match("^/tmp/") then os.execute("rm -rf " .. shell_quote(path)) end
+end
+
+--- Run a shell command; return its exit code, stdout and stderr.
+function _M.run(cmd)
+  local dir = _M.tmpdir()
+  local out, err, rc = dir .. "/out", dir .. "/err", dir .. "/rc"
+  os.execute(("( %s ) >%s 2>%s; echo $? >%s"):format(cmd, shell_quote(out), shell_quote(err), shell_quote(rc)))
+  local code = tonumber(read_all(rc) or "")
+  local stdout, stderr = read_all(out) or "", read_all(err) or ""
+  _M.rmrf(dir)
+  return code, stdout, stderr
+end
+
+--- pcall fn and return the error it raised (failing the test if it did not raise).
+function _M.error_of(fn, ...)
+  local ok, err = pcall(fn, ...)
+  assert(not ok, "expected an error, but the call succeeded")
+  return err
+end
+
+--- Run body(ctx) once per engine, inside describe("(memory:)") and describe("(lmdb:)").
+-- Before each test ctx.dir is a fresh temporary directory and ctx.uri a fresh store URI;
+-- ctx.open([env]) opens an application on it (sync = "none"), closed after the test.
+function _M.each_store(body, engines)
+  -- busted's describe/before_each live in the calling spec's environment
+  local spec_env = getfenv(2)
+  local describe, before_each, after_each = spec_env.describe, spec_env.before_each, spec_env.after_each
+  for _, engine in ipairs(engines or { "memory", "lmdb" }) do
+    describe("(" .. engine .. ":)", function()
+      local ctx = { engine = engine }
+      local opened
+      before_each(function()
+        opened = {}
+        ctx.dir = _M.tmpdir()
+        ctx.uri = engine == "memory" and "memory:" or "lmdb:" .. ctx.dir .. "/store"
+      end)
+      after_each(function()
+        for i = #opened, 1, -1 do pcall(opened[i].close, opened[i]) end
+        _M.rmrf(ctx.dir)
+      end)
+      --- Open an application of class App on this test's store.
+      function ctx.open(App, env)
+        local e = { store = ctx.uri, sync = "none" }
+        for k, v in pairs(env or {}) do e[k] = v end
+        local app = App.new(e)
+        opened[#opened + 1] = app
+        return app
+      end
+      body(ctx)
+    end)
+  end
+end
+
+return _M
