@@ -33,6 +33,8 @@ local function common(name, out)
   includedirs { "runtime", "runtime/include", "/usr/include/luajit-2.1" }
   buildoptions { "-std=gnu11", "-Wall", "-Wextra", "-fPIC", "-fvisibility=default" }
   objdir("obj/" .. name)
+  -- keep symbols in every configuration: sanitizer reports and perf need them
+  if is_premake5 then symbols "On" else flags { "Symbols" } end
   only "release"
     buildoptions { "-O2", "-g" }
     defines { "NDEBUG" }
