@@ -89,14 +89,17 @@ static void release_reads(shared_env *sh)
     }
 }
 
-/* Begin a write transaction, adopting a map another process has grown. */
-static int begin_write(lmdb_store *ls, MDB_txn **txn)
+/* Begin a transaction, adopting a map another process has grown (it may grow
+ * again between adopting and beginning, hence the loop). */
+static int begin_txn(lmdb_store *ls, unsigned flags, MDB_txn **txn)
 {
-    int rc = mdb_txn_begin(ls->sh->env, NULL, 0, txn);
-    if (rc == MDB_MAP_RESIZED) {
+    int rc;
+    for (int tries = 0; tries < 100; tries++) {
+        rc = mdb_txn_begin(ls->sh->env, NULL, flags, txn);
+        if (rc != MDB_MAP_RESIZED) return rc;
         release_reads(ls->sh);
         rc = mdb_env_set_mapsize(ls->sh->env, 0);
-        if (rc == 0) rc = mdb_txn_begin(ls->sh->env, NULL, 0, txn);
+        if (rc) return rc;
     }
     return rc;
 }
@@ -191,7 +194,7 @@ static int lmdb_append(cairn_store *s, const cairn_record *ev, size_t n, uint64_
     lmdb_store *ls = (lmdb_store *)s;
     for (;;) {
         MDB_txn *txn = NULL;
-        int rc = begin_write(ls, &txn);
+        int rc = begin_txn(ls, 0, &txn);
         if (rc) return lmdb_failure(ls, rc, "starting a save");
         rc = append_in(ls, txn, ev, n, first_id);
         if (rc == 0) {
@@ -223,12 +226,7 @@ static int begin_read(lmdb_store *ls)
         if (rc) { mdb_txn_abort(ls->rtxn); ls->rtxn = NULL; }
     }
     if (!ls->rtxn) {
-        rc = mdb_txn_begin(ls->sh->env, NULL, MDB_RDONLY, &ls->rtxn);
-        if (rc == MDB_MAP_RESIZED) {
-            release_reads(ls->sh);
-            rc = mdb_env_set_mapsize(ls->sh->env, 0);
-            if (rc == 0) rc = mdb_txn_begin(ls->sh->env, NULL, MDB_RDONLY, &ls->rtxn);
-        }
+        rc = begin_txn(ls, MDB_RDONLY, &ls->rtxn);
         if (rc) { ls->rtxn = NULL; return lmdb_failure(ls, rc, "starting a read"); }
     }
     ls->ractive = 1;
