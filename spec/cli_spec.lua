@@ -147,6 +147,15 @@ describe("cairn (command line)", function()
       assert.are.equal('5\n{ "roll over", "play dead" }\ntrue\n', out)
     end)
 
+    it("interrupts a running line on SIGINT (Ctrl-C) and keeps going", function()
+      local script = ("(echo 'x = 0; while true do x = x + 1 end'; sleep 2; echo 'x > 0') | %s repl & "
+        .. "pid=$!; sleep 1; kill -INT $pid; wait $pid"):format(q(helper.cairn_bin))
+      local code, out, err = helper.run("bash -c " .. q(script))
+      assert.are.equal(0, code, err)
+      assert.matches("interrupted", err, 1, true)
+      assert.are.equal("true\n", out)
+    end)
+
     it("exits 1 when the store URI is bad", function()
       local code, _, err = cairn("repl --store bad:uri", "")
       assert.are.equal(1, code)
