@@ -86,11 +86,9 @@ static void seal_event(lua_State *L, const cairn_event_keys *k)
     lua_setmetatable(L, -2);
 }
 
-int cairn_lua_push_event(lua_State *L, const cairn_event_keys *k, const cairn_record *rec, int id_idx, int plain)
+/* Add topic, originator_id, originator_version and timestamp to the table at -1. */
+static void set_header(lua_State *L, const cairn_event_keys *k, const cairn_record *rec, int id_idx)
 {
-    lua_createtable(L, 0, plain ? 6 : 8);
-    int rc = cairn_codec_decode_into(L, NULL, rec->payload, rec->payload_len, -1);
-    if (rc) { lua_pop(L, 1); return rc; }
     lua_pushvalue(L, EV_KEY(k, EV_TOPIC));
     lua_pushlstring(L, rec->topic, rec->topic_len);
     lua_rawset(L, -3);
@@ -109,16 +107,26 @@ int cairn_lua_push_event(lua_State *L, const cairn_event_keys *k, const cairn_re
     lua_pushvalue(L, EV_KEY(k, EV_TIMESTAMP));
     lua_pushnumber(L, (lua_Number)rec->timestamp_us / 1e6);
     lua_rawset(L, -3);
+}
+
+int cairn_lua_push_event(lua_State *L, const cairn_event_keys *k, const cairn_record *rec, int id_idx, int plain)
+{
+    lua_createtable(L, 0, plain ? 6 : 8);
+    int rc = cairn_codec_decode_into(L, NULL, rec->payload, rec->payload_len, -1);
+    if (rc) { lua_pop(L, 1); return rc; }
+    set_header(L, k, rec, id_idx);
     if (!plain) seal_event(L, k);
     return CAIRN_OK;
 }
 
 static const char *const reserved[] = { "topic", "originator_id", "originator_version", "timestamp" };
 
-/* core.make_event(topic, originator_id, version, timestamp_us, fields) -> event, payload
+/* core.make_event(topic, originator_id, version, timestamp_us, fields [, fresh]) -> event, payload
  * Encodes the fields now, so a value that cannot be stored fails at trigger
  * time, and builds the event from the encoded bytes, so apply functions see
- * exactly what a later replay will see. */
+ * exactly what a later replay will see. When the caller built the fields
+ * table itself (fresh) and it holds no tables, decoding would give back the
+ * same values, so the table itself becomes the event's data. */
 static int lmake_event(lua_State *L)
 {
     size_t topic_len, id_len;
@@ -127,6 +135,8 @@ static int lmake_event(lua_State *L)
     lua_Number version = luaL_checknumber(L, 3);
     lua_Number ts = luaL_checknumber(L, 4);
     luaL_checktype(L, 5, LUA_TTABLE);
+    int reuse = lua_toboolean(L, 6);
+    lua_settop(L, 5);
     cairn_record rec;
     if (!cairn_uuid_is_canonical(id, id_len) || cairn_uuid_parse(id, id_len, rec.stream_id) != 0)
         return cairn_lua_raise(L, "SchemaError", "aggregate id '%s' is not a lower-case UUID", id);
@@ -136,6 +146,7 @@ static int lmake_event(lua_State *L)
         return cairn_lua_raise(L, "SchemaError", "event topic must be 1 to %d bytes", CAIRN_TOPIC_MAX);
     lua_pushnil(L);
     while (lua_next(L, 5)) {
+        if (lua_type(L, -1) == LUA_TTABLE) reuse = 0;
         lua_pop(L, 1);
         if (lua_type(L, -1) != LUA_TSTRING)
             return cairn_lua_raise(L, "SchemaError", "%s: event fields must have string names", topic);
@@ -160,8 +171,14 @@ static int lmake_event(lua_State *L)
     rec.payload_len = payload_len;
     cairn_event_keys keys;
     cairn_event_keys_push(L, &keys);
-    rc = cairn_lua_push_event(L, &keys, &rec, 2, 0);
-    if (rc) return cairn_lua_raise_rc(L, rc, "an event could not be decoded after encoding");
+    if (reuse) {
+        lua_pushvalue(L, 5);
+        set_header(L, &keys, &rec, 2);
+        seal_event(L, &keys);
+    } else {
+        rc = cairn_lua_push_event(L, &keys, &rec, 2, 0);
+        if (rc) return cairn_lua_raise_rc(L, rc, "an event could not be decoded after encoding");
+    }
     lua_replace(L, keys.base);       /* event */
     lua_settop(L, keys.base);
     lua_insert(L, -2);               /* event, payload */

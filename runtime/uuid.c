@@ -1,51 +1,45 @@
 /* uuid.c -- parsing, formatting and generating UUIDs (RFC 4122 versions 4 and 5). */
+#include <pthread.h>
 #include <sodium.h>
 #include <string.h>
 
 #include "uuid.h"
 
-static int hexval(int c)
-{
-    if (c >= '0' && c <= '9') return c - '0';
-    if (c >= 'a' && c <= 'f') return c - 'a' + 10;
-    if (c >= 'A' && c <= 'F') return c - 'A' + 10;
-    return -1;
-}
+/* Digit values; 16 marks an upper-case digit, -1 anything else. Ids are
+ * parsed on every save and read, so this is a table, not a chain of tests. */
+static const int8_t HEX[256] = {
+    ['0'] = 0, ['1'] = 1, ['2'] = 2, ['3'] = 3, ['4'] = 4, ['5'] = 5, ['6'] = 6, ['7'] = 7,
+    ['8'] = 8, ['9'] = 9, ['a'] = 10, ['b'] = 11, ['c'] = 12, ['d'] = 13, ['e'] = 14, ['f'] = 15,
+    ['A'] = 16 + 10, ['B'] = 16 + 11, ['C'] = 16 + 12, ['D'] = 16 + 13, ['E'] = 16 + 14, ['F'] = 16 + 15,
+};
+#define HEX_INVALID(c) (HEX[(unsigned char)(c)] == 0 && (c) != '0')
 
-static int is_dash_position(size_t i)
+/* Offsets of the 16 byte pairs in the 36-character form. */
+static const uint8_t PAIR[16] = { 0, 2, 4, 6, 9, 11, 14, 16, 19, 21, 24, 26, 28, 30, 32, 34 };
+
+/* 1 canonical (lower case), 2 a UUID with upper-case digits, 0 not a UUID */
+static int classify(const char *s, size_t len, uint8_t *out)
 {
-    return i == 8 || i == 13 || i == 18 || i == 23;
+    if (len != CAIRN_UUID_STRLEN || s[8] != '-' || s[13] != '-' || s[18] != '-' || s[23] != '-') return 0;
+    int upper = 0;
+    for (int i = 0; i < 16; i++) {
+        char a = s[PAIR[i]], b = s[PAIR[i] + 1];
+        if (HEX_INVALID(a) || HEX_INVALID(b)) return 0;
+        int hi = HEX[(unsigned char)a], lo = HEX[(unsigned char)b];
+        upper |= (hi | lo) & 16;
+        if (out) out[i] = (uint8_t)((hi & 15) << 4 | (lo & 15));
+    }
+    return upper ? 2 : 1;
 }
 
 int cairn_uuid_parse(const char *s, size_t len, uint8_t out[16])
 {
-    if (len != CAIRN_UUID_STRLEN) return -1;
-    size_t n = 0;
-    for (size_t i = 0; i < len; i++) {
-        if (is_dash_position(i)) {
-            if (s[i] != '-') return -1;
-            continue;
-        }
-        int hi = hexval((unsigned char)s[i]), lo = hexval((unsigned char)s[i + 1]);
-        if (hi < 0 || lo < 0 || is_dash_position(i + 1)) return -1;
-        out[n++] = (uint8_t)(hi << 4 | lo);
-        i++;
-    }
-    return 0;
+    return classify(s, len, out) ? 0 : -1;
 }
 
 int cairn_uuid_is_canonical(const char *s, size_t len)
 {
-    if (len != CAIRN_UUID_STRLEN) return 0;
-    for (size_t i = 0; i < len; i++) {
-        char c = s[i];
-        if (is_dash_position(i)) {
-            if (c != '-') return 0;
-        } else if (!((c >= '0' && c <= '9') || (c >= 'a' && c <= 'f'))) {
-            return 0;
-        }
-    }
-    return 1;
+    return classify(s, len, NULL) == 1;
 }
 
 void cairn_uuid_format(const uint8_t in[16], char out[CAIRN_UUID_STRLEN])
@@ -65,9 +59,37 @@ static void set_version(uint8_t u[16], int version)
     u[8] = (uint8_t)((u[8] & 0x3f) | 0x80); /* RFC 4122 variant */
 }
 
+/* Random bytes for v4 ids, taken from libsodium 4 KiB at a time: one
+ * getrandom per 256 ids instead of one each. A forked child must not reuse
+ * its parent's pool (two processes would make the same ids), so fork empties it. */
+static uint8_t pool[4096];
+static size_t pool_left;
+static pthread_mutex_t pool_lock = PTHREAD_MUTEX_INITIALIZER;
+static pthread_once_t pool_once = PTHREAD_ONCE_INIT;
+
+static void forget_pool(void)
+{
+    sodium_memzero(pool, sizeof pool);
+    pool_left = 0;
+}
+
+static void watch_forks(void)
+{
+    pthread_atfork(NULL, NULL, forget_pool);
+}
+
 void cairn_uuid_v4(uint8_t out[16])
 {
-    randombytes_buf(out, 16);
+    pthread_once(&pool_once, watch_forks);
+    pthread_mutex_lock(&pool_lock);
+    if (pool_left < 16) {
+        randombytes_buf(pool, sizeof pool);
+        pool_left = sizeof pool;
+    }
+    memcpy(out, pool + sizeof pool - pool_left, 16);
+    sodium_memzero(pool + sizeof pool - pool_left, 16);
+    pool_left -= 16;
+    pthread_mutex_unlock(&pool_lock);
     set_version(out, 4);
 }
 

@@ -13,7 +13,7 @@ local _M = { _VERSION = "0.1.0" }
 
 -- Pending (triggered, unsaved) events of each aggregate, kept out of the
 -- aggregate's own table so its state holds only domain fields.
--- Each entry is { event, payload, timestamp_us }: the payload is the bytes to store.
+-- Each list is flat: event, payload (the bytes to store), timestamp_us, event, ...
 local pending = setmetatable({}, { __mode = "k" })
 
 -- Every defined class by name, and every event class by topic, for replay.
@@ -59,13 +59,15 @@ local function apply_event(agg, ev_class, event)
 end
 
 -- Trigger: stamp, encode (refusing unstorable values now), apply, then keep as pending.
-local function fire(agg, ev_class, fields)
+-- fresh: the fields table was built here, so the event may take it over.
+local function fire(agg, ev_class, fields, fresh)
   local ts = now_us()
-  local event, payload = make_event(ev_class.topic, agg.id, agg.version + 1, ts, fields)
+  local event, payload = make_event(ev_class.topic, agg.id, agg.version + 1, ts, fields, fresh)
   apply_event(agg, ev_class, event)
   local list = pending[agg]
   if not list then list = {}; pending[agg] = list end
-  list[#list + 1] = { event, payload, ts }
+  local n = #list
+  list[n + 1], list[n + 2], list[n + 3] = event, payload, ts
   return event
 end
 
@@ -161,7 +163,7 @@ function Base:created(name, apply, opts)
     construct = function(a, b, c, d, e)
       local create_id = rawget(cls, "create_id")
       local agg = new_aggregate(create_id, create_id and create_id(a, b, c, d))
-      fire(agg, ev_class, fields_of(a, b, c, d, e))
+      fire(agg, ev_class, fields_of(a, b, c, d, e), true)
       return agg
     end
     call = function(_, a, b, c, d, e) return construct(a, b, c, d, e) end
@@ -169,7 +171,7 @@ function Base:created(name, apply, opts)
     construct = function(...)
       local create_id = rawget(cls, "create_id")
       local agg = new_aggregate(create_id, create_id and create_id(...))
-      fire(agg, ev_class, fields_of(...))
+      fire(agg, ev_class, fields_of(...), true)
       return agg
     end
     call = function(_, ...) return construct(...) end
@@ -187,11 +189,11 @@ function Base:event(name, apply, opts)
   local fields_of = ev_class.fields
   if #ev_class.params <= MAX_FIXED then
     return function(agg, a, b, c, d, e)
-      return fire(agg, ev_class, fields_of(a, b, c, d, e))
+      return fire(agg, ev_class, fields_of(a, b, c, d, e), true)
     end
   end
   return function(agg, ...)
-    return fire(agg, ev_class, fields_of(...))
+    return fire(agg, ev_class, fields_of(...), true)
   end
 end
 
@@ -221,7 +223,7 @@ function Base:collect_events()
   pending[self] = nil
   local events = {}
   if list then
-    for i = 1, #list do events[i] = list[i][1] end
+    for i = 1, #list, 3 do events[#events + 1] = list[i] end
   end
   return events
 end

@@ -53,14 +53,13 @@ function Base:save(...)
       if list then
         taken_aggs[#taken_aggs + 1], taken_lists[#taken_lists + 1] = agg, list
         local n = #batch
-        for j = 1, #list do
-          local entry = list[j]
-          local event = entry[1]
+        for j = 1, #list, 3 do
+          local event = list[j]
           batch[n + 1] = event.originator_id
           batch[n + 2] = event.originator_version
-          batch[n + 3] = entry[3]
+          batch[n + 3] = list[j + 2]
           batch[n + 4] = event.topic
-          batch[n + 5] = entry[2]
+          batch[n + 5] = list[j + 1]
           n = n + 5
         end
       end
@@ -77,8 +76,8 @@ function Base:save(...)
   local n = 0
   for i = 1, #taken_lists do
     local list = taken_lists[i]
-    for j = 1, #list do
-      recordings[n + 1] = { notification_id = first + n, event = list[j][1] }
+    for j = 1, #list, 3 do
+      recordings[n + 1] = { notification_id = first + n, event = list[j] }
       n = n + 1
     end
   end
