@@ -46,7 +46,7 @@ local function common(name, out)
     buildoptions { "-O1", "-g", "-fno-omit-frame-pointer", "-fsanitize=address,undefined",
                    "-fno-sanitize-recover=undefined" }
     linkoptions { "-fsanitize=address,undefined" }
-    targetdir("build/sanitize/" .. out)
+    targetdir("build/sanitize/" .. out:gsub("^build/", ""))
   everywhere()
 end
 
@@ -89,3 +89,12 @@ solution "cairn"
     -- export the host's symbols so C modules and ffi.C can see the Lua API
     linkoptions { "-Wl,-E" }
     common("cairn_host", "bin")
+
+  -- the core tested from C, without Lua (tools/test runs it, CI also under valgrind)
+  project "cairn_c_tests"
+    kind "ConsoleApp"
+    targetname "cairn_c_tests"
+    -- only the Lua-free core files: this also proves they need no Lua
+    files { "spec/c/*.c", "runtime/store*.c", "runtime/record.c", "runtime/uuid.c", "runtime/error.c" }
+    links { "lmdb", "sodium", "pthread" }
+    common("cairn_c_tests", "build/tests")

@@ -1,0 +1,202 @@
+/*
+ * store_test.c -- the recorder, record format and UUIDs tested from C, with
+ * no Lua: `build/tests/cairn_c_tests [DIR]` (DIR: where to put LMDB stores).
+ * One E() check macro, as LMDB's mtest.c has; exits 1 at the first failure.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "cairn.h"
+#include "record.h"
+#include "store.h"
+#include "uuid.h"
+
+#define E(expr) do { if (!(expr)) { \
+    fprintf(stderr, "%s:%d: check failed: %s\n", __FILE__, __LINE__, #expr); exit(1); } } while (0)
+
+static int checks;
+#define CHECK(expr) do { checks++; E(expr); } while (0)
+
+static cairn_record event(const uint8_t id[16], uint64_t version, const char *topic, const char *payload)
+{
+    cairn_record r;
+    memset(&r, 0, sizeof r);
+    memcpy(r.stream_id, id, 16);
+    r.version = version;
+    r.timestamp_us = 1700000000000000 + (int64_t)version;
+    r.topic = topic;
+    r.topic_len = strlen(topic);
+    r.payload = (const uint8_t *)payload;
+    r.payload_len = strlen(payload);
+    return r;
+}
+
+static size_t count_stream(cairn_store *s, const uint8_t id[16], const cairn_stream_query *q, uint64_t *versions)
+{
+    cairn_record rec;
+    size_t n = 0;
+    CHECK(cairn_store_read_stream(s, id, q) == CAIRN_OK);
+    int rc;
+    while ((rc = cairn_store_next(s, &rec)) == CAIRN_OK) {
+        CHECK(memcmp(rec.stream_id, id, 16) == 0);
+        if (versions) versions[n] = rec.version;
+        n++;
+    }
+    CHECK(rc == CAIRN_END);
+    cairn_store_read_end(s);
+    return n;
+}
+
+static void test_store(const char *uri)
+{
+    char err[512];
+    cairn_store *s = NULL;
+    cairn_store_options opt = { CAIRN_SYNC_NONE, 0, 0 };
+    CHECK(cairn_store_open(uri, &opt, &s, err, sizeof err) == CAIRN_OK);
+    uint8_t a[16], b[16];
+    cairn_uuid_v4(a);
+    cairn_uuid_v4(b);
+    uint64_t first = 0, max = 99;
+    CHECK(cairn_store_max_id(s, &max) == CAIRN_OK && max == 0);
+
+    /* a batch over two streams gets consecutive ids from 1 */
+    cairn_record batch[] = {
+        event(a, 1, "T.Made", "\x80"), event(a, 2, "T.Changed", "\x81\xa1x\x01"), event(b, 1, "T.Made", "\x80"),
+    };
+    CHECK(cairn_store_append(s, batch, 3, &first) == CAIRN_OK && first == 1);
+    CHECK(cairn_store_max_id(s, &max) == CAIRN_OK && max == 3);
+
+    /* a stale version anywhere rejects the whole batch */
+    cairn_record stale[] = { event(b, 2, "T.Changed", "\x80"), event(a, 2, "T.Changed", "\x80") };
+    CHECK(cairn_store_append(s, stale, 2, &first) == CAIRN_CONFLICT);
+    CHECK(strstr(cairn_store_errmsg(s), "version 2 was already recorded") != NULL);
+    CHECK(cairn_store_max_id(s, &max) == CAIRN_OK && max == 3);
+    /* so does a gap, and versions that are not consecutive within a batch */
+    cairn_record gap[] = { event(a, 4, "T.Changed", "\x80") };
+    CHECK(cairn_store_append(s, gap, 1, &first) == CAIRN_CONFLICT);
+    cairn_record jump[] = { event(b, 2, "T.Changed", "\x80"), event(b, 4, "T.Changed", "\x80") };
+    CHECK(cairn_store_append(s, jump, 2, &first) == CAIRN_CONFLICT);
+    CHECK(cairn_store_max_id(s, &max) == CAIRN_OK && max == 3);
+
+    /* stream reads: ranges, descending, limits */
+    cairn_record more[] = { event(a, 3, "T.Changed", "\x80"), event(a, 4, "T.Changed", "\x80") };
+    CHECK(cairn_store_append(s, more, 2, &first) == CAIRN_OK && first == 4);
+    uint64_t v[8];
+    cairn_stream_query all = { 0 };
+    CHECK(count_stream(s, a, &all, v) == 4 && v[0] == 1 && v[3] == 4);
+    cairn_stream_query range = { .gt = 1, .has_gt = 1, .lte = 3, .has_lte = 1 };
+    CHECK(count_stream(s, a, &range, v) == 2 && v[0] == 2 && v[1] == 3);
+    cairn_stream_query desc = { .descending = 1, .limit = 2 };
+    CHECK(count_stream(s, a, &desc, v) == 2 && v[0] == 4 && v[1] == 3);
+    cairn_stream_query desc_lte = { .descending = 1, .lte = 2, .has_lte = 1 };
+    CHECK(count_stream(s, a, &desc_lte, v) == 2 && v[0] == 2 && v[1] == 1);
+    uint8_t none[16];
+    cairn_uuid_v4(none);
+    CHECK(count_stream(s, none, &all, NULL) == 0);
+
+    /* log reads: start, stop, topics (the limit counts matches only) */
+    cairn_slice topics[] = { { "T.Made", 6 } };
+    cairn_log_query lq = { .start = 1, .limit = 10, .topics = topics, .ntopics = 1 };
+    CHECK(cairn_store_read_log(s, &lq) == CAIRN_OK);
+    cairn_record rec;
+    CHECK(cairn_store_next(s, &rec) == CAIRN_OK && rec.notification_id == 1);
+    CHECK(cairn_store_next(s, &rec) == CAIRN_OK && rec.notification_id == 3);
+    CHECK(cairn_store_next(s, &rec) == CAIRN_END);
+    cairn_store_read_end(s);
+    cairn_log_query stop = { .start = 2, .stop = 4 };
+    CHECK(cairn_store_read_log(s, &stop) == CAIRN_OK);
+    size_t n = 0;
+    while (cairn_store_next(s, &rec) == CAIRN_OK) n++;
+    cairn_store_read_end(s);
+    CHECK(n == 3);
+
+    cairn_store_stats st;
+    CHECK(cairn_store_stat(s, &st) == CAIRN_OK && st.events == 5 && st.streams == 2 && st.max_notification_id == 5);
+    cairn_store_close(s);
+}
+
+static void test_lmdb_reopen_and_refusals(const char *dir)
+{
+    char uri[600], err[512];
+    snprintf(uri, sizeof uri, "lmdb:%s/reopen", dir);
+    cairn_store *s = NULL;
+    cairn_store_options opt = { CAIRN_SYNC_FULL, 65536, 0 };
+    CHECK(cairn_store_open(uri, &opt, &s, err, sizeof err) == CAIRN_OK);
+    /* two handles on one directory share the environment */
+    cairn_store *s2 = NULL;
+    CHECK(cairn_store_open(uri, &opt, &s2, err, sizeof err) == CAIRN_OK);
+    uint8_t id[16];
+    cairn_uuid_v4(id);
+    /* a 64 KiB map grows by itself */
+    static char big[20000];
+    memset(big, 'x', sizeof big - 1);
+    big[0] = (char)0xda; big[1] = (char)0x4e; big[2] = (char)0x1c; /* str16 of 19996 bytes */
+    uint64_t first;
+    for (uint64_t v = 1; v <= 40; v++) {
+        cairn_record r = event(id, v, "T.Big", big);
+        CHECK(cairn_store_append(v % 2 ? s : s2, &r, 1, &first) == CAIRN_OK && first == v);
+    }
+    cairn_store_close(s);
+    cairn_store_close(s2);
+    CHECK(cairn_store_open(uri, &opt, &s, err, sizeof err) == CAIRN_OK);
+    uint64_t max;
+    CHECK(cairn_store_max_id(s, &max) == CAIRN_OK && max == 40);
+    cairn_store_close(s);
+
+    const char *bad[] = { "nope:x", "lmdb:", "memory:x", "postgres://h/db" };
+    for (size_t i = 0; i < sizeof bad / sizeof *bad; i++) {
+        s = (cairn_store *)1;
+        CHECK(cairn_store_open(bad[i], NULL, &s, err, sizeof err) == CAIRN_CONFIG && s == NULL && err[0]);
+    }
+    cairn_store_options must = { CAIRN_SYNC_FULL, 0, 1 };
+    snprintf(uri, sizeof uri, "lmdb:%s/absent", dir);
+    CHECK(cairn_store_open(uri, &must, &s, err, sizeof err) == CAIRN_CONFIG);
+    CHECK(strstr(err, "no store at") != NULL);
+}
+
+static void test_record_and_uuid(void)
+{
+    uint8_t id[16], buf[128];
+    CHECK(cairn_uuid_parse("6ba7b811-9dad-11d1-80b4-00c04fd430c8", 36, id) == 0);
+    uint8_t v5[16];
+    cairn_uuid_v5(id, "/dogs/Fido", 10, v5);
+    char text[CAIRN_UUID_STRLEN + 1] = { 0 };
+    cairn_uuid_format(v5, text);
+    CHECK(strcmp(text, "1e1d7398-8986-57af-bb01-11a89b2f8b02") == 0); /* Python's uuid5 */
+    CHECK(cairn_uuid_parse("6BA7B811-9DAD-11D1-80B4-00C04FD430C8", 36, id) == 0);
+    CHECK(!cairn_uuid_is_canonical("6BA7B811-9DAD-11D1-80B4-00C04FD430C8", 36));
+    CHECK(cairn_uuid_parse("6ba7b811-9dad-11d1-80b4-00c04fd430cg", 36, id) != 0);
+    CHECK(cairn_uuid_parse("6ba7b8119dad-11d1-80b4-00c04fd430c8-", 36, id) != 0);
+
+    cairn_record r = event(id, 7, "Dog.Registered", "\x81\xa4name\xa4" "Fido");
+    size_t len = cairn_record_size(&r);
+    CHECK(len <= sizeof buf);
+    cairn_record_write(&r, buf);
+    cairn_record back;
+    CHECK(cairn_record_parse(buf, len, &back) == CAIRN_OK);
+    CHECK(back.version == 7 && back.topic_len == 14 && back.payload_len == r.payload_len);
+    /* every truncation and a wrong format byte are refused */
+    for (size_t cut = 0; cut < CAIRN_RECORD_HEADER + 14; cut++) CHECK(cairn_record_parse(buf, cut, &back) == CAIRN_CORRUPT);
+    buf[0] = 2;
+    CHECK(cairn_record_parse(buf, len, &back) == CAIRN_CORRUPT);
+}
+
+int main(int argc, char **argv)
+{
+    char dir[] = "/tmp/cairn_c_tests.XXXXXX";
+    const char *base = argc > 1 ? argv[1] : mkdtemp(dir);
+    E(base != NULL);
+    char uri[600];
+    test_record_and_uuid();
+    test_store("memory:");
+    snprintf(uri, sizeof uri, "lmdb:%s/store", base);
+    test_store(uri);
+    test_lmdb_reopen_and_refusals(base);
+    char cmd[700];
+    snprintf(cmd, sizeof cmd, "rm -rf '%s'", base);
+    if (argc <= 1 && system(cmd) != 0) fprintf(stderr, "could not remove %s\n", base);
+    printf("%d passed, 0 failed\n", checks);
+    return 0;
+}
