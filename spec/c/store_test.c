@@ -8,6 +8,8 @@
 #include <string.h>
 #include <unistd.h>
 
+#include <lmdb.h>
+
 #include "cairn.h"
 #include "record.h"
 #include "store.h"
@@ -183,8 +185,41 @@ static void test_record_and_uuid(void)
     CHECK(cairn_record_parse(buf, len, &back) == CAIRN_CORRUPT);
 }
 
+/* Overwrite the payload of notification `id` in an LMDB store with bytes
+ * that are not msgpack, or cut its header short (how = "payload" | "header"):
+ * the Lua specs use this to check that reads refuse corrupt records. */
+static int corrupt(const char *path, uint64_t id, const char *how)
+{
+    MDB_env *env;
+    MDB_txn *txn;
+    MDB_dbi log;
+    E(mdb_env_create(&env) == 0 && mdb_env_set_maxdbs(env, 16) == 0);
+    E(mdb_env_open(env, path, 0, 0644) == 0);
+    E(mdb_txn_begin(env, NULL, 0, &txn) == 0 && mdb_dbi_open(txn, "log", 0, &log) == 0);
+    uint8_t key[8];
+    cairn_put_be64(key, id);
+    MDB_val k = { 8, key }, v;
+    E(mdb_get(txn, log, &k, &v) == 0);
+    uint8_t copy[4096];
+    E(v.mv_size <= sizeof copy);
+    memcpy(copy, v.mv_data, v.mv_size);
+    size_t len = v.mv_size;
+    if (strcmp(how, "header") == 0) {
+        len = 20;
+    } else {
+        size_t topic = (size_t)copy[34] << 8 | copy[35];
+        copy[CAIRN_RECORD_HEADER + topic] = 0xc1; /* never used in msgpack */
+    }
+    v = (MDB_val){ len, copy };
+    E(mdb_put(txn, log, &k, &v, 0) == 0 && mdb_txn_commit(txn) == 0);
+    mdb_env_close(env);
+    return 0;
+}
+
 int main(int argc, char **argv)
 {
+    if (argc == 5 && strcmp(argv[1], "--corrupt") == 0)
+        return corrupt(argv[2], strtoull(argv[3], NULL, 10), argv[4]);
     char dir[] = "/tmp/cairn_c_tests.XXXXXX";
     const char *base = argc > 1 ? argv[1] : mkdtemp(dir);
     E(base != NULL);
