@@ -447,9 +447,8 @@ static int push_value(lua_State *L, reader *r, int depth)
     }
 }
 
-int cairn_codec_decode(lua_State *L, cairn_codec *c, const uint8_t *p, size_t len)
+int cairn_codec_decode(lua_State *L, const uint8_t *p, size_t len)
 {
-    (void)c;
     reader r = { p, p + len };
     int top = lua_gettop(L);
     int rc = push_value(L, &r, 0);
@@ -458,9 +457,8 @@ int cairn_codec_decode(lua_State *L, cairn_codec *c, const uint8_t *p, size_t le
     return rc;
 }
 
-int cairn_codec_decode_into(lua_State *L, cairn_codec *c, const uint8_t *p, size_t len, int idx)
+int cairn_codec_decode_into(lua_State *L, const uint8_t *p, size_t len, int idx)
 {
-    (void)c;
     reader r = { p, p + len };
     if (len == 1 && p[0] == 0x90) return CAIRN_OK; /* no fields, stored as an empty array */
     if (len == 0) return CAIRN_CORRUPT;

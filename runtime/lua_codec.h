@@ -32,10 +32,10 @@ int cairn_codec_encode(lua_State *L, cairn_codec *c, int idx, const char *root,
                        const uint8_t **out, size_t *len, char *err, size_t errlen);
 
 /** Decode one value and push it. CAIRN_CORRUPT (nothing pushed) if malformed. */
-int cairn_codec_decode(lua_State *L, cairn_codec *c, const uint8_t *p, size_t len);
+int cairn_codec_decode(lua_State *L, const uint8_t *p, size_t len);
 
 /** Decode a msgpack map into the table at idx (fields of an event). */
-int cairn_codec_decode_into(lua_State *L, cairn_codec *c, const uint8_t *p, size_t len, int idx);
+int cairn_codec_decode_into(lua_State *L, const uint8_t *p, size_t len, int idx);
 
 /** Push a cairn.time value for µs since the epoch. */
 void cairn_codec_push_time(lua_State *L, int64_t us);

@@ -30,7 +30,7 @@ static int ldecode(lua_State *L)
 {
     size_t len;
     const char *p = luaL_checklstring(L, 1, &len);
-    int rc = cairn_codec_decode(L, cairn_codec_get(L), (const uint8_t *)p, len);
+    int rc = cairn_codec_decode(L, (const uint8_t *)p, len);
     if (rc) return cairn_lua_raise_rc(L, rc, rc == CAIRN_CORRUPT ? "malformed msgpack value" : NULL);
     return 1;
 }

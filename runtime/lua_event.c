@@ -112,7 +112,7 @@ static void set_header(lua_State *L, const cairn_event_keys *k, const cairn_reco
 int cairn_lua_push_event(lua_State *L, const cairn_event_keys *k, const cairn_record *rec, int id_idx, int plain)
 {
     lua_createtable(L, 0, plain ? 6 : 8);
-    int rc = cairn_codec_decode_into(L, NULL, rec->payload, rec->payload_len, -1);
+    int rc = cairn_codec_decode_into(L, rec->payload, rec->payload_len, -1);
     if (rc) { lua_pop(L, 1); return rc; }
     set_header(L, k, rec, id_idx);
     if (!plain) seal_event(L, k);

@@ -156,8 +156,9 @@ static int push_records(lua_State *L, cairn_store *s, int as_notifications, int 
     if (rc == CAIRN_CORRUPT && !*cairn_store_errmsg(s)) {
         char id[CAIRN_UUID_STRLEN + 1] = { 0 };
         cairn_uuid_format(rec.stream_id, id);
-        return cairn_lua_raise(L, "IntegrityError", "aggregate %s version %llu (notification %llu): the stored payload is malformed",
-                               id, (unsigned long long)rec.version, (unsigned long long)rec.notification_id);
+        return cairn_lua_raise(L, "IntegrityError",
+                               "aggregate %s version %llu (notification %llu): the stored payload is malformed", id,
+                               (unsigned long long)rec.version, (unsigned long long)rec.notification_id);
     }
     return raise_store(L, s, rc);
 }
