@@ -114,7 +114,8 @@ static int grow_ids(mem_stream *st, size_t extra)
 static int mem_append(cairn_store *s, const cairn_record *ev, size_t n, uint64_t *first_id)
 {
     mem_store *m = (mem_store *)s;
-    /* 1. check every stream's expected version before recording anything.
+    /* 1. check every stream's expected version before recording anything,
+     * reserving room for each stream's new ids on the way.
      * Streams met for the first time are added empty (an empty stream is the
      * same as none), so a stream's scratch fields can remember the version this
      * batch has reached when it appears again later in the batch. */
@@ -136,14 +137,10 @@ static int mem_append(cairn_store *s, const cairn_record *ev, size_t n, uint64_t
         st->batch = tag;
         st->batch_last = ev[i + run - 1].version;
         st->batch_count += run;
-    }
-    /* 2. take all memory first, so that a failure leaves the store as it was */
-    for (size_t i = 0, run; i < n; i += run) {
-        run = 1;
-        while (i + run < n && memcmp(ev[i + run].stream_id, ev[i].stream_id, 16) == 0) run++;
-        mem_stream *st = find_stream(m, ev[i].stream_id);
+        /* capacity only: taking it early changes nothing a reader can see */
         if (grow_ids(st, st->batch_count) != CAIRN_OK) goto oom;
     }
+    /* 2. take the rest of the memory, so that a failure leaves the store as it was */
     if (m->nlog + n > m->caplog) {
         size_t cap = m->caplog ? m->caplog : 1024;
         while (cap < m->nlog + n) cap *= 2;

@@ -177,8 +177,10 @@ function Base:created(name, apply, opts)
     call = function(_, ...) return construct(...) end
   end
   -- the first creation event is the one Dog(...) and Dog.create(...) trigger
-  if not rawget(cls, "create") then getmetatable(cls).__call = call end
-  if not rawget(cls, "create") then cls.create = construct end
+  if not rawget(cls, "create") then
+    getmetatable(cls).__call = call
+    cls.create = construct
+  end
   return construct
 end
 
