@@ -66,17 +66,25 @@ static int lclose(lua_State *L)
     return 0;
 }
 
-/* store:append(batch) -> first notification id
- * batch is flat: id, version, timestamp_us, topic, payload, id, version, ... */
+/* store:append(batch [, tracking_app, tracking_id]) -> first notification id
+ * batch is flat: id, version, timestamp_us, topic, payload, id, version, ...
+ * With a tracking position, the batch may be empty. */
 static int lappend(lua_State *L)
 {
     cairn_store *s = check_store(L);
     luaL_checktype(L, 2, LUA_TTABLE);
+    cairn_tracking tracking, *t = NULL;
+    if (!lua_isnoneornil(L, 3)) {
+        tracking.app = luaL_checklstring(L, 3, &tracking.app_len);
+        lua_Number id = luaL_checknumber(L, 4);
+        tracking.id = id < 1 ? 0 : (uint64_t)id;
+        t = &tracking;
+    }
     size_t len = lua_objlen(L, 2);
-    if (len == 0 || len % 5 != 0) return luaL_error(L, "append: batch must hold 5 values per event");
+    if ((len == 0 && !t) || len % 5 != 0) return luaL_error(L, "append: batch must hold 5 values per event");
     size_t n = len / 5;
     /* a userdata, so the array is collected even if an argument check raises */
-    cairn_record *ev = lua_newuserdata(L, n * sizeof *ev);
+    cairn_record *ev = lua_newuserdata(L, (n ? n : 1) * sizeof *ev);
     for (size_t i = 0; i < n; i++) {
         int base = (int)(i * 5);
         for (int j = 1; j <= 5; j++) lua_rawgeti(L, 2, base + j);
@@ -93,7 +101,8 @@ static int lappend(lua_State *L)
         lua_pop(L, 5); /* the strings stay alive in the batch table */
     }
     uint64_t first = 0;
-    int rc = cairn_store_append(s, ev, n, &first);
+    cairn_batch batch = { ev, n, t };
+    int rc = cairn_store_append(s, &batch, &first);
     if (rc) return raise_store(L, s, rc);
     lua_pushnumber(L, (lua_Number)first);
     return 1;
@@ -224,6 +233,19 @@ static int lread_log(lua_State *L)
     return push_records(L, s, 1, 0, 0);
 }
 
+/* store:tracking_max(app_name) -> the last notification id of app_name processed here (0: none) */
+static int ltracking_max(lua_State *L)
+{
+    cairn_store *s = check_store(L);
+    size_t len;
+    const char *app = luaL_checklstring(L, 2, &len);
+    uint64_t id;
+    int rc = cairn_store_tracking_max(s, app, len, &id);
+    if (rc) return raise_store(L, s, rc);
+    lua_pushnumber(L, (lua_Number)id);
+    return 1;
+}
+
 static void set_number(lua_State *L, const char *k, uint64_t v)
 {
     lua_pushnumber(L, (lua_Number)v);
@@ -268,6 +290,7 @@ void cairn_lua_store_init(lua_State *L)
     static const luaL_Reg methods[] = {
         { "append", lappend },
         { "max_id", lmax_id },
+        { "tracking_max", ltracking_max },
         { "read_stream", lread_stream },
         { "read_log", lread_log },
         { "stat", lstat },

@@ -63,6 +63,12 @@ static int open_failed(char *err, size_t errlen, int rc, const char *fmt, const 
     return rc;
 }
 
+void cairn_stream_key(uint8_t key[CAIRN_STREAM_KEY], const uint8_t id[16], uint64_t version)
+{
+    memcpy(key, id, 16);
+    cairn_put_be64(key + 16, version);
+}
+
 int cairn_store_open(const char *uri, const cairn_store_options *opt, cairn_store **out,
                      char *err, size_t errlen)
 {
@@ -71,11 +77,11 @@ int cairn_store_open(const char *uri, const cairn_store_options *opt, cairn_stor
     *out = NULL;
     int rc;
     if (strcmp(uri, "memory:") == 0) {
-        rc = cairn_store_memory_open(opt, out, err, errlen);
+        rc = cairn_store_env_open(NULL, opt, out, err, errlen);
     } else if (strncmp(uri, "lmdb:", 5) == 0) {
         if (uri[5] == '\0')
             return open_failed(err, errlen, CAIRN_CONFIG, "bad store URI '%s': lmdb: needs a path", uri);
-        rc = cairn_store_lmdb_open(uri + 5, opt, out, err, errlen);
+        rc = cairn_store_env_open(uri + 5, opt, out, err, errlen);
     } else if (strncmp(uri, "memory:", 7) == 0) {
         return open_failed(err, errlen, CAIRN_CONFIG, "bad store URI '%s': memory: takes no path", uri);
     } else if (strncmp(uri, "postgres://", 11) == 0 || strncmp(uri, "postgresql://", 13) == 0) {
@@ -93,43 +99,6 @@ int cairn_store_open(const char *uri, const cairn_store_options *opt, cairn_stor
         return open_failed(err, errlen, ENOMEM, "out of memory opening '%s'", uri);
     }
     return CAIRN_OK;
-}
-
-void cairn_store_close(cairn_store *s)
-{
-    if (!s) return;
-    char *uri = s->uri;
-    s->ops->close(s);
-    free(uri);
-}
-
-int cairn_store_append(cairn_store *s, const cairn_record *events, size_t n, uint64_t *first_id)
-{
-    s->errmsg[0] = '\0';
-    if (n == 0) return cairn_store_fail(s, CAIRN_INVALID, "nothing to append");
-    int rc = cairn_store_check_batch(s, events, n);
-    if (rc != CAIRN_OK) return rc;
-    return s->ops->append(s, events, n, first_id);
-}
-
-int cairn_store_max_id(cairn_store *s, uint64_t *out) { return s->ops->max_id(s, out); }
-
-int cairn_store_read_stream(cairn_store *s, const uint8_t id[16], const cairn_stream_query *q)
-{
-    return s->ops->read_stream(s, id, q);
-}
-
-int cairn_store_read_log(cairn_store *s, const cairn_log_query *q) { return s->ops->read_log(s, q); }
-
-int cairn_store_next(cairn_store *s, cairn_record *out) { return s->ops->next(s, out); }
-
-void cairn_store_read_end(cairn_store *s) { s->ops->read_end(s); }
-
-int cairn_store_stat(cairn_store *s, cairn_store_stats *out)
-{
-    memset(out, 0, sizeof *out);
-    out->format = CAIRN_RECORD_FORMAT;
-    return s->ops->stat(s, out);
 }
 
 const char *cairn_store_errmsg(const cairn_store *s) { return s->errmsg; }

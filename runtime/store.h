@@ -1,6 +1,6 @@
 /*
- * store.h -- the recorder interface: one narrow API over every storage engine
- * (`memory:` and `lmdb:PATH` today). No Lua.
+ * store.h -- the recorder interface: one narrow API over the storage engine
+ * (`memory:` and `lmdb:PATH`, both LMDB environments). No Lua.
  *
  * A store is used by one thread at a time. Every function returns CAIRN_OK or
  * an error code; on error, cairn_store_errmsg() describes it, naming the store
@@ -53,7 +53,7 @@ typedef struct cairn_store_stat {
     uint64_t streams;
     uint64_t max_notification_id;
     uint64_t map_size;      /* lmdb only */
-    uint64_t used_bytes;    /* bytes of pages in use (lmdb) or payload bytes (memory) */
+    uint64_t used_bytes;    /* bytes of pages in use */
     unsigned format;
 } cairn_store_stats;
 
@@ -68,15 +68,35 @@ int cairn_store_open(const char *uri, const cairn_store_options *opt, cairn_stor
 /** Close a store; NULL is allowed. Any read in progress is ended. */
 void cairn_store_close(cairn_store *s);
 
+/** How far a follower has processed a leader's log. */
+typedef struct cairn_tracking {
+    const char *app;        /* the leader application's name */
+    size_t app_len;
+    uint64_t id;            /* the notification id processed */
+} cairn_tracking;
+
+/** What one save records, all in one transaction. */
+typedef struct cairn_batch {
+    const cairn_record *events;
+    size_t n;
+    const cairn_tracking *tracking;   /* NULL, or a position recorded with the events */
+} cairn_batch;
+
 /**
- * Record events in one transaction, or none of them. Events of one stream
+ * Record a batch in one transaction, or nothing of it. Events of one stream
  * must be adjacent and have consecutive versions; the first event of each
  * stream must follow that stream's last recorded version (or start the stream).
+ * A tracking position must be above the one recorded for its application, so
+ * a notification is processed once.
  * @param[out] first_id the notification id given to events[0]; the rest follow.
  * @return CAIRN_OK, CAIRN_CONFLICT (nothing recorded), CAIRN_INVALID, or a
  *         system/LMDB error (nothing recorded).
  */
-int cairn_store_append(cairn_store *s, const cairn_record *events, size_t n, uint64_t *first_id)
+int cairn_store_append(cairn_store *s, const cairn_batch *b, uint64_t *first_id)
+    __attribute__((warn_unused_result));
+
+/** The last notification id of app recorded as processed (0: none). */
+int cairn_store_tracking_max(cairn_store *s, const char *app, size_t app_len, uint64_t *out)
     __attribute__((warn_unused_result));
 
 /** The highest notification id, 0 when the log is empty. */

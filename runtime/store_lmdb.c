@@ -1,14 +1,16 @@
 /*
- * store_lmdb.c -- the LMDB recorder.
+ * store_lmdb.c -- the recorder on LMDB: environments, transactions, the log
+ * and the stream index.
  *
  * Layout (named databases in one environment per store directory):
- *   meta     "format" -> u32 big-endian store format
- *   log      notification id (u64 big-endian) -> record (record.h); each event's bytes live here only
- *   streams  stream id (16 bytes) || version (u64 big-endian) -> notification id (u64 big-endian)
+ *   meta      "format" -> u32 big-endian store format
+ *   log       notification id (u64 big-endian) -> record (record.h); each event's bytes live here only
+ *   streams   stream id (16 bytes) || version (u64 big-endian) -> notification id (u64 big-endian)
+ *   tracking  application name -> last notification id processed from it (u64 big-endian)
  *
- * LMDB forbids opening one environment twice in a process, so handles on the
- * same directory share a reference-counted environment. Each handle keeps one
- * read transaction that is reset between reads and renewed for the next.
+ * Handles on the same directory share a reference-counted environment. Each
+ * handle keeps one read transaction that is reset between reads and renewed
+ * for the next.
  */
 #include <errno.h>
 #include <lmdb.h>
@@ -18,69 +20,33 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include "cairn.h"
 #include "store_internal.h"
 
-#define STORE_FORMAT 1
 #define DEFAULT_MAP_SIZE ((size_t)256 << 20)
-#define STREAM_KEY 24
-
-typedef struct lmdb_store lmdb_store;
-
-/* One environment per directory per process, shared by its handles. */
-typedef struct shared_env {
-    char *path;                 /* realpath of the directory */
-    MDB_env *env;
-    MDB_dbi meta, log, streams;
-    int refs;
-    lmdb_store *handles;        /* so a map resize can end every handle's read */
-    struct shared_env *next;
-} shared_env;
-
-struct lmdb_store {
-    cairn_store base;
-    shared_env *sh;
-    cairn_sync_mode sync;
-    lmdb_store *next_handle;
-    /* the read in progress */
-    MDB_txn *rtxn;              /* NULL, or reset/active read transaction */
-    int ractive;
-    MDB_cursor *rcur;
-    enum { READ_NONE, READ_STREAM, READ_LOG } reading;
-    int started, descending;
-    size_t remaining;
-    uint8_t stream_id[16];
-    uint64_t gt, lte;           /* stream bounds, inclusive lte */
-    int has_gt;
-    cairn_log_query lq;
-};
+#define MEMORY_MAP_SIZE ((size_t)64 << 20)
 
 static pthread_mutex_t registry_lock = PTHREAD_MUTEX_INITIALIZER;
-static shared_env *registry;
+static cairn_env *registry;
 
-static void stream_key(uint8_t key[STREAM_KEY], const uint8_t id[16], uint64_t version)
+int cairn_store_lmdb_failure(cairn_store *s, int rc, const char *doing)
 {
-    memcpy(key, id, 16);
-    cairn_put_be64(key + 16, version);
-}
-
-static int lmdb_failure(lmdb_store *ls, int rc, const char *doing)
-{
-    const char *path = ls->sh->path;
+    const char *path = s->sh->is_private ? "memory:" : s->sh->path;
     if (rc == ENOSPC)
-        return cairn_store_fail(&ls->base, rc, "disk full while %s in %s", doing, path);
+        return cairn_store_fail(s, rc, "disk full while %s in %s", doing, path);
     if (rc == MDB_CORRUPTED || rc == MDB_PAGE_NOTFOUND)
-        return cairn_store_fail(&ls->base, CAIRN_CORRUPT, "store %s is corrupt (%s) while %s", path,
-                                mdb_strerror(rc), doing);
-    return cairn_store_fail(&ls->base, rc, "store %s: %s while %s", path, mdb_strerror(rc), doing);
+        return cairn_store_fail(s, CAIRN_CORRUPT, "store %s is corrupt (%s) while %s", path, mdb_strerror(rc),
+                                doing);
+    return cairn_store_fail(s, rc, "store %s: %s while %s", path, mdb_strerror(rc), doing);
 }
 
 /* End every handle's read snapshot: LMDB resizes the map only when this
  * process has no transaction open. */
-static void release_reads(shared_env *sh)
+static void release_reads(cairn_env *sh)
 {
-    for (lmdb_store *h = sh->handles; h; h = h->next_handle) {
+    for (cairn_store *h = sh->handles; h; h = h->next_handle) {
         if (h->rcur) { mdb_cursor_close(h->rcur); h->rcur = NULL; }
         if (h->rtxn) { mdb_txn_abort(h->rtxn); h->rtxn = NULL; }
         h->ractive = 0;
@@ -90,56 +56,122 @@ static void release_reads(shared_env *sh)
 
 /* Begin a transaction, adopting a map another process has grown (it may grow
  * again between adopting and beginning, hence the loop). */
-static int begin_txn(lmdb_store *ls, unsigned flags, MDB_txn **txn)
+static int begin_txn(cairn_store *s, unsigned flags, MDB_txn **txn)
 {
     int rc;
     for (int tries = 0; tries < 100; tries++) {
-        rc = mdb_txn_begin(ls->sh->env, NULL, flags, txn);
+        rc = mdb_txn_begin(s->sh->env, NULL, flags, txn);
         if (rc != MDB_MAP_RESIZED) return rc;
-        release_reads(ls->sh);
-        rc = mdb_env_set_mapsize(ls->sh->env, 0);
+        release_reads(s->sh);
+        rc = mdb_env_set_mapsize(s->sh->env, 0);
         if (rc) return rc;
     }
     return rc;
 }
 
-/* Double the map: called after MDB_MAP_FULL with no transaction open. */
-static int grow_map(lmdb_store *ls)
+/* Double the map (by at most 1 GiB): called after MDB_MAP_FULL with no
+ * transaction open. */
+static int grow_map(cairn_store *s)
 {
     MDB_envinfo info;
-    int rc = mdb_env_info(ls->sh->env, &info);
+    int rc = mdb_env_info(s->sh->env, &info);
     if (rc) return rc;
-    release_reads(ls->sh);
+    release_reads(s->sh);
     size_t size = info.me_mapsize;
     size_t step = size < ((size_t)1 << 30) ? size : ((size_t)1 << 30);
-    return mdb_env_set_mapsize(ls->sh->env, size + step);
+    return mdb_env_set_mapsize(s->sh->env, size + step);
+}
+
+int cairn_store_write(cairn_store *s, const char *doing, cairn_write_fn fn, void *ctx)
+{
+    for (;;) {
+        MDB_txn *txn = NULL;
+        int rc = begin_txn(s, 0, &txn);
+        if (rc) return cairn_store_lmdb_failure(s, rc, doing);
+        rc = fn(s, txn, ctx);
+        if (rc == 0) {
+            /* NOSYNC is per environment; set it for this handle's commit */
+            mdb_env_set_flags(s->sh->env, MDB_NOSYNC, s->sync == CAIRN_SYNC_NONE);
+            rc = mdb_txn_commit(txn);
+        } else {
+            mdb_txn_abort(txn);
+        }
+        if (rc == MDB_MAP_FULL) {
+            rc = grow_map(s);
+            if (rc == 0) continue;
+            return cairn_store_lmdb_failure(s, rc, "growing the map");
+        }
+        if (CAIRN_IS_OWN_CODE(rc)) return rc; /* its message is set */
+        if (rc) return cairn_store_lmdb_failure(s, rc, doing);
+        return CAIRN_OK;
+    }
 }
 
 /* The stream's last recorded version, if any. */
 static int last_version(MDB_cursor *cur, const uint8_t id[16], int *found, uint64_t *last)
 {
-    uint8_t key[STREAM_KEY];
-    stream_key(key, id, UINT64_MAX);
-    MDB_val k = { STREAM_KEY, key }, v;
+    uint8_t key[CAIRN_STREAM_KEY];
+    cairn_stream_key(key, id, UINT64_MAX);
+    MDB_val k = { CAIRN_STREAM_KEY, key }, v;
     int rc = mdb_cursor_get(cur, &k, &v, MDB_SET_RANGE);
     if (rc == 0) rc = mdb_cursor_get(cur, &k, &v, MDB_PREV);
     else if (rc == MDB_NOTFOUND) rc = mdb_cursor_get(cur, &k, &v, MDB_LAST);
     *found = 0;
     if (rc == MDB_NOTFOUND) return 0;
     if (rc) return rc;
-    if (k.mv_size == STREAM_KEY && memcmp(k.mv_data, id, 16) == 0) {
+    if (k.mv_size == CAIRN_STREAM_KEY && memcmp(k.mv_data, id, 16) == 0) {
         *found = 1;
         *last = cairn_get_be64((const uint8_t *)k.mv_data + 16);
     }
     return 0;
 }
 
-/* One attempt at recording a batch; the caller commits or aborts. */
-static int append_in(lmdb_store *ls, MDB_txn *txn, const cairn_record *ev, size_t n, uint64_t *first_id)
+static int tracking_get(cairn_store *s, MDB_txn *txn, const char *app, size_t len, uint64_t *out)
 {
-    shared_env *sh = ls->sh;
+    MDB_val k = { len, (void *)app }, v;
+    *out = 0;
+    int rc = mdb_get(txn, s->sh->tracking, &k, &v);
+    if (rc == MDB_NOTFOUND) return 0;
+    if (rc) return rc;
+    if (v.mv_size != 8)
+        return cairn_store_fail(s, CAIRN_CORRUPT, "the tracking record of %.*s in %s is malformed", (int)len, app,
+                                s->sh->path);
+    *out = cairn_get_be64(v.mv_data);
+    return 0;
+}
+
+/* Record how far a follower got; refuses to go back or repeat. */
+static int tracking_put(cairn_store *s, MDB_txn *txn, const cairn_tracking *t)
+{
+    uint64_t last;
+    int rc = tracking_get(s, txn, t->app, t->app_len, &last);
+    if (rc) return rc;
+    if (t->id <= last)
+        return cairn_store_fail(s, CAIRN_CONFLICT,
+                                "notification %llu of %.*s was already processed (tracked up to %llu)",
+                                (unsigned long long)t->id, (int)t->app_len, t->app, (unsigned long long)last);
+    uint8_t idv[8];
+    cairn_put_be64(idv, t->id);
+    MDB_val k = { t->app_len, (void *)t->app }, v = { 8, idv };
+    return mdb_put(txn, s->sh->tracking, &k, &v, 0);
+}
+
+typedef struct {
+    const cairn_batch *b;
+    uint64_t *first_id;
+} append_ctx;
+
+/* One attempt at recording a batch; cairn_store_write commits or aborts. */
+static int append_in(cairn_store *s, MDB_txn *txn, void *ctxp)
+{
+    append_ctx *ctx = ctxp;
+    const cairn_record *ev = ctx->b->events;
+    size_t n = ctx->b->n;
+    cairn_env *sh = s->sh;
     MDB_cursor *scur = NULL, *lcur = NULL;
-    int rc = mdb_cursor_open(txn, sh->streams, &scur);
+    int rc = ctx->b->tracking ? tracking_put(s, txn, ctx->b->tracking) : 0;
+    if (rc || n == 0) return rc;
+    rc = mdb_cursor_open(txn, sh->streams, &scur);
     if (rc == 0) rc = mdb_cursor_open(txn, sh->log, &lcur);
     if (rc) goto done;
 
@@ -148,7 +180,8 @@ static int append_in(lmdb_store *ls, MDB_txn *txn, const cairn_record *ev, size_
     rc = mdb_cursor_get(lcur, &k, &v, MDB_LAST);
     if (rc == 0 && k.mv_size == 8) next_id = cairn_get_be64(k.mv_data) + 1;
     else if (rc != MDB_NOTFOUND && rc != 0) goto done;
-    *first_id = next_id;
+    rc = 0;
+    *ctx->first_id = next_id;
 
     for (size_t i = 0; i < n; i++) {
         int starts_run = i == 0 || memcmp(ev[i].stream_id, ev[i - 1].stream_id, 16) != 0;
@@ -160,23 +193,23 @@ static int append_in(lmdb_store *ls, MDB_txn *txn, const cairn_record *ev, size_
             /* this transaction sees its own writes, so a stream repeated
              * later in the batch is checked against its earlier run */
             if (found && ev[i].version != last + 1) {
-                rc = cairn_store_conflict(&ls->base, ev[i].stream_id, ev[i].version, 1, last);
+                rc = cairn_store_conflict(s, ev[i].stream_id, ev[i].version, 1, last);
                 goto done;
             }
         }
-        uint8_t idkey[8], skey[STREAM_KEY];
+        uint8_t idkey[8], skey[CAIRN_STREAM_KEY];
         cairn_put_be64(idkey, next_id);
         k = (MDB_val){ 8, idkey };
         v = (MDB_val){ cairn_record_size(&ev[i]), NULL };
         rc = mdb_cursor_put(lcur, &k, &v, MDB_APPEND | MDB_RESERVE);
         if (rc) goto done;
         cairn_record_write(&ev[i], v.mv_data);
-        stream_key(skey, ev[i].stream_id, ev[i].version);
-        k = (MDB_val){ STREAM_KEY, skey };
+        cairn_stream_key(skey, ev[i].stream_id, ev[i].version);
+        k = (MDB_val){ CAIRN_STREAM_KEY, skey };
         v = (MDB_val){ 8, idkey };
         rc = mdb_cursor_put(scur, &k, &v, MDB_NOOVERWRITE);
         if (rc == MDB_KEYEXIST) {
-            rc = cairn_store_conflict(&ls->base, ev[i].stream_id, ev[i].version, 0, 0);
+            rc = cairn_store_conflict(s, ev[i].stream_id, ev[i].version, 0, 0);
             goto done;
         }
         if (rc) goto done;
@@ -188,237 +221,229 @@ done:
     return rc;
 }
 
-static int lmdb_append(cairn_store *s, const cairn_record *ev, size_t n, uint64_t *first_id)
+int cairn_store_append(cairn_store *s, const cairn_batch *b, uint64_t *first_id)
 {
-    lmdb_store *ls = (lmdb_store *)s;
-    for (;;) {
-        MDB_txn *txn = NULL;
-        int rc = begin_txn(ls, 0, &txn);
-        if (rc) return lmdb_failure(ls, rc, "starting a save");
-        rc = append_in(ls, txn, ev, n, first_id);
-        if (rc == 0) {
-            /* NOSYNC is per environment; set it for this handle's commit */
-            mdb_env_set_flags(ls->sh->env, MDB_NOSYNC, ls->sync == CAIRN_SYNC_NONE);
-            rc = mdb_txn_commit(txn);
-        } else {
-            mdb_txn_abort(txn);
-        }
-        if (rc == MDB_MAP_FULL) {
-            rc = grow_map(ls);
-            if (rc == 0) continue;
-            return lmdb_failure(ls, rc, "growing the map");
-        }
-        if (rc == CAIRN_CONFLICT) return rc;
-        if (rc) return lmdb_failure(ls, rc, "saving");
-        return CAIRN_OK;
-    }
+    s->errmsg[0] = '\0';
+    *first_id = 0;
+    if (b->n == 0 && !b->tracking) return cairn_store_fail(s, CAIRN_INVALID, "nothing to append");
+    if (b->tracking && (b->tracking->app_len == 0 || b->tracking->app_len > 511 || b->tracking->id == 0))
+        return cairn_store_fail(s, CAIRN_INVALID, "a tracking record needs an application name and an id above 0");
+    int rc = cairn_store_check_batch(s, b->events, b->n);
+    if (rc != CAIRN_OK) return rc;
+    append_ctx ctx = { b, first_id };
+    return cairn_store_write(s, "saving", append_in, &ctx);
 }
 
-/* Start (or restart) this handle's read snapshot. */
-static int begin_read(lmdb_store *ls)
+int cairn_store_begin_read(cairn_store *s)
 {
-    if (ls->rcur) { mdb_cursor_close(ls->rcur); ls->rcur = NULL; }
-    if (ls->ractive) { mdb_txn_reset(ls->rtxn); ls->ractive = 0; }
+    if (s->rcur) { mdb_cursor_close(s->rcur); s->rcur = NULL; }
+    if (s->ractive) { mdb_txn_reset(s->rtxn); s->ractive = 0; }
     int rc;
-    if (ls->rtxn) {
-        rc = mdb_txn_renew(ls->rtxn);
-        if (rc) { mdb_txn_abort(ls->rtxn); ls->rtxn = NULL; }
+    if (s->rtxn) {
+        rc = mdb_txn_renew(s->rtxn);
+        if (rc) { mdb_txn_abort(s->rtxn); s->rtxn = NULL; }
     }
-    if (!ls->rtxn) {
-        rc = begin_txn(ls, MDB_RDONLY, &ls->rtxn);
-        if (rc) { ls->rtxn = NULL; return lmdb_failure(ls, rc, "starting a read"); }
+    if (!s->rtxn) {
+        rc = begin_txn(s, MDB_RDONLY, &s->rtxn);
+        if (rc) { s->rtxn = NULL; return cairn_store_lmdb_failure(s, rc, "starting a read"); }
     }
-    ls->ractive = 1;
+    s->ractive = 1;
     return CAIRN_OK;
 }
 
-static void lmdb_read_end(cairn_store *s)
+void cairn_store_read_end(cairn_store *s)
 {
-    lmdb_store *ls = (lmdb_store *)s;
-    if (ls->rcur) { mdb_cursor_close(ls->rcur); ls->rcur = NULL; }
-    if (ls->ractive) { mdb_txn_reset(ls->rtxn); ls->ractive = 0; }
-    ls->reading = READ_NONE;
+    if (s->rcur) { mdb_cursor_close(s->rcur); s->rcur = NULL; }
+    if (s->ractive) { mdb_txn_reset(s->rtxn); s->ractive = 0; }
+    s->reading = READ_NONE;
 }
 
-static int lmdb_max_id(cairn_store *s, uint64_t *out)
+int cairn_store_tracking_max(cairn_store *s, const char *app, size_t app_len, uint64_t *out)
 {
-    lmdb_store *ls = (lmdb_store *)s;
-    int rc = begin_read(ls);
+    s->errmsg[0] = '\0';
+    int rc = cairn_store_begin_read(s);
+    if (rc) return rc;
+    rc = tracking_get(s, s->rtxn, app, app_len, out);
+    cairn_store_read_end(s);
+    if (CAIRN_IS_OWN_CODE(rc)) return rc;
+    return rc ? cairn_store_lmdb_failure(s, rc, "reading a tracking record") : CAIRN_OK;
+}
+
+int cairn_store_max_id(cairn_store *s, uint64_t *out)
+{
+    int rc = cairn_store_begin_read(s);
     if (rc) return rc;
     MDB_cursor *cur;
     MDB_val k, v;
-    rc = mdb_cursor_open(ls->rtxn, ls->sh->log, &cur);
+    rc = mdb_cursor_open(s->rtxn, s->sh->log, &cur);
     if (rc == 0) {
         rc = mdb_cursor_get(cur, &k, &v, MDB_LAST);
         mdb_cursor_close(cur);
     }
     *out = 0;
     if (rc == 0 && k.mv_size == 8) *out = cairn_get_be64(k.mv_data);
-    lmdb_read_end(s);
-    if (rc && rc != MDB_NOTFOUND) return lmdb_failure(ls, rc, "reading the log");
+    cairn_store_read_end(s);
+    if (rc && rc != MDB_NOTFOUND) return cairn_store_lmdb_failure(s, rc, "reading the log");
     return CAIRN_OK;
 }
 
-static int open_read_cursor(lmdb_store *ls, MDB_dbi dbi)
+static int open_read_cursor(cairn_store *s, MDB_dbi dbi)
 {
-    int rc = begin_read(ls);
+    int rc = cairn_store_begin_read(s);
     if (rc) return rc;
-    rc = mdb_cursor_open(ls->rtxn, dbi, &ls->rcur);
+    rc = mdb_cursor_open(s->rtxn, dbi, &s->rcur);
     if (rc) {
-        ls->rcur = NULL;
-        lmdb_read_end(&ls->base);
-        return lmdb_failure(ls, rc, "starting a read");
+        s->rcur = NULL;
+        cairn_store_read_end(s);
+        return cairn_store_lmdb_failure(s, rc, "starting a read");
     }
-    ls->started = 0;
+    s->started = 0;
     return CAIRN_OK;
 }
 
-static int lmdb_read_stream(cairn_store *s, const uint8_t *id, const cairn_stream_query *q)
+int cairn_store_read_stream(cairn_store *s, const uint8_t id[16], const cairn_stream_query *q)
 {
-    lmdb_store *ls = (lmdb_store *)s;
-    int rc = open_read_cursor(ls, ls->sh->streams);
+    int rc = open_read_cursor(s, s->sh->streams);
     if (rc) return rc;
-    ls->reading = READ_STREAM;
-    memcpy(ls->stream_id, id, 16);
-    ls->has_gt = q->has_gt;
-    ls->gt = q->gt;
-    ls->lte = q->has_lte ? q->lte : UINT64_MAX;
-    ls->descending = q->descending;
-    ls->remaining = q->limit ? q->limit : SIZE_MAX;
-    if (q->has_gt && q->gt == UINT64_MAX) ls->remaining = 0;
+    s->reading = READ_STREAM;
+    memcpy(s->stream_id, id, 16);
+    s->has_gt = q->has_gt;
+    s->gt = q->gt;
+    s->lte = q->has_lte ? q->lte : UINT64_MAX;
+    s->descending = q->descending;
+    s->remaining = q->limit ? q->limit : SIZE_MAX;
+    if (q->has_gt && q->gt == UINT64_MAX) s->remaining = 0;
     return CAIRN_OK;
 }
 
-static int lmdb_read_log(cairn_store *s, const cairn_log_query *q)
+int cairn_store_read_log(cairn_store *s, const cairn_log_query *q)
 {
-    lmdb_store *ls = (lmdb_store *)s;
-    int rc = open_read_cursor(ls, ls->sh->log);
+    int rc = open_read_cursor(s, s->sh->log);
     if (rc) return rc;
-    ls->reading = READ_LOG;
-    ls->lq = *q;
-    ls->remaining = q->limit ? q->limit : SIZE_MAX;
+    s->reading = READ_LOG;
+    s->lq = *q;
+    s->remaining = q->limit ? q->limit : SIZE_MAX;
     return CAIRN_OK;
 }
 
-static int parse_value(lmdb_store *ls, uint64_t id, const MDB_val *v, cairn_record *out)
+static int parse_value(cairn_store *s, uint64_t id, const MDB_val *v, cairn_record *out)
 {
     int rc = cairn_record_parse(v->mv_data, v->mv_size, out);
-    if (rc) return cairn_store_fail(&ls->base, rc, "notification %llu in %s is not a valid record",
-                                    (unsigned long long)id, ls->sh->path);
+    if (rc) return cairn_store_fail(s, rc, "notification %llu in %s is not a valid record", (unsigned long long)id,
+                                    s->sh->path);
     out->notification_id = id;
     return CAIRN_OK;
 }
 
 /* Position the stream cursor on the next index entry within bounds. */
-static int stream_step(lmdb_store *ls, MDB_val *k, MDB_val *v)
+static int stream_step(cairn_store *s, MDB_val *k, MDB_val *v)
 {
     int rc;
-    if (!ls->started) {
-        uint8_t key[STREAM_KEY];
-        ls->started = 1;
-        if (ls->descending) {
-            stream_key(key, ls->stream_id, ls->lte);
-            *k = (MDB_val){ STREAM_KEY, key };
-            rc = mdb_cursor_get(ls->rcur, k, v, MDB_SET_RANGE);
-            if (rc == MDB_NOTFOUND) rc = mdb_cursor_get(ls->rcur, k, v, MDB_LAST);
-            else if (rc == 0 && (k->mv_size != STREAM_KEY || memcmp(k->mv_data, key, STREAM_KEY) != 0))
-                rc = mdb_cursor_get(ls->rcur, k, v, MDB_PREV);
+    if (!s->started) {
+        uint8_t key[CAIRN_STREAM_KEY];
+        s->started = 1;
+        if (s->descending) {
+            cairn_stream_key(key, s->stream_id, s->lte);
+            *k = (MDB_val){ CAIRN_STREAM_KEY, key };
+            rc = mdb_cursor_get(s->rcur, k, v, MDB_SET_RANGE);
+            if (rc == MDB_NOTFOUND) rc = mdb_cursor_get(s->rcur, k, v, MDB_LAST);
+            else if (rc == 0 && (k->mv_size != CAIRN_STREAM_KEY || memcmp(k->mv_data, key, CAIRN_STREAM_KEY) != 0))
+                rc = mdb_cursor_get(s->rcur, k, v, MDB_PREV);
         } else {
-            stream_key(key, ls->stream_id, ls->has_gt ? ls->gt + 1 : 0);
-            *k = (MDB_val){ STREAM_KEY, key };
-            rc = mdb_cursor_get(ls->rcur, k, v, MDB_SET_RANGE);
+            cairn_stream_key(key, s->stream_id, s->has_gt ? s->gt + 1 : 0);
+            *k = (MDB_val){ CAIRN_STREAM_KEY, key };
+            rc = mdb_cursor_get(s->rcur, k, v, MDB_SET_RANGE);
         }
     } else {
-        rc = mdb_cursor_get(ls->rcur, k, v, ls->descending ? MDB_PREV : MDB_NEXT);
+        rc = mdb_cursor_get(s->rcur, k, v, s->descending ? MDB_PREV : MDB_NEXT);
     }
     if (rc) return rc;
-    if (k->mv_size != STREAM_KEY || memcmp(k->mv_data, ls->stream_id, 16) != 0) return MDB_NOTFOUND;
+    if (k->mv_size != CAIRN_STREAM_KEY || memcmp(k->mv_data, s->stream_id, 16) != 0) return MDB_NOTFOUND;
     uint64_t version = cairn_get_be64((const uint8_t *)k->mv_data + 16);
-    if (version > ls->lte || (ls->has_gt && version <= ls->gt)) return MDB_NOTFOUND;
+    if (version > s->lte || (s->has_gt && version <= s->gt)) return MDB_NOTFOUND;
     return 0;
 }
 
-static int lmdb_next(cairn_store *s, cairn_record *out)
+int cairn_store_next(cairn_store *s, cairn_record *out)
 {
-    lmdb_store *ls = (lmdb_store *)s;
-    if (ls->reading == READ_NONE || ls->remaining == 0) return CAIRN_END;
+    if (s->reading == READ_NONE || s->remaining == 0) return CAIRN_END;
     MDB_val k, v;
     int rc;
-    if (ls->reading == READ_STREAM) {
-        rc = stream_step(ls, &k, &v);
+    if (s->reading == READ_STREAM) {
+        rc = stream_step(s, &k, &v);
         if (rc == MDB_NOTFOUND) return CAIRN_END;
-        if (rc) return lmdb_failure(ls, rc, "reading a stream");
-        if (v.mv_size != 8) return cairn_store_fail(s, CAIRN_CORRUPT, "stream index entry in %s is malformed",
-                                                     ls->sh->path);
+        if (rc) return cairn_store_lmdb_failure(s, rc, "reading a stream");
+        if (v.mv_size != 8)
+            return cairn_store_fail(s, CAIRN_CORRUPT, "stream index entry in %s is malformed", s->sh->path);
         uint64_t id = cairn_get_be64(v.mv_data);
         MDB_val idk = { 8, v.mv_data };
-        rc = mdb_get(ls->rtxn, ls->sh->log, &idk, &v);
+        rc = mdb_get(s->rtxn, s->sh->log, &idk, &v);
         if (rc == MDB_NOTFOUND)
             return cairn_store_fail(s, CAIRN_CORRUPT, "stream index in %s names notification %llu, which is missing",
-                                    ls->sh->path, (unsigned long long)id);
-        if (rc) return lmdb_failure(ls, rc, "reading a stream");
-        ls->remaining--;
-        return parse_value(ls, id, &v, out);
+                                    s->sh->path, (unsigned long long)id);
+        if (rc) return cairn_store_lmdb_failure(s, rc, "reading a stream");
+        s->remaining--;
+        return parse_value(s, id, &v, out);
     }
     for (;;) {
-        if (!ls->started) {
+        if (!s->started) {
             uint8_t key[8];
-            cairn_put_be64(key, ls->lq.start);
+            cairn_put_be64(key, s->lq.start);
             k = (MDB_val){ 8, key };
-            ls->started = 1;
-            rc = mdb_cursor_get(ls->rcur, &k, &v, MDB_SET_RANGE);
+            s->started = 1;
+            rc = mdb_cursor_get(s->rcur, &k, &v, MDB_SET_RANGE);
         } else {
-            rc = mdb_cursor_get(ls->rcur, &k, &v, MDB_NEXT);
+            rc = mdb_cursor_get(s->rcur, &k, &v, MDB_NEXT);
         }
         if (rc == MDB_NOTFOUND) return CAIRN_END;
-        if (rc) return lmdb_failure(ls, rc, "reading the log");
-        if (k.mv_size != 8) return cairn_store_fail(s, CAIRN_CORRUPT, "log key in %s is malformed", ls->sh->path);
+        if (rc) return cairn_store_lmdb_failure(s, rc, "reading the log");
+        if (k.mv_size != 8) return cairn_store_fail(s, CAIRN_CORRUPT, "log key in %s is malformed", s->sh->path);
         uint64_t id = cairn_get_be64(k.mv_data);
-        if (ls->lq.stop && id > ls->lq.stop) return CAIRN_END;
-        rc = parse_value(ls, id, &v, out);
+        if (s->lq.stop && id > s->lq.stop) return CAIRN_END;
+        rc = parse_value(s, id, &v, out);
         if (rc) return rc;
-        if (cairn_store_topic_matches(&ls->lq, out)) {
-            ls->remaining--;
+        if (cairn_store_topic_matches(&s->lq, out)) {
+            s->remaining--;
             return CAIRN_OK;
         }
     }
 }
 
-static int lmdb_stat(cairn_store *s, cairn_store_stats *out)
+int cairn_store_stat(cairn_store *s, cairn_store_stats *out)
 {
-    lmdb_store *ls = (lmdb_store *)s;
-    out->engine = "lmdb";
-    out->format = STORE_FORMAT;
-    int rc = begin_read(ls);
+    memset(out, 0, sizeof *out);
+    out->engine = s->sh->is_private ? "memory" : "lmdb";
+    out->format = CAIRN_STORE_FORMAT;
+    int rc = cairn_store_begin_read(s);
     if (rc) return rc;
     MDB_stat st;
     MDB_envinfo info;
     MDB_cursor *cur = NULL;
-    rc = mdb_stat(ls->rtxn, ls->sh->log, &st);
+    rc = mdb_stat(s->rtxn, s->sh->log, &st);
     if (rc) goto done;
     out->events = st.ms_entries;
-    rc = mdb_env_info(ls->sh->env, &info);
+    rc = mdb_env_info(s->sh->env, &info);
     if (rc) goto done;
     out->map_size = info.me_mapsize;
     out->used_bytes = (uint64_t)(info.me_last_pgno + 1) * st.ms_psize;
     /* count streams by jumping from each stream to the next */
-    rc = mdb_cursor_open(ls->rtxn, ls->sh->streams, &cur);
+    rc = mdb_cursor_open(s->rtxn, s->sh->streams, &cur);
     if (rc) goto done;
     MDB_val k, v;
     rc = mdb_cursor_get(cur, &k, &v, MDB_FIRST);
     while (rc == 0) {
         out->streams++;
-        uint8_t key[STREAM_KEY];
-        if (k.mv_size != STREAM_KEY) { rc = MDB_CORRUPTED; break; }
-        stream_key(key, k.mv_data, UINT64_MAX);
-        k = (MDB_val){ STREAM_KEY, key };
+        uint8_t key[CAIRN_STREAM_KEY];
+        if (k.mv_size != CAIRN_STREAM_KEY) { rc = MDB_CORRUPTED; break; }
+        cairn_stream_key(key, k.mv_data, UINT64_MAX);
+        k = (MDB_val){ CAIRN_STREAM_KEY, key };
         rc = mdb_cursor_get(cur, &k, &v, MDB_SET_RANGE);
-        if (rc == 0 && memcmp(k.mv_data, key, STREAM_KEY) == 0) rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT);
+        if (rc == 0 && memcmp(k.mv_data, key, CAIRN_STREAM_KEY) == 0) rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT);
     }
     if (rc == MDB_NOTFOUND) rc = 0;
     if (rc == 0) {
         MDB_cursor *lc;
-        rc = mdb_cursor_open(ls->rtxn, ls->sh->log, &lc);
+        rc = mdb_cursor_open(s->rtxn, s->sh->log, &lc);
         if (rc == 0) {
             rc = mdb_cursor_get(lc, &k, &v, MDB_LAST);
             if (rc == 0 && k.mv_size == 8) out->max_notification_id = cairn_get_be64(k.mv_data);
@@ -428,8 +453,8 @@ static int lmdb_stat(cairn_store *s, cairn_store_stats *out)
     }
 done:
     if (cur) mdb_cursor_close(cur);
-    lmdb_read_end(s);
-    return rc ? lmdb_failure(ls, rc, "reading statistics") : CAIRN_OK;
+    cairn_store_read_end(s);
+    return rc ? cairn_store_lmdb_failure(s, rc, "reading statistics") : CAIRN_OK;
 }
 
 /* mkdir -p, leaving errno set on failure. */
@@ -453,7 +478,7 @@ static int make_dirs(const char *path)
 }
 
 /* Open the named databases, creating them in a new store, and check the format. */
-static int init_databases(shared_env *sh, char *err, size_t errlen)
+static int init_databases(cairn_env *sh, char *err, size_t errlen)
 {
     MDB_txn *txn;
     int rc = mdb_txn_begin(sh->env, NULL, 0, &txn);
@@ -475,7 +500,7 @@ static int init_databases(shared_env *sh, char *err, size_t errlen)
         }
         if (rc == 0) rc = mdb_dbi_open(txn, "meta", MDB_CREATE, &sh->meta);
         if (rc == 0) {
-            uint8_t fmt[4] = { 0, 0, 0, STORE_FORMAT };
+            uint8_t fmt[4] = { 0, 0, 0, CAIRN_STORE_FORMAT };
             MDB_val k = { 6, "format" }, v = { 4, fmt };
             rc = mdb_put(txn, sh->meta, &k, &v, 0);
         }
@@ -485,10 +510,10 @@ static int init_databases(shared_env *sh, char *err, size_t errlen)
         if (rc == 0 && v.mv_size == 4) {
             const uint8_t *p = v.mv_data;
             unsigned fmt = (unsigned)p[0] << 24 | (unsigned)p[1] << 16 | (unsigned)p[2] << 8 | p[3];
-            if (fmt != STORE_FORMAT) {
+            if (fmt != CAIRN_STORE_FORMAT) {
                 mdb_txn_abort(txn);
                 snprintf(err, errlen, "store %s has format %u; this cairn reads format %d%s", sh->path, fmt,
-                         STORE_FORMAT, fmt > STORE_FORMAT ? " (it was written by a newer cairn)" : "");
+                         CAIRN_STORE_FORMAT, fmt > CAIRN_STORE_FORMAT ? " (it was written by a newer cairn)" : "");
                 return CAIRN_CONFIG;
             }
         } else if (rc == 0 || rc == MDB_NOTFOUND) {
@@ -503,6 +528,7 @@ static int init_databases(shared_env *sh, char *err, size_t errlen)
     }
     if (rc == 0) rc = mdb_dbi_open(txn, "log", MDB_CREATE, &sh->log);
     if (rc == 0) rc = mdb_dbi_open(txn, "streams", MDB_CREATE, &sh->streams);
+    if (rc == 0) rc = mdb_dbi_open(txn, "tracking", MDB_CREATE, &sh->tracking);
     if (rc) {
         mdb_txn_abort(txn);
         snprintf(err, errlen, "cannot open store %s: %s", sh->path, mdb_strerror(rc));
@@ -513,20 +539,52 @@ static int init_databases(shared_env *sh, char *err, size_t errlen)
     return rc;
 }
 
-static int open_env(const char *path, const cairn_store_options *opt, shared_env **out, char *err, size_t errlen)
+/* A fresh directory for a memory: store, under $TMPDIR or /tmp. */
+static int private_dir(char *out, size_t len, char *err, size_t errlen)
 {
-    shared_env *sh = calloc(1, sizeof *sh);
-    if (!sh) { snprintf(err, errlen, "out of memory opening %s", path); return ENOMEM; }
+    const char *tmp = getenv("TMPDIR");
+    if (!tmp || !*tmp) tmp = "/tmp";
+    if ((size_t)snprintf(out, len, "%s/cairn-memory-XXXXXX", tmp) >= len || !mkdtemp(out)) {
+        int e = errno ? errno : ENAMETOOLONG;
+        snprintf(err, errlen, "cannot make a memory: store in %s: %s", tmp, strerror(e));
+        return e;
+    }
+    return 0;
+}
+
+/* Remove a memory: store's files once LMDB has them open. */
+static void unlink_private(const char *dir)
+{
+    char file[PATH_MAX + 16];
+    if ((size_t)snprintf(file, sizeof file, "%s/data.mdb", dir) < sizeof file) unlink(file);
+    if ((size_t)snprintf(file, sizeof file, "%s/lock.mdb", dir) < sizeof file) unlink(file);
+    rmdir(dir);
+}
+
+static int open_env(const char *path, const cairn_store_options *opt, cairn_env **out, char *err, size_t errlen)
+{
+    cairn_env *sh = calloc(1, sizeof *sh);
+    if (!sh) { snprintf(err, errlen, "out of memory opening %s", path ? path : "memory:"); return ENOMEM; }
+    char dir[PATH_MAX];
+    int rc = 0;
+    if (!path) {
+        rc = private_dir(dir, sizeof dir, err, errlen);
+        if (rc) { free(sh); return rc; }
+        sh->is_private = 1;
+        path = dir;
+    }
     sh->path = strdup(path);
-    int rc = sh->path ? mdb_env_create(&sh->env) : ENOMEM;
+    rc = sh->path ? mdb_env_create(&sh->env) : ENOMEM;
     if (rc == 0) rc = mdb_env_set_maxdbs(sh->env, 16);
-    if (rc == 0) rc = mdb_env_set_mapsize(sh->env, opt->map_size ? opt->map_size : DEFAULT_MAP_SIZE);
+    size_t map = opt->map_size ? opt->map_size : sh->is_private ? MEMORY_MAP_SIZE : DEFAULT_MAP_SIZE;
+    if (rc == 0) rc = mdb_env_set_mapsize(sh->env, map);
     if (rc) {
         snprintf(err, errlen, "cannot open store %s: %s", path, mdb_strerror(rc));
         goto fail;
     }
     /* MDB_NOTLS: read transactions belong to handles, not threads */
-    rc = mdb_env_open(sh->env, path, MDB_NOTLS | (opt->sync == CAIRN_SYNC_NONE ? MDB_NOSYNC : 0), 0644);
+    unsigned flags = MDB_NOTLS | (opt->sync == CAIRN_SYNC_NONE || sh->is_private ? MDB_NOSYNC : 0);
+    rc = mdb_env_open(sh->env, path, flags, 0644);
     if (rc) {
         if (rc == MDB_INVALID || rc == MDB_VERSION_MISMATCH) {
             snprintf(err, errlen, "%s does not hold an LMDB store (%s)", path, mdb_strerror(rc));
@@ -536,43 +594,46 @@ static int open_env(const char *path, const cairn_store_options *opt, shared_env
         }
         goto fail;
     }
+    if (sh->is_private) unlink_private(path);
     rc = init_databases(sh, err, errlen);
     if (rc) goto fail;
     *out = sh;
     return CAIRN_OK;
 fail:
     if (sh->env) mdb_env_close(sh->env);
+    if (sh->is_private) unlink_private(path);
     free(sh->path);
     free(sh);
     return rc;
 }
 
-static void lmdb_close(cairn_store *s)
+static void env_release(cairn_env *sh)
 {
-    lmdb_store *ls = (lmdb_store *)s;
-    shared_env *sh = ls->sh;
-    lmdb_read_end(s);
-    if (ls->rtxn) mdb_txn_abort(ls->rtxn);
-    pthread_mutex_lock(&registry_lock);
-    for (lmdb_store **h = &sh->handles; *h; h = &(*h)->next_handle)
-        if (*h == ls) { *h = ls->next_handle; break; }
-    if (--sh->refs == 0) {
-        for (shared_env **e = &registry; *e; e = &(*e)->next)
-            if (*e == sh) { *e = sh->next; break; }
-        mdb_env_close(sh->env);
-        free(sh->path);
-        free(sh);
-    }
-    pthread_mutex_unlock(&registry_lock);
-    free(ls);
+    if (--sh->refs > 0) return;
+    for (cairn_env **e = &registry; *e; e = &(*e)->next)
+        if (*e == sh) { *e = sh->next; break; }
+    mdb_env_close(sh->env);
+    free(sh->path);
+    free(sh);
 }
 
-static const cairn_store_ops lmdb_ops = {
-    lmdb_append, lmdb_max_id, lmdb_read_stream, lmdb_read_log, lmdb_next, lmdb_read_end, lmdb_stat, lmdb_close,
-};
+void cairn_store_close(cairn_store *s)
+{
+    if (!s) return;
+    cairn_env *sh = s->sh;
+    cairn_store_read_end(s);
+    if (s->rtxn) mdb_txn_abort(s->rtxn);
+    pthread_mutex_lock(&registry_lock);
+    for (cairn_store **h = &sh->handles; *h; h = &(*h)->next_handle)
+        if (*h == s) { *h = s->next_handle; break; }
+    env_release(sh);
+    pthread_mutex_unlock(&registry_lock);
+    free(s->uri);
+    free(s);
+}
 
-int cairn_store_lmdb_open(const char *path, const cairn_store_options *opt, cairn_store **out,
-                          char *err, size_t errlen)
+/* Find or open the shared environment of a directory. */
+static int find_env(const char *path, const cairn_store_options *opt, cairn_env **out, char *err, size_t errlen)
 {
     if (opt->must_exist) {
         char data[PATH_MAX];
@@ -593,26 +654,35 @@ int cairn_store_lmdb_open(const char *path, const cairn_store_options *opt, cair
         snprintf(err, errlen, "cannot resolve store path %s: %s", path, strerror(e));
         return e;
     }
-    lmdb_store *ls = calloc(1, sizeof *ls);
-    if (!ls) { snprintf(err, errlen, "out of memory opening %s", path); return ENOMEM; }
-    pthread_mutex_lock(&registry_lock);
-    shared_env *sh = registry;
+    cairn_env *sh = registry;
     while (sh && strcmp(sh->path, real) != 0) sh = sh->next;
-    int rc = CAIRN_OK;
-    if (!sh) {
-        rc = open_env(real, opt, &sh, err, errlen);
-        if (rc == CAIRN_OK) { sh->next = registry; registry = sh; }
-    }
+    if (sh) { *out = sh; return CAIRN_OK; }
+    int rc = open_env(real, opt, &sh, err, errlen);
+    if (rc) return rc;
+    sh->next = registry;
+    registry = sh;
+    *out = sh;
+    return CAIRN_OK;
+}
+
+int cairn_store_env_open(const char *path, const cairn_store_options *opt, cairn_store **out, char *err,
+                         size_t errlen)
+{
+    cairn_store *s = calloc(1, sizeof *s);
+    if (!s) { snprintf(err, errlen, "out of memory opening %s", path ? path : "memory:"); return ENOMEM; }
+    cairn_env *sh = NULL;
+    int rc;
+    pthread_mutex_lock(&registry_lock);
+    rc = path ? find_env(path, opt, &sh, err, errlen) : open_env(NULL, opt, &sh, err, errlen);
     if (rc == CAIRN_OK) {
         sh->refs++;
-        ls->next_handle = sh->handles;
-        sh->handles = ls;
+        s->next_handle = sh->handles;
+        sh->handles = s;
     }
     pthread_mutex_unlock(&registry_lock);
-    if (rc != CAIRN_OK) { free(ls); return rc; }
-    ls->base.ops = &lmdb_ops;
-    ls->sh = sh;
-    ls->sync = opt->sync;
-    *out = &ls->base;
+    if (rc != CAIRN_OK) { free(s); return rc; }
+    s->sh = sh;
+    s->sync = sh->is_private ? CAIRN_SYNC_NONE : opt->sync;
+    *out = s;
     return CAIRN_OK;
 }

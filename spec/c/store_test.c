@@ -3,6 +3,7 @@
  * no Lua: `build/tests/cairn_c_tests [DIR]` (DIR: where to put LMDB stores).
  * One E() check macro, as LMDB's mtest.c has; exits 1 at the first failure.
  */
+#include <dirent.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -51,6 +52,50 @@ static size_t count_stream(cairn_store *s, const uint8_t id[16], const cairn_str
     return n;
 }
 
+static int append(cairn_store *s, const cairn_record *ev, size_t n, uint64_t *first)
+{
+    cairn_batch b = { ev, n, NULL };
+    return cairn_store_append(s, &b, first);
+}
+
+static int track(cairn_store *s, const char *app, uint64_t id, const cairn_record *ev, size_t n)
+{
+    cairn_tracking t = { app, strlen(app), id };
+    cairn_batch b = { ev, n, &t };
+    uint64_t first;
+    return cairn_store_append(s, &b, &first);
+}
+
+static void test_tracking(const char *uri)
+{
+    char err[512];
+    cairn_store *s = NULL;
+    CHECK(cairn_store_open(uri, NULL, &s, err, sizeof err) == CAIRN_OK);
+    uint64_t at = 99;
+    CHECK(cairn_store_tracking_max(s, "School", 6, &at) == CAIRN_OK && at == 0);
+    /* a position alone, then with events: both recorded */
+    CHECK(track(s, "School", 3, NULL, 0) == CAIRN_OK);
+    uint8_t a[16];
+    cairn_uuid_v4(a);
+    cairn_record ev = event(a, 1, "T.Made", "\x80");
+    CHECK(track(s, "School", 5, &ev, 1) == CAIRN_OK);
+    CHECK(cairn_store_tracking_max(s, "School", 6, &at) == CAIRN_OK && at == 5);
+    /* the same notification again, or an earlier one, records nothing */
+    cairn_record ev2 = event(a, 2, "T.Changed", "\x80");
+    CHECK(track(s, "School", 5, &ev2, 1) == CAIRN_CONFLICT);
+    CHECK(strstr(cairn_store_errmsg(s), "notification 5 of School was already processed") != NULL);
+    CHECK(track(s, "School", 4, NULL, 0) == CAIRN_CONFLICT);
+    uint64_t max;
+    CHECK(cairn_store_max_id(s, &max) == CAIRN_OK && max == 1);
+    /* a conflicting event leaves the position where it was */
+    CHECK(track(s, "School", 9, &ev, 1) == CAIRN_CONFLICT);
+    CHECK(cairn_store_tracking_max(s, "School", 6, &at) == CAIRN_OK && at == 5);
+    /* positions are per application */
+    CHECK(cairn_store_tracking_max(s, "Other", 5, &at) == CAIRN_OK && at == 0);
+    CHECK(track(s, "", 1, NULL, 0) == CAIRN_INVALID);
+    cairn_store_close(s);
+}
+
 static void test_store(const char *uri)
 {
     char err[512];
@@ -67,24 +112,24 @@ static void test_store(const char *uri)
     cairn_record batch[] = {
         event(a, 1, "T.Made", "\x80"), event(a, 2, "T.Changed", "\x81\xa1x\x01"), event(b, 1, "T.Made", "\x80"),
     };
-    CHECK(cairn_store_append(s, batch, 3, &first) == CAIRN_OK && first == 1);
+    CHECK(append(s, batch, 3, &first) == CAIRN_OK && first == 1);
     CHECK(cairn_store_max_id(s, &max) == CAIRN_OK && max == 3);
 
     /* a stale version anywhere rejects the whole batch */
     cairn_record stale[] = { event(b, 2, "T.Changed", "\x80"), event(a, 2, "T.Changed", "\x80") };
-    CHECK(cairn_store_append(s, stale, 2, &first) == CAIRN_CONFLICT);
+    CHECK(append(s, stale, 2, &first) == CAIRN_CONFLICT);
     CHECK(strstr(cairn_store_errmsg(s), "version 2 was already recorded") != NULL);
     CHECK(cairn_store_max_id(s, &max) == CAIRN_OK && max == 3);
     /* so does a gap, and versions that are not consecutive within a batch */
     cairn_record gap[] = { event(a, 4, "T.Changed", "\x80") };
-    CHECK(cairn_store_append(s, gap, 1, &first) == CAIRN_CONFLICT);
+    CHECK(append(s, gap, 1, &first) == CAIRN_CONFLICT);
     cairn_record jump[] = { event(b, 2, "T.Changed", "\x80"), event(b, 4, "T.Changed", "\x80") };
-    CHECK(cairn_store_append(s, jump, 2, &first) == CAIRN_CONFLICT);
+    CHECK(append(s, jump, 2, &first) == CAIRN_CONFLICT);
     CHECK(cairn_store_max_id(s, &max) == CAIRN_OK && max == 3);
 
     /* stream reads: ranges, descending, limits */
     cairn_record more[] = { event(a, 3, "T.Changed", "\x80"), event(a, 4, "T.Changed", "\x80") };
-    CHECK(cairn_store_append(s, more, 2, &first) == CAIRN_OK && first == 4);
+    CHECK(append(s, more, 2, &first) == CAIRN_OK && first == 4);
     uint64_t v[8];
     cairn_stream_query all = { 0 };
     CHECK(count_stream(s, a, &all, v) == 4 && v[0] == 1 && v[3] == 4);
@@ -138,7 +183,7 @@ static void test_lmdb_reopen_and_refusals(const char *dir)
     uint64_t first;
     for (uint64_t v = 1; v <= 40; v++) {
         cairn_record r = event(id, v, "T.Big", big);
-        CHECK(cairn_store_append(v % 2 ? s : s2, &r, 1, &first) == CAIRN_OK && first == v);
+        CHECK(append(v % 2 ? s : s2, &r, 1, &first) == CAIRN_OK && first == v);
     }
     cairn_store_close(s);
     cairn_store_close(s2);
@@ -216,6 +261,36 @@ static int corrupt(const char *path, uint64_t id, const char *how)
     return 0;
 }
 
+/* memory: stores are private to their handle and leave no files behind */
+static void test_memory_private(const char *dir)
+{
+    char err[512];
+    setenv("TMPDIR", dir, 1);
+    cairn_store *a = NULL, *b = NULL;
+    CHECK(cairn_store_open("memory:", NULL, &a, err, sizeof err) == CAIRN_OK);
+    CHECK(cairn_store_open("memory:", NULL, &b, err, sizeof err) == CAIRN_OK);
+    uint8_t id[16];
+    cairn_uuid_v4(id);
+    cairn_record r = event(id, 1, "T.Made", "\x80");
+    uint64_t first, max = 9;
+    CHECK(append(a, &r, 1, &first) == CAIRN_OK);
+    CHECK(cairn_store_max_id(b, &max) == CAIRN_OK && max == 0);
+    cairn_store_stats st;
+    CHECK(cairn_store_stat(a, &st) == CAIRN_OK && strcmp(st.engine, "memory") == 0 && st.events == 1);
+    DIR *d = opendir(dir);
+    int left = 0;
+    for (struct dirent *e; d && (e = readdir(d));) left += strncmp(e->d_name, "cairn-memory", 12) == 0;
+    if (d) closedir(d);
+    CHECK(left == 0);
+    cairn_store_close(a);
+    cairn_store_close(b);
+    /* an unusable temporary directory is a clear error */
+    setenv("TMPDIR", "/nonexistent/cairn", 1);
+    CHECK(cairn_store_open("memory:", NULL, &a, err, sizeof err) != CAIRN_OK && a == NULL);
+    CHECK(strstr(err, "cannot make a memory: store in /nonexistent/cairn") != NULL);
+    unsetenv("TMPDIR");
+}
+
 int main(int argc, char **argv)
 {
     if (argc == 5 && strcmp(argv[1], "--corrupt") == 0)
@@ -226,9 +301,11 @@ int main(int argc, char **argv)
     char uri[600];
     test_record_and_uuid();
     test_store("memory:");
+    test_tracking("memory:");
     snprintf(uri, sizeof uri, "lmdb:%s/store", base);
     test_store(uri);
     test_lmdb_reopen_and_refusals(base);
+    test_memory_private(base);
     char cmd[700];
     snprintf(cmd, sizeof cmd, "rm -rf '%s'", base);
     if (argc <= 1 && system(cmd) != 0) fprintf(stderr, "could not remove %s\n", base);
