@@ -95,6 +95,7 @@ solution "cairn"
     kind "ConsoleApp"
     targetname "cairn_c_tests"
     -- only the Lua-free core files: this also proves they need no Lua
-    files { "spec/c/*.c", "runtime/store*.c", "runtime/record.c", "runtime/uuid.c", "runtime/error.c" }
-    links { "lmdb", "sodium", "pthread" }
+    files { "spec/c/*.c", "runtime/store*.c", "runtime/record.c", "runtime/uuid.c", "runtime/error.c",
+            "runtime/crypto.c", "runtime/compress.c" }
+    links { "lmdb", "sodium", "zstd", "pthread" }
     common("cairn_c_tests", "build/tests")

@@ -5,8 +5,10 @@
 #include <lauxlib.h>
 #include <sodium.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "cairn.h"
+#include "crypto.h"
 #include "lua_codec.h"
 #include "lua_error.h"
 #include "lua_event.h"
@@ -99,6 +101,23 @@ static int lrandom_bytes(lua_State *L)
     return 1;
 }
 
+/* core.keygen() -> a fresh master key, base64 of 32 random bytes */
+static int lkeygen(lua_State *L)
+{
+    char key[CAIRN_KEY_B64_LEN + 1];
+    cairn_key_generate(key);
+    lua_pushlstring(L, key, CAIRN_KEY_B64_LEN);
+    sodium_memzero(key, sizeof key);
+    return 1;
+}
+
+/* core.isatty(fd) -> is the descriptor (0, 1, 2) a terminal? (progress bars) */
+static int lisatty(lua_State *L)
+{
+    lua_pushboolean(L, isatty((int)luaL_checkinteger(L, 1)));
+    return 1;
+}
+
 static int lmake_error(lua_State *L)
 {
     cairn_lua_push_error(L, luaL_checkstring(L, 1), luaL_checkstring(L, 2));
@@ -107,9 +126,11 @@ static int lmake_error(lua_State *L)
 
 int luaopen_cairn_core(lua_State *L)
 {
-    if (sodium_init() < 0) return luaL_error(L, "cairn: libsodium failed to initialise");
+    if (cairn_crypto_init() != 0) return luaL_error(L, "cairn: libsodium failed to initialise");
     static const luaL_Reg fns[] = {
         { "encode", lencode },
+        { "keygen", lkeygen },
+        { "isatty", lisatty },
         { "decode", ldecode },
         { "uuid4", luuid4 },
         { "uuid5", luuid5 },

@@ -8,7 +8,7 @@
 #include "uuid.h"
 
 /* registry keys of the shared metamethods */
-static char readonly_key, inspect_key;
+static char readonly_key, inspect_key, versions_key, upcaster_key;
 
 static int event_newindex(lua_State *L)
 {
@@ -63,6 +63,10 @@ void cairn_event_keys_push(lua_State *L, cairn_event_keys *k)
     lua_rawget(L, LUA_REGISTRYINDEX);
     lua_pushliteral(L, "id");
     lua_pushliteral(L, "event");
+    lua_pushlightuserdata(L, &versions_key);
+    lua_rawget(L, LUA_REGISTRYINDEX);
+    lua_pushlightuserdata(L, &upcaster_key);
+    lua_rawget(L, LUA_REGISTRYINDEX);
 }
 
 static void set_slot(lua_State *L, const cairn_event_keys *k, int key, int value_slot)
@@ -109,11 +113,39 @@ static void set_header(lua_State *L, const cairn_event_keys *k, const cairn_reco
     lua_rawset(L, -3);
 }
 
+/* Replace the fields table at -1 by what the upcaster makes of it, when the
+ * record's class version is older than its event class's. */
+static int upcast(lua_State *L, const cairn_event_keys *k, const cairn_record *rec)
+{
+    /* class version 0: an event just triggered, at its class's current version */
+    if (rec->class_version == 0 || !lua_istable(L, EV_KEY(k, EV_VERSIONS))) return CAIRN_OK;
+    lua_pushlstring(L, rec->topic, rec->topic_len);
+    lua_rawget(L, EV_KEY(k, EV_VERSIONS));
+    unsigned current = lua_isnumber(L, -1) ? (unsigned)lua_tonumber(L, -1) : 0;
+    lua_pop(L, 1);
+    if (current == 0 || current == rec->class_version) return CAIRN_OK;
+    lua_pushvalue(L, EV_KEY(k, EV_UPCASTER));
+    lua_pushlstring(L, rec->topic, rec->topic_len);
+    lua_pushnumber(L, rec->class_version);
+    lua_pushvalue(L, -4);
+    lua_pushnumber(L, (lua_Number)rec->version);
+    if (lua_pcall(L, 4, 1, 0) != 0) {
+        lua_replace(L, -2); /* the error replaces the fields */
+        return CAIRN_LUA_ERRORED;
+    }
+    lua_replace(L, -2);
+    return CAIRN_OK;
+}
+
 int cairn_lua_push_event(lua_State *L, const cairn_event_keys *k, const cairn_record *rec, int id_idx, int plain)
 {
     lua_createtable(L, 0, plain ? 6 : 8);
-    int rc = cairn_codec_decode_into(L, rec->payload, rec->payload_len, -1);
-    if (rc) { lua_pop(L, 1); return rc; }
+    if (rec->payload) {
+        int rc = cairn_codec_decode_into(L, rec->payload, rec->payload_len, -1);
+        if (rc) { lua_pop(L, 1); return rc; }
+        rc = upcast(L, k, rec);
+        if (rc) return rc;
+    }
     set_header(L, k, rec, id_idx);
     if (!plain) seal_event(L, k);
     return CAIRN_OK;
@@ -138,6 +170,7 @@ static int lmake_event(lua_State *L)
     int reuse = lua_toboolean(L, 6);
     lua_settop(L, 5);
     cairn_record rec;
+    memset(&rec, 0, sizeof rec);
     if (!cairn_uuid_is_canonical(id, id_len) || cairn_uuid_parse(id, id_len, rec.stream_id) != 0)
         return cairn_lua_raise(L, "SchemaError", "aggregate id '%s' is not a lower-case UUID", id);
     if (version < 0 || version != (lua_Number)(uint64_t)version)
@@ -198,6 +231,22 @@ static int levent_fields(lua_State *L)
     return 1;
 }
 
+/* core.set_upcaster(versions, fn): versions maps topics to their current
+ * class version; fn(topic, stored_version, fields, aggregate_version) returns
+ * the fields upcast to the current version (or raises). */
+static int lset_upcaster(lua_State *L)
+{
+    luaL_checktype(L, 1, LUA_TTABLE);
+    luaL_checktype(L, 2, LUA_TFUNCTION);
+    lua_pushlightuserdata(L, &versions_key);
+    lua_pushvalue(L, 1);
+    lua_rawset(L, LUA_REGISTRYINDEX);
+    lua_pushlightuserdata(L, &upcaster_key);
+    lua_pushvalue(L, 2);
+    lua_rawset(L, LUA_REGISTRYINDEX);
+    return 0;
+}
+
 static int lis_event(lua_State *L)
 {
     int yes = 0;
@@ -223,6 +272,7 @@ void cairn_lua_event_init(lua_State *L)
         { "make_event", lmake_event },
         { "event_fields", levent_fields },
         { "is_event", lis_event },
+        { "set_upcaster", lset_upcaster },
         { NULL, NULL },
     };
     luaL_setfuncs(L, fns, 0);

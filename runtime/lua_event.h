@@ -18,6 +18,7 @@
 enum {
     EV_TOPIC, EV_ORIGINATOR_ID, EV_ORIGINATOR_VERSION, EV_TIMESTAMP,
     EV_INDEX, EV_NEWINDEX, EV_READONLY_FN, EV_INSPECT, EV_INSPECT_FN, EV_ID, EV_EVENT,
+    EV_VERSIONS, EV_UPCASTER,   /* set by core.set_upcaster: topic -> class version, and the upcast function */
     EV_SLOTS
 };
 
@@ -31,11 +32,17 @@ void cairn_event_keys_push(lua_State *L, cairn_event_keys *k);
 /** The stack index of a slot. */
 #define EV_KEY(k, slot) ((k)->base + (slot))
 
+/* push_event left a Lua error value on the stack (an upcaster failed). */
+#define CAIRN_LUA_ERRORED (-41990)
+
 /**
  * Push the event for a stored record: read-only (sealed), or, when plain, just
  * the data table (for replay, where no event object reaches user code).
- * id_idx, when not 0, is a stack index holding the originator id string.
- * @return CAIRN_OK, or CAIRN_CORRUPT (nothing pushed) if the payload is malformed.
+ * id_idx, when not 0, is a stack index holding the originator id string. A
+ * record stored at an older class version than its event class has now is
+ * upcast first; a forgotten record (payload NULL) has no fields.
+ * @return CAIRN_OK; CAIRN_CORRUPT (nothing pushed) if the payload is
+ *         malformed; CAIRN_LUA_ERRORED with only the error value pushed.
  */
 int cairn_lua_push_event(lua_State *L, const cairn_event_keys *k, const cairn_record *rec, int id_idx,
                          int plain);

@@ -72,7 +72,7 @@ void cairn_stream_key(uint8_t key[CAIRN_STREAM_KEY], const uint8_t id[16], uint6
 int cairn_store_open(const char *uri, const cairn_store_options *opt, cairn_store **out,
                      char *err, size_t errlen)
 {
-    static const cairn_store_options defaults = { CAIRN_SYNC_FULL, 0, 0 };
+    static const cairn_store_options defaults = { .sync = CAIRN_SYNC_FULL };
     if (!opt) opt = &defaults;
     *out = NULL;
     int rc;

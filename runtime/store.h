@@ -22,6 +22,9 @@ typedef struct cairn_store_options {
     cairn_sync_mode sync;   /* full: fsync each commit; none: the OS decides */
     size_t map_size;        /* initial LMDB map size in bytes; 0: default */
     int must_exist;         /* fail with CAIRN_CONFIG instead of creating a new store */
+    const uint8_t *cipher_key; /* 32-byte master key, or NULL; copied into secret memory */
+    int compress;           /* zstd-compress payloads above a small threshold */
+    int keyless;            /* open an encrypted store without its key (verify: hashes only) */
 } cairn_store_options;
 
 /** A range of one stream's versions: gt < version <= lte. */
@@ -80,6 +83,9 @@ typedef struct cairn_batch {
     const cairn_record *events;
     size_t n;
     const cairn_tracking *tracking;   /* NULL, or a position recorded with the events */
+    const cairn_record *snapshots;    /* aggregate states (topic: the class name) at versions */
+    size_t nsnapshots;                /* recorded with the events, or alone */
+    uint8_t *hashes;                  /* NULL, or [out] n * 32 bytes: each event's hash */
 } cairn_batch;
 
 /**
@@ -93,6 +99,43 @@ typedef struct cairn_batch {
  *         system/LMDB error (nothing recorded).
  */
 int cairn_store_append(cairn_store *s, const cairn_batch *b, uint64_t *first_id)
+    __attribute__((warn_unused_result));
+
+/**
+ * The newest snapshot of a stream at or below a version (any, when !has_lte).
+ * out->hash is the hash of the event it was taken at (the aggregate's head).
+ * On CAIRN_OK the read stays open: out is valid until cairn_store_read_end().
+ * @return CAIRN_OK, CAIRN_END (none), CAIRN_CORRUPT, CAIRN_NOTFOUND (forgotten).
+ */
+int cairn_store_read_snapshot(cairn_store *s, const uint8_t id[16], int has_lte, uint64_t lte, cairn_record *out)
+    __attribute__((warn_unused_result));
+
+/**
+ * Destroy a stream's data key (encrypted stores only): its events and
+ * snapshots become unreadable for good; the log keeps their ids and topics.
+ * @return CAIRN_OK (also if forgotten before), CAIRN_NOTFOUND, CAIRN_CONFIG.
+ */
+int cairn_store_forget(cairn_store *s, const uint8_t id[16]) __attribute__((warn_unused_result));
+
+/** Re-wrap every data key under a new master key, in one transaction. */
+int cairn_store_rekey(cairn_store *s, const uint8_t new_key[32]) __attribute__((warn_unused_result));
+
+/** What cairn_store_verify found. */
+typedef struct cairn_verify_report {
+    uint64_t records, streams, snapshots, keys_checked, problems;
+    char first[512];        /* the first problem, naming the record ("" if none) */
+} cairn_verify_report;
+
+/**
+ * Check the whole store: every stream's hash chain, the log and the stream
+ * index agreeing one to one, notification ids without gaps, every record's
+ * format, snapshots; with the key also every seal. progress (may be NULL) is
+ * called now and then with the records checked so far and the total; a
+ * non-zero return stops the check.
+ * @return CAIRN_OK when the check ran (problems are in the report), or an error.
+ */
+int cairn_store_verify(cairn_store *s, cairn_verify_report *report,
+                       int (*progress)(void *ctx, uint64_t done, uint64_t total), void *ctx)
     __attribute__((warn_unused_result));
 
 /** The last notification id of app recorded as processed (0: none). */

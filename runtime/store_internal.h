@@ -11,9 +11,11 @@
 
 #include <lmdb.h>
 
+#include "compress.h"
+#include "crypto.h"
 #include "store.h"
 
-#define CAIRN_STORE_FORMAT 1
+#define CAIRN_STORE_FORMAT 2
 #define CAIRN_STREAM_KEY 24   /* stream id (16) || version (u64 big-endian) */
 
 /* Is rc one of cairn's own codes (whose message is already set)? */
@@ -25,7 +27,7 @@ typedef struct cairn_env {
     char *path;                 /* realpath of the directory (a private one for memory:) */
     int is_private;             /* memory: never shared, never in the registry */
     MDB_env *env;
-    MDB_dbi meta, log, streams, tracking;
+    MDB_dbi meta, log, streams, tracking, keys, snapshots;
     int refs;
     cairn_store *handles;       /* so a map resize can end every handle's read */
     struct cairn_env *next;
@@ -49,6 +51,16 @@ struct cairn_store {
     uint64_t gt, lte;           /* stream bounds, inclusive lte */
     int has_gt;
     cairn_log_query lq;
+    uint8_t prev_hash[CAIRN_HASH_BYTES]; /* chain check of an ascending stream read */
+    int have_prev;
+    /* data at rest (store_seal.c) */
+    uint8_t *master;            /* the master key in secret memory, or NULL */
+    int encrypted;              /* the store is encrypted (its meta says so) */
+    int compress;
+    cairn_compressor *zc;       /* made on first use */
+    struct cairn_key_cache *keys; /* data keys unwrapped in the current transaction */
+    uint8_t *buf, *buf2;        /* payloads opened and decompressed by reads */
+    size_t buf_cap, buf2_cap;
 };
 
 /* Record an error message on s and return rc. */
@@ -83,5 +95,43 @@ int cairn_store_begin_read(cairn_store *s);
  */
 typedef int (*cairn_write_fn)(cairn_store *s, MDB_txn *txn, void *ctx);
 int cairn_store_write(cairn_store *s, const char *doing, cairn_write_fn fn, void *ctx);
+
+/* --- store_seal.c: keys and payloads --- */
+
+/* Set up the handle's cipher from opt at open: check the key against the
+ * store, or mark a new store encrypted. */
+int cairn_store_cipher_open(cairn_store *s, const cairn_store_options *opt, char *err, size_t errlen);
+void cairn_store_cipher_close(cairn_store *s);
+
+/* Forget the data keys cached for the previous transaction. */
+void cairn_store_keys_reset(cairn_store *s);
+
+/* The data key of a stream, made and stored when create is set and the
+ * stream has none. CAIRN_NOTFOUND if the stream was forgotten. */
+int cairn_store_data_key(cairn_store *s, MDB_txn *txn, const uint8_t id[16], int create, const uint8_t **key);
+
+/* Write rec (payload: msgpack) as a stored record under key in cur's
+ * database: compressed and sealed as the store says, hashed after prev.
+ * hash_out receives the record's hash. */
+int cairn_store_put_record(cairn_store *s, MDB_txn *txn, MDB_cursor *cur, MDB_val *key, unsigned put_flags,
+                           const cairn_record *rec, const uint8_t prev[CAIRN_HASH_BYTES],
+                           uint8_t hash_out[CAIRN_HASH_BYTES]);
+
+/* Turn a parsed record's stored payload into its msgpack bytes (in the
+ * handle's buffers, valid until the next read). CAIRN_NOTFOUND if its stream
+ * was forgotten (rec->forgotten is then set). */
+int cairn_store_open_payload(cairn_store *s, MDB_txn *txn, cairn_record *rec);
+
+/* Describe a record for messages: "aggregate <id> version <v>". */
+void cairn_store_describe(const uint8_t id[16], uint64_t version, char *out, size_t len);
+
+/* The stored record of a stream version (via the index), parsed; CAIRN_END if none. */
+int cairn_store_find_event(cairn_store *s, MDB_txn *txn, const uint8_t id[16], uint64_t version,
+                           cairn_record *out, uint64_t *notification_id);
+
+/* --- store_snapshots.c --- */
+
+/* Write snapshots of events recorded (in this transaction or before). */
+int cairn_store_put_snapshots(cairn_store *s, MDB_txn *txn, const cairn_record *snaps, size_t n);
 
 #endif

@@ -7,6 +7,8 @@
  *   log       notification id (u64 big-endian) -> record (record.h); each event's bytes live here only
  *   streams   stream id (16 bytes) || version (u64 big-endian) -> notification id (u64 big-endian)
  *   tracking  application name -> last notification id processed from it (u64 big-endian)
+ *   keys      stream id -> sealed data key (store_seal.c)
+ *   snapshots stream id || version -> record (record.h) of the aggregate's state
  *
  * Handles on the same directory share a reference-counted environment. Each
  * handle keeps one read transaction that is reset between reads and renewed
@@ -21,6 +23,8 @@
 #include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
+
+#include <sodium.h>
 
 #include "cairn.h"
 #include "store_internal.h"
@@ -88,6 +92,7 @@ int cairn_store_write(cairn_store *s, const char *doing, cairn_write_fn fn, void
         MDB_txn *txn = NULL;
         int rc = begin_txn(s, 0, &txn);
         if (rc) return cairn_store_lmdb_failure(s, rc, doing);
+        cairn_store_keys_reset(s);
         rc = fn(s, txn, ctx);
         if (rc == 0) {
             /* NOSYNC is per environment; set it for this handle's commit */
@@ -156,10 +161,69 @@ static int tracking_put(cairn_store *s, MDB_txn *txn, const cairn_tracking *t)
     return mdb_put(txn, s->sh->tracking, &k, &v, 0);
 }
 
+/* The event an index entry (value v) names, checked to be that event. */
+static int event_at(cairn_store *s, MDB_txn *txn, const uint8_t id[16], uint64_t version, const MDB_val *iv,
+                    cairn_record *out)
+{
+    char what[80];
+    if (iv->mv_size != 8) {
+        cairn_store_describe(id, version, what, sizeof what);
+        return cairn_store_fail(s, CAIRN_CORRUPT, "the stream index entry of %s in %s is malformed", what,
+                                s->sh->path);
+    }
+    uint64_t nid = cairn_get_be64(iv->mv_data);
+    MDB_val k = { 8, iv->mv_data }, v;
+    int rc = mdb_get(txn, s->sh->log, &k, &v);
+    if (rc == MDB_NOTFOUND) {
+        cairn_store_describe(id, version, what, sizeof what);
+        return cairn_store_fail(s, CAIRN_CORRUPT, "the stream index names notification %llu for %s, which is missing",
+                                (unsigned long long)nid, what);
+    }
+    if (rc) return rc;
+    if (cairn_record_parse(v.mv_data, v.mv_size, out) != CAIRN_OK) {
+        cairn_store_describe(id, version, what, sizeof what);
+        return cairn_store_fail(s, CAIRN_CORRUPT, "notification %llu (%s) in %s is not a valid record",
+                                (unsigned long long)nid, what, s->sh->path);
+    }
+    if (memcmp(out->stream_id, id, 16) != 0 || out->version != version) {
+        cairn_store_describe(id, version, what, sizeof what);
+        return cairn_store_fail(s, CAIRN_CORRUPT,
+                                "the stream index names notification %llu for %s, but it holds another event "
+                                "(records were moved or swapped)", (unsigned long long)nid, what);
+    }
+    out->notification_id = nid;
+    return CAIRN_OK;
+}
+
+int cairn_store_find_event(cairn_store *s, MDB_txn *txn, const uint8_t id[16], uint64_t version,
+                           cairn_record *out, uint64_t *notification_id)
+{
+    uint8_t key[CAIRN_STREAM_KEY];
+    cairn_stream_key(key, id, version);
+    MDB_val k = { CAIRN_STREAM_KEY, key }, v;
+    int rc = mdb_get(txn, s->sh->streams, &k, &v);
+    if (rc == MDB_NOTFOUND) return CAIRN_END;
+    if (rc == 0) rc = event_at(s, txn, id, version, &v, out);
+    if (rc == 0 && notification_id) *notification_id = out->notification_id;
+    return rc;
+}
+
 typedef struct {
     const cairn_batch *b;
     uint64_t *first_id;
 } append_ctx;
+
+/* The hash of a stream's event at version (zeros before the first). */
+static int hash_at(cairn_store *s, MDB_txn *txn, const uint8_t id[16], uint64_t version,
+                   uint8_t out[CAIRN_HASH_BYTES])
+{
+    cairn_record rec;
+    int rc = cairn_store_find_event(s, txn, id, version, &rec, NULL);
+    if (rc == CAIRN_END) { memset(out, 0, CAIRN_HASH_BYTES); return 0; }
+    if (rc) return rc;
+    memcpy(out, rec.hash, CAIRN_HASH_BYTES);
+    return 0;
+}
 
 /* One attempt at recording a batch; cairn_store_write commits or aborts. */
 static int append_in(cairn_store *s, MDB_txn *txn, void *ctxp)
@@ -170,7 +234,7 @@ static int append_in(cairn_store *s, MDB_txn *txn, void *ctxp)
     cairn_env *sh = s->sh;
     MDB_cursor *scur = NULL, *lcur = NULL;
     int rc = ctx->b->tracking ? tracking_put(s, txn, ctx->b->tracking) : 0;
-    if (rc || n == 0) return rc;
+    if (rc) return rc;
     rc = mdb_cursor_open(txn, sh->streams, &scur);
     if (rc == 0) rc = mdb_cursor_open(txn, sh->log, &lcur);
     if (rc) goto done;
@@ -183,6 +247,7 @@ static int append_in(cairn_store *s, MDB_txn *txn, void *ctxp)
     rc = 0;
     *ctx->first_id = next_id;
 
+    uint8_t prev[CAIRN_HASH_BYTES];
     for (size_t i = 0; i < n; i++) {
         int starts_run = i == 0 || memcmp(ev[i].stream_id, ev[i - 1].stream_id, 16) != 0;
         if (starts_run) {
@@ -196,14 +261,16 @@ static int append_in(cairn_store *s, MDB_txn *txn, void *ctxp)
                 rc = cairn_store_conflict(s, ev[i].stream_id, ev[i].version, 1, last);
                 goto done;
             }
+            if (found) rc = hash_at(s, txn, ev[i].stream_id, last, prev);
+            else memset(prev, 0, sizeof prev);
+            if (rc) goto done;
         }
         uint8_t idkey[8], skey[CAIRN_STREAM_KEY];
         cairn_put_be64(idkey, next_id);
         k = (MDB_val){ 8, idkey };
-        v = (MDB_val){ cairn_record_size(&ev[i]), NULL };
-        rc = mdb_cursor_put(lcur, &k, &v, MDB_APPEND | MDB_RESERVE);
+        rc = cairn_store_put_record(s, txn, lcur, &k, MDB_APPEND, &ev[i], prev, prev);
         if (rc) goto done;
-        cairn_record_write(&ev[i], v.mv_data);
+        if (ctx->b->hashes) memcpy(ctx->b->hashes + i * CAIRN_HASH_BYTES, prev, CAIRN_HASH_BYTES);
         cairn_stream_key(skey, ev[i].stream_id, ev[i].version);
         k = (MDB_val){ CAIRN_STREAM_KEY, skey };
         v = (MDB_val){ 8, idkey };
@@ -215,6 +282,7 @@ static int append_in(cairn_store *s, MDB_txn *txn, void *ctxp)
         if (rc) goto done;
         next_id++;
     }
+    if (ctx->b->nsnapshots) rc = cairn_store_put_snapshots(s, txn, ctx->b->snapshots, ctx->b->nsnapshots);
 done:
     if (scur) mdb_cursor_close(scur);
     if (lcur) mdb_cursor_close(lcur);
@@ -225,7 +293,15 @@ int cairn_store_append(cairn_store *s, const cairn_batch *b, uint64_t *first_id)
 {
     s->errmsg[0] = '\0';
     *first_id = 0;
-    if (b->n == 0 && !b->tracking) return cairn_store_fail(s, CAIRN_INVALID, "nothing to append");
+    if (b->n == 0 && !b->tracking && b->nsnapshots == 0) return cairn_store_fail(s, CAIRN_INVALID, "nothing to append");
+    for (size_t i = 0; i < b->n + b->nsnapshots; i++) {
+        const cairn_record *r = i < b->n ? &b->events[i] : &b->snapshots[i - b->n];
+        if (r->class_version > CAIRN_CLASS_VERSION_MAX)
+            return cairn_store_fail(s, CAIRN_INVALID, "class version %u is above %d", r->class_version,
+                                    CAIRN_CLASS_VERSION_MAX);
+        if (r->topic_len == 0 || r->topic_len > CAIRN_TOPIC_MAX)
+            return cairn_store_fail(s, CAIRN_INVALID, "a topic must be 1 to %d bytes", CAIRN_TOPIC_MAX);
+    }
     if (b->tracking && (b->tracking->app_len == 0 || b->tracking->app_len > 511 || b->tracking->id == 0))
         return cairn_store_fail(s, CAIRN_INVALID, "a tracking record needs an application name and an id above 0");
     int rc = cairn_store_check_batch(s, b->events, b->n);
@@ -248,6 +324,7 @@ int cairn_store_begin_read(cairn_store *s)
         if (rc) { s->rtxn = NULL; return cairn_store_lmdb_failure(s, rc, "starting a read"); }
     }
     s->ractive = 1;
+    cairn_store_keys_reset(s);
     return CAIRN_OK;
 }
 
@@ -312,6 +389,7 @@ int cairn_store_read_stream(cairn_store *s, const uint8_t id[16], const cairn_st
     s->lte = q->has_lte ? q->lte : UINT64_MAX;
     s->descending = q->descending;
     s->remaining = q->limit ? q->limit : SIZE_MAX;
+    s->have_prev = 0;
     if (q->has_gt && q->gt == UINT64_MAX) s->remaining = 0;
     return CAIRN_OK;
 }
@@ -332,6 +410,36 @@ static int parse_value(cairn_store *s, uint64_t id, const MDB_val *v, cairn_reco
     if (rc) return cairn_store_fail(s, rc, "notification %llu in %s is not a valid record", (unsigned long long)id,
                                     s->sh->path);
     out->notification_id = id;
+    return CAIRN_OK;
+}
+
+/* Check a stream record against the previous one read (ascending reads):
+ * the first one read is checked against its predecessor in the store. */
+static int check_chain(cairn_store *s, cairn_record *rec, size_t len)
+{
+    int rc;
+    if (!s->have_prev) {
+        if (rec->version > 0) {
+            cairn_record before;
+            rc = cairn_store_find_event(s, s->rtxn, rec->stream_id, rec->version - 1, &before, NULL);
+            if (rc == CAIRN_END) memset(s->prev_hash, 0, CAIRN_HASH_BYTES);
+            else if (rc) return rc;
+            else memcpy(s->prev_hash, before.hash, CAIRN_HASH_BYTES);
+        } else {
+            memset(s->prev_hash, 0, CAIRN_HASH_BYTES);
+        }
+        s->have_prev = 1;
+    }
+    uint8_t want[CAIRN_HASH_BYTES];
+    cairn_record_hash(s->prev_hash, (const uint8_t *)rec->topic - CAIRN_RECORD_FIXED, len, want);
+    if (sodium_memcmp(want, rec->hash, CAIRN_HASH_BYTES) != 0) {
+        char what[80];
+        cairn_store_describe(rec->stream_id, rec->version, what, sizeof what);
+        return cairn_store_fail(s, CAIRN_CORRUPT,
+                                "%s (notification %llu) in %s breaks the hash chain: the record or the one before "
+                                "it was altered", what, (unsigned long long)rec->notification_id, s->sh->path);
+    }
+    memcpy(s->prev_hash, rec->hash, CAIRN_HASH_BYTES);
     return CAIRN_OK;
 }
 
@@ -373,17 +481,16 @@ int cairn_store_next(cairn_store *s, cairn_record *out)
         rc = stream_step(s, &k, &v);
         if (rc == MDB_NOTFOUND) return CAIRN_END;
         if (rc) return cairn_store_lmdb_failure(s, rc, "reading a stream");
-        if (v.mv_size != 8)
-            return cairn_store_fail(s, CAIRN_CORRUPT, "stream index entry in %s is malformed", s->sh->path);
-        uint64_t id = cairn_get_be64(v.mv_data);
-        MDB_val idk = { 8, v.mv_data };
-        rc = mdb_get(s->rtxn, s->sh->log, &idk, &v);
-        if (rc == MDB_NOTFOUND)
-            return cairn_store_fail(s, CAIRN_CORRUPT, "stream index in %s names notification %llu, which is missing",
-                                    s->sh->path, (unsigned long long)id);
-        if (rc) return cairn_store_lmdb_failure(s, rc, "reading a stream");
+        uint64_t version = cairn_get_be64((const uint8_t *)k.mv_data + 16);
+        rc = event_at(s, s->rtxn, s->stream_id, version, &v, out);
+        if (rc) return CAIRN_IS_OWN_CODE(rc) ? rc : cairn_store_lmdb_failure(s, rc, "reading a stream");
         s->remaining--;
-        return parse_value(s, id, &v, out);
+        if (!s->descending) {
+            size_t len = (size_t)(out->payload - (const uint8_t *)out->topic) + CAIRN_RECORD_FIXED + out->payload_len;
+            rc = check_chain(s, out, len);
+            if (rc) return rc;
+        }
+        return cairn_store_open_payload(s, s->rtxn, out);
     }
     for (;;) {
         if (!s->started) {
@@ -404,7 +511,15 @@ int cairn_store_next(cairn_store *s, cairn_record *out)
         if (rc) return rc;
         if (cairn_store_topic_matches(&s->lq, out)) {
             s->remaining--;
-            return CAIRN_OK;
+            rc = cairn_store_open_payload(s, s->rtxn, out);
+            if (rc == CAIRN_NOTFOUND && out->forgotten) {
+                /* forgotten: the notification keeps its ids and topic */
+                s->errmsg[0] = '\0';
+                out->payload = NULL;
+                out->payload_len = 0;
+                return CAIRN_OK;
+            }
+            return rc;
         }
     }
 }
@@ -529,6 +644,8 @@ static int init_databases(cairn_env *sh, char *err, size_t errlen)
     if (rc == 0) rc = mdb_dbi_open(txn, "log", MDB_CREATE, &sh->log);
     if (rc == 0) rc = mdb_dbi_open(txn, "streams", MDB_CREATE, &sh->streams);
     if (rc == 0) rc = mdb_dbi_open(txn, "tracking", MDB_CREATE, &sh->tracking);
+    if (rc == 0) rc = mdb_dbi_open(txn, "keys", MDB_CREATE, &sh->keys);
+    if (rc == 0) rc = mdb_dbi_open(txn, "snapshots", MDB_CREATE, &sh->snapshots);
     if (rc) {
         mdb_txn_abort(txn);
         snprintf(err, errlen, "cannot open store %s: %s", sh->path, mdb_strerror(rc));
@@ -623,6 +740,7 @@ void cairn_store_close(cairn_store *s)
     cairn_env *sh = s->sh;
     cairn_store_read_end(s);
     if (s->rtxn) mdb_txn_abort(s->rtxn);
+    cairn_store_cipher_close(s);
     pthread_mutex_lock(&registry_lock);
     for (cairn_store **h = &sh->handles; *h; h = &(*h)->next_handle)
         if (*h == s) { *h = s->next_handle; break; }
@@ -683,6 +801,8 @@ int cairn_store_env_open(const char *path, const cairn_store_options *opt, cairn
     if (rc != CAIRN_OK) { free(s); return rc; }
     s->sh = sh;
     s->sync = sh->is_private ? CAIRN_SYNC_NONE : opt->sync;
+    rc = cairn_store_cipher_open(s, opt, err, errlen);
+    if (rc) { cairn_store_close(s); return rc; }
     *out = s;
     return CAIRN_OK;
 }

@@ -1,8 +1,7 @@
 /* uuid.c -- parsing, formatting and generating UUIDs (RFC 4122 versions 4 and 5). */
-#include <pthread.h>
-#include <sodium.h>
 #include <string.h>
 
+#include "crypto.h"
 #include "uuid.h"
 
 /* Digit values; 16 marks an upper-case digit, -1 anything else. Ids are
@@ -59,37 +58,9 @@ static void set_version(uint8_t u[16], int version)
     u[8] = (uint8_t)((u[8] & 0x3f) | 0x80); /* RFC 4122 variant */
 }
 
-/* Random bytes for v4 ids, taken from libsodium 4 KiB at a time: one
- * getrandom per 256 ids instead of one each. A forked child must not reuse
- * its parent's pool (two processes would make the same ids), so fork empties it. */
-static uint8_t pool[4096];
-static size_t pool_left;
-static pthread_mutex_t pool_lock = PTHREAD_MUTEX_INITIALIZER;
-static pthread_once_t pool_once = PTHREAD_ONCE_INIT;
-
-static void forget_pool(void)
-{
-    sodium_memzero(pool, sizeof pool);
-    pool_left = 0;
-}
-
-static void watch_forks(void)
-{
-    pthread_atfork(NULL, NULL, forget_pool);
-}
-
 void cairn_uuid_v4(uint8_t out[16])
 {
-    pthread_once(&pool_once, watch_forks);
-    pthread_mutex_lock(&pool_lock);
-    if (pool_left < 16) {
-        randombytes_buf(pool, sizeof pool);
-        pool_left = sizeof pool;
-    }
-    memcpy(out, pool + sizeof pool - pool_left, 16);
-    sodium_memzero(pool + sizeof pool - pool_left, 16);
-    pool_left -= 16;
-    pthread_mutex_unlock(&pool_lock);
+    cairn_random_fill(out, 16);
     set_version(out, 4);
 }
 

@@ -577,13 +577,18 @@ describe("cairn.application", function()
       end
     end)
 
-    it("refuses cipher_key and compressor = zstd (not available yet)", function()
-      config_error { cipher_key = "AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=" }
-      config_error { CAIRN_CIPHER_KEY = "AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=" }
-      config_error { compressor = "zstd" }
+    it("refuses malformed cipher keys and unknown compressors", function()
+      for _, key in ipairs { "short", "AAAA", "not base64 at all!!!!!!!!!!!!!!!!!!!!!!!!!!!",
+                             "AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA" } do
+        local err = config_error { cipher_key = key }
+        assert.matches("malformed", err.message)
+      end
+      config_error { CAIRN_CIPHER_KEY = "AAAA" }
       config_error { compressor = "lz4" }
-      local app = TrainingSchool.new { compressor = "none" }
-      app:close()
+      for _, comp in ipairs { "none", "zstd" } do
+        local app = TrainingSchool.new { compressor = comp }
+        app:close()
+      end
     end)
 
     it("keeps key material out of the error message", function()

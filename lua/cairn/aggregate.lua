@@ -3,9 +3,10 @@
 -- @module cairn.aggregate
 local core = require "cairn.core"
 local errors = require "cairn.errors"
+local schema = require "cairn.schema"
 
 local setmetatable, getmetatable, rawget = setmetatable, getmetatable, rawget
-local type, error, tostring = type, error, tostring
+local type, error, tostring, pairs = type, error, tostring, pairs
 local debug_getlocal, select, unpack = debug.getlocal, select, unpack
 local make_event, now_us, uuid4, uuid_normalize = core.make_event, core.now_us, core.uuid4, core.uuid_normalize
 
@@ -13,11 +14,38 @@ local _M = { _VERSION = "0.1.0" }
 
 -- Pending (triggered, unsaved) events of each aggregate, kept out of the
 -- aggregate's own table so its state holds only domain fields.
--- Each list is flat: event, payload (the bytes to store), timestamp_us, event, ...
+-- Each list is flat: event, payload (the bytes to store), timestamp_us,
+-- class version, event, ...
 local pending = setmetatable({}, { __mode = "k" })
+_M.PENDING_STRIDE = 4
 
 -- Every defined class by name, and every event class by topic, for replay.
 local classes, by_topic = {}, {}
+
+-- The current class version of every event topic: reads upcast older records.
+local versions = {}
+
+-- Called by the store while reading a record stored at an older (or newer)
+-- class version than its event class has now.
+local function upcast_event(topic, from, fields, version)
+  local entry = by_topic[topic]
+  local ev_class = entry.event
+  local current = ev_class.version
+  if from > current then
+    errors.raise("SchemaError", "%s version %d was stored by a newer program: it is at class version %d, "
+      .. "this program knows version %d", topic, version, from, current)
+  end
+  for v = from, current - 1 do
+    local step = ev_class.upcast[v]
+    if not step then
+      errors.raise("SchemaError", "%s is stored at class version %d but has no upcast from version %d to %d",
+        topic, from, v, v + 1)
+    end
+    fields = step(fields) or fields
+  end
+  return fields
+end
+core.set_upcaster(versions, upcast_event)
 
 local RESERVED = { topic = true, originator_id = true, originator_version = true, timestamp = true }
 
@@ -58,16 +86,22 @@ local function apply_event(agg, ev_class, event)
   agg.version = event.originator_version
 end
 
--- Trigger: stamp, encode (refusing unstorable values now), apply, then keep as pending.
+-- Trigger: check the schema, stamp, encode (refusing unstorable values now),
+-- apply, then keep as pending.
 -- fresh: the fields table was built here, so the event may take it over.
 local function fire(agg, ev_class, fields, fresh)
+  local check = ev_class.check
+  if check then
+    local problem = check(fields)
+    if problem then errors.raise("SchemaError", "%s: %s", ev_class.topic, problem) end
+  end
   local ts = now_us()
   local event, payload = make_event(ev_class.topic, agg.id, agg.version + 1, ts, fields, fresh)
   apply_event(agg, ev_class, event)
   local list = pending[agg]
   if not list then list = {}; pending[agg] = list end
   local n = #list
-  list[n + 1], list[n + 2], list[n + 3] = event, payload, ts
+  list[n + 1], list[n + 2], list[n + 3], list[n + 4] = event, payload, ts, ev_class.version
   return event
 end
 
@@ -121,6 +155,22 @@ end
 --- Methods shared by every aggregate class and instance.
 local Base = {}
 
+-- `version` (default 1) and `upcast` ({ [v] = function(fields or state) -> the v+1 form }).
+local function check_versioning(opts, where)
+  local version, upcast = opts.version or 1, opts.upcast or {}
+  if type(version) ~= "number" or version < 1 or version % 1 ~= 0 or version > 65535 then
+    error(("%s: version must be a whole number from 1 to 65535"):format(where), 4)
+  end
+  if type(upcast) ~= "table" then error(("%s: upcast must be a table of functions"):format(where), 4) end
+  for v, fn in pairs(upcast) do
+    if type(v) ~= "number" or v < 1 or v >= version or type(fn) ~= "function" then
+      error(("%s: upcast[%s] must be a function from version %s to the next (below version %d)")
+        :format(where, tostring(v), tostring(v), version), 4)
+    end
+  end
+  return version, upcast
+end
+
 local function define_event(cls, name, apply, opts, creation)
   if type(name) ~= "string" or name == "" or name:find(".", 1, true) then
     error("bad argument #1 (event name expected: a non-empty string without dots)", 3)
@@ -129,13 +179,17 @@ local function define_event(cls, name, apply, opts, creation)
     error(("bad argument #2 for event '%s' (apply function expected)"):format(name), 3)
   end
   local topic = cls.__name .. "." .. name
+  opts = opts or {}
+  local version, upcast = check_versioning(opts, topic)
   local ev_class = {
     name = name, topic = topic, apply = apply, creation = creation,
-    params = param_names(apply, topic), opts = opts or {},
+    params = param_names(apply, topic), opts = opts, version = version, upcast = upcast,
+    check = opts.schema ~= nil and schema.compile(opts.schema, topic) or nil,
   }
   ev_class.fields = fields_builder(ev_class)
   cls.__events[name] = ev_class
   by_topic[topic] = { class = cls, event = ev_class }
+  versions[topic] = version
   return ev_class
 end
 
@@ -225,7 +279,7 @@ function Base:collect_events()
   pending[self] = nil
   local events = {}
   if list then
-    for i = 1, #list, 3 do events[#events + 1] = list[i] end
+    for i = 1, #list, 4 do events[#events + 1] = list[i] end
   end
   return events
 end
@@ -240,18 +294,21 @@ end
 
 --- Define an aggregate class.
 -- @param name the class name; event topics are "<name>.<EventName>"
--- @param[opt] opts `initial_version` (default 1), `version` (class version of the state)
+-- @param[opt] opts `initial_version` (default 1), `version` (class version of
+--   the state, for snapshots) and `upcast` (older snapshot states to newer)
 -- @return the class
 function _M.define(name, opts)
   if type(name) ~= "string" or name == "" or name:find(".", 1, true) then
     error("bad argument #1 to 'aggregate' (a name without dots expected)", 2)
   end
   opts = opts or {}
+  local version, upcast = check_versioning(opts, name)
   local cls = {
     __name = name,
     __events = {},
     __initial_version = opts.initial_version or 1,
-    __class_version = opts.version or 1,
+    __class_version = version,
+    __upcast = upcast,
     __tostring = instance_tostring,
   }
   cls.__index = cls
@@ -282,17 +339,54 @@ function _M.restore_pending(agg, list)
   pending[agg] = list
 end
 
---- Internal: rebuild an aggregate from its stored events (oldest first).
+-- Fields of an aggregate that are not part of its state.
+local NOT_STATE = { id = true, version = true, modified_on = true, head = true }
+
+--- Internal: the state of an aggregate to snapshot: class name, class version, fields.
+function _M.snapshot_state(agg)
+  local cls = getmetatable(agg)
+  local state = {}
+  for k, v in pairs(agg) do
+    if not NOT_STATE[k] then state[k] = v end
+  end
+  return cls.__name, cls.__class_version, state
+end
+
+--- Internal: an aggregate from a snapshot's state (upcast to the class's version).
+function _M.from_snapshot(class_name, id, version, class_version, state, timestamp_us, head)
+  local cls = classes[class_name]
+  if not cls then
+    errors.raise("SchemaError", "no aggregate class %s for the snapshot of aggregate %s version %d",
+      class_name, id, version)
+  end
+  if class_version > cls.__class_version then
+    errors.raise("SchemaError", "the snapshot of %s %s version %d has class version %d, newer than this "
+      .. "program's %d", class_name, id, version, class_version, cls.__class_version)
+  end
+  for v = class_version, cls.__class_version - 1 do
+    local step = cls.__upcast[v]
+    if not step then
+      errors.raise("SchemaError", "%s has no upcast for snapshot states from version %d to %d", class_name, v, v + 1)
+    end
+    state = step(state) or state
+  end
+  state.id, state.version, state.modified_on, state.head = id, version, timestamp_us / 1e6, head
+  return setmetatable(state, cls)
+end
+
+--- Internal: rebuild an aggregate from its stored events (oldest first),
+-- optionally on top of a snapshot's aggregate.
 -- @return the aggregate, and whether its last event discarded it
-function _M.replay(events)
+function _M.replay(events, agg)
   local first = events[1]
+  if not first then return agg, false end
   local entry = by_topic[first.topic]
   if not entry then
     errors.raise("SchemaError", "no aggregate class defines event '%s' (aggregate %s version %d)",
       first.topic, first.originator_id, first.originator_version)
   end
-  local cls = entry.class
-  local agg = setmetatable({ id = first.originator_id }, cls)
+  local cls = agg and getmetatable(agg) or entry.class
+  agg = agg or setmetatable({ id = first.originator_id }, cls)
   for i = 1, #events do
     local event = events[i]
     local found = by_topic[event.topic]

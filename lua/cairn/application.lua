@@ -6,10 +6,25 @@ local aggregate = require "cairn.aggregate"
 local config = require "cairn.config"
 local errors = require "cairn.errors"
 local repository = require "cairn.repository"
+local snapshot_store = require "cairn.snapshot_store"
 local notification_log = require "cairn.notification_log"
 
 local setmetatable, getmetatable, select = setmetatable, getmetatable, select
-local type, tonumber, pcall, error = type, tonumber, pcall, error
+local type, tonumber, pcall, error, tostring = type, tonumber, pcall, error, tostring
+local floor = math.floor
+local encode = core.encode
+local STRIDE = aggregate.PENDING_STRIDE
+
+-- The state of an aggregate as msgpack, with a SchemaError naming it if a
+-- field cannot be stored.
+local function encode_state(class_name, agg, state)
+  local ok, bytes = pcall(encode, state)
+  if not ok then
+    errors.raise("SchemaError", "cannot snapshot %s %s version %d: %s", class_name, agg.id, agg.version,
+      type(bytes) == "table" and bytes.message or tostring(bytes))
+  end
+  return bytes
+end
 
 local _M = { _VERSION = "0.1.0" }
 
@@ -19,18 +34,39 @@ local Base = {}
 local function open_store(env)
   local uri = env:get("CAIRN_STORE", "memory:")
   local sync = env:choice("CAIRN_SYNC", "full", { "full", "none" })
-  if env:get("CAIRN_CIPHER_KEY") then
-    errors.raise("ConfigError", "CAIRN_CIPHER_KEY is set, but encryption at rest is not available in this version")
-  end
   local compressor = env:choice("CAIRN_COMPRESSOR", "none", { "none", "zstd" })
-  if compressor ~= "none" then
-    errors.raise("ConfigError", "CAIRN_COMPRESSOR=%s: compression is not available in this version", compressor)
-  end
   local map_size = env:get("CAIRN_MAP_SIZE")
   if map_size and not tonumber(map_size) then
     errors.raise("ConfigError", "CAIRN_MAP_SIZE must be a number of bytes (got '%s')", map_size)
   end
-  return core.open(uri, { sync = sync, map_size = tonumber(map_size) })
+  -- the key goes straight to C, which keeps it in locked memory; the
+  -- application keeps no copy
+  return core.open(uri, { sync = sync, map_size = tonumber(map_size), compressor = compressor,
+                          cipher_key = env:get("CAIRN_CIPHER_KEY") })
+end
+
+-- Snapshot records (flat 6-tuples) of the aggregates whose new version
+-- reaches a multiple of their class's snapshotting interval.
+local function interval_snapshots(intervals, aggs, lists)
+  local snaps
+  for i = 1, #aggs do
+    local agg, list = aggs[i], lists[i]
+    local class_name = getmetatable(agg).__name
+    local every = intervals[class_name]
+    if every then
+      local last = list[#list - aggregate.PENDING_STRIDE + 1]
+      local first_version = list[1].originator_version
+      local reached = floor(agg.version / every) > floor((first_version - 1) / every)
+      if reached and last.topic ~= class_name .. ".Discarded" then
+        local name, class_version, state = aggregate.snapshot_state(agg)
+        snaps = snaps or {}
+        local n = #snaps
+        snaps[n + 1], snaps[n + 2], snaps[n + 3] = agg.id, agg.version, list[#list - 1]
+        snaps[n + 4], snaps[n + 5], snaps[n + 6] = name, encode_state(name, agg, state), class_version
+      end
+    end
+  end
+  return snaps
 end
 
 --- Record the pending events of the given aggregates in one transaction.
@@ -53,21 +89,26 @@ function Base:save(...)
       if list then
         taken_aggs[#taken_aggs + 1], taken_lists[#taken_lists + 1] = agg, list
         local n = #batch
-        for j = 1, #list, 3 do
+        for j = 1, #list, STRIDE do
           local event = list[j]
           batch[n + 1] = event.originator_id
           batch[n + 2] = event.originator_version
           batch[n + 3] = list[j + 2]
           batch[n + 4] = event.topic
           batch[n + 5] = list[j + 1]
-          n = n + 5
+          batch[n + 6] = list[j + 3]
+          n = n + 6
         end
       end
     end
   end
   local recordings = {}
   if #batch == 0 then return recordings end
-  local ok, first = pcall(self.store.append, self.store, batch)
+  local intervals = self.snapshotting_intervals
+  local ok, first, heads = pcall(function()
+    local snaps = intervals and interval_snapshots(intervals, taken_aggs, taken_lists)
+    return self.store:append(batch, nil, nil, snaps)
+  end)
   if not ok then
     -- the aggregates keep their events, so nothing triggered is lost
     for i = 1, #taken_aggs do aggregate.restore_pending(taken_aggs[i], taken_lists[i]) end
@@ -76,12 +117,38 @@ function Base:save(...)
   local n = 0
   for i = 1, #taken_lists do
     local list = taken_lists[i]
-    for j = 1, #list, 3 do
+    taken_aggs[i].head = heads[i]
+    for j = 1, #list, STRIDE do
       recordings[n + 1] = { notification_id = first + n, event = list[j] }
       n = n + 1
     end
   end
   return recordings
+end
+
+--- Snapshot an aggregate now, at its latest version or at `version`.
+-- @return the version snapshotted
+-- @raise AggregateNotFound, ConfigError when snapshotting is off
+function Base:take_snapshot(id, version)
+  if not self.snapshotting then
+    errors.raise("ConfigError", "%s: snapshotting is off (set CAIRN_SNAPSHOTTING=y or snapshotting_intervals)",
+      self.name)
+  end
+  local agg = self.repository:get(id, version and { version = version } or nil)
+  local name, class_version, state = aggregate.snapshot_state(agg)
+  local ts = floor(agg.modified_on * 1e6 + 0.5)
+  self.store:append({}, nil, nil, { agg.id, agg.version, ts, name, encode_state(name, agg, state), class_version })
+  return agg.version
+end
+
+--- Destroy an aggregate's data key (crypto-shredding; encrypted stores only).
+-- Its events and snapshots become unreadable for good; the log keeps its ids and topics.
+function Base:forget(id)
+  local canonical = core.uuid_normalize(id)
+  if not canonical then
+    errors.raise("AggregateNotFound", "no aggregate %s: the id is not a UUID", tostring(id))
+  end
+  self.store:forget(canonical)
 end
 
 --- The highest notification id (0 when nothing is recorded).
@@ -110,6 +177,8 @@ function _M.define(name)
     local self = setmetatable({ name = name }, App)
     self.env = config.new(name, env)
     self.store = open_store(self.env)
+    self.snapshotting = self.snapshotting_intervals ~= nil or self.env:flag("CAIRN_SNAPSHOTTING", false)
+    self.snapshots = snapshot_store.new(self)
     self.repository = repository.new(self)
     self.log = notification_log.new(self)
     return self

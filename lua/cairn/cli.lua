@@ -22,6 +22,11 @@ Store tools (URI is memory: or lmdb:PATH):
   stat URI                      print what a store holds
   export URI [FILE]             write every event as JSON lines (to stdout by default)
   import URI [FILE]             load JSON lines (from stdin by default) into an empty store
+  verify URI                    check hash chains, the log and the index; exit 1 if anything is wrong
+
+Keys (encrypted stores take their key from CAIRN_CIPHER_KEY):
+  keygen                        print a fresh cipher key
+  rekey URI                     re-wrap the store's data keys under CAIRN_NEW_CIPHER_KEY
 
 Options:
   -h, --help                    this text; `cairn COMMAND --help` describes a command
@@ -38,6 +43,9 @@ local COMMANDS = {
   stat = "cairn.store_tools",
   export = "cairn.store_tools",
   import = "cairn.store_tools",
+  verify = "cairn.cli_keys",
+  keygen = "cairn.cli_keys",
+  rekey = "cairn.cli_keys",
 }
 
 --- A usage error: printed with a hint, exit status 2.

@@ -54,4 +54,17 @@ function Env:choice(key, default, allowed)
   errors.raise("ConfigError", "%s must be one of %s (got '%s')", key, table.concat(allowed, ", "), v)
 end
 
+local YES = { y = true, yes = true, ["true"] = true, ["1"] = true, on = true }
+local NO = { n = true, no = true, ["false"] = true, ["0"] = true, off = true }
+
+--- A yes/no setting (y/n, yes/no, true/false, 1/0, on/off).
+function Env:flag(key, default)
+  local v = self:get(key)
+  if v == nil then return default end
+  local lower = v:lower()
+  if YES[lower] then return true end
+  if NO[lower] then return false end
+  errors.raise("ConfigError", "%s must be y or n (got '%s')", key, v)
+end
+
 return _M

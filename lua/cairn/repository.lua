@@ -4,7 +4,7 @@ local aggregate = require "cairn.aggregate"
 local errors = require "cairn.errors"
 local core = require "cairn.core"
 
-local setmetatable, type = setmetatable, type
+local setmetatable, type, pcall, error = setmetatable, type, pcall, error
 local uuid_normalize = core.uuid_normalize
 
 local _M = { _VERSION = "0.1.0" }
@@ -36,14 +36,29 @@ function _M:get(id, opts)
     error("bad option 'version' to 'get' (a whole number expected)", 2)
   end
   local store = self.app.store
-  local events = store:read_stream(id, nil, version, false, nil, true)
-  if #events == 0 then
-    if version then
-      errors.raise("AggregateNotFound", "aggregate %s has no version %d in %s", id, version, store:uri())
+  -- start from the newest snapshot at or below the version, if any
+  local agg, after
+  if self.app.snapshotting then
+    local state, snap_version, class_version, snap_head, ts, class_name = store:read_snapshot(id, version)
+    if state then
+      agg = aggregate.from_snapshot(class_name, id, snap_version, class_version, state, ts, snap_head)
+      after = snap_version
     end
-    errors.raise("AggregateNotFound", "aggregate %s not found in %s", id, store:uri())
   end
-  local agg, discarded = aggregate.replay(events)
+  local events, head = store:read_stream(id, after, version, false, nil, true)
+  local discarded
+  if agg then
+    agg, discarded = aggregate.replay(events, agg)
+  else
+    if #events == 0 then
+      if version then
+        errors.raise("AggregateNotFound", "aggregate %s has no version %d in %s", id, version, store:uri())
+      end
+      errors.raise("AggregateNotFound", "aggregate %s not found in %s", id, store:uri())
+    end
+    agg, discarded = aggregate.replay(events)
+  end
+  agg.head = head or agg.head
   if discarded then
     errors.raise("AggregateNotFound", "aggregate %s was discarded (version %d) in %s", id, agg.version,
       store:uri())
@@ -55,7 +70,12 @@ end
 function _M:contains(id)
   local canonical = uuid_normalize(id)
   if not canonical then return false end
-  local last = self.app.store:read_stream(canonical, nil, nil, true, 1, true)[1]
+  local ok, events = pcall(self.app.store.read_stream, self.app.store, canonical, nil, nil, true, 1, true)
+  if not ok then
+    if errors.is(events, "AggregateNotFound") then return false end -- forgotten
+    error(events, 0)
+  end
+  local last = events[1]
   if not last then return false end
   local topic = last.topic
   return topic:sub(-10) ~= ".Discarded"

@@ -33,15 +33,20 @@ usage: cairn export URI [FILE]
 
 Writes every event as one JSON object per line, in notification order, to FILE
 or stdout: {"fields":{...},"id":N,"originator_id":"...","originator_version":V,
-"timestamp":"2026-11-22T09:34:10.123456Z","topic":"Dog.Registered"}.
+"timestamp":"2026-11-22T09:34:10.123456Z","topic":"Dog.Registered"}, plus
+"class_version":N for events stored at a class version other than 1 and
+"forgotten":true (and no fields) for events of forgotten aggregates.
 Strings that are not UTF-8 become {"$bytes":BASE64}, times {"$time":MICROSECONDS}.
+An encrypted store needs its key in CAIRN_CIPHER_KEY (as do events and log).
 ]],
   import = [[
 usage: cairn import URI [FILE]
 
 Loads JSON lines written by `cairn export` (from FILE or stdin) into an EMPTY
 store, keeping notification ids, aggregate ids, versions and timestamps. The
-whole input is checked before anything is written.
+whole input is checked before anything is written. With CAIRN_CIPHER_KEY
+(and CAIRN_COMPRESSOR=zstd) set, the new store is encrypted (and compressed):
+the way to encrypt a plain store is to export it and import it.
 ]],
 }
 
@@ -51,16 +56,19 @@ end
 
 local PAGE = 1000
 
+-- Tools take the key of an encrypted store from CAIRN_CIPHER_KEY.
 local function open_existing(uri)
-  return core.open(uri, { must_exist = true, sync = "none" })
+  return core.open(uri, { must_exist = true, sync = "none", cipher_key = os.getenv("CAIRN_CIPHER_KEY") })
 end
+_M.open_existing = open_existing
 
 local function iso(us)
   return time.from_us(us):iso()
 end
 
-local function fields_json(event)
-  return json.encode(core.event_fields(event))
+local function fields_json(n)
+  if n.forgotten then return "(forgotten)" end
+  return json.encode(core.event_fields(n.event or n))
 end
 
 local function events_cmd(args)
@@ -104,7 +112,7 @@ local function log_cmd(args)
     for i = 1, #page do
       local n = page[i]
       io_write(("%d\t%s\t%d\t%s\t%s\n"):format(n.id, n.originator_id, n.originator_version, n.topic,
-        fields_json(n.event)))
+        fields_json(n)))
     end
     if #page == 0 then break end
     left = left - #page
@@ -143,7 +151,8 @@ local function export_cmd(args)
       buf[i] = json.encode({
         id = n.id, originator_id = n.originator_id, originator_version = n.originator_version,
         topic = n.topic, timestamp = iso(floor(n.event.timestamp * 1e6 + 0.5)),
-        fields = core.event_fields(n.event),
+        fields = core.event_fields(n.event), forgotten = n.forgotten,
+        class_version = n.class_version ~= 1 and n.class_version or nil,
       })
     end
     buf[#page + 1] = ""
@@ -215,28 +224,37 @@ local function import_cmd(args)
       if type(rec.topic) ~= "string" or rec.topic == "" then bad_line(line_no, "topic must be a string") end
       local us = parse_iso(rec.timestamp)
       if not us then bad_line(line_no, "timestamp must look like 2026-11-22T09:34:10.123456Z") end
+      if rec.forgotten then
+        bad_line(line_no, "aggregate %s version %d was forgotten: its fields are gone, so it cannot be imported",
+          id, rec.originator_version)
+      end
+      local class_version = rec.class_version == nil and 1 or rec.class_version
+      if not whole(class_version) or class_version < 1 or class_version > 65535 then
+        bad_line(line_no, "class_version must be a whole number from 1 to 65535")
+      end
       local fields = rec.fields == nil and {} or rec.fields
       if type(fields) ~= "table" then bad_line(line_no, "fields must be an object") end
       local ok, ev_or_err, payload = pcall(core.make_event, rec.topic, id, rec.originator_version, us, fields)
       if not ok then bad_line(line_no, "%s", errors.is(ev_or_err) and ev_or_err.message or tostring(ev_or_err)) end
       local n = #batch
-      batch[n + 1], batch[n + 2], batch[n + 3], batch[n + 4], batch[n + 5] =
-        id, rec.originator_version, us, rec.topic, payload
+      batch[n + 1], batch[n + 2], batch[n + 3], batch[n + 4], batch[n + 5], batch[n + 6] =
+        id, rec.originator_version, us, rec.topic, payload, class_version
     end
   end
   if input ~= io.stdin then input:close() end
-  local store = core.open(args[1], { sync = "full" })
+  local store = core.open(args[1], { sync = "full", cipher_key = os.getenv("CAIRN_CIPHER_KEY"),
+                                     compressor = os.getenv("CAIRN_COMPRESSOR") })
   if store:max_id() ~= 0 then
     store:close()
     errors.raise("ConfigError", "%s is not empty: import needs an empty store", args[1])
   end
   -- write in chunks so a big import does not become one huge transaction
-  local CHUNK = 10000 * 5
+  local CHUNK = 10000 * 6
   for start = 1, #batch, CHUNK do
     local chunk = {}
     for i = start, math.min(start + CHUNK - 1, #batch) do chunk[#chunk + 1] = batch[i] end
     local first = store:append(chunk)
-    local expected = (start - 1) / 5 + 1
+    local expected = (start - 1) / 6 + 1
     if first ~= expected then
       store:close()
       errors.raise("StoreError", "import gave id %d to notification %d; another writer is using %s",

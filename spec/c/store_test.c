@@ -12,6 +12,7 @@
 #include <lmdb.h>
 
 #include "cairn.h"
+#include "crypto.h"
 #include "record.h"
 #include "store.h"
 #include "uuid.h"
@@ -54,14 +55,14 @@ static size_t count_stream(cairn_store *s, const uint8_t id[16], const cairn_str
 
 static int append(cairn_store *s, const cairn_record *ev, size_t n, uint64_t *first)
 {
-    cairn_batch b = { ev, n, NULL };
+    cairn_batch b = { .events = ev, .n = n };
     return cairn_store_append(s, &b, first);
 }
 
 static int track(cairn_store *s, const char *app, uint64_t id, const cairn_record *ev, size_t n)
 {
     cairn_tracking t = { app, strlen(app), id };
-    cairn_batch b = { ev, n, &t };
+    cairn_batch b = { .events = ev, .n = n, .tracking = &t };
     uint64_t first;
     return cairn_store_append(s, &b, &first);
 }
@@ -100,7 +101,7 @@ static void test_store(const char *uri)
 {
     char err[512];
     cairn_store *s = NULL;
-    cairn_store_options opt = { CAIRN_SYNC_NONE, 0, 0 };
+    cairn_store_options opt = { .sync = CAIRN_SYNC_NONE };
     CHECK(cairn_store_open(uri, &opt, &s, err, sizeof err) == CAIRN_OK);
     uint8_t a[16], b[16];
     cairn_uuid_v4(a);
@@ -169,7 +170,7 @@ static void test_lmdb_reopen_and_refusals(const char *dir)
     char uri[600], err[512];
     snprintf(uri, sizeof uri, "lmdb:%s/reopen", dir);
     cairn_store *s = NULL;
-    cairn_store_options opt = { CAIRN_SYNC_FULL, 65536, 0 };
+    cairn_store_options opt = { .sync = CAIRN_SYNC_FULL, .map_size = 65536 };
     CHECK(cairn_store_open(uri, &opt, &s, err, sizeof err) == CAIRN_OK);
     /* two handles on one directory share the environment */
     cairn_store *s2 = NULL;
@@ -197,7 +198,7 @@ static void test_lmdb_reopen_and_refusals(const char *dir)
         s = (cairn_store *)1;
         CHECK(cairn_store_open(bad[i], NULL, &s, err, sizeof err) == CAIRN_CONFIG && s == NULL && err[0]);
     }
-    cairn_store_options must = { CAIRN_SYNC_FULL, 0, 1 };
+    cairn_store_options must = { .sync = CAIRN_SYNC_FULL, .must_exist = 1 };
     snprintf(uri, sizeof uri, "lmdb:%s/absent", dir);
     CHECK(cairn_store_open(uri, &must, &s, err, sizeof err) == CAIRN_CONFIG);
     CHECK(strstr(err, "no store at") != NULL);
@@ -217,16 +218,40 @@ static void test_record_and_uuid(void)
     CHECK(cairn_uuid_parse("6ba7b811-9dad-11d1-80b4-00c04fd430cg", 36, id) != 0);
     CHECK(cairn_uuid_parse("6ba7b8119dad-11d1-80b4-00c04fd430c8-", 36, id) != 0);
 
+    /* a record as stores write it: header, hash, payload */
     cairn_record r = event(id, 7, "Dog.Registered", "\x81\xa4name\xa4" "Fido");
-    size_t len = cairn_record_size(&r);
+    r.class_version = 3;
+    size_t header = cairn_record_header_size(r.topic_len), len = header + CAIRN_RECORD_HASH + r.payload_len;
     CHECK(len <= sizeof buf);
-    cairn_record_write(&r, buf);
+    cairn_record_write_header(&r, 0, buf);
+    memcpy(buf + header + CAIRN_RECORD_HASH, r.payload, r.payload_len);
+    uint8_t zero[CAIRN_RECORD_HASH] = { 0 };
+    cairn_record_hash(zero, buf, len, buf + header);
     cairn_record back;
     CHECK(cairn_record_parse(buf, len, &back) == CAIRN_OK);
-    CHECK(back.version == 7 && back.topic_len == 14 && back.payload_len == r.payload_len);
-    /* every truncation and a wrong format byte are refused */
-    for (size_t cut = 0; cut < CAIRN_RECORD_HEADER + 14; cut++) CHECK(cairn_record_parse(buf, cut, &back) == CAIRN_CORRUPT);
-    buf[0] = 2;
+    CHECK(back.version == 7 && back.topic_len == 14 && back.payload_len == r.payload_len && back.class_version == 3);
+    CHECK(back.hash == buf + header && memcmp(back.payload, r.payload, r.payload_len) == 0);
+    /* the hash covers every byte but itself */
+    uint8_t h1[CAIRN_RECORD_HASH], h2[CAIRN_RECORD_HASH];
+    cairn_record_hash(zero, buf, len, h1);
+    buf[len - 1] ^= 1;
+    cairn_record_hash(zero, buf, len, h2);
+    CHECK(memcmp(h1, h2, sizeof h1) != 0);
+    buf[len - 1] ^= 1;
+    /* every truncation, a wrong format byte, unknown flags and class version 0 are refused */
+    for (size_t cut = 0; cut < header + CAIRN_RECORD_HASH; cut++) CHECK(cairn_record_parse(buf, cut, &back) == CAIRN_CORRUPT);
+    const size_t bad_at[] = { 0, 1, 34 };
+    const uint8_t bad_value[] = { 1, 4, 0 };
+    for (size_t i = 0; i < 3; i++) {
+        uint8_t keep = buf[bad_at[i]], keep2 = buf[35];
+        buf[bad_at[i]] = bad_value[i];
+        if (bad_at[i] == 34) buf[35] = 0;
+        CHECK(cairn_record_parse(buf, len, &back) == CAIRN_CORRUPT);
+        buf[bad_at[i]] = keep;
+        buf[35] = keep2;
+    }
+    /* an encrypted record too short to hold its seal */
+    buf[1] = CAIRN_RECORD_ENCRYPTED;
     CHECK(cairn_record_parse(buf, len, &back) == CAIRN_CORRUPT);
 }
 
@@ -252,8 +277,8 @@ static int corrupt(const char *path, uint64_t id, const char *how)
     if (strcmp(how, "header") == 0) {
         len = 20;
     } else {
-        size_t topic = (size_t)copy[34] << 8 | copy[35];
-        copy[CAIRN_RECORD_HEADER + topic] = 0xc1; /* never used in msgpack */
+        size_t topic = (size_t)copy[36] << 8 | copy[37];
+        copy[cairn_record_header_size(topic) + CAIRN_RECORD_HASH] = 0xc1; /* never used in msgpack */
     }
     v = (MDB_val){ len, copy };
     E(mdb_put(txn, log, &k, &v, 0) == 0 && mdb_txn_commit(txn) == 0);
