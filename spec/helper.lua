@@ -58,6 +58,34 @@ function _M.tmpdir()
   return path
 end
 
+--- The C test program, which also damages stores on purpose (--corrupt, --swap, --delete).
+_M.tests_bin = os.getenv("CAIRN_C_TESTS") or _M.root .. "/build/tests/cairn_c_tests"
+
+--- Flip one bit of the byte at `offset` (default 0) after every occurrence of
+-- `needle` in a file (LMDB may hold old copies of a page too).
+-- @return how many places were changed
+function _M.flip_in_file(path, needle, offset)
+  local data = assert(read_all(path))
+  local parts, count, from = {}, 0, 1
+  while true do
+    local at = data:find(needle, from, true)
+    if not at then break end
+    local pos = at + (offset or 0)
+    parts[#parts + 1] = data:sub(from, pos - 1)
+    parts[#parts + 1] = string.char(bit.bxor(data:byte(pos), 1))
+    from = pos + 1
+    count = count + 1
+  end
+  parts[#parts + 1] = data:sub(from)
+  _M.write_file(path, table.concat(parts))
+  return count
+end
+
+--- Hex to bytes.
+function _M.unhex(hex)
+  return (hex:gsub("..", function(h) return string.char(tonumber(h, 16)) end))
+end
+
 --- Remove a file or directory tree (only under the temporary directory).
 function _M.rmrf(path)
   if path and path:match("^/tmp/") then os.execute("rm -rf " .. shell_quote(path)) end

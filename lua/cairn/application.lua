@@ -135,6 +135,10 @@ function Base:take_snapshot(id, version)
       self.name)
   end
   local agg = self.repository:get(id, version and { version = version } or nil)
+  if version and agg.version ~= version then
+    errors.raise("AggregateNotFound", "aggregate %s has no version %d (it is at version %d)", agg.id, version,
+      agg.version)
+  end
   local name, class_version, state = aggregate.snapshot_state(agg)
   local ts = floor(agg.modified_on * 1e6 + 0.5)
   self.store:append({}, nil, nil, { agg.id, agg.version, ts, name, encode_state(name, agg, state), class_version })

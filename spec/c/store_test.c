@@ -316,10 +316,44 @@ static void test_memory_private(const char *dir)
     unsetenv("TMPDIR");
 }
 
+/* Swap the log records of notifications a and b, or (b == 0) delete a's:
+ * the specs check that reads and `cairn verify` notice. */
+static int swap_or_delete(const char *path, uint64_t a, uint64_t b)
+{
+    MDB_env *env;
+    MDB_txn *txn;
+    MDB_dbi log;
+    E(mdb_env_create(&env) == 0 && mdb_env_set_maxdbs(env, 16) == 0);
+    E(mdb_env_open(env, path, 0, 0644) == 0);
+    E(mdb_txn_begin(env, NULL, 0, &txn) == 0 && mdb_dbi_open(txn, "log", 0, &log) == 0);
+    uint8_t ka[8], kb[8];
+    cairn_put_be64(ka, a);
+    cairn_put_be64(kb, b);
+    MDB_val k1 = { 8, ka }, k2 = { 8, kb }, v1, v2;
+    if (b == 0) {
+        E(mdb_del(txn, log, &k1, NULL) == 0);
+    } else {
+        static uint8_t c1[65536], c2[65536];
+        E(mdb_get(txn, log, &k1, &v1) == 0 && v1.mv_size <= sizeof c1);
+        memcpy(c1, v1.mv_data, v1.mv_size);
+        E(mdb_get(txn, log, &k2, &v2) == 0 && v2.mv_size <= sizeof c2);
+        memcpy(c2, v2.mv_data, v2.mv_size);
+        MDB_val n1 = { v2.mv_size, c2 }, n2 = { v1.mv_size, c1 };
+        E(mdb_put(txn, log, &k1, &n1, 0) == 0 && mdb_put(txn, log, &k2, &n2, 0) == 0);
+    }
+    E(mdb_txn_commit(txn) == 0);
+    mdb_env_close(env);
+    return 0;
+}
+
 int main(int argc, char **argv)
 {
     if (argc == 5 && strcmp(argv[1], "--corrupt") == 0)
         return corrupt(argv[2], strtoull(argv[3], NULL, 10), argv[4]);
+    if (argc == 5 && strcmp(argv[1], "--swap") == 0)
+        return swap_or_delete(argv[2], strtoull(argv[3], NULL, 10), strtoull(argv[4], NULL, 10));
+    if (argc == 4 && strcmp(argv[1], "--delete") == 0)
+        return swap_or_delete(argv[2], strtoull(argv[3], NULL, 10), 0);
     char dir[] = "/tmp/cairn_c_tests.XXXXXX";
     const char *base = argc > 1 ? argv[1] : mkdtemp(dir);
     E(base != NULL);
