@@ -255,6 +255,14 @@ static void test_record_and_uuid(void)
     CHECK(cairn_record_parse(buf, len, &back) == CAIRN_CORRUPT);
 }
 
+/* Open a store's log for writing, behind cairn's back. */
+static void open_log(const char *path, MDB_env **env, MDB_txn **txn, MDB_dbi *log)
+{
+    E(mdb_env_create(env) == 0 && mdb_env_set_maxdbs(*env, 16) == 0);
+    E(mdb_env_open(*env, path, 0, 0644) == 0);
+    E(mdb_txn_begin(*env, NULL, 0, txn) == 0 && mdb_dbi_open(*txn, "log", 0, log) == 0);
+}
+
 /* Overwrite the payload of notification `id` in an LMDB store with bytes
  * that are not msgpack, or cut its header short (how = "payload" | "header"):
  * the Lua specs use this to check that reads refuse corrupt records. */
@@ -263,9 +271,7 @@ static int corrupt(const char *path, uint64_t id, const char *how)
     MDB_env *env;
     MDB_txn *txn;
     MDB_dbi log;
-    E(mdb_env_create(&env) == 0 && mdb_env_set_maxdbs(env, 16) == 0);
-    E(mdb_env_open(env, path, 0, 0644) == 0);
-    E(mdb_txn_begin(env, NULL, 0, &txn) == 0 && mdb_dbi_open(txn, "log", 0, &log) == 0);
+    open_log(path, &env, &txn, &log);
     uint8_t key[8];
     cairn_put_be64(key, id);
     MDB_val k = { 8, key }, v;
@@ -323,9 +329,7 @@ static int swap_or_delete(const char *path, uint64_t a, uint64_t b)
     MDB_env *env;
     MDB_txn *txn;
     MDB_dbi log;
-    E(mdb_env_create(&env) == 0 && mdb_env_set_maxdbs(env, 16) == 0);
-    E(mdb_env_open(env, path, 0, 0644) == 0);
-    E(mdb_txn_begin(env, NULL, 0, &txn) == 0 && mdb_dbi_open(txn, "log", 0, &log) == 0);
+    open_log(path, &env, &txn, &log);
     uint8_t ka[8], kb[8];
     cairn_put_be64(ka, a);
     cairn_put_be64(kb, b);
