@@ -1,7 +1,9 @@
 --- cairn benchmark scenarios (see bench/README.md).
 --
---   luajit bench/scenarios.lua STORE [--sync=full|none] [--quick]
---   bin/cairn run bench/scenarios.lua STORE [--sync=full|none] [--quick]
+--   luajit bench/scenarios.lua STORE [--sync=full|none] [--sealed] [--quick]
+--   bin/cairn run bench/scenarios.lua STORE [--sync=full|none] [--sealed] [--quick]
+--
+-- --sealed: encryption at rest (a fresh key) and zstd compression.
 --
 -- STORE is `memory:` or `lmdb:DIR` (`lmdb:` alone: a temporary directory,
 -- removed afterwards). Each scenario prints one machine-readable line:
@@ -30,10 +32,11 @@ if #argv == 0 and arg then
   for i = 1, #arg do argv[i] = arg[i] end
 end
 
-local store, sync, quick
+local store, sync, quick, sealed
 for i = 1, #argv do
   local a = argv[i]
   if a == "--quick" then quick = true
+  elseif a == "--sealed" then sealed = true
   elseif a:match("^%-%-sync=") then sync = a:match("^%-%-sync=(.*)$")
   elseif not store then store = a
   else
@@ -43,7 +46,7 @@ for i = 1, #argv do
 end
 if not store or not (store == "memory:" or store:match("^lmdb:")) or
    (sync and sync ~= "full" and sync ~= "none") then
-  io.stderr:write("usage: scenarios.lua memory:|lmdb:[DIR] [--sync=full|none] [--quick]\n")
+  io.stderr:write("usage: scenarios.lua memory:|lmdb:[DIR] [--sync=full|none] [--sealed] [--quick]\n")
   os.exit(2)
 end
 sync = sync or "full"
@@ -86,7 +89,8 @@ end)
 
 local DogSchool = cairn.application("DogSchool")
 
-local app = DogSchool.new { store = store, sync = sync }
+local app = DogSchool.new { store = store, sync = sync, cipher_key = sealed and core.keygen() or nil,
+                            compressor = sealed and "zstd" or "none" }
 local repo = app.repository
 
 local TRICKS = { "roll over", "sit", "fetch", "play dead", "shake hands", "beg", "spin", "high five" }

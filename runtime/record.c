@@ -5,18 +5,6 @@
 #include "crypto.h"
 #include "record.h"
 
-void cairn_put_be64(uint8_t *p, uint64_t v)
-{
-    for (int i = 7; i >= 0; i--) { p[i] = (uint8_t)v; v >>= 8; }
-}
-
-uint64_t cairn_get_be64(const uint8_t *p)
-{
-    uint64_t v = 0;
-    for (int i = 0; i < 8; i++) v = v << 8 | p[i];
-    return v;
-}
-
 void cairn_record_write_header(const cairn_record *rec, unsigned flags, uint8_t *out)
 {
     unsigned cv = rec->class_version ? rec->class_version : 1;

@@ -24,6 +24,7 @@
 
 #include <stddef.h>
 #include <stdint.h>
+#include <string.h>
 
 #define CAIRN_RECORD_FORMAT 2
 #define CAIRN_RECORD_FIXED 38          /* bytes before the topic */
@@ -66,8 +67,19 @@ int cairn_record_parse(const uint8_t *buf, size_t len, cairn_record *out);
 void cairn_record_hash(const uint8_t prev[CAIRN_RECORD_HASH], const uint8_t *buf, size_t len,
                        uint8_t out[CAIRN_RECORD_HASH]);
 
-/** Big-endian helpers shared by the recorders' keys. */
-void cairn_put_be64(uint8_t *p, uint64_t v);
-uint64_t cairn_get_be64(const uint8_t *p);
+/** Big-endian helpers shared by the recorders' keys (inline: every key and
+ * record header goes through them). */
+static inline void cairn_put_be64(uint8_t *p, uint64_t v)
+{
+    v = __builtin_bswap64(v);
+    memcpy(p, &v, 8);
+}
+
+static inline uint64_t cairn_get_be64(const uint8_t *p)
+{
+    uint64_t v;
+    memcpy(&v, p, 8);
+    return __builtin_bswap64(v);
+}
 
 #endif

@@ -27,7 +27,7 @@ typedef struct cairn_env {
     char *path;                 /* realpath of the directory (a private one for memory:) */
     int is_private;             /* memory: never shared, never in the registry */
     MDB_env *env;
-    MDB_dbi meta, log, streams, tracking, keys, snapshots;
+    MDB_dbi meta, log, streams, tracking, snapshots;
     int refs;
     cairn_store *handles;       /* so a map resize can end every handle's read */
     struct cairn_env *next;
@@ -58,7 +58,7 @@ struct cairn_store {
     int encrypted;              /* the store is encrypted (its meta says so) */
     int compress;
     cairn_compressor *zc;       /* made on first use */
-    struct cairn_key_cache *keys; /* data keys unwrapped in the current transaction */
+    struct cairn_key_cache *keys; /* unwrapped data keys (store_seal.c) */
     uint8_t *buf, *buf2;        /* payloads opened and decompressed by reads */
     size_t buf_cap, buf2_cap;
 };
@@ -103,7 +103,11 @@ int cairn_store_write(cairn_store *s, const char *doing, cairn_write_fn fn, void
 int cairn_store_cipher_open(cairn_store *s, const cairn_store_options *opt, char *err, size_t errlen);
 void cairn_store_cipher_close(cairn_store *s);
 
-/* Forget the data keys cached for the previous transaction. */
+/* At the start of every transaction: keep the cached data keys only if no
+ * key was forgotten since they were cached. */
+void cairn_store_keys_begin(cairn_store *s, MDB_txn *txn);
+
+/* Empty the data key cache (after a write that did not commit). */
 void cairn_store_keys_reset(cairn_store *s);
 
 /* The data key of a stream, made and stored when create is set and the

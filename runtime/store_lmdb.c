@@ -7,7 +7,7 @@
  *   log       notification id (u64 big-endian) -> record (record.h); each event's bytes live here only
  *   streams   stream id (16 bytes) || version (u64 big-endian) -> notification id (u64 big-endian)
  *   tracking  application name -> last notification id processed from it (u64 big-endian)
- *   keys      stream id -> sealed data key (store_seal.c)
+ *             and (encrypted stores) stream id (16 bytes) -> sealed data key (store_seal.c)
  *   snapshots stream id || version -> record (record.h) of the aggregate's state
  *
  * Handles on the same directory share a reference-counted environment. Each
@@ -24,7 +24,6 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include <sodium.h>
 
 #include "cairn.h"
 #include "store_internal.h"
@@ -92,7 +91,7 @@ int cairn_store_write(cairn_store *s, const char *doing, cairn_write_fn fn, void
         MDB_txn *txn = NULL;
         int rc = begin_txn(s, 0, &txn);
         if (rc) return cairn_store_lmdb_failure(s, rc, doing);
-        cairn_store_keys_reset(s);
+        cairn_store_keys_begin(s, txn);
         rc = fn(s, txn, ctx);
         if (rc == 0) {
             /* NOSYNC is per environment; set it for this handle's commit */
@@ -101,6 +100,7 @@ int cairn_store_write(cairn_store *s, const char *doing, cairn_write_fn fn, void
         } else {
             mdb_txn_abort(txn);
         }
+        if (rc) cairn_store_keys_reset(s); /* keys made in it were never stored */
         if (rc == MDB_MAP_FULL) {
             rc = grow_map(s);
             if (rc == 0) continue;
@@ -324,7 +324,7 @@ int cairn_store_begin_read(cairn_store *s)
         if (rc) { s->rtxn = NULL; return cairn_store_lmdb_failure(s, rc, "starting a read"); }
     }
     s->ractive = 1;
-    cairn_store_keys_reset(s);
+    cairn_store_keys_begin(s, s->rtxn);
     return CAIRN_OK;
 }
 
@@ -413,7 +413,8 @@ static int parse_value(cairn_store *s, uint64_t id, const MDB_val *v, cairn_reco
     return CAIRN_OK;
 }
 
-/* Check a stream record against the previous one read (ascending reads):
+/* Check a stream record against the previous one read (ascending reads;
+ * hashes are not secret, so plain memcmp):
  * the first one read is checked against its predecessor in the store. */
 static int check_chain(cairn_store *s, cairn_record *rec, size_t len)
 {
@@ -432,7 +433,7 @@ static int check_chain(cairn_store *s, cairn_record *rec, size_t len)
     }
     uint8_t want[CAIRN_HASH_BYTES];
     cairn_record_hash(s->prev_hash, (const uint8_t *)rec->topic - CAIRN_RECORD_FIXED, len, want);
-    if (sodium_memcmp(want, rec->hash, CAIRN_HASH_BYTES) != 0) {
+    if (memcmp(want, rec->hash, CAIRN_HASH_BYTES) != 0) {
         char what[80];
         cairn_store_describe(rec->stream_id, rec->version, what, sizeof what);
         return cairn_store_fail(s, CAIRN_CORRUPT,
@@ -547,6 +548,7 @@ int cairn_store_stat(cairn_store *s, cairn_store_stats *out)
     MDB_val k, v;
     rc = mdb_cursor_get(cur, &k, &v, MDB_FIRST);
     while (rc == 0) {
+        if (k.mv_size == 16) { rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT); continue; } /* a data key */
         out->streams++;
         uint8_t key[CAIRN_STREAM_KEY];
         if (k.mv_size != CAIRN_STREAM_KEY) { rc = MDB_CORRUPTED; break; }
@@ -644,7 +646,6 @@ static int init_databases(cairn_env *sh, char *err, size_t errlen)
     if (rc == 0) rc = mdb_dbi_open(txn, "log", MDB_CREATE, &sh->log);
     if (rc == 0) rc = mdb_dbi_open(txn, "streams", MDB_CREATE, &sh->streams);
     if (rc == 0) rc = mdb_dbi_open(txn, "tracking", MDB_CREATE, &sh->tracking);
-    if (rc == 0) rc = mdb_dbi_open(txn, "keys", MDB_CREATE, &sh->keys);
     if (rc == 0) rc = mdb_dbi_open(txn, "snapshots", MDB_CREATE, &sh->snapshots);
     if (rc) {
         mdb_txn_abort(txn);

@@ -5,9 +5,11 @@
  *
  *   meta "cipher"    "xchacha20poly1305" when the store is encrypted
  *   meta "keycheck"  a sealed constant: opening with the wrong key fails here
- *   keys             stream id -> the stream's data key sealed by the master
- *                    key (associated data: the stream id), or one 0 byte once
- *                    the stream was forgotten
+ *   meta "keygen"    u64, bumped by every forget and rekey (see the cache)
+ *   streams          stream id (16 bytes, sorting just before the stream's
+ *                    own id || version entries, on the same page) -> the
+ *                    stream's data key sealed by the master key (associated
+ *                    data: the stream id), or one 0 byte once it was forgotten
  */
 #include <errno.h>
 #include <stdio.h>
@@ -24,14 +26,16 @@
 #define CHECK_TEXT "cairn key check"
 #define KEY_AD_PREFIX "cairn data key"
 #define KEY_AD_LEN (sizeof KEY_AD_PREFIX - 1 + 16)
-#define CACHE_SLOTS 16
+#define CACHE_SLOTS 256
 
-/* Data keys unwrapped in the current transaction, in secret memory. The
- * cache is emptied when a transaction starts, so a key forgotten by another
- * handle or process is never used after it is gone. */
+/* Unwrapped data keys, in secret memory, direct-mapped by stream id. Every
+ * transaction first compares meta "keygen" with the generation the cache was
+ * filled under: a forget (or rekey) anywhere, in any process, empties it, so
+ * a forgotten key is never used once it is gone. A write that does not
+ * commit empties it too, so a key made in it is never taken for a stored one. */
 typedef struct cairn_key_cache {
     struct { uint8_t id[16]; uint8_t key[CAIRN_KEY_BYTES]; int used; } slot[CACHE_SLOTS];
-    unsigned next;
+    uint64_t generation;
 } cairn_key_cache;
 
 void cairn_store_describe(const uint8_t id[16], uint64_t version, char *out, size_t len)
@@ -50,6 +54,32 @@ void cairn_store_keys_reset(cairn_store *s)
 {
     if (!s->keys) return;
     sodium_memzero(s->keys, sizeof *s->keys);
+    s->keys->generation = UINT64_MAX; /* no stored generation: check again */
+}
+
+static uint64_t key_generation(MDB_txn *txn, cairn_env *sh)
+{
+    MDB_val k = { 6, "keygen" }, v;
+    if (mdb_get(txn, sh->meta, &k, &v) != 0 || v.mv_size != 8) return 0;
+    return cairn_get_be64(v.mv_data);
+}
+
+static int bump_generation(MDB_txn *txn, cairn_env *sh)
+{
+    uint8_t gen[8];
+    cairn_put_be64(gen, key_generation(txn, sh) + 1);
+    MDB_val k = { 6, "keygen" }, v = { 8, gen };
+    return mdb_put(txn, sh->meta, &k, &v, 0);
+}
+
+void cairn_store_keys_begin(cairn_store *s, MDB_txn *txn)
+{
+    if (!s->keys) return;
+    uint64_t gen = key_generation(txn, s->sh);
+    if (gen != s->keys->generation) {
+        sodium_memzero(s->keys, sizeof *s->keys);
+        s->keys->generation = gen;
+    }
 }
 
 static void key_ad(uint8_t ad[KEY_AD_LEN], const uint8_t id[16])
@@ -68,21 +98,20 @@ int cairn_store_data_key(cairn_store *s, MDB_txn *txn, const uint8_t id[16], int
 {
     if (!s->master) return no_key(s);
     cairn_key_cache *c = s->keys;
-    for (int i = 0; i < CACHE_SLOTS; i++)
-        if (c->slot[i].used && memcmp(c->slot[i].id, id, 16) == 0) { *key = c->slot[i].key; return CAIRN_OK; }
-    unsigned at = c->next++ % CACHE_SLOTS;
+    unsigned at = ((unsigned)id[14] << 8 | id[15]) % CACHE_SLOTS; /* ids are random or hashed */
+    if (c->slot[at].used && memcmp(c->slot[at].id, id, 16) == 0) { *key = c->slot[at].key; return CAIRN_OK; }
     uint8_t *dk = c->slot[at].key;
     c->slot[at].used = 0;
     uint8_t ad[KEY_AD_LEN];
     key_ad(ad, id);
     MDB_val k = { 16, (void *)id }, v;
-    int rc = mdb_get(txn, s->sh->keys, &k, &v);
+    int rc = mdb_get(txn, s->sh->streams, &k, &v);
     if (rc == MDB_NOTFOUND && create) {
         uint8_t wrapped[CAIRN_WRAPPED_KEY_BYTES];
         cairn_random_fill(dk, CAIRN_KEY_BYTES);
         cairn_seal(s->master, ad, sizeof ad, dk, CAIRN_KEY_BYTES, wrapped);
         v = (MDB_val){ sizeof wrapped, wrapped };
-        rc = mdb_put(txn, s->sh->keys, &k, &v, MDB_NOOVERWRITE);
+        rc = mdb_put(txn, s->sh->streams, &k, &v, MDB_NOOVERWRITE);
         if (rc) { sodium_memzero(dk, CAIRN_KEY_BYTES); return rc; }
     } else if (rc == MDB_NOTFOUND) {
         char what[80];
@@ -327,14 +356,15 @@ static int forget_in(cairn_store *s, MDB_txn *txn, void *idp)
     char hex[CAIRN_UUID_STRLEN + 1] = { 0 };
     cairn_uuid_format(id, hex);
     MDB_val k = { 16, (void *)id }, v;
-    int rc = mdb_get(txn, s->sh->keys, &k, &v);
+    int rc = mdb_get(txn, s->sh->streams, &k, &v);
     if (rc == MDB_NOTFOUND)
         return cairn_store_fail(s, CAIRN_NOTFOUND, "aggregate %s not found in %s", hex, where(s));
     if (rc) return rc;
     if (v.mv_size == 1) return 0; /* forgotten already */
     uint8_t gone = 0;
     v = (MDB_val){ 1, &gone };
-    rc = mdb_put(txn, s->sh->keys, &k, &v, 0);
+    rc = mdb_put(txn, s->sh->streams, &k, &v, 0);
+    if (rc == 0) rc = bump_generation(txn, s->sh);
     if (rc) return rc;
     /* its snapshots are unreadable now; remove them too */
     MDB_cursor *cur;
@@ -368,13 +398,13 @@ static int rekey_in(cairn_store *s, MDB_txn *txn, void *newp)
 {
     const uint8_t *fresh = newp;
     MDB_cursor *cur;
-    int rc = mdb_cursor_open(txn, s->sh->keys, &cur);
+    int rc = mdb_cursor_open(txn, s->sh->streams, &cur);
     if (rc) return rc;
     MDB_val k, v;
     uint8_t dk[CAIRN_KEY_BYTES], ad[KEY_AD_LEN], wrapped[CAIRN_WRAPPED_KEY_BYTES];
+    /* the key entries are the 16-byte keys among the stream index's entries */
     for (rc = mdb_cursor_get(cur, &k, &v, MDB_FIRST); rc == 0; rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT)) {
-        if (v.mv_size == 1) continue;
-        if (k.mv_size != 16) { rc = MDB_CORRUPTED; break; }
+        if (k.mv_size != 16 || v.mv_size == 1) continue;
         key_ad(ad, k.mv_data);
         if (v.mv_size != CAIRN_WRAPPED_KEY_BYTES || cairn_open(s->master, ad, sizeof ad, v.mv_data, v.mv_size, dk)) {
             char hex[CAIRN_UUID_STRLEN + 1] = { 0 };
@@ -391,7 +421,8 @@ static int rekey_in(cairn_store *s, MDB_txn *txn, void *newp)
     sodium_memzero(dk, sizeof dk);
     mdb_cursor_close(cur);
     if (rc != MDB_NOTFOUND) return rc;
-    return write_keycheck(txn, s->sh, fresh);
+    rc = bump_generation(txn, s->sh);
+    return rc ? rc : write_keycheck(txn, s->sh, fresh);
 }
 
 int cairn_store_rekey(cairn_store *s, const uint8_t new_key[32])

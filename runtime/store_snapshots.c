@@ -10,7 +10,6 @@
  */
 #include <string.h>
 
-#include <sodium.h>
 
 #include "cairn.h"
 #include "store_internal.h"
@@ -85,7 +84,7 @@ int cairn_store_read_snapshot(cairn_store *s, const uint8_t id[16], int has_lte,
     if (rc == 0) {
         uint8_t want[CAIRN_HASH_BYTES];
         cairn_record_hash(ev.hash, v.mv_data, v.mv_size, want);
-        if (sodium_memcmp(want, out->hash, CAIRN_HASH_BYTES) != 0)
+        if (memcmp(want, out->hash, CAIRN_HASH_BYTES) != 0)
             rc = cairn_store_fail(s, CAIRN_CORRUPT, "the snapshot of %s in %s fails its hash check (altered)", what,
                                   s->sh->path);
     }

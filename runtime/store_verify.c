@@ -7,7 +7,8 @@
  * record's hash chains from the one before. A record matches only its own
  * index key, so index entries name distinct records; with as many entries as
  * records, log and index agree one to one. A walk of the log's keys checks
- * that ids run 1, 2, 3... without gaps. Snapshots and data keys come last.
+ * that ids run 1, 2, 3... without gaps; data keys sit in the index too.
+ * Snapshots come last.
  * Hashes cover the stored bytes, so all of this works without the key; with
  * the key every seal is opened as well.
  */
@@ -16,7 +17,6 @@
 #include <stdio.h>
 #include <string.h>
 
-#include <sodium.h>
 
 #include "cairn.h"
 #include "store_internal.h"
@@ -41,6 +41,14 @@ static void problem(verifier *v, const char *fmt, ...)
     va_end(ap);
 }
 
+/* A problem with one event: "aggregate <id> version <v> (notification <n>): ..." */
+static void event_problem(verifier *v, const uint8_t id[16], uint64_t version, uint64_t nid, const char *what)
+{
+    char desc[80];
+    cairn_store_describe(id, version, desc, sizeof desc);
+    problem(v, "%s (notification %llu): %s", desc, (unsigned long long)nid, what);
+}
+
 /* With the key, open the record's seal (a forgotten stream has none to open). */
 static void check_seal(verifier *v, cairn_record *rec, const char *what)
 {
@@ -49,6 +57,22 @@ static void check_seal(verifier *v, cairn_record *rec, const char *what)
     int rc = cairn_store_open_payload(s, s->rtxn, rec);
     if (rc == CAIRN_NOTFOUND && rec->forgotten) return;
     if (rc) problem(v, "%s: %s", what, s->errmsg);
+}
+
+/* A data key entry (encrypted stores): well formed, and with the key, it opens. */
+static void check_key(verifier *v, const uint8_t id[16], const MDB_val *val)
+{
+    cairn_store *s = v->s;
+    char desc[80];
+    if (!s->encrypted || (val->mv_size != 1 && val->mv_size != CAIRN_WRAPPED_KEY_BYTES)) {
+        cairn_store_describe(id, 0, desc, sizeof desc);
+        problem(v, "the data key entry of %.46s is malformed or in a plain store", desc);
+        return;
+    }
+    if (val->mv_size == 1 || !s->master) return;
+    const uint8_t *key;
+    v->r->keys_checked++;
+    if (cairn_store_data_key(s, s->rtxn, id, 0, &key) != CAIRN_OK) problem(v, "%s", s->errmsg);
 }
 
 static int walk_index(verifier *v, uint64_t *entries)
@@ -62,6 +86,7 @@ static int walk_index(verifier *v, uint64_t *entries)
     uint64_t last_version = 0;
     int in_stream = 0;
     for (rc = mdb_cursor_get(cur, &k, &iv, MDB_FIRST); rc == 0; rc = mdb_cursor_get(cur, &k, &iv, MDB_NEXT)) {
+        if (k.mv_size == 16) { check_key(v, k.mv_data, &iv); continue; }
         ++*entries;
         if (v->progress && *entries % PROGRESS_EVERY == 0 && v->progress(v->ctx, *entries, v->total)) { rc = EINTR; break; }
         if (k.mv_size != CAIRN_STREAM_KEY || iv.mv_size != 8) {
@@ -71,43 +96,47 @@ static int walk_index(verifier *v, uint64_t *entries)
         }
         const uint8_t *id = k.mv_data;
         uint64_t version = cairn_get_be64(id + 16), nid = cairn_get_be64(iv.mv_data);
-        char what[120], desc[80];
-        cairn_store_describe(id, version, desc, sizeof desc);
-        snprintf(what, sizeof what, "%s (notification %llu)", desc, (unsigned long long)nid);
         if (!in_stream || memcmp(stream, id, 16) != 0) {
             memcpy(stream, id, 16);
             memset(prev, 0, sizeof prev);
             in_stream = 1;
             v->r->streams++;
         } else if (version != last_version + 1) {
-            problem(v, "%s: the stream jumps from version %llu to %llu", what, (unsigned long long)last_version,
-                    (unsigned long long)version);
+            event_problem(v, id, version, nid, "the stream skips versions after the one before");
         }
         last_version = version;
         MDB_val lk = { 8, iv.mv_data };
         int got = mdb_get(s->rtxn, s->sh->log, &lk, &lv);
-        if (got == MDB_NOTFOUND) { problem(v, "%s: the stream index names a notification that is missing", what); continue; }
+        if (got == MDB_NOTFOUND) {
+            event_problem(v, id, version, nid, "the stream index names a notification that is missing");
+            continue;
+        }
         if (got) { rc = got; break; }
         cairn_record rec;
         if (cairn_record_parse(lv.mv_data, lv.mv_size, &rec) != CAIRN_OK) {
-            problem(v, "%s: the record is malformed (bad format byte, flags or lengths)", what);
+            event_problem(v, id, version, nid, "the record is malformed (bad format byte, flags or lengths)");
             continue;
         }
         v->r->records++;
         if (memcmp(rec.stream_id, id, 16) != 0 || rec.version != version) {
-            problem(v, "%s: the record there belongs to another stream or version (moved or swapped)", what);
+            event_problem(v, id, version, nid, "the record there belongs to another stream or version (moved or swapped)");
             continue;
         }
         if (!(rec.flags & CAIRN_RECORD_ENCRYPTED) != !s->encrypted)
-            problem(v, "%s: the record is %sencrypted in an %sencrypted store", what,
-                    s->encrypted ? "not " : "", s->encrypted ? "" : "un");
+            event_problem(v, id, version, nid, s->encrypted ? "the record is not encrypted in an encrypted store"
+                                                            : "the record is flagged encrypted in a plain store");
         uint8_t want[CAIRN_HASH_BYTES];
         cairn_record_hash(prev, lv.mv_data, lv.mv_size, want);
-        if (sodium_memcmp(want, rec.hash, CAIRN_HASH_BYTES) != 0)
-            problem(v, "%s: the hash chain is broken (this record or the one before it was altered)", what);
+        if (memcmp(want, rec.hash, CAIRN_HASH_BYTES) != 0)
+            event_problem(v, id, version, nid, "the hash chain is broken (this record or the one before it was altered)");
         memcpy(prev, rec.hash, CAIRN_HASH_BYTES);
         rec.notification_id = nid;
-        check_seal(v, &rec, what);
+        if (s->encrypted && s->master) {
+            char what[120], desc[80];
+            cairn_store_describe(id, version, desc, sizeof desc);
+            snprintf(what, sizeof what, "%s (notification %llu)", desc, (unsigned long long)nid);
+            check_seal(v, &rec, what);
+        }
     }
     mdb_cursor_close(cur);
     return rc == MDB_NOTFOUND ? 0 : rc;
@@ -185,30 +214,8 @@ static int walk_snapshots(verifier *v)
         if (got) { problem(v, "%s: there is no valid event at its version", what); continue; }
         uint8_t want[CAIRN_HASH_BYTES];
         cairn_record_hash(ev.hash, val.mv_data, val.mv_size, want);
-        if (sodium_memcmp(want, snap.hash, CAIRN_HASH_BYTES) != 0) problem(v, "%s: it fails its hash check", what);
+        if (memcmp(want, snap.hash, CAIRN_HASH_BYTES) != 0) problem(v, "%s: it fails its hash check", what);
         else check_seal(v, &snap, what);
-    }
-    mdb_cursor_close(cur);
-    return rc == MDB_NOTFOUND ? 0 : rc;
-}
-
-static int walk_keys(verifier *v)
-{
-    cairn_store *s = v->s;
-    MDB_cursor *cur;
-    int rc = mdb_cursor_open(s->rtxn, s->sh->keys, &cur);
-    if (rc) return rc;
-    MDB_val k, val;
-    for (rc = mdb_cursor_get(cur, &k, &val, MDB_FIRST); rc == 0; rc = mdb_cursor_get(cur, &k, &val, MDB_NEXT)) {
-        if (k.mv_size != 16 || (val.mv_size != 1 && val.mv_size != CAIRN_WRAPPED_KEY_BYTES)) {
-            problem(v, "a data key entry is malformed");
-            continue;
-        }
-        if (val.mv_size == 1 || !s->master) continue;
-        const uint8_t *key;
-        v->r->keys_checked++;
-        if (cairn_store_data_key(s, s->rtxn, k.mv_data, 0, &key) != CAIRN_OK) problem(v, "%s", s->errmsg);
-        cairn_store_keys_reset(s);
     }
     mdb_cursor_close(cur);
     return rc == MDB_NOTFOUND ? 0 : rc;
@@ -221,6 +228,7 @@ int cairn_store_verify(cairn_store *s, cairn_verify_report *report,
     s->errmsg[0] = '\0';
     int rc = cairn_store_begin_read(s);
     if (rc) return rc;
+    cairn_store_keys_reset(s); /* unwrap every data key again, none from the cache */
     verifier v = { s, report, progress, ctx, 0 };
     MDB_stat st;
     uint64_t entries = 0;
@@ -231,7 +239,6 @@ int cairn_store_verify(cairn_store *s, cairn_verify_report *report,
     }
     if (rc == 0) rc = walk_log(&v, entries);
     if (rc == 0) rc = walk_snapshots(&v);
-    if (rc == 0) rc = walk_keys(&v);
     if (rc == 0 && progress) progress(ctx, v.total, v.total);
     cairn_store_read_end(s);
     return rc ? cairn_store_lmdb_failure(s, rc, "verifying") : CAIRN_OK;

@@ -243,6 +243,32 @@ describe("data at rest", function()
       assert.matches("Dog.Registered\t%(forgotten%)", out)
     end)
 
+    it("reaches other handles and processes that had the key cached", function()
+      local fido = fill { cipher_key = KEY }
+      local reader = open { cipher_key = KEY }
+      assert.are.equal("Fido", reader.repository:get(fido.id).name)     -- key now cached
+      local other = open { cipher_key = KEY }
+      other:forget(fido.id)
+      other:close()
+      is_kind("AggregateNotFound", helper.error_of(reader.repository.get, reader.repository, fido.id))
+      reader:close()
+      -- and from another process
+      local rex_store = "lmdb:" .. dir .. "/two"
+      local app = School.new { store = rex_store, cipher_key = KEY }
+      local rex = Dog("Rex")
+      app:save(rex)
+      assert.are.equal("Rex", app.repository:get(rex.id).name)
+      helper.write_file(dir .. "/forget.lua", ([[
+        local cairn = require "cairn"
+        local app = cairn.application("School").new { store = %q, cipher_key = %q }
+        app:forget(%q)
+      ]]):format(rex_store, KEY, rex.id))
+      local code, _, err = helper.run(q(helper.cairn_bin) .. " run " .. q(dir .. "/forget.lua"))
+      assert.are.equal(0, code, err)
+      is_kind("AggregateNotFound", helper.error_of(app.repository.get, app.repository, rex.id))
+      app:close()
+    end)
+
     it("needs an encrypted store", function()
       local fido = fill()
       local app = open()
