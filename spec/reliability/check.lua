@@ -82,7 +82,7 @@ function _M.check(st, ack_files)
     for writer, file in pairs(ack_files) do
       local text = proc.read_file(file) or ""
       -- a line cut short by the kill is no acknowledgement
-      for batch, first, n in text:gmatch("ack (%d+) (%d+) (%d+)\n") do
+      for batch, first, n in text:gmatch("ack (%d+) (%d+) (%d+)[^\n]*\n") do
         st.acks = st.acks + 1
         local b = st.batches[writer .. "/" .. batch]
         first, n = tonumber(first), tonumber(n)
