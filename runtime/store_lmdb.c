@@ -20,6 +20,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/statvfs.h>
 #include <unistd.h>
 
 #include "cairn.h"
@@ -31,9 +32,21 @@
 static pthread_mutex_t registry_lock = PTHREAD_MUTEX_INITIALIZER;
 static cairn_env *registry;
 
+/* LMDB reports a short write as EIO (mdb_page_flush): when the store's
+ * filesystem has (next to) nothing left, that was a full disk. */
+static int disk_is_full(cairn_env *sh)
+{
+    int fd;
+    struct statvfs fs;
+    if (mdb_env_get_fd(sh->env, &fd) != 0 || fstatvfs(fd, &fs) != 0) return 0;
+    unsigned long long blocks = geteuid() == 0 ? fs.f_bfree : fs.f_bavail;
+    return blocks * fs.f_frsize < ((unsigned long long)1 << 20);
+}
+
 int cairn_store_lmdb_failure(cairn_store *s, int rc, const char *doing)
 {
     const char *path = s->sh->is_private ? "memory:" : s->sh->path;
+    if (rc == EIO && disk_is_full(s->sh)) rc = ENOSPC;
     if (rc == ENOSPC)
         return cairn_store_fail(s, rc, "disk full while %s in %s", doing, path);
     if (rc == MDB_CORRUPTED || rc == MDB_PAGE_NOTFOUND)
