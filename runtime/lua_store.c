@@ -33,7 +33,11 @@ static int raise_store(lua_State *L, cairn_store *s, int rc)
 /* core.open(uri [, { sync = "full"|"none", map_size = bytes, must_exist = bool }]) -> store */
 static int lopen(lua_State *L)
 {
-    const char *uri = luaL_checkstring(L, 1);
+    size_t uri_len;
+    const char *uri = luaL_checklstring(L, 1, &uri_len);
+    /* C would see the URI cut at a NUL and open some other store */
+    if (strlen(uri) != uri_len)
+        return cairn_lua_raise(L, "ConfigError", "bad store URI '%s...': it contains a NUL byte", uri);
     cairn_store_options opt = { CAIRN_SYNC_FULL, 0, 0 };
     if (!lua_isnoneornil(L, 2)) {
         luaL_checktype(L, 2, LUA_TTABLE);
