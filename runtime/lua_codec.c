@@ -362,9 +362,11 @@ static int read_pairs(lua_State *L, reader *r, uint32_t n, int depth)
     return CAIRN_OK;
 }
 
+/* Containers nest at most MAX_DEPTH deep, as the encoder allows: whatever
+ * decodes can be stored again. */
 static int push_array(lua_State *L, reader *r, uint32_t n, int depth)
 {
-    if (!need(r, n)) return CAIRN_CORRUPT; /* every element takes at least a byte */
+    if (depth >= MAX_DEPTH || !need(r, n)) return CAIRN_CORRUPT; /* every element takes at least a byte */
     lua_createtable(L, (int)n, 0);
     for (uint32_t i = 0; i < n; i++) {
         int rc = push_value(L, r, depth + 1);
@@ -376,7 +378,7 @@ static int push_array(lua_State *L, reader *r, uint32_t n, int depth)
 
 static int push_map(lua_State *L, reader *r, uint32_t n, int depth)
 {
-    if (!need(r, (size_t)n * 2)) return CAIRN_CORRUPT;
+    if (depth >= MAX_DEPTH || !need(r, (size_t)n * 2)) return CAIRN_CORRUPT;
     lua_createtable(L, 0, (int)n);
     int rc = read_pairs(L, r, n, depth);
     if (rc) lua_pop(L, 1);

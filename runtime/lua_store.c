@@ -36,7 +36,11 @@ static int raise_store(lua_State *L, cairn_store *s, int rc)
  *                     cipher_key = base64, compressor = "zstd"|"none", keyless = bool }]) -> store */
 static int lopen(lua_State *L)
 {
-    const char *uri = luaL_checkstring(L, 1);
+    size_t uri_len;
+    const char *uri = luaL_checklstring(L, 1, &uri_len);
+    /* C would see the URI cut at a NUL and open some other store */
+    if (strlen(uri) != uri_len)
+        return cairn_lua_raise(L, "ConfigError", "bad store URI '%s...': it contains a NUL byte", uri);
     cairn_store_options opt = { .sync = CAIRN_SYNC_FULL };
     uint8_t key[CAIRN_KEY_BYTES];
     if (!lua_isnoneornil(L, 2)) {

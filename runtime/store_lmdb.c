@@ -22,6 +22,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/statvfs.h>
 #include <unistd.h>
 
 
@@ -34,9 +35,21 @@
 static pthread_mutex_t registry_lock = PTHREAD_MUTEX_INITIALIZER;
 static cairn_env *registry;
 
+/* LMDB reports a short write as EIO (mdb_page_flush): when the store's
+ * filesystem has (next to) nothing left, that was a full disk. */
+static int disk_is_full(cairn_env *sh)
+{
+    int fd;
+    struct statvfs fs;
+    if (mdb_env_get_fd(sh->env, &fd) != 0 || fstatvfs(fd, &fs) != 0) return 0;
+    unsigned long long blocks = geteuid() == 0 ? fs.f_bfree : fs.f_bavail;
+    return blocks * fs.f_frsize < ((unsigned long long)1 << 20);
+}
+
 int cairn_store_lmdb_failure(cairn_store *s, int rc, const char *doing)
 {
     const char *path = s->sh->is_private ? "memory:" : s->sh->path;
+    if (rc == EIO && disk_is_full(s->sh)) rc = ENOSPC;
     if (rc == ENOSPC)
         return cairn_store_fail(s, rc, "disk full while %s in %s", doing, path);
     if (rc == MDB_CORRUPTED || rc == MDB_PAGE_NOTFOUND)
@@ -679,12 +692,31 @@ static void unlink_private(const char *dir)
     rmdir(dir);
 }
 
+/* A data file shorter than its last committed page (truncated by a copy, a
+ * full disk or a crash with sync=none) would make LMDB read past its end
+ * through the map, which kills the process with SIGBUS: refuse it here. */
+static int check_file_size(cairn_env *sh, char *err, size_t errlen)
+{
+    MDB_envinfo info;
+    MDB_stat st;
+    int fd;
+    struct stat fs;
+    if (mdb_env_info(sh->env, &info) || mdb_env_stat(sh->env, &st) || mdb_env_get_fd(sh->env, &fd) ||
+        fstat(fd, &fs) != 0)
+        return 0; /* nothing to compare with: let LMDB report what it finds */
+    unsigned long long need = ((unsigned long long)info.me_last_pgno + 1) * st.ms_psize;
+    if ((unsigned long long)fs.st_size >= need) return 0;
+    snprintf(err, errlen, "store %s is damaged: its data file is truncated (%llu bytes, the last commit needs %llu)",
+             sh->path, (unsigned long long)fs.st_size, need);
+    return CAIRN_CORRUPT;
+}
+
 static int open_env(const char *path, const cairn_store_options *opt, cairn_env **out, char *err, size_t errlen)
 {
     cairn_env *sh = calloc(1, sizeof *sh);
     if (!sh) { snprintf(err, errlen, "out of memory opening %s", path ? path : "memory:"); return ENOMEM; }
-    char dir[PATH_MAX];
-    int rc = 0;
+    char dir[PATH_MAX], lock[PATH_MAX + 16];
+    int rc = 0, had_lock = 1;
     if (!path) {
         rc = private_dir(dir, sizeof dir, err, errlen);
         if (rc) { free(sh); return rc; }
@@ -700,11 +732,15 @@ static int open_env(const char *path, const cairn_store_options *opt, cairn_env 
         snprintf(err, errlen, "cannot open store %s: %s", path, mdb_strerror(rc));
         goto fail;
     }
+    /* a refused directory keeps no lock file of ours */
+    struct stat ls;
+    if (!sh->is_private && (size_t)snprintf(lock, sizeof lock, "%s/lock.mdb", path) < sizeof lock)
+        had_lock = stat(lock, &ls) == 0;
     /* MDB_NOTLS: read transactions belong to handles, not threads */
     unsigned flags = MDB_NOTLS | (opt->sync == CAIRN_SYNC_NONE || sh->is_private ? MDB_NOSYNC : 0);
     rc = mdb_env_open(sh->env, path, flags, 0644);
     if (rc) {
-        if (rc == MDB_INVALID || rc == MDB_VERSION_MISMATCH) {
+        if (rc == MDB_INVALID || rc == MDB_VERSION_MISMATCH || rc == EISDIR) {
             snprintf(err, errlen, "%s does not hold an LMDB store (%s)", path, mdb_strerror(rc));
             rc = CAIRN_CONFIG;
         } else {
@@ -713,6 +749,7 @@ static int open_env(const char *path, const cairn_store_options *opt, cairn_env 
         goto fail;
     }
     if (sh->is_private) unlink_private(path);
+    else if ((rc = check_file_size(sh, err, errlen)) != 0) goto fail;
     rc = init_databases(sh, err, errlen);
     if (rc) goto fail;
     *out = sh;
@@ -720,6 +757,7 @@ static int open_env(const char *path, const cairn_store_options *opt, cairn_env 
 fail:
     if (sh->env) mdb_env_close(sh->env);
     if (sh->is_private) unlink_private(path);
+    else if (!had_lock && (rc == CAIRN_CONFIG || rc == CAIRN_CORRUPT)) unlink(lock);
     free(sh->path);
     free(sh);
     return rc;

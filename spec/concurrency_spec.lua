@@ -1,6 +1,7 @@
 -- Several OS processes writing one lmdb store at the same time.
 local cairn = require "cairn"
 local helper = require "helper"
+local concurrency = require "reliability.concurrency"
 
 local Counter = cairn.aggregate("Counter")
 function Counter.create_id(key)
@@ -192,6 +193,16 @@ describe("cairn.application", function()
     it("loses no update while the processes grow the map", function()
       local opts = { nprocs = 3, n = 300, map_size = 65536, pad = 4000 }
       check(run_children(opts), opts)
+    end)
+  end)
+
+  describe(":save() on shared aggregates while readers read (spec/reliability/concurrency.lua)", function()
+    it("counts every acknowledged command once, and readers never see part of a save", function()
+      local f = concurrency.run { procs = 4, commands = 100, tallies = 3, readers = 2, timeout = 120 }
+      assert.are.same({}, f.messages)
+      assert.are.equal(0, f.violations)
+      assert.are.equal(400, f.commands)
+      assert.is_true(f.reads > 0)
     end)
   end)
 end)

@@ -310,4 +310,20 @@ describe("cairn.core", function()
       assert.are.same(v, core.decode(core.encode(v)))
     end)
   end)
+
+  describe(".decode()", function()
+    -- found by fuzzing (spec/fuzz/fuzz_msgpack.c): the decoder took one level
+    -- more than the encoder writes, so a value could be read but not stored again
+    it("accepts exactly the nesting the encoder writes", function()
+      local deepest -- arrays around an empty array
+      for depth = 1, 80 do
+        if not pcall(core.encode, nested(depth, {})) then break end
+        deepest = depth
+      end
+      local bytes = core.encode(nested(deepest, {}))
+      assert.are.same(nested(deepest, {}), core.decode(bytes))
+      local err = error_of(core.decode, "\145" .. bytes) -- one more array around it
+      assert.is_true(errors.is(err, "IntegrityError"), tostring(err))
+    end)
+  end)
 end)

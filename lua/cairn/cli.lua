@@ -141,7 +141,8 @@ function _M.main(argv)
     io_stderr:write(("cairn %s: %s\n%s"):format(cmd, result.message, command.help(cmd)))
     return 2
   end
-  io_stderr:write(("cairn %s: %s\n"):format(cmd, (message_of(result):gsub("\n.*", ""))))
+  -- one line, but all of it: a module's load error gives its cause on the next line
+  io_stderr:write(("cairn %s: %s\n"):format(cmd, (message_of(result):gsub("%s*\n%s*", " "))))
   return 1
 end
 

@@ -11,7 +11,8 @@ function _M.help()
 usage: cairn repl [--store URI] [--require MODULE]
 
 Interactive Lua (LuaJIT) with `cairn` loaded. Expressions print their values
-as readable Lua; `=expr` works too. Ctrl-C interrupts a running line; Ctrl-D exits.
+as readable Lua; `=expr` works too. Ctrl-C interrupts a running line (the REPL
+runs Lua without the JIT compiler, so that it always can); Ctrl-D exits.
 Line editing and history (~/.cairn_history, or $CAIRN_HISTORY) when on a terminal.
 
   --store URI        open a store: `app` is an application over it (app.repository:get(id),
@@ -67,6 +68,13 @@ function _M.main(_, args)
     end
   end
   if #rest > 0 then cli.usage_error("unexpected argument '%s'", rest[1]) end
+  -- Ctrl-C works through a debug hook, which JIT-compiled code never runs: a
+  -- loop in a domain module's function could not be interrupted. The REPL
+  -- runs everything in the interpreter, from before any module is loaded.
+  if jit then
+    jit.off()
+    jit.flush()
+  end
   local rl = require "cairn.readline"
   rawset(_G, "cairn", cairn)
   for _, m in ipairs(modules) do
@@ -102,8 +110,6 @@ function _M.main(_, args)
       if not fn then
         io.stderr:write(err, "\n")
       else
-        -- JIT-compiled loops do not run hooks: keep REPL code interpretable so Ctrl-C works
-        if jit then jit.off(fn, true) end
         print_results(rl.protected_call(fn))
       end
     end

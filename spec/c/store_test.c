@@ -2,6 +2,8 @@
  * store_test.c -- the recorder, record format and UUIDs tested from C, with
  * no Lua: `build/tests/cairn_c_tests [DIR]` (DIR: where to put LMDB stores).
  * One E() check macro, as LMDB's mtest.c has; exits 1 at the first failure.
+ * Helper modes for the Lua specs: --corrupt PATH ID payload|header,
+ * --format PATH N (write store format N).
  */
 #include <dirent.h>
 #include <stdio.h>
@@ -292,6 +294,23 @@ static int corrupt(const char *path, uint64_t id, const char *how)
     return 0;
 }
 
+/* Write format `fmt` into a store's meta database, as a newer cairn would:
+ * the Lua specs check that such a store is refused and left unchanged. */
+static int set_format(const char *path, unsigned fmt)
+{
+    MDB_env *env;
+    MDB_txn *txn;
+    MDB_dbi meta;
+    E(mdb_env_create(&env) == 0 && mdb_env_set_maxdbs(env, 16) == 0);
+    E(mdb_env_open(env, path, 0, 0644) == 0);
+    E(mdb_txn_begin(env, NULL, 0, &txn) == 0 && mdb_dbi_open(txn, "meta", 0, &meta) == 0);
+    uint8_t v[4] = { (uint8_t)(fmt >> 24), (uint8_t)(fmt >> 16), (uint8_t)(fmt >> 8), (uint8_t)fmt };
+    MDB_val k = { 6, "format" }, d = { 4, v };
+    E(mdb_put(txn, meta, &k, &d, 0) == 0 && mdb_txn_commit(txn) == 0);
+    mdb_env_close(env);
+    return 0;
+}
+
 /* memory: stores are private to their handle and leave no files behind */
 static void test_memory_private(const char *dir)
 {
@@ -358,6 +377,8 @@ int main(int argc, char **argv)
         return swap_or_delete(argv[2], strtoull(argv[3], NULL, 10), strtoull(argv[4], NULL, 10));
     if (argc == 4 && strcmp(argv[1], "--delete") == 0)
         return swap_or_delete(argv[2], strtoull(argv[3], NULL, 10), 0);
+    if (argc == 4 && strcmp(argv[1], "--format") == 0)
+        return set_format(argv[2], (unsigned)strtoul(argv[3], NULL, 10));
     char dir[] = "/tmp/cairn_c_tests.XXXXXX";
     const char *base = argc > 1 ? argv[1] : mkdtemp(dir);
     E(base != NULL);
