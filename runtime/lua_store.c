@@ -12,17 +12,22 @@
 #include "store.h"
 #include "uuid.h"
 
-#define STORE_MT "cairn.store"
+#define STORE_MT CAIRN_STORE_MT
 
 typedef struct {
     cairn_store *store;
 } store_box;
 
-static cairn_store *check_store(lua_State *L)
+cairn_store *cairn_lua_check_store(lua_State *L, int idx)
 {
-    store_box *box = luaL_checkudata(L, 1, STORE_MT);
+    store_box *box = luaL_checkudata(L, idx, STORE_MT);
     if (!box->store) luaL_error(L, "the store is closed");
     return box->store;
+}
+
+static cairn_store *check_store(lua_State *L)
+{
+    return cairn_lua_check_store(L, 1);
 }
 
 static int raise_store(lua_State *L, cairn_store *s, int rc)
@@ -118,7 +123,9 @@ static int lmax_id(lua_State *L)
     return 1;
 }
 
-/* Push every record of the read in progress; log reads wrap them as notifications. */
+/* Push every record of the read in progress; log reads wrap them as
+ * notifications, or give flat id/event pairs (FLAT_PAIRS). */
+#define FLAT_PAIRS 2
 static int push_records(lua_State *L, cairn_store *s, int as_notifications, int id_idx, int plain)
 {
     cairn_event_keys k;
@@ -127,7 +134,13 @@ static int push_records(lua_State *L, cairn_store *s, int as_notifications, int 
     int n = 0, rc;
     cairn_record rec;
     while ((rc = cairn_store_next(s, &rec)) == CAIRN_OK) {
-        if (as_notifications) {
+        if (as_notifications == FLAT_PAIRS) {
+            /* followers: id, event, id, event, ... (no notification tables) */
+            lua_pushnumber(L, (lua_Number)rec.notification_id);
+            lua_rawseti(L, -2, ++n);
+            rc = cairn_lua_push_event(L, &k, &rec, 0, 0);
+            if (rc) break;
+        } else if (as_notifications) {
             lua_createtable(L, 0, 5);
             char id[CAIRN_UUID_STRLEN];
             cairn_uuid_format(rec.stream_id, id);
@@ -204,7 +217,8 @@ static int lread_stream(lua_State *L)
     return push_records(L, s, 0, canonical ? 2 : 0, lua_toboolean(L, 7));
 }
 
-/* store:read_log(start [, limit, stop, topics]) -> { notification, ... } */
+/* store:read_log(start [, limit, stop, topics, flat]) -> { notification, ... }
+ * flat: { id, event, id, event, ... } instead, for followers */
 static int lread_log(lua_State *L)
 {
     cairn_store *s = check_store(L);
@@ -230,7 +244,7 @@ static int lread_log(lua_State *L)
     }
     int rc = cairn_store_read_log(s, &q);
     if (rc) return raise_store(L, s, rc);
-    return push_records(L, s, 1, 0, 0);
+    return push_records(L, s, lua_toboolean(L, 6) ? FLAT_PAIRS : 1, 0, 0);
 }
 
 /* store:tracking_max(app_name) -> the last notification id of app_name processed here (0: none) */

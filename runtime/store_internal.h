@@ -26,6 +26,8 @@ typedef struct cairn_env {
     int is_private;             /* memory: never shared, never in the registry */
     MDB_env *env;
     MDB_dbi meta, log, streams, tracking;
+    MDB_dbi views;              /* store_views.c */
+    struct cairn_wake *wake;    /* store_wake.c; NULL: no wake word, followers poll */
     int refs;
     cairn_store *handles;       /* so a map resize can end every handle's read */
     struct cairn_env *next;
@@ -83,5 +85,16 @@ int cairn_store_begin_read(cairn_store *s);
  */
 typedef int (*cairn_write_fn)(cairn_store *s, MDB_txn *txn, void *ctx);
 int cairn_store_write(cairn_store *s, const char *doing, cairn_write_fn fn, void *ctx);
+
+/* Record a tracking position inside a write transaction (must rise). */
+int cairn_store_tracking_put_in(cairn_store *s, MDB_txn *txn, const cairn_tracking *t);
+
+/* The wake word of a directory (store_wake.c); NULL dir: process-local.
+ * Returns NULL when there can be none. */
+typedef struct cairn_wake cairn_wake;
+cairn_wake *cairn_wake_open(const char *dir);
+void cairn_wake_close(cairn_wake *w);
+/* Tell sleepers the store changed: called after every commit. */
+void cairn_wake_bump(cairn_wake *w);
 
 #endif

@@ -7,6 +7,7 @@
  *   log       notification id (u64 big-endian) -> record (record.h); each event's bytes live here only
  *   streams   stream id (16 bytes) || version (u64 big-endian) -> notification id (u64 big-endian)
  *   tracking  application name -> last notification id processed from it (u64 big-endian)
+ *   views     view name \0 key -> view value (store_views.c)
  *
  * Handles on the same directory share a reference-counted environment. Each
  * handle keeps one read transaction that is reset between reads and renewed
@@ -103,6 +104,7 @@ int cairn_store_write(cairn_store *s, const char *doing, cairn_write_fn fn, void
         }
         if (CAIRN_IS_OWN_CODE(rc)) return rc; /* its message is set */
         if (rc) return cairn_store_lmdb_failure(s, rc, doing);
+        cairn_wake_bump(s->sh->wake); /* after the commit: followers may look now */
         return CAIRN_OK;
     }
 }
@@ -529,6 +531,7 @@ static int init_databases(cairn_env *sh, char *err, size_t errlen)
     if (rc == 0) rc = mdb_dbi_open(txn, "log", MDB_CREATE, &sh->log);
     if (rc == 0) rc = mdb_dbi_open(txn, "streams", MDB_CREATE, &sh->streams);
     if (rc == 0) rc = mdb_dbi_open(txn, "tracking", MDB_CREATE, &sh->tracking);
+    if (rc == 0) rc = mdb_dbi_open(txn, "views", MDB_CREATE, &sh->views);
     if (rc) {
         mdb_txn_abort(txn);
         snprintf(err, errlen, "cannot open store %s: %s", sh->path, mdb_strerror(rc));
@@ -597,6 +600,7 @@ static int open_env(const char *path, const cairn_store_options *opt, cairn_env 
     if (sh->is_private) unlink_private(path);
     rc = init_databases(sh, err, errlen);
     if (rc) goto fail;
+    sh->wake = cairn_wake_open(sh->is_private ? NULL : path); /* NULL: followers poll */
     *out = sh;
     return CAIRN_OK;
 fail:
@@ -613,6 +617,7 @@ static void env_release(cairn_env *sh)
     for (cairn_env **e = &registry; *e; e = &(*e)->next)
         if (*e == sh) { *e = sh->next; break; }
     mdb_env_close(sh->env);
+    cairn_wake_close(sh->wake);
     free(sh->path);
     free(sh);
 }
@@ -685,4 +690,19 @@ int cairn_store_env_open(const char *path, const cairn_store_options *opt, cairn
     s->sync = sh->is_private ? CAIRN_SYNC_NONE : opt->sync;
     *out = s;
     return CAIRN_OK;
+}
+
+/* A compact copy of the store into an empty directory (dry runs work on one). */
+int cairn_store_copy(cairn_store *s, const char *dir)
+{
+    s->errmsg[0] = '\0';
+    int rc = mdb_env_copy2(s->sh->env, dir, MDB_CP_COMPACT);
+    return rc ? cairn_store_fail(s, rc, "cannot copy %s to %s: %s", cairn_store_uri(s), dir, mdb_strerror(rc))
+              : CAIRN_OK;
+}
+
+/* The tracking helpers for the store's other files (views track per view). */
+int cairn_store_tracking_put_in(cairn_store *s, MDB_txn *txn, const cairn_tracking *t)
+{
+    return tracking_put(s, txn, t);
 }

@@ -33,19 +33,15 @@ local function open_store(env)
   return core.open(uri, { sync = sync, map_size = tonumber(map_size) })
 end
 
---- Record the pending events of the given aggregates in one transaction.
--- @param ... aggregates
--- @return the recordings: array of `{ notification_id, event }` in order
--- @raise ConcurrencyError if any aggregate is stale; nothing is then recorded
-function Base:save(...)
-  local aggs = { ... }
-  local n_aggs = select("#", ...)
+-- Record the pending events of aggs[1..n_aggs] in one transaction, with a
+-- tracking position (tracking_app, tracking_id) when a follower saves.
+local function record(self, tracking_app, tracking_id, aggs, n_aggs)
   local taken_aggs, taken_lists, batch = {}, {}, {}
   local seen = n_aggs > 1 and {} or nil
   for i = 1, n_aggs do
     local agg = aggs[i]
     if type(agg) ~= "table" or not getmetatable(agg) or not agg.id then
-      error(("bad argument #%d to 'save' (aggregate expected)"):format(i), 2)
+      error(("bad argument #%d to 'save' (aggregate expected)"):format(i), 3)
     end
     if not (seen and seen[agg]) then
       if seen then seen[agg] = true end
@@ -66,8 +62,8 @@ function Base:save(...)
     end
   end
   local recordings = {}
-  if #batch == 0 then return recordings end
-  local ok, first = pcall(self.store.append, self.store, batch)
+  if #batch == 0 and not tracking_app then return recordings end
+  local ok, first = pcall(self.store.append, self.store, batch, tracking_app, tracking_id)
   if not ok then
     -- the aggregates keep their events, so nothing triggered is lost
     for i = 1, #taken_aggs do aggregate.restore_pending(taken_aggs[i], taken_lists[i]) end
@@ -82,6 +78,20 @@ function Base:save(...)
     end
   end
   return recordings
+end
+
+--- Record the pending events of the given aggregates in one transaction.
+-- @param ... aggregates
+-- @return the recordings: array of `{ notification_id, event }` in order
+-- @raise ConcurrencyError if any aggregate is stale; nothing is then recorded
+function Base:save(...)
+  return record(self, nil, nil, { ... }, select("#", ...))
+end
+
+--- Internal (process applications): save with the position of the
+-- notification that caused it, in the same transaction.
+function Base:save_tracked(leader_name, notification_id, aggs)
+  return record(self, leader_name, notification_id, aggs, #aggs)
 end
 
 --- The highest notification id (0 when nothing is recorded).
