@@ -223,6 +223,7 @@ static int lread_log(lua_State *L)
 {
     cairn_store *s = check_store(L);
     cairn_log_query q = { 0 };
+    int flat = lua_toboolean(L, 6);
     lua_Number start = luaL_checknumber(L, 2);
     q.start = start < 1 ? 1 : (uint64_t)start;
     int present;
@@ -244,7 +245,7 @@ static int lread_log(lua_State *L)
     }
     int rc = cairn_store_read_log(s, &q);
     if (rc) return raise_store(L, s, rc);
-    return push_records(L, s, lua_toboolean(L, 6) ? FLAT_PAIRS : 1, 0, 0);
+    return push_records(L, s, flat ? FLAT_PAIRS : 1, 0, 0);
 }
 
 /* store:tracking_max(app_name) -> the last notification id of app_name processed here (0: none) */
