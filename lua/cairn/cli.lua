@@ -23,6 +23,13 @@ Store tools (URI is memory: or lmdb:PATH):
   export URI [FILE]             write every event as JSON lines (to stdout by default)
   import URI [FILE]             load JSON lines (from stdin by default) into an empty store
 
+Systems and projections:
+  sync SYSTEM_MODULE [--dry-run] [-v 0..3] [FOLLOWER...]
+                                let followers catch up with their leaders
+  follow SYSTEM_MODULE FOLLOWER run one follower continuously (until SIGINT/SIGTERM)
+  project MODULE --app URI --view URI [--follow]
+                                run a projection into a view
+
 Options:
   -h, --help                    this text; `cairn COMMAND --help` describes a command
   --version                     print the version
@@ -38,6 +45,9 @@ local COMMANDS = {
   stat = "cairn.store_tools",
   export = "cairn.store_tools",
   import = "cairn.store_tools",
+  sync = "cairn.cli_system",
+  follow = "cairn.cli_system",
+  project = "cairn.cli_system",
 }
 
 --- A usage error: printed with a hint, exit status 2.

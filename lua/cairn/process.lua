@@ -56,7 +56,8 @@ end
 
 --- Process what the leader recorded since this application's tracked position.
 -- @param leader_name a leader given to `follow`
--- @param[opt] opts `batch` (notifications read at once), `on_progress(pos, max)`
+-- @param[opt] opts `batch` (notifications read at once), `on_progress(pos, max)`,
+--   `trace(leader_name, id, topic)` (called for each notification read)
 -- @return notifications read, events recorded
 -- @raise the policy's error, naming the follower, the notification and its topic;
 --   everything before the failing notification stays processed
@@ -78,6 +79,7 @@ function Process:pull_and_process(leader_name, opts)
       local policy = policies[event.topic]
       local processing = policy and setmetatable({ aggregates = {},
         tracking = { application_name = leader_name, notification_id = id } }, Processing)
+      if opts and opts.trace then opts.trace(leader_name, id, event.topic) end
       local ok, err = true, nil
       if policy then ok, err = xpcall(run_policy, on_error, policy, self, event, processing) end
       if not ok then
