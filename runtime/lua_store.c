@@ -130,15 +130,27 @@ static int push_records(lua_State *L, cairn_store *s, int as_notifications, int 
 {
     cairn_event_keys k;
     cairn_event_keys_push(L, &k);
+    uint8_t last_stream[16];
+    int have_last = 0, last_at = lua_gettop(L) + 1;
+    lua_pushnil(L); /* the last stream's id string */
     lua_newtable(L);
     int n = 0, rc;
     cairn_record rec;
     while ((rc = cairn_store_next(s, &rec)) == CAIRN_OK) {
         if (as_notifications == FLAT_PAIRS) {
-            /* followers: id, event, id, event, ... (no notification tables) */
+            /* followers: id, event, id, event, ... (no notification tables);
+             * runs of one stream share their id string */
+            if (!have_last || memcmp(last_stream, rec.stream_id, 16) != 0) {
+                char id[CAIRN_UUID_STRLEN];
+                cairn_uuid_format(rec.stream_id, id);
+                lua_pushlstring(L, id, sizeof id);
+                lua_replace(L, last_at);
+                memcpy(last_stream, rec.stream_id, 16);
+                have_last = 1;
+            }
             lua_pushnumber(L, (lua_Number)rec.notification_id);
             lua_rawseti(L, -2, ++n);
-            rc = cairn_lua_push_event(L, &k, &rec, 0, 0);
+            rc = cairn_lua_push_event(L, &k, &rec, last_at, 0);
             if (rc) break;
         } else if (as_notifications) {
             lua_createtable(L, 0, 5);
