@@ -15,6 +15,7 @@ const char *cairn_strerror(int rc)
     case CAIRN_CONFIG: return "bad configuration";
     case CAIRN_END: return "end of data";
     case CAIRN_INVALID: return "invalid argument";
+    case CAIRN_INTERRUPTED: return "interrupted";
     default: break;
     }
     /* mdb_strerror covers LMDB's range and falls back to strerror for errno */

@@ -12,7 +12,9 @@
 #include "lua_codec.h"
 #include "lua_error.h"
 #include "lua_event.h"
+#include "lua_follow.h"
 #include "lua_store.h"
+#include "lua_view.h"
 #include "uuid.h"
 
 static int lencode(lua_State *L)
@@ -147,6 +149,8 @@ int luaopen_cairn_core(lua_State *L)
     luaL_setfuncs(L, fns, 0);
     cairn_lua_event_init(L);
     cairn_lua_store_init(L);
+    cairn_lua_view_init(L);
+    cairn_lua_follow_init(L);
     luaL_getmetatable(L, CAIRN_ERROR_MT);
     lua_setfield(L, -2, "error_metatable");
     luaL_getmetatable(L, CAIRN_TIME_MT);

@@ -14,17 +14,22 @@
 #include "store.h"
 #include "uuid.h"
 
-#define STORE_MT "cairn.store"
+#define STORE_MT CAIRN_STORE_MT
 
 typedef struct {
     cairn_store *store;
 } store_box;
 
-static cairn_store *check_store(lua_State *L)
+cairn_store *cairn_lua_check_store(lua_State *L, int idx)
 {
-    store_box *box = luaL_checkudata(L, 1, STORE_MT);
+    store_box *box = luaL_checkudata(L, idx, STORE_MT);
     if (!box->store) luaL_error(L, "the store is closed");
     return box->store;
+}
+
+static cairn_store *check_store(lua_State *L)
+{
+    return cairn_lua_check_store(L, 1);
 }
 
 static int raise_store(lua_State *L, cairn_store *s, int rc)
@@ -173,18 +178,38 @@ static int lmax_id(lua_State *L)
 }
 
 /* Push every record of the read in progress; log reads wrap them as
- * notifications. Stream reads also push the hash of the last record read. */
+ * notifications, or give flat id/event pairs (FLAT_PAIRS). Stream reads also
+ * push the hash of the last record read. */
+#define FLAT_PAIRS 2
 static int push_records(lua_State *L, cairn_store *s, int as_notifications, int id_idx, int plain)
 {
     cairn_event_keys k;
     cairn_event_keys_push(L, &k);
+    uint8_t last_stream[16];
+    int have_last = 0, last_at = lua_gettop(L) + 1;
+    lua_pushnil(L); /* the last stream's id string */
     lua_newtable(L);
     int n = 0, rc;
     cairn_record rec;
     uint8_t head[CAIRN_HASH_BYTES];
     int have_head = 0;
     while ((rc = cairn_store_next(s, &rec)) == CAIRN_OK) {
-        if (as_notifications) {
+        if (as_notifications == FLAT_PAIRS) {
+            /* followers: id, event, id, event, ... (no notification tables);
+             * runs of one stream share their id string */
+            if (!have_last || memcmp(last_stream, rec.stream_id, 16) != 0) {
+                char id[CAIRN_UUID_STRLEN];
+                cairn_uuid_format(rec.stream_id, id);
+                lua_pushlstring(L, id, sizeof id);
+                lua_replace(L, last_at);
+                memcpy(last_stream, rec.stream_id, 16);
+                have_last = 1;
+            }
+            lua_pushnumber(L, (lua_Number)rec.notification_id);
+            lua_rawseti(L, -2, ++n);
+            rc = cairn_lua_push_event(L, &k, &rec, last_at, 0);
+            if (rc) break;
+        } else if (as_notifications) {
             lua_createtable(L, 0, 5);
             char id[CAIRN_UUID_STRLEN];
             cairn_uuid_format(rec.stream_id, id);
@@ -275,11 +300,13 @@ static int lread_stream(lua_State *L)
     return push_records(L, s, 0, canonical ? 2 : 0, lua_toboolean(L, 7));
 }
 
-/* store:read_log(start [, limit, stop, topics]) -> { notification, ... } */
+/* store:read_log(start [, limit, stop, topics, flat]) -> { notification, ... }
+ * flat: { id, event, id, event, ... } instead, for followers */
 static int lread_log(lua_State *L)
 {
     cairn_store *s = check_store(L);
     cairn_log_query q = { 0 };
+    int flat = lua_toboolean(L, 6);
     lua_Number start = luaL_checknumber(L, 2);
     q.start = start < 1 ? 1 : (uint64_t)start;
     int present;
@@ -301,7 +328,7 @@ static int lread_log(lua_State *L)
     }
     int rc = cairn_store_read_log(s, &q);
     if (rc) return raise_store(L, s, rc);
-    return push_records(L, s, 1, 0, 0);
+    return push_records(L, s, flat ? FLAT_PAIRS : 1, 0, 0);
 }
 
 static void set_number(lua_State *L, const char *k, uint64_t v)

@@ -7,4 +7,11 @@
 /** Register the store metatable and core.open into the table at -1. */
 void cairn_lua_store_init(lua_State *L);
 
+/** The open store at idx (raises if it is not a store or is closed). */
+typedef struct cairn_store cairn_store;
+cairn_store *cairn_lua_check_store(lua_State *L, int idx);
+
+/** The name of the store metatable, for bindings that add methods. */
+#define CAIRN_STORE_MT "cairn.store"
+
 #endif

@@ -9,6 +9,7 @@
 #ifndef CAIRN_STORE_H
 #define CAIRN_STORE_H
 
+#include <signal.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -168,5 +169,76 @@ const char *cairn_store_errmsg(const cairn_store *s);
 
 /** The URI the store was opened with. */
 const char *cairn_store_uri(const cairn_store *s);
+
+/* ---- Views (store_views.c) ----------------------------------------------
+ * A view is a named key/value space in a store, with its own tracking of the
+ * applications it follows. Keys are bytes (view name + key at most 510
+ * bytes); values are msgpack bytes, sealed by cairn_view_value_seal. */
+
+/** One write of a view batch: a put of value, or a delete. */
+typedef struct cairn_view_op {
+    cairn_slice key;
+    cairn_slice value;      /* msgpack bytes; ignored by a delete */
+    int del;
+} cairn_view_op;
+
+/**
+ * Apply ops to view and record the tracking position (t->app is the
+ * followed application; NULL: none) in one transaction, or nothing.
+ * @return CAIRN_OK, CAIRN_CONFLICT (position not above the recorded one),
+ *         CAIRN_INVALID (key too long), or a system/LMDB error.
+ */
+int cairn_view_write(cairn_store *s, cairn_slice view, const cairn_view_op *ops, size_t n,
+                     const cairn_tracking *t) __attribute__((warn_unused_result));
+
+/** How far view has processed app's log (0: not at all). */
+int cairn_view_tracking_max(cairn_store *s, cairn_slice view, cairn_slice app, uint64_t *out)
+    __attribute__((warn_unused_result));
+
+/**
+ * Look a key up. *value points into the store until cairn_store_read_end(s),
+ * which the caller calls whatever the result.
+ */
+int cairn_view_get(cairn_store *s, cairn_slice view, cairn_slice key, cairn_slice *value, int *found)
+    __attribute__((warn_unused_result));
+
+/** An ordered walk over a view's keys that start with prefix (after `after`, if set). */
+typedef struct cairn_view_scan {
+    cairn_slice view, prefix;
+    cairn_slice after;      /* ptr NULL: from the first key with the prefix */
+    int started;
+} cairn_view_scan;
+
+/** Start a scan; entries come from cairn_view_scan_next (valid until the next
+ *  call); end it with cairn_store_read_end. @return CAIRN_OK, CAIRN_END or an error. */
+int cairn_view_scan_start(cairn_store *s, cairn_view_scan *q) __attribute__((warn_unused_result));
+int cairn_view_scan_next(cairn_store *s, cairn_view_scan *q, cairn_slice *key, cairn_slice *value)
+    __attribute__((warn_unused_result));
+
+/** The stored form of a view value (format byte; encryption goes here). */
+size_t cairn_view_value_size(cairn_store *s, size_t plain_len);
+int cairn_view_value_seal(cairn_store *s, cairn_slice stored_key, cairn_slice plain, uint8_t *out);
+int cairn_view_value_open(cairn_store *s, cairn_slice stored_key, const uint8_t *stored, size_t len,
+                          cairn_slice *plain);
+
+/* ---- Following (store_wake.c) --------------------------------------------- */
+
+/** The store's change counter, bumped after every commit by any process.
+ *  @return 1 with *seq set, or 0 when the store has no wake word (poll). */
+int cairn_store_wake_seq(cairn_store *s, uint32_t *seq);
+
+/**
+ * Sleep until the change counter of any of the n stores (n <= 16) differs
+ * from seen[i], for at most timeout_s; a store without a wake word makes it
+ * a sleep of poll_s. Wake-ups may be spurious: look again afterwards.
+ * @return CAIRN_OK, or CAIRN_INTERRUPTED when a trapped signal arrived.
+ */
+int cairn_store_wait(cairn_store *const *stores, const uint32_t *seen, size_t n, double timeout_s, double poll_s);
+
+/** Where a wait looks for "a trapped signal arrived" (signals.c sets it). */
+void cairn_wake_set_interrupt_flag(volatile sig_atomic_t *flag);
+
+/** A compact, consistent copy of the store into an empty directory. */
+int cairn_store_copy(cairn_store *s, const char *dir) __attribute__((warn_unused_result));
 
 #endif

@@ -28,6 +28,8 @@ typedef struct cairn_env {
     int is_private;             /* memory: never shared, never in the registry */
     MDB_env *env;
     MDB_dbi meta, log, streams, tracking, snapshots;
+    MDB_dbi views;              /* store_views.c */
+    struct cairn_wake *wake;    /* store_wake.c; NULL: no wake word, followers poll */
     int refs;
     cairn_store *handles;       /* so a map resize can end every handle's read */
     struct cairn_env *next;
@@ -55,6 +57,7 @@ struct cairn_store {
     int have_prev;
     /* data at rest (store_seal.c) */
     uint8_t *master;            /* the master key in secret memory, or NULL */
+    uint8_t *view_key;          /* derived from it for view values (store_views.c), or NULL */
     int encrypted;              /* the store is encrypted (its meta says so) */
     int compress;
     cairn_compressor *zc;       /* made on first use */
@@ -126,6 +129,9 @@ int cairn_store_put_record(cairn_store *s, MDB_txn *txn, MDB_cursor *cur, MDB_va
  * was forgotten (rec->forgotten is then set). */
 int cairn_store_open_payload(cairn_store *s, MDB_txn *txn, cairn_record *rec);
 
+/* The handle's read buffer with room for n bytes (valid until the next read), or NULL. */
+uint8_t *cairn_store_scratch(cairn_store *s, size_t n);
+
 /* Describe a record for messages: "aggregate <id> version <v>". */
 void cairn_store_describe(const uint8_t id[16], uint64_t version, char *out, size_t len);
 
@@ -137,5 +143,16 @@ int cairn_store_find_event(cairn_store *s, MDB_txn *txn, const uint8_t id[16], u
 
 /* Write snapshots of events recorded (in this transaction or before). */
 int cairn_store_put_snapshots(cairn_store *s, MDB_txn *txn, const cairn_record *snaps, size_t n);
+
+/* Record a tracking position inside a write transaction (must rise). */
+int cairn_store_tracking_put_in(cairn_store *s, MDB_txn *txn, const cairn_tracking *t);
+
+/* The wake word of a directory (store_wake.c); NULL dir: process-local.
+ * Returns NULL when there can be none. */
+typedef struct cairn_wake cairn_wake;
+cairn_wake *cairn_wake_open(const char *dir);
+void cairn_wake_close(cairn_wake *w);
+/* Tell sleepers the store changed: called after every commit. */
+void cairn_wake_bump(cairn_wake *w);
 
 #endif

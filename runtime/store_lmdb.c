@@ -9,6 +9,7 @@
  *   tracking  application name -> last notification id processed from it (u64 big-endian)
  *             and (encrypted stores) stream id (16 bytes) -> sealed data key (store_seal.c)
  *   snapshots stream id || version -> record (record.h) of the aggregate's state
+ *   views     view name \0 key -> view value (store_views.c)
  *
  * Handles on the same directory share a reference-counted environment. Each
  * handle keeps one read transaction that is reset between reads and renewed
@@ -121,6 +122,7 @@ int cairn_store_write(cairn_store *s, const char *doing, cairn_write_fn fn, void
         }
         if (CAIRN_IS_OWN_CODE(rc)) return rc; /* its message is set */
         if (rc) return cairn_store_lmdb_failure(s, rc, doing);
+        cairn_wake_bump(s->sh->wake); /* after the commit: followers may look now */
         return CAIRN_OK;
     }
 }
@@ -660,6 +662,7 @@ static int init_databases(cairn_env *sh, char *err, size_t errlen)
     if (rc == 0) rc = mdb_dbi_open(txn, "streams", MDB_CREATE, &sh->streams);
     if (rc == 0) rc = mdb_dbi_open(txn, "tracking", MDB_CREATE, &sh->tracking);
     if (rc == 0) rc = mdb_dbi_open(txn, "snapshots", MDB_CREATE, &sh->snapshots);
+    if (rc == 0) rc = mdb_dbi_open(txn, "views", MDB_CREATE, &sh->views);
     if (rc) {
         mdb_txn_abort(txn);
         snprintf(err, errlen, "cannot open store %s: %s", sh->path, mdb_strerror(rc));
@@ -752,6 +755,7 @@ static int open_env(const char *path, const cairn_store_options *opt, cairn_env 
     else if ((rc = check_file_size(sh, err, errlen)) != 0) goto fail;
     rc = init_databases(sh, err, errlen);
     if (rc) goto fail;
+    sh->wake = cairn_wake_open(sh->is_private ? NULL : path); /* NULL: followers poll */
     *out = sh;
     return CAIRN_OK;
 fail:
@@ -769,6 +773,7 @@ static void env_release(cairn_env *sh)
     for (cairn_env **e = &registry; *e; e = &(*e)->next)
         if (*e == sh) { *e = sh->next; break; }
     mdb_env_close(sh->env);
+    cairn_wake_close(sh->wake);
     free(sh->path);
     free(sh);
 }
@@ -844,4 +849,19 @@ int cairn_store_env_open(const char *path, const cairn_store_options *opt, cairn
     if (rc) { cairn_store_close(s); return rc; }
     *out = s;
     return CAIRN_OK;
+}
+
+/* A compact copy of the store into an empty directory (dry runs work on one). */
+int cairn_store_copy(cairn_store *s, const char *dir)
+{
+    s->errmsg[0] = '\0';
+    int rc = mdb_env_copy2(s->sh->env, dir, MDB_CP_COMPACT);
+    return rc ? cairn_store_fail(s, rc, "cannot copy %s to %s: %s", cairn_store_uri(s), dir, mdb_strerror(rc))
+              : CAIRN_OK;
+}
+
+/* The tracking helpers for the store's other files (views track per view). */
+int cairn_store_tracking_put_in(cairn_store *s, MDB_txn *txn, const cairn_tracking *t)
+{
+    return tracking_put(s, txn, t);
 }

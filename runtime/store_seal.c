@@ -151,6 +151,11 @@ static int reserve(uint8_t **buf, size_t *cap, size_t n)
     return 0;
 }
 
+uint8_t *cairn_store_scratch(cairn_store *s, size_t n)
+{
+    return reserve(&s->buf, &s->buf_cap, n ? n : 1) ? NULL : s->buf;
+}
+
 int cairn_store_put_record(cairn_store *s, MDB_txn *txn, MDB_cursor *cur, MDB_val *key, unsigned put_flags,
                            const cairn_record *rec, const uint8_t prev[CAIRN_HASH_BYTES],
                            uint8_t hash_out[CAIRN_HASH_BYTES])
@@ -314,7 +319,15 @@ int cairn_store_cipher_open(cairn_store *s, const cairn_store_options *opt, char
             return ENOMEM;
         }
         memcpy(s->master, opt->cipher_key, CAIRN_KEY_BYTES);
+        if (!(s->view_key = cairn_secret_new())) {
+            snprintf(err, errlen, "cannot lock memory for the cipher key of %s", where(s));
+            return ENOMEM;
+        }
+        /* view values get their own key: BLAKE2b keyed with the master key */
+        crypto_generichash(s->view_key, CAIRN_KEY_BYTES, (const uint8_t *)"cairn view key", 14, s->master,
+                           CAIRN_KEY_BYTES);
         sodium_mprotect_readonly(s->master);
+        sodium_mprotect_readonly(s->view_key);
         cairn_store_keys_reset(s);
     }
     open_ctx ctx = { err, errlen };
@@ -337,7 +350,8 @@ int cairn_store_cipher_open(cairn_store *s, const cairn_store_options *opt, char
 void cairn_store_cipher_close(cairn_store *s)
 {
     cairn_secret_free(s->master);
-    s->master = NULL;
+    cairn_secret_free(s->view_key);
+    s->master = s->view_key = NULL;
     if (s->keys) sodium_free(s->keys);
     s->keys = NULL;
     cairn_compressor_free(s->zc);

@@ -315,6 +315,31 @@ describe("data at rest", function()
     end)
   end)
 
+  describe("views", function()
+    it("of an encrypted application are encrypted, in its own store or a view store of their own", function()
+      local fido = fill { cipher_key = KEY }
+      local Names = cairn.projection("Names", { topics = { "Dog.Registered" } })
+      Names:on("Dog.Registered", function(view, event) view:put("name:" .. event.name, MARKER .. event.name) end)
+      local app = open { cipher_key = KEY }
+      local view_uri = "lmdb:" .. dir .. "/views"
+      for _, target in ipairs { view_uri, nil } do
+        local runner = cairn.ProjectionRunner.new { application = app, projection = Names, view = target }
+        runner:run()
+        assert.are.equal(MARKER .. "Fido", runner.view:get("name:Fido"))
+        local seen = {}
+        for k, v in runner.view:scan("name:") do seen[#seen + 1] = k .. "=" .. v end
+        assert.are.same({ "name:Fido=" .. MARKER .. "Fido", "name:Rex=" .. MARKER .. "Rex" }, seen)
+      end
+      app:close()
+      assert.is_nil(helper.read_file(dir .. "/views/data.mdb"):find(MARKER, 1, true))
+      assert.is_nil(helper.read_file(data_file):find(MARKER, 1, true))
+      -- the view store needs the key too
+      local err = is_kind("ConfigError", helper.error_of(cairn.view, view_uri, "Names"))
+      assert.matches("encrypted", err.message)
+      assert.truthy(fido)
+    end)
+  end)
+
   describe("compression", function()
     it("stores long payloads compressed and reads stores that mix both kinds", function()
       local long = ("abcdefgh"):rep(400)

@@ -69,19 +69,15 @@ local function interval_snapshots(intervals, aggs, lists)
   return snaps
 end
 
---- Record the pending events of the given aggregates in one transaction.
--- @param ... aggregates
--- @return the recordings: array of `{ notification_id, event }` in order
--- @raise ConcurrencyError if any aggregate is stale; nothing is then recorded
-function Base:save(...)
-  local aggs = { ... }
-  local n_aggs = select("#", ...)
+-- Record the pending events of aggs[1..n_aggs] in one transaction, with a
+-- tracking position (tracking_app, tracking_id) when a follower saves.
+local function record(self, tracking_app, tracking_id, aggs, n_aggs)
   local taken_aggs, taken_lists, batch = {}, {}, {}
   local seen = n_aggs > 1 and {} or nil
   for i = 1, n_aggs do
     local agg = aggs[i]
     if type(agg) ~= "table" or not getmetatable(agg) or not agg.id then
-      error(("bad argument #%d to 'save' (aggregate expected)"):format(i), 2)
+      error(("bad argument #%d to 'save' (aggregate expected)"):format(i), 3)
     end
     if not (seen and seen[agg]) then
       if seen then seen[agg] = true end
@@ -103,11 +99,11 @@ function Base:save(...)
     end
   end
   local recordings = {}
-  if #batch == 0 then return recordings end
+  if #batch == 0 and not tracking_app then return recordings end
   local intervals = self.snapshotting_intervals
   local ok, first, heads = pcall(function()
     local snaps = intervals and interval_snapshots(intervals, taken_aggs, taken_lists)
-    return self.store:append(batch, nil, nil, snaps)
+    return self.store:append(batch, tracking_app, tracking_id, snaps)
   end)
   if not ok then
     -- the aggregates keep their events, so nothing triggered is lost
@@ -124,6 +120,20 @@ function Base:save(...)
     end
   end
   return recordings
+end
+
+--- Record the pending events of the given aggregates in one transaction.
+-- @param ... aggregates
+-- @return the recordings: array of `{ notification_id, event }` in order
+-- @raise ConcurrencyError if any aggregate is stale; nothing is then recorded
+function Base:save(...)
+  return record(self, nil, nil, { ... }, select("#", ...))
+end
+
+--- Internal (process applications): save with the position of the
+-- notification that caused it, in the same transaction.
+function Base:save_tracked(leader_name, notification_id, aggs)
+  return record(self, leader_name, notification_id, aggs, #aggs)
 end
 
 --- Snapshot an aggregate now, at its latest version or at `version`.

@@ -28,6 +28,13 @@ Keys (encrypted stores take their key from CAIRN_CIPHER_KEY):
   keygen                        print a fresh cipher key
   rekey URI                     re-wrap the store's data keys under CAIRN_NEW_CIPHER_KEY
 
+Systems and projections:
+  sync SYSTEM_MODULE [--dry-run] [-v 0..3] [FOLLOWER...]
+                                let followers catch up with their leaders
+  follow SYSTEM_MODULE FOLLOWER run one follower continuously (until SIGINT/SIGTERM)
+  project MODULE --app URI --view URI [--follow]
+                                run a projection into a view
+
 Options:
   -h, --help                    this text; `cairn COMMAND --help` describes a command
   --version                     print the version
@@ -46,6 +53,9 @@ local COMMANDS = {
   verify = "cairn.cli_keys",
   keygen = "cairn.cli_keys",
   rekey = "cairn.cli_keys",
+  sync = "cairn.cli_system",
+  follow = "cairn.cli_system",
+  project = "cairn.cli_system",
 }
 
 --- A usage error: printed with a hint, exit status 2.

@@ -45,6 +45,13 @@ function Env:get(key, default)
   return v
 end
 
+--- The setting given for this application alone (`<PREFIX>_<key>`), or nil.
+function Env:get_own(key)
+  local v = lookup(self, self.prefix .. key)
+  if v == "" then return nil end
+  return v
+end
+
 --- A setting that must be one of a set of words.
 function Env:choice(key, default, allowed)
   local v = self:get(key, default)

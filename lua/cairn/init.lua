@@ -3,6 +3,11 @@
 local core = require "cairn.core"
 local aggregate = require "cairn.aggregate"
 local application = require "cairn.application"
+local projection = require "cairn.projection"
+local view = require "cairn.view"
+local process = require "cairn.process"
+local system = require "cairn.system"
+local runner = require "cairn.runner"
 
 local _M = {
   _VERSION = core.version,
@@ -13,6 +18,18 @@ local _M = {
   aggregate = aggregate.define,
   --- Define an application class (API.md §3).
   application = application.define,
+  --- Define a projection (API.md §4).
+  projection = projection.define,
+  --- Runs a projection into a view: `ProjectionRunner.new { application, projection, view }`.
+  ProjectionRunner = projection.Runner,
+  --- Open a view directly: `cairn.view(uri_or_store, name)`.
+  view = view.open,
+  --- Define a process application (API.md §5).
+  process_application = process.define,
+  --- Define a system of applications: `cairn.system { pipes = { { Leader, Follower } } }`.
+  system = system.define,
+  --- Runs a system in this process, followers after each leader save.
+  SingleThreadedRunner = runner.SingleThreadedRunner,
   --- Is v an event (a read-only event table)?
   is_event = core.is_event,
   --- The payload fields of an event, as a plain table.

@@ -31,6 +31,8 @@ extern "C" {
 #define CAIRN_END (-41006)
 /** A caller passed arguments that break the interface contract. */
 #define CAIRN_INVALID (-41007)
+/** A wait was interrupted by a signal the process asked to be told about. */
+#define CAIRN_INTERRUPTED (-41008)
 
 /**
  * Describe a return code.

@@ -1,0 +1,307 @@
+--- `cairn sync`, `cairn follow` and `cairn project`: systems and projections
+-- from the command line (API.md §5, §7).
+-- @module cairn.cli_system
+local core = require "cairn.core"
+local errors = require "cairn.errors"
+local cli = require "cairn.cli"
+local config = require "cairn.config"
+local follow = require "cairn.follow"
+local projection = require "cairn.projection"
+local runner = require "cairn.runner"
+
+local io_stderr, io_stdout, tonumber, tostring, type = io.stderr, io.stdout, tonumber, tostring, type
+local ipairs, pairs, pcall = ipairs, pairs, pcall
+local getmetatable, now_us = getmetatable, core.now_us
+
+local _M = { _VERSION = "0.1.0" }
+
+local HELP = {
+  sync = [[
+usage: cairn sync SYSTEM_MODULE [--dry-run] [-v 0..3] [FOLLOWER...]
+
+Lets the followers of a system (all, or those named) process what their
+leaders recorded since their tracked positions, then exits. Each follower
+succeeds or fails on its own: a failing one is reported and the others still
+run. SYSTEM_MODULE (a module name or a .lua file) returns a cairn.system, a
+SingleThreadedRunner (its env is used), or { system = ..., env = {...} };
+stores come from the env and CAIRN_STORE (lmdb:DIR gives each application
+lmdb:DIR/<AppName>).
+
+  -n, --dry-run        process everything, then roll it back (the followers'
+                       stores are copied, the copies processed and removed)
+  -v, --verbosity N    0 errors only, 1 one line per follower (default),
+                       2 also per leader, 3 also every notification
+
+Exit status: 0 all followers synchronised, 1 a follower failed, 2 usage error.
+]],
+  follow = [[
+usage: cairn follow SYSTEM_MODULE FOLLOWER [--idle-timeout S]
+
+Runs one follower of a system in this process: it catches up with its
+leaders, then processes new notifications as they are recorded (also by other
+processes), until SIGINT or SIGTERM (or S seconds without anything new).
+It stops between transactions, so nothing is half done.
+Exit status: 0 stopped, 1 failure, 2 usage error.
+]],
+  project = [[
+usage: cairn project MODULE --app URI --view URI [--name APP] [--follow] [--idle-timeout S]
+
+Runs the projection that MODULE (a module name or a .lua file) returns, from
+the notification log of the store --app into the view store --view (which
+may be the same URI). APP is the application's name the view tracks (default:
+the projection's `application` option). Without --follow it catches up and
+exits; with it, it keeps following until SIGINT or SIGTERM.
+Exit status: 0 success, 1 failure, 2 usage error.
+]],
+}
+
+function _M.help(cmd)
+  return HELP[cmd]
+end
+
+-- A module name, or a .lua file whose directory is searched first by require.
+local function load_module(spec)
+  if spec:match("%.lua$") or spec:find("/", 1, true) then
+    local chunk, err = loadfile(spec)
+    if not chunk then errors.raise("ConfigError", "cannot load %s: %s", spec, err) end
+    local dir = spec:match("^(.*)/[^/]*$") or "."
+    package.path = dir .. "/?.lua;" .. dir .. "/?/init.lua;" .. package.path
+    return chunk()
+  end
+  return require(spec)
+end
+
+-- The system and env a SYSTEM_MODULE gives.
+local function load_system(spec)
+  local m = load_module(spec)
+  if type(m) == "table" and m.nodes then return m, {} end
+  if type(m) == "table" and type(m.system) == "table" and m.system.nodes then return m.system, m.env or {} end
+  errors.raise("ConfigError", "%s returns no system (a cairn.system, a runner, or { system = ..., env = ... })", spec)
+end
+
+-- Split -v N / -vN / -n from the rest, for parse_options.
+local function short_options(args)
+  local out, i = {}, 1
+  while i <= #args do
+    local a = args[i]
+    if a == "-v" then
+      out[#out + 1] = "--verbosity"
+      i = i + 1
+      out[#out + 1] = args[i] or cli.usage_error("-v needs a level")
+    elseif a:match("^%-v%d$") then
+      out[#out + 1] = "--verbosity=" .. a:sub(3)
+    elseif a == "-n" then
+      out[#out + 1] = "--dry-run"
+    else
+      out[#out + 1] = a
+    end
+    i = i + 1
+  end
+  return out
+end
+
+-- A progress bar on stderr when it is a terminal and the catch-up is long.
+local function progress_bar(label)
+  if not core.isatty(2) then return nil end
+  local last, first = 0, nil
+  return function(pos, max)
+    first = first or pos
+    local t = now_us()
+    if max - first < 10000 or (t - last < 100000 and pos < max) then return end
+    last = t
+    local width = 30
+    local done = math.floor(width * pos / max)
+    io_stderr:write(("\r%s [%s%s] %3d%% %d/%d"):format(label, ("#"):rep(done), ("."):rep(width - done),
+      math.floor(100 * pos / max), pos, max))
+    if pos >= max then io_stderr:write("\n") end
+  end
+end
+
+local function message_of(err)
+  return (tostring(err):gsub("\n.*", ""))
+end
+
+local function sync(args)
+  local opts, rest = cli.parse_options(short_options(args), { ["dry-run"] = "flag", verbosity = "value" })
+  local verbosity = tonumber(opts.verbosity or "1")
+  if not verbosity or verbosity < 0 or verbosity > 3 or verbosity % 1 ~= 0 then
+    cli.usage_error("the verbosity is 0, 1, 2 or 3")
+  end
+  if not rest[1] then cli.usage_error("a SYSTEM_MODULE is needed") end
+  local system, env = load_system(rest[1])
+  local selected = {}
+  if #rest > 1 then
+    local wanted = {}
+    for i = 2, #rest do
+      local name = rest[i]
+      if not system.nodes[name] then cli.usage_error("the system has no application named %s", name) end
+      if #system.follows[name] == 0 then cli.usage_error("%s follows nothing", name) end
+      wanted[name] = true
+    end
+    for _, name in ipairs(system.followers) do if wanted[name] then selected[#selected + 1] = name end end
+  else
+    selected = system.followers
+  end
+  local is_selected = {}
+  for _, name in ipairs(selected) do is_selected[name] = true end
+
+  -- a dry run works on copies of the followers' stores, removed at the end
+  local tmp, app_env = nil, function(name) return system:application_env(name, env) end
+  if opts["dry-run"] then
+    tmp = os.tmpname()
+    os.remove(tmp)
+    os.execute("mkdir -p '" .. tmp .. "'")
+    app_env = function(name)
+      local e = system:application_env(name, env)
+      if not is_selected[name] then return e end
+      local copy = {}
+      for k, v in pairs(e) do if k ~= "store" and k ~= "CAIRN_STORE" then copy[k] = v end end
+      local uri = config.new(name, e):get("CAIRN_STORE", "memory:")
+      local target = tmp .. "/" .. name
+      os.execute("mkdir -p '" .. target .. "'")
+      local ok, original = pcall(core.open, uri, { must_exist = true, sync = "none" })
+      if ok then
+        original:copy(target)
+        original:close()
+      end
+      copy[name:upper() .. "_CAIRN_STORE"] = "lmdb:" .. target
+      return copy
+    end
+  end
+
+  -- followers open (and may create) their own stores; other leaders must exist
+  local apps, failed = {}, 0
+  local function open(name)
+    if not apps[name] then
+      local e = app_env(name)
+      if is_selected[name] then
+        apps[name] = system:get_app_cls(name).new(e)
+      else
+        local uri = config.new(name, e):get("CAIRN_STORE", "memory:")
+        apps[name] = { name = name, store = core.open(uri, { must_exist = true, sync = "none" }) }
+        apps[name].close = function(a) a.store:close() end
+      end
+    end
+    return apps[name]
+  end
+  local ok_all, err_all = pcall(function()
+    for _, name in ipairs(selected) do
+      local ok, err = pcall(function()
+        local app = open(name)
+        for _, leader in ipairs(system.follows[name]) do app:follow(leader, open(leader)) end
+        local read, recorded = 0, 0
+        for _, leader in ipairs(system.follows[name]) do
+          local from = app.store:tracking_max(leader)
+          local r, e = app:pull_and_process(leader, {
+            on_progress = progress_bar(name .. " <- " .. leader),
+            trace = verbosity >= 3 and function(l, id, topic)
+              io_stdout:write(("%s: %s #%d %s\n"):format(name, l, id, topic))
+            end or nil,
+          })
+          if verbosity >= 2 then
+            io_stdout:write(("%s: %s %d..%d, %d notifications, %d new events\n"):format(name, leader, from,
+              from + r, r, e))
+          end
+          read, recorded = read + r, recorded + e
+        end
+        if verbosity >= 1 then
+          io_stdout:write(("%s: synchronised (%d notifications processed, %d new events)%s\n"):format(name, read,
+            recorded, tmp and ", rolled back" or ""))
+        end
+      end)
+      if not ok then
+        failed = failed + 1
+        io_stderr:write(("cairn sync: %s failed: %s\n"):format(name, message_of(err)))
+      end
+    end
+  end)
+  for _, app in pairs(apps) do pcall(app.close, app) end
+  if tmp then os.execute("rm -rf '" .. tmp .. "'") end
+  if not ok_all then error(err_all, 0) end
+  if failed > 0 and verbosity >= 1 then
+    io_stderr:write(("cairn sync: %d of %d followers failed\n"):format(failed, #selected))
+  end
+  return failed > 0 and 1 or 0
+end
+
+local function idle_timeout(opts)
+  if opts["idle-timeout"] == nil then return nil end
+  local s = tonumber(opts["idle-timeout"])
+  if not s or s < 0 then cli.usage_error("--idle-timeout takes seconds") end
+  return s
+end
+
+local function follow_cmd(args)
+  local opts, rest = cli.parse_options(args, { ["idle-timeout"] = "value" })
+  if not rest[1] or not rest[2] or rest[3] then cli.usage_error("needs SYSTEM_MODULE and FOLLOWER") end
+  local system, env = load_system(rest[1])
+  local name = rest[2]
+  if not system.nodes[name] then cli.usage_error("the system has no application named %s", name) end
+  if #system.follows[name] == 0 then cli.usage_error("%s follows nothing", name) end
+  local names = { name }
+  for _, l in ipairs(system.follows[name]) do if l ~= name then names[#names + 1] = l end end
+  local apps = runner.make_apps(system, env, names)
+  local app = apps[name]
+  local stores = {}
+  for _, l in ipairs(system.follows[name]) do
+    app:follow(l, apps[l])
+    stores[#stores + 1] = apps[l].store
+  end
+  io_stdout:write(("%s: following %s\n"):format(name, table.concat(system.follows[name], ", ")))
+  io_stdout:flush()
+  local read, recorded = 0, 0
+  local ok, why = pcall(follow.loop, stores, function()
+    local r, e = app:pull_all()
+    read, recorded = read + r, recorded + e
+    return r
+  end, function() return false end, { signals = true, idle_timeout = idle_timeout(opts) })
+  for _, a in pairs(apps) do pcall(a.close, a) end
+  if not ok then error(why, 0) end
+  io_stdout:write(("%s: stopped (%s); %d notifications processed, %d new events\n"):format(name, why, read,
+    recorded))
+  return 0
+end
+
+local function project(args)
+  local opts, rest = cli.parse_options(args, { app = "value", view = "value", name = "value", follow = "flag",
+    ["idle-timeout"] = "value" })
+  if not rest[1] or rest[2] then cli.usage_error("needs one MODULE") end
+  if not opts.app or not opts.view then cli.usage_error("needs --app URI and --view URI") end
+  local proj = load_module(rest[1])
+  if getmetatable(proj) ~= getmetatable(projection.define("probe")) then
+    errors.raise("ConfigError", "%s returns no projection (cairn.projection)", rest[1])
+  end
+  local name = opts.name or proj.application
+  if not name then cli.usage_error("the projection names no application: give --name APP") end
+  local store = core.open(opts.app, { must_exist = true, sync = "none" })
+  local app = { name = name, store = store }
+  local ok, r = pcall(projection.Runner.new, { application = app, projection = proj, view = opts.view })
+  if not ok then store:close(); error(r, 0) end
+  r.on_progress = progress_bar(proj.name)
+  local read = 0
+  local ok2, why = pcall(function()
+    if opts.follow then
+      local n0 = r.view:max_tracking_id(name)
+      local result = r:follow { signals = true, idle_timeout = idle_timeout(opts) }
+      read = r.view:max_tracking_id(name) - n0
+      return result
+    end
+    read = r:run()
+    return "caught up"
+  end)
+  local at = ok2 and r.view:max_tracking_id(name)
+  r:close()
+  store:close()
+  if not ok2 then error(why, 0) end
+  io_stdout:write(("%s: %s at notification %d of %s (%d read)\n"):format(proj.name,
+    why == "caught up" and why or "stopped (" .. why .. ")", at, name, read))
+  return 0
+end
+
+local COMMANDS = { sync = sync, follow = follow_cmd, project = project }
+
+function _M.main(cmd, args)
+  return COMMANDS[cmd](args)
+end
+
+return _M

@@ -1,0 +1,51 @@
+--- The loop every follower runs: catch up, then sleep until one of the
+-- followed stores changes (the stores' wake word, store_wake.c), until told
+-- to stop. Without a wake word it polls.
+-- @module cairn.follow
+local core = require "cairn.core"
+
+local now_us, wait = core.now_us, core.wait
+
+local _M = { _VERSION = "0.1.0" }
+
+--- Run step() until stopped.
+-- @param stores the stores whose changes matter (at most 16)
+-- @param step function() -> number of notifications processed (0: caught up)
+-- @param should_stop function() -> true to stop (checked after every step)
+-- @param[opt] opts `idle_timeout` (return after this many seconds without
+--   anything new), `max_wait` (longest single sleep, default 1 s), `poll`
+--   (sleep between looks when a store has no wake word, default 0.01 s),
+--   `signals` (stop on SIGINT/SIGTERM)
+-- @return "stopped", "idle" or "signal"
+function _M.loop(stores, step, should_stop, opts)
+  opts = opts or {}
+  local max_wait, poll, idle = opts.max_wait or 1, opts.poll or 0.01, opts.idle_timeout
+  if opts.signals then
+    core.trap_signals()
+    core.signal_caught(true)
+  end
+  local seen = {}
+  local idle_since = now_us()
+  local result
+  while true do
+    for i = 1, #stores do seen[i] = stores[i]:wake_seq() or 0 end
+    local n = step()
+    if should_stop() then result = "stopped"; break end
+    if opts.signals and core.signal_caught() then result = "signal"; break end
+    if n > 0 then
+      idle_since = now_us()
+    else
+      local sleep = max_wait
+      if idle then
+        local left = idle - (now_us() - idle_since) / 1e6
+        if left <= 0 then result = "idle"; break end
+        if left < sleep then sleep = left end
+      end
+      if not wait(stores, seen, sleep, poll) then result = "signal"; break end
+    end
+  end
+  if opts.signals then core.restore_signals() end
+  return result
+end
+
+return _M

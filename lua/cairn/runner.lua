@@ -1,0 +1,124 @@
+--- Runners (API.md §5): make the applications of a system and keep the
+-- followers up to date. SingleThreadedRunner does it in the caller's process:
+-- after each save of a leader, its followers process the new notifications
+-- (and theirs, in turn) before `save` returns.
+-- @module cairn.runner
+local errors = require "cairn.errors"
+
+local setmetatable, type, ipairs, pairs = setmetatable, type, ipairs, pairs
+local error, pcall, tostring = error, pcall, tostring
+
+local _M = { _VERSION = "0.1.0" }
+
+local Runner = {}
+Runner.__index = Runner
+_M.SingleThreadedRunner = Runner
+
+--- Make the applications of a system, each with `system:application_env(name, env)`,
+-- and have every follower follow its leaders. Shared by the command line.
+-- @return map name -> application
+function _M.make_apps(system, env, names)
+  local apps, by_store = {}, {}
+  for _, name in ipairs(names or system.order) do
+    local app = system:get_app_cls(name).new(system:application_env(name, env))
+    local uri = app.store:uri()
+    if uri ~= "memory:" then
+      if by_store[uri] then
+        for _, a in pairs(apps) do a:close() end
+        app:close()
+        errors.raise("ConfigError", "%s and %s would share the store %s; each needs its own log",
+          by_store[uri], name, uri)
+      end
+      by_store[uri] = name
+    end
+    apps[name] = app
+  end
+  return apps
+end
+
+--- Make a runner; nothing is opened until `start`.
+function Runner.new(system, env)
+  if type(system) ~= "table" or not system.nodes then
+    error("bad argument #1 to 'SingleThreadedRunner.new' (system expected)", 2)
+  end
+  return setmetatable({ system = system, env = env or {} }, Runner)
+end
+
+-- Let the followers of the queued applications catch up, breadth first,
+-- until nothing new is recorded.
+local function drain(self)
+  if self.draining then return end
+  self.draining = true
+  local ok, err = pcall(function()
+    while #self.queue > 0 do
+      local name = table.remove(self.queue, 1)
+      self.queued[name] = nil
+      for _, f in ipairs(self.system.leads[name]) do
+        local _, recorded = self.apps[f]:pull_and_process(name)
+        if recorded > 0 and not self.queued[f] then
+          self.queue[#self.queue + 1] = f
+          self.queued[f] = true
+        end
+      end
+    end
+  end)
+  self.draining = false
+  if not ok then
+    self.queue, self.queued = {}, {}
+    error(err, 0)
+  end
+end
+
+local function prompt(self, name)
+  if not self.queued[name] then
+    self.queue[#self.queue + 1] = name
+    self.queued[name] = true
+  end
+  drain(self)
+end
+
+--- Open every application, let the followers catch up with what their
+-- leaders recorded before, and process new notifications after each save.
+function Runner:start()
+  if self.apps then error("the runner is already started", 2) end
+  local system = self.system
+  self.apps = _M.make_apps(system, self.env)
+  self.queue, self.queued = {}, {}
+  for _, name in ipairs(system.order) do
+    local app = self.apps[name]
+    for _, leader in ipairs(system.follows[name]) do app:follow(leader, self.apps[leader]) end
+    if #system.leads[name] > 0 then
+      local save, runner = app.save, self
+      -- the instance's save prompts the followers once its events are recorded
+      app.save = function(a, ...)
+        local recordings = save(a, ...)
+        if #recordings > 0 then prompt(runner, name) end
+        return recordings
+      end
+    end
+  end
+  for _, name in ipairs(system.leaders) do
+    self.queue[#self.queue + 1] = name
+    self.queued[name] = true
+  end
+  drain(self)
+  return self
+end
+
+--- The running application of a class (or name).
+function Runner:get(cls)
+  if not self.apps then error("the runner is not started", 2) end
+  local name = type(cls) == "table" and cls.name or cls
+  local app = self.apps[name]
+  if not app then errors.raise("ConfigError", "the system has no application named %s", tostring(name)) end
+  return app
+end
+
+--- Close every application.
+function Runner:stop()
+  if not self.apps then return end
+  for _, app in pairs(self.apps) do app:close() end
+  self.apps = nil
+end
+
+return _M

@@ -1,0 +1,138 @@
+/*
+ * lua_view.c -- the view methods of a store (store:view_get, view_write,
+ * view_scan, view_tracking_max). Values arrive and leave as msgpack: the
+ * framework (lua/cairn/view.lua) encodes them with core.encode, so a value a
+ * view cannot hold fails before anything is written.
+ */
+#include <lauxlib.h>
+#include <string.h>
+
+#include "cairn.h"
+#include "lua_codec.h"
+#include "lua_error.h"
+#include "lua_store.h"
+#include "lua_view.h"
+#include "store.h"
+
+static int raise_store(lua_State *L, cairn_store *s, int rc)
+{
+    return cairn_lua_raise_rc(L, rc, cairn_store_errmsg(s));
+}
+
+static cairn_slice check_slice(lua_State *L, int idx)
+{
+    cairn_slice sl;
+    sl.ptr = luaL_checklstring(L, idx, &sl.len);
+    return sl;
+}
+
+/* Push a decoded view value (the store's read is still open). */
+static int push_value(lua_State *L, cairn_store *s, cairn_slice view, cairn_slice key, cairn_slice v)
+{
+    int rc = cairn_codec_decode(L, (const uint8_t *)v.ptr, v.len);
+    if (rc) {
+        cairn_store_read_end(s);
+        return cairn_lua_raise(L, "IntegrityError", "view %.*s: the value of key '%.*s' is malformed",
+                               (int)view.len, view.ptr, (int)(key.len > 64 ? 64 : key.len), key.ptr);
+    }
+    return 0;
+}
+
+/* store:view_get(view, key) -> value or nil */
+static int lview_get(lua_State *L)
+{
+    cairn_store *s = cairn_lua_check_store(L, 1);
+    cairn_slice view = check_slice(L, 2), key = check_slice(L, 3), v;
+    int found;
+    int rc = cairn_view_get(s, view, key, &v, &found);
+    if (rc) { cairn_store_read_end(s); return raise_store(L, s, rc); }
+    if (!found) { cairn_store_read_end(s); lua_pushnil(L); return 1; }
+    push_value(L, s, view, key, v);
+    cairn_store_read_end(s);
+    return 1;
+}
+
+/* store:view_write(view, { key, msgpack|false, ... } [, app, id]): false deletes */
+static int lview_write(lua_State *L)
+{
+    cairn_store *s = cairn_lua_check_store(L, 1);
+    cairn_slice view = check_slice(L, 2);
+    luaL_checktype(L, 3, LUA_TTABLE);
+    cairn_tracking t, *tp = NULL;
+    if (!lua_isnoneornil(L, 4)) {
+        t.app = luaL_checklstring(L, 4, &t.app_len);
+        lua_Number id = luaL_checknumber(L, 5);
+        t.id = id < 1 ? 0 : (uint64_t)id;
+        tp = &t;
+    }
+    size_t len = lua_objlen(L, 3);
+    if (len % 2) return luaL_error(L, "view_write: ops must come in key, value pairs");
+    size_t n = len / 2;
+    /* a userdata, so the array is collected even if a check below raises */
+    cairn_view_op *ops = lua_newuserdata(L, (n ? n : 1) * sizeof *ops);
+    for (size_t i = 0; i < n; i++) {
+        lua_rawgeti(L, 3, (int)(2 * i + 1));
+        lua_rawgeti(L, 3, (int)(2 * i + 2));
+        memset(&ops[i], 0, sizeof ops[i]);
+        if (lua_type(L, -2) != LUA_TSTRING) return luaL_error(L, "view_write: keys must be strings");
+        ops[i].key.ptr = lua_tolstring(L, -2, &ops[i].key.len);
+        if (lua_type(L, -1) == LUA_TSTRING) ops[i].value.ptr = lua_tolstring(L, -1, &ops[i].value.len);
+        else ops[i].del = 1;
+        lua_pop(L, 2); /* the strings stay alive in the ops table */
+    }
+    int rc = cairn_view_write(s, view, ops, n, tp);
+    if (rc) return raise_store(L, s, rc);
+    return 0;
+}
+
+/* store:view_scan(view, prefix [, after, limit]) -> { key, value, key, value, ... } */
+static int lview_scan(lua_State *L)
+{
+    cairn_store *s = cairn_lua_check_store(L, 1);
+    cairn_view_scan q;
+    memset(&q, 0, sizeof q);
+    q.view = check_slice(L, 2);
+    q.prefix = check_slice(L, 3);
+    if (!lua_isnoneornil(L, 4)) q.after = check_slice(L, 4);
+    int limit = (int)luaL_optinteger(L, 5, 1000);
+    lua_newtable(L);
+    int rc = cairn_view_scan_start(s, &q);
+    if (rc) return raise_store(L, s, rc);
+    cairn_slice k, v;
+    int n = 0;
+    while (n < 2 * limit && (rc = cairn_view_scan_next(s, &q, &k, &v)) == CAIRN_OK) {
+        lua_pushlstring(L, k.ptr, k.len);
+        lua_rawseti(L, -2, ++n);
+        push_value(L, s, q.view, k, v);
+        lua_rawseti(L, -2, ++n);
+    }
+    cairn_store_read_end(s);
+    if (rc != CAIRN_OK && rc != CAIRN_END) return raise_store(L, s, rc);
+    return 1;
+}
+
+/* store:view_tracking_max(view, app) -> id (0: nothing processed) */
+static int lview_tracking_max(lua_State *L)
+{
+    cairn_store *s = cairn_lua_check_store(L, 1);
+    uint64_t id;
+    int rc = cairn_view_tracking_max(s, check_slice(L, 2), check_slice(L, 3), &id);
+    if (rc) return raise_store(L, s, rc);
+    lua_pushnumber(L, (lua_Number)id);
+    return 1;
+}
+
+void cairn_lua_view_init(lua_State *L)
+{
+    static const luaL_Reg methods[] = {
+        { "view_get", lview_get },
+        { "view_write", lview_write },
+        { "view_scan", lview_scan },
+        { "view_tracking_max", lview_tracking_max },
+        { NULL, NULL },
+    };
+    luaL_getmetatable(L, CAIRN_STORE_MT);
+    lua_getfield(L, -1, "__index");
+    luaL_setfuncs(L, methods, 0);
+    lua_pop(L, 2);
+}

@@ -1,0 +1,171 @@
+/*
+ * store_wake.c -- waking followers when a store changes, across processes.
+ *
+ * Beside LMDB's files each store directory holds `wake`: 64 bytes mapped
+ * shared by every process that opens the store. Word 0 is a sequence number
+ * that every write transaction bumps after it commits; word 1 counts the
+ * processes sleeping on it, so writers make the FUTEX_WAKE system call only
+ * when somebody waits. A follower notes the sequence, reads what is new, and
+ * sleeps in FUTEX_WAIT until the sequence moves (a futex on a shared file
+ * mapping is keyed by inode and offset, so unrelated processes meet there).
+ *
+ * When the file cannot be created or mapped (a read-only directory, a file
+ * system without shared mappings, `wake` taken by something else) the store
+ * has no wake word and waiting falls back to polling. `memory:` stores get a
+ * process-local word: nobody else can write them.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <linux/futex.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "cairn.h"
+#include "store_internal.h"
+
+#define WAKE_FILE_SIZE 64
+#define POLL_MIN_S 0.001
+#define POLL_MAX_S 0.05
+
+struct cairn_wake {
+    uint32_t *words;    /* [0] sequence, [1] sleepers */
+    int mapped;         /* a shared file mapping (else malloc'd, process-local) */
+};
+
+static volatile sig_atomic_t *interrupt_flag;
+
+void cairn_wake_set_interrupt_flag(volatile sig_atomic_t *flag) { interrupt_flag = flag; }
+
+cairn_wake *cairn_wake_open(const char *dir)
+{
+    cairn_wake *w = calloc(1, sizeof *w);
+    if (!w) return NULL;
+    if (dir) {
+        char path[PATH_MAX];
+        if ((size_t)snprintf(path, sizeof path, "%s/wake", dir) < sizeof path) {
+            int fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0644);
+            struct stat st;
+            if (fd >= 0 && (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode) ||
+                            (st.st_size < WAKE_FILE_SIZE && ftruncate(fd, WAKE_FILE_SIZE) != 0))) {
+                close(fd);
+                fd = -1;
+            }
+            if (fd >= 0) {
+                void *p = mmap(NULL, WAKE_FILE_SIZE, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+                close(fd); /* the mapping keeps the file */
+                if (p != MAP_FAILED) {
+                    w->words = p;
+                    w->mapped = 1;
+                    return w;
+                }
+            }
+        }
+        free(w);
+        return NULL; /* no wake word: followers poll */
+    }
+    w->words = calloc(2, sizeof *w->words);
+    if (!w->words) { free(w); return NULL; }
+    return w;
+}
+
+void cairn_wake_close(cairn_wake *w)
+{
+    if (!w) return;
+    if (w->mapped) munmap(w->words, WAKE_FILE_SIZE);
+    else free(w->words);
+    free(w);
+}
+
+void cairn_wake_bump(cairn_wake *w)
+{
+    if (!w) return;
+    __atomic_add_fetch(&w->words[0], 1, __ATOMIC_SEQ_CST);
+    if (__atomic_load_n(&w->words[1], __ATOMIC_SEQ_CST) > 0)
+        syscall(SYS_futex, &w->words[0], FUTEX_WAKE, INT_MAX, NULL, NULL, 0);
+}
+
+int cairn_store_wake_seq(cairn_store *s, uint32_t *seq)
+{
+    cairn_wake *w = s->sh->wake;
+    if (!w) return 0;
+    *seq = __atomic_load_n(&w->words[0], __ATOMIC_SEQ_CST);
+    return 1;
+}
+
+static void sleep_s(double s)
+{
+    struct timespec ts = { (time_t)s, (long)((s - (double)(time_t)s) * 1e9) };
+    while (nanosleep(&ts, &ts) != 0 && errno == EINTR && !(interrupt_flag && *interrupt_flag)) {}
+}
+
+static double now_s(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+/* futex_waitv (Linux 5.16): sleep until any of several words moves. */
+#ifndef SYS_futex_waitv
+#define SYS_futex_waitv 449
+#endif
+struct waitv_entry { uint64_t val, uaddr; uint32_t flags, reserved; };
+#define WAITV_U32 2
+
+int cairn_store_wait(cairn_store *const *stores, const uint32_t *seen, size_t n, double timeout_s, double poll_s)
+{
+    enum { MAX = 16 };
+    if (n == 0 || n > MAX) return CAIRN_INVALID;
+    if (interrupt_flag && *interrupt_flag) return CAIRN_INTERRUPTED;
+    uint32_t *words[MAX];
+    for (size_t i = 0; i < n; i++) {
+        cairn_wake *w = stores[i]->sh->wake;
+        words[i] = w ? w->words : NULL;
+        if (!w) { /* one store without a wake word: poll them all */
+            sleep_s(timeout_s < poll_s ? timeout_s : poll_s);
+            return interrupt_flag && *interrupt_flag ? CAIRN_INTERRUPTED : CAIRN_OK;
+        }
+    }
+    for (size_t i = 0; i < n; i++) __atomic_add_fetch(&words[i][1], 1, __ATOMIC_SEQ_CST);
+    int changed = 0;
+    for (size_t i = 0; i < n; i++)
+        if (__atomic_load_n(&words[i][0], __ATOMIC_SEQ_CST) != seen[i]) changed = 1;
+    int rc = 0;
+    if (!changed) {
+        if (n == 1) {
+            struct timespec ts = { (time_t)timeout_s, (long)((timeout_s - (double)(time_t)timeout_s) * 1e9) };
+            rc = (int)syscall(SYS_futex, &words[0][0], FUTEX_WAIT, seen[0], &ts, NULL, 0);
+        } else {
+            struct waitv_entry wv[MAX];
+            for (size_t i = 0; i < n; i++)
+                wv[i] = (struct waitv_entry){ seen[i], (uint64_t)(uintptr_t)&words[i][0], WAITV_U32, 0 };
+            struct timespec abs;
+            clock_gettime(CLOCK_MONOTONIC, &abs);
+            double t = (double)abs.tv_nsec / 1e9 + timeout_s;
+            abs.tv_sec += (time_t)t;
+            abs.tv_nsec = (long)((t - (double)(time_t)t) * 1e9);
+            rc = (int)syscall(SYS_futex_waitv, wv, (unsigned)n, 0, &abs, CLOCK_MONOTONIC);
+            if (rc < 0 && errno == ENOSYS) { /* an old kernel: poll */
+                double until = now_s() + timeout_s;
+                rc = 0;
+                for (double d = POLL_MIN_S; now_s() < until; d = d * 2 < POLL_MAX_S ? d * 2 : POLL_MAX_S) {
+                    int moved = 0;
+                    for (size_t i = 0; i < n; i++)
+                        if (__atomic_load_n(&words[i][0], __ATOMIC_SEQ_CST) != seen[i]) moved = 1;
+                    if (moved || (interrupt_flag && *interrupt_flag)) break;
+                    sleep_s(d);
+                }
+            }
+        }
+    }
+    for (size_t i = 0; i < n; i++) __atomic_sub_fetch(&words[i][1], 1, __ATOMIC_SEQ_CST);
+    (void)rc; /* woken, timed out, interrupted or the word had moved: the caller looks again */
+    return interrupt_flag && *interrupt_flag ? CAIRN_INTERRUPTED : CAIRN_OK;
+}

@@ -1,0 +1,165 @@
+-- `cairn sync`, `cairn follow` and `cairn project` (API.md §5, §7).
+local cairn = require "cairn"
+local helper = require "helper"
+
+local q = helper.shell_quote
+local SCHOOL = helper.root .. "/examples/training_school"
+package.path = SCHOOL .. "/?.lua;" .. package.path
+local TrainingSchool = require("training_school").TrainingSchool
+
+local function cairn_cmd(args, env)
+  return helper.run(("%s %s %s </dev/null"):format(env or "", q(helper.cairn_bin), args))
+end
+
+-- A system with two followers of the school; Broken fails on its second notification.
+local SYSTEM = [[
+local cairn = require "cairn"
+local school = require "training_school"
+local counters = require "counters"
+local Mark = cairn.aggregate("Mark")
+Mark:created("Made", function(self, n) self.n = n end)
+local Broken = cairn.process_application("Broken")
+Broken:policy("Dog.TrickAdded", function(_, event, processing)
+  if event.trick == "fail" then error("Broken cannot take " .. event.trick) end
+  processing:collect(Mark(event.originator_version))
+end)
+local pipes = { { school.TrainingSchool, Broken }, { school.TrainingSchool, counters.Counters } }
+return { system = cairn.system { pipes = pipes }, env = { store = "lmdb:" .. os.getenv("SYS_DIR"), sync = "none" } }
+]]
+
+-- the files under dir, with the checksums of the data files (lock files
+-- change whenever a process reads), to compare before and after
+local function tree(dir)
+  local _, out = helper.run("cd " .. q(dir) .. " && find . | sort && find . -name data.mdb | sort | xargs -r md5sum")
+  return out
+end
+
+describe("cairn sync", function()
+  local dir, env
+  before_each(function()
+    dir = helper.tmpdir()
+    helper.write_file(dir .. "/sys.lua", ("package.path = %q .. '/?.lua;' .. package.path\n"):format(SCHOOL) .. SYSTEM)
+    env = "SYS_DIR=" .. q(dir .. "/data")
+    local school = TrainingSchool.new { store = "lmdb:" .. dir .. "/data/TrainingSchool",
+      sync = "none" }
+    school:register("Fido")
+    school:add_trick("Fido", "roll")
+    school:add_trick("Fido", "fail")
+    school:add_trick("Fido", "sit")
+    school:close()
+  end)
+  after_each(function() helper.rmrf(dir) end)
+
+  it("synchronises every follower on its own and exits 1 when one fails", function()
+    local code, out, err = cairn_cmd("sync " .. q(dir .. "/sys.lua"), env)
+    assert.are.equal(1, code)
+    assert.matches("Counters: synchronised %(4 notifications processed, 6 new events%)", out)
+    assert.matches("Broken failed: Broken: notification 3 of TrainingSchool %(Dog.TrickAdded%) failed: "
+      .. ".*cannot take fail", err)
+    assert.matches("1 of 2 followers failed", err)
+    -- Broken kept what came before the failing notification
+    local broken = cairn.view("lmdb:" .. dir .. "/data/Broken", "X").store
+    finally(function() broken:close() end)
+    assert.are.equal(2, broken:tracking_max("TrainingSchool"))
+    assert.are.equal(1, broken:max_id())
+    -- a second run has nothing new for Counters, and Broken fails at the same place
+    code, out = cairn_cmd("sync -v 2 " .. q(dir .. "/sys.lua") .. " Counters", env)
+    assert.are.equal(0, code)
+    assert.matches("Counters: TrainingSchool 4..4, 0 notifications", out)
+  end)
+
+  it("with --dry-run processes everything, reports it, and leaves no trace", function()
+    local code, out = cairn_cmd("sync " .. q(dir .. "/sys.lua") .. " Counters", env)
+    assert.are.equal(0, code, out)
+    local school = TrainingSchool.new { store = "lmdb:" .. dir .. "/data/TrainingSchool",
+      sync = "none" }
+    school:add_trick("Fido", "beg")
+    school:close()
+    local before = tree(dir .. "/data")
+    code, out = cairn_cmd("sync --dry-run -v 3 " .. q(dir .. "/sys.lua") .. " Counters", env)
+    assert.are.equal(0, code)
+    assert.matches("Counters: TrainingSchool #5 Dog.TrickAdded", out)
+    assert.matches("Counters: synchronised %(1 notifications processed, 2 new events%), rolled back", out)
+    assert.are.equal(before, tree(dir .. "/data"))
+    code, out = cairn_cmd("sync -n -v0 " .. q(dir .. "/sys.lua") .. " Counters", env)
+    assert.are.equal(0, code)
+    assert.are.equal("", out)
+    assert.are.equal(before, tree(dir .. "/data"))
+  end)
+
+  it("refuses unknown followers, bad levels and modules without a system (exit 2 or 1)", function()
+    local code, _, err = cairn_cmd("sync " .. q(dir .. "/sys.lua") .. " Nobody", env)
+    assert.are.equal(2, code)
+    assert.matches("no application named Nobody", err)
+    code, _, err = cairn_cmd("sync " .. q(dir .. "/sys.lua") .. " TrainingSchool", env)
+    assert.are.equal(2, code)
+    assert.matches("TrainingSchool follows nothing", err)
+    code = cairn_cmd("sync -v 5 " .. q(dir .. "/sys.lua"), env)
+    assert.are.equal(2, code)
+    code = cairn_cmd("sync")
+    assert.are.equal(2, code)
+    helper.write_file(dir .. "/none.lua", "return 42")
+    code, _, err = cairn_cmd("sync " .. q(dir .. "/none.lua"))
+    assert.are.equal(1, code)
+    assert.matches("returns no system", err)
+  end)
+end)
+
+describe("cairn follow and cairn project", function()
+  it("describe themselves with --help", function()
+    for _, cmd in ipairs { "sync", "follow", "project" } do
+      local code, out = cairn_cmd(cmd .. " --help")
+      assert.are.equal(0, code)
+      assert.matches("usage: cairn " .. cmd, out)
+    end
+    local code, out = cairn_cmd("--help")
+    assert.are.equal(0, code)
+    assert.matches("follow SYSTEM_MODULE FOLLOWER", out)
+  end)
+
+  it("refuse bad usage with exit status 2", function()
+    assert.are.equal(2, (cairn_cmd("follow " .. q(SCHOOL .. "/system.lua"))))
+    assert.are.equal(2, (cairn_cmd("follow " .. q(SCHOOL .. "/system.lua") .. " TrainingSchool")))
+    assert.are.equal(2, (cairn_cmd("project " .. q(SCHOOL .. "/counts.lua") .. " --app memory:")))
+  end)
+
+  it("project catches up and says where it is; a missing store is a failure", function()
+    local dir = helper.tmpdir()
+    finally(function() helper.rmrf(dir) end)
+    local code, _, err = cairn_cmd(("project %s --app %s --view %s"):format(q(SCHOOL .. "/counts.lua"),
+      q("lmdb:" .. dir .. "/none"), q("lmdb:" .. dir .. "/counts")))
+    assert.are.equal(1, code)
+    assert.matches("no store at", err)
+    local out
+    code, out, err = helper.run(("cd %s && %s run main.lua %s >/dev/null && %s project counts.lua --app %s --view %s")
+      :format(q(SCHOOL), q(helper.cairn_bin), q("lmdb:" .. dir .. "/s"), q(helper.cairn_bin), q("lmdb:" .. dir .. "/s"),
+      q("lmdb:" .. dir .. "/s")))
+    assert.are.equal(0, code, err)
+    assert.matches("Counts: caught up at notification 5 of TrainingSchool %(5 read%)", out)
+  end)
+end)
+
+describe("the system examples", function()
+  it("run the dog school with its followers in one process, twice", function()
+    local dir = helper.tmpdir()
+    finally(function() helper.rmrf(dir) end)
+    local cmd = ("cd %s && %s run system_main.lua %s"):format(q(SCHOOL), q(helper.cairn_bin), q(dir))
+    local code, out, err = helper.run(cmd)
+    assert.are.equal(0, code, err)
+    assert.matches("dogs who learned 'roll over': 3\nview: 3 dogs, 4 tricks taught", out)
+    code, out = helper.run(cmd)
+    assert.are.equal(0, code)
+    assert.matches("dogs who learned 'roll over': 6\nview: 3 dogs, 8 tricks taught", out)
+  end)
+
+  it("run a system as three processes from one shell script", function()
+    local dir = helper.tmpdir()
+    finally(function() helper.rmrf(dir) end)
+    local code, out, err = helper.run(("CAIRN_BIN=%s %s %s"):format(q(helper.cairn_bin),
+      q(helper.root .. "/examples/three_processes/run.sh"), q(dir)))
+    assert.are.equal(0, code, err)
+    assert.matches("projection: 3 dogs, 3 tricks taught", out)
+    assert.matches("follower: 'roll over' learned by 2 dogs, 'fetch' by 1", out)
+    assert.matches("Counters: stopped %(signal%); 6 notifications processed, 5 new events", out)
+  end)
+end)

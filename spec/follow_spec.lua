@@ -1,0 +1,146 @@
+-- Followers in other OS processes: live following, kill -9 and restart,
+-- stores without a wake file (API.md §4, §5; `cairn follow`, `cairn project`).
+local cairn = require "cairn"
+local helper = require "helper"
+
+local q = helper.shell_quote
+local SCHOOL = helper.root .. "/examples/training_school"
+
+-- the example's modules, as the CLI children load them
+package.path = SCHOOL .. "/?.lua;" .. package.path
+local school_module = require "training_school"
+local counters_module = require "counters"
+local Counts = require "counts"
+
+local function wait_until(what, fn, timeout)
+  local deadline = cairn.time.now():seconds() + (timeout or 10)
+  while not fn() do
+    assert(cairn.time.now():seconds() < deadline, "timed out waiting for " .. what)
+    require("cairn.core").sleep(0.01)
+  end
+end
+
+-- start a shell command in the background; returns its pid
+local function spawn(cmd, out)
+  local code, pid = helper.run(("%s >%s 2>&1 & echo $!"):format(cmd, q(out)))
+  assert(code == 0)
+  return tonumber(pid)
+end
+
+-- running (a zombie waiting for init to reap it is not)
+local function alive(pid)
+  local stat = helper.read_file("/proc/" .. pid .. "/stat")
+  return stat ~= nil and not stat:match("^%d+ %b() Z")
+end
+
+describe("followers in other processes", function()
+  local dir
+  before_each(function() dir = helper.tmpdir() end)
+  after_each(function() helper.rmrf(dir) end)
+
+  it("cairn follow processes what a writer records while it runs, and stops on SIGTERM", function()
+    local env = "CAIRN_STORE=" .. q("lmdb:" .. dir) .. " CAIRN_SYNC=none "
+    local pid = spawn(("cd %s && %s %s follow system.lua Counters"):format(q(SCHOOL), env, q(helper.cairn_bin)),
+      dir .. "/follow.out")
+    local school = school_module.TrainingSchool.new { store = "lmdb:" .. dir .. "/TrainingSchool", sync = "none" }
+    finally(function() school:close() end)
+    local counters = counters_module.Counters.new { store = "lmdb:" .. dir .. "/Counters", sync = "none" }
+    finally(function() counters:close() end)
+    school:register("Fido")
+    for i = 1, 50 do school:add_trick("Fido", "trick" .. (i % 5)) end
+    wait_until("the follower", function() return counters.store:tracking_max("TrainingSchool") == 51 end)
+    assert.are.equal(10, counters:learned("trick1"))
+    assert.is_true(alive(pid))
+    os.execute("kill -TERM " .. pid)
+    wait_until("the follower to stop", function() return not alive(pid) end)
+    local out = helper.read_file(dir .. "/follow.out")
+    assert.matches("Counters: following TrainingSchool", out)
+    assert.matches("stopped %(signal%); 51 notifications processed, 55 new events", out)
+  end)
+
+  it("cairn project --follow keeps a view up to date across processes, also without a wake file", function()
+    for _, wake in ipairs { true, false } do
+      local d = dir .. (wake and "/a" or "/b")
+      os.execute("mkdir -p " .. q(d .. "/school"))
+      if not wake then os.execute("mkdir " .. q(d .. "/school/wake")) end -- the file cannot be made: poll
+      local school = school_module.TrainingSchool.new { store = "lmdb:" .. d .. "/school", sync = "none" }
+      local pid = spawn(("cd %s && %s project counts.lua --app %s --view %s --follow"):format(q(SCHOOL),
+        q(helper.cairn_bin), q("lmdb:" .. d .. "/school"), q("lmdb:" .. d .. "/counts")), d .. "/project.out")
+      local view = cairn.view("lmdb:" .. d .. "/counts", "Counts")
+      local last
+      for i = 1, 20 do last = school:register("dog" .. i)[1].notification_id end
+      assert.are.equal(last, view:wait("TrainingSchool", last, 10))
+      assert.are.equal(20, view:get("dogs"))
+      os.execute("kill -INT " .. pid)
+      wait_until("the projection to stop", function() return not alive(pid) end)
+      assert.matches("Counts: stopped %(signal%) at notification 20", helper.read_file(d .. "/project.out"))
+      view:close()
+      school:close()
+    end
+  end)
+
+  it("counts exactly once after a projection process is killed with -9 mid catch-up", function()
+    local school = school_module.TrainingSchool.new { store = "lmdb:" .. dir .. "/school", sync = "none" }
+    finally(function() school:close() end)
+    local Dog = school_module.Dog
+    local n = 20000
+    for b = 1, n / 500 do
+      local dogs = {}
+      for j = 1, 500 do dogs[j] = Dog("d" .. b .. "-" .. j) end
+      school:save(unpack(dogs))
+    end
+    local child = dir .. "/child.lua"
+    helper.write_file(child, ([[
+      package.path = %q .. "/?.lua;" .. package.path
+      local cairn = require "cairn"
+      local app = { name = "TrainingSchool", store = require("cairn.core").open(%q) }
+      local r = cairn.ProjectionRunner.new { application = app, projection = require "counts", view = %q,
+        batch = 50, sync = "full" }
+      r:run()
+    ]]):format(SCHOOL, "lmdb:" .. dir .. "/school", "lmdb:" .. dir .. "/counts"))
+    local pid = spawn(helper.luajit_cmd .. " " .. q(child), dir .. "/child.out")
+    local view = cairn.view("lmdb:" .. dir .. "/counts", "Counts")
+    finally(function() view:close() end)
+    wait_until("the first batches", function() return view:max_tracking_id("TrainingSchool") >= 500 end)
+    os.execute("kill -9 " .. pid)
+    wait_until("the child to die", function() return not alive(pid) end)
+    local at = view:max_tracking_id("TrainingSchool")
+    assert.is_true(at < n, "the child finished before it was killed")
+    assert.are.equal(at, view:get("dogs")) -- each commit holds its writes and its position
+    local runner = cairn.ProjectionRunner.new { application = school, projection = Counts, view = view }
+    assert.are.equal(n - at, runner:run())
+    assert.are.equal(n, view:get("dogs"))
+  end)
+
+  it("counts exactly once after cairn follow is killed with -9 mid catch-up", function()
+    local school = school_module.TrainingSchool.new { store = "lmdb:" .. dir .. "/TrainingSchool", sync = "none" }
+    finally(function() school:close() end)
+    school:register("Fido")
+    local Dog = school_module.Dog
+    local n = 1000
+    for b = 1, n / 500 do
+      local dog = school.repository:get(Dog.create_id("Fido"))
+      for j = 1, 500 do dog:add_trick("t" .. ((b * 500 + j) % 7)) end
+      school:save(dog)
+    end
+    local env = "CAIRN_STORE=" .. q("lmdb:" .. dir)
+    local pid = spawn(("cd %s && %s %s follow system.lua Counters"):format(q(SCHOOL), env, q(helper.cairn_bin)),
+      dir .. "/follow.out")
+    local counters = counters_module.Counters.new { store = "lmdb:" .. dir .. "/Counters", sync = "none" }
+    finally(function() counters:close() end)
+    -- the follower commits with fsync (CAIRN_SYNC=full), one notification at a time: slow enough to kill
+    wait_until("the follower to start", function() return counters.store:tracking_max("TrainingSchool") >= 50 end)
+    os.execute("kill -9 " .. pid)
+    wait_until("the follower to die", function() return not alive(pid) end)
+    assert.is_true(counters.store:tracking_max("TrainingSchool") < n + 1, "the follower finished before the kill")
+    local code, out, err = helper.run(("cd %s && %s CAIRN_SYNC=none %s sync system.lua"):format(q(SCHOOL), env,
+      q(helper.cairn_bin)))
+    assert.are.equal(0, code, err)
+    assert.matches("Counters: synchronised", out)
+    local total = 0
+    for t = 0, 6 do total = total + counters:learned("t" .. t) end
+    assert.are.equal(n, total)
+    assert.are.equal(n + 1, counters.store:tracking_max("TrainingSchool"))
+    assert.are.equal(n + 7, counters:max_notification_id()) -- 7 tricks introduced, n learned
+  end)
+end)
