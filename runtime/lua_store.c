@@ -71,6 +71,15 @@ static int lclose(lua_State *L)
     return 0;
 }
 
+cairn_tracking *cairn_lua_opt_tracking(lua_State *L, int idx, cairn_tracking *t)
+{
+    if (lua_isnoneornil(L, idx)) return NULL;
+    t->app = luaL_checklstring(L, idx, &t->app_len);
+    lua_Number id = luaL_checknumber(L, idx + 1);
+    t->id = id < 1 ? 0 : (uint64_t)id;
+    return t;
+}
+
 /* store:append(batch [, tracking_app, tracking_id]) -> first notification id
  * batch is flat: id, version, timestamp_us, topic, payload, id, version, ...
  * With a tracking position, the batch may be empty. */
@@ -78,13 +87,7 @@ static int lappend(lua_State *L)
 {
     cairn_store *s = check_store(L);
     luaL_checktype(L, 2, LUA_TTABLE);
-    cairn_tracking tracking, *t = NULL;
-    if (!lua_isnoneornil(L, 3)) {
-        tracking.app = luaL_checklstring(L, 3, &tracking.app_len);
-        lua_Number id = luaL_checknumber(L, 4);
-        tracking.id = id < 1 ? 0 : (uint64_t)id;
-        t = &tracking;
-    }
+    cairn_tracking tracking, *t = cairn_lua_opt_tracking(L, 3, &tracking);
     size_t len = lua_objlen(L, 2);
     if ((len == 0 && !t) || len % 5 != 0) return luaL_error(L, "append: batch must hold 5 values per event");
     size_t n = len / 5;
