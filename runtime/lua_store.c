@@ -96,6 +96,15 @@ static int lclose(lua_State *L)
     return 0;
 }
 
+cairn_tracking *cairn_lua_opt_tracking(lua_State *L, int idx, cairn_tracking *t)
+{
+    if (lua_isnoneornil(L, idx)) return NULL;
+    t->app = luaL_checklstring(L, idx, &t->app_len);
+    lua_Number id = luaL_checknumber(L, idx + 1);
+    t->id = id < 1 ? 0 : (uint64_t)id;
+    return t;
+}
+
 /* Read a flat list of 6-tuples (id, version, timestamp_us, topic, payload,
  * class_version) into recs; the strings stay alive in the list. */
 static void read_records(lua_State *L, int list, cairn_record *recs, size_t n, const char *what)
@@ -132,13 +141,7 @@ static int lappend(lua_State *L)
 {
     cairn_store *s = check_store(L);
     luaL_checktype(L, 2, LUA_TTABLE);
-    cairn_tracking tracking, *t = NULL;
-    if (!lua_isnoneornil(L, 3)) {
-        tracking.app = luaL_checklstring(L, 3, &tracking.app_len);
-        lua_Number id = luaL_checknumber(L, 4);
-        tracking.id = id < 1 ? 0 : (uint64_t)id;
-        t = &tracking;
-    }
+    cairn_tracking tracking, *t = cairn_lua_opt_tracking(L, 3, &tracking);
     size_t len = lua_objlen(L, 2), slen = 0;
     if (!lua_isnoneornil(L, 5)) {
         luaL_checktype(L, 5, LUA_TTABLE);

@@ -11,6 +11,11 @@ void cairn_lua_store_init(lua_State *L);
 typedef struct cairn_store cairn_store;
 cairn_store *cairn_lua_check_store(lua_State *L, int idx);
 
+/** The tracking position given as (app, id) at idx, idx + 1, in *t; NULL if
+ *  there is none (nil at idx). Raises on bad arguments. */
+typedef struct cairn_tracking cairn_tracking;
+cairn_tracking *cairn_lua_opt_tracking(lua_State *L, int idx, cairn_tracking *t);
+
 /** The name of the store metatable, for bindings that add methods. */
 #define CAIRN_STORE_MT "cairn.store"
 

@@ -58,13 +58,7 @@ static int lview_write(lua_State *L)
     cairn_store *s = cairn_lua_check_store(L, 1);
     cairn_slice view = check_slice(L, 2);
     luaL_checktype(L, 3, LUA_TTABLE);
-    cairn_tracking t, *tp = NULL;
-    if (!lua_isnoneornil(L, 4)) {
-        t.app = luaL_checklstring(L, 4, &t.app_len);
-        lua_Number id = luaL_checknumber(L, 5);
-        t.id = id < 1 ? 0 : (uint64_t)id;
-        tp = &t;
-    }
+    cairn_tracking t, *tp = cairn_lua_opt_tracking(L, 4, &t);
     size_t len = lua_objlen(L, 3);
     if (len % 2) return luaL_error(L, "view_write: ops must come in key, value pairs");
     size_t n = len / 2;

@@ -3,19 +3,10 @@ local cairn = require "cairn"
 local helper = require "helper"
 local errors = cairn.errors
 
-local Dog = cairn.aggregate("Dog")
-function Dog.create_id(name) return cairn.uuid.v5(cairn.uuid.NAMESPACE_URL, "/dogs/" .. name) end
-Dog:created("Registered", function(self, name) self.name = name; self.tricks = {} end)
-Dog.add_trick = Dog:event("TrickAdded", function(self, trick) self.tricks[#self.tricks + 1] = trick end)
-Dog:event("Renamed", function(self, name) self.name = name end)
-
-local TrainingSchool = cairn.application("TrainingSchool")
-function TrainingSchool:register(name) return self:save(Dog(name)) end
-function TrainingSchool:add_trick(name, trick)
-  local dog = self.repository:get(Dog.create_id(name))
-  dog:add_trick(trick)
-  return self:save(dog)
-end
+-- the example's dog school
+package.path = helper.root .. "/examples/training_school/?.lua;" .. package.path
+local school_module = require "training_school"
+local Dog, TrainingSchool = school_module.Dog, school_module.TrainingSchool
 
 local function assert_kind(kind, err)
   assert.is_true(errors.is(err, kind), ("expected %s, got %s"):format(kind, tostring(err)))
@@ -153,10 +144,10 @@ describe("cairn.ProjectionRunner", function()
       end)
       assert.has_error(function() p:on("Dog.Registered", function() end) end)
       school:register("Fido")
-      local dog = school.repository:get(Dog.create_id("Fido"))
-      dog:trigger("Renamed", { name = "Fido II" })
-      school:save(dog)
       school:add_trick("Fido", "roll")
+      local dog = school.repository:get(Dog.create_id("Fido"))
+      dog:discard()
+      school:save(dog)
       runner = new_runner(p)
       runner:run()
       assert.are.same({ "Dog.TrickAdded" }, seen)

@@ -3,18 +3,10 @@ local cairn = require "cairn"
 local helper = require "helper"
 local errors = cairn.errors
 
-local Dog = cairn.aggregate("Dog")
-function Dog.create_id(name) return cairn.uuid.v5(cairn.uuid.NAMESPACE_URL, "/dogs/" .. name) end
-Dog:created("Registered", function(self, name) self.name = name end)
-Dog.add_trick = Dog:event("TrickAdded", function(self, trick) self.last = trick end)
-
-local TrainingSchool = cairn.application("TrainingSchool")
-function TrainingSchool:register(name) return self:save(Dog(name)) end
-function TrainingSchool:add_trick(name, trick)
-  local dog = self.repository:get(Dog.create_id(name))
-  dog:add_trick(trick)
-  return self:save(dog)
-end
+-- the example's dog school
+package.path = helper.root .. "/examples/training_school/?.lua;" .. package.path
+local school_module = require "training_school"
+local Dog, TrainingSchool = school_module.Dog, school_module.TrainingSchool
 
 -- one Tally per dog, counting its tricks; ids from the dog's, so a repeat would conflict
 local Tally = cairn.aggregate("Tally")

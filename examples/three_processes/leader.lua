@@ -1,11 +1,12 @@
 --- The leader process: saves to lmdb:DIR/TrainingSchool and exits.
---   cairn run examples/three_processes/leader.lua DIR
+--   cairn run examples/three_processes/leader.lua DIR [--create]   (--create: only make the store)
 local root = arg[0]:match("^(.*)/examples/") or "."
 package.path = root .. "/examples/training_school/?.lua;" .. package.path
 local TrainingSchool = require("training_school").TrainingSchool
 
 local dir = assert(arg[1], "usage: leader.lua DIR")
 local school = TrainingSchool.new { store = "lmdb:" .. dir .. "/TrainingSchool" }
+if arg[2] == "--create" then school:close(); return end
 for _, name in ipairs { "Fido", "Buster", "Rex" } do
   if not school:is_registered(name) then school:register(name) end
 end

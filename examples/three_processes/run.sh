@@ -17,6 +17,7 @@ export CAIRN_STORE="lmdb:$dir"     # each application gets lmdb:$dir/<AppName>
 export CAIRN_SYNC=none
 
 cd "$school"
+"$cairn" run "$here/leader.lua" "$dir" --create   # the store the followers read must exist
 "$cairn" follow system.lua Counters > "$dir/follower.log" 2>&1 &
 follower=$!
 "$cairn" project counts.lua --app "lmdb:$dir/TrainingSchool" --view "lmdb:$dir/Counts" --follow \

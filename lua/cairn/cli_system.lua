@@ -155,7 +155,7 @@ local function sync(args)
       local e = system:application_env(name, env)
       if not is_selected[name] then return e end
       local copy = {}
-      for k, v in pairs(e) do if k ~= "store" and k ~= "CAIRN_STORE" then copy[k] = v end end
+      for k, v in pairs(e) do copy[k] = v end
       local uri = config.new(name, e):get("CAIRN_STORE", "memory:")
       local target = tmp .. "/" .. name
       os.execute("mkdir -p '" .. target .. "'")
@@ -164,7 +164,7 @@ local function sync(args)
         original:copy(target)
         original:close()
       end
-      copy[name:upper() .. "_CAIRN_STORE"] = "lmdb:" .. target
+      copy[name:upper() .. "_CAIRN_STORE"] = "lmdb:" .. target -- wins over CAIRN_STORE
       return copy
     end
   end
