@@ -338,6 +338,27 @@ describe("data at rest", function()
       assert.matches("encrypted", err.message)
       assert.truthy(fido)
     end)
+
+    it("cairn project works on an encrypted application, with the key from the environment", function()
+      fill { cipher_key = KEY }
+      helper.write_file(dir .. "/names.lua", ([[
+        local cairn = require "cairn"
+        local Names = cairn.projection("Names", { application = "School", topics = { "Dog.Registered" } })
+        Names:on("Dog.Registered", function(view, event) view:put(event.name, %q) end)
+        return Names
+      ]]):format(MARKER))
+      local view_uri = "lmdb:" .. dir .. "/names"
+      local args = ("project %s --app %s --view %s"):format(q(dir .. "/names.lua"), q(uri), q(view_uri))
+      local code, _, err = cairn_cmd({}, args)
+      assert.are.equal(1, code)
+      assert.matches("encrypted", err)
+      code, _, err = cairn_cmd({ CAIRN_CIPHER_KEY = KEY }, args)
+      assert.are.equal(0, code, err)
+      local view = cairn.view(view_uri, "Names", { cipher_key = KEY })
+      assert.are.equal(MARKER, view:get("Rex"))
+      view:close()
+      assert.is_nil(helper.read_file(dir .. "/names/data.mdb"):find(MARKER, 1, true))
+    end)
   end)
 
   describe("compression", function()

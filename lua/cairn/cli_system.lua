@@ -156,10 +156,12 @@ local function sync(args)
       if not is_selected[name] then return e end
       local copy = {}
       for k, v in pairs(e) do copy[k] = v end
-      local uri = config.new(name, e):get("CAIRN_STORE", "memory:")
+      local app_config = config.new(name, e)
+      local uri = app_config:get("CAIRN_STORE", "memory:")
       local target = tmp .. "/" .. name
       os.execute("mkdir -p '" .. target .. "'")
-      local ok, original = pcall(core.open, uri, { must_exist = true, sync = "none" })
+      local ok, original = pcall(core.open, uri, { must_exist = true, sync = "none",
+                                                   cipher_key = app_config:get("CAIRN_CIPHER_KEY") })
       if ok then
         original:copy(target)
         original:close()
@@ -177,8 +179,10 @@ local function sync(args)
       if is_selected[name] then
         apps[name] = system:get_app_cls(name).new(e)
       else
-        local uri = config.new(name, e):get("CAIRN_STORE", "memory:")
-        apps[name] = { name = name, store = core.open(uri, { must_exist = true, sync = "none" }) }
+        local app_config = config.new(name, e)
+        local uri = app_config:get("CAIRN_STORE", "memory:")
+        apps[name] = { name = name, store = core.open(uri, { must_exist = true, sync = "none",
+                                                             cipher_key = app_config:get("CAIRN_CIPHER_KEY") }) }
         apps[name].close = function(a) a.store:close() end
       end
     end
@@ -273,8 +277,11 @@ local function project(args)
   end
   local name = opts.name or proj.application
   if not name then cli.usage_error("the projection names no application: give --name APP") end
-  local store = core.open(opts.app, { must_exist = true, sync = "none" })
-  local app = { name = name, store = store }
+  -- an encrypted application (and its view store) take their key from the environment
+  local app_config = config.new(name)
+  local store = core.open(opts.app, { must_exist = true, sync = "none",
+                                      cipher_key = app_config:get("CAIRN_CIPHER_KEY") })
+  local app = { name = name, store = store, env = app_config }
   local ok, r = pcall(projection.Runner.new, { application = app, projection = proj, view = opts.view })
   if not ok then store:close(); error(r, 0) end
   r.on_progress = progress_bar(proj.name)
