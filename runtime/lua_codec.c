@@ -149,6 +149,9 @@ static int encode_table(encoder *e, int idx)
         lua_getfield(L, idx, "us");
         lua_Number us = lua_tonumber(L, -1);
         lua_pop(L, 1);
+        /* outside int64 the cast below is undefined (NaN fails this too) */
+        if (!(us >= -9223372036854775808.0 && us < 9223372036854775808.0))
+            return fail_at(e, "a time outside the range of 64-bit microseconds");
         uint8_t b[8];
         cairn_put_be64(b, (uint64_t)(int64_t)us);
         msgpack_pack_ext(&e->pk, 8, CAIRN_EXT_TIME);
@@ -337,7 +340,10 @@ static int push_ext(lua_State *L, reader *r, int8_t type, size_t len)
         return CAIRN_OK;
     }
     if (type == CAIRN_EXT_TIME && len == 8) {
-        cairn_codec_push_time(L, (int64_t)cairn_get_be64(body));
+        int64_t us = (int64_t)cairn_get_be64(body);
+        /* the encoder never writes these: as doubles they round to 2^63, which it refuses */
+        if ((lua_Number)us >= 9223372036854775808.0) return CAIRN_CORRUPT;
+        cairn_codec_push_time(L, us);
         return CAIRN_OK;
     }
     return CAIRN_CORRUPT;

@@ -337,6 +337,11 @@ describe("cairn (command line)", function()
       local bad_id = line(1, 1):gsub("00000000%-0000%-4000%-8000%-000000000001", "x")
       assert.matches("line 1: originator_id is not a UUID", import_error(bad_id))
       assert.matches("line 1: expected a JSON object", import_error("[1,2]\n"))
+      -- found by fuzzing: a bare Lua error, and an int64 overflow in C
+      for _, t in ipairs { '"abc"', "1e300", "1.5", "-1e20", "{}" } do
+        assert.matches("line 1: json: invalid $time value %(a time must be whole microseconds",
+          import_error((line(1, 1):gsub('"fields":{}', '"fields":{"at":{"$time":' .. t .. '}}'))))
+      end
     end)
   end)
 

@@ -205,6 +205,14 @@ describe("cairn.aggregate", function()
         assert.matches("value.a.b[1]", err.message, 1, true)
       end)
 
+      -- found by fuzzing cairn import: such a time reached C as an undefined int64 cast
+      it("a time outside 64-bit microseconds, or not a number", function()
+        for _, us in ipairs { 1e300, -1e300, 2 ^ 63, 0 / 0 } do
+          local err = refusal(app, { at = cairn.time.from_us(us) })
+          assert.matches("a time outside the range of 64%-bit microseconds at Box.Put.value.at", err.message)
+        end
+      end)
+
       it("a coroutine", function()
         local err = refusal(app, { co = coroutine.create(function() end) })
         assert.matches("value.co", err.message, 1, true)
@@ -312,6 +320,14 @@ describe("cairn.core", function()
   end)
 
   describe(".decode()", function()
+    it("refuses a time the encoder could not write again, and takes the lowest one", function()
+      local err = error_of(core.decode, "\215\2\127\255\255\255\255\255\255\255")
+      assert.is_true(errors.is(err, "IntegrityError"), tostring(err))
+      local lowest = core.decode("\215\2\128\0\0\0\0\0\0\0")
+      assert.are.equal(-2 ^ 63, lowest.us)
+      assert.are.equal("\215\2\128\0\0\0\0\0\0\0", core.encode(lowest))
+    end)
+
     -- found by fuzzing (spec/fuzz/fuzz_msgpack.c): the decoder took one level
     -- more than the encoder writes, so a value could be read but not stored again
     it("accepts exactly the nesting the encoder writes", function()

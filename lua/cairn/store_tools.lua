@@ -203,7 +203,14 @@ local function import_cmd(args)
   end
   -- check everything before writing anything
   local batch, count, line_no, last_version = {}, 0, 0, {}
-  local decode_opts = { time = time.from_us }
+  -- a time is whole microseconds that a double holds exactly (found by fuzzing:
+  -- a string here raised a bare Lua error, 1e300 reached C as an int64 overflow)
+  local decode_opts = { time = function(us)
+    if type(us) ~= "number" or us % 1 ~= 0 or us > 2 ^ 53 or us < -2 ^ 53 then
+      return nil, "a time must be whole microseconds within 2^53 of the epoch"
+    end
+    return time.from_us(us)
+  end }
   for line in input:lines() do
     line_no = line_no + 1
     if line:match("%S") then

@@ -257,12 +257,15 @@ static void test_record_and_uuid(void)
     CHECK(cairn_record_parse(buf, len, &back) == CAIRN_CORRUPT);
 }
 
-/* Open a store's log for writing, behind cairn's back. */
-static void open_log(const char *path, MDB_env **env, MDB_txn **txn, MDB_dbi *log)
+/* A store's environment opened with plain LMDB, a write transaction begun on
+ * one of its databases: the helper modes change stores behind cairn's back. */
+static MDB_env *open_raw(const char *path, const char *db, MDB_txn **txn, MDB_dbi *dbi)
 {
-    E(mdb_env_create(env) == 0 && mdb_env_set_maxdbs(*env, 16) == 0);
-    E(mdb_env_open(*env, path, 0, 0644) == 0);
-    E(mdb_txn_begin(*env, NULL, 0, txn) == 0 && mdb_dbi_open(*txn, "log", 0, log) == 0);
+    MDB_env *env;
+    E(mdb_env_create(&env) == 0 && mdb_env_set_maxdbs(env, 16) == 0);
+    E(mdb_env_open(env, path, 0, 0644) == 0);
+    E(mdb_txn_begin(env, NULL, 0, txn) == 0 && mdb_dbi_open(*txn, db, 0, dbi) == 0);
+    return env;
 }
 
 /* Overwrite the payload of notification `id` in an LMDB store with bytes
@@ -270,10 +273,9 @@ static void open_log(const char *path, MDB_env **env, MDB_txn **txn, MDB_dbi *lo
  * the Lua specs use this to check that reads refuse corrupt records. */
 static int corrupt(const char *path, uint64_t id, const char *how)
 {
-    MDB_env *env;
     MDB_txn *txn;
     MDB_dbi log;
-    open_log(path, &env, &txn, &log);
+    MDB_env *env = open_raw(path, "log", &txn, &log);
     uint8_t key[8];
     cairn_put_be64(key, id);
     MDB_val k = { 8, key }, v;
@@ -298,12 +300,9 @@ static int corrupt(const char *path, uint64_t id, const char *how)
  * the Lua specs check that such a store is refused and left unchanged. */
 static int set_format(const char *path, unsigned fmt)
 {
-    MDB_env *env;
     MDB_txn *txn;
     MDB_dbi meta;
-    E(mdb_env_create(&env) == 0 && mdb_env_set_maxdbs(env, 16) == 0);
-    E(mdb_env_open(env, path, 0, 0644) == 0);
-    E(mdb_txn_begin(env, NULL, 0, &txn) == 0 && mdb_dbi_open(txn, "meta", 0, &meta) == 0);
+    MDB_env *env = open_raw(path, "meta", &txn, &meta);
     uint8_t v[4] = { (uint8_t)(fmt >> 24), (uint8_t)(fmt >> 16), (uint8_t)(fmt >> 8), (uint8_t)fmt };
     MDB_val k = { 6, "format" }, d = { 4, v };
     E(mdb_put(txn, meta, &k, &d, 0) == 0 && mdb_txn_commit(txn) == 0);
@@ -345,10 +344,9 @@ static void test_memory_private(const char *dir)
  * the specs check that reads and `cairn verify` notice. */
 static int swap_or_delete(const char *path, uint64_t a, uint64_t b)
 {
-    MDB_env *env;
     MDB_txn *txn;
     MDB_dbi log;
-    open_log(path, &env, &txn, &log);
+    MDB_env *env = open_raw(path, "log", &txn, &log);
     uint8_t ka[8], kb[8];
     cairn_put_be64(ka, a);
     cairn_put_be64(kb, b);

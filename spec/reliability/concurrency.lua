@@ -24,7 +24,7 @@ function _M.run(opts)
   local readers, timeout = opts.readers or 2, opts.timeout or 300
   local seed = opts.seed or os.time()
   math.randomseed(seed)
-  local dir = proc.tmpdir("concurrency")
+  local dir = proc.tmpdir()
   local uri = "lmdb:" .. dir .. "/store"
   local st = check.new(uri)
   local setup = model.App.new { store = uri, sync = "none" }

@@ -23,7 +23,7 @@ function _M.run(opts)
   local seed = opts.seed or os.time()
   local say = opts.say or function() end
   math.randomseed(seed)
-  local dir = opts.dir or proc.tmpdir("crash")
+  local dir = opts.dir or proc.tmpdir()
   os.execute("mkdir -p " .. proc.quote(dir .. "/acks"))
   local uri = "lmdb:" .. dir .. "/store"
   local st = check.new(uri)

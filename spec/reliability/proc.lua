@@ -85,42 +85,9 @@ function _M.wait_for(pid, timeout)
   return "timeout"
 end
 
-function _M.quote(s)
-  return "'" .. tostring(s):gsub("'", [['\'']]) .. "'"
-end
-
---- The repository root and the cairn host to run children with.
-_M.root = (function()
-  local src = debug.getinfo(1, "S").source:sub(2)
-  local dir = src:match("^(.*)/spec/reliability/[^/]*$") or "."
-  if dir:sub(1, 1) ~= "/" then
-    local p = io.popen("pwd")
-    local cwd = p:read("*l")
-    p:close()
-    dir = dir == "." and cwd or cwd .. "/" .. dir
-  end
-  return dir
-end)()
-_M.cairn_bin = os.getenv("CAIRN_BIN") or _M.root .. "/bin/cairn"
-
-function _M.read_file(path)
-  local f = io.open(path, "rb")
-  if not f then return nil end
-  local s = f:read("*a")
-  f:close()
-  return s
-end
-
-function _M.tmpdir(tag)
-  local path = os.tmpname()
-  os.remove(path)
-  path = path .. "-" .. (tag or "rel")
-  os.execute("mkdir -p " .. _M.quote(path))
-  return path
-end
-
-function _M.rmrf(path)
-  if path and path:match("^/tmp/") then os.execute("rm -rf " .. _M.quote(path)) end
-end
+-- paths, files and quoting come from the specs' helper
+local helper = require "helper"
+_M.quote, _M.root, _M.cairn_bin = helper.shell_quote, helper.root, helper.cairn_bin
+_M.read_file, _M.tmpdir, _M.rmrf = helper.read_file, helper.tmpdir, helper.rmrf
 
 return _M
