@@ -129,9 +129,20 @@ local function cli_tools(st)
   end
 end
 
+-- `cairn verify`: every hash chain, the log against the index, no id gaps.
+local function verify(st)
+  local p = io.popen(("%s verify %s 2>&1; echo \"exit $?\""):format(proc.quote(proc.cairn_bin), proc.quote(st.uri)))
+  local out = p:read("*a")
+  p:close()
+  local records, code = tonumber(out:match("records checked: (%d+)")), out:match("exit (%d+)")
+  if code ~= "0" then violation(st, "cairn verify failed: %s", (out:gsub("\n", " "))) end
+  if records ~= st.checked then
+    violation(st, "cairn verify checked %s records, the log has %d", tostring(records), st.checked)
+  end
+end
+
 --- Whole-store checks run at the end of a driver, after the incremental ones.
--- Add `cairn verify` and projection checks here as those features land.
-_M.store_checks = { cli_tools }
+_M.store_checks = { cli_tools, verify }
 
 function _M.finish(st)
   for _, fn in ipairs(_M.store_checks) do fn(st) end
