@@ -146,6 +146,31 @@ describe("cairn.SingleThreadedRunner", function()
     assert.are.equal(3, counters.store:tracking_max("TrainingSchool"))
   end)
 
+  it("lets two processes of one follower share the work without doing anything twice", function()
+    local school = TrainingSchool.new { store = "lmdb:" .. dir .. "/TrainingSchool", sync = "none" }
+    finally(function() school:close() end)
+    school:register("Fido")
+    for i = 1, 5 do school:add_trick("Fido", "t" .. i) end
+    local env = { store = "lmdb:" .. dir .. "/Counters", sync = "none" }
+    local a, b = Counters.new(env), Counters.new(env)
+    finally(function() a:close(); b:close() end)
+    a:follow("TrainingSchool", school)
+    b:follow("TrainingSchool", school)
+    local raced = false
+    b.policies = setmetatable({ ["Dog.TrickAdded"] = function(self, event, processing)
+      if not raced then
+        raced = true
+        a:pull_and_process("TrainingSchool") -- the other process does everything first
+      end
+      return Counters.policies["Dog.TrickAdded"](self, event, processing)
+    end }, { __index = Counters.policies })
+    b:pull_and_process("TrainingSchool")
+    assert.is_true(raced)
+    assert.are.equal(5, b.repository:get(Tally.create_id(Dog.create_id("Fido"))).n)
+    assert.are.equal(6, b:max_notification_id())
+    assert.are.equal(6, b.store:tracking_max("TrainingSchool"))
+  end)
+
   it("refuses two applications on one store", function()
     local runner = cairn.SingleThreadedRunner.new(cairn.system { pipes = { { TrainingSchool, Counters } } },
       { store = "lmdb:" .. dir, COUNTERS_CAIRN_STORE = "lmdb:" .. dir .. "/TrainingSchool" })

@@ -6,7 +6,8 @@
 local application = require "cairn.application"
 local errors = require "cairn.errors"
 
-local setmetatable, type, error, xpcall, tostring, pairs = setmetatable, type, error, xpcall, tostring, pairs
+local setmetatable, type, error, xpcall, pcall = setmetatable, type, error, xpcall, pcall
+local tostring, pairs = tostring, pairs
 local traceback = debug.traceback
 
 local _M = { _VERSION = "0.1.0", BATCH = 1000 }
@@ -32,6 +33,18 @@ Processing.collect_events = Processing.collect
 local function on_error(err)
   if errors.is(err) then return err end
   return traceback(tostring(err), 2)
+end
+
+-- Did another process of this follower record notification id first (err
+-- being the ConcurrencyError our own write got)? Then its work stands.
+local function done_elsewhere(store, leader_name, id, err)
+  return errors.is(err, "ConcurrencyError") and store:tracking_max(leader_name) >= id
+end
+
+-- Record notifications up to id as processed (they caused no events).
+local function mark_processed(store, leader_name, id)
+  local ok, err = pcall(store.append, store, {}, leader_name, id)
+  if not ok and not done_elsewhere(store, leader_name, id, err) then error(err, 0) end
 end
 
 local function run_policy(policy, app, event, processing)
@@ -83,20 +96,29 @@ function Process:pull_and_process(leader_name, opts)
       local ok, err = true, nil
       if policy then ok, err = xpcall(run_policy, on_error, policy, self, event, processing) end
       if not ok then
-        if id - 1 > tracked then store:append({}, leader_name, id - 1) end
+        if id - 1 > tracked then mark_processed(store, leader_name, id - 1) end
         local msg = ("%s: notification %d of %s (%s) failed: %s"):format(self.name, id, leader_name,
           event.topic, errors.is(err) and tostring(err) or err)
         if errors.is(err) then errors.raise(err.kind, "%s", msg) end
         error(msg, 0)
       end
       if processing and #processing.aggregates > 0 then
-        local recordings = self:save_tracked(leader_name, id, processing.aggregates)
+        local saved, recordings = pcall(self.save_tracked, self, leader_name, id, processing.aggregates)
+        if not saved then
+          if not done_elsewhere(store, leader_name, id, recordings) then error(recordings, 0) end
+          tracked = nil -- go on from where the other process got
+          break
+        end
         recorded = recorded + #recordings
         tracked = id
       end
     end
+    if tracked == nil then
+      stop = store:tracking_max(leader_name)
+      tracked = stop
+    end
     -- notifications that caused nothing still count as processed
-    if stop > tracked then store:append({}, leader_name, stop) end
+    if stop > tracked then mark_processed(store, leader_name, stop) end
     read = read + (stop - pos)
     pos = stop
     if opts and opts.on_progress then opts.on_progress(pos, max) end

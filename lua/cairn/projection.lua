@@ -6,7 +6,7 @@ local follow = require "cairn.follow"
 local errors = require "cairn.errors"
 
 local setmetatable, getmetatable, type, pairs = setmetatable, getmetatable, type, pairs
-local error, xpcall, tostring = error, xpcall, tostring
+local error, xpcall, pcall, tostring = error, xpcall, pcall, tostring
 local traceback = debug.traceback
 
 local _M = { _VERSION = "0.1.0", BATCH = 10000 }
@@ -113,7 +113,12 @@ local function process(self, pos, stop)
   view:begin()
   local ok, err = xpcall(handle, on_error, proj.handlers, view, items, 1, #items, state)
   if ok then
-    view:commit(app.name, stop)
+    local committed, cerr = pcall(view.commit, view, app.name, stop)
+    -- another runner of this view got there first: its commit stands, go on from its position
+    if not committed and not (errors.is(cerr, "ConcurrencyError") and view:max_tracking_id(app.name) >= stop)
+    then
+      error(cerr, 0)
+    end
     return #items / 2
   end
   -- nothing of the failing notification is committed; the ones before it are
