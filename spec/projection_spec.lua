@@ -187,6 +187,23 @@ describe("cairn.ProjectionRunner", function()
       assert.are.equal(0, runner.view:max_tracking_id(school.name))
     end)
 
+    it("hands handlers read-only events like the log's", function()
+      local rec = school:register("Fido")
+      local got
+      local p = cairn.projection("Events", { topics = { "Dog.Registered" } })
+      p:on("Dog.Registered", function(_, event) got = event end)
+      runner = new_runner(p)
+      runner:run()
+      assert.is_true(cairn.is_event(got))
+      assert.has_error(function() got.name = "Rex" end)
+      assert.are.same({ name = "Fido" }, cairn.event_fields(got))
+      local logged = school.log:select(1, 1)[1].event
+      for _, k in ipairs { "topic", "originator_id", "originator_version", "timestamp", "name" } do
+        assert.are.equal(logged[k], got[k])
+      end
+      assert.are.equal(rec[1].event.originator_id, got.originator_id)
+    end)
+
     it("sees its own writes within a batch, in get and scan", function()
       school:register("A")
       school:register("B")

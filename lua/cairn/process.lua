@@ -5,6 +5,7 @@
 -- @module cairn.process
 local application = require "cairn.application"
 local errors = require "cairn.errors"
+local event_batch = require "cairn.event_batch"
 
 local setmetatable, type, error, xpcall, pcall = setmetatable, type, error, xpcall, pcall
 local tostring, pairs = tostring, pairs
@@ -85,9 +86,9 @@ function Process:pull_and_process(leader_name, opts)
   while pos < max do
     local stop = pos + batch
     if stop > max then stop = max end
-    local items = leader:read_log(pos + 1, nil, stop, topics, true)
+    local items = event_batch.read(leader, pos + 1, stop, topics)
     local tracked = pos -- the position recorded so far
-    for i = 1, #items, 2 do
+    for i = 1, #items, event_batch.STRIDE do
       local id, event = items[i], items[i + 1]
       local policy = policies[event.topic]
       local processing = policy and setmetatable({ aggregates = {},

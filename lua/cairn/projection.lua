@@ -3,6 +3,7 @@
 -- @module cairn.projection
 local view_mod = require "cairn.view"
 local follow = require "cairn.follow"
+local event_batch = require "cairn.event_batch"
 local errors = require "cairn.errors"
 
 local setmetatable, getmetatable, type, pairs = setmetatable, getmetatable, type, pairs
@@ -87,10 +88,12 @@ function Runner.new(opts)
   }, Runner)
 end
 
--- Run the handlers of items[first..last] (id, event pairs); state.at tracks
--- the pair being handled, for the error message.
+local STRIDE = event_batch.STRIDE
+
+-- Run the handlers of items[first..last] (event_batch.read: id, event, ...);
+-- state.at tracks the notification being handled, for the error message.
 local function handle(handlers, view, items, first, last, state)
-  for i = first, last, 2 do
+  for i = first, last, STRIDE do
     local event = items[i + 1]
     local h = handlers[event.topic]
     if h then
@@ -108,7 +111,7 @@ end
 -- Process notifications (pos, stop] and commit them with the position stop.
 local function process(self, pos, stop)
   local app, view, proj = self.application, self.view, self.projection
-  local items = app.store:read_log(pos + 1, nil, stop, self.topics, true)
+  local items = event_batch.read(app.store, pos + 1, stop, self.topics)
   local state = {}
   view:begin()
   local ok, err = xpcall(handle, on_error, proj.handlers, view, items, 1, #items, state)
@@ -119,7 +122,7 @@ local function process(self, pos, stop)
     then
       error(cerr, 0)
     end
-    return #items / 2
+    return #items / STRIDE
   end
   -- nothing of the failing notification is committed; the ones before it are
   view:discard()
@@ -127,7 +130,7 @@ local function process(self, pos, stop)
   local failed_id, topic = items[at], items[at + 1].topic
   if failed_id - 1 > pos then
     view:begin()
-    local ok2 = xpcall(handle, on_error, proj.handlers, view, items, 1, at - 2, state)
+    local ok2 = xpcall(handle, on_error, proj.handlers, view, items, 1, at - STRIDE, state)
     if ok2 then view:commit(app.name, failed_id - 1) else view:discard() end
   end
   local msg = ("projection %s: notification %d of %s (%s) failed: %s"):format(proj.name, failed_id, app.name,
