@@ -31,6 +31,10 @@ void cairn_event_keys_push(lua_State *L, cairn_event_keys *k);
 /** The stack index of a slot. */
 #define EV_KEY(k, slot) ((k)->base + (slot))
 
+/** plain: the data table with room for the metamethods, for callers that seal
+ *  events themselves (followers, lua/cairn/event_batch.lua). */
+#define CAIRN_EVENT_UNSEALED 2
+
 /**
  * Push the event for a stored record: read-only (sealed), or, when plain, just
  * the data table (for replay, where no event object reaches user code).

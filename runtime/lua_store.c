@@ -134,20 +134,17 @@ static int push_records(lua_State *L, cairn_store *s, int as_notifications, int 
     cairn_event_keys k;
     cairn_event_keys_push(L, &k);
     uint8_t last_stream[16];
-    const char *last_topic = NULL;
-    size_t last_topic_len = 0;
     int have_last = 0, last_at = lua_gettop(L) + 1;
     lua_pushnil(L); /* the last stream's id string */
-    lua_pushnil(L); /* the last topic */
     lua_newtable(L);
     int n = 0, rc;
     cairn_record rec;
     while ((rc = cairn_store_next(s, &rec)) == CAIRN_OK) {
         if (as_notifications == FLAT_PARTS) {
-            /* followers: id, fields, topic, originator id, version, timestamp per
-             * event; the framework seals them in Lua (cairn.event_batch), where
-             * LuaJIT compiles the table stores. Runs of one stream share their id
-             * string and repeated topics their string. */
+            /* followers: id, data table, id, data table, ... (no notification
+             * tables); the framework seals them in Lua (cairn.event_batch),
+             * where LuaJIT compiles the stores. Runs of one stream share their
+             * id string. */
             if (!have_last || memcmp(last_stream, rec.stream_id, 16) != 0) {
                 char id[CAIRN_UUID_STRLEN];
                 cairn_uuid_format(rec.stream_id, id);
@@ -156,26 +153,10 @@ static int push_records(lua_State *L, cairn_store *s, int as_notifications, int 
                 memcpy(last_stream, rec.stream_id, 16);
                 have_last = 1;
             }
-            if (rec.topic_len != last_topic_len || memcmp(rec.topic, last_topic, rec.topic_len) != 0) {
-                lua_pushlstring(L, rec.topic, rec.topic_len);
-                lua_replace(L, last_at + 1);
-                last_topic = lua_tolstring(L, last_at + 1, &last_topic_len);
-            }
             lua_pushnumber(L, (lua_Number)rec.notification_id);
             lua_rawseti(L, -2, ++n);
-            /* room for the fields, the header and the metamethods: no rehash when sealed */
-            int fields = rec.payload_len && (rec.payload[0] & 0xf0) == 0x80 ? rec.payload[0] & 0x0f : 4;
-            lua_createtable(L, 0, fields + 7);
-            rc = cairn_codec_decode_into(L, rec.payload, rec.payload_len, -1);
-            if (rc) { lua_pop(L, 1); break; }
-            lua_rawseti(L, -2, ++n);
-            lua_pushvalue(L, last_at + 1);
-            lua_rawseti(L, -2, ++n);
-            lua_pushvalue(L, last_at);
-            lua_rawseti(L, -2, ++n);
-            lua_pushnumber(L, (lua_Number)rec.version);
-            lua_rawseti(L, -2, ++n);
-            lua_pushnumber(L, (lua_Number)rec.timestamp_us / 1e6); /* stored below */
+            rc = cairn_lua_push_event(L, &k, &rec, last_at, CAIRN_EVENT_UNSEALED);
+            if (rc) break;
         } else if (as_notifications) {
             lua_createtable(L, 0, 5);
             char id[CAIRN_UUID_STRLEN];
@@ -254,8 +235,8 @@ static int lread_stream(lua_State *L)
 }
 
 /* store:read_log(start [, limit, stop, topics, flat]) -> { notification, ... }
- * flat: { id, fields, topic, originator_id, version, timestamp, ... } instead,
- * for followers (cairn.event_batch makes the events) */
+ * flat: { id, unsealed event data, ... } instead, for followers
+ * (cairn.event_batch seals the events) */
 static int lread_log(lua_State *L)
 {
     cairn_store *s = check_store(L);
