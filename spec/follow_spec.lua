@@ -4,13 +4,10 @@ local cairn = require "cairn"
 local helper = require "helper"
 
 local q = helper.shell_quote
-local SCHOOL = helper.root .. "/examples/training_school"
-
--- the example's modules, as the CLI children load them
-package.path = SCHOOL .. "/?.lua;" .. package.path
-local school_module = require "training_school"
-local counters_module = require "counters"
-local Counts = require "counts"
+local SCHOOL = helper.SCHOOL
+local school_module = helper.school("training_school")
+local counters_module = helper.school("counters")
+local Counts = helper.school("counts")
 
 local function wait_until(what, fn, timeout)
   local deadline = cairn.time.now():seconds() + (timeout or 10)

@@ -3,9 +3,7 @@ local cairn = require "cairn"
 local helper = require "helper"
 local errors = cairn.errors
 
--- the example's dog school
-package.path = helper.root .. "/examples/training_school/?.lua;" .. package.path
-local school_module = require "training_school"
+local school_module = helper.school("training_school")
 local Dog, TrainingSchool = school_module.Dog, school_module.TrainingSchool
 
 local function assert_kind(kind, err)
