@@ -23,7 +23,7 @@ end
 describe("cairn.view", function()
   helper.each_store(function(ctx)
     local view
-    before_each(function() view = cairn.view(ctx.uri, "V") end)
+    before_each(function() view = cairn.view(ctx.uri, "V", { sync = "none" }) end)
     after_each(function() view:close() end)
 
     it("puts, gets, increments and deletes values of every kind an event may carry", function()
