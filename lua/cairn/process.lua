@@ -71,7 +71,8 @@ end
 --- Process what the leader recorded since this application's tracked position.
 -- @param leader_name a leader given to `follow`
 -- @param[opt] opts `batch` (notifications read at once), `on_progress(pos, max)`,
---   `trace(leader_name, id, topic)` (called for each notification read)
+--   `trace(leader_name, id, topic)` (called for each notification read), `should_stop()`
+--   (asked after each notification: true ends the pull there, with that notification processed)
 -- @return notifications read, events recorded
 -- @raise the policy's error, naming the follower, the notification and its topic;
 --   everything before the failing notification stays processed
@@ -83,6 +84,7 @@ function Process:pull_and_process(leader_name, opts)
   local pos = store:tracking_max(leader_name)
   local max = leader:max_id()
   local read, recorded = 0, 0
+  local should_stop, halted = opts and opts.should_stop, false
   while pos < max do
     local stop = pos + batch
     if stop > max then stop = max end
@@ -113,6 +115,10 @@ function Process:pull_and_process(leader_name, opts)
         recorded = recorded + #recordings
         tracked = id
       end
+      if should_stop and should_stop() then -- between transactions
+        stop, halted = id, true
+        break
+      end
     end
     if tracked == nil then
       stop = store:tracking_max(leader_name)
@@ -123,6 +129,7 @@ function Process:pull_and_process(leader_name, opts)
     read = read + (stop - pos)
     pos = stop
     if opts and opts.on_progress then opts.on_progress(pos, max) end
+    if halted then break end
   end
   return read, recorded
 end

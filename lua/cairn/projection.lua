@@ -1,6 +1,7 @@
 --- Projections (API.md §4): handlers that turn an application's events into
 -- a view, run by a ProjectionRunner that processes each notification once.
 -- @module cairn.projection
+local core = require "cairn.core"
 local view_mod = require "cairn.view"
 local follow = require "cairn.follow"
 local event_batch = require "cairn.event_batch"
@@ -174,7 +175,7 @@ function Runner:follow(opts)
     repeat
       local n = runner:step()
       total = total + n
-    until n == 0 or runner.stopped
+    until n == 0 or runner.stopped or (opts and opts.signals and core.signal_caught())
     return total
   end
   return follow.loop({ self.application.store }, catch_up, function() return runner.stopped end, opts)
