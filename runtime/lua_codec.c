@@ -346,8 +346,19 @@ static int push_ext(lua_State *L, reader *r, int8_t type, size_t len)
 /* Read n key/value pairs into the table at the top of the stack. */
 static int read_pairs(lua_State *L, reader *r, uint32_t n, int depth)
 {
+    if (!lua_checkstack(L, 3)) return CAIRN_CORRUPT; /* a key and a value at a time */
     for (uint32_t i = 0; i < n; i++) {
-        int rc = push_value(L, r, depth + 1);
+        int rc;
+        if (need(r, 1) && (*r->p & 0xe0) == 0xa0) { /* a short string key, the usual case */
+            size_t len = *r->p++ & 0x1f;
+            rc = push_str(L, r, len);
+            if (rc) return rc;
+            rc = push_value(L, r, depth + 1);
+            if (rc) { lua_pop(L, 1); return rc; }
+            lua_rawset(L, -3);
+            continue;
+        }
+        rc = push_value(L, r, depth + 1);
         if (rc) return rc;
         int kt = lua_type(L, -1);
         if (kt != LUA_TSTRING && kt != LUA_TNUMBER) { lua_pop(L, 1); return CAIRN_CORRUPT; }
