@@ -352,8 +352,19 @@ static int push_ext(lua_State *L, reader *r, int8_t type, size_t len)
 /* Read n key/value pairs into the table at the top of the stack. */
 static int read_pairs(lua_State *L, reader *r, uint32_t n, int depth)
 {
+    if (!lua_checkstack(L, 4)) return CAIRN_CORRUPT; /* a key and a value (a time takes 3) at a time */
     for (uint32_t i = 0; i < n; i++) {
-        int rc = push_value(L, r, depth + 1);
+        int rc;
+        if (need(r, 1) && (*r->p & 0xe0) == 0xa0) { /* a short string key, the usual case */
+            size_t len = *r->p++ & 0x1f;
+            rc = push_str(L, r, len);
+            if (rc) return rc;
+            rc = push_value(L, r, depth + 1);
+            if (rc) { lua_pop(L, 1); return rc; }
+            lua_rawset(L, -3);
+            continue;
+        }
+        rc = push_value(L, r, depth + 1);
         if (rc) return rc;
         int kt = lua_type(L, -1);
         if (kt != LUA_TSTRING && kt != LUA_TNUMBER) { lua_pop(L, 1); return CAIRN_CORRUPT; }
@@ -373,6 +384,7 @@ static int read_pairs(lua_State *L, reader *r, uint32_t n, int depth)
 static int push_array(lua_State *L, reader *r, uint32_t n, int depth)
 {
     if (depth >= MAX_DEPTH || !need(r, n)) return CAIRN_CORRUPT; /* every element takes at least a byte */
+    if (!lua_checkstack(L, 4)) return CAIRN_CORRUPT; /* the table and one element (a time takes 3) */
     lua_createtable(L, (int)n, 0);
     for (uint32_t i = 0; i < n; i++) {
         int rc = push_value(L, r, depth + 1);
@@ -393,7 +405,9 @@ static int push_map(lua_State *L, reader *r, uint32_t n, int depth)
 
 static int push_value(lua_State *L, reader *r, int depth)
 {
-    if (depth > MAX_DEPTH || !need(r, 1) || !lua_checkstack(L, 3)) return CAIRN_CORRUPT;
+    /* room for the value itself was checked by whoever holds the stack: the
+     * containers (push_array, read_pairs) and the entry points */
+    if (depth > MAX_DEPTH || !need(r, 1)) return CAIRN_CORRUPT;
     uint8_t b = *r->p++;
     if (b <= 0x7f) { lua_pushnumber(L, b); return CAIRN_OK; }
     if (b >= 0xe0) { lua_pushnumber(L, (int8_t)b); return CAIRN_OK; }
@@ -459,6 +473,7 @@ int cairn_codec_decode(lua_State *L, const uint8_t *p, size_t len)
 {
     reader r = { p, p + len };
     int top = lua_gettop(L);
+    if (!lua_checkstack(L, 3)) return CAIRN_CORRUPT; /* one value (a time takes 3) */
     int rc = push_value(L, &r, 0);
     if (rc == CAIRN_OK && r.p != r.end) rc = CAIRN_CORRUPT; /* trailing bytes */
     if (rc) lua_settop(L, top);

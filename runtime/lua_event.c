@@ -139,10 +139,10 @@ static int upcast(lua_State *L, const cairn_event_keys *k, const cairn_record *r
 
 int cairn_lua_push_event(lua_State *L, const cairn_event_keys *k, const cairn_record *rec, int id_idx, int plain)
 {
-    /* room for the fields (a fixmap's count), the header and, sealed, the
-     * metamethods, so the table is never rehashed while it is filled */
+    /* room for the fields (a fixmap's count), the header and, unless plain,
+     * the metamethods, so the table is never rehashed while it is filled */
     int fields = rec->payload_len && (rec->payload[0] & 0xf0) == 0x80 ? rec->payload[0] & 0x0f : 4;
-    lua_createtable(L, 0, fields + (plain ? 4 : 7));
+    lua_createtable(L, 0, fields + (plain == 1 ? 4 : 7));
     if (rec->payload) {
         int rc = cairn_codec_decode_into(L, rec->payload, rec->payload_len, -1);
         if (rc) { lua_pop(L, 1); return rc; }

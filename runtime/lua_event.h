@@ -35,6 +35,10 @@ void cairn_event_keys_push(lua_State *L, cairn_event_keys *k);
 /* push_event left a Lua error value on the stack (an upcaster failed). */
 #define CAIRN_LUA_ERRORED (-41990)
 
+/** plain: the data table with room for the metamethods, for callers that seal
+ *  events themselves (followers, lua/cairn/event_batch.lua). */
+#define CAIRN_EVENT_UNSEALED 2
+
 /**
  * Push the event for a stored record: read-only (sealed), or, when plain, just
  * the data table (for replay, where no event object reaches user code).

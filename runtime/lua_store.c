@@ -181,9 +181,9 @@ static int lmax_id(lua_State *L)
 }
 
 /* Push every record of the read in progress; log reads wrap them as
- * notifications, or give flat id/event pairs (FLAT_PAIRS). Stream reads also
+ * notifications, or give followers flat parts (FLAT_PARTS). Stream reads also
  * push the hash of the last record read. */
-#define FLAT_PAIRS 2
+#define FLAT_PARTS 2
 static int push_records(lua_State *L, cairn_store *s, int as_notifications, int id_idx, int plain)
 {
     cairn_event_keys k;
@@ -197,9 +197,11 @@ static int push_records(lua_State *L, cairn_store *s, int as_notifications, int 
     uint8_t head[CAIRN_HASH_BYTES];
     int have_head = 0;
     while ((rc = cairn_store_next(s, &rec)) == CAIRN_OK) {
-        if (as_notifications == FLAT_PAIRS) {
-            /* followers: id, event, id, event, ... (no notification tables);
-             * runs of one stream share their id string */
+        if (as_notifications == FLAT_PARTS) {
+            /* followers: id, data table, id, data table, ... (no notification
+             * tables); the framework seals them in Lua (cairn.event_batch),
+             * where LuaJIT compiles the stores. Runs of one stream share their
+             * id string. */
             if (!have_last || memcmp(last_stream, rec.stream_id, 16) != 0) {
                 char id[CAIRN_UUID_STRLEN];
                 cairn_uuid_format(rec.stream_id, id);
@@ -210,7 +212,7 @@ static int push_records(lua_State *L, cairn_store *s, int as_notifications, int 
             }
             lua_pushnumber(L, (lua_Number)rec.notification_id);
             lua_rawseti(L, -2, ++n);
-            rc = cairn_lua_push_event(L, &k, &rec, last_at, 0);
+            rc = cairn_lua_push_event(L, &k, &rec, last_at, CAIRN_EVENT_UNSEALED);
             if (rc) break;
         } else if (as_notifications) {
             lua_createtable(L, 0, 5);
@@ -304,7 +306,8 @@ static int lread_stream(lua_State *L)
 }
 
 /* store:read_log(start [, limit, stop, topics, flat]) -> { notification, ... }
- * flat: { id, event, id, event, ... } instead, for followers */
+ * flat: { id, unsealed event data, ... } instead, for followers
+ * (cairn.event_batch seals the events) */
 static int lread_log(lua_State *L)
 {
     cairn_store *s = check_store(L);
@@ -331,7 +334,7 @@ static int lread_log(lua_State *L)
     }
     int rc = cairn_store_read_log(s, &q);
     if (rc) return raise_store(L, s, rc);
-    return push_records(L, s, flat ? FLAT_PAIRS : 1, 0, 0);
+    return push_records(L, s, flat ? FLAT_PARTS : 1, 0, 0);
 }
 
 static void set_number(lua_State *L, const char *k, uint64_t v)

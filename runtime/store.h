@@ -209,8 +209,9 @@ typedef struct cairn_view_scan {
     int started;
 } cairn_view_scan;
 
-/** Start a scan; entries come from cairn_view_scan_next (valid until the next
- *  call); end it with cairn_store_read_end. @return CAIRN_OK, CAIRN_END or an error. */
+/** Start a scan (CAIRN_OK or an error); entries come from cairn_view_scan_next
+ *  (CAIRN_OK, CAIRN_END when done, or an error; key and value valid until the
+ *  next call); end it with cairn_store_read_end. */
 int cairn_view_scan_start(cairn_store *s, cairn_view_scan *q) __attribute__((warn_unused_result));
 int cairn_view_scan_next(cairn_store *s, cairn_view_scan *q, cairn_slice *key, cairn_slice *value)
     __attribute__((warn_unused_result));
@@ -231,7 +232,8 @@ int cairn_store_wake_seq(cairn_store *s, uint32_t *seq);
  * Sleep until the change counter of any of the n stores (n <= 16) differs
  * from seen[i], for at most timeout_s; a store without a wake word makes it
  * a sleep of poll_s. Wake-ups may be spurious: look again afterwards.
- * @return CAIRN_OK, or CAIRN_INTERRUPTED when a trapped signal arrived.
+ * @return CAIRN_OK, CAIRN_INTERRUPTED when a trapped signal arrived, or
+ *         CAIRN_INVALID for n outside 1..16.
  */
 int cairn_store_wait(cairn_store *const *stores, const uint32_t *seen, size_t n, double timeout_s, double poll_s);
 

@@ -3,9 +3,8 @@ local cairn = require "cairn"
 local helper = require "helper"
 
 local q = helper.shell_quote
-local SCHOOL = helper.root .. "/examples/training_school"
-package.path = SCHOOL .. "/?.lua;" .. package.path
-local TrainingSchool = require("training_school").TrainingSchool
+local SCHOOL = helper.SCHOOL
+local TrainingSchool = helper.school("training_school").TrainingSchool
 
 local function cairn_cmd(args, env)
   return helper.run(("%s %s %s </dev/null"):format(env or "", q(helper.cairn_bin), args))

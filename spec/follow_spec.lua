@@ -4,13 +4,10 @@ local cairn = require "cairn"
 local helper = require "helper"
 
 local q = helper.shell_quote
-local SCHOOL = helper.root .. "/examples/training_school"
-
--- the example's modules, as the CLI children load them
-package.path = SCHOOL .. "/?.lua;" .. package.path
-local school_module = require "training_school"
-local counters_module = require "counters"
-local Counts = require "counts"
+local SCHOOL = helper.SCHOOL
+local school_module = helper.school("training_school")
+local counters_module = helper.school("counters")
+local Counts = helper.school("counts")
 
 local function wait_until(what, fn, timeout)
   local deadline = cairn.time.now():seconds() + (timeout or 10)
@@ -110,6 +107,26 @@ describe("followers in other processes", function()
     local runner = cairn.ProjectionRunner.new { application = school, projection = Counts, view = view }
     assert.are.equal(n - at, runner:run())
     assert.are.equal(n, view:get("dogs"))
+  end)
+
+  it("cairn follow stops on SIGTERM between transactions of a long catch-up", function()
+    local school = school_module.TrainingSchool.new { store = "lmdb:" .. dir .. "/TrainingSchool", sync = "none" }
+    finally(function() school:close() end)
+    school:register("Fido")
+    local dog = school.repository:get(school_module.Dog.create_id("Fido"))
+    for j = 1, 3000 do dog:add_trick("t" .. (j % 7)) end
+    school:save(dog)
+    local env = "CAIRN_STORE=" .. q("lmdb:" .. dir)
+    local pid = spawn(("cd %s && %s %s follow system.lua Counters"):format(q(SCHOOL), env, q(helper.cairn_bin)),
+      dir .. "/follow.out")
+    local counters = counters_module.Counters.new { store = "lmdb:" .. dir .. "/Counters", sync = "none" }
+    finally(function() counters:close() end)
+    wait_until("the follower to start", function() return counters.store:tracking_max("TrainingSchool") >= 20 end)
+    os.execute("kill -TERM " .. pid)
+    wait_until("the follower to stop", function() return not alive(pid) end)
+    local at = counters.store:tracking_max("TrainingSchool")
+    assert.is_true(at < 3001, "the follower finished its catch-up before it stopped")
+    assert.matches("stopped %(signal%)", helper.read_file(dir .. "/follow.out"))
   end)
 
   it("counts exactly once after cairn follow is killed with -9 mid catch-up", function()

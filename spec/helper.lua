@@ -37,6 +37,14 @@ end)()
 
 _M.cairn_bin = os.getenv("CAIRN_BIN") or _M.root .. "/bin/cairn"
 
+--- The dog school example's directory, and its modules (training_school,
+-- counts, counters, system) as the specs and the CLI children load them.
+_M.SCHOOL = _M.root .. "/examples/training_school"
+function _M.school(module)
+  if not package.path:find(_M.SCHOOL, 1, true) then package.path = _M.SCHOOL .. "/?.lua;" .. package.path end
+  return require(module)
+end
+
 -- `luajit -e '<paths>'`: append a script path (or `-e CODE`) and arguments.
 _M.luajit_cmd = (function()
   local r = _M.root

@@ -3,9 +3,7 @@ local cairn = require "cairn"
 local helper = require "helper"
 local errors = cairn.errors
 
--- the example's dog school
-package.path = helper.root .. "/examples/training_school/?.lua;" .. package.path
-local school_module = require "training_school"
+local school_module = helper.school("training_school")
 local Dog, TrainingSchool = school_module.Dog, school_module.TrainingSchool
 
 local function assert_kind(kind, err)
@@ -25,7 +23,7 @@ end
 describe("cairn.view", function()
   helper.each_store(function(ctx)
     local view
-    before_each(function() view = cairn.view(ctx.uri, "V") end)
+    before_each(function() view = cairn.view(ctx.uri, "V", { sync = "none" }) end)
     after_each(function() view:close() end)
 
     it("puts, gets, increments and deletes values of every kind an event may carry", function()
@@ -187,6 +185,23 @@ describe("cairn.ProjectionRunner", function()
       assert.are.equal(0, runner.view:max_tracking_id(school.name))
     end)
 
+    it("hands handlers read-only events like the log's", function()
+      local rec = school:register("Fido")
+      local got
+      local p = cairn.projection("Events", { topics = { "Dog.Registered" } })
+      p:on("Dog.Registered", function(_, event) got = event end)
+      runner = new_runner(p)
+      runner:run()
+      assert.is_true(cairn.is_event(got))
+      assert.has_error(function() got.name = "Rex" end)
+      assert.are.same({ name = "Fido" }, cairn.event_fields(got))
+      local logged = school.log:select(1, 1)[1].event
+      for _, k in ipairs { "topic", "originator_id", "originator_version", "timestamp", "name" } do
+        assert.are.equal(logged[k], got[k])
+      end
+      assert.are.equal(rec[1].event.originator_id, got.originator_id)
+    end)
+
     it("sees its own writes within a batch, in get and scan", function()
       school:register("A")
       school:register("B")
@@ -212,6 +227,28 @@ describe("cairn.ProjectionRunner", function()
       assert.are.equal(1, school:max_notification_id())
     end)
 
+    it("lets the first of two runners of one view win a batch, and the other go on after it", function()
+      if ctx.engine == "memory" then return end -- two runners need one view store
+      for _, n in ipairs { "A", "B", "C" } do school:register(n) end
+      local first = new_runner()
+      local p = cairn.projection("Counts", { topics = { "Dog.Registered" } })
+      local raced = false
+      p:on("Dog.Registered", function(view)
+        if not raced then
+          raced = true
+          first:run() -- the other runner commits the same batch meanwhile
+        end
+        view:incr("dogs")
+      end)
+      runner = new_runner(p)
+      runner:step()
+      assert.are.equal(3, runner.view:get("dogs"))
+      school:register("D")
+      assert.are.equal(1, runner:run())
+      assert.are.equal(4, runner.view:get("dogs"))
+      first:close()
+    end)
+
     it("follows until stopped and wakes for new notifications", function()
       school:register("A")
       runner = new_runner()
@@ -223,6 +260,15 @@ describe("cairn.ProjectionRunner", function()
       runner:follow { max_wait = 0.05 }
       assert.are.equal(2, runner.view:get("dogs"))
       assert.are.equal("idle", runner:follow { idle_timeout = 0.05 })
+    end)
+
+    it("raises a handler's error out of follow", function()
+      school:register("A")
+      local p = cairn.projection("Bad", { topics = { "Dog.Registered" } })
+      p:on("Dog.Registered", function() error("boom") end)
+      runner = new_runner(p)
+      local err = helper.error_of(runner.follow, runner, { signals = true, idle_timeout = 1 })
+      assert.matches("projection Bad: notification 1 .*boom", tostring(err))
     end)
   end)
 end)

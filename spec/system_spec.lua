@@ -3,9 +3,7 @@ local cairn = require "cairn"
 local helper = require "helper"
 local errors = cairn.errors
 
--- the example's dog school
-package.path = helper.root .. "/examples/training_school/?.lua;" .. package.path
-local school_module = require "training_school"
+local school_module = helper.school("training_school")
 local Dog, TrainingSchool = school_module.Dog, school_module.TrainingSchool
 
 -- one Tally per dog, counting its tricks; ids from the dog's, so a repeat would conflict
@@ -144,6 +142,31 @@ describe("cairn.SingleThreadedRunner", function()
     school:register("Rex") -- the next save lets the follower retry from where it stopped
     assert.are.equal(1, counters.repository:get(Tally.create_id(Dog.create_id("Fido"))).n)
     assert.are.equal(3, counters.store:tracking_max("TrainingSchool"))
+  end)
+
+  it("lets two processes of one follower share the work without doing anything twice", function()
+    local school = TrainingSchool.new { store = "lmdb:" .. dir .. "/TrainingSchool", sync = "none" }
+    finally(function() school:close() end)
+    school:register("Fido")
+    for i = 1, 5 do school:add_trick("Fido", "t" .. i) end
+    local env = { store = "lmdb:" .. dir .. "/Counters", sync = "none" }
+    local a, b = Counters.new(env), Counters.new(env)
+    finally(function() a:close(); b:close() end)
+    a:follow("TrainingSchool", school)
+    b:follow("TrainingSchool", school)
+    local raced = false
+    b.policies = setmetatable({ ["Dog.TrickAdded"] = function(self, event, processing)
+      if not raced then
+        raced = true
+        a:pull_and_process("TrainingSchool") -- the other process does everything first
+      end
+      return Counters.policies["Dog.TrickAdded"](self, event, processing)
+    end }, { __index = Counters.policies })
+    b:pull_and_process("TrainingSchool")
+    assert.is_true(raced)
+    assert.are.equal(5, b.repository:get(Tally.create_id(Dog.create_id("Fido"))).n)
+    assert.are.equal(6, b:max_notification_id())
+    assert.are.equal(6, b.store:tracking_max("TrainingSchool"))
   end)
 
   it("refuses two applications on one store", function()

@@ -254,8 +254,9 @@ local function follow_cmd(args)
   io_stdout:write(("%s: following %s\n"):format(name, table.concat(system.follows[name], ", ")))
   io_stdout:flush()
   local read, recorded = 0, 0
+  local pull_opts = { should_stop = function() return core.signal_caught() ~= nil end }
   local ok, why = pcall(follow.loop, stores, function()
-    local r, e = app:pull_all()
+    local r, e = app:pull_all(pull_opts)
     read, recorded = read + r, recorded + e
     return r
   end, function() return false end, { signals = true, idle_timeout = idle_timeout(opts) })

@@ -4,7 +4,7 @@
 -- @module cairn.follow
 local core = require "cairn.core"
 
-local now_us, wait = core.now_us, core.wait
+local now_us, wait, pcall, error = core.now_us, core.wait, pcall, error
 
 local _M = { _VERSION = "0.1.0" }
 
@@ -26,25 +26,28 @@ function _M.loop(stores, step, should_stop, opts)
   end
   local seen = {}
   local idle_since = now_us()
-  local result
-  while true do
-    for i = 1, #stores do seen[i] = stores[i]:wake_seq() or 0 end
-    local n = step()
-    if should_stop() then result = "stopped"; break end
-    if opts.signals and core.signal_caught() then result = "signal"; break end
-    if n > 0 then
-      idle_since = now_us()
-    else
-      local sleep = max_wait
-      if idle then
-        local left = idle - (now_us() - idle_since) / 1e6
-        if left <= 0 then result = "idle"; break end
-        if left < sleep then sleep = left end
+  local function run()
+    while true do
+      for i = 1, #stores do seen[i] = stores[i]:wake_seq() or 0 end
+      local n = step()
+      if should_stop() then return "stopped" end
+      if opts.signals and core.signal_caught() then return "signal" end
+      if n > 0 then
+        idle_since = now_us()
+      else
+        local sleep = max_wait
+        if idle then
+          local left = idle - (now_us() - idle_since) / 1e6
+          if left <= 0 then return "idle" end
+          if left < sleep then sleep = left end
+        end
+        if not wait(stores, seen, sleep, poll) then return "signal" end
       end
-      if not wait(stores, seen, sleep, poll) then result = "signal"; break end
     end
   end
-  if opts.signals then core.restore_signals() end
+  local ok, result = pcall(run)
+  if opts.signals then core.restore_signals() end -- also when step raised
+  if not ok then error(result, 0) end
   return result
 end
 

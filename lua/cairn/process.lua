@@ -5,8 +5,10 @@
 -- @module cairn.process
 local application = require "cairn.application"
 local errors = require "cairn.errors"
+local event_batch = require "cairn.event_batch"
 
-local setmetatable, type, error, xpcall, tostring, pairs = setmetatable, type, error, xpcall, tostring, pairs
+local setmetatable, type, error, xpcall, pcall = setmetatable, type, error, xpcall, pcall
+local tostring, pairs = tostring, pairs
 local traceback = debug.traceback
 
 local _M = { _VERSION = "0.1.0", BATCH = 1000 }
@@ -34,6 +36,18 @@ local function on_error(err)
   return traceback(tostring(err), 2)
 end
 
+-- Did another process of this follower record notification id first (err
+-- being the ConcurrencyError our own write got)? Then its work stands.
+local function done_elsewhere(store, leader_name, id, err)
+  return errors.is(err, "ConcurrencyError") and store:tracking_max(leader_name) >= id
+end
+
+-- Record notifications up to id as processed (they caused no events).
+local function mark_processed(store, leader_name, id)
+  local ok, err = pcall(store.append, store, {}, leader_name, id)
+  if not ok and not done_elsewhere(store, leader_name, id, err) then error(err, 0) end
+end
+
 local function run_policy(policy, app, event, processing)
   policy(app, event, processing)
 end
@@ -57,7 +71,8 @@ end
 --- Process what the leader recorded since this application's tracked position.
 -- @param leader_name a leader given to `follow`
 -- @param[opt] opts `batch` (notifications read at once), `on_progress(pos, max)`,
---   `trace(leader_name, id, topic)` (called for each notification read)
+--   `trace(leader_name, id, topic)` (called for each notification read), `should_stop()`
+--   (asked after each notification: true ends the pull there, with that notification processed)
 -- @return notifications read, events recorded
 -- @raise the policy's error, naming the follower, the notification and its topic;
 --   everything before the failing notification stays processed
@@ -69,12 +84,13 @@ function Process:pull_and_process(leader_name, opts)
   local pos = store:tracking_max(leader_name)
   local max = leader:max_id()
   local read, recorded = 0, 0
+  local should_stop, halted = opts and opts.should_stop, false
   while pos < max do
     local stop = pos + batch
     if stop > max then stop = max end
-    local items = leader:read_log(pos + 1, nil, stop, topics, true)
+    local items = event_batch.read(leader, pos + 1, stop, topics)
     local tracked = pos -- the position recorded so far
-    for i = 1, #items, 2 do
+    for i = 1, #items, event_batch.STRIDE do
       local id, event = items[i], items[i + 1]
       local policy = policies[event.topic]
       local processing = policy and setmetatable({ aggregates = {},
@@ -83,23 +99,37 @@ function Process:pull_and_process(leader_name, opts)
       local ok, err = true, nil
       if policy then ok, err = xpcall(run_policy, on_error, policy, self, event, processing) end
       if not ok then
-        if id - 1 > tracked then store:append({}, leader_name, id - 1) end
+        if id - 1 > tracked then mark_processed(store, leader_name, id - 1) end
         local msg = ("%s: notification %d of %s (%s) failed: %s"):format(self.name, id, leader_name,
           event.topic, errors.is(err) and tostring(err) or err)
         if errors.is(err) then errors.raise(err.kind, "%s", msg) end
         error(msg, 0)
       end
       if processing and #processing.aggregates > 0 then
-        local recordings = self:save_tracked(leader_name, id, processing.aggregates)
+        local saved, recordings = pcall(self.save_tracked, self, leader_name, id, processing.aggregates)
+        if not saved then
+          if not done_elsewhere(store, leader_name, id, recordings) then error(recordings, 0) end
+          tracked = nil -- go on from where the other process got
+          break
+        end
         recorded = recorded + #recordings
         tracked = id
       end
+      if should_stop and should_stop() then -- between transactions
+        stop, halted = id, true
+        break
+      end
+    end
+    if tracked == nil then
+      stop = store:tracking_max(leader_name)
+      tracked = stop
     end
     -- notifications that caused nothing still count as processed
-    if stop > tracked then store:append({}, leader_name, stop) end
+    if stop > tracked then mark_processed(store, leader_name, stop) end
     read = read + (stop - pos)
     pos = stop
     if opts and opts.on_progress then opts.on_progress(pos, max) end
+    if halted then break end
   end
   return read, recorded
 end

@@ -1,12 +1,14 @@
 --- Projections (API.md §4): handlers that turn an application's events into
 -- a view, run by a ProjectionRunner that processes each notification once.
 -- @module cairn.projection
+local core = require "cairn.core"
 local view_mod = require "cairn.view"
 local follow = require "cairn.follow"
+local event_batch = require "cairn.event_batch"
 local errors = require "cairn.errors"
 
 local setmetatable, getmetatable, type, pairs = setmetatable, getmetatable, type, pairs
-local error, xpcall, tostring = error, xpcall, tostring
+local error, xpcall, pcall, tostring = error, xpcall, pcall, tostring
 local traceback = debug.traceback
 
 local _M = { _VERSION = "0.1.0", BATCH = 10000 }
@@ -89,10 +91,12 @@ function Runner.new(opts)
   }, Runner)
 end
 
--- Run the handlers of items[first..last] (id, event pairs); state.at tracks
--- the pair being handled, for the error message.
+local STRIDE = event_batch.STRIDE
+
+-- Run the handlers of items[first..last] (event_batch.read: id, event, ...);
+-- state.at tracks the notification being handled, for the error message.
 local function handle(handlers, view, items, first, last, state)
-  for i = first, last, 2 do
+  for i = first, last, STRIDE do
     local event = items[i + 1]
     local h = handlers[event.topic]
     if h then
@@ -110,13 +114,18 @@ end
 -- Process notifications (pos, stop] and commit them with the position stop.
 local function process(self, pos, stop)
   local app, view, proj = self.application, self.view, self.projection
-  local items = app.store:read_log(pos + 1, nil, stop, self.topics, true)
+  local items = event_batch.read(app.store, pos + 1, stop, self.topics)
   local state = {}
   view:begin()
   local ok, err = xpcall(handle, on_error, proj.handlers, view, items, 1, #items, state)
   if ok then
-    view:commit(app.name, stop)
-    return #items / 2
+    local committed, cerr = pcall(view.commit, view, app.name, stop)
+    -- another runner of this view got there first: its commit stands, go on from its position
+    if not committed and not (errors.is(cerr, "ConcurrencyError") and view:max_tracking_id(app.name) >= stop)
+    then
+      error(cerr, 0)
+    end
+    return #items / STRIDE
   end
   -- nothing of the failing notification is committed; the ones before it are
   view:discard()
@@ -124,7 +133,7 @@ local function process(self, pos, stop)
   local failed_id, topic = items[at], items[at + 1].topic
   if failed_id - 1 > pos then
     view:begin()
-    local ok2 = xpcall(handle, on_error, proj.handlers, view, items, 1, at - 2, state)
+    local ok2 = xpcall(handle, on_error, proj.handlers, view, items, 1, at - STRIDE, state)
     if ok2 then view:commit(app.name, failed_id - 1) else view:discard() end
   end
   local msg = ("projection %s: notification %d of %s (%s) failed: %s"):format(proj.name, failed_id, app.name,
@@ -168,7 +177,7 @@ function Runner:follow(opts)
     repeat
       local n = runner:step()
       total = total + n
-    until n == 0 or runner.stopped
+    until n == 0 or runner.stopped or (opts and opts.signals and core.signal_caught())
     return total
   end
   return follow.loop({ self.application.store }, catch_up, function() return runner.stopped end, opts)

@@ -9,7 +9,8 @@
 local core = require "cairn.core"
 local errors = require "cairn.errors"
 
-local setmetatable, type, pairs, tostring, error = setmetatable, type, pairs, tostring, error
+local setmetatable, getmetatable, type, pairs = setmetatable, getmetatable, type, pairs
+local tostring, error = tostring, error
 local sort, encode, now_us = table.sort, core.encode, core.now_us
 
 local _M = { _VERSION = "0.1.0" }
@@ -20,8 +21,11 @@ _M.View = View
 -- a deleted key in the pending writes
 local DELETED = setmetatable({}, { __tostring = function() return "<deleted>" end })
 
+-- the metatable of open stores (lua_store.c registers it as "cairn.store")
+local STORE_MT = debug.getregistry()["cairn.store"]
+
 local function is_store(v)
-  return type(v) == "userdata" and v.view_get ~= nil
+  return type(v) == "userdata" and getmetatable(v) == STORE_MT
 end
 
 --- Open a view.
