@@ -9,10 +9,11 @@ local school_module = helper.school("training_school")
 local counters_module = helper.school("counters")
 local Counts = helper.school("counts")
 
-local function wait_until(what, fn, timeout)
+local function wait_until(what, fn, timeout, explain)
   local deadline = cairn.time.now():seconds() + (timeout or 10)
   while not fn() do
-    assert(cairn.time.now():seconds() < deadline, "timed out waiting for " .. what)
+    assert(cairn.time.now():seconds() < deadline,
+      "timed out waiting for " .. what .. (explain and ": " .. explain() or ""))
     require("cairn.core").sleep(0.01)
   end
 end
@@ -107,6 +108,37 @@ describe("followers in other processes", function()
     local runner = cairn.ProjectionRunner.new { application = school, projection = Counts, view = view }
     assert.are.equal(n - at, runner:run())
     assert.are.equal(n, view:get("dogs"))
+  end)
+
+  it("cairn follow wakes for whichever of two leaders records", function()
+    helper.write_file(dir .. "/sys.lua", ([[
+      local cairn = require "cairn"
+      local Seen = cairn.aggregate("Seen")
+      Seen:created("Noted", function(self, from) self.from = from end)
+      local Both = cairn.process_application("Both")
+      Both:policy("Dog.Registered", function(_, event, processing) processing:collect(Seen(event.originator_id)) end)
+      local A, B = cairn.application("Alpha"), cairn.application("Beta")
+      return { system = cairn.system { pipes = { { A, Both }, { B, Both } } }, env = { store = %q, sync = "none" } }
+    ]]):format("lmdb:" .. dir))
+    local pid = spawn(("%s follow %s Both"):format(q(helper.cairn_bin), q(dir .. "/sys.lua")), dir .. "/follow.out")
+    local both = cairn.view("lmdb:" .. dir .. "/Both", "X").store
+    finally(function() both:close() end)
+    wait_until("the follower to start", function()
+      return (helper.read_file(dir .. "/follow.out") or ""):find("following", 1, true) ~= nil
+    end)
+    for _, name in ipairs { "Beta", "Alpha", "Beta" } do
+      local want = both:tracking_max(name) + 1
+      local leader = cairn.application(name).new { store = "lmdb:" .. dir .. "/" .. name, sync = "none" }
+      leader:save(school_module.Dog(name .. cairn.uuid.v4()))
+      leader:close()
+      -- within the 1 s a sleep lasts at most: the write woke the follower
+      wait_until(name .. " to be followed", function() return both:tracking_max(name) >= want end, 0.8,
+        function() return helper.read_file(dir .. "/follow.out") end)
+    end
+    os.execute("kill -TERM " .. pid)
+    wait_until("the follower to stop", function() return not alive(pid) end)
+    assert.matches("Both: following Alpha, Beta", helper.read_file(dir .. "/follow.out"))
+    assert.are.equal(3, both:max_id())
   end)
 
   it("cairn follow stops on SIGTERM between transactions of a long catch-up", function()
