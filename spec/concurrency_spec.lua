@@ -2,6 +2,7 @@
 local cairn = require "cairn"
 local helper = require "helper"
 local concurrency = require "reliability.concurrency"
+local proc = require "reliability.proc"
 
 local Counter = cairn.aggregate("Counter")
 function Counter.create_id(key)
@@ -203,6 +204,17 @@ describe("cairn.application", function()
       assert.are.equal(0, f.violations)
       assert.are.equal(400, f.commands)
       assert.is_true(f.reads > 0)
+    end)
+
+    it("counts writers that stop acknowledging as a deadlock, and stops them", function()
+      -- writers frozen with SIGSTOP make no progress, as deadlocked ones would not
+      local f = concurrency.run { procs = 2, commands = 1e6, readers = 1, stall = 1,
+        on_start = function(writers)
+          proc.sleep(0.5)
+          for _, w in ipairs(writers) do proc.kill(w.pid, proc.SIGSTOP) end
+        end }
+      assert.are.equal(1, f.deadlocks)
+      assert.matches("no writer acknowledged a command for %d+ s %(deadlock%?%)", f.messages[1])
     end)
   end)
 end)

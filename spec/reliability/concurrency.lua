@@ -17,11 +17,13 @@ local _M = {}
 local WORKER = spec_dir .. "/reliability/worker.lua"
 
 --- opts: procs (4), commands (200), tallies (3), readers (2), seed,
--- timeout (seconds before it counts as a deadlock, 300). Returns the figures.
+-- stall (seconds without any acknowledgement that count as a deadlock, 60),
+-- timeout (seconds for the whole run, 6 hours), on_start (called with the
+-- writers, { pid = … }, once they run). Returns the figures.
 function _M.run(opts)
   opts = opts or {}
   local procs, commands, tallies = opts.procs or 4, opts.commands or 200, opts.tallies or 3
-  local readers, timeout = opts.readers or 2, opts.timeout or 300
+  local readers, stall, timeout = opts.readers or 2, opts.stall or 60, opts.timeout or 6 * 3600
   local seed = opts.seed or os.time()
   math.randomseed(seed)
   local dir = proc.tmpdir()
@@ -47,20 +49,55 @@ function _M.run(opts)
     children[#children + 1] = { name = "r" .. i, reader = true,
       pid = start("r" .. i, ("read %s %d"):format(proc.quote(stopfile), tallies)) }
   end
+  -- a deadlock is a stall: writers alive, yet no acknowledgement for `stall`
+  -- seconds (a long run is slow, not stuck: each retry replays a tally stream)
   local deadlocks = 0
-  local function finish(c)
-    local how, what = proc.wait_for(c.pid, math.max(1, timeout - (proc.now() - started)))
-    if how == "timeout" then
-      deadlocks = deadlocks + 1
-      check.violation(st, "%s did not finish within %d s (deadlock?)", c.name, timeout)
-    elseif how ~= "exit" or what ~= 0 then
+  local function ended(c, how, what)
+    if how ~= "exit" or what ~= 0 then
       check.violation(st, "%s ended with %s %s: %s", c.name, how, tostring(what),
         proc.read_file(dir .. "/" .. c.name .. ".err") or "")
     end
   end
-  for _, c in ipairs(children) do if not c.reader then finish(c) end end
+  local function acked_bytes()
+    local n = 0
+    for _, file in pairs(acks) do
+      local f = io.open(file)
+      if f then n = n + f:seek("end"); f:close() end
+    end
+    return n
+  end
+  local running = {}
+  for _, c in ipairs(children) do if not c.reader then running[#running + 1] = c end end
+  if opts.on_start then opts.on_start(running) end
+  local last, last_change = -1, proc.now()
+  while #running > 0 do
+    for i = #running, 1, -1 do
+      local how, what = proc.wait(running[i].pid, false)
+      if how then ended(running[i], how, what); table.remove(running, i) end
+    end
+    local now, bytes = proc.now(), acked_bytes()
+    if bytes ~= last then last, last_change = bytes, now end
+    if #running > 0 and (now - last_change > stall or now - started > timeout) then
+      deadlocks = deadlocks + 1
+      check.violation(st, "no writer acknowledged a command for %.0f s (deadlock?), %.0f s in", now - last_change,
+        now - started)
+      for _, c in ipairs(running) do proc.kill(c.pid); proc.wait(c.pid, true) end
+      running = {}
+    end
+    proc.sleep(0.05)
+  end
   io.open(stopfile, "w"):close()
-  for _, c in ipairs(children) do if c.reader then finish(c) end end
+  for _, c in ipairs(children) do
+    if c.reader then
+      local how, what = proc.wait_for(c.pid, stall)
+      if how == "timeout" then
+        deadlocks = deadlocks + 1
+        check.violation(st, "reader %s did not stop within %d s (deadlock?)", c.name, stall)
+      else
+        ended(c, how, what)
+      end
+    end
+  end
   local seconds = proc.now() - started
 
   check.check(st, acks)

@@ -17,8 +17,8 @@ int clock_gettime(int clock, struct cairn_rel_timespec *ts);
 ]]
 
 local C = ffi.C
-local SIGKILL, SIGINT, WNOHANG, CLOCK_MONOTONIC = 9, 2, 1, 1
-_M.SIGKILL, _M.SIGINT = SIGKILL, SIGINT
+local SIGKILL, SIGINT, SIGSTOP, WNOHANG, CLOCK_MONOTONIC = 9, 2, 19, 1, 1
+_M.SIGKILL, _M.SIGINT, _M.SIGSTOP = SIGKILL, SIGINT, SIGSTOP
 
 --- Seconds on a monotonic clock.
 function _M.now()
