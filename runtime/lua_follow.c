@@ -5,7 +5,6 @@
  */
 #include <lauxlib.h>
 #include <time.h>
-#include <unistd.h>
 
 #include "cairn.h"
 #include "lua_error.h"
@@ -79,12 +78,6 @@ static int lsignal_caught(lua_State *L)
     return 1;
 }
 
-static int lisatty(lua_State *L)
-{
-    lua_pushboolean(L, isatty((int)luaL_checkinteger(L, 1)));
-    return 1;
-}
-
 static int lsleep(lua_State *L)
 {
     double s = luaL_checknumber(L, 1);
@@ -107,7 +100,6 @@ void cairn_lua_follow_init(lua_State *L)
         { "trap_signals", ltrap_signals },
         { "restore_signals", lrestore_signals },
         { "signal_caught", lsignal_caught },
-        { "isatty", lisatty },
         { "sleep", lsleep },
         { NULL, NULL },
     };
