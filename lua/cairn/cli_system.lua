@@ -6,12 +6,13 @@ local errors = require "cairn.errors"
 local cli = require "cairn.cli"
 local config = require "cairn.config"
 local follow = require "cairn.follow"
+local progress = require "cairn.progress"
 local projection = require "cairn.projection"
 local runner = require "cairn.runner"
 
 local io_stderr, io_stdout, tonumber, tostring, type = io.stderr, io.stdout, tonumber, tostring, type
 local ipairs, pairs, pcall = ipairs, pairs, pcall
-local getmetatable, now_us = getmetatable, core.now_us
+local getmetatable = getmetatable
 
 local _M = { _VERSION = "0.1.0" }
 
@@ -100,20 +101,17 @@ local function short_options(args)
   return out
 end
 
--- A progress bar on stderr when it is a terminal and the catch-up is long.
+-- A progress bar on stderr when it is a terminal and the catch-up is long
+-- (10,000 notifications or more from where it started); left on screen at the end.
 local function progress_bar(label)
-  if not core.isatty(2) then return nil end
-  local last, first = 0, nil
+  local bar = progress.new(label)
+  if not bar.on then return nil end
+  local first
   return function(pos, max)
     first = first or pos
-    local t = now_us()
-    if max - first < 10000 or (t - last < 100000 and pos < max) then return end
-    last = t
-    local width = 30
-    local done = math.floor(width * pos / max)
-    io_stderr:write(("\r%s [%s%s] %3d%% %d/%d"):format(label, ("#"):rep(done), ("."):rep(width - done),
-      math.floor(100 * pos / max), pos, max))
-    if pos >= max then io_stderr:write("\n") end
+    if max - first < 10000 then return end
+    bar:update(pos, max)
+    if pos >= max then bar:finish(true) end
   end
 end
 

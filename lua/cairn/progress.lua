@@ -26,9 +26,9 @@ function Bar:update(done, total)
     pct, done, total))
 end
 
---- Clear the bar's line.
-function Bar:finish()
-  if self.on and self.last >= 0 then io_stderr:write("\r\27[K") end
+--- End the bar: clear its line, or, with keep, leave it and end the line.
+function Bar:finish(keep)
+  if self.on and self.last >= 0 then io_stderr:write(keep and "\n" or "\r\27[K") end
 end
 
 return _M
