@@ -83,6 +83,11 @@ int cairn_store_topic_matches(const cairn_log_query *q, const cairn_record *rec)
 
 void cairn_stream_key(uint8_t key[CAIRN_STREAM_KEY], const uint8_t id[16], uint64_t version);
 
+/* Position cur (over a database keyed stream id || version: streams,
+ * snapshots) on the entry of stream id with the greatest version <= version;
+ * k and v get that entry. MDB_NOTFOUND if the stream has none. */
+int cairn_store_seek_at_or_below(MDB_cursor *cur, const uint8_t id[16], uint64_t version, MDB_val *k, MDB_val *v);
+
 /* Open the handle for a directory (NULL: a private memory: environment). */
 int cairn_store_env_open(const char *path, const cairn_store_options *opt, cairn_store **out, char *err,
                          size_t errlen);

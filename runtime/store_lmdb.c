@@ -127,22 +127,31 @@ int cairn_store_write(cairn_store *s, const char *doing, cairn_write_fn fn, void
     }
 }
 
-/* The stream's last recorded version, if any. */
-static int last_version(MDB_cursor *cur, const uint8_t id[16], int *found, uint64_t *last)
+int cairn_store_seek_at_or_below(MDB_cursor *cur, const uint8_t id[16], uint64_t version, MDB_val *k, MDB_val *v)
 {
     uint8_t key[CAIRN_STREAM_KEY];
-    cairn_stream_key(key, id, UINT64_MAX);
-    MDB_val k = { CAIRN_STREAM_KEY, key }, v;
-    int rc = mdb_cursor_get(cur, &k, &v, MDB_SET_RANGE);
-    if (rc == 0) rc = mdb_cursor_get(cur, &k, &v, MDB_PREV);
-    else if (rc == MDB_NOTFOUND) rc = mdb_cursor_get(cur, &k, &v, MDB_LAST);
-    *found = 0;
+    cairn_stream_key(key, id, version);
+    *k = (MDB_val){ CAIRN_STREAM_KEY, key };
+    int rc = mdb_cursor_get(cur, k, v, MDB_SET_RANGE);
+    if (rc == MDB_NOTFOUND) rc = mdb_cursor_get(cur, k, v, MDB_LAST);
+    else if (rc == 0 && (k->mv_size != CAIRN_STREAM_KEY || memcmp(k->mv_data, key, CAIRN_STREAM_KEY) != 0))
+        rc = mdb_cursor_get(cur, k, v, MDB_PREV);
+    if (rc) return rc;
+    /* another stream's entry, or a data key (16-byte key) before this stream's */
+    if (k->mv_size != CAIRN_STREAM_KEY || memcmp(k->mv_data, id, 16) != 0) return MDB_NOTFOUND;
+    return 0;
+}
+
+/* The stream's last recorded version, if any, and its index entry (valid
+ * until the transaction's next write). */
+static int last_version(MDB_cursor *cur, const uint8_t id[16], int *found, uint64_t *last, MDB_val *entry)
+{
+    MDB_val k;
+    int rc = cairn_store_seek_at_or_below(cur, id, UINT64_MAX, &k, entry);
+    *found = rc == 0;
     if (rc == MDB_NOTFOUND) return 0;
     if (rc) return rc;
-    if (k.mv_size == CAIRN_STREAM_KEY && memcmp(k.mv_data, id, 16) == 0) {
-        *found = 1;
-        *last = cairn_get_be64((const uint8_t *)k.mv_data + 16);
-    }
+    *last = cairn_get_be64((const uint8_t *)k.mv_data + 16);
     return 0;
 }
 
@@ -228,18 +237,6 @@ typedef struct {
     uint64_t *first_id;
 } append_ctx;
 
-/* The hash of a stream's event at version (zeros before the first). */
-static int hash_at(cairn_store *s, MDB_txn *txn, const uint8_t id[16], uint64_t version,
-                   uint8_t out[CAIRN_HASH_BYTES])
-{
-    cairn_record rec;
-    int rc = cairn_store_find_event(s, txn, id, version, &rec, NULL);
-    if (rc == CAIRN_END) { memset(out, 0, CAIRN_HASH_BYTES); return 0; }
-    if (rc) return rc;
-    memcpy(out, rec.hash, CAIRN_HASH_BYTES);
-    return 0;
-}
-
 /* One attempt at recording a batch; cairn_store_write commits or aborts. */
 static int append_in(cairn_store *s, MDB_txn *txn, void *ctxp)
 {
@@ -268,7 +265,8 @@ static int append_in(cairn_store *s, MDB_txn *txn, void *ctxp)
         if (starts_run) {
             int found;
             uint64_t last = 0;
-            rc = last_version(scur, ev[i].stream_id, &found, &last);
+            MDB_val entry;
+            rc = last_version(scur, ev[i].stream_id, &found, &last, &entry);
             if (rc) goto done;
             /* this transaction sees its own writes, so a stream repeated
              * later in the batch is checked against its earlier run */
@@ -276,9 +274,14 @@ static int append_in(cairn_store *s, MDB_txn *txn, void *ctxp)
                 rc = cairn_store_conflict(s, ev[i].stream_id, ev[i].version, 1, last);
                 goto done;
             }
-            if (found) rc = hash_at(s, txn, ev[i].stream_id, last, prev);
-            else memset(prev, 0, sizeof prev);
-            if (rc) goto done;
+            /* the new events chain from the last one's hash (zeros: a new stream) */
+            memset(prev, 0, sizeof prev);
+            if (found) {
+                cairn_record before;
+                rc = event_at(s, txn, ev[i].stream_id, last, &entry, &before);
+                if (rc) goto done;
+                memcpy(prev, before.hash, sizeof prev);
+            }
         }
         uint8_t idkey[8], skey[CAIRN_STREAM_KEY];
         cairn_put_be64(idkey, next_id);
@@ -467,12 +470,7 @@ static int stream_step(cairn_store *s, MDB_val *k, MDB_val *v)
         uint8_t key[CAIRN_STREAM_KEY];
         s->started = 1;
         if (s->descending) {
-            cairn_stream_key(key, s->stream_id, s->lte);
-            *k = (MDB_val){ CAIRN_STREAM_KEY, key };
-            rc = mdb_cursor_get(s->rcur, k, v, MDB_SET_RANGE);
-            if (rc == MDB_NOTFOUND) rc = mdb_cursor_get(s->rcur, k, v, MDB_LAST);
-            else if (rc == 0 && (k->mv_size != CAIRN_STREAM_KEY || memcmp(k->mv_data, key, CAIRN_STREAM_KEY) != 0))
-                rc = mdb_cursor_get(s->rcur, k, v, MDB_PREV);
+            rc = cairn_store_seek_at_or_below(s->rcur, s->stream_id, s->lte, k, v);
         } else {
             cairn_stream_key(key, s->stream_id, s->has_gt ? s->gt + 1 : 0);
             *k = (MDB_val){ CAIRN_STREAM_KEY, key };

@@ -38,21 +38,6 @@ int cairn_store_put_snapshots(cairn_store *s, MDB_txn *txn, const cairn_record *
     return rc;
 }
 
-/* The newest snapshot entry of id at or below lte, in cur's position. */
-static int seek(MDB_cursor *cur, const uint8_t id[16], uint64_t lte, MDB_val *k, MDB_val *v)
-{
-    uint8_t key[CAIRN_STREAM_KEY];
-    cairn_stream_key(key, id, lte);
-    *k = (MDB_val){ sizeof key, key };
-    int rc = mdb_cursor_get(cur, k, v, MDB_SET_RANGE);
-    if (rc == MDB_NOTFOUND) rc = mdb_cursor_get(cur, k, v, MDB_LAST);
-    else if (rc == 0 && (k->mv_size != CAIRN_STREAM_KEY || memcmp(k->mv_data, key, CAIRN_STREAM_KEY) != 0))
-        rc = mdb_cursor_get(cur, k, v, MDB_PREV);
-    if (rc) return rc;
-    if (k->mv_size != CAIRN_STREAM_KEY || memcmp(k->mv_data, id, 16) != 0) return MDB_NOTFOUND;
-    return 0;
-}
-
 int cairn_store_read_snapshot(cairn_store *s, const uint8_t id[16], int has_lte, uint64_t lte, cairn_record *out)
 {
     s->errmsg[0] = '\0';
@@ -62,7 +47,7 @@ int cairn_store_read_snapshot(cairn_store *s, const uint8_t id[16], int has_lte,
     MDB_val k, v;
     rc = mdb_cursor_open(s->rtxn, s->sh->snapshots, &cur);
     if (rc == 0) {
-        rc = seek(cur, id, has_lte ? lte : UINT64_MAX, &k, &v);
+        rc = cairn_store_seek_at_or_below(cur, id, has_lte ? lte : UINT64_MAX, &k, &v);
         mdb_cursor_close(cur);
     }
     if (rc == MDB_NOTFOUND) { cairn_store_read_end(s); return CAIRN_END; }
