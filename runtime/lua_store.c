@@ -281,16 +281,23 @@ static uint64_t opt_u64(lua_State *L, int idx, int *present)
     return n <= 0 ? 0 : (uint64_t)n;
 }
 
+/* The aggregate id argument at idx as 16 bytes; returns the string (and its length). */
+static const char *parse_id(lua_State *L, int idx, uint8_t raw[16], size_t *len)
+{
+    const char *id = luaL_checklstring(L, idx, len);
+    if (cairn_uuid_parse(id, *len, raw) != 0)
+        cairn_lua_raise(L, "AggregateNotFound", "'%s' is not an aggregate id (not a UUID)", id);
+    return id;
+}
+
 /* store:read_stream(id [, gt, lte, descending, limit, plain]) -> { event, ... }, head
  * plain: data tables instead of read-only events (for replay) */
 static int lread_stream(lua_State *L)
 {
     cairn_store *s = check_store(L);
     size_t len;
-    const char *id = luaL_checklstring(L, 2, &len);
     uint8_t raw[16];
-    if (cairn_uuid_parse(id, len, raw) != 0)
-        return cairn_lua_raise(L, "AggregateNotFound", "'%s' is not an aggregate id (not a UUID)", id);
+    const char *id = parse_id(L, 2, raw, &len);
     cairn_stream_query q = { 0 };
     q.gt = opt_u64(L, 3, &q.has_gt);
     if (q.has_gt && luaL_checknumber(L, 3) < 0) q.has_gt = 0;
@@ -343,21 +350,14 @@ static void set_number(lua_State *L, const char *k, uint64_t v)
     lua_setfield(L, -2, k);
 }
 
-static void parse_id(lua_State *L, int idx, uint8_t raw[16])
-{
-    size_t len;
-    const char *id = luaL_checklstring(L, idx, &len);
-    if (cairn_uuid_parse(id, len, raw) != 0)
-        cairn_lua_raise(L, "AggregateNotFound", "'%s' is not an aggregate id (not a UUID)", id);
-}
-
 /* store:read_snapshot(id [, lte]) -> nil | state (plain table), version, class_version, head, timestamp_us,
  * class name */
 static int lread_snapshot(lua_State *L)
 {
     cairn_store *s = check_store(L);
     uint8_t raw[16];
-    parse_id(L, 2, raw);
+    size_t len;
+    parse_id(L, 2, raw, &len);
     int has_lte;
     uint64_t lte = opt_u64(L, 3, &has_lte);
     cairn_record rec;
@@ -387,7 +387,8 @@ static int lforget(lua_State *L)
 {
     cairn_store *s = check_store(L);
     uint8_t raw[16];
-    parse_id(L, 2, raw);
+    size_t len;
+    parse_id(L, 2, raw, &len);
     int rc = cairn_store_forget(s, raw);
     if (rc) return raise_store(L, s, rc);
     return 0;

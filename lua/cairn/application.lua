@@ -158,11 +158,7 @@ end
 --- Destroy an aggregate's data key (crypto-shredding; encrypted stores only).
 -- Its events and snapshots become unreadable for good; the log keeps its ids and topics.
 function Base:forget(id)
-  local canonical = core.uuid_normalize(id)
-  if not canonical then
-    errors.raise("AggregateNotFound", "no aggregate %s: the id is not a UUID", tostring(id))
-  end
-  self.store:forget(canonical)
+  self.store:forget(self.repository:check_id(id))
 end
 
 --- The highest notification id (0 when nothing is recorded).

@@ -15,7 +15,9 @@ function _M.new(app)
   return setmetatable({ app = app }, mt)
 end
 
-local function check_id(self, id)
+--- The canonical (lower-case) form of an aggregate id.
+-- @raise AggregateNotFound if it is not a UUID
+function _M:check_id(id)
   local canonical = uuid_normalize(id)
   if not canonical then
     errors.raise("AggregateNotFound", "no aggregate %s in %s: the id is not a UUID",
@@ -30,7 +32,7 @@ end
 -- @return the aggregate
 -- @raise AggregateNotFound if there is no such aggregate (or it was discarded)
 function _M:get(id, opts)
-  id = check_id(self, id)
+  id = self:check_id(id)
   local version = opts and opts.version
   if version ~= nil and (type(version) ~= "number" or version < 0 or version % 1 ~= 0) then
     error("bad option 'version' to 'get' (a whole number expected)", 2)

@@ -1,9 +1,6 @@
 --- An application's snapshots: `app.snapshots:get(id)`.
 -- @module cairn.snapshot_store
-local core = require "cairn.core"
-local errors = require "cairn.errors"
-
-local setmetatable, tostring = setmetatable, tostring
+local setmetatable = setmetatable
 
 local _M = { _VERSION = "0.1.0" }
 local mt = { __index = _M }
@@ -16,10 +13,7 @@ end
 --- The newest snapshot of an aggregate (at or below `opts.version`).
 -- @return `{ version = v, class_version = c, state = {…}, head = hash, timestamp = seconds }`, or nil
 function _M:get(id, opts)
-  local canonical = core.uuid_normalize(id)
-  if not canonical then
-    errors.raise("AggregateNotFound", "no aggregate %s: the id is not a UUID", tostring(id))
-  end
+  local canonical = self.app.repository:check_id(id)
   local state, version, class_version, head, ts = self.app.store:read_snapshot(canonical, opts and opts.version)
   if not state then return nil end
   return { version = version, class_version = class_version, state = state, head = head, timestamp = ts / 1e6 }
