@@ -33,9 +33,7 @@ function TrainingSchool:get_tricks(name)
   return self.repository:get(Dog.create_id(name)).tricks
 end
 
-local function assert_kind(kind, err)
-  assert.is_true(errors.is(err, kind), ("expected %s, got %s"):format(kind, tostring(err)))
-end
+local assert_kind = helper.assert_kind
 
 local function ids_of(items, field)
   local ids = {}

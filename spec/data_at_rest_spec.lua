@@ -18,10 +18,7 @@ local function cairn_cmd(env, args)
   return helper.run(prefix .. q(helper.cairn_bin) .. " " .. args)
 end
 
-local function is_kind(kind, err)
-  assert.is_true(cairn.errors.is(err, kind), "expected " .. kind .. ", got " .. tostring(err))
-  return err
-end
+local is_kind = helper.assert_kind
 
 describe("data at rest", function()
   local dir, uri, data_file, Dog, School

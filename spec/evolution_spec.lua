@@ -5,10 +5,7 @@ local cairn = require "cairn"
 
 local q = helper.shell_quote
 
-local function is_kind(kind, err)
-  assert.is_true(cairn.errors.is(err, kind), "expected " .. kind .. ", got " .. tostring(err))
-  return err
-end
+local is_kind = helper.assert_kind
 
 describe("snapshots", function()
   helper.each_store(function(ctx)

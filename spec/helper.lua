@@ -110,6 +110,14 @@ function _M.run(cmd)
   return code, stdout, stderr
 end
 
+--- Assert that err is a cairn error of this kind (naming what it was if not); returns err.
+function _M.assert_kind(kind, err)
+  -- this module is required, not run by busted: luassert is not its global assert
+  require("luassert").is_true(require("cairn.errors").is(err, kind),
+    ("expected %s, got %s"):format(kind, tostring(err)))
+  return err
+end
+
 --- pcall fn and return the error it raised (failing the test if it did not raise).
 function _M.error_of(fn, ...)
   local ok, err = pcall(fn, ...)

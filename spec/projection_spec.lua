@@ -1,14 +1,11 @@
 -- Views and projections (API.md §4).
 local cairn = require "cairn"
 local helper = require "helper"
-local errors = cairn.errors
 
 local school_module = helper.school("training_school")
 local Dog, TrainingSchool = school_module.Dog, school_module.TrainingSchool
 
-local function assert_kind(kind, err)
-  assert.is_true(errors.is(err, kind), ("expected %s, got %s"):format(kind, tostring(err)))
-end
+local assert_kind = helper.assert_kind
 
 local function counts(opts)
   local p = cairn.projection("Counts", opts or { topics = { "Dog.Registered", "Dog.TrickAdded" } })

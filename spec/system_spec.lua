@@ -1,7 +1,6 @@
 -- Process applications, systems and the single-threaded runner (API.md §5).
 local cairn = require "cairn"
 local helper = require "helper"
-local errors = cairn.errors
 
 local school_module = helper.school("training_school")
 local Dog, TrainingSchool = school_module.Dog, school_module.TrainingSchool
@@ -38,9 +37,7 @@ Notes:policy("Tally.Counted", function(_, event, processing)
   processing:collect(Note(event.trick))
 end)
 
-local function assert_kind(kind, err)
-  assert.is_true(errors.is(err, kind), ("expected %s, got %s"):format(kind, tostring(err)))
-end
+local assert_kind = helper.assert_kind
 
 describe("cairn.system", function()
   it("knows leaders, followers and processors, leaders first", function()
