@@ -279,7 +279,7 @@ function Base:collect_events()
   pending[self] = nil
   local events = {}
   if list then
-    for i = 1, #list, 4 do events[#events + 1] = list[i] end
+    for i = 1, #list, _M.PENDING_STRIDE do events[#events + 1] = list[i] end
   end
   return events
 end

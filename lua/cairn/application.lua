@@ -54,14 +54,16 @@ local function interval_snapshots(intervals, aggs, lists)
     local class_name = getmetatable(agg).__name
     local every = intervals[class_name]
     if every then
-      local last = list[#list - aggregate.PENDING_STRIDE + 1]
+      -- the last pending entry: event, payload, timestamp_us, class version
+      local at = #list - STRIDE + 1
+      local last, last_ts = list[at], list[at + 2]
       local first_version = list[1].originator_version
       local reached = floor(agg.version / every) > floor((first_version - 1) / every)
       if reached and last.topic ~= class_name .. ".Discarded" then
         local name, class_version, state = aggregate.snapshot_state(agg)
         snaps = snaps or {}
         local n = #snaps
-        snaps[n + 1], snaps[n + 2], snaps[n + 3] = agg.id, agg.version, list[#list - 1]
+        snaps[n + 1], snaps[n + 2], snaps[n + 3] = agg.id, agg.version, last_ts
         snaps[n + 4], snaps[n + 5], snaps[n + 6] = name, encode_state(name, agg, state), class_version
       end
     end
