@@ -101,6 +101,12 @@ local function short_options(args)
   return out
 end
 
+-- An application's existing store, with its key when it is encrypted
+-- (CAIRN_CIPHER_KEY, or <APP>_CAIRN_CIPHER_KEY).
+local function open_existing(uri, app_config)
+  return core.open(uri, { must_exist = true, sync = "none", cipher_key = app_config:get("CAIRN_CIPHER_KEY") })
+end
+
 -- A progress bar on stderr when it is a terminal and the catch-up is long
 -- (10,000 notifications or more from where it started); left on screen at the end.
 local function progress_bar(label)
@@ -158,8 +164,7 @@ local function sync(args)
       local uri = app_config:get("CAIRN_STORE", "memory:")
       local target = tmp .. "/" .. name
       os.execute("mkdir -p '" .. target .. "'")
-      local ok, original = pcall(core.open, uri, { must_exist = true, sync = "none",
-                                                   cipher_key = app_config:get("CAIRN_CIPHER_KEY") })
+      local ok, original = pcall(open_existing, uri, app_config)
       if ok then
         original:copy(target)
         original:close()
@@ -179,8 +184,7 @@ local function sync(args)
       else
         local app_config = config.new(name, e)
         local uri = app_config:get("CAIRN_STORE", "memory:")
-        apps[name] = { name = name, store = core.open(uri, { must_exist = true, sync = "none",
-                                                             cipher_key = app_config:get("CAIRN_CIPHER_KEY") }) }
+        apps[name] = { name = name, store = open_existing(uri, app_config) }
         apps[name].close = function(a) a.store:close() end
       end
     end
@@ -278,8 +282,7 @@ local function project(args)
   if not name then cli.usage_error("the projection names no application: give --name APP") end
   -- an encrypted application (and its view store) take their key from the environment
   local app_config = config.new(name)
-  local store = core.open(opts.app, { must_exist = true, sync = "none",
-                                      cipher_key = app_config:get("CAIRN_CIPHER_KEY") })
+  local store = open_existing(opts.app, app_config)
   local app = { name = name, store = store, env = app_config }
   local ok, r = pcall(projection.Runner.new, { application = app, projection = proj, view = opts.view })
   if not ok then store:close(); error(r, 0) end
