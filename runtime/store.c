@@ -35,16 +35,34 @@ int cairn_store_conflict(cairn_store *s, const uint8_t id[16], uint64_t version,
                             hex, (unsigned long long)version);
 }
 
-int cairn_store_check_batch(cairn_store *s, const cairn_record *ev, size_t n)
+/* The fields every stored record needs: a topic and a class version that fit. */
+static int check_record(cairn_store *s, const cairn_record *r, const char *what, size_t i)
 {
-    for (size_t i = 0; i < n; i++) {
-        if (ev[i].topic_len == 0 || ev[i].topic_len > CAIRN_TOPIC_MAX)
-            return cairn_store_fail(s, CAIRN_INVALID, "event %zu: topic must be 1 to %d bytes", i + 1,
-                                    CAIRN_TOPIC_MAX);
+    if (r->topic_len == 0 || r->topic_len > CAIRN_TOPIC_MAX)
+        return cairn_store_fail(s, CAIRN_INVALID, "%s %zu: topic must be 1 to %d bytes", what, i + 1,
+                                CAIRN_TOPIC_MAX);
+    if (r->class_version > CAIRN_CLASS_VERSION_MAX)
+        return cairn_store_fail(s, CAIRN_INVALID, "%s %zu: class version %u is above %d", what, i + 1,
+                                r->class_version, CAIRN_CLASS_VERSION_MAX);
+    return CAIRN_OK;
+}
+
+int cairn_store_check_batch(cairn_store *s, const cairn_batch *b)
+{
+    const cairn_record *ev = b->events;
+    for (size_t i = 0; i < b->n; i++) {
+        int rc = check_record(s, &ev[i], "event", i);
+        if (rc) return rc;
         if (i > 0 && memcmp(ev[i].stream_id, ev[i - 1].stream_id, 16) == 0 &&
             ev[i].version != ev[i - 1].version + 1)
             return cairn_store_conflict(s, ev[i].stream_id, ev[i].version, 0, 0);
     }
+    for (size_t i = 0; i < b->nsnapshots; i++) {
+        int rc = check_record(s, &b->snapshots[i], "snapshot", i);
+        if (rc) return rc;
+    }
+    if (b->tracking && (b->tracking->app_len == 0 || b->tracking->app_len > 511 || b->tracking->id == 0))
+        return cairn_store_fail(s, CAIRN_INVALID, "a tracking record needs an application name and an id above 0");
     return CAIRN_OK;
 }
 

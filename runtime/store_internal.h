@@ -72,8 +72,9 @@ int cairn_store_fail(cairn_store *s, int rc, const char *fmt, ...) __attribute__
 /* Turn an LMDB or system error met while `doing` something into a message. */
 int cairn_store_lmdb_failure(cairn_store *s, int rc, const char *doing);
 
-/* Check a batch's shape before any transaction: ids, contiguous versions, topics. */
-int cairn_store_check_batch(cairn_store *s, const cairn_record *ev, size_t n);
+/* Check a batch's shape before any transaction: topics and class versions
+ * of events and snapshots, contiguous versions, the tracking position. */
+int cairn_store_check_batch(cairn_store *s, const cairn_batch *b);
 
 /* Describe a version conflict the same way everywhere. */
 int cairn_store_conflict(cairn_store *s, const uint8_t id[16], uint64_t version, int has_last, uint64_t last);

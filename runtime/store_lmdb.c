@@ -312,17 +312,7 @@ int cairn_store_append(cairn_store *s, const cairn_batch *b, uint64_t *first_id)
     s->errmsg[0] = '\0';
     *first_id = 0;
     if (b->n == 0 && !b->tracking && b->nsnapshots == 0) return cairn_store_fail(s, CAIRN_INVALID, "nothing to append");
-    for (size_t i = 0; i < b->n + b->nsnapshots; i++) {
-        const cairn_record *r = i < b->n ? &b->events[i] : &b->snapshots[i - b->n];
-        if (r->class_version > CAIRN_CLASS_VERSION_MAX)
-            return cairn_store_fail(s, CAIRN_INVALID, "class version %u is above %d", r->class_version,
-                                    CAIRN_CLASS_VERSION_MAX);
-        if (r->topic_len == 0 || r->topic_len > CAIRN_TOPIC_MAX)
-            return cairn_store_fail(s, CAIRN_INVALID, "a topic must be 1 to %d bytes", CAIRN_TOPIC_MAX);
-    }
-    if (b->tracking && (b->tracking->app_len == 0 || b->tracking->app_len > 511 || b->tracking->id == 0))
-        return cairn_store_fail(s, CAIRN_INVALID, "a tracking record needs an application name and an id above 0");
-    int rc = cairn_store_check_batch(s, b->events, b->n);
+    int rc = cairn_store_check_batch(s, b);
     if (rc != CAIRN_OK) return rc;
     append_ctx ctx = { b, first_id };
     return cairn_store_write(s, "saving", append_in, &ctx);

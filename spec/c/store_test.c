@@ -96,6 +96,15 @@ static void test_tracking(const char *uri)
     /* positions are per application */
     CHECK(cairn_store_tracking_max(s, "Other", 5, &at) == CAIRN_OK && at == 0);
     CHECK(track(s, "", 1, NULL, 0) == CAIRN_INVALID);
+    /* records that cannot be stored are refused before any transaction */
+    cairn_record big = event(a, 2, "T.Changed", "\x80");
+    big.class_version = CAIRN_CLASS_VERSION_MAX + 1;
+    CHECK(append(s, &big, 1, &max) == CAIRN_INVALID);
+    CHECK(strstr(cairn_store_errmsg(s), "event 1: class version 65536 is above 65535") != NULL);
+    cairn_record untitled = event(a, 1, "", "\x80");
+    cairn_batch snap_only = { .snapshots = &untitled, .nsnapshots = 1 };
+    CHECK(cairn_store_append(s, &snap_only, &max) == CAIRN_INVALID);
+    CHECK(strstr(cairn_store_errmsg(s), "snapshot 1: topic must be 1 to 65535 bytes") != NULL);
     cairn_store_close(s);
 }
 
