@@ -10,7 +10,8 @@
 --   lib/libcairn.so    the core, for dynamic embedding
 --   lib/cairn/core.so  the core as a Lua C module (require "cairn" from LuaJIT hosts)
 -- The sanitize configuration (AddressSanitizer + UBSan) puts the same products
--- under build/sanitize/ so both builds can live side by side.
+-- under build/sanitize/ so both builds can live side by side; the tsan
+-- configuration (ThreadSanitizer) under build/tsan/, for the threaded tests.
 
 local is_premake5 = _PREMAKE_VERSION and _PREMAKE_VERSION:sub(1, 1) == "5"
 
@@ -27,6 +28,9 @@ local system_libs = { "luajit-5.1", "lmdb", "msgpackc", "sodium", "zstd", "readl
 -- Everything in runtime/ except the executable's own files (entry point, readline REPL).
 local core_files = { "runtime/*.c", "runtime/*.h", "runtime/include/*.h" }
 local host_only = { "runtime/main.c", "runtime/repl.c" }
+-- The core files that need no Lua (the C tests link only these, which proves it).
+local lua_free_core = { "runtime/store*.c", "runtime/record.c", "runtime/uuid.c", "runtime/error.c",
+                        "runtime/crypto.c", "runtime/compress.c" }
 
 local function common(name, out)
   language "C"
@@ -47,11 +51,15 @@ local function common(name, out)
                    "-fno-sanitize-recover=undefined" }
     linkoptions { "-fsanitize=address,undefined" }
     targetdir("build/sanitize/" .. out:gsub("^build/", ""))
+  only "tsan"
+    buildoptions { "-O1", "-g", "-fno-omit-frame-pointer", "-fsanitize=thread" }
+    linkoptions { "-fsanitize=thread" }
+    targetdir("build/tsan/" .. out:gsub("^build/", ""))
   everywhere()
 end
 
 solution "cairn"
-  configurations { "release", "debug", "sanitize" }
+  configurations { "release", "debug", "sanitize", "tsan" }
   location "build"
 
   project "cairn_static"
@@ -95,7 +103,16 @@ solution "cairn"
     kind "ConsoleApp"
     targetname "cairn_c_tests"
     -- only the Lua-free core files: this also proves they need no Lua
-    files { "spec/c/*.c", "runtime/store*.c", "runtime/record.c", "runtime/uuid.c", "runtime/error.c",
-            "runtime/crypto.c", "runtime/compress.c" }
+    files { "spec/c/*.c" }
+    files(lua_free_core)
     links { "lmdb", "sodium", "zstd", "pthread" }
     common("cairn_c_tests", "build/tests")
+
+  -- many threads on one store: group commit, map growth (also built with tsan)
+  project "cairn_thread_tests"
+    kind "ConsoleApp"
+    targetname "cairn_thread_tests"
+    files { "spec/threads/*.c" }
+    files(lua_free_core)
+    links { "lmdb", "sodium", "zstd", "pthread" }
+    common("cairn_thread_tests", "build/tests")

@@ -2,9 +2,12 @@
  * store.h -- the recorder interface: one narrow API over the storage engine
  * (`memory:` and `lmdb:PATH`, both LMDB environments). No Lua.
  *
- * A store is used by one thread at a time. Every function returns CAIRN_OK or
- * an error code; on error, cairn_store_errmsg() describes it, naming the store
- * and the aggregate concerned.
+ * A handle is used by one thread at a time; threads each open their own
+ * handle, and handles on one directory share one LMDB environment. Saves made
+ * through several handles at the same moment are committed together, in one
+ * transaction with one fsync (group commit), each checked on its own. Every
+ * function returns CAIRN_OK or an error code; on error, cairn_store_errmsg()
+ * describes it, naming the store and the aggregate concerned.
  */
 #ifndef CAIRN_STORE_H
 #define CAIRN_STORE_H
@@ -239,6 +242,10 @@ int cairn_store_wait(cairn_store *const *stores, const uint32_t *seen, size_t n,
 
 /** Where a wait looks for "a trapped signal arrived" (signals.c sets it). */
 void cairn_wake_set_interrupt_flag(volatile sig_atomic_t *flag);
+
+/** Group commits made on the store's environment by this process so far, and
+ *  the saves they held (saves / groups is the mean group size). */
+void cairn_store_group_stats(cairn_store *s, uint64_t *groups, uint64_t *saves);
 
 /** A compact, consistent copy of the store into an empty directory. */
 int cairn_store_copy(cairn_store *s, const char *dir) __attribute__((warn_unused_result));

@@ -10,6 +10,7 @@
 #define CAIRN_STORE_INTERNAL_H
 
 #include <lmdb.h>
+#include <pthread.h>
 
 #include "compress.h"
 #include "crypto.h"
@@ -30,9 +31,22 @@ typedef struct cairn_env {
     MDB_dbi meta, log, streams, tracking, snapshots;
     MDB_dbi views;              /* store_views.c */
     struct cairn_wake *wake;    /* store_wake.c; NULL: no wake word, followers poll */
-    int refs;
-    cairn_store *handles;       /* so a map resize can end every handle's read */
+    int refs;                   /* handles open on it (under the registry lock) */
     struct cairn_env *next;
+    /* store_txn.c: threads sharing the environment */
+    pthread_rwlock_t map_lock;  /* shared by active transactions, exclusive to resize the map */
+    int resizing;               /* threads waiting to resize the map (see map_share) */
+    pthread_mutex_t write_lock; /* guards the fields below and resizing's changes */
+    pthread_cond_t write_done;  /* a group commit finished */
+    pthread_cond_t resized;     /* resizing went back to 0 */
+    struct write_req *queue, **queue_tail; /* saves waiting for the next group commit */
+    int waiting;                /* saves in the queue */
+    int last_group;             /* saves in the last group taken */
+    int gathering;              /* a leader waits on `arrived` for more saves */
+    pthread_cond_t arrived;     /* a save queued while gathering */
+    int committing;             /* a thread is leading a group commit */
+    int nosync;                 /* MDB_NOSYNC is set on the environment now (changed only by a leader) */
+    uint64_t groups, grouped;   /* group commits made, saves in them */
 } cairn_env;
 
 /* A handle: one user of an environment, with its own read transaction. */
@@ -40,7 +54,6 @@ struct cairn_store {
     cairn_env *sh;
     char *uri;
     cairn_sync_mode sync;
-    cairn_store *next_handle;
     char errmsg[512];
     /* the read in progress: a read transaction reset between reads */
     MDB_txn *rtxn;
@@ -93,14 +106,23 @@ int cairn_store_seek_at_or_below(MDB_cursor *cur, const uint8_t id[16], uint64_t
 int cairn_store_env_open(const char *path, const cairn_store_options *opt, cairn_store **out, char *err,
                          size_t errlen);
 
+/* --- store_txn.c: transactions on a shared environment --- */
+
+/* Make and destroy an environment's locks (at open and at its last close). */
+int cairn_env_locks_init(cairn_env *sh);
+void cairn_env_locks_destroy(cairn_env *sh);
+
 /* Start (or restart) the handle's read snapshot in s->rtxn; end it with
- * cairn_store_read_end(). */
+ * cairn_store_read_end(). While it is active the map cannot be resized, so
+ * every read ends before the call that began it returns. */
 int cairn_store_begin_read(cairn_store *s);
 
 /*
- * Run fn in one write transaction and commit it, growing the map and trying
+ * Run fn in a write transaction and commit it, growing the map and trying
  * again when it fills. fn returns 0 to commit, or an error (its own message
- * set with cairn_store_fail for CAIRN_* codes) to abort.
+ * set with cairn_store_fail for CAIRN_* codes) to abort. Calls from several
+ * threads at once are committed together (group commit): fn may then run on
+ * another thread, inside a nested transaction, while this one waits.
  */
 typedef int (*cairn_write_fn)(cairn_store *s, MDB_txn *txn, void *ctx);
 int cairn_store_write(cairn_store *s, const char *doing, cairn_write_fn fn, void *ctx);

@@ -13,7 +13,7 @@
  *
  * Handles on the same directory share a reference-counted environment. Each
  * handle keeps one read transaction that is reset between reads and renewed
- * for the next.
+ * for the next; store_txn.c has the transactions and group commit.
  */
 #include <errno.h>
 #include <lmdb.h>
@@ -57,74 +57,6 @@ int cairn_store_lmdb_failure(cairn_store *s, int rc, const char *doing)
         return cairn_store_fail(s, CAIRN_CORRUPT, "store %s is corrupt (%s) while %s", path, mdb_strerror(rc),
                                 doing);
     return cairn_store_fail(s, rc, "store %s: %s while %s", path, mdb_strerror(rc), doing);
-}
-
-/* End every handle's read snapshot: LMDB resizes the map only when this
- * process has no transaction open. */
-static void release_reads(cairn_env *sh)
-{
-    for (cairn_store *h = sh->handles; h; h = h->next_handle) {
-        if (h->rcur) { mdb_cursor_close(h->rcur); h->rcur = NULL; }
-        if (h->rtxn) { mdb_txn_abort(h->rtxn); h->rtxn = NULL; }
-        h->ractive = 0;
-        h->reading = READ_NONE;
-    }
-}
-
-/* Begin a transaction, adopting a map another process has grown (it may grow
- * again between adopting and beginning, hence the loop). */
-static int begin_txn(cairn_store *s, unsigned flags, MDB_txn **txn)
-{
-    int rc;
-    for (int tries = 0; tries < 100; tries++) {
-        rc = mdb_txn_begin(s->sh->env, NULL, flags, txn);
-        if (rc != MDB_MAP_RESIZED) return rc;
-        release_reads(s->sh);
-        rc = mdb_env_set_mapsize(s->sh->env, 0);
-        if (rc) return rc;
-    }
-    return rc;
-}
-
-/* Double the map (by at most 1 GiB): called after MDB_MAP_FULL with no
- * transaction open. */
-static int grow_map(cairn_store *s)
-{
-    MDB_envinfo info;
-    int rc = mdb_env_info(s->sh->env, &info);
-    if (rc) return rc;
-    release_reads(s->sh);
-    size_t size = info.me_mapsize;
-    size_t step = size < ((size_t)1 << 30) ? size : ((size_t)1 << 30);
-    return mdb_env_set_mapsize(s->sh->env, size + step);
-}
-
-int cairn_store_write(cairn_store *s, const char *doing, cairn_write_fn fn, void *ctx)
-{
-    for (;;) {
-        MDB_txn *txn = NULL;
-        int rc = begin_txn(s, 0, &txn);
-        if (rc) return cairn_store_lmdb_failure(s, rc, doing);
-        cairn_store_keys_begin(s, txn);
-        rc = fn(s, txn, ctx);
-        if (rc == 0) {
-            /* NOSYNC is per environment; set it for this handle's commit */
-            mdb_env_set_flags(s->sh->env, MDB_NOSYNC, s->sync == CAIRN_SYNC_NONE);
-            rc = mdb_txn_commit(txn);
-        } else {
-            mdb_txn_abort(txn);
-        }
-        if (rc) cairn_store_keys_reset(s); /* keys made in it were never stored */
-        if (rc == MDB_MAP_FULL) {
-            rc = grow_map(s);
-            if (rc == 0) continue;
-            return cairn_store_lmdb_failure(s, rc, "growing the map");
-        }
-        if (CAIRN_IS_OWN_CODE(rc)) return rc; /* its message is set */
-        if (rc) return cairn_store_lmdb_failure(s, rc, doing);
-        cairn_wake_bump(s->sh->wake); /* after the commit: followers may look now */
-        return CAIRN_OK;
-    }
 }
 
 int cairn_store_seek_at_or_below(MDB_cursor *cur, const uint8_t id[16], uint64_t version, MDB_val *k, MDB_val *v)
@@ -316,31 +248,6 @@ int cairn_store_append(cairn_store *s, const cairn_batch *b, uint64_t *first_id)
     if (rc != CAIRN_OK) return rc;
     append_ctx ctx = { b, first_id };
     return cairn_store_write(s, "saving", append_in, &ctx);
-}
-
-int cairn_store_begin_read(cairn_store *s)
-{
-    if (s->rcur) { mdb_cursor_close(s->rcur); s->rcur = NULL; }
-    if (s->ractive) { mdb_txn_reset(s->rtxn); s->ractive = 0; }
-    int rc;
-    if (s->rtxn) {
-        rc = mdb_txn_renew(s->rtxn);
-        if (rc) { mdb_txn_abort(s->rtxn); s->rtxn = NULL; }
-    }
-    if (!s->rtxn) {
-        rc = begin_txn(s, MDB_RDONLY, &s->rtxn);
-        if (rc) { s->rtxn = NULL; return cairn_store_lmdb_failure(s, rc, "starting a read"); }
-    }
-    s->ractive = 1;
-    cairn_store_keys_begin(s, s->rtxn);
-    return CAIRN_OK;
-}
-
-void cairn_store_read_end(cairn_store *s)
-{
-    if (s->rcur) { mdb_cursor_close(s->rcur); s->rcur = NULL; }
-    if (s->ractive) { mdb_txn_reset(s->rtxn); s->ractive = 0; }
-    s->reading = READ_NONE;
 }
 
 int cairn_store_tracking_max(cairn_store *s, const char *app, size_t app_len, uint64_t *out)
@@ -705,12 +612,17 @@ static int check_file_size(cairn_env *sh, char *err, size_t errlen)
 static int open_env(const char *path, const cairn_store_options *opt, cairn_env **out, char *err, size_t errlen)
 {
     cairn_env *sh = calloc(1, sizeof *sh);
-    if (!sh) { snprintf(err, errlen, "out of memory opening %s", path ? path : "memory:"); return ENOMEM; }
+    if (!sh || cairn_env_locks_init(sh) != 0) {
+        free(sh);
+        snprintf(err, errlen, "out of memory opening %s", path ? path : "memory:");
+        return ENOMEM;
+    }
+    sh->queue_tail = &sh->queue;
     char dir[PATH_MAX], lock[PATH_MAX + 16];
     int rc = 0, had_lock = 1;
     if (!path) {
         rc = private_dir(dir, sizeof dir, err, errlen);
-        if (rc) { free(sh); return rc; }
+        if (rc) { cairn_env_locks_destroy(sh); free(sh); return rc; }
         sh->is_private = 1;
         path = dir;
     }
@@ -728,7 +640,8 @@ static int open_env(const char *path, const cairn_store_options *opt, cairn_env 
     if (!sh->is_private && (size_t)snprintf(lock, sizeof lock, "%s/lock.mdb", path) < sizeof lock)
         had_lock = stat(lock, &ls) == 0;
     /* MDB_NOTLS: read transactions belong to handles, not threads */
-    unsigned flags = MDB_NOTLS | (opt->sync == CAIRN_SYNC_NONE || sh->is_private ? MDB_NOSYNC : 0);
+    sh->nosync = opt->sync == CAIRN_SYNC_NONE || sh->is_private;
+    unsigned flags = MDB_NOTLS | (sh->nosync ? MDB_NOSYNC : 0);
     rc = mdb_env_open(sh->env, path, flags, 0644);
     if (rc) {
         if (rc == MDB_INVALID || rc == MDB_VERSION_MISMATCH || rc == EISDIR) {
@@ -750,6 +663,7 @@ fail:
     if (sh->env) mdb_env_close(sh->env);
     if (sh->is_private) unlink_private(path);
     else if (!had_lock && (rc == CAIRN_CONFIG || rc == CAIRN_CORRUPT)) unlink(lock);
+    cairn_env_locks_destroy(sh);
     free(sh->path);
     free(sh);
     return rc;
@@ -762,6 +676,7 @@ static void env_release(cairn_env *sh)
         if (*e == sh) { *e = sh->next; break; }
     mdb_env_close(sh->env);
     cairn_wake_close(sh->wake);
+    cairn_env_locks_destroy(sh);
     free(sh->path);
     free(sh);
 }
@@ -774,8 +689,6 @@ void cairn_store_close(cairn_store *s)
     if (s->rtxn) mdb_txn_abort(s->rtxn);
     cairn_store_cipher_close(s);
     pthread_mutex_lock(&registry_lock);
-    for (cairn_store **h = &sh->handles; *h; h = &(*h)->next_handle)
-        if (*h == s) { *h = s->next_handle; break; }
     env_release(sh);
     pthread_mutex_unlock(&registry_lock);
     free(s->uri);
@@ -826,8 +739,6 @@ int cairn_store_env_open(const char *path, const cairn_store_options *opt, cairn
     rc = path ? find_env(path, opt, &sh, err, errlen) : open_env(NULL, opt, &sh, err, errlen);
     if (rc == CAIRN_OK) {
         sh->refs++;
-        s->next_handle = sh->handles;
-        sh->handles = s;
     }
     pthread_mutex_unlock(&registry_lock);
     if (rc != CAIRN_OK) { free(s); return rc; }
@@ -837,15 +748,6 @@ int cairn_store_env_open(const char *path, const cairn_store_options *opt, cairn
     if (rc) { cairn_store_close(s); return rc; }
     *out = s;
     return CAIRN_OK;
-}
-
-/* A compact copy of the store into an empty directory (dry runs work on one). */
-int cairn_store_copy(cairn_store *s, const char *dir)
-{
-    s->errmsg[0] = '\0';
-    int rc = mdb_env_copy2(s->sh->env, dir, MDB_CP_COMPACT);
-    return rc ? cairn_store_fail(s, rc, "cannot copy %s to %s: %s", cairn_store_uri(s), dir, mdb_strerror(rc))
-              : CAIRN_OK;
 }
 
 /* The tracking helpers for the store's other files (views track per view). */

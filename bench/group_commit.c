@@ -1,0 +1,148 @@
+/*
+ * group_commit.c -- durable saves from several threads on one store.
+ *
+ *   group_commit DIR THREADS SECONDS [full|none]
+ *
+ * Each thread opens its own handle on lmdb:DIR (as each runtime of a host
+ * does) and saves one event at a time to streams of its own, each save
+ * checked for version conflicts, for SECONDS. Prints one line:
+ *   threads=N saves=S seconds=T rate=R groups=G mean_group=M p50_us=.. p99_us=..
+ */
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "cairn.h"
+#include "store.h"
+
+#define MAX_THREADS 64
+#define MAX_SAMPLES 200000
+
+static char uri[4200];
+static cairn_sync_mode sync_mode = CAIRN_SYNC_FULL;
+static double seconds;
+
+typedef struct {
+    unsigned index;
+    uint64_t saves;
+    double *latency_us;
+    size_t nlat;
+} worker;
+
+static double now(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+static void *run(void *arg)
+{
+    worker *w = arg;
+    cairn_store_options opt = { .sync = sync_mode };
+    cairn_store *s;
+    char err[512];
+    if (cairn_store_open(uri, &opt, &s, err, sizeof err) != CAIRN_OK) {
+        fprintf(stderr, "group_commit: %s\n", err);
+        exit(1);
+    }
+    /* a payload the size of a small msgpack event (a dog's trick) */
+    static const char payload[] = "\x81\xa5trick\xa9roll over";
+    uint8_t id[16] = { 0 };
+    id[0] = (uint8_t)w->index;
+    id[6] = 0x40;
+    id[8] = 0x80;
+    uint64_t version = 0;
+    double end = now() + seconds;
+    for (;;) {
+        double t0 = now();
+        if (t0 >= end) break;
+        cairn_record ev;
+        memset(&ev, 0, sizeof ev);
+        memcpy(ev.stream_id, id, 16);
+        ev.version = ++version;
+        ev.timestamp_us = (int64_t)(t0 * 1e6);
+        ev.topic = "TrickAdded";
+        ev.topic_len = 10;
+        ev.payload = (const uint8_t *)payload;
+        ev.payload_len = sizeof payload - 1;
+        cairn_batch b = { .events = &ev, .n = 1 };
+        uint64_t first;
+        if (cairn_store_append(s, &b, &first) != CAIRN_OK) {
+            fprintf(stderr, "group_commit: %s\n", cairn_store_errmsg(s));
+            exit(1);
+        }
+        if (w->nlat < MAX_SAMPLES) w->latency_us[w->nlat++] = (now() - t0) * 1e6;
+        w->saves++;
+    }
+    cairn_store_close(s);
+    return NULL;
+}
+
+static int by_value(const void *a, const void *b)
+{
+    double x = *(const double *)a, y = *(const double *)b;
+    return x < y ? -1 : x > y;
+}
+
+int main(int argc, char **argv)
+{
+    if (argc < 4) {
+        fprintf(stderr, "usage: group_commit DIR THREADS SECONDS [full|none]\n");
+        return 2;
+    }
+    snprintf(uri, sizeof uri, "lmdb:%s", argv[1]);
+    int threads = atoi(argv[2]);
+    seconds = atof(argv[3]);
+    if (argc > 4 && strcmp(argv[4], "none") == 0) sync_mode = CAIRN_SYNC_NONE;
+    if (threads < 1 || threads > MAX_THREADS || seconds <= 0) {
+        fprintf(stderr, "group_commit: 1..%d threads and a positive duration expected\n", MAX_THREADS);
+        return 2;
+    }
+    /* one handle kept open for the statistics of the shared environment */
+    cairn_store_options opt = { .sync = sync_mode };
+    cairn_store *stats;
+    char err[512];
+    if (cairn_store_open(uri, &opt, &stats, err, sizeof err) != CAIRN_OK) {
+        fprintf(stderr, "group_commit: %s\n", err);
+        return 1;
+    }
+    uint64_t groups0, saves0;
+    cairn_store_group_stats(stats, &groups0, &saves0);
+    worker ws[MAX_THREADS];
+    pthread_t th[MAX_THREADS];
+    double t0 = now();
+    for (int i = 0; i < threads; i++) {
+        ws[i] = (worker){ (unsigned)i + 1, 0, malloc(MAX_SAMPLES * sizeof(double)), 0 };
+        if (!ws[i].latency_us || pthread_create(&th[i], NULL, run, &ws[i]) != 0) return 1;
+    }
+    uint64_t total = 0;
+    size_t nlat = 0;
+    for (int i = 0; i < threads; i++) {
+        pthread_join(th[i], NULL);
+        total += ws[i].saves;
+        nlat += ws[i].nlat;
+    }
+    double elapsed = now() - t0;
+    double *all = malloc((nlat ? nlat : 1) * sizeof(double));
+    if (!all) return 1;
+    size_t at = 0;
+    for (int i = 0; i < threads; i++) {
+        memcpy(all + at, ws[i].latency_us, ws[i].nlat * sizeof(double));
+        at += ws[i].nlat;
+        free(ws[i].latency_us);
+    }
+    qsort(all, nlat, sizeof(double), by_value);
+    uint64_t groups1, saves1;
+    cairn_store_group_stats(stats, &groups1, &saves1);
+    uint64_t groups = groups1 - groups0;
+    printf("threads=%d saves=%llu seconds=%.2f rate=%.0f groups=%llu mean_group=%.2f p50_us=%.0f p99_us=%.0f\n",
+           threads, (unsigned long long)total, elapsed, (double)total / elapsed, (unsigned long long)groups,
+           groups ? (double)(saves1 - saves0) / (double)groups : 0.0, nlat ? all[nlat / 2] : 0.0,
+           nlat ? all[nlat * 99 / 100] : 0.0);
+    free(all);
+    cairn_store_close(stats);
+    return 0;
+}

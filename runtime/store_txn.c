@@ -1,0 +1,376 @@
+/*
+ * store_txn.c -- transactions on a shared environment: the map lock, reads,
+ * and group commit.
+ *
+ * Many threads may use one environment, each through handles of its own (one
+ * runtime per thread). Two things are shared and need care:
+ *
+ * The map. LMDB can resize its memory map only while no transaction of the
+ * process is active, and a resize unmaps the pages every reader is looking
+ * at. So every active transaction holds the environment's map lock shared,
+ * and growing the map (ours filled up) or adopting a size another process
+ * chose (MDB_MAP_RESIZED) takes it exclusive. A read transaction that is
+ * reset between reads holds nothing and is still valid after a resize.
+ *
+ * The writer. LMDB allows one write transaction at a time, and a durable
+ * commit costs an fsync. Saves that arrive while a commit is in progress
+ * queue up; the next thread to lead takes the whole queue and commits it as
+ * one write transaction with one fsync. A save that fails (a version
+ * conflict, a bad event) fails alone: the group runs again without it
+ * (commit_group), and the others still commit.
+ */
+#include <errno.h>
+#include <pthread.h>
+#include <string.h>
+#include <time.h>
+
+#include "cairn.h"
+#include "store_internal.h"
+
+/* How long a thread that must resize the map waits for other threads' reads
+ * to end before it gives up with an error rather than hang. */
+#define RESIZE_WAIT_S 10
+
+/* Shared holds of map locks by this thread: a thread that holds one must not
+ * wait for an exclusive hold (it would wait for itself). */
+static __thread int shares_held;
+
+int cairn_env_locks_init(cairn_env *sh)
+{
+    if (pthread_rwlock_init(&sh->map_lock, NULL) != 0) return ENOMEM;
+    if (pthread_mutex_init(&sh->write_lock, NULL) != 0) {
+        pthread_rwlock_destroy(&sh->map_lock);
+        return ENOMEM;
+    }
+    if (pthread_cond_init(&sh->write_done, NULL) != 0) {
+        pthread_mutex_destroy(&sh->write_lock);
+        pthread_rwlock_destroy(&sh->map_lock);
+        return ENOMEM;
+    }
+    pthread_condattr_t monotonic;
+    int ok = pthread_condattr_init(&monotonic) == 0;
+    if (ok) {
+        pthread_condattr_setclock(&monotonic, CLOCK_MONOTONIC);
+        ok = pthread_cond_init(&sh->arrived, &monotonic) == 0;
+        pthread_condattr_destroy(&monotonic);
+    }
+    if (ok && pthread_cond_init(&sh->resized, NULL) != 0) {
+        pthread_cond_destroy(&sh->arrived);
+        ok = 0;
+    }
+    if (!ok) {
+        pthread_cond_destroy(&sh->write_done);
+        pthread_mutex_destroy(&sh->write_lock);
+        pthread_rwlock_destroy(&sh->map_lock);
+        return ENOMEM;
+    }
+    return 0;
+}
+
+void cairn_env_locks_destroy(cairn_env *sh)
+{
+    pthread_cond_destroy(&sh->resized);
+    pthread_cond_destroy(&sh->arrived);
+    pthread_cond_destroy(&sh->write_done);
+    pthread_mutex_destroy(&sh->write_lock);
+    pthread_rwlock_destroy(&sh->map_lock);
+}
+
+/* Resizes go first: while one waits, threads that hold no share wait at the
+ * gate instead of taking new ones (a thread that holds one goes on, or it
+ * would wait for itself). Without this, readers in a loop starve a resize. */
+static void map_share(cairn_env *sh)
+{
+    if (shares_held == 0 && __atomic_load_n(&sh->resizing, __ATOMIC_ACQUIRE)) {
+        pthread_mutex_lock(&sh->write_lock);
+        while (sh->resizing) pthread_cond_wait(&sh->resized, &sh->write_lock);
+        pthread_mutex_unlock(&sh->write_lock);
+    }
+    pthread_rwlock_rdlock(&sh->map_lock);
+    shares_held++;
+}
+
+static void set_resizing(cairn_env *sh, int delta)
+{
+    pthread_mutex_lock(&sh->write_lock);
+    __atomic_store_n(&sh->resizing, sh->resizing + delta, __ATOMIC_RELEASE);
+    if (sh->resizing == 0) pthread_cond_broadcast(&sh->resized);
+    pthread_mutex_unlock(&sh->write_lock);
+}
+
+static void map_unshare(cairn_env *sh)
+{
+    shares_held--;
+    pthread_rwlock_unlock(&sh->map_lock);
+}
+
+/* Set the map size (0: adopt the size recorded in the store) with no
+ * transaction active in the process. */
+static int resize_map(cairn_store *s, size_t size, const char *doing)
+{
+    cairn_env *sh = s->sh;
+    if (shares_held > 0)
+        return cairn_store_fail(s, CAIRN_INVALID, "cannot resize the map of %s while %s: this thread has a read open",
+                                cairn_store_uri(s), doing);
+    struct timespec until;
+    clock_gettime(CLOCK_REALTIME, &until);
+    until.tv_sec += RESIZE_WAIT_S;
+    set_resizing(sh, 1);
+    int locked = pthread_rwlock_timedwrlock(&sh->map_lock, &until) == 0;
+    if (!locked) {
+        set_resizing(sh, -1);
+        return cairn_store_fail(s, EBUSY, "cannot resize the map of %s while %s: another thread kept a read open",
+                                cairn_store_uri(s), doing);
+    }
+    int rc = 0;
+    if (size == 0) {
+        rc = mdb_env_set_mapsize(sh->env, 0);
+    } else {
+        MDB_envinfo info;
+        rc = mdb_env_info(sh->env, &info);
+        if (rc == 0 && info.me_mapsize < size) rc = mdb_env_set_mapsize(sh->env, size);
+    }
+    pthread_rwlock_unlock(&sh->map_lock);
+    set_resizing(sh, -1);
+    return rc;
+}
+
+/* Begin a transaction holding the map lock shared (released by the caller
+ * when the transaction ends), adopting a map another process has grown. */
+static int begin_txn(cairn_store *s, unsigned flags, MDB_txn **txn, const char *doing)
+{
+    int rc = 0;
+    for (int tries = 0; tries < 100; tries++) {
+        map_share(s->sh);
+        rc = mdb_txn_begin(s->sh->env, NULL, flags, txn);
+        if (rc == 0) return 0;
+        map_unshare(s->sh);
+        if (rc != MDB_MAP_RESIZED) break;
+        rc = resize_map(s, 0, doing);
+        if (rc) break;
+    }
+    return CAIRN_IS_OWN_CODE(rc) || rc == EBUSY ? rc : cairn_store_lmdb_failure(s, rc, doing);
+}
+
+int cairn_store_begin_read(cairn_store *s)
+{
+    cairn_store_read_end(s);
+    int rc;
+    if (s->rtxn) {
+        map_share(s->sh);
+        rc = mdb_txn_renew(s->rtxn);
+        if (rc == 0) {
+            s->ractive = 1;
+            cairn_store_keys_begin(s, s->rtxn);
+            return CAIRN_OK;
+        }
+        map_unshare(s->sh);
+        mdb_txn_abort(s->rtxn);
+        s->rtxn = NULL;
+    }
+    rc = begin_txn(s, MDB_RDONLY, &s->rtxn, "starting a read");
+    if (rc) { s->rtxn = NULL; return rc; }
+    s->ractive = 1;
+    cairn_store_keys_begin(s, s->rtxn);
+    return CAIRN_OK;
+}
+
+void cairn_store_read_end(cairn_store *s)
+{
+    if (s->rcur) { mdb_cursor_close(s->rcur); s->rcur = NULL; }
+    if (s->ractive) {
+        mdb_txn_reset(s->rtxn);
+        s->ractive = 0;
+        map_unshare(s->sh);
+    }
+    s->reading = READ_NONE;
+}
+
+int cairn_store_copy(cairn_store *s, const char *dir)
+{
+    s->errmsg[0] = '\0';
+    map_share(s->sh); /* the copy reads through a transaction of its own */
+    int rc = mdb_env_copy2(s->sh->env, dir, MDB_CP_COMPACT);
+    map_unshare(s->sh);
+    return rc ? cairn_store_fail(s, rc, "cannot copy %s to %s: %s", cairn_store_uri(s), dir, mdb_strerror(rc))
+              : CAIRN_OK;
+}
+
+/* --- group commit --- */
+
+#define PENDING 1           /* a request's rc before its group has settled it */
+#define MAX_ROUNDS 8        /* groups a leader commits before it hands over */
+#define GATHER_NS 50000     /* a leader gathers saves while each comes within this of the last */
+#define GATHER_MAX_NS 500000 /* and for no longer than this */
+
+/* A save waiting for (or in) a group commit; it lives on its thread's stack. */
+typedef struct write_req {
+    cairn_store *s;
+    const char *doing;
+    cairn_write_fn fn;
+    void *ctx;
+    int rc;
+    int done;
+    struct write_req *next;
+} write_req;
+
+/* NOSYNC is a flag of the environment, not of a transaction: the leader sets
+ * it for its commit, and only when the mode changes (handles of one process
+ * usually share one mode, so it is set once, at open). */
+static void set_sync(cairn_env *sh, int nosync)
+{
+    if (sh->nosync == nosync) return;
+    mdb_env_set_flags(sh->env, MDB_NOSYNC, nosync);
+    sh->nosync = nosync;
+}
+
+/* Settle every pending request of the group with rc (and r's message). */
+static void settle_all(write_req *group, write_req *from, int rc)
+{
+    for (write_req *r = group; r; r = r->next) {
+        if (r->rc != PENDING) continue;
+        r->rc = rc;
+        if (r != from) cairn_store_fail(r->s, rc, "%s", from->s->errmsg);
+    }
+}
+
+/*
+ * Commit a group in one write transaction; sets every request's rc. The
+ * saves run one after another in the transaction, each seeing the ones
+ * before it. When one fails, the transaction is aborted, that save is
+ * settled with its error, and the others run again without it: a failure
+ * is rare, and this costs nothing when there is none (nested transactions
+ * would cost an allocation of LMDB's dirty list for every save).
+ */
+static void commit_group(cairn_env *sh, write_req *group)
+{
+    for (write_req *r = group; r; r = r->next) r->rc = PENDING;
+    for (;;) {
+        write_req *first = NULL;
+        int nosync = 1;
+        for (write_req *r = group; r; r = r->next) {
+            if (r->rc != PENDING) continue;
+            if (!first) first = r;
+            nosync &= r->s->sync == CAIRN_SYNC_NONE || sh->is_private;
+        }
+        if (!first) return; /* every save failed */
+        MDB_txn *txn = NULL;
+        int rc = begin_txn(first->s, 0, &txn, first->doing);
+        if (rc) { settle_all(group, first, rc); return; }
+        write_req *failed = NULL;
+        for (write_req *r = first; r && !failed; r = r->next) {
+            if (r->rc != PENDING) continue;
+            cairn_store_keys_begin(r->s, txn);
+            rc = r->fn(r->s, txn, r->ctx);
+            if (rc) failed = r;
+        }
+        if (!failed) {
+            set_sync(sh, nosync);
+            rc = mdb_txn_commit(txn);
+        } else {
+            mdb_txn_abort(txn);
+        }
+        map_unshare(sh);
+        if (failed || rc) /* keys made in a transaction that did not commit were never stored */
+            for (write_req *r = group; r; r = r->next) cairn_store_keys_reset(r->s);
+        if (rc == MDB_MAP_FULL) {
+            /* double the map (by at most 1 GiB) and run the pending saves again */
+            MDB_envinfo info;
+            rc = mdb_env_info(sh->env, &info);
+            size_t size = info.me_mapsize, step = size < ((size_t)1 << 30) ? size : ((size_t)1 << 30);
+            if (rc == 0) rc = resize_map(first->s, size + step, "growing the map");
+            if (rc == 0) continue;
+            if (!CAIRN_IS_OWN_CODE(rc) && rc != EBUSY) rc = cairn_store_lmdb_failure(first->s, rc, "growing the map");
+            settle_all(group, first, rc);
+            return;
+        }
+        if (failed) {
+            failed->rc = CAIRN_IS_OWN_CODE(rc) ? rc : cairn_store_lmdb_failure(failed->s, rc, failed->doing);
+            continue; /* the others again, without it */
+        }
+        if (rc) {
+            settle_all(group, first, cairn_store_lmdb_failure(first->s, rc, first->doing));
+            return;
+        }
+        for (write_req *r = group; r; r = r->next)
+            if (r->rc == PENDING) r->rc = CAIRN_OK;
+        cairn_wake_bump(sh->wake); /* after the commit: followers may look now */
+        return;
+    }
+}
+
+/* Take everything queued (under write_lock). When saves come from several
+ * threads, the threads of the last group are most likely on their way back
+ * with their next save: gather arrivals while they keep coming (each within
+ * GATHER_NS of the last, for at most GATHER_MAX_NS), since one fsync for
+ * all costs far less than one each. A lone writer never waits. */
+static write_req *take_queue(cairn_env *sh)
+{
+    if (sh->waiting > 1 || sh->last_group > 1) {
+        struct timespec start, until;
+        clock_gettime(CLOCK_MONOTONIC, &start);
+        sh->gathering = 1;
+        for (;;) {
+            int before = sh->waiting;
+            clock_gettime(CLOCK_MONOTONIC, &until);
+            long spent = (long)(until.tv_sec - start.tv_sec) * 1000000000L + (until.tv_nsec - start.tv_nsec);
+            if (spent >= GATHER_MAX_NS) break;
+            until.tv_nsec += GATHER_NS;
+            if (until.tv_nsec >= 1000000000L) { until.tv_sec++; until.tv_nsec -= 1000000000L; }
+            while (sh->waiting == before && pthread_cond_timedwait(&sh->arrived, &sh->write_lock, &until) == 0) {}
+            if (sh->waiting == before) break; /* nobody came in time */
+        }
+        sh->gathering = 0;
+    }
+    sh->last_group = sh->waiting;
+    write_req *group = sh->queue;
+    sh->queue = NULL;
+    sh->queue_tail = &sh->queue;
+    sh->waiting = 0;
+    return group;
+}
+
+int cairn_store_write(cairn_store *s, const char *doing, cairn_write_fn fn, void *ctx)
+{
+    cairn_env *sh = s->sh;
+    write_req req = { s, doing, fn, ctx, 0, 0, NULL };
+    pthread_mutex_lock(&sh->write_lock);
+    *sh->queue_tail = &req;
+    sh->queue_tail = &req.next;
+    sh->waiting++;
+    if (sh->gathering) pthread_cond_signal(&sh->arrived);
+    while (!req.done && sh->committing) pthread_cond_wait(&sh->write_done, &sh->write_lock);
+    if (req.done) {
+        pthread_mutex_unlock(&sh->write_lock);
+        return req.rc;
+    }
+    /* Lead: commit everything queued so far, this save among it. Saves that
+     * queue meanwhile form the next group; the leader commits a few more
+     * groups itself, without waiting for a waiter to wake up and lead. */
+    sh->committing = 1;
+    write_req *group = take_queue(sh);
+    for (int round = 0; group; round++) {
+        pthread_mutex_unlock(&sh->write_lock);
+        commit_group(sh, group);
+        pthread_mutex_lock(&sh->write_lock);
+        sh->groups++;
+        for (write_req *r = group; r; r = r->next) {
+            r->done = 1;
+            sh->grouped++;
+        }
+        pthread_cond_broadcast(&sh->write_done);
+        group = round + 1 < MAX_ROUNDS ? take_queue(sh) : NULL;
+    }
+    sh->committing = 0;
+    pthread_cond_broadcast(&sh->write_done); /* a waiter leads the rest */
+    pthread_mutex_unlock(&sh->write_lock);
+    return req.rc;
+}
+
+void cairn_store_group_stats(cairn_store *s, uint64_t *groups, uint64_t *saves)
+{
+    pthread_mutex_lock(&s->sh->write_lock);
+    *groups = s->sh->groups;
+    *saves = s->sh->grouped;
+    pthread_mutex_unlock(&s->sh->write_lock);
+}
