@@ -3,6 +3,10 @@
  * The framework in lua/cairn/ is its only intended caller.
  */
 #include <lauxlib.h>
+/* LuaJIT 2.1's API (luaL_setfuncs, luaL_traceback): built against plain Lua 5.1
+ * headers (luarocks' default LUA_INCDIR on Debian) this stops here, rather than
+ * compiling implicit declarations */
+#include <luajit.h>
 #include <sodium.h>
 #include <time.h>
 #include <unistd.h>

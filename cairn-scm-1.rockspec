@@ -1,0 +1,98 @@
+-- cairn as a LuaRocks rock: the C core as the module `cairn.core` and the
+-- Lua framework and standard library as `cairn`, `cairn.*`.
+--
+-- From a checkout, build and install it with LuaJIT's headers:
+--   luarocks make LUA_INCDIR=/usr/include/luajit-2.1 [--tree TREE]
+-- cairn's C code uses LuaJIT 2.1's API (luaL_setfuncs & co.) and is loaded
+-- into a LuaJIT process. Debian's luarocks is configured for Lua 5.1, whose
+-- headers (LUA_INCDIR=/usr/include/lua5.1) lack those functions, hence the
+-- variable; a luarocks configured for LuaJIT needs no flags.
+-- `luarocks make` builds in the checkout: it leaves runtime/*.o and
+-- cairn/core.so there (both git-ignored).
+rockspec_format = "3.0"
+package = "cairn"
+version = "scm-1"
+
+-- No published repository yet: the rock is built from a checkout with
+-- `luarocks make`, which does not fetch this. Set the real URL (and a
+-- description.license, which `luarocks lint` asks for) when there is one.
+source = {
+  url = "git+file://.",
+}
+
+description = {
+  summary = "Event sourcing for LuaJIT, in C, on LMDB",
+  detailed = [[
+    Aggregates whose command methods trigger events, applications with a
+    repository and a gap-free notification log, optimistic concurrency,
+    projections into materialised views and process applications, stored in
+    LMDB with msgpack, libsodium encryption and zstd compression. Modelled on
+    the Python eventsourcing library.
+  ]],
+}
+
+dependencies = {
+  "lua >= 5.1, < 5.2", -- LuaJIT 2.1 (the C module is built against its headers)
+}
+
+external_dependencies = {
+  LMDB = { header = "lmdb.h", library = "lmdb" },
+  MSGPACK = { header = "msgpack.h", library = "msgpackc" },
+  SODIUM = { header = "sodium.h", library = "sodium" },
+  ZSTD = { header = "zstd.h", library = "zstd" },
+}
+
+-- The C core: every runtime/*.c except the executable's own main.c and
+-- repl.c (as premake5.lua's cairn_lua_module). Add new runtime files here.
+local core_sources = {
+  "runtime/compress.c",
+  "runtime/crypto.c",
+  "runtime/error.c",
+  "runtime/host.c",
+  "runtime/lua_codec.c",
+  "runtime/lua_core.c",
+  "runtime/lua_error.c",
+  "runtime/lua_event.c",
+  "runtime/lua_follow.c",
+  "runtime/lua_store.c",
+  "runtime/lua_view.c",
+  "runtime/record.c",
+  "runtime/signals.c",
+  "runtime/store.c",
+  "runtime/store_lmdb.c",
+  "runtime/store_seal.c",
+  "runtime/store_snapshots.c",
+  "runtime/store_verify.c",
+  "runtime/store_views.c",
+  "runtime/store_wake.c",
+  "runtime/uuid.c",
+}
+
+-- The Lua modules: lua/cairn/*.lua (init.lua is `cairn`) and stdlib/cairn/*.lua.
+local lua_modules = {
+  "aggregate", "application", "cli", "cli_keys", "cli_run", "cli_system", "config", "errors",
+  "event_batch", "follow", "notification_log", "process", "progress", "projection", "repl",
+  "repository", "runner", "snapshot_store", "store_tools", "system", "view",
+}
+local stdlib_modules = { "inspect", "json", "schema", "time", "uuid" }
+
+local modules = {
+  cairn = "lua/cairn/init.lua",
+  ["cairn.core"] = {
+    sources = core_sources,
+    incdirs = { "runtime", "runtime/include", "$(LMDB_INCDIR)", "$(MSGPACK_INCDIR)", "$(SODIUM_INCDIR)",
+                "$(ZSTD_INCDIR)" },
+    libdirs = { "$(LMDB_LIBDIR)", "$(MSGPACK_LIBDIR)", "$(SODIUM_LIBDIR)", "$(ZSTD_LIBDIR)" },
+    libraries = { "lmdb", "msgpackc", "sodium", "zstd", "m" },
+  },
+}
+-- (a rockspec runs in an empty environment: no ipairs)
+for i = 1, #lua_modules do modules["cairn." .. lua_modules[i]] = "lua/cairn/" .. lua_modules[i] .. ".lua" end
+for i = 1, #stdlib_modules do
+  modules["cairn." .. stdlib_modules[i]] = "stdlib/cairn/" .. stdlib_modules[i] .. ".lua"
+end
+
+build = {
+  type = "builtin",
+  modules = modules,
+}
