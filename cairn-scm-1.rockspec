@@ -62,6 +62,7 @@ local core_sources = {
   "runtime/store_lmdb.c",
   "runtime/store_seal.c",
   "runtime/store_snapshots.c",
+  "runtime/store_txn.c",
   "runtime/store_verify.c",
   "runtime/store_views.c",
   "runtime/store_wake.c",
