@@ -90,6 +90,16 @@ solution "cairn"
     linkoptions { "-Wl,-E" }
     common("cairn_host", "bin")
 
+  -- the embedding API tested from C, as a host program uses it (tools/test runs it)
+  project "cairn_api_tests"
+    kind "ConsoleApp"
+    targetname "cairn_api_tests"
+    files { "spec/capi/*.c" }
+    files(core_files)
+    excludes(host_only)
+    links(system_libs)
+    common("cairn_api_tests", "build/tests")
+
   -- the core tested from C, without Lua (tools/test runs it, CI also under valgrind)
   project "cairn_c_tests"
     kind "ConsoleApp"
