@@ -9,6 +9,8 @@
 --   lib/libcairn.a     the core, for static embedding
 --   lib/libcairn.so    the core, for dynamic embedding
 --   lib/cairn/core.so  the core as a Lua C module (require "cairn" from LuaJIT hosts)
+--   build/tests/       the C test programs (cairn_c_tests, cairn_api_tests)
+--   build/examples/    the game server example (game_server, replay)
 -- The sanitize configuration (AddressSanitizer + UBSan) puts the same products
 -- under build/sanitize/ so both builds can live side by side.
 
@@ -99,6 +101,19 @@ solution "cairn"
     excludes(host_only)
     links(system_libs)
     common("cairn_api_tests", "build/tests")
+
+  -- the game server example (examples/game_server, which also has its own Makefile)
+  for _, program in ipairs { "game_server", "replay" } do
+    project("example_" .. program)
+      kind "ConsoleApp"
+      targetname(program)
+      files { "examples/game_server/" .. program .. ".c", "examples/game_server/common.c",
+              "examples/game_server/common.h" }
+      files(core_files)
+      excludes(host_only)
+      links(system_libs)
+      common("example_" .. program, "build/examples")
+  end
 
   -- the core tested from C, without Lua (tools/test runs it, CI also under valgrind)
   project "cairn_c_tests"
