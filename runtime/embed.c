@@ -84,6 +84,8 @@ static void take_error(lua_State *L, job *j, int status)
     if (status == LUA_ERRMEM) {
         rc = ENOMEM;
         kind = "out of memory";
+    } else if (status == LUA_ERRERR) {
+        msg = "error in error handling (the traceback handler failed too: a stack overflow?)";
     } else if (lua_type(L, -1) == LUA_TSTRING) {
         msg = lua_tostring(L, -1);
     } else if (lua_type(L, -1) == LUA_TTABLE) {

@@ -389,7 +389,9 @@ static void test_errors(void)
     CHECK(strstr(cairn_errmsg(rt), "call ledger.Ledger:no_such_method") != NULL);
     CHECK_RC(rt, call(rt, "broken", NULL, &r), CAIRN_LUA, "ledger.lua:");
     CHECK(strstr(cairn_errmsg(rt), "Lua error") != NULL && strstr(cairn_errmsg(rt), "broken") != NULL);
-    CHECK_RC(rt, call(rt, "recurse", NULL, &r), CAIRN_LUA, "stack overflow");
+    /* LuaJIT reports a stack overflow, or the traceback handler's own failure after one */
+    CHECK_RC(rt, call(rt, "recurse", NULL, &r), CAIRN_LUA, "call ledger.Ledger:recurse: Lua error: ");
+    CHECK(strstr(cairn_errmsg(rt), "stack overflow") != NULL);
     CHECK_RC(rt, call(rt, "give_function", NULL, &r), CAIRN_SCHEMA, "result[1]");
     static const struct { const char *bytes; size_t len; const char *why; } bad_args[] = {
         { "\x01", 1, "msgpack array" },            /* not an array */
