@@ -528,6 +528,7 @@ static void test_reload(void)
 
 typedef struct {
     const char *store;
+    const char *map_size;       /* "CAIRN_MAP_SIZE=..." or NULL */
     int index;
     int rc;             /* the first failure */
     char err[512];
@@ -537,7 +538,7 @@ static void *work(void *arg)
 {
     worker *w = arg;
     cairn_runtime *rt = NULL;
-    const char *const env[] = { "CAIRN_SYNC=none", NULL };
+    const char *const env[] = { "CAIRN_SYNC=none", w->map_size, NULL };
     char path[sizeof spec_dir + 16];
     snprintf(path, sizeof path, "%s/?.lua", spec_dir);
     cairn_runtime_options opt = { .lua_path = path, .store = w->store, .env = env };
@@ -579,14 +580,16 @@ static void *work(void *arg)
     return NULL;
 }
 
-static void test_threads(void)
+/* map_size: NULL for the default map (256 MiB: it never grows here), or a
+ * setting small enough that the writers grow the map while others read. */
+static void test_threads(const char *name, const char *map_size)
 {
     char store[PATH_MAX];
-    snprintf(store, sizeof store, "lmdb:%s/threads", tmp);
+    snprintf(store, sizeof store, "lmdb:%s/%s", tmp, name);
     pthread_t th[THREADS];
     worker w[THREADS];
     for (int i = 0; i < THREADS; i++) {
-        w[i] = (worker){ .store = store, .index = i };
+        w[i] = (worker){ .store = store, .map_size = map_size, .index = i };
         CHECK(pthread_create(&th[i], NULL, work, &w[i]) == 0);
     }
     int failed = 0;
@@ -707,7 +710,10 @@ int main(int argc, char **argv)
     test_errors();
     test_reload();
     test_shared_environment();
-    test_threads();
+    test_threads("threads", NULL);
+    /* Growing the map while other threads read needs the store's thread-safety
+     * work (issue 6): until then it crashes, so it runs only when asked. */
+    if (getenv("CAIRN_TEST_MAP_GROWTH")) test_threads("threads_growing", "CAIRN_MAP_SIZE=131072");
     printf("cairn_api_tests: %d checks passed\n", checks);
     if (made) {
         char cmd[PATH_MAX + 16];
