@@ -47,6 +47,7 @@ external_dependencies = {
 local core_sources = {
   "runtime/compress.c",
   "runtime/crypto.c",
+  "runtime/embed.c",
   "runtime/error.c",
   "runtime/host.c",
   "runtime/lua_codec.c",
@@ -71,8 +72,8 @@ local core_sources = {
 
 -- The Lua modules: lua/cairn/*.lua (init.lua is `cairn`) and stdlib/cairn/*.lua.
 local lua_modules = {
-  "aggregate", "application", "cli", "cli_keys", "cli_run", "cli_system", "config", "errors",
-  "event_batch", "follow", "notification_log", "process", "progress", "projection", "repl",
+  "aggregate", "application", "cli", "cli_keys", "cli_run", "cli_system", "config", "embed", "errors",
+  "event_batch", "follow", "notification_log", "process", "progress", "projection", "reload", "repl",
   "repository", "runner", "snapshot_store", "store_tools", "system", "view",
 }
 local stdlib_modules = { "inspect", "json", "schema", "time", "uuid" }

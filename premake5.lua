@@ -9,6 +9,8 @@
 --   lib/libcairn.a     the core, for static embedding
 --   lib/libcairn.so    the core, for dynamic embedding
 --   lib/cairn/core.so  the core as a Lua C module (require "cairn" from LuaJIT hosts)
+--   build/tests/       the C test programs (cairn_c_tests, cairn_api_tests)
+--   build/examples/    the game server example (game_server, replay)
 -- The sanitize configuration (AddressSanitizer + UBSan) puts the same products
 -- under build/sanitize/ so both builds can live side by side; the tsan
 -- configuration (ThreadSanitizer) under build/tsan/, for the threaded tests.
@@ -24,6 +26,23 @@ local function everywhere()
 end
 
 local system_libs = { "luajit-5.1", "lmdb", "msgpackc", "sodium", "zstd", "readline", "m", "dl", "pthread" }
+-- Programs that embed cairn (the API tests, the examples) link libcairn.so, as
+-- a host does, found next to them through an rpath: lib/ for release builds,
+-- build/sanitize/lib and build/tsan/lib for the others.
+local with_core = { "cairn_shared" }
+for _, lib in ipairs(system_libs) do with_core[#with_core + 1] = lib end
+local function link_core()
+  links(with_core)
+  only "release"
+    linkoptions { "-Wl,-rpath,'$$ORIGIN/../../lib'" }
+  only "debug"
+    linkoptions { "-Wl,-rpath,'$$ORIGIN/../../lib'" }
+  only "sanitize"
+    linkoptions { "-Wl,-rpath,'$$ORIGIN/../lib'" }
+  only "tsan"
+    linkoptions { "-Wl,-rpath,'$$ORIGIN/../lib'" }
+  everywhere()
+end
 
 -- Everything in runtime/ except the executable's own files (entry point, readline REPL).
 local core_files = { "runtime/*.c", "runtime/*.h", "runtime/include/*.h" }
@@ -97,6 +116,25 @@ solution "cairn"
     -- export the host's symbols so C modules and ffi.C can see the Lua API
     linkoptions { "-Wl,-E" }
     common("cairn_host", "bin")
+
+  -- the embedding API tested from C, as a host program uses it (tools/test runs it)
+  project "cairn_api_tests"
+    kind "ConsoleApp"
+    targetname "cairn_api_tests"
+    files { "spec/capi/*.c" }
+    link_core()
+    common("cairn_api_tests", "build/tests")
+
+  -- the game server example (examples/game_server, which also has its own Makefile)
+  for _, program in ipairs { "game_server", "replay" } do
+    project("example_" .. program)
+      kind "ConsoleApp"
+      targetname(program)
+      files { "examples/game_server/" .. program .. ".c", "examples/game_server/common.c",
+              "examples/game_server/common.h" }
+      link_core()
+      common("example_" .. program, "build/examples")
+  end
 
   -- the core tested from C, without Lua (tools/test runs it, CI also under valgrind)
   project "cairn_c_tests"

@@ -16,6 +16,8 @@ const char *cairn_strerror(int rc)
     case CAIRN_END: return "end of data";
     case CAIRN_INVALID: return "invalid argument";
     case CAIRN_INTERRUPTED: return "interrupted";
+    case CAIRN_LUA: return "Lua error";
+    case CAIRN_STORE: return "storage failure";
     default: break;
     }
     /* mdb_strerror covers LMDB's range and falls back to strerror for errno */

@@ -1,4 +1,6 @@
 /* host.c -- see host.h. */
+#define _GNU_SOURCE /* dladdr */
+#include <dlfcn.h>
 #include <lauxlib.h>
 #include <limits.h>
 #include <lualib.h>
@@ -27,32 +29,39 @@ static int has_framework(const char *dir, const char *sub, char *root, size_t le
     return 1;
 }
 
-/* Find the directory that holds lua/cairn/init.lua: $CAIRN_HOME, else the
- * nearest ancestor of the executable's directory that is a source/build tree
- * (bin/.., build/sanitize/bin/../../..) or an installed prefix (PREFIX/share/cairn). */
-static int find_root(const char *exe, char *root, size_t len)
+/* Does dir or one of its ancestors (up to three levels) hold the framework, as
+ * a source/build tree (ROOT/lua/cairn) or an installed prefix (PREFIX/share/cairn)? */
+static int search_up(const char *file, char *root, size_t len)
 {
-    const char *home = getenv("CAIRN_HOME");
-    if (home && *home && has_framework(home, "", root, len)) return 0;
     char buf[PATH_MAX];
-    if (!exe) {
-        ssize_t n = readlink("/proc/self/exe", buf, sizeof buf - 1);
-        if (n <= 0) return -1;
-        buf[n] = '\0';
-    } else if (!realpath(exe, buf)) {
-        return -1;
-    }
+    if (!realpath(file, buf)) return -1;
     for (int up = 0; up < 4; up++) {
         char *slash = strrchr(buf, '/');
         if (!slash) return -1;
         *slash = '\0';
-        if (up == 0) continue; /* the executable's own directory */
+        if (up == 0) continue; /* the file's own directory */
         if (has_framework(buf, "", root, len) || has_framework(buf, "/share/cairn", root, len)) return 0;
     }
     return -1;
 }
 
-static void prepend_path(lua_State *L, const char *field, const char *extra)
+int cairn_host_find_root(const char *exe_path, char *root, size_t len)
+{
+    const char *home = getenv("CAIRN_HOME");
+    if (home && *home && has_framework(home, "", root, len)) return 0;
+    if (search_up(exe_path ? exe_path : "/proc/self/exe", root, len) == 0) return 0;
+    /* the binary that holds this code: libcairn.so, or the program it is linked into */
+    Dl_info info;
+    if (dladdr((void *)cairn_host_find_root, &info) && info.dli_fname && strchr(info.dli_fname, '/') &&
+        search_up(info.dli_fname, root, len) == 0)
+        return 0;
+#ifdef CAIRN_DATADIR
+    if (has_framework(CAIRN_DATADIR, "", root, len)) return 0;
+#endif
+    return -1;
+}
+
+void cairn_host_add_path(lua_State *L, const char *field, const char *extra)
 {
     lua_getglobal(L, "package");
     lua_getfield(L, -1, field);
@@ -61,16 +70,16 @@ static void prepend_path(lua_State *L, const char *field, const char *extra)
     lua_pop(L, 2);
 }
 
-lua_State *cairn_host_new(const char *exe_path)
+/* cairn_host_new's work, in protection: a failure (out of memory) cannot panic */
+static int setup_state(lua_State *L)
 {
-    lua_State *L = luaL_newstate();
-    if (!L) return NULL;
+    const char *exe_path = lua_touserdata(L, 1);
     luaL_openlibs(L);
     char root[PATH_MAX + 64];
-    if (find_root(exe_path, root, sizeof root) == 0) {
+    if (cairn_host_find_root(exe_path, root, sizeof root) == 0) {
         lua_pushfstring(L, "%s/lua/?.lua;%s/lua/?/init.lua;%s/stdlib/?.lua;%s/stdlib/?/init.lua",
                         root, root, root, root);
-        prepend_path(L, "path", lua_tostring(L, -1));
+        cairn_host_add_path(L, "path", lua_tostring(L, -1));
         lua_pop(L, 1);
     }
     /* the core is linked into the host; no core.so needed */
@@ -79,6 +88,17 @@ lua_State *cairn_host_new(const char *exe_path)
     lua_pushcfunction(L, luaopen_cairn_core);
     lua_setfield(L, -2, "cairn.core");
     lua_pop(L, 2);
+    return 0;
+}
+
+lua_State *cairn_host_new(const char *exe_path)
+{
+    lua_State *L = luaL_newstate();
+    if (!L) return NULL;
+    if (lua_cpcall(L, setup_state, (void *)exe_path) != 0) {
+        lua_close(L);
+        return NULL;
+    }
     return L;
 }
 

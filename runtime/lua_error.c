@@ -46,7 +46,13 @@ int cairn_lua_raise(lua_State *L, const char *kind, const char *fmt, ...)
 int cairn_lua_raise_rc(lua_State *L, int rc, const char *message)
 {
     if (!message || !*message) message = cairn_strerror(rc);
-    cairn_lua_push_error(L, cairn_error_kind(rc), message);
+    const char *kind = cairn_error_kind(rc);
+    cairn_lua_push_error(L, kind, message);
+    if (strcmp(kind, "StoreError") == 0) {
+        /* the engine's own code (MDB_MAP_FULL, ENOSPC...), for hosts that embed cairn */
+        lua_pushinteger(L, rc);
+        lua_setfield(L, -2, "code");
+    }
     return lua_error(L);
 }
 

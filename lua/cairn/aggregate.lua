@@ -303,6 +303,14 @@ function _M.define(name, opts)
   end
   opts = opts or {}
   local version, upcast = check_versioning(opts, name)
+  local old = classes[name]
+  if old and _M.reloading then
+    -- a module being reloaded redefines its classes: events the new class no
+    -- longer defines must not replay into it
+    for topic, entry in pairs(by_topic) do
+      if entry.class == old then by_topic[topic], versions[topic] = nil, nil end
+    end
+  end
   local cls = {
     __name = name,
     __events = {},
@@ -397,6 +405,34 @@ function _M.replay(events, agg)
     apply_event(agg, found.event, event)
   end
   return agg, events[#events].topic == cls.__name .. ".Discarded"
+end
+
+--- Internal (cairn.reload): set while a module is being reloaded; a class
+-- defined again under its name then replaces the old one and its events.
+_M.reloading = false
+
+local function copy(t)
+  local c = {}
+  for k, v in pairs(t) do c[k] = v end
+  return c
+end
+
+local function refill(t, from)
+  for k in pairs(t) do t[k] = nil end
+  for k, v in pairs(from) do t[k] = v end
+end
+
+--- Internal (cairn.reload): the class registry as it is now.
+function _M.save_registry()
+  return { classes = copy(classes), by_topic = copy(by_topic), versions = copy(versions) }
+end
+
+--- Internal (cairn.reload): put back a registry saved by `save_registry`
+-- (the tables are refilled in place: the store's upcaster holds `versions`).
+function _M.restore_registry(saved)
+  refill(classes, saved.classes)
+  refill(by_topic, saved.by_topic)
+  refill(versions, saved.versions)
 end
 
 --- The class registered under a name, if any.

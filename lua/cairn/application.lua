@@ -10,7 +10,7 @@ local snapshot_store = require "cairn.snapshot_store"
 local notification_log = require "cairn.notification_log"
 
 local setmetatable, getmetatable, select = setmetatable, getmetatable, select
-local type, tonumber, pcall, error, tostring = type, tonumber, pcall, error, tostring
+local type, tonumber, pcall, error, tostring, pairs = type, tonumber, pcall, error, tostring, pairs
 local floor = math.floor
 local encode = core.encode
 local STRIDE = aggregate.PENDING_STRIDE
@@ -30,6 +30,14 @@ local _M = { _VERSION = "0.1.0" }
 
 --- Methods shared by every application class.
 local Base = {}
+
+-- Every defined application class by name (the newest definition of a name).
+local classes = {}
+
+--- Internal (cairn.reload): set while a module is being reloaded; an
+-- application class defined again under its name is then updated in place,
+-- so that application objects made from it get the new methods.
+_M.reloading = false
 
 local function open_store(env)
   local uri = env:get("CAIRN_STORE", "memory:")
@@ -180,9 +188,16 @@ function _M.define(name)
   if type(name) ~= "string" or not name:match("^[%a_][%w_]*$") then
     error("bad argument #1 to 'application' (a name of letters, digits and _ expected)", 2)
   end
-  local App = { name = name }
+  local App = _M.reloading and classes[name]
+  if App then
+    for k in pairs(App) do App[k] = nil end
+    App.name = name
+  else
+    App = { name = name }
+    setmetatable(App, { __index = Base })
+  end
   App.__index = App
-  setmetatable(App, { __index = Base })
+  classes[name] = App
   --- Make an application: opens its store.
   -- @param[opt] env settings (API.md §3); the process environment fills the rest
   function App.new(env)
@@ -196,6 +211,35 @@ function _M.define(name)
     return self
   end
   return App
+end
+
+--- Is v an application class (made by `cairn.application` or `cairn.process_application`)?
+function _M.is_class(v)
+  local mt = type(v) == "table" and getmetatable(v)
+  return mt and mt.__index == Base or false
+end
+
+--- Internal (cairn.reload): the registry and every class's fields as they are now.
+function _M.save_registry()
+  local saved = {}
+  for name, App in pairs(classes) do
+    local fields = {}
+    for k, v in pairs(App) do fields[k] = v end
+    saved[name] = { class = App, fields = fields }
+  end
+  return saved
+end
+
+--- Internal (cairn.reload): put back what `save_registry` saved: the same
+-- class tables with their old fields, and no class defined since.
+function _M.restore_registry(saved)
+  for name in pairs(classes) do classes[name] = nil end
+  for name, entry in pairs(saved) do
+    local App = entry.class
+    for k in pairs(App) do App[k] = nil end
+    for k, v in pairs(entry.fields) do App[k] = v end
+    classes[name] = App
+  end
 end
 
 return _M

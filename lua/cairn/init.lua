@@ -8,6 +8,7 @@ local view = require "cairn.view"
 local process = require "cairn.process"
 local system = require "cairn.system"
 local runner = require "cairn.runner"
+local reload = require "cairn.reload"
 
 local _M = {
   _VERSION = core.version,
@@ -34,6 +35,8 @@ local _M = {
   is_event = core.is_event,
   --- The payload fields of an event, as a plain table.
   event_fields = core.event_fields,
+  --- Load a domain module again, keeping the old one if it fails (see cairn.reload).
+  reload = reload.reload,
 }
 
 return _M

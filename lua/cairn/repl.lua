@@ -18,7 +18,9 @@ Line editing and history (~/.cairn_history, or $CAIRN_HISTORY) when on a termina
   --store URI        open a store: `app` is an application over it (app.repository:get(id),
                      app.log:select(1, 10), app:save(agg)) and `store` the raw store
   --require MODULE   load a domain module first (it is also a global named after the
-                     module's last component, e.g. training_school); repeatable
+                     module's last component, e.g. training_school); repeatable.
+                     After editing its file, `cairn.reload "MODULE"` loads it again
+                     (the global follows); a module that fails to load keeps the old one
 ]]
 end
 
@@ -77,9 +79,20 @@ function _M.main(_, args)
   end
   local rl = require "cairn.readline"
   rawset(_G, "cairn", cairn)
-  for _, m in ipairs(modules) do
-    rawset(_G, global_name(m), require(m))
+  -- the globals of --require modules follow cairn.reload: after each line,
+  -- a module whose package.loaded value changed is set again
+  local module_values = {}
+  local function refresh_modules()
+    for _, m in ipairs(modules) do
+      local value = package.loaded[m]
+      if value ~= nil and value ~= module_values[m] then
+        module_values[m] = value
+        rawset(_G, global_name(m), value)
+      end
+    end
   end
+  for _, m in ipairs(modules) do require(m) end
+  refresh_modules()
   if opts.store then
     local app = cairn.application("Repl").new { store = opts.store }
     rawset(_G, "app", app)
@@ -111,6 +124,7 @@ function _M.main(_, args)
         io.stderr:write(err, "\n")
       else
         print_results(rl.protected_call(fn))
+        refresh_modules()
       end
     end
   end
