@@ -37,7 +37,6 @@ typedef struct cairn_env {
     pthread_rwlock_t map_lock;  /* shared by active transactions, exclusive to resize the map */
     int resizing;               /* threads waiting to resize the map (see map_share) */
     pthread_mutex_t write_lock; /* guards the fields below and resizing's changes */
-    pthread_cond_t write_done;  /* a group commit finished */
     pthread_cond_t resized;     /* resizing went back to 0 */
     struct write_req *queue, **queue_tail; /* saves waiting for the next group commit */
     int waiting;                /* saves in the queue */

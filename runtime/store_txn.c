@@ -42,11 +42,6 @@ int cairn_env_locks_init(cairn_env *sh)
         pthread_rwlock_destroy(&sh->map_lock);
         return ENOMEM;
     }
-    if (pthread_cond_init(&sh->write_done, NULL) != 0) {
-        pthread_mutex_destroy(&sh->write_lock);
-        pthread_rwlock_destroy(&sh->map_lock);
-        return ENOMEM;
-    }
     pthread_condattr_t monotonic;
     int ok = pthread_condattr_init(&monotonic) == 0;
     if (ok) {
@@ -59,7 +54,6 @@ int cairn_env_locks_init(cairn_env *sh)
         ok = 0;
     }
     if (!ok) {
-        pthread_cond_destroy(&sh->write_done);
         pthread_mutex_destroy(&sh->write_lock);
         pthread_rwlock_destroy(&sh->map_lock);
         return ENOMEM;
@@ -71,7 +65,6 @@ void cairn_env_locks_destroy(cairn_env *sh)
 {
     pthread_cond_destroy(&sh->resized);
     pthread_cond_destroy(&sh->arrived);
-    pthread_cond_destroy(&sh->write_done);
     pthread_mutex_destroy(&sh->write_lock);
     pthread_rwlock_destroy(&sh->map_lock);
 }
@@ -211,6 +204,7 @@ typedef struct write_req {
     void *ctx;
     int rc;
     int done;
+    pthread_cond_t wake;        /* done, or its turn to lead */
     struct write_req *next;
 } write_req;
 
@@ -303,10 +297,19 @@ static void commit_group(cairn_env *sh, write_req *group)
  * threads, the threads of the last group are most likely on their way back
  * with their next save: gather arrivals while they keep coming (each within
  * GATHER_NS of the last, for at most GATHER_MAX_NS), since one fsync for
- * all costs far less than one each. A lone writer never waits. */
+ * all costs far less than one each. A lone writer never waits, and nobody
+ * waits when no fsync is to be shared (sync=none). */
+static int any_durable(const cairn_env *sh)
+{
+    if (sh->is_private) return 0;
+    for (const write_req *r = sh->queue; r; r = r->next)
+        if (r->s->sync != CAIRN_SYNC_NONE) return 1;
+    return 0;
+}
+
 static write_req *take_queue(cairn_env *sh)
 {
-    if (sh->waiting > 1 || sh->last_group > 1) {
+    if ((sh->waiting > 1 || sh->last_group > 1) && any_durable(sh)) {
         struct timespec start, until;
         clock_gettime(CLOCK_MONOTONIC, &start);
         sh->gathering = 1;
@@ -322,7 +325,7 @@ static write_req *take_queue(cairn_env *sh)
         }
         sh->gathering = 0;
     }
-    sh->last_group = sh->waiting;
+    if (sh->waiting > 0) sh->last_group = sh->waiting; /* an empty take says nothing */
     write_req *group = sh->queue;
     sh->queue = NULL;
     sh->queue_tail = &sh->queue;
@@ -333,37 +336,38 @@ static write_req *take_queue(cairn_env *sh)
 int cairn_store_write(cairn_store *s, const char *doing, cairn_write_fn fn, void *ctx)
 {
     cairn_env *sh = s->sh;
-    write_req req = { s, doing, fn, ctx, 0, 0, NULL };
+    write_req req = { .s = s, .doing = doing, .fn = fn, .ctx = ctx };
+    /* a condition of its own: the leader wakes exactly the saves it settled */
+    if (pthread_cond_init(&req.wake, NULL) != 0) return cairn_store_fail(s, ENOMEM, "out of memory while %s", doing);
     pthread_mutex_lock(&sh->write_lock);
     *sh->queue_tail = &req;
     sh->queue_tail = &req.next;
     sh->waiting++;
     if (sh->gathering) pthread_cond_signal(&sh->arrived);
-    while (!req.done && sh->committing) pthread_cond_wait(&sh->write_done, &sh->write_lock);
-    if (req.done) {
-        pthread_mutex_unlock(&sh->write_lock);
-        return req.rc;
-    }
-    /* Lead: commit everything queued so far, this save among it. Saves that
-     * queue meanwhile form the next group; the leader commits a few more
-     * groups itself, without waiting for a waiter to wake up and lead. */
-    sh->committing = 1;
-    write_req *group = take_queue(sh);
-    for (int round = 0; group; round++) {
-        pthread_mutex_unlock(&sh->write_lock);
-        commit_group(sh, group);
-        pthread_mutex_lock(&sh->write_lock);
-        sh->groups++;
-        for (write_req *r = group; r; r = r->next) {
-            r->done = 1;
-            sh->grouped++;
+    while (!req.done && sh->committing) pthread_cond_wait(&req.wake, &sh->write_lock);
+    if (!req.done) {
+        /* Lead: commit everything queued so far, this save among it. Saves
+         * that queue meanwhile form the next group; the leader commits a few
+         * more groups itself rather than wait for a waiter to wake and lead. */
+        sh->committing = 1;
+        write_req *group = take_queue(sh);
+        for (int round = 0; group; round++) {
+            pthread_mutex_unlock(&sh->write_lock);
+            commit_group(sh, group);
+            pthread_mutex_lock(&sh->write_lock);
+            sh->groups++;
+            for (write_req *r = group; r; r = r->next) { /* the waiters need the lock to return */
+                r->done = 1;
+                sh->grouped++;
+                if (r != &req) pthread_cond_signal(&r->wake);
+            }
+            group = round + 1 < MAX_ROUNDS ? take_queue(sh) : NULL;
         }
-        pthread_cond_broadcast(&sh->write_done);
-        group = round + 1 < MAX_ROUNDS ? take_queue(sh) : NULL;
+        sh->committing = 0;
+        if (sh->queue) pthread_cond_signal(&sh->queue->wake); /* the first waiter leads the rest */
     }
-    sh->committing = 0;
-    pthread_cond_broadcast(&sh->write_done); /* a waiter leads the rest */
     pthread_mutex_unlock(&sh->write_lock);
+    pthread_cond_destroy(&req.wake);
     return req.rc;
 }
 
