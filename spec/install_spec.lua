@@ -98,8 +98,9 @@ int main(void)
     local setup = ("package.path=%q; package.cpath=%q"):format(
       prefix .. "/share/cairn/lua/?.lua;" .. prefix .. "/share/cairn/lua/?/init.lua;"
         .. prefix .. "/share/cairn/stdlib/?.lua", prefix .. "/lib/lua/5.1/?.so")
-    local code, out, err = run_installed(("luajit -e %s -e %s"):format(q(setup),
-      q [[local cairn = require "cairn"; print(cairn.uuid.v4():len(), package.searchpath("cairn.core", package.cpath))]]))
+    local script = [[local cairn = require "cairn"
+      print(cairn.uuid.v4():len(), package.searchpath("cairn.core", package.cpath))]]
+    local code, out, err = run_installed(("luajit -e %s -e %s"):format(q(setup), q(script)))
     assert.equal(0, code, err)
     assert.equal("36\t" .. prefix .. "/lib/lua/5.1/cairn/core.so", (out:gsub("%s+$", "")))
   end)
