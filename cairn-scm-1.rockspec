@@ -50,11 +50,13 @@ local core_sources = {
   "runtime/embed.c",
   "runtime/error.c",
   "runtime/host.c",
+  "runtime/http_client.c",
   "runtime/lua_codec.c",
   "runtime/lua_core.c",
   "runtime/lua_error.c",
   "runtime/lua_event.c",
   "runtime/lua_follow.c",
+  "runtime/lua_http.c",
   "runtime/lua_store.c",
   "runtime/lua_view.c",
   "runtime/record.c",
@@ -73,7 +75,8 @@ local core_sources = {
 -- The Lua modules: lua/cairn/*.lua (init.lua is `cairn`) and stdlib/cairn/*.lua.
 local lua_modules = {
   "aggregate", "application", "cli", "cli_keys", "cli_run", "cli_system", "config", "embed", "errors",
-  "event_batch", "follow", "notification_log", "process", "progress", "projection", "reload", "repl",
+  "event_batch", "follow", "log_json", "notification_log", "process", "progress", "projection", "reload",
+  "remote_log", "repl",
   "repository", "runner", "snapshot_store", "store_tools", "system", "view",
 }
 local stdlib_modules = { "inspect", "json", "schema", "time", "uuid" }

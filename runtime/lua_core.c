@@ -17,6 +17,7 @@
 #include "lua_error.h"
 #include "lua_event.h"
 #include "lua_follow.h"
+#include "lua_http.h"
 #include "lua_store.h"
 #include "lua_view.h"
 #include "uuid.h"
@@ -155,6 +156,7 @@ int luaopen_cairn_core(lua_State *L)
     cairn_lua_store_init(L);
     cairn_lua_view_init(L);
     cairn_lua_follow_init(L);
+    cairn_lua_http_init(L);
     luaL_getmetatable(L, CAIRN_ERROR_MT);
     lua_setfield(L, -2, "error_metatable");
     luaL_getmetatable(L, CAIRN_TIME_MT);

@@ -4,7 +4,7 @@
 -- @module cairn.follow
 local core = require "cairn.core"
 
-local now_us, wait, pcall, error = core.now_us, core.wait, pcall, error
+local now_us, wait, pcall, error, type = core.now_us, core.wait, pcall, error, type
 
 local _M = { _VERSION = "0.1.0" }
 
@@ -25,6 +25,14 @@ function _M.loop(stores, step, should_stop, opts)
     core.signal_caught(true)
   end
   local seen = {}
+  -- a store that is not one of ours (a cairn.remote_log) cannot be waited on: poll it
+  local remote_poll
+  for i = 1, #stores do
+    if type(stores[i]) ~= "userdata" then
+      local p = stores[i].poll_interval or 0.5
+      if not remote_poll or p < remote_poll then remote_poll = p end
+    end
+  end
   local idle_since = now_us()
   local function run()
     while true do
@@ -41,7 +49,11 @@ function _M.loop(stores, step, should_stop, opts)
           if left <= 0 then return "idle" end
           if left < sleep then sleep = left end
         end
-        if not wait(stores, seen, sleep, poll) then return "signal" end
+        if remote_poll then
+          core.sleep(remote_poll < sleep and remote_poll or sleep)
+        elseif not wait(stores, seen, sleep, poll) then
+          return "signal"
+        end
       end
     end
   end

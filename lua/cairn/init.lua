@@ -9,6 +9,7 @@ local process = require "cairn.process"
 local system = require "cairn.system"
 local runner = require "cairn.runner"
 local reload = require "cairn.reload"
+local remote_log = require "cairn.remote_log"
 
 local _M = {
   _VERSION = core.version,
@@ -31,6 +32,8 @@ local _M = {
   system = system.define,
   --- Runs a system in this process, followers after each leader save.
   SingleThreadedRunner = runner.SingleThreadedRunner,
+  --- Read a notification log served over HTTP by another process: `cairn.remote_log(url [, opts])`.
+  remote_log = remote_log.new,
   --- Is v an event (a read-only event table)?
   is_event = core.is_event,
   --- The payload fields of an event, as a plain table.

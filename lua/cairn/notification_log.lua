@@ -14,22 +14,29 @@ local function whole(n)
   return type(n) == "number" and n >= 0 and n % 1 == 0
 end
 
+--- Internal: check the arguments of a `select` (also cairn.remote_log's); raises at select's caller.
+-- @return stop, topics
+function _M.select_args(start, limit, opts)
+  if not whole(start) or start < 1 then error("bad argument #1 to 'select' (id >= 1 expected)", 3) end
+  if not whole(limit) then error("bad argument #2 to 'select' (limit >= 0 expected)", 3) end
+  local stop, topics
+  if opts then
+    stop, topics = opts.stop, opts.topics
+    if stop ~= nil and not whole(stop) then error("bad option 'stop' to 'select' (an id expected)", 3) end
+    if topics ~= nil and type(topics) ~= "table" then
+      error("bad option 'topics' to 'select' (array of topics expected)", 3)
+    end
+  end
+  return stop, topics
+end
+
 --- Notifications in id order from `start` (inclusive).
 -- @param start the first notification id (>= 1)
 -- @param limit the most notifications to return
 -- @param[opt] opts `stop` (last id, inclusive), `topics` (only these topics)
 -- @return array of `{ id, originator_id, originator_version, topic, event }`
 function _M:select(start, limit, opts)
-  if not whole(start) or start < 1 then error("bad argument #1 to 'select' (id >= 1 expected)", 2) end
-  if not whole(limit) then error("bad argument #2 to 'select' (limit >= 0 expected)", 2) end
-  local stop, topics
-  if opts then
-    stop, topics = opts.stop, opts.topics
-    if stop ~= nil and not whole(stop) then error("bad option 'stop' to 'select' (an id expected)", 2) end
-    if topics ~= nil and type(topics) ~= "table" then
-      error("bad option 'topics' to 'select' (array of topics expected)", 2)
-    end
-  end
+  local stop, topics = _M.select_args(start, limit, opts)
   if limit == 0 or (stop and stop < start) then return {} end
   return self.app.store:read_log(start, limit, stop, topics)
 end

@@ -3,6 +3,7 @@
 local core = require "cairn.core"
 local errors = require "cairn.errors"
 local json = require "cairn.json"
+local log_json = require "cairn.log_json"
 local time = require "cairn.time"
 local cli = require "cairn.cli"
 
@@ -147,13 +148,7 @@ local function export_cmd(args)
     local page = store:read_log(from, PAGE)
     if #page == 0 then break end
     for i = 1, #page do
-      local n = page[i]
-      buf[i] = json.encode({
-        id = n.id, originator_id = n.originator_id, originator_version = n.originator_version,
-        topic = n.topic, timestamp = iso(floor(n.event.timestamp * 1e6 + 0.5)),
-        fields = core.event_fields(n.event), forgotten = n.forgotten,
-        class_version = n.class_version ~= 1 and n.class_version or nil,
-      })
+      buf[i] = json.encode(log_json.item(page[i]))
     end
     buf[#page + 1] = ""
     out:write(table.concat(buf, "\n", 1, #page + 1))
@@ -165,33 +160,9 @@ local function export_cmd(args)
   return 0
 end
 
--- days since 1970-01-01 of a civil date (proleptic Gregorian; H. Hinnant's algorithm)
-local function days_from_civil(y, m, d)
-  if m <= 2 then y = y - 1 end
-  local era = floor(y / 400)
-  local yoe = y - era * 400
-  local mp = (m + 9) % 12
-  local doy = floor((153 * mp + 2) / 5) + d - 1
-  local doe = yoe * 365 + floor(yoe / 4) - floor(yoe / 100) + doy
-  return era * 146097 + doe - 719468
-end
-
--- "2026-11-22T09:34:10.123456Z" -> microseconds since the epoch
-local function parse_iso(s)
-  if type(s) ~= "string" then return nil end
-  local y, mo, d, h, mi, sec, frac = s:match("^(%d%d%d%d)%-(%d%d)%-(%d%d)T(%d%d):(%d%d):(%d%d)%.?(%d*)Z$")
-  if not y then return nil end
-  y, mo, d, h, mi, sec = tonumber(y), tonumber(mo), tonumber(d), tonumber(h), tonumber(mi), tonumber(sec)
-  if mo < 1 or mo > 12 or d < 1 or d > 31 or h > 23 or mi > 59 or sec > 60 or #frac > 6 then return nil end
-  local us = tonumber((frac .. "000000"):sub(1, 6))
-  return ((days_from_civil(y, mo, d) * 24 + h) * 60 + mi) * 60 * 1e6 + sec * 1e6 + us
-end
-
 local function bad_line(n, fmt, ...)
   errors.raise("SchemaError", "line %d: " .. fmt, n, ...)
 end
-
-local function whole(v) return type(v) == "number" and v >= 0 and v % 1 == 0 end
 
 local function import_cmd(args)
   if #args < 1 or #args > 2 then cli.usage_error("needs URI and optionally FILE") end
@@ -203,49 +174,30 @@ local function import_cmd(args)
   end
   -- check everything before writing anything
   local batch, count, line_no, last_version = {}, 0, 0, {}
-  -- a time is whole microseconds that a double holds exactly (found by fuzzing:
-  -- a string here raised a bare Lua error, 1e300 reached C as an int64 overflow)
-  local decode_opts = { time = function(us)
-    if type(us) ~= "number" or us % 1 ~= 0 or us > 2 ^ 53 or us < -2 ^ 53 then
-      return nil, "a time must be whole microseconds within 2^53 of the epoch"
-    end
-    return time.from_us(us)
-  end }
   for line in input:lines() do
     line_no = line_no + 1
     if line:match("%S") then
-      local rec, err = json.decode(line, decode_opts)
+      local rec, err = json.decode(line, log_json.DECODE)
       if rec == nil then bad_line(line_no, "%s", err) end
       if type(rec) ~= "table" or rec[1] ~= nil then bad_line(line_no, "expected a JSON object") end
       count = count + 1
       if rec.id ~= count then bad_line(line_no, "notification id %s should be %d (ids start at 1, no gaps)",
         tostring(rec.id), count) end
-      local id = core.uuid_normalize(rec.originator_id)
-      if not id then bad_line(line_no, "originator_id is not a UUID") end
-      if not whole(rec.originator_version) then bad_line(line_no, "originator_version must be a whole number") end
+      local n, payload, us = log_json.notification(rec)
+      if not n then bad_line(line_no, "%s", payload) end
+      local id = n.originator_id
       local last = last_version[id]
-      if last and rec.originator_version ~= last + 1 then
-        bad_line(line_no, "aggregate %s version %d does not follow version %d", id, rec.originator_version, last)
+      if last and n.originator_version ~= last + 1 then
+        bad_line(line_no, "aggregate %s version %d does not follow version %d", id, n.originator_version, last)
       end
-      last_version[id] = rec.originator_version
-      if type(rec.topic) ~= "string" or rec.topic == "" then bad_line(line_no, "topic must be a string") end
-      local us = parse_iso(rec.timestamp)
-      if not us then bad_line(line_no, "timestamp must look like 2026-11-22T09:34:10.123456Z") end
-      if rec.forgotten then
+      last_version[id] = n.originator_version
+      if n.forgotten then
         bad_line(line_no, "aggregate %s version %d was forgotten: its fields are gone, so it cannot be imported",
-          id, rec.originator_version)
+          id, n.originator_version)
       end
-      local class_version = rec.class_version == nil and 1 or rec.class_version
-      if not whole(class_version) or class_version < 1 or class_version > 65535 then
-        bad_line(line_no, "class_version must be a whole number from 1 to 65535")
-      end
-      local fields = rec.fields == nil and {} or rec.fields
-      if type(fields) ~= "table" then bad_line(line_no, "fields must be an object") end
-      local ok, ev_or_err, payload = pcall(core.make_event, rec.topic, id, rec.originator_version, us, fields)
-      if not ok then bad_line(line_no, "%s", errors.is(ev_or_err) and ev_or_err.message or tostring(ev_or_err)) end
-      local n = #batch
-      batch[n + 1], batch[n + 2], batch[n + 3], batch[n + 4], batch[n + 5], batch[n + 6] =
-        id, rec.originator_version, us, rec.topic, payload, class_version
+      local b = #batch
+      batch[b + 1], batch[b + 2], batch[b + 3], batch[b + 4], batch[b + 5], batch[b + 6] =
+        id, n.originator_version, us, n.topic, payload, n.class_version or 1
     end
   end
   if input ~= io.stdin then input:close() end
@@ -278,7 +230,5 @@ local HANDLERS = { events = events_cmd, log = log_cmd, stat = stat_cmd, export =
 function _M.main(cmd, args)
   return HANDLERS[cmd](args)
 end
-
-_M.parse_iso = parse_iso
 
 return _M

@@ -1,0 +1,77 @@
+--- Notifications as plain tables for JSON, and back: the lines of `cairn
+-- export`/`import`, and the items of log sections served over HTTP
+-- (examples/http_service) and read by `cairn.remote_log`.
+--
+-- An item: `{ id, originator_id, originator_version, topic, timestamp
+-- (ISO 8601 UTC, µs), fields, forgotten (only when true), class_version (only
+-- when not 1) }`.
+-- @module cairn.log_json
+local core = require "cairn.core"
+local time = require "cairn.time"
+
+local type, pcall, tostring = type, pcall, tostring
+local make_event, event_fields, uuid_normalize = core.make_event, core.event_fields, core.uuid_normalize
+
+local _M = { _VERSION = "0.1.0" }
+
+--- The item of a notification (from `log:select` or `store:read_log`).
+function _M.item(n)
+  return {
+    id = n.id, originator_id = n.originator_id, originator_version = n.originator_version,
+    topic = n.topic, timestamp = time.from_seconds(n.event.timestamp):iso(),
+    fields = event_fields(n.event), forgotten = n.forgotten,
+    class_version = n.class_version ~= 1 and n.class_version or nil,
+  }
+end
+
+--- A log section (`log:section(id)`) with its notifications as items.
+function _M.section(s)
+  local items = {}
+  for i = 1, #s.items do items[i] = _M.item(s.items[i]) end
+  return { id = s.id, items = items, previous_id = s.previous_id, next_id = s.next_id }
+end
+
+--- Options for `cairn.json.decode`: `{"$time": n}` becomes a time value.
+_M.DECODE = { time = function(us)
+  -- whole microseconds that a double holds exactly (found by fuzzing: a string
+  -- here raised a bare Lua error, 1e300 reached C as an int64 overflow)
+  if type(us) ~= "number" or us % 1 ~= 0 or us > 2 ^ 53 or us < -2 ^ 53 then
+    return nil, "a time must be whole microseconds within 2^53 of the epoch"
+  end
+  return time.from_us(us)
+end }
+
+local function whole(v) return type(v) == "number" and v >= 0 and v % 1 == 0 end
+
+--- The notification an item describes, its event read-only like those of a
+-- local log (made with `core.make_event`, so its fields are values an event
+-- may carry).
+-- @param rec a decoded item
+-- @return[1] `{ id, originator_id, originator_version, topic, event, forgotten, class_version }`, the
+--   event's encoded payload and its timestamp in µs
+-- @return[2] nil, a message saying what is wrong with the item
+function _M.notification(rec)
+  if type(rec) ~= "table" or rec[1] ~= nil then return nil, "expected a JSON object" end
+  if not whole(rec.id) or rec.id < 1 then return nil, "id must be a whole number >= 1" end
+  local id = uuid_normalize(rec.originator_id)
+  if not id then return nil, "originator_id is not a UUID" end
+  if not whole(rec.originator_version) then return nil, "originator_version must be a whole number" end
+  if type(rec.topic) ~= "string" or rec.topic == "" then return nil, "topic must be a string" end
+  local t = time.parse_iso(rec.timestamp)
+  if not t then return nil, "timestamp must look like 2026-11-22T09:34:10.123456Z" end
+  local class_version = rec.class_version == nil and 1 or rec.class_version
+  if not whole(class_version) or class_version < 1 or class_version > 65535 then
+    return nil, "class_version must be a whole number from 1 to 65535"
+  end
+  local fields = rec.fields == nil and {} or rec.fields
+  if type(fields) ~= "table" then return nil, "fields must be an object" end
+  local ok, event, payload = pcall(make_event, rec.topic, id, rec.originator_version, t.us, fields)
+  if not ok then return nil, type(event) == "table" and event.message or tostring(event) end
+  return {
+    id = rec.id, originator_id = id, originator_version = rec.originator_version, topic = rec.topic,
+    event = event, forgotten = rec.forgotten == true or nil,
+    class_version = class_version ~= 1 and class_version or nil,
+  }, payload, t.us
+end
+
+return _M
