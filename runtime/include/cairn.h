@@ -127,7 +127,7 @@ typedef struct cairn_buf {
  * Create a runtime: a Lua state with the standard libraries and cairn loaded.
  * cairn's Lua files are found as the `cairn` executable finds them:
  * $CAIRN_HOME, then a source tree or PREFIX/share/cairn near the program or
- * near libcairn.so (see docs/EMBEDDING_C.md); opt->lua_path may point at them too.
+ * near libcairn.so (see docs/EMBEDDING.md); opt->lua_path may point at them too.
  * The store is not opened yet: cairn_runtime_load() does that.
  * @param[in] opt the options, or NULL for none (copied; need not outlive the call)
  * @param[out] out receives the runtime, or NULL on failure. The caller owns it
