@@ -1,7 +1,7 @@
 --- The training school served by nginx-lua (examples/http_service), driven
 -- with curl, and cairn.remote_log reading its log from this process.
 -- Needs nginx and Debian's libnginx-mod-http-lua (tools/setup installs them);
--- without them these specs fail, saying so. run.sh honours NGINX,
+-- without them these specs fail, saying so. run.sh honours CAIRN_NGINX,
 -- CAIRN_NGINX_MODULES and CAIRN_NGINX_LUA_PATH for a module kept elsewhere.
 local helper = require "helper"
 local cairn = require "cairn"
@@ -16,28 +16,6 @@ local function sleep(s) os.execute("sleep " .. s) end
 
 local function alive(pid)
   return pid and os.execute("kill -0 " .. pid .. " 2>/dev/null") == 0
-end
-
---- Start nginx on a free loopback port: a random high port, another one if it is taken.
-local function start_server(dir)
-  local server = { dir = dir, prefix = dir .. "/nginx", uri = "lmdb:" .. dir .. "/school" }
-  math.randomseed(os.time() + tonumber(tostring({}):match("0x(%x+)"), 16) % 100000)
-  local last_err
-  for _ = 1, 8 do
-    local port = math.random(20000, 60000)
-    local code, _, err = helper.run(("CAIRN_HTTP_PREFIX=%s CAIRN_HTTP_DAEMON=y CAIRN_HTTP_WORKERS=2 %s %d %s"):format(
-      q(server.prefix), q(RUN_SH), port, q(server.uri)))
-    local pid = tonumber(helper.read_file(server.prefix .. "/nginx.pid") or "")
-    if code == 0 and pid then
-      server.port, server.pid = port, pid
-      server.base = ("http://127.0.0.1:%d"):format(port)
-      return server
-    end
-    last_err = err .. (helper.read_file(server.prefix .. "/error.log") or "")
-    if not last_err:find("Address already in use", 1, true) then break end
-  end
-  error("could not start nginx with the lua module (tools/setup installs nginx and libnginx-mod-http-lua):\n"
-    .. tostring(last_err), 0)
 end
 
 --- Stop nginx and wait until it is gone; kill it (and its workers) if it lingers.
@@ -56,6 +34,31 @@ local function stop_server(server)
   end
   assert(not alive(server.pid), "nginx " .. server.pid .. " did not stop")
   server.pid = nil
+end
+
+--- Start nginx on a free loopback port: a random high port, another one if it is taken.
+local function start_server(dir)
+  local server = { dir = dir, prefix = dir .. "/nginx", uri = "lmdb:" .. dir .. "/school" }
+  math.randomseed(os.time() + tonumber(tostring({}):match("0x(%x+)"), 16) % 100000)
+  local last_err
+  for _ = 1, 8 do
+    local port = math.random(20000, 60000)
+    os.remove(server.prefix .. "/nginx.pid")
+    -- run.sh returns once nginx listens (as a daemon); the timeout guards against an nginx that stays in front
+    local code, _, err = helper.run(("CAIRN_HTTP_PREFIX=%s CAIRN_HTTP_DAEMON=y CAIRN_HTTP_WORKERS=2 timeout 30 %s %d %s"
+      ):format(q(server.prefix), q(RUN_SH), port, q(server.uri)))
+    server.pid = tonumber(helper.read_file(server.prefix .. "/nginx.pid") or "")
+    if code == 0 and alive(server.pid) then
+      server.port = port
+      server.base = ("http://127.0.0.1:%d"):format(port)
+      return server
+    end
+    stop_server(server) -- whatever of it may have started
+    last_err = err .. (helper.read_file(server.prefix .. "/error.log") or "")
+    if not last_err:find("Address already in use", 1, true) then break end
+  end
+  error("could not start nginx with the lua module (tools/setup installs nginx and libnginx-mod-http-lua):\n"
+    .. tostring(last_err), 0)
 end
 
 --- One request with curl: status, decoded JSON body (or nil), headers (lower-case names), raw body.

@@ -10,7 +10,7 @@
 #                       (pid in PREFIX/nginx.pid); otherwise nginx runs in the foreground
 #   CAIRN_HTTP_WORKERS  worker processes (default 2)
 #   CAIRN_HTTP_ADDRESS  the address to listen on (default 127.0.0.1)
-#   NGINX               the nginx binary (default: nginx on PATH, else /usr/sbin/nginx)
+#   CAIRN_NGINX         the nginx binary (default: nginx on PATH, else /usr/sbin/nginx)
 #   CAIRN_NGINX_MODULES where ndk_http_module.so and ngx_http_lua_module.so are
 #                       (default /usr/lib/nginx/modules, Debian's libnginx-mod-http-lua)
 #   CAIRN_NGINX_LUA_PATH  more lua_package_path entries, before the default ones (e.g. where
@@ -31,7 +31,9 @@ case $store in
   memory:) echo "run.sh: warning: with memory: each worker has a store of its own" >&2 ;;
 esac
 
-nginx=${NGINX:-$(command -v nginx || echo /usr/sbin/nginx)}
+nginx=${CAIRN_NGINX:-$(command -v nginx || echo /usr/sbin/nginx)}
+# nginx reads NGINX as the listening sockets of a binary upgrade (and then will not daemonize)
+unset NGINX
 [ -x "$nginx" ] || fail "nginx not found (Debian: apt-get install nginx libnginx-mod-http-lua)"
 modules=${CAIRN_NGINX_MODULES:-/usr/lib/nginx/modules}
 for m in ndk_http_module.so ngx_http_lua_module.so; do
