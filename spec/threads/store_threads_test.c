@@ -359,10 +359,15 @@ int main(int argc, char **argv)
     const char *base = argc > 1 ? argv[1] : mkdtemp(dir);
     E(base != NULL);
     snprintf(uri, sizeof uri, "lmdb:%s/own", base);
+    fprintf(stderr, "%s\n", "test_own_streams");
     test_own_streams();
+    fprintf(stderr, "%s\n", "test_one_stream");
     test_one_stream(THREADS * OWN_SAVES);
+    fprintf(stderr, "%s\n", "test_group_failure_is_alone");
     test_group_failure_is_alone();
+    fprintf(stderr, "%s\n", "test_shared_environment");
     test_shared_environment(base);
+    fprintf(stderr, "%s\n", "test_map_growth");
     test_map_growth(base);
     char cmd[700];
     snprintf(cmd, sizeof cmd, "rm -rf '%s'", base);
