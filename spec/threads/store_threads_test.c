@@ -303,6 +303,9 @@ static void *grow_reader(void *arg)
         cairn_store_read_end(s);
         E(n >= seen); /* a later read never sees fewer */
         seen = n;
+        /* a pause between whole-stream reads: readers that never pause
+         * leave the writers little time where threads take turns (valgrind) */
+        usleep(2000);
     }
     cairn_store_close(s);
     return NULL;
