@@ -8,39 +8,21 @@
  * checked for version conflicts, for SECONDS. Prints one line:
  *   threads=N saves=S seconds=T rate=R groups=G mean_group=M p50_us=.. p99_us=..
  */
-#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
 #include "cairn.h"
 #include "store.h"
-
-#define MAX_THREADS 64
-#define MAX_SAMPLES 200000
+#include "threads.h"
 
 static char uri[4200];
 static cairn_sync_mode sync_mode = CAIRN_SYNC_FULL;
 static double seconds;
 
-typedef struct {
-    unsigned index;
-    uint64_t saves;
-    double *latency_us;
-    size_t nlat;
-} worker;
-
-static double now(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
-}
-
 static void *run(void *arg)
 {
-    worker *w = arg;
+    bench_worker *w = arg;
     cairn_store_options opt = { .sync = sync_mode };
     cairn_store *s;
     char err[512];
@@ -55,9 +37,9 @@ static void *run(void *arg)
     id[6] = 0x40;
     id[8] = 0x80;
     uint64_t version = 0;
-    double end = now() + seconds;
+    double end = bench_now() + seconds;
     for (;;) {
-        double t0 = now();
+        double t0 = bench_now();
         if (t0 >= end) break;
         cairn_record ev;
         memset(&ev, 0, sizeof ev);
@@ -74,17 +56,10 @@ static void *run(void *arg)
             fprintf(stderr, "group_commit: %s\n", cairn_store_errmsg(s));
             exit(1);
         }
-        if (w->nlat < MAX_SAMPLES) w->latency_us[w->nlat++] = (now() - t0) * 1e6;
-        w->saves++;
+        bench_done(w, t0);
     }
     cairn_store_close(s);
     return NULL;
-}
-
-static int by_value(const void *a, const void *b)
-{
-    double x = *(const double *)a, y = *(const double *)b;
-    return x < y ? -1 : x > y;
 }
 
 int main(int argc, char **argv)
@@ -97,8 +72,8 @@ int main(int argc, char **argv)
     int threads = atoi(argv[2]);
     seconds = atof(argv[3]);
     if (argc > 4 && strcmp(argv[4], "none") == 0) sync_mode = CAIRN_SYNC_NONE;
-    if (threads < 1 || threads > MAX_THREADS || seconds <= 0) {
-        fprintf(stderr, "group_commit: 1..%d threads and a positive duration expected\n", MAX_THREADS);
+    if (threads < 1 || threads > BENCH_MAX_THREADS || seconds <= 0) {
+        fprintf(stderr, "group_commit: 1..%d threads and a positive duration expected\n", BENCH_MAX_THREADS);
         return 2;
     }
     /* one handle kept open for the statistics of the shared environment */
@@ -111,38 +86,14 @@ int main(int argc, char **argv)
     }
     uint64_t groups0, saves0;
     cairn_store_group_stats(stats, &groups0, &saves0);
-    worker ws[MAX_THREADS];
-    pthread_t th[MAX_THREADS];
-    double t0 = now();
-    for (int i = 0; i < threads; i++) {
-        ws[i] = (worker){ (unsigned)i + 1, 0, malloc(MAX_SAMPLES * sizeof(double)), 0 };
-        if (!ws[i].latency_us || pthread_create(&th[i], NULL, run, &ws[i]) != 0) return 1;
-    }
-    uint64_t total = 0;
-    size_t nlat = 0;
-    for (int i = 0; i < threads; i++) {
-        pthread_join(th[i], NULL);
-        total += ws[i].saves;
-        nlat += ws[i].nlat;
-    }
-    double elapsed = now() - t0;
-    double *all = malloc((nlat ? nlat : 1) * sizeof(double));
-    if (!all) return 1;
-    size_t at = 0;
-    for (int i = 0; i < threads; i++) {
-        memcpy(all + at, ws[i].latency_us, ws[i].nlat * sizeof(double));
-        at += ws[i].nlat;
-        free(ws[i].latency_us);
-    }
-    qsort(all, nlat, sizeof(double), by_value);
+    bench_result r;
+    if (bench_run_threads(threads, run, &r) != 0) return 1;
     uint64_t groups1, saves1;
     cairn_store_group_stats(stats, &groups1, &saves1);
     uint64_t groups = groups1 - groups0;
     printf("threads=%d saves=%llu seconds=%.2f rate=%.0f groups=%llu mean_group=%.2f p50_us=%.0f p99_us=%.0f\n",
-           threads, (unsigned long long)total, elapsed, (double)total / elapsed, (unsigned long long)groups,
-           groups ? (double)(saves1 - saves0) / (double)groups : 0.0, nlat ? all[nlat / 2] : 0.0,
-           nlat ? all[nlat * 99 / 100] : 0.0);
-    free(all);
+           threads, (unsigned long long)r.total, r.elapsed_s, (double)r.total / r.elapsed_s, (unsigned long long)groups,
+           groups ? (double)(saves1 - saves0) / (double)groups : 0.0, r.p50_us, r.p99_us);
     cairn_store_close(stats);
     return 0;
 }
