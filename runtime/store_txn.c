@@ -218,6 +218,12 @@ static void set_sync(cairn_env *sh, int nosync)
     sh->nosync = nosync;
 }
 
+/* Does the save ask for an fsync? (memory: stores never do) */
+static int wants_fsync(const cairn_env *sh, const write_req *r)
+{
+    return !sh->is_private && r->s->sync != CAIRN_SYNC_NONE;
+}
+
 /* Settle every pending request of the group with rc (and r's message). */
 static void settle_all(write_req *group, write_req *from, int rc)
 {
@@ -245,7 +251,7 @@ static void commit_group(cairn_env *sh, write_req *group)
         for (write_req *r = group; r; r = r->next) {
             if (r->rc != PENDING) continue;
             if (!first) first = r;
-            nosync &= r->s->sync == CAIRN_SYNC_NONE || sh->is_private;
+            if (wants_fsync(sh, r)) nosync = 0;
         }
         if (!first) return; /* every save failed */
         MDB_txn *txn = NULL;
@@ -301,9 +307,8 @@ static void commit_group(cairn_env *sh, write_req *group)
  * waits when no fsync is to be shared (sync=none). */
 static int any_durable(const cairn_env *sh)
 {
-    if (sh->is_private) return 0;
     for (const write_req *r = sh->queue; r; r = r->next)
-        if (r->s->sync != CAIRN_SYNC_NONE) return 1;
+        if (wants_fsync(sh, r)) return 1;
     return 0;
 }
 
