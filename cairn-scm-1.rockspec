@@ -7,7 +7,7 @@
 -- into a LuaJIT process. Debian's luarocks is configured for Lua 5.1, whose
 -- headers (LUA_INCDIR=/usr/include/lua5.1) lack those functions, hence the
 -- variable; a luarocks configured for LuaJIT needs no flags.
--- `luarocks make` builds in the checkout: it leaves runtime/*.o and
+-- `luarocks make` builds in the checkout: it leaves runtime/*/*.o and
 -- cairn/core.so there (both git-ignored).
 rockspec_format = "3.0"
 package = "cairn"
@@ -42,34 +42,34 @@ external_dependencies = {
   ZSTD = { header = "zstd.h", library = "zstd" },
 }
 
--- The C core: every runtime/*.c except the executable's own main.c and
--- repl.c (as premake5.lua's cairn_lua_module). Add new runtime files here.
+-- The C core: every runtime/*/*.c except the executable's own host/main.c and
+-- host/repl.c (as premake5.lua's cairn_lua_module). Add new runtime files here.
 local core_sources = {
-  "runtime/compress.c",
-  "runtime/crypto.c",
-  "runtime/embed.c",
-  "runtime/error.c",
-  "runtime/host.c",
-  "runtime/http_client.c",
-  "runtime/lua_codec.c",
-  "runtime/lua_core.c",
-  "runtime/lua_error.c",
-  "runtime/lua_event.c",
-  "runtime/lua_follow.c",
-  "runtime/lua_http.c",
-  "runtime/lua_store.c",
-  "runtime/lua_view.c",
-  "runtime/record.c",
-  "runtime/signals.c",
-  "runtime/store.c",
-  "runtime/store_lmdb.c",
-  "runtime/store_seal.c",
-  "runtime/store_snapshots.c",
-  "runtime/store_txn.c",
-  "runtime/store_verify.c",
-  "runtime/store_views.c",
-  "runtime/store_wake.c",
-  "runtime/uuid.c",
+  "runtime/host/embed.c",
+  "runtime/host/host.c",
+  "runtime/lua/lua_codec.c",
+  "runtime/lua/lua_core.c",
+  "runtime/lua/lua_error.c",
+  "runtime/lua/lua_event.c",
+  "runtime/lua/lua_follow.c",
+  "runtime/lua/lua_http.c",
+  "runtime/lua/lua_store.c",
+  "runtime/lua/lua_view.c",
+  "runtime/net/http_client.c",
+  "runtime/store/compress.c",
+  "runtime/store/crypto.c",
+  "runtime/store/error.c",
+  "runtime/store/record.c",
+  "runtime/store/signals.c",
+  "runtime/store/store.c",
+  "runtime/store/store_lmdb.c",
+  "runtime/store/store_seal.c",
+  "runtime/store/store_snapshots.c",
+  "runtime/store/store_txn.c",
+  "runtime/store/store_verify.c",
+  "runtime/store/store_views.c",
+  "runtime/store/store_wake.c",
+  "runtime/store/uuid.c",
 }
 
 -- The Lua modules: lua/cairn/*.lua (init.lua is `cairn`) and stdlib/cairn/*.lua.
@@ -85,7 +85,7 @@ local modules = {
   cairn = "lua/cairn/init.lua",
   ["cairn.core"] = {
     sources = core_sources,
-    incdirs = { "runtime", "runtime/include", "$(LMDB_INCDIR)", "$(MSGPACK_INCDIR)", "$(SODIUM_INCDIR)",
+    incdirs = { "runtime/store", "runtime/net", "runtime/lua", "runtime/host", "runtime/include", "$(LMDB_INCDIR)", "$(MSGPACK_INCDIR)", "$(SODIUM_INCDIR)",
                 "$(ZSTD_INCDIR)" },
     libdirs = { "$(LMDB_LIBDIR)", "$(MSGPACK_LIBDIR)", "$(SODIUM_LIBDIR)", "$(ZSTD_LIBDIR)" },
     libraries = { "lmdb", "msgpackc", "sodium", "zstd", "m" },

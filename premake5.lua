@@ -44,16 +44,21 @@ local function link_core()
   everywhere()
 end
 
--- Everything in runtime/ except the executable's own files (entry point, readline REPL).
-local core_files = { "runtime/*.c", "runtime/*.h", "runtime/include/*.h" }
-local host_only = { "runtime/main.c", "runtime/repl.c" }
--- The core files that need no Lua (the C tests link only these, which proves it).
-local lua_free_core = { "runtime/store*.c", "runtime/record.c", "runtime/uuid.c", "runtime/error.c",
-                        "runtime/crypto.c", "runtime/compress.c" }
+-- runtime/ has a folder per layer: store/ (engines and mapper, no Lua), net/
+-- (the HTTP client, no Lua), lua/ (the binding), host/ (the executable and
+-- the embedding API). The core is everything but the executable's own files
+-- (entry point, readline REPL).
+local core_files = { "runtime/store/*.c", "runtime/store/*.h", "runtime/net/*.c", "runtime/net/*.h",
+                     "runtime/lua/*.c", "runtime/lua/*.h", "runtime/host/host.c", "runtime/host/host.h",
+                     "runtime/host/embed.c", "runtime/include/*.h" }
+local host_only = { "runtime/host/main.c", "runtime/host/repl.c" }
+-- The core files that need no Lua: the C tests link only runtime/store/, which proves it.
+local lua_free_core = { "runtime/store/*.c" }
 
 local function common(name, out)
   language "C"
-  includedirs { "runtime", "runtime/include", "/usr/include/luajit-2.1" }
+  includedirs { "runtime/store", "runtime/net", "runtime/lua", "runtime/host", "runtime/include",
+                "/usr/include/luajit-2.1" }
   buildoptions { "-std=gnu11", "-Wall", "-Wextra", "-fPIC", "-fvisibility=default" }
   objdir("obj/" .. name)
   -- keep symbols in every configuration: sanitizer reports and perf need them

@@ -18,7 +18,7 @@ fi
 tmp=$(mktemp -d "${TMPDIR:-/tmp}/cairn-group.XXXXXX")
 trap 'rm -rf "$tmp"' EXIT
 trap 'exit 130' INT TERM
-cc -O2 -Wall -Wextra -Iruntime -Iruntime/include bench/group_commit.c lib/libcairn.a \
+cc -O2 -Wall -Wextra -Iruntime/store -Iruntime/include bench/group_commit.c lib/libcairn.a \
   -llmdb -lsodium -lzstd -lmsgpackc -lpthread -lm -o "$tmp/store_level"
 cc -O2 -Wall -Wextra -Iruntime/include bench/api_group_commit.c -Llib -Wl,-rpath,"$PWD/lib" -lcairn \
   -lmsgpackc -lpthread -o "$tmp/api_level"

@@ -30,14 +30,18 @@ local function load_rockspec()
 end
 
 describe("cairn-scm-1.rockspec", function()
-  it("builds cairn.core from every runtime/*.c but the host's main.c and repl.c (premake5.lua's list)", function()
+  it("builds cairn.core from every runtime/*/*.c but the host's main.c and repl.c (premake5.lua's list)", function()
     local sources = {}
     for _, s in ipairs(load_rockspec().build.modules["cairn.core"].sources) do sources[#sources + 1] = s end
     table.sort(sources)
     local expected = {}
-    for _, name in ipairs(list(helper.root .. "/runtime", "%.c$")) do
-      if name ~= "main.c" and name ~= "repl.c" then expected[#expected + 1] = "runtime/" .. name end
+    for _, layer in ipairs(list(helper.root .. "/runtime", "^%a+$")) do
+      for _, name in ipairs(list(helper.root .. "/runtime/" .. layer, "%.c$")) do
+        local path = "runtime/" .. layer .. "/" .. name
+        if path ~= "runtime/host/main.c" and path ~= "runtime/host/repl.c" then expected[#expected + 1] = path end
+      end
     end
+    table.sort(expected)
     assert.are.same(expected, sources)
   end)
 

@@ -48,6 +48,9 @@ typedef struct cairn_record {
     const uint8_t *payload;     /* on input and from reads: the msgpack map */
     size_t payload_len;
     int forgotten;              /* set by log reads: the payload is gone for good */
+    uint8_t event_id[16];       /* the event's id, given when it was triggered (all zero: none) */
+    const uint8_t *metadata;    /* the event's metadata as a msgpack map; NULL (or len 0): empty */
+    size_t metadata_len;
 } cairn_record;
 
 /** Bytes of a record's header (everything before the hash). */
