@@ -1,0 +1,123 @@
+/*
+ * pg_append.c -- a save on PostgreSQL: one call of the schema's save()
+ * function with the batch as binary arrays (one round trip, one transaction),
+ * then, only when another save held the numbering lock, one call of number()
+ * that waits for the ids (pg_sql.c and docs/POSTGRES.md explain why).
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "cairn.h"
+#include "pg_internal.h"
+#include "record.h"
+
+static cairn_pg_bytes rec_stream(const void *ctx, size_t i)
+{
+    return (cairn_pg_bytes){ ((const cairn_pg_record *)ctx)[i].stream_id, 16 };
+}
+
+static cairn_pg_bytes rec_topic(const void *ctx, size_t i) { return ((const cairn_pg_record *)ctx)[i].topic; }
+
+static cairn_pg_bytes rec_bytes(const void *ctx, size_t i) { return ((const cairn_pg_record *)ctx)[i].bytes; }
+
+/* Versions go as big-endian int8s, made beside the records. */
+typedef struct versions {
+    const cairn_pg_record *rec;
+    uint8_t *be;
+} versions;
+
+static cairn_pg_bytes rec_version(const void *ctx, size_t i)
+{
+    const versions *v = ctx;
+    cairn_put_be64(v->be + 8 * i, v->rec[i].version);
+    return (cairn_pg_bytes){ v->be + 8 * i, 8 };
+}
+
+static int check_records(cairn_pg *pg, const cairn_pg_record *r, size_t n, const char *what, int events)
+{
+    for (size_t i = 0; i < n; i++) {
+        if (!r[i].stream_id || !r[i].bytes.len || (events && !r[i].topic.len) || r[i].version == 0 ||
+            r[i].version > INT64_MAX)
+            return pg_fail(pg, CAIRN_INVALID, "%s %zu: needs a stream id, a version from 1 to 2^63-1, %s bytes",
+                           what, i + 1, events ? "a topic and its" : "its");
+        if (events && i > 0 && memcmp(r[i].stream_id, r[i - 1].stream_id, 16) == 0 &&
+            r[i].version != r[i - 1].version + 1)
+            return pg_fail(pg, CAIRN_CONFLICT, "event %zu: version %llu does not follow version %llu in one save",
+                           i + 1, (unsigned long long)r[i].version, (unsigned long long)r[i - 1].version);
+    }
+    return CAIRN_OK;
+}
+
+/* The parameters of save(): arrays of the events, of the snapshots, tracking. */
+static int save_params(const cairn_pg_batch *b, pg_params *p, uint8_t *be)
+{
+    versions ev = { b->events, be }, sv = { b->snapshots, be + 8 * b->n };
+    int rc = pg_param_array(p, PG_UUID_ARRAY, PG_UUID, b->n, rec_stream, b->events);
+    if (!rc) rc = pg_param_array(p, PG_INT8_ARRAY, PG_INT8, b->n, rec_version, &ev);
+    if (!rc) rc = pg_param_array(p, PG_BYTEA_ARRAY, PG_BYTEA, b->n, rec_topic, b->events);
+    if (!rc) rc = pg_param_array(p, PG_BYTEA_ARRAY, PG_BYTEA, b->n, rec_bytes, b->events);
+    if (!rc) rc = pg_param_array(p, PG_UUID_ARRAY, PG_UUID, b->nsnapshots, rec_stream, b->snapshots);
+    if (!rc) rc = pg_param_array(p, PG_INT8_ARRAY, PG_INT8, b->nsnapshots, rec_version, &sv);
+    if (!rc) rc = pg_param_array(p, PG_BYTEA_ARRAY, PG_BYTEA, b->nsnapshots, rec_bytes, b->snapshots);
+    if (rc) return rc;
+    if (b->track_app.ptr) {
+        pg_param_bytes(p, PG_BYTEA, b->track_app.ptr, b->track_app.len);
+        pg_param_int8(p, b->track_id);
+    } else {
+        pg_param_null(p, PG_BYTEA);
+        pg_param_null(p, PG_INT8);
+    }
+    return CAIRN_OK;
+}
+
+int cairn_pg_append(cairn_pg *pg, const cairn_pg_batch *b, uint64_t *first_id)
+{
+    *first_id = 0;
+    pg->errmsg[0] = '\0';
+    int rc = check_records(pg, b->events, b->n, "event", 1);
+    if (!rc) rc = check_records(pg, b->snapshots, b->nsnapshots, "snapshot", 0);
+    if (rc) return rc;
+    if (b->track_app.ptr && (b->track_id == 0 || b->track_id > INT64_MAX))
+        return pg_fail(pg, CAIRN_INVALID, "tracking position %llu is not from 1 to 2^63-1",
+                       (unsigned long long)b->track_id);
+    uint8_t *be = malloc(8 * (b->n + b->nsnapshots) + 1);
+    if (!be) return pg_fail(pg, CAIRN_STORE, "out of memory");
+    pg_params p = { 0 };
+    rc = save_params(b, &p, be);
+    PGresult *r = NULL;
+    if (rc) rc = pg_fail(pg, rc, "a batch too large to send");
+    else rc = pg_exec(pg, PG_SQL_SAVE, &p, &r);
+    pg_params_free(&p);
+    free(be);
+    if (rc) return rc;
+    uint64_t first = pg_get_u64(r, 0, 0);
+    PQclear(r);
+    if (b->n > 0) pg->saves++;
+    if (first == 0 && b->n > 0) {
+        pg->deferred++;
+        /* committed without ids: another save was numbering; wait for ours */
+        uint8_t v[8];
+        pg_params q = { 0 };
+        pg_param_bytes(&q, PG_UUID, b->events[0].stream_id, 16);
+        cairn_put_be64(v, b->events[0].version);
+        pg_param_bytes(&q, PG_INT8, v, 8);
+        if ((rc = pg_exec(pg, PG_SQL_NUMBER, &q, &r))) {
+            /* the events are recorded, whole; the next save or writer's open numbers them */
+            size_t len = strlen(pg->errmsg);
+            snprintf(pg->errmsg + len, sizeof pg->errmsg - len,
+                     " (after the save was recorded, before it had its ids)");
+            return rc;
+        }
+        first = pg_get_u64(r, 0, 0);
+        PQclear(r);
+    }
+    *first_id = first;
+    return CAIRN_OK;
+}
+
+void cairn_pg_save_stats(const cairn_pg *pg, uint64_t *saves, uint64_t *deferred)
+{
+    *saves = pg->saves;
+    *deferred = pg->deferred;
+}
