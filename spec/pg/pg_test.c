@@ -3,6 +3,7 @@
  *   build/tests/cairn_pg_tests [TEST]          all tests, or one (needs CAIRN_TEST_PG)
  *   build/tests/cairn_pg_tests --bench 1,4,8 S  writer processes saving for S
  *                                               seconds each round: saves/s, gap check
+ *   build/tests/cairn_pg_tests --lag N          save-to-follower lag across processes
  * `tools/pg run build/tests/cairn_pg_tests` gives it a private cluster
  * (CAIRN_TEST_PG, its URI; CAIRN_TEST_PG_DIR, for the restart test).
  * Without CAIRN_TEST_PG it says so and exits 0 when CAIRN_TEST_PG_OPTIONAL is set,
@@ -14,6 +15,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
+#include <sys/resource.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -517,6 +520,31 @@ static void test_failures(void)
         check_log_whole(pg);
         printf("ok - restart: one StoreError naming the server, then connected again; followers listen again\n");
     }
+    /* a statement timeout (from the URI's options) while the save waits for a row lock:
+     * StoreError, nothing recorded, and the same connection goes on */
+    cairn_pg *timed = NULL;
+    OK(cairn_pg_open(with("schema=t_fail&options=-c%20statement_timeout%3D200"), NULL, &timed, err, sizeof err));
+    c = raw();
+    uint8_t w[16];
+    make_id(w, 5, 4);
+    char wt[CAIRN_UUID_STRLEN + 1] = { 0 };
+    cairn_uuid_format(w, wt);
+    sql(c, "BEGIN");
+    snprintf(q, sizeof q, "INSERT INTO t_fail.events (stream_id, version, topic, record) "
+             "VALUES ('%s', 1, 'x', 'x')", wt);
+    sql(c, q);
+    cairn_pg_record wev[2] = { rec(z, 2, "Renamed", "z2"), rec(w, 1, "Created", "w1") };
+    cairn_pg_batch wb = { .events = wev, .n = 2 };
+    int tpid = cairn_pg_backend_pid(timed);
+    E(cairn_pg_append(timed, &wb, &first) == CAIRN_STORE);
+    E(strstr(cairn_pg_errmsg(timed), "statement timeout") && strstr(cairn_pg_errmsg(timed), "57014"));
+    sql(c, "ROLLBACK");
+    PQfinish(c);
+    E(stream_len(timed, z) == 1 && cairn_pg_backend_pid(timed) == tpid);
+    OK(cairn_pg_append(timed, &wb, &first));
+    cairn_pg_close(timed);
+    check_log_whole(pg);
+    printf("ok - statement timeout: StoreError, nothing recorded, the connection goes on\n");
     cairn_pg_close(pg);
     drop_schema("t_fail");
 }
@@ -744,6 +772,75 @@ static int bench(const char *list, double seconds)
     return 0;
 }
 
+static int cmp_double(const void *a, const void *b)
+{
+    double x = *(const double *)a, y = *(const double *)b;
+    return x < y ? -1 : x > y;
+}
+
+/* S7-style: one process saves a new aggregate every 20 ms, another follows
+ * through LISTEN/NOTIFY; lag = the follower reading the event − the save
+ * returning (CLOCK_MONOTONIC is shared by the processes of one host). */
+static int lag(int n)
+{
+    drop_schema("bench_lag");
+    cairn_pg_close(open_schema("bench_lag", 0));
+    double *t = mmap(NULL, sizeof(double) * 2 * ((size_t)n + 1), PROT_READ | PROT_WRITE,
+                     MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+    E(t != MAP_FAILED);
+    double *returned = t, *seen = t + n + 1;
+    pid_t follower = fork();
+    E(follower >= 0);
+    if (follower == 0) {
+        cairn_pg *pg = open_schema("bench_lag", 1);
+        uint64_t last = 0;
+        while (last < (uint64_t)n) {
+            int newer;
+            OK(cairn_pg_wait(pg, last, 5, &newer));
+            cairn_pg_rows rows;
+            OK(cairn_pg_read_log(pg, last + 1, 0, NULL, 0, 100, &rows));
+            double now = now_s();
+            for (size_t i = 0; i < rows.n; i++) {
+                E(rows.row[i].id == last + 1 && rows.row[i].id <= (uint64_t)n);
+                last = rows.row[i].id;
+                seen[last] = now;
+            }
+            cairn_pg_rows_free(&rows);
+        }
+        cairn_pg_close(pg);
+        _exit(0);
+    }
+    cairn_pg *pg = open_schema("bench_lag", 0);
+    usleep(200000); /* the follower listens */
+    for (int i = 1; i <= n; i++) {
+        uint8_t id[16];
+        make_id(id, 7, (unsigned)i);
+        cairn_pg_record ev = rec(id, 1, "Created", "lag");
+        cairn_pg_batch b = { .events = &ev, .n = 1 };
+        uint64_t first;
+        OK(cairn_pg_append(pg, &b, &first));
+        returned[first] = now_s();
+        usleep(20000);
+    }
+    int status;
+    E(waitpid(follower, &status, 0) == follower && WIFEXITED(status) && WEXITSTATUS(status) == 0);
+    struct rusage ru;
+    getrusage(RUSAGE_CHILDREN, &ru);
+    double *ms = malloc(sizeof(double) * (size_t)n);
+    E(ms);
+    for (int i = 1; i <= n; i++) ms[i - 1] = (seen[i] - returned[i]) * 1000;
+    qsort(ms, (size_t)n, sizeof *ms, cmp_double);
+    printf("follower lag over %d saves, 20 ms apart: median %.2f ms, p90 %.2f ms, p99 %.2f ms, max %.2f ms; "
+           "follower CPU %.0f ms\n", n, ms[n / 2], ms[n * 9 / 10], ms[n * 99 / 100], ms[n - 1],
+           ((double)ru.ru_utime.tv_sec + (double)ru.ru_stime.tv_sec) * 1000 +
+               ((double)ru.ru_utime.tv_usec + (double)ru.ru_stime.tv_usec) / 1000);
+    free(ms);
+    munmap(t, sizeof(double) * 2 * ((size_t)n + 1));
+    cairn_pg_close(pg);
+    drop_schema("bench_lag");
+    return 0;
+}
+
 int main(int argc, char **argv)
 {
     setvbuf(stdout, NULL, _IONBF, 0);
@@ -753,6 +850,7 @@ int main(int argc, char **argv)
         return getenv("CAIRN_TEST_PG_OPTIONAL") ? 0 : 1;
     }
     if (argc == 4 && strcmp(argv[1], "--bench") == 0) return bench(argv[2], atof(argv[3]));
+    if (argc == 3 && strcmp(argv[1], "--lag") == 0) return lag(atoi(argv[2]));
     static const struct { const char *name; void (*run)(void); } tests[] = {
         { "open", test_open }, { "append", test_append }, { "apps", test_apps_apart }, { "views", test_views },
         { "wake", test_wake }, { "failures", test_failures }, { "ids", test_gap_free },
@@ -764,7 +862,8 @@ int main(int argc, char **argv)
         ran++;
     }
     if (!ran) {
-        fprintf(stderr, "usage: cairn_pg_tests [open|append|apps|views|wake|failures|ids] | --bench 1,4,8 SECONDS\n");
+        fprintf(stderr, "usage: cairn_pg_tests [open|append|apps|views|wake|failures|ids] | --bench 1,4,8 SECONDS"
+                " | --lag N\n");
         return 2;
     }
     return 0;
