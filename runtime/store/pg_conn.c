@@ -150,9 +150,12 @@ int pg_connect(cairn_pg *pg)
     if (pg->conn && PQstatus(pg->conn) == CONNECTION_OK) return CAIRN_OK;
     if (pg->conn) PQfinish(pg->conn);
     pg->listening = 0;
-    /* later keywords override earlier ones: the URI's own settings win */
-    const char *const keys[] = { "connect_timeout", "fallback_application_name", "dbname", NULL };
-    const char *const vals[] = { "10", "cairn", pg->conninfo, NULL };
+    /* later keywords override earlier ones: the URI's own settings win. TCP
+     * keepalives notice a server gone from the network in about a minute, not
+     * the system's two hours. */
+    const char *const keys[] = { "connect_timeout", "keepalives_idle", "keepalives_interval", "keepalives_count",
+                                 "fallback_application_name", "dbname", NULL };
+    const char *const vals[] = { "10", "30", "10", "3", "cairn", pg->conninfo, NULL };
     pg->conn = PQconnectdbParams(keys, vals, 1);
     if (!pg->conn) return pg_fail(pg, CAIRN_STORE, "out of memory connecting");
     if (PQstatus(pg->conn) != CONNECTION_OK) {

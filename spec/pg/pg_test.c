@@ -400,6 +400,18 @@ static void *bg_run(void *arg)
     return NULL;
 }
 
+/* Begin a transaction on c that records version 1 of stream id and stays
+ * open: a save of that version waits for it (ROLLBACK ends it). */
+static void hold_first_version(PGconn *c, const char *schema, const uint8_t id[16])
+{
+    char text[CAIRN_UUID_STRLEN + 1] = { 0 }, q[256];
+    cairn_uuid_format(id, text);
+    sql(c, "BEGIN");
+    snprintf(q, sizeof q, "INSERT INTO %s.events (stream_id, version, topic, record) VALUES ('%s', 1, 'x', 'x')",
+             schema, text);
+    sql(c, q);
+}
+
 /* Wait until backend pid waits for a lock, then end it as an operator would. */
 static void terminate_when_waiting(PGconn *c, int pid)
 {
@@ -450,12 +462,8 @@ static void test_failures(void)
     make_id(x, 5, 1);
     make_id(y, 5, 2);
     make_id(z, 5, 3);
-    char xt[CAIRN_UUID_STRLEN + 1] = { 0 }, q[512];
-    cairn_uuid_format(x, xt);
-    sql(c, "BEGIN");
-    snprintf(q, sizeof q, "INSERT INTO t_fail.events (stream_id, version, topic, record) "
-             "VALUES ('%s', 1, 'x', 'x')", xt);
-    sql(c, q);
+    char q[512];
+    hold_first_version(c, "t_fail", x);
     cairn_pg_record ev[2] = { rec(y, 1, "Created", "y1"), rec(x, 1, "Created", "x1") };
     bg_save s = { .pg = pg, .batch = { .events = ev, .n = 2 } };
     int pid = cairn_pg_backend_pid(pg);
@@ -527,12 +535,7 @@ static void test_failures(void)
     c = raw();
     uint8_t w[16];
     make_id(w, 5, 4);
-    char wt[CAIRN_UUID_STRLEN + 1] = { 0 };
-    cairn_uuid_format(w, wt);
-    sql(c, "BEGIN");
-    snprintf(q, sizeof q, "INSERT INTO t_fail.events (stream_id, version, topic, record) "
-             "VALUES ('%s', 1, 'x', 'x')", wt);
-    sql(c, q);
+    hold_first_version(c, "t_fail", w);
     cairn_pg_record wev[2] = { rec(z, 2, "Renamed", "z2"), rec(w, 1, "Created", "w1") };
     cairn_pg_batch wb = { .events = wev, .n = 2 };
     int tpid = cairn_pg_backend_pid(timed);
