@@ -21,18 +21,7 @@ static cairn_pg_bytes rec_topic(const void *ctx, size_t i) { return ((const cair
 
 static cairn_pg_bytes rec_bytes(const void *ctx, size_t i) { return ((const cairn_pg_record *)ctx)[i].bytes; }
 
-/* Versions go as big-endian int8s, made beside the records. */
-typedef struct versions {
-    const cairn_pg_record *rec;
-    uint8_t *be;
-} versions;
-
-static cairn_pg_bytes rec_version(const void *ctx, size_t i)
-{
-    const versions *v = ctx;
-    cairn_put_be64(v->be + 8 * i, v->rec[i].version);
-    return (cairn_pg_bytes){ v->be + 8 * i, 8 };
-}
+static uint64_t rec_version(const void *ctx, size_t i) { return ((const cairn_pg_record *)ctx)[i].version; }
 
 static int check_records(cairn_pg *pg, const cairn_pg_record *r, size_t n, const char *what, int events)
 {
@@ -49,16 +38,16 @@ static int check_records(cairn_pg *pg, const cairn_pg_record *r, size_t n, const
     return CAIRN_OK;
 }
 
-/* The parameters of save(): arrays of the events, of the snapshots, tracking. */
-static int save_params(const cairn_pg_batch *b, pg_params *p, uint8_t *be)
+/* The parameters of save(): arrays of the events, of the snapshots, tracking,
+ * new data keys, the key state's generation. */
+static int save_params(const cairn_pg_batch *b, pg_params *p)
 {
-    versions ev = { b->events, be }, sv = { b->snapshots, be + 8 * b->n };
     int rc = pg_param_array(p, PG_UUID_ARRAY, PG_UUID, b->n, rec_stream, b->events);
-    if (!rc) rc = pg_param_array(p, PG_INT8_ARRAY, PG_INT8, b->n, rec_version, &ev);
+    if (!rc) rc = pg_param_int8_array(p, b->n, rec_version, b->events);
     if (!rc) rc = pg_param_array(p, PG_BYTEA_ARRAY, PG_BYTEA, b->n, rec_topic, b->events);
     if (!rc) rc = pg_param_array(p, PG_BYTEA_ARRAY, PG_BYTEA, b->n, rec_bytes, b->events);
     if (!rc) rc = pg_param_array(p, PG_UUID_ARRAY, PG_UUID, b->nsnapshots, rec_stream, b->snapshots);
-    if (!rc) rc = pg_param_array(p, PG_INT8_ARRAY, PG_INT8, b->nsnapshots, rec_version, &sv);
+    if (!rc) rc = pg_param_int8_array(p, b->nsnapshots, rec_version, b->snapshots);
     if (!rc) rc = pg_param_array(p, PG_BYTEA_ARRAY, PG_BYTEA, b->nsnapshots, rec_bytes, b->snapshots);
     if (rc) return rc;
     if (b->track_app.ptr) {
@@ -68,6 +57,11 @@ static int save_params(const cairn_pg_batch *b, pg_params *p, uint8_t *be)
         pg_param_null(p, PG_BYTEA);
         pg_param_null(p, PG_INT8);
     }
+    rc = pg_param_array(p, PG_UUID_ARRAY, PG_UUID, b->nkeys, pg_key_stream, b->keys);
+    if (!rc) rc = pg_param_array(p, PG_BYTEA_ARRAY, PG_BYTEA, b->nkeys, pg_key_bytes, b->keys);
+    if (rc) return rc;
+    if (b->check_keygen) pg_param_int8(p, b->keygen);
+    else pg_param_null(p, PG_INT8);
     return CAIRN_OK;
 }
 
@@ -81,15 +75,17 @@ int cairn_pg_append(cairn_pg *pg, const cairn_pg_batch *b, uint64_t *first_id)
     if (b->track_app.ptr && (b->track_id == 0 || b->track_id > INT64_MAX))
         return pg_fail(pg, CAIRN_INVALID, "tracking position %llu is not from 1 to 2^63-1",
                        (unsigned long long)b->track_id);
-    uint8_t *be = malloc(8 * (b->n + b->nsnapshots) + 1);
-    if (!be) return pg_fail(pg, CAIRN_STORE, "out of memory");
+    for (size_t i = 0; i < b->nkeys; i++)
+        if (!b->keys[i].stream_id || b->keys[i].key.len < 2)
+            return pg_fail(pg, CAIRN_INVALID, "data key %zu: needs a stream id and a sealed key", i + 1);
+    if (b->check_keygen && b->keygen > INT64_MAX)
+        return pg_fail(pg, CAIRN_INVALID, "key generation %llu out of range", (unsigned long long)b->keygen);
     pg_params p = { 0 };
-    rc = save_params(b, &p, be);
+    rc = save_params(b, &p);
     PGresult *r = NULL;
     if (rc) rc = pg_fail(pg, rc, "a batch too large to send");
     else rc = pg_exec(pg, PG_SQL_SAVE, &p, &r);
     pg_params_free(&p);
-    free(be);
     if (rc) return rc;
     uint64_t first = pg_get_u64(r, 0, 0);
     PQclear(r);

@@ -252,12 +252,15 @@ const char *cairn_pg_errmsg(const cairn_pg *pg) { return pg->errmsg; }
 const char *cairn_pg_server(const cairn_pg *pg) { return pg->server; }
 const char *cairn_pg_schema(const cairn_pg *pg) { return pg->schema; }
 int cairn_pg_backend_pid(const cairn_pg *pg) { return pg->conn ? PQbackendPID(pg->conn) : 0; }
+int cairn_pg_keys_changed(const cairn_pg *pg) { return pg->keys_changed; }
 
 /* ---- statements ---------------------------------------------------------- */
 
 /* Our own SQLSTATEs, raised by the schema's functions (pg_sql.c). */
 #define SQLSTATE_STALE_STREAM "CN002"
 #define SQLSTATE_STALE_TRACKING "CN001"
+#define SQLSTATE_KEYS_CHANGED "CN003"
+#define SQLSTATE_NO_KEY "CN004"
 
 static int map_error(cairn_pg *pg, PGresult *r)
 {
@@ -270,6 +273,11 @@ static int map_error(cairn_pg *pg, PGresult *r)
     if (!state) return pg_fail(pg, CAIRN_STORE, "%s", line);
     if (strcmp(state, SQLSTATE_STALE_STREAM) == 0 || strcmp(state, SQLSTATE_STALE_TRACKING) == 0)
         return pg_fail(pg, CAIRN_CONFLICT, "%s", line);
+    if (strcmp(state, SQLSTATE_KEYS_CHANGED) == 0) {
+        pg->keys_changed = 1;
+        return pg_fail(pg, CAIRN_CONFLICT, "%s", line);
+    }
+    if (strcmp(state, SQLSTATE_NO_KEY) == 0) return pg_fail(pg, CAIRN_NOTFOUND, "%s", line);
     if (strcmp(state, "23505") == 0) /* unique_violation: two saves raced for one version */
         return pg_fail(pg, CAIRN_CONFLICT, "%s", line);
     if (strncmp(state, "28", 2) == 0 || strcmp(state, "42501") == 0) /* authorization, privilege */
@@ -282,6 +290,10 @@ static int map_error(cairn_pg *pg, PGresult *r)
 int pg_exec_sql(cairn_pg *pg, const char *sql, const pg_params *p, PGresult **res)
 {
     *res = NULL;
+    pg->keys_changed = 0;
+    /* a walk's reads must share its snapshot: no silent reconnect in the middle */
+    if (pg->walking && (!pg->conn || PQstatus(pg->conn) != CONNECTION_OK))
+        return pg_fail(pg, CAIRN_STORE, "connection lost during a walk; end it and walk again");
     int rc = pg_connect(pg);
     if (rc) return rc;
     PGresult *r = p ? PQexecParams(pg->conn, sql, p->n, p->type, p->value, p->len, p->fmt, 1)
@@ -373,6 +385,31 @@ int pg_param_array(pg_params *p, Oid array_type, Oid elem_type, size_t n,
     pg_param_bytes(p, array_type, buf, size);
     return CAIRN_OK;
 }
+
+/* An int8[] parameter: the same layout, 8-byte big-endian elements. */
+int pg_param_int8_array(pg_params *p, size_t n, uint64_t (*value)(const void *ctx, size_t i), const void *ctx)
+{
+    if (n > 0x3ffffff) return CAIRN_INVALID;
+    size_t size = (n ? 20 : 12) + 12 * n;
+    uint8_t *buf = malloc(size), *w = buf;
+    if (!buf) return CAIRN_STORE;
+    put_be32(w, n ? 1 : 0); put_be32(w + 4, 0); put_be32(w + 8, PG_INT8); w += 12;
+    if (n) { put_be32(w, (uint32_t)n); put_be32(w + 4, 1); w += 8; }
+    for (size_t i = 0; i < n; i++, w += 12) {
+        put_be32(w, 8);
+        cairn_put_be64(w + 4, value(ctx, i));
+    }
+    p->owned[p->n] = (char *)buf;
+    pg_param_bytes(p, PG_INT8_ARRAY, buf, size);
+    return CAIRN_OK;
+}
+
+cairn_pg_bytes pg_key_stream(const void *ctx, size_t i)
+{
+    return (cairn_pg_bytes){ ((const cairn_pg_key *)ctx)[i].stream_id, 16 };
+}
+
+cairn_pg_bytes pg_key_bytes(const void *ctx, size_t i) { return ((const cairn_pg_key *)ctx)[i].key; }
 
 void pg_params_free(pg_params *p)
 {

@@ -26,7 +26,8 @@
 
 /* The statements (pg_sql.c), made once per handle for its schema. */
 enum pg_sql_id {
-    PG_SQL_SAVE, PG_SQL_NUMBER, PG_SQL_STREAM_ASC, PG_SQL_STREAM_DESC, PG_SQL_HEADS, PG_SQL_LOG,
+    PG_SQL_SAVE, PG_SQL_NUMBER, PG_SQL_STREAM_ASC, PG_SQL_STREAM_DESC, PG_SQL_PREPARE, PG_SQL_FORGET,
+    PG_SQL_KEYS, PG_SQL_REKEY, PG_SQL_SET_CIPHER, PG_SQL_WALK_EVENTS, PG_SQL_WALK_SNAPSHOTS, PG_SQL_LOG,
     PG_SQL_LOG_TOPICS, PG_SQL_SNAPSHOT, PG_SQL_MAX_ID, PG_SQL_TRACKING, PG_SQL_STAT, PG_SQL_META_GET,
     PG_SQL_META_PUT, PG_SQL_VIEW_WRITE, PG_SQL_VIEW_GET, PG_SQL_VIEW_SCAN, PG_SQL_VIEW_TRACKING,
     PG_SQL_COUNT
@@ -43,18 +44,21 @@ struct cairn_pg {
     int listening;              /* LISTEN done on this connection */
     char *sql[PG_SQL_COUNT];    /* the statements, with this schema's name in them */
     uint64_t saves, deferred;   /* saves with events; those numbered after their commit */
+    int keys_changed;           /* the last failure: the key state moved since it was read */
+    int walking;                /* a walk's transaction is open (pg_walk.c) */
     char errmsg[512];
 };
 
 /* Parameters of one statement, in binary form. */
+#define PG_PARAMS_MAX 12
 typedef struct pg_params {
     int n;
-    Oid type[12];
-    const char *value[12];
-    int len[12];
-    int fmt[12];
-    char scratch[12][8];        /* int8 values */
-    char *owned[12];            /* arrays built for this statement */
+    Oid type[PG_PARAMS_MAX];
+    const char *value[PG_PARAMS_MAX];
+    int len[PG_PARAMS_MAX];
+    int fmt[PG_PARAMS_MAX];
+    char scratch[PG_PARAMS_MAX][8]; /* int8 values */
+    char *owned[PG_PARAMS_MAX]; /* arrays built for this statement */
 } pg_params;
 
 void pg_param_bytes(pg_params *p, Oid type, const void *ptr, size_t len);
@@ -63,6 +67,11 @@ void pg_param_null(pg_params *p, Oid type);
 /* A one-dimensional array of n elements of elem_type; elem(i) gives element i. */
 int pg_param_array(pg_params *p, Oid array_type, Oid elem_type, size_t n,
                    cairn_pg_bytes (*elem)(const void *ctx, size_t i), const void *ctx);
+/* An int8[] of n values, value(i) giving element i. */
+int pg_param_int8_array(pg_params *p, size_t n, uint64_t (*value)(const void *ctx, size_t i), const void *ctx);
+/* Elements of a cairn_pg_key array: its stream ids, its keys. */
+cairn_pg_bytes pg_key_stream(const void *ctx, size_t i);
+cairn_pg_bytes pg_key_bytes(const void *ctx, size_t i);
 void pg_params_free(pg_params *p);
 
 /* Run statement `which`; on success *res holds a PGRES_TUPLES_OK/COMMAND_OK result (binary

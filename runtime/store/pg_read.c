@@ -41,23 +41,6 @@ int cairn_pg_read_stream(cairn_pg *pg, const uint8_t id[16], uint64_t gt, uint64
     return rc ? rc : take(pg, r, out, 0, 1, 2, 3, -1);
 }
 
-static cairn_pg_bytes id_elem(const void *ctx, size_t i)
-{
-    return (cairn_pg_bytes){ ((const uint8_t (*)[16])ctx)[i], 16 };
-}
-
-int cairn_pg_read_heads(cairn_pg *pg, const uint8_t (*ids)[16], size_t n, cairn_pg_rows *out)
-{
-    memset(out, 0, sizeof *out);
-    pg_params p = { 0 };
-    int rc = pg_param_array(&p, PG_UUID_ARRAY, PG_UUID, n, id_elem, ids);
-    PGresult *r = NULL;
-    if (rc) rc = pg_fail(pg, rc, "too many streams in one read");
-    else rc = pg_exec(pg, PG_SQL_HEADS, &p, &r);
-    pg_params_free(&p);
-    return rc ? rc : take(pg, r, out, 0, 1, 2, 3, -1);
-}
-
 static cairn_pg_bytes bytes_elem(const void *ctx, size_t i) { return ((const cairn_pg_bytes *)ctx)[i]; }
 
 int cairn_pg_read_log(cairn_pg *pg, uint64_t start, uint64_t stop, const cairn_pg_bytes *topics,

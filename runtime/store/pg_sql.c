@@ -30,14 +30,20 @@ static const char schema_sql[] =
     "CREATE TABLE IF NOT EXISTS @.events (\n"
     "  seq bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,\n"
     "  stream_id uuid NOT NULL, version bigint NOT NULL, topic bytea NOT NULL, record bytea NOT NULL,\n"
-    "  id bigint UNIQUE,\n"
+    "  id bigint UNIQUE,  -- NULL until numbered; this index also finds the unnumbered (IS NULL)\n"
     "  CONSTRAINT events_stream_version UNIQUE (stream_id, version));\n"
-    "CREATE INDEX IF NOT EXISTS events_pending ON @.events (seq) WHERE id IS NULL;\n"
+
     "CREATE TABLE IF NOT EXISTS @.counter (one boolean PRIMARY KEY DEFAULT true CHECK (one), last bigint NOT NULL);\n"
     "INSERT INTO @.counter VALUES (true, 0) ON CONFLICT DO NOTHING;\n"
     "CREATE TABLE IF NOT EXISTS @.snapshots (stream_id uuid, version bigint, record bytea NOT NULL,\n"
     "  PRIMARY KEY (stream_id, version));\n"
     "CREATE TABLE IF NOT EXISTS @.tracking (app bytea PRIMARY KEY, id bigint NOT NULL);\n"
+    /* data keys at rest (the mapper's bytes: a sealed key, or one 0 byte once forgotten) and the key
+     * state: the cipher's name, the key check, a generation bumped by every change to either or to a key */
+    "CREATE TABLE IF NOT EXISTS @.keys (stream_id uuid PRIMARY KEY, key bytea NOT NULL);\n"
+    "CREATE TABLE IF NOT EXISTS @.keystate (one boolean PRIMARY KEY DEFAULT true CHECK (one), cipher bytea,\n"
+    "  keycheck bytea, keygen bigint NOT NULL DEFAULT 0);\n"
+    "INSERT INTO @.keystate (one) VALUES (true) ON CONFLICT DO NOTHING;\n"
     "CREATE TABLE IF NOT EXISTS @.views (name bytea, key bytea, value bytea NOT NULL, PRIMARY KEY (name, key));\n"
     "CREATE TABLE IF NOT EXISTS @.view_tracking (name bytea, app bytea, id bigint NOT NULL,\n"
     "  PRIMARY KEY (name, app));\n"
@@ -46,6 +52,18 @@ static const char schema_sql[] =
      * nothing to do commits without an fsync. The key: "cair" and the schema's oid. */
     "CREATE OR REPLACE FUNCTION @.numbering_lock() RETURNS bigint LANGUAGE sql STABLE AS\n"
     "  $$SELECT (x'63616972'::bigint << 32) | '@'::regnamespace::oid::bigint$$;\n"
+    /* The lock that keeps key changes (forget, rekey, set_cipher: exclusive) apart
+     * from saves that depend on the key state or add data keys (shared). */
+    "CREATE OR REPLACE FUNCTION @.keys_lock() RETURNS bigint LANGUAGE sql STABLE AS\n"
+    "  $$SELECT (x'6b657973'::bigint << 32) | '@'::regnamespace::oid::bigint$$;\n"
+    /* Under the keys lock: the key state must still be the one the caller saw. */
+    "CREATE OR REPLACE FUNCTION @.check_keygen(p_keygen bigint) RETURNS void LANGUAGE plpgsql AS $$\n"
+    "BEGIN\n"
+    "  IF p_keygen IS NOT NULL AND p_keygen <> (SELECT keygen FROM @.keystate) THEN\n"
+    "    RAISE EXCEPTION 'the store''s keys changed (forget, rekey or encryption) since this was prepared'\n"
+    "      USING ERRCODE = 'CN003';\n"
+    "  END IF;\n"
+    "END $$;\n"
     /* Number every committed event that has no id yet. The caller holds the
      * numbering lock, taken in an earlier statement. One statement, so one
      * snapshot: the events counted are the events numbered. */
@@ -64,10 +82,16 @@ static const char schema_sql[] =
     /* A save: tracking, version check, events, snapshots, and the ids when
      * the numbering lock is free (else 0: the caller numbers after commit). */
     "CREATE OR REPLACE FUNCTION @.save(p_stream uuid[], p_version bigint[], p_topic bytea[], p_record bytea[],\n"
-    "    s_stream uuid[], s_version bigint[], s_record bytea[], t_app bytea, t_id bigint)\n"
+    "    s_stream uuid[], s_version bigint[], s_record bytea[], t_app bytea, t_id bigint,\n"
+    "    k_stream uuid[], k_key bytea[], p_keygen bigint)\n"
     "RETURNS bigint LANGUAGE plpgsql AS $$\n"
     "DECLARE v_stream uuid; v_head bigint; v_want bigint; v_first bigint := 0;\n"
     "BEGIN\n"
+    "  IF p_keygen IS NOT NULL OR cardinality(k_stream) > 0 THEN\n"
+    "    PERFORM pg_advisory_xact_lock_shared(@.keys_lock());\n"
+    "    PERFORM @.check_keygen(p_keygen);\n"
+    "    INSERT INTO @.keys SELECT * FROM unnest(k_stream, k_key);\n"
+    "  END IF;\n"
     "  IF t_app IS NOT NULL THEN\n"
     "    INSERT INTO @.tracking AS t (app, id) VALUES (t_app, t_id)\n"
     "      ON CONFLICT (app) DO UPDATE SET id = excluded.id WHERE t.id < excluded.id;\n"
@@ -89,22 +113,29 @@ static const char schema_sql[] =
     "      RAISE EXCEPTION 'aggregate %: version % does not follow the recorded version %',\n"
     "        v_stream, v_want, v_head USING ERRCODE = 'CN002';\n"
     "    END IF;\n"
-    "    INSERT INTO @.events (stream_id, version, topic, record)\n"
-    "      SELECT s, v, t, r FROM unnest(p_stream, p_version, p_topic, p_record) WITH ORDINALITY\n"
-    "        AS u(s, v, t, r, o) ORDER BY o;\n"
+    /* the numbering lock free: number what is pending, then insert with the next ids
+     * (each row written once); else insert without ids, to be numbered after commit */
+    "    IF pg_try_advisory_xact_lock(@.numbering_lock()) THEN\n"
+    "      PERFORM @.number_pending();\n"
+    "      UPDATE @.counter SET last = last + cardinality(p_stream) RETURNING last - cardinality(p_stream)\n"
+    "        INTO v_first;\n"
+    "      INSERT INTO @.events (stream_id, version, topic, record, id)\n"
+    "        SELECT s, v, t, r, v_first + o FROM unnest(p_stream, p_version, p_topic, p_record) WITH ORDINALITY\n"
+    "          AS u(s, v, t, r, o) ORDER BY o;\n"
+    "      v_first := v_first + 1;\n"
+    "      PERFORM pg_notify('cairn_#', (v_first + cardinality(p_stream) - 1)::text);\n"
+    "    ELSE\n"
+    "      INSERT INTO @.events (stream_id, version, topic, record)\n"
+    "        SELECT s, v, t, r FROM unnest(p_stream, p_version, p_topic, p_record) WITH ORDINALITY\n"
+    "          AS u(s, v, t, r, o) ORDER BY o;\n"
+    /* the saver waits for its numbering, whose synchronous commit flushes this one too */
+    "      PERFORM set_config('synchronous_commit', 'off', true);\n"
+    "    END IF;\n"
     "  END IF;\n"
     "  IF cardinality(s_stream) > 0 THEN\n"
     "    INSERT INTO @.snapshots (stream_id, version, record)\n"
     "      SELECT s, v, r FROM unnest(s_stream, s_version, s_record) AS u(s, v, r)\n"
     "      ON CONFLICT (stream_id, version) DO UPDATE SET record = excluded.record;\n"
-    "  END IF;\n"
-    "  IF cardinality(p_stream) > 0 THEN\n"
-    "    IF pg_try_advisory_xact_lock(@.numbering_lock()) THEN\n"
-    "      PERFORM @.number_pending();\n"
-    "      SELECT id INTO v_first FROM @.events WHERE stream_id = p_stream[1] AND version = p_version[1];\n"
-    "    ELSE\n"
-    "      PERFORM set_config('synchronous_commit', 'off', true);\n"
-    "    END IF;\n"
     "  END IF;\n"
     "  RETURN v_first;\n"
     "END $$;\n"
@@ -153,18 +184,83 @@ static const char schema_sql[] =
     "  INSERT INTO @.views (name, key, value) SELECT p_name, k, v FROM o WHERE NOT d\n"
     "    ON CONFLICT (name, key) DO UPDATE SET value = excluded.value;\n"
     "END $$;\n"
+    /* Forget a stream: its data key becomes one 0 byte, its snapshots go.
+     * true: forgotten now; false: before. */
+    "CREATE OR REPLACE FUNCTION @.forget(p_stream uuid, p_keygen bigint) RETURNS boolean LANGUAGE plpgsql AS $$\n"
+    "DECLARE v_key bytea;\n"
+    "BEGIN\n"
+    "  PERFORM pg_advisory_xact_lock(@.keys_lock());\n"
+    "  PERFORM @.check_keygen(p_keygen);\n"
+    "  SELECT key INTO v_key FROM @.keys WHERE stream_id = p_stream;\n"
+    "  IF NOT FOUND THEN\n"
+    "    RAISE EXCEPTION 'aggregate % has no data key', p_stream USING ERRCODE = 'CN004';\n"
+    "  END IF;\n"
+    "  IF length(v_key) = 1 THEN RETURN false; END IF;\n"
+    "  UPDATE @.keys SET key = decode('00', 'hex') WHERE stream_id = p_stream;\n"
+    "  DELETE FROM @.snapshots WHERE stream_id = p_stream;\n"
+    "  UPDATE @.keystate SET keygen = keygen + 1;\n"
+    "  RETURN true;\n"
+    "END $$;\n"
+    /* Rekey: every live data key rewrapped, and the new key check, at once. The
+     * caller read the keys at generation p_keygen; any change since refuses. */
+    "CREATE OR REPLACE FUNCTION @.rekey(p_stream uuid[], p_key bytea[], p_keycheck bytea, p_keygen bigint)\n"
+    "RETURNS void LANGUAGE plpgsql AS $$\n"
+    "DECLARE v_n bigint;\n"
+    "BEGIN\n"
+    "  PERFORM pg_advisory_xact_lock(@.keys_lock());\n"
+    "  PERFORM @.check_keygen(p_keygen);\n"
+    "  UPDATE @.keys k SET key = n.key FROM unnest(p_stream, p_key) AS n(id, key)\n"
+    "   WHERE k.stream_id = n.id AND length(k.key) > 1;\n"
+    "  GET DIAGNOSTICS v_n = ROW_COUNT;\n"
+    "  IF v_n <> cardinality(p_stream) OR v_n <> (SELECT count(*) FROM @.keys WHERE length(key) > 1) THEN\n"
+    "    RAISE EXCEPTION 'the data keys changed since they were read' USING ERRCODE = 'CN003';\n"
+    "  END IF;\n"
+    "  UPDATE @.keystate SET keycheck = p_keycheck, keygen = keygen + 1;\n"
+    "END $$;\n"
+    /* Make an empty, plain store encrypted. true: done; false: it was encrypted already. */
+    "CREATE OR REPLACE FUNCTION @.set_cipher(p_cipher bytea, p_keycheck bytea, p_keygen bigint)\n"
+    "RETURNS boolean LANGUAGE plpgsql AS $$\n"
+    "BEGIN\n"
+    "  PERFORM pg_advisory_xact_lock(@.keys_lock());\n"
+    "  PERFORM @.check_keygen(p_keygen);\n"
+    "  IF (SELECT cipher IS NOT NULL FROM @.keystate) THEN RETURN false; END IF;\n"
+    "  IF EXISTS (SELECT 1 FROM @.events) THEN\n"
+    "    RAISE EXCEPTION 'the store holds events now: it stays unencrypted' USING ERRCODE = 'CN003';\n"
+    "  END IF;\n"
+    "  UPDATE @.keystate SET cipher = p_cipher, keycheck = p_keycheck, keygen = keygen + 1;\n"
+    "  RETURN true;\n"
+    "END $$;\n"
     "INSERT INTO @.meta VALUES ('format', '1') ON CONFLICT DO NOTHING;\n";
 
 static const char *const statements[PG_SQL_COUNT] = {
-    [PG_SQL_SAVE] = "SELECT @.save($1, $2, $3, $4, $5, $6, $7, $8, $9)",
+    [PG_SQL_SAVE] = "SELECT @.save($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)",
     [PG_SQL_NUMBER] = "SELECT @.number($1, $2)",
     [PG_SQL_STREAM_ASC] = "SELECT id, version, stream_id, record FROM @.events "
                           "WHERE stream_id = $1 AND version > $2 AND version <= $3 ORDER BY version LIMIT $4",
     [PG_SQL_STREAM_DESC] = "SELECT id, version, stream_id, record FROM @.events "
                            "WHERE stream_id = $1 AND version > $2 AND version <= $3 ORDER BY version DESC LIMIT $4",
-    [PG_SQL_HEADS] = "SELECT e.id, e.version, e.stream_id, e.record FROM unnest($1::uuid[]) AS s(id) "
-                     "CROSS JOIN LATERAL (SELECT * FROM @.events e WHERE e.stream_id = s.id "
-                     "ORDER BY e.version DESC LIMIT 1) e",
+    /* what a save depends on, in one round trip: kind 0 the key state (version: keygen,
+     * record: cipher, key: keycheck, flag: no events), kind 1 each stream's head and data
+     * key, kind 2 the event each snapshot was taken at; in the order asked */
+    [PG_SQL_PREPARE] =
+        "SELECT 0 AS kind, 0::bigint AS ord, NULL::uuid AS stream_id, k.keygen AS version, k.cipher AS record, "
+        "k.keycheck AS key, NOT EXISTS (SELECT 1 FROM @.events) AS flag FROM @.keystate k "
+        "UNION ALL SELECT 1, s.o, s.id, e.version, e.record, "
+        "CASE WHEN $2 THEN (SELECT key FROM @.keys WHERE stream_id = s.id) END, e.version IS NOT NULL "
+        "FROM unnest($1::uuid[]) WITH ORDINALITY AS s(id, o) LEFT JOIN LATERAL (SELECT version, record "
+        "FROM @.events WHERE stream_id = s.id ORDER BY version DESC LIMIT 1) e ON true "
+        "UNION ALL SELECT 2, b.o, b.id, b.v, e.record, NULL, e.record IS NOT NULL "
+        "FROM unnest($3::uuid[], $4::bigint[]) WITH ORDINALITY AS b(id, v, o) "
+        "LEFT JOIN @.events e ON e.stream_id = b.id AND e.version = b.v ORDER BY 1, 2",
+    [PG_SQL_FORGET] = "SELECT @.forget($1, $2)",
+    [PG_SQL_WALK_EVENTS] = "SELECT id, version, stream_id, record FROM @.events WHERE (stream_id, version) > ($1, $2) "
+                           "ORDER BY stream_id, version LIMIT $3",
+    [PG_SQL_WALK_SNAPSHOTS] = "SELECT version, stream_id, record FROM @.snapshots "
+                              "WHERE (stream_id, version) > ($1, $2) ORDER BY stream_id, version LIMIT $3",
+    [PG_SQL_KEYS] = "SELECT stream_id, key FROM @.keys WHERE $1::uuid IS NULL OR stream_id > $1 "
+                    "ORDER BY stream_id LIMIT $2",
+    [PG_SQL_REKEY] = "SELECT @.rekey($1, $2, $3, $4)",
+    [PG_SQL_SET_CIPHER] = "SELECT @.set_cipher($1, $2, $3)",
     [PG_SQL_LOG] = "SELECT id, version, stream_id, record FROM @.events "
                    "WHERE id >= $1 AND id <= $2 ORDER BY id LIMIT $3",
     [PG_SQL_LOG_TOPICS] = "SELECT id, version, stream_id, record FROM @.events "

@@ -43,6 +43,12 @@ typedef struct cairn_pg_record {
     cairn_pg_bytes bytes;       /* the stored record */
 } cairn_pg_record;
 
+/** A new stream's data key, as the mapper made it (sealed by the master key). */
+typedef struct cairn_pg_key {
+    const uint8_t *stream_id;   /* 16 bytes */
+    cairn_pg_bytes key;
+} cairn_pg_key;
+
 /** What one save records, in one transaction. */
 typedef struct cairn_pg_batch {
     const cairn_pg_record *events;  /* a stream's events adjacent, versions consecutive */
@@ -51,6 +57,10 @@ typedef struct cairn_pg_batch {
     size_t nsnapshots;
     cairn_pg_bytes track_app;   /* ptr NULL: no tracking position */
     uint64_t track_id;          /* must be above the one recorded for track_app */
+    const cairn_pg_key *keys;   /* data keys of new streams (a stream that has one: CAIRN_CONFLICT) */
+    size_t nkeys;
+    int check_keygen;           /* refuse (CAIRN_CONFLICT, cairn_pg_keys_changed) unless the key */
+    uint64_t keygen;            /* state is still at this generation (from cairn_pg_prepare) */
 } cairn_pg_batch;
 
 /** One row of a read. Pointers stay valid until cairn_pg_rows_free(). */
@@ -111,9 +121,76 @@ void cairn_pg_save_stats(const cairn_pg *pg, uint64_t *saves, uint64_t *deferred
 int cairn_pg_read_stream(cairn_pg *pg, const uint8_t id[16], uint64_t gt, uint64_t lte, int descending,
                          size_t limit, cairn_pg_rows *out) __attribute__((warn_unused_result));
 
-/** The newest record of each of n streams (streams with none are left out),
- *  in one round trip: the mapper chains new events to their hashes. */
-int cairn_pg_read_heads(cairn_pg *pg, const uint8_t (*ids)[16], size_t n, cairn_pg_rows *out)
+/* ---- Keys and what a save depends on (pg_keys.c) ------------------------
+ * recorder.h's save reads, seals and writes in one engine transaction. Here
+ * the reads come first (cairn_pg_prepare, one round trip, no transaction
+ * left open while the mapper seals), and the save re-checks in its own
+ * transaction what they found: each stream's head version (so the head's
+ * hash is the one read) and, when asked, the key state's generation, under
+ * a lock that forget, rekey and set_cipher take exclusively. When the key
+ * state moved, the save fails with CAIRN_CONFLICT and cairn_pg_keys_changed()
+ * is true: prepare and seal again. */
+
+typedef struct cairn_pg_key_state {
+    cairn_pg_bytes cipher;      /* ptr NULL: not encrypted */
+    cairn_pg_bytes keycheck;
+    uint64_t keygen;            /* bumped by every forget, rekey and set_cipher */
+    int empty;                  /* no events recorded */
+} cairn_pg_key_state;
+
+/** A snapshot a save records: the event it was taken at is looked up. */
+typedef struct cairn_pg_snapshot_ref {
+    const uint8_t *stream_id;
+    uint64_t version;
+} cairn_pg_snapshot_ref;
+
+typedef struct cairn_pg_prepared {
+    cairn_pg_key_state ks;
+    /* one per stream asked, in order: version 0 when it has no events, else
+     * its last version and that record (bytes); key: its data key (asked
+     * for with want_keys; ptr NULL: none, len 1: forgotten) */
+    const cairn_pg_row *head;
+    size_t nheads;
+    /* one per snapshot asked, in order: bytes.ptr NULL when the event at its
+     * version is not recorded, else that event's record */
+    const cairn_pg_row *base;
+    size_t nbases;
+    cairn_pg_rows rows;         /* what the above point into */
+} cairn_pg_prepared;
+
+/** Read the key state, the heads of n streams (with their data keys when
+ *  want_keys) and the events m snapshots were taken at, in one round trip.
+ *  n = m = 0 reads the key state alone. Free with cairn_pg_prepared_free(). */
+int cairn_pg_prepare(cairn_pg *pg, const uint8_t (*ids)[16], size_t n, const cairn_pg_snapshot_ref *snaps,
+                     size_t m, int want_keys, cairn_pg_prepared *out) __attribute__((warn_unused_result));
+void cairn_pg_prepared_free(cairn_pg_prepared *p);
+
+/** After a CAIRN_CONFLICT: was it the key state moving (prepare again), not a stream? */
+int cairn_pg_keys_changed(const cairn_pg *pg);
+
+/** Forget a stream: its data key becomes one 0 byte and its snapshots go, if
+ *  the key state is still at keygen (when check_keygen).
+ *  @return CAIRN_OK (also when forgotten before), CAIRN_NOTFOUND (no data key),
+ *          CAIRN_CONFLICT (the key state moved), CAIRN_STORE. */
+int cairn_pg_forget(cairn_pg *pg, const uint8_t id[16], int check_keygen, uint64_t keygen)
+    __attribute__((warn_unused_result));
+
+/** Data keys in stream id order, after `after` (NULL: from the first), at most limit (0: all):
+ *  rows with stream_id and bytes = the stored key. */
+int cairn_pg_read_keys(cairn_pg *pg, const uint8_t *after, size_t limit, cairn_pg_rows *out)
+    __attribute__((warn_unused_result));
+
+/** Replace every live (not forgotten) data key with keys[i] and the key
+ *  check, in one transaction, if the key state is still at keygen and the
+ *  live keys are exactly those given. @return CAIRN_OK, CAIRN_CONFLICT
+ *  (something changed: read the keys again), CAIRN_STORE. */
+int cairn_pg_rekey(cairn_pg *pg, const cairn_pg_key *keys, size_t n, cairn_pg_bytes keycheck, uint64_t keygen)
+    __attribute__((warn_unused_result));
+
+/** Make an empty plain store encrypted, if the key state is still at keygen.
+ *  *done is 0 when it was encrypted already (read the key state again).
+ *  @return CAIRN_OK, CAIRN_CONFLICT (events or a key change came in between), CAIRN_STORE. */
+int cairn_pg_set_cipher(cairn_pg *pg, cairn_pg_bytes cipher, cairn_pg_bytes keycheck, uint64_t keygen, int *done)
     __attribute__((warn_unused_result));
 
 /** Log records with start <= id (<= stop when stop > 0) whose topic is one of
@@ -139,6 +216,20 @@ int cairn_pg_stat(cairn_pg *pg, cairn_pg_stats *out) __attribute__((warn_unused_
 /** A value of the store's meta table (the mapper's key check, format...). */
 int cairn_pg_meta_get(cairn_pg *pg, const char *key, cairn_pg_rows *out) __attribute__((warn_unused_result));
 int cairn_pg_meta_put(cairn_pg *pg, const char *key, cairn_pg_bytes value) __attribute__((warn_unused_result));
+
+/* ---- A consistent walk of the whole store (pg_walk.c): verify, export -----
+ * Between cairn_pg_walk_begin and cairn_pg_walk_end every read of the handle
+ * (these, cairn_pg_read_keys, cairn_pg_stat, ...) sees one snapshot: one
+ * REPEATABLE READ, READ ONLY transaction. Writers are not blocked. A lost
+ * connection ends the walk (CAIRN_STORE); end it anyway. */
+int cairn_pg_walk_begin(cairn_pg *pg) __attribute__((warn_unused_result));
+/** Events (or snapshots) in stream, then version order, after (after_stream,
+ *  after_version) (after_stream NULL: from the first), at most limit (0: all). */
+int cairn_pg_walk_events(cairn_pg *pg, const uint8_t *after_stream, uint64_t after_version, size_t limit,
+                         cairn_pg_rows *out) __attribute__((warn_unused_result));
+int cairn_pg_walk_snapshots(cairn_pg *pg, const uint8_t *after_stream, uint64_t after_version, size_t limit,
+                            cairn_pg_rows *out) __attribute__((warn_unused_result));
+void cairn_pg_walk_end(cairn_pg *pg);
 
 /* ---- Views (pg_views.c): named key/value spaces with their own tracking ---- */
 

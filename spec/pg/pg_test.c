@@ -160,7 +160,7 @@ static void test_open(void)
     pg = open_schema("t_open", 0);
     E(strcmp(cairn_pg_schema(pg), "t_open") == 0);
     cairn_pg_close(pg);
-    E(sql_int(c, "SELECT count(*) FROM information_schema.tables WHERE table_schema = 't_open'") == 7);
+    E(sql_int(c, "SELECT count(*) FROM information_schema.tables WHERE table_schema = 't_open'") == 9);
     pg = NULL;
     cairn_pg_options ro2 = { .read_only = 1 };
     OK(cairn_pg_open(with("schema=t_open"), &ro2, &pg, err, sizeof err));
@@ -268,14 +268,20 @@ static void test_append(void)
     E(rows.n == 1 && rows.row[0].id == 4);
     cairn_pg_rows_free(&rows);
 
-    /* heads: the newest record of each stream, in one read */
+    /* what a save depends on, in one read: heads (in the order asked), the events snapshots were taken at */
     uint8_t ids[3][16];
     memcpy(ids[0], a, 16);
-    memcpy(ids[1], b, 16);
-    make_id(ids[2], 9, 9);
-    OK(cairn_pg_read_heads(pg, (const uint8_t (*)[16])ids, 3, &rows));
-    E(rows.n == 2 && rows.row[0].version == 2 && rows.row[1].version == 2 && bytes_are(rows.row[1].bytes, "b2"));
-    cairn_pg_rows_free(&rows);
+    make_id(ids[1], 9, 9);
+    memcpy(ids[2], b, 16);
+    cairn_pg_snapshot_ref refs[2] = { { a, 1 }, { b, 7 } };
+    cairn_pg_prepared prep;
+    OK(cairn_pg_prepare(pg, (const uint8_t (*)[16])ids, 3, refs, 2, 1, &prep));
+    E(prep.nheads == 3 && prep.head[0].version == 2 && bytes_are(prep.head[0].bytes, "a2"));
+    E(prep.head[1].version == 0 && !prep.head[1].bytes.ptr && !prep.head[1].key.ptr);
+    E(prep.head[2].version == 2 && bytes_are(prep.head[2].bytes, "b2"));
+    E(prep.nbases == 2 && bytes_are(prep.base[0].bytes, "a1") && !prep.base[1].bytes.ptr);
+    E(!prep.ks.cipher.ptr && prep.ks.keygen == 0 && !prep.ks.empty);
+    cairn_pg_prepared_free(&prep);
 
     cairn_pg_stats st;
     OK(cairn_pg_stat(pg, &st));
@@ -295,6 +301,188 @@ static void test_append(void)
     cairn_pg_close(pg);
     drop_schema("t_append");
     printf("ok - append: multi-stream saves, conflicts reject the whole batch, tracking, snapshots, log reads\n");
+}
+
+/* ---- keys: encryption state, data keys, forget, rekey ------------------- */
+
+static void test_keys(void)
+{
+    drop_schema("t_keys");
+    cairn_pg *pg = open_schema("t_keys", 0);
+    cairn_pg_prepared prep;
+    OK(cairn_pg_prepare(pg, NULL, 0, NULL, 0, 0, &prep));
+    E(!prep.ks.cipher.ptr && prep.ks.keygen == 0 && prep.ks.empty);
+    cairn_pg_prepared_free(&prep);
+    /* an empty store becomes encrypted once; a stale generation is refused */
+    int done;
+    OK(cairn_pg_set_cipher(pg, str("xchacha20poly1305"), str("check-1"), 0, &done));
+    E(done);
+    E(cairn_pg_set_cipher(pg, str("other"), str("check-x"), 0, &done) == CAIRN_CONFLICT && cairn_pg_keys_changed(pg));
+    OK(cairn_pg_set_cipher(pg, str("other"), str("check-x"), 1, &done));
+    E(!done);
+    OK(cairn_pg_prepare(pg, NULL, 0, NULL, 0, 0, &prep));
+    E(bytes_are(prep.ks.cipher, "xchacha20poly1305") && bytes_are(prep.ks.keycheck, "check-1") && prep.ks.keygen == 1);
+    cairn_pg_prepared_free(&prep);
+
+    /* saves add data keys for new streams, at the generation they were prepared at */
+    uint8_t a[16], b[16], c[16];
+    make_id(a, 8, 1);
+    make_id(b, 8, 2);
+    make_id(c, 8, 3);
+    cairn_pg_record ev[2] = { rec(a, 1, "Created", "a1"), rec(b, 1, "Created", "b1") };
+    cairn_pg_record snap = rec(a, 1, "", "state-a1");
+    cairn_pg_key keys[2] = { { a, str("key-a") }, { b, str("key-b") } };
+    cairn_pg_batch batch = { .events = ev, .n = 2, .snapshots = &snap, .nsnapshots = 1, .keys = keys, .nkeys = 2,
+                             .check_keygen = 1, .keygen = 0 };
+    uint64_t first;
+    E(cairn_pg_append(pg, &batch, &first) == CAIRN_CONFLICT && cairn_pg_keys_changed(pg));
+    E(stream_len(pg, a) == 0);
+    batch.keygen = 1;
+    OK(cairn_pg_append(pg, &batch, &first));
+    E(first == 1 && !cairn_pg_keys_changed(pg));
+    /* a stream's key is made once: a second "new" key for it is a conflict, not a key change */
+    cairn_pg_record c1 = rec(c, 1, "Created", "c1");
+    cairn_pg_key again[2] = { { c, str("key-c") }, { a, str("key-a2") } };
+    cairn_pg_batch twice = { .events = &c1, .n = 1, .keys = again, .nkeys = 2, .check_keygen = 1, .keygen = 1 };
+    E(cairn_pg_append(pg, &twice, &first) == CAIRN_CONFLICT && !cairn_pg_keys_changed(pg));
+    E(stream_len(pg, c) == 0);
+    uint8_t ids[2][16];
+    memcpy(ids[0], a, 16);
+    memcpy(ids[1], c, 16);
+    OK(cairn_pg_prepare(pg, (const uint8_t (*)[16])ids, 2, NULL, 0, 1, &prep));
+    E(bytes_are(prep.head[0].key, "key-a") && !prep.head[1].key.ptr && !prep.ks.empty);
+    cairn_pg_prepared_free(&prep);
+    cairn_pg_rows rows;
+    OK(cairn_pg_read_snapshot(pg, a, 0, &rows));
+    E(rows.n == 1);
+    cairn_pg_rows_free(&rows);
+
+    /* forget: the key becomes one 0 byte, the snapshots go, the generation moves */
+    E(cairn_pg_forget(pg, a, 1, 0) == CAIRN_CONFLICT && cairn_pg_keys_changed(pg));
+    OK(cairn_pg_forget(pg, a, 1, 1));
+    OK(cairn_pg_forget(pg, a, 0, 0)); /* forgotten before: fine */
+    E(cairn_pg_forget(pg, c, 0, 0) == CAIRN_NOTFOUND && strstr(cairn_pg_errmsg(pg), "has no data key"));
+    OK(cairn_pg_read_snapshot(pg, a, 0, &rows));
+    E(rows.n == 0);
+    cairn_pg_rows_free(&rows);
+    OK(cairn_pg_prepare(pg, (const uint8_t (*)[16])ids, 1, NULL, 0, 1, &prep));
+    E(prep.head[0].key.len == 1 && prep.head[0].key.ptr[0] == 0 && prep.ks.keygen == 2);
+    E(prep.head[0].version == 1); /* the events stay: the log keeps their ids */
+    cairn_pg_prepared_free(&prep);
+
+    /* rekey: every live key at once; a key added after they were read refuses it */
+    OK(cairn_pg_read_keys(pg, NULL, 0, &rows));
+    E(rows.n == 2);
+    cairn_pg_key live[1];
+    size_t nlive = 0;
+    for (size_t i = 0; i < rows.n; i++)
+        if (rows.row[i].bytes.len > 1) live[nlive++] = (cairn_pg_key){ rows.row[i].stream_id, str("rewrapped") };
+    E(nlive == 1 && memcmp(live[0].stream_id, b, 16) == 0);
+    cairn_pg_key ck = { c, str("key-c") };
+    cairn_pg_batch newc = { .events = &c1, .n = 1, .keys = &ck, .nkeys = 1, .check_keygen = 1, .keygen = 2 };
+    OK(cairn_pg_append(pg, &newc, &first));
+    E(cairn_pg_rekey(pg, live, nlive, str("check-2"), 2) == CAIRN_CONFLICT && cairn_pg_keys_changed(pg));
+    cairn_pg_rows_free(&rows);
+    OK(cairn_pg_read_keys(pg, NULL, 0, &rows));
+    cairn_pg_key all[3];
+    nlive = 0;
+    for (size_t i = 0; i < rows.n; i++)
+        if (rows.row[i].bytes.len > 1) all[nlive++] = (cairn_pg_key){ rows.row[i].stream_id, str("rewrapped") };
+    E(nlive == 2);
+    E(cairn_pg_rekey(pg, all, nlive, str("check-2"), 1) == CAIRN_CONFLICT);
+    OK(cairn_pg_rekey(pg, all, nlive, str("check-2"), 2));
+    cairn_pg_rows_free(&rows);
+    OK(cairn_pg_read_keys(pg, NULL, 1, &rows));
+    E(rows.n == 1);
+    const uint8_t *after = rows.row[0].stream_id;
+    cairn_pg_rows more;
+    OK(cairn_pg_read_keys(pg, after, 0, &more));
+    E(more.n == 2);
+    cairn_pg_rows_free(&more);
+    cairn_pg_rows_free(&rows);
+    OK(cairn_pg_prepare(pg, (const uint8_t (*)[16])ids, 2, NULL, 0, 1, &prep));
+    E(bytes_are(prep.ks.keycheck, "check-2") && prep.ks.keygen == 3 && prep.head[0].key.len == 1 &&
+      bytes_are(prep.head[1].key, "rewrapped"));
+    cairn_pg_prepared_free(&prep);
+    cairn_pg_close(pg);
+    drop_schema("t_keys");
+
+    /* a plain store that holds events stays plain */
+    drop_schema("t_plain");
+    pg = open_schema("t_plain", 0);
+    OK(cairn_pg_append(pg, &(cairn_pg_batch){ .events = &c1, .n = 1 }, &first));
+    E(cairn_pg_set_cipher(pg, str("xchacha20poly1305"), str("check-1"), 0, &done) == CAIRN_CONFLICT);
+    E(strstr(cairn_pg_errmsg(pg), "holds events"));
+    cairn_pg_close(pg);
+    drop_schema("t_plain");
+    printf("ok - keys: encryption state, data keys with saves, forget, rekey, each refused after a key change\n");
+}
+
+/* ---- a consistent walk ------------------------------------------------- */
+
+static void test_walk(void)
+{
+    drop_schema("t_walk");
+    cairn_pg *pg = open_schema("t_walk", 0), *w = open_schema("t_walk", 0);
+    uint8_t a[16], b[16];
+    make_id(a, 10, 1);
+    make_id(b, 10, 2);
+    cairn_pg_record ev[3] = { rec(b, 1, "Created", "b1"), rec(a, 1, "Created", "a1"), rec(a, 2, "Renamed", "a2") };
+    cairn_pg_record snap = rec(a, 2, "", "state");
+    uint64_t first;
+    OK(cairn_pg_append(pg, &(cairn_pg_batch){ .events = ev, .n = 3, .snapshots = &snap, .nsnapshots = 1 }, &first));
+    OK(cairn_pg_walk_begin(pg));
+    E(cairn_pg_walk_begin(pg) == CAIRN_INVALID);
+    /* a save made during the walk is not in it */
+    cairn_pg_record a3 = rec(a, 3, "Renamed", "a3");
+    OK(cairn_pg_append(w, &(cairn_pg_batch){ .events = &a3, .n = 1 }, &first));
+    E(first == 4);
+    /* one event at a time, in stream then version order */
+    const uint8_t *after = NULL;
+    uint64_t after_version = 0, seen = 0;
+    uint8_t last[16];
+    for (;;) {
+        cairn_pg_rows rows;
+        OK(cairn_pg_walk_events(pg, after, after_version, 1, &rows));
+        if (rows.n == 0) {
+            cairn_pg_rows_free(&rows);
+            break;
+        }
+        E(rows.n == 1);
+        seen++;
+        memcpy(last, rows.row[0].stream_id, 16);
+        after = last;
+        after_version = rows.row[0].version;
+        cairn_pg_rows_free(&rows);
+    }
+    E(seen == 3);
+    cairn_pg_stats st;
+    OK(cairn_pg_stat(pg, &st));
+    E(st.events == 3 && st.max_id == 3);
+    cairn_pg_rows rows;
+    OK(cairn_pg_walk_snapshots(pg, NULL, 0, 0, &rows));
+    E(rows.n == 1 && rows.row[0].version == 2 && bytes_are(rows.row[0].bytes, "state"));
+    cairn_pg_rows_free(&rows);
+    cairn_pg_walk_end(pg);
+    OK(cairn_pg_stat(pg, &st));
+    E(st.events == 4);
+    E(cairn_pg_walk_events(pg, NULL, 0, 0, &rows) == CAIRN_INVALID);
+    /* a walk whose connection is lost fails, without reconnecting behind its back */
+    OK(cairn_pg_walk_begin(pg));
+    PGconn *c = raw();
+    char q[64];
+    snprintf(q, sizeof q, "SELECT pg_terminate_backend(%d)", cairn_pg_backend_pid(pg));
+    sql(c, q);
+    PQfinish(c);
+    E(cairn_pg_walk_events(pg, NULL, 0, 0, &rows) == CAIRN_STORE);
+    E(cairn_pg_walk_events(pg, NULL, 0, 0, &rows) == CAIRN_STORE && strstr(cairn_pg_errmsg(pg), "during a walk"));
+    cairn_pg_walk_end(pg);
+    OK(cairn_pg_stat(pg, &st)); /* connected again */
+    E(st.events == 4);
+    cairn_pg_close(w);
+    cairn_pg_close(pg);
+    drop_schema("t_walk");
+    printf("ok - walk: batches in stream order, one snapshot throughout, no reconnect in the middle\n");
 }
 
 /* ---- applications kept apart -------------------------------------------- */
@@ -855,7 +1043,8 @@ int main(int argc, char **argv)
     if (argc == 4 && strcmp(argv[1], "--bench") == 0) return bench(argv[2], atof(argv[3]));
     if (argc == 3 && strcmp(argv[1], "--lag") == 0) return lag(atoi(argv[2]));
     static const struct { const char *name; void (*run)(void); } tests[] = {
-        { "open", test_open }, { "append", test_append }, { "apps", test_apps_apart }, { "views", test_views },
+        { "open", test_open }, { "append", test_append }, { "keys", test_keys }, { "walk", test_walk },
+        { "apps", test_apps_apart }, { "views", test_views },
         { "wake", test_wake }, { "failures", test_failures }, { "ids", test_gap_free },
     };
     int ran = 0;
@@ -865,7 +1054,7 @@ int main(int argc, char **argv)
         ran++;
     }
     if (!ran) {
-        fprintf(stderr, "usage: cairn_pg_tests [open|append|apps|views|wake|failures|ids] | --bench 1,4,8 SECONDS"
+        fprintf(stderr, "usage: cairn_pg_tests [open|append|keys|walk|apps|views|wake|failures|ids] | --bench 1,4,8 SECONDS"
                 " | --lag N\n");
         return 2;
     }
