@@ -252,7 +252,7 @@ static void test_record_and_uuid(void)
     /* every truncation, a wrong format byte, unknown flags and class version 0 are refused */
     for (size_t cut = 0; cut < header + CAIRN_RECORD_HASH; cut++) CHECK(cairn_record_parse(buf, cut, &back) == CAIRN_CORRUPT);
     const size_t bad_at[] = { 0, 1, 34 };
-    const uint8_t bad_value[] = { 1, 4, 0 };
+    const uint8_t bad_value[] = { 1, 8, 0 };
     for (size_t i = 0; i < 3; i++) {
         uint8_t keep = buf[bad_at[i]], keep2 = buf[35];
         buf[bad_at[i]] = bad_value[i];
@@ -296,8 +296,9 @@ static int corrupt(const char *path, uint64_t id, const char *how)
     if (strcmp(how, "header") == 0) {
         len = 20;
     } else {
-        size_t topic = (size_t)copy[36] << 8 | copy[37];
-        copy[cairn_record_header_size(topic) + CAIRN_RECORD_HASH] = 0xc1; /* never used in msgpack */
+        cairn_record rec;
+        E(cairn_record_parse(copy, len, &rec) == CAIRN_OK && rec.payload_len > 0);
+        copy[rec.payload - copy] = 0xc1; /* never used in msgpack */
     }
     v = (MDB_val){ len, copy };
     E(mdb_put(txn, log, &k, &v, 0) == 0 && mdb_txn_commit(txn) == 0);
