@@ -178,21 +178,18 @@ static int check_file_size(cairn_env *sh, char *err, size_t errlen)
  * write the files (a user with read permission only, a read-only mount)
  * falls back to MDB_RDONLY, and, when even lock.mdb cannot be written, to
  * MDB_NOLOCK (see cairn_lmdb_read_still_valid and docs/ARCHITECTURE.md). */
-static int env_open_flags(cairn_env *sh, const char *path, unsigned flags, int read_only)
+static int env_open_flags(cairn_env *sh, const char *path, unsigned flags, size_t map, int read_only)
 {
     int rc = mdb_env_open(sh->env, path, flags, 0644);
     if (!read_only || (rc != EACCES && rc != EPERM && rc != EROFS)) return rc;
     /* a failed mdb_env_open leaves the environment unusable: make it again */
-    size_t map = 0;
-    MDB_envinfo info;
-    if (mdb_env_info(sh->env, &info) == 0) map = info.me_mapsize;
     unsigned tries[] = { MDB_RDONLY, MDB_RDONLY | MDB_NOLOCK };
     for (size_t i = 0; i < 2; i++) {
         mdb_env_close(sh->env);
         sh->env = NULL;
         rc = mdb_env_create(&sh->env);
         if (rc == 0) rc = mdb_env_set_maxdbs(sh->env, 16);
-        if (rc == 0 && map) rc = mdb_env_set_mapsize(sh->env, map);
+        if (rc == 0) rc = mdb_env_set_mapsize(sh->env, map);
         if (rc == 0) rc = mdb_env_open(sh->env, path, (flags & ~MDB_NOSYNC) | tries[i], 0444);
         if (rc == 0) {
             sh->read_only = 1;
@@ -237,7 +234,7 @@ static int open_env(const char *path, const cairn_engine_options *opt, cairn_env
     /* MDB_NOTLS: read transactions belong to handles, not threads */
     sh->nosync = opt->sync == CAIRN_SYNC_NONE || sh->is_private;
     unsigned flags = MDB_NOTLS | (sh->nosync ? MDB_NOSYNC : 0);
-    rc = env_open_flags(sh, path, flags, opt->read_only && !sh->is_private);
+    rc = env_open_flags(sh, path, flags, map, (opt->read_only || opt->must_exist) && !sh->is_private);
     if (rc) {
         if (rc == MDB_INVALID || rc == MDB_VERSION_MISMATCH || rc == EISDIR) {
             snprintf(err, errlen, "%s does not hold an LMDB store (%s)", path, mdb_strerror(rc));
@@ -317,7 +314,7 @@ static int find_env(const char *path, const cairn_engine_options *opt, cairn_env
     cairn_env *sh = registry;
     while (sh && strcmp(sh->path, real) != 0) sh = sh->next;
     if (sh) {
-        if (sh->read_only && !opt->read_only) {
+        if (sh->read_only && !opt->read_only && !opt->must_exist) {
             snprintf(err, errlen, "store %s is open read-only in this process (its files are not writable here)",
                      real);
             return CAIRN_CONFIG;
@@ -352,7 +349,8 @@ int cairn_lmdb_open(const char *path, const cairn_engine_options *opt, cairn_eng
     h->base.where = sh->is_private ? "memory:" : sh->path;
     h->sh = sh;
     h->sync = sh->is_private ? CAIRN_SYNC_NONE : opt->sync;
-    h->read_only = opt->read_only;
+    h->read_only = opt->read_only || sh->read_only;
+    h->base.read_only = sh->read_only && !sh->is_private ? CAIRN_ENGINE_UNWRITABLE : opt->read_only ? CAIRN_ENGINE_ASKED : 0;
     *out = &h->base;
     return CAIRN_OK;
 }

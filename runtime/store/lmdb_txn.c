@@ -353,7 +353,8 @@ int cairn_lmdb_write(cairn_lmdb *h, const char *doing, cairn_lmdb_write_fn fn, v
     cairn_env *sh = h->sh;
     write_req req = { .h = h, .doing = doing, .fn = fn, .ctx = ctx };
     if (h->read_only || sh->read_only)
-        return cairn_engine_fail(&h->base, CAIRN_CONFIG, "store %s is open read-only", h->base.where);
+        return cairn_engine_fail(&h->base, CAIRN_CONFIG, "store %s is open read-only%s", h->base.where,
+                                 sh->read_only ? " (this user may not write its files)" : "");
     /* a condition of its own: the leader wakes exactly the saves it settled */
     if (pthread_cond_init(&req.wake, NULL) != 0)
         return cairn_engine_fail(&h->base, ENOMEM, "out of memory while %s", doing);

@@ -43,6 +43,9 @@ struct cairn_store {
 /* Record an error message on s and return rc. */
 int cairn_store_fail(cairn_store *s, int rc, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
 
+/* Refuse a write on a read-only handle (CAIRN_CONFIG, saying why). */
+int cairn_store_read_only(cairn_store *s);
+
 /* Describe a version conflict the same way everywhere. */
 int cairn_store_conflict(cairn_store *s, const uint8_t id[16], uint64_t version, int has_last, uint64_t last);
 

@@ -231,7 +231,7 @@ int cairn_store_append(cairn_store *s, const cairn_batch *b, uint64_t *first_id)
 {
     s->eng->errmsg[0] = '\0';
     *first_id = 0;
-    if (s->read_only) return cairn_store_fail(s, CAIRN_CONFIG, "store %s is open read-only", s->eng->where);
+    if (s->read_only) return cairn_store_read_only(s);
     if (b->n == 0 && !b->tracking && b->nsnapshots == 0) return cairn_store_fail(s, CAIRN_INVALID, "nothing to append");
     int rc = check_batch(s, b);
     if (rc) return rc;

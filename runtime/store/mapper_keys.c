@@ -316,7 +316,7 @@ static int write_check(void *ctx, const cairn_key_state *ks)
 int cairn_store_forget(cairn_store *s, const uint8_t id[16])
 {
     s->eng->errmsg[0] = '\0';
-    if (s->read_only) return cairn_store_fail(s, CAIRN_CONFIG, "store %s is open read-only", where(s));
+    if (s->read_only) return cairn_store_read_only(s);
     if (!s->encrypted)
         return cairn_store_fail(s, CAIRN_CONFIG,
                                 "store %s is not encrypted: forgetting an aggregate needs CAIRN_CIPHER_KEY set "
@@ -357,7 +357,7 @@ static int rewrap(void *ctxp, const uint8_t id[16], cairn_slice stored, uint8_t 
 int cairn_store_rekey(cairn_store *s, const uint8_t new_key[32])
 {
     s->eng->errmsg[0] = '\0';
-    if (s->read_only) return cairn_store_fail(s, CAIRN_CONFIG, "store %s is open read-only", where(s));
+    if (s->read_only) return cairn_store_read_only(s);
     if (!s->encrypted)
         return cairn_store_fail(s, CAIRN_CONFIG, "store %s is not encrypted, so it has no key to change", where(s));
     if (!s->master) return no_key(s);

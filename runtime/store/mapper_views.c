@@ -107,7 +107,7 @@ int cairn_view_write(cairn_store *s, cairn_slice view, const cairn_view_op *ops,
 {
     s->eng->errmsg[0] = '\0';
     if (n == 0 && !t) return CAIRN_OK;
-    if (s->read_only) return cairn_store_fail(s, CAIRN_CONFIG, "store %s is open read-only", s->eng->where);
+    if (s->read_only) return cairn_store_read_only(s);
     if (t && t->id == 0) return cairn_store_fail(s, CAIRN_INVALID, "a tracking record needs an id above 0");
     char tk[KEY_MAX];
     cairn_tracking track;

@@ -50,8 +50,11 @@ typedef struct cairn_engine {
     const cairn_engine_ops *ops;
     const char *name;       /* "lmdb", "memory", ... (stat's engine) */
     const char *where;      /* the store named in messages (a path, "memory:"), never a password */
+    int read_only;          /* the handle never writes: 0, CAIRN_ENGINE_ASKED or CAIRN_ENGINE_UNWRITABLE */
     char errmsg[512];       /* the last error on this handle */
 } cairn_engine;
+
+enum { CAIRN_ENGINE_ASKED = 1, CAIRN_ENGINE_UNWRITABLE = 2 };
 
 /** Record a message on e and return rc (for engines and the mapper alike). */
 int cairn_engine_fail(cairn_engine *e, int rc, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
@@ -60,8 +63,9 @@ int cairn_engine_fail(cairn_engine *e, int rc, const char *fmt, ...) __attribute
 typedef struct cairn_engine_options {
     cairn_sync_mode sync;
     size_t map_size;        /* LMDB: initial map size; 0: default */
-    int must_exist;         /* CAIRN_CONFIG instead of creating a store */
-    int read_only;          /* never write (implies must_exist): no database setup, no write transaction */
+    int must_exist;         /* CAIRN_CONFIG instead of creating a store; when this user may not
+                             * write the store, open it read-only (CAIRN_ENGINE_UNWRITABLE) */
+    int read_only;          /* never write (implies must_exist) */
 } cairn_engine_options;
 
 /**

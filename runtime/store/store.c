@@ -46,6 +46,12 @@ int cairn_store_conflict(cairn_store *s, const uint8_t id[16], uint64_t version,
                             hex, (unsigned long long)version);
 }
 
+int cairn_store_read_only(cairn_store *s)
+{
+    return cairn_store_fail(s, CAIRN_CONFIG, "store %s is open read-only%s", s->eng->where,
+                            s->eng->read_only == CAIRN_ENGINE_UNWRITABLE ? " (this user may not write its files)" : "");
+}
+
 static int open_failed(char *err, size_t errlen, int rc, const char *fmt, const char *uri)
 {
     snprintf(err, errlen, fmt, uri);
@@ -94,7 +100,10 @@ int cairn_store_open(const char *uri, const cairn_store_options *opt, cairn_stor
     cairn_engine_options eo = { .sync = opt->sync, .map_size = opt->map_size, .must_exist = opt->must_exist,
                                 .read_only = opt->read_only };
     rc = ops->open(location, &eo, &s->eng, err, errlen);
-    if (rc == CAIRN_OK) rc = cairn_store_cipher_open(s, opt, err, errlen);
+    if (rc == CAIRN_OK) {
+        s->read_only = s->eng->read_only != 0;
+        rc = cairn_store_cipher_open(s, opt, err, errlen);
+    }
     if (rc) {
         cairn_store_close(s);
         return rc;
