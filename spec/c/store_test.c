@@ -581,16 +581,18 @@ static void fill(const char *uri, uint64_t n)
 
 /* Begin a write transaction on a store and stop: a writer stopped in the
  * middle of a commit (SIGSTOP, a debugger). Prints "held" once it holds it. */
-static int hold_write(const char *path)
+__attribute__((noreturn)) static void hold_write(const char *path)
 {
     MDB_txn *txn;
     MDB_dbi log;
     open_raw(path, "log", &txn, &log);
+    /* a stopped process whose group is orphaned gets SIGHUP and SIGCONT: it
+     * then pauses, and still holds the transaction */
+    signal(SIGHUP, SIG_IGN);
     printf("held\n");
     fflush(stdout);
     raise(SIGSTOP);
-    pause();
-    return 0;
+    for (;;) pause();
 }
 
 static void fail_on_hang(int sig) { (void)sig; write(2, "store_test: a read hung\n", 24); _exit(1); }
@@ -608,7 +610,7 @@ static void test_beside_stopped_writer(const char *dir)
     E(writer >= 0);
     if (writer == 0) {
         dup2(out[1], 1);
-        _exit(hold_write(path));
+        hold_write(path);
     }
     close(out[1]);
     char held[8] = { 0 };
@@ -749,7 +751,7 @@ int main(int argc, char **argv)
         return swap_or_delete(argv[2], strtoull(argv[3], NULL, 10), strtoull(argv[4], NULL, 10));
     if (argc == 4 && strcmp(argv[1], "--delete") == 0)
         return swap_or_delete(argv[2], strtoull(argv[3], NULL, 10), 0);
-    if (argc == 3 && strcmp(argv[1], "--hold-write") == 0) return hold_write(argv[2]);
+    if (argc == 3 && strcmp(argv[1], "--hold-write") == 0) hold_write(argv[2]);
     if (argc == 4 && strcmp(argv[1], "--format") == 0)
         return set_format(argv[2], (unsigned)strtoul(argv[3], NULL, 10));
     char dir[] = "/tmp/cairn_c_tests.XXXXXX";
