@@ -28,6 +28,7 @@ int cairn_lmdb_key_state_in(cairn_lmdb *h, MDB_txn *txn, cairn_key_state *ks)
 {
     cairn_slice gen;
     memset(ks, 0, sizeof *ks);
+    ks->known = 1;
     int rc = meta_get(h, txn, "cipher", &ks->cipher);
     if (rc == 0 && ks->cipher.ptr) rc = meta_get(h, txn, "keycheck", &ks->keycheck);
     if (rc == 0) rc = meta_get(h, txn, "keygen", &gen);
@@ -134,6 +135,7 @@ static int read_heads(cairn_lmdb *h, MDB_txn *txn, cairn_write *w, MDB_cursor *s
         } else if (rc != MDB_NOTFOUND) {
             return rc;
         }
+        if (!(w->want & CAIRN_WANT_DATA_KEYS)) continue;
         k = (MDB_val){ 16, head->id };
         rc = mdb_get(txn, h->sh->streams, &k, &entry);
         if (rc == 0) head->key = (cairn_slice){ entry.mv_data, entry.mv_size };
@@ -161,8 +163,8 @@ static int append_in(cairn_lmdb *h, MDB_txn *txn, void *ctxp)
     cairn_write *w = ctx->w;
     cairn_env *sh = h->sh;
     MDB_cursor *scur = NULL, *lcur = NULL, *pcur = NULL;
-    cairn_key_state ks;
-    int rc = cairn_lmdb_key_state_in(h, txn, &ks);
+    cairn_key_state ks = { 0 };
+    int rc = w->want & CAIRN_WANT_KEY_STATE ? cairn_lmdb_key_state_in(h, txn, &ks) : 0;
     if (rc == 0 && w->tracking) rc = cairn_lmdb_tracking_put(h, txn, w->tracking);
     if (rc == 0) rc = mdb_cursor_open(txn, sh->streams, &scur);
     if (rc == 0) rc = mdb_cursor_open(txn, sh->log, &lcur);

@@ -31,6 +31,7 @@ struct cairn_store {
     uint8_t *master;            /* the master key in secret memory, or NULL */
     uint8_t *view_key;          /* derived from it for view values, or NULL */
     int encrypted;              /* the store is encrypted (its key state says so) */
+    int plain_for_good;         /* this handle saved plaintext events: the store can never become encrypted */
     uint64_t checked_keygen;    /* the keygen under which the key check last matched the master key */
     int compress;
     cairn_compressor *zc;       /* made on first use */

@@ -242,6 +242,8 @@ int cairn_store_append(cairn_store *s, const cairn_batch *b, uint64_t *first_id)
     size_t records = b->n + b->nsnapshots;
     cairn_write w = { .events = b->events, .n = b->n, .snapshots = b->snapshots, .nsnapshots = b->nsnapshots,
                       .tracking = b->tracking, .seal = seal_batch, .ctx = sv };
+    if (s->encrypted) w.want = CAIRN_WANT_KEY_STATE | CAIRN_WANT_DATA_KEYS;
+    else if (!s->plain_for_good) w.want = CAIRN_WANT_KEY_STATE;
     sv->preps = room(sv, M_PREPS, records * sizeof *sv->preps);
     w.bases = room(sv, M_BASES, b->nsnapshots * sizeof *w.bases);
     if (!sv->preps || !w.bases) return cairn_store_fail(s, ENOMEM, "out of memory saving to %s", s->eng->where);
@@ -255,5 +257,6 @@ int cairn_store_append(cairn_store *s, const cairn_batch *b, uint64_t *first_id)
         return rc;
     }
     if (b->hashes && b->n) memcpy(b->hashes, sv->hashes, b->n * CAIRN_HASH_BYTES);
+    if (b->n && !s->encrypted) s->plain_for_good = 1; /* a store with plaintext events is never encrypted */
     return CAIRN_OK;
 }

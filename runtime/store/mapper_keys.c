@@ -95,6 +95,7 @@ static int key_still_valid(cairn_store *s, const cairn_key_state *ks)
 
 int cairn_store_check_keys(cairn_store *s, const cairn_key_state *ks)
 {
+    if (!ks->known) return CAIRN_OK;
     int encrypted = ks->cipher.ptr != NULL;
     if (encrypted && !s->encrypted)
         return cairn_store_fail(s, CAIRN_CONFIG,

@@ -75,6 +75,7 @@ typedef struct cairn_engine_options {
  * transaction's data.
  */
 typedef struct cairn_key_state {
+    int known;              /* 0: not read (the mapper did not ask for it) */
     cairn_slice cipher;     /* ptr NULL: the store is not encrypted */
     cairn_slice keycheck;   /* the master key's check value */
     uint64_t keygen;        /* bumped by every forget and rekey */
@@ -98,6 +99,10 @@ typedef struct cairn_snapshot_base {
     uint8_t hash[CAIRN_HASH_BYTES];
 } cairn_snapshot_base;
 
+/** What the mapper needs read in step 1 besides the heads (a plain store that
+ *  holds events can never become encrypted: its saves need neither). */
+enum { CAIRN_WANT_KEY_STATE = 1, CAIRN_WANT_DATA_KEYS = 2 };
+
 /** One save, as the mapper hands it to the engine (see the steps above). */
 typedef struct cairn_write {
     const cairn_record *events;     /* stream_id, version as given; the rest is the mapper's */
@@ -105,6 +110,7 @@ typedef struct cairn_write {
     const cairn_record *snapshots;
     size_t nsnapshots;
     const cairn_tracking *tracking; /* NULL, or a position that must rise */
+    unsigned want;                  /* what step 1 must read besides heads: CAIRN_WANT_* */
     cairn_stream_head *heads;       /* every distinct stream of events and snapshots */
     size_t nheads;
     cairn_snapshot_base *bases;     /* one per snapshot, filled by the engine */
