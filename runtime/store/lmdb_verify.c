@@ -118,12 +118,14 @@ static int walk_snapshots(cairn_lmdb *h, const cairn_verify_walk *w)
         cairn_record snap, ev;
         if (k.mv_size != CAIRN_STREAM_KEY || cairn_record_parse(val.mv_data, val.mv_size, &snap) != CAIRN_OK) {
             problem(w, "a snapshot record is malformed");
+            w->snapshot(w->ctx, NULL, NULL, 0, NULL);
             continue;
         }
         if (memcmp(snap.stream_id, k.mv_data, 16) != 0 || snap.version != cairn_get_be64((const uint8_t *)k.mv_data + 16)) {
             char desc[80];
             cairn_record_describe(k.mv_data, cairn_get_be64((const uint8_t *)k.mv_data + 16), desc, sizeof desc);
             problem(w, "the snapshot of %s: it holds another stream or version", desc);
+            w->snapshot(w->ctx, NULL, NULL, 0, NULL);
             continue;
         }
         int got = cairn_lmdb_find_event(h, h->rtxn, snap.stream_id, snap.version, &ev);

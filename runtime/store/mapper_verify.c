@@ -126,9 +126,10 @@ static void on_snapshot(void *ctx, const cairn_record *in, const uint8_t *bytes,
                         const uint8_t *event_hash)
 {
     verifier *v = ctx;
+    v->r->snapshots++;
+    if (!in) return; /* malformed: the engine reported it */
     cairn_record snap = *in;
     char what[120], desc[80];
-    v->r->snapshots++;
     cairn_record_describe(snap.stream_id, snap.version, desc, sizeof desc);
     snprintf(what, sizeof what, "the snapshot of %s", desc);
     if (!event_hash) { problem(v, "%s: there is no valid event at its version", what); return; }

@@ -148,7 +148,8 @@ typedef struct cairn_verify_walk {
                   const cairn_record *rec, const uint8_t *bytes, size_t len);
     /* every stored data key */
     void (*key)(void *ctx, const uint8_t id[16], cairn_slice stored);
-    /* every snapshot; event_hash: the hash of the event at its version, NULL if there is none */
+    /* every snapshot (snap NULL: one the engine found malformed and reported);
+     * event_hash: the hash of the event at its version, NULL if there is none */
     void (*snapshot)(void *ctx, const cairn_record *snap, const uint8_t *bytes, size_t len,
                      const uint8_t *event_hash);
     /* now and then: the events walked so far of total; non-zero stops */
