@@ -301,8 +301,9 @@ describe("data at rest", function()
       code, _, err = cairn_cmd({ CAIRN_CIPHER_KEY = OTHER_KEY, CAIRN_NEW_CIPHER_KEY = "nope" }, "rekey " .. q(uri))
       assert.are.equal(1, code)
       assert.matches("malformed", err)
-      code = cairn_cmd({ CAIRN_CIPHER_KEY = OTHER_KEY }, "rekey " .. q(uri))
-      assert.are.equal(1, code)
+      code, _, err = cairn_cmd({ CAIRN_CIPHER_KEY = OTHER_KEY }, "rekey " .. q(uri))
+      assert.are.equal(2, code) -- no new key: a usage error
+      assert.matches("set CAIRN_NEW_CIPHER_KEY", err, 1, true)
     end)
 
     it("keygen prints a fresh 32-byte key each time", function()
