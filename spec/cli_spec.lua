@@ -437,8 +437,10 @@ app.log:select(1, 1)[1].event.timestamp
     it("the bank moves money atomically and refuses an overdraft", function()
       local code, out, err = cairn("run " .. q(helper.root .. "/examples/bank_accounts/main.lua") .. " memory:")
       assert.are.equal(0, code, err)
-      assert.matches("refused: .*insufficient funds", out)
+      assert.matches("refused: insufficient funds: Alice's account has -25.00, overdraft limit 50.00, "
+        .. "cannot withdraw 50.00\n", out, 1, true)
       assert.matches("balances: Alice -25.00, Bob 125.00", out, 1, true)
+      assert.not_matches("%d%d%d%d", (out:gsub("%x+%-%x+%-%x+%-%x+%-%x+", ""))) -- no amount in cents
     end)
   end)
 end)
