@@ -74,6 +74,24 @@ describe("operating a store", function()
       assert.matches("^cairn events: no AGGREGATE_ID given\nusage: cairn events %[URI%] AGGREGATE_ID", err)
     end)
 
+    it("reports a failing projection handler in one line, the traceback with --trace", function()
+      local uri = school_store(dir)
+      helper.write_file(dir .. "/bad.lua", [[
+        local P = require("cairn").projection("Bad", { application = "TrainingSchool" })
+        P:on("Dog.TrickAdded", function(view, event) local x = nil; return x.y end) -- luacheck: ignore
+        return P
+      ]])
+      local args = ("project %s --app %s --view memory:"):format(q(dir .. "/bad.lua"), q(uri))
+      local code, out, err = cairn(args)
+      assert.are.equal(1, code)
+      assert.are.equal("", out)
+      assert.are.equal("cairn project: projection Bad: notification 3 of TrainingSchool (Dog.TrickAdded) failed: "
+        .. dir .. "/bad.lua:2: attempt to index local 'x' (a nil value)\n", err)
+      code, _, err = cairn("--trace " .. args)
+      assert.are.equal(1, code)
+      assert.matches("^cairn project: [^\n]+\nprojection Bad: [^\n]+\nstack traceback:\n", err)
+    end)
+
     it("names no internal file in its messages", function()
       local uri = school_store(dir)
       local code, _, err = cairn("export " .. q(uri) .. " " .. q(dir))

@@ -133,6 +133,8 @@ function _M.message_of(err)
   else
     msg = tostring(err)
   end
+  -- a traceback carried inside a message (a failed handler's) is for --trace
+  msg = msg:gsub("%s*stack traceback:.*$", "")
   msg = msg:gsub("([^%s:]*%.lua):%d+: ", function(file)
     return is_internal(file) and "" or nil
   end)
@@ -213,7 +215,11 @@ function _M.main(argv)
     return 2
   end
   io_stderr:write(("cairn %s: %s\n"):format(cmd, message_of(result)))
-  if trace and traceback then io_stderr:write((traceback:gsub("^\n", "")), "\n") end
+  if trace then
+    -- all of it: the message as raised (with any traceback it carries), then where the command was
+    io_stderr:write(tostring(errors.is(result) and result.message or result), "\n")
+    if traceback then io_stderr:write((traceback:gsub("^\n", "")), "\n") end
+  end
   return 1
 end
 
