@@ -125,6 +125,20 @@ function _M.error_of(fn, ...)
   return err
 end
 
+--- Assert that fn() raises a cairn error of this kind (API.md §6) whose message contains
+-- `text` (plain text, when given): a crash such as a nil index cannot pass for it.
+-- Plain Lua errors (a caller's bad argument) are checked by their exact message instead,
+-- with `assert.has_error(fn, "message")`.
+-- @return the error
+function _M.assert_error_kind(kind, fn, text)
+  local err = _M.assert_kind(kind, _M.error_of(fn))
+  if text then
+    require("luassert").is_truthy(err.message:find(text, 1, true),
+      ("expected the %s's message to contain %q, got %q"):format(kind, text, err.message))
+  end
+  return err
+end
+
 --- Run body(ctx) once per engine, inside describe("(memory:)") and describe("(lmdb:)").
 -- Before each test ctx.dir is a fresh temporary directory and ctx.uri a fresh store URI;
 -- ctx.open([env]) opens an application on it (sync = "none"), closed after the test.

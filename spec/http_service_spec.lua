@@ -312,7 +312,7 @@ describe("examples/http_service", function()
       assert.equals(3, ns[1].id)
       assert.equals(16, ns[14].id)
       assert.is_true(cairn.is_event(ns[1].event))
-      assert.has_error(function() ns[1].event.name = "x" end)
+      assert.has_error(function() ns[1].event.name = "x" end, "events are read-only (cannot set 'name')")
       local stopped = log:select(1, 100, { stop = 12, topics = { "Dog.TrickAdded" } })
       for _, n in ipairs(stopped) do
         assert.equals("Dog.TrickAdded", n.topic)

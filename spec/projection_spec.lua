@@ -41,7 +41,7 @@ describe("cairn.view", function()
 
     it("refuses values it cannot store, keys that are not strings, and incr of a non-number", function()
       assert_kind("SchemaError", helper.error_of(view.put, view, "f", { fn = print }))
-      assert.has_error(function() view:put(1, "x") end)
+      assert.has_error(function() view:put(1, "x") end, "bad argument #1 to 'put' (string key expected, got number)")
       view:put("s", "text")
       local err = helper.error_of(view.incr, view, "s", 1)
       assert_kind("SchemaError", err)
@@ -137,7 +137,8 @@ describe("cairn.ProjectionRunner", function()
         seen[#seen + 1] = event.topic
         view:incr("n")
       end)
-      assert.has_error(function() p:on("Dog.Registered", function() end) end)
+      assert.has_error(function() p:on("Dog.Registered", function() end) end,
+        "projection Seen: topic 'Dog.Registered' is not among its topics")
       school:register("Fido")
       school:add_trick("Fido", "roll")
       local dog = school.repository:get(Dog.create_id("Fido"))
@@ -190,7 +191,7 @@ describe("cairn.ProjectionRunner", function()
       runner = new_runner(p)
       runner:run()
       assert.is_true(cairn.is_event(got))
-      assert.has_error(function() got.name = "Rex" end)
+      assert.has_error(function() got.name = "Rex" end, "events are read-only (cannot set 'name')")
       assert.are.same({ name = "Fido" }, cairn.event_fields(got))
       local logged = school.log:select(1, 1)[1].event
       for _, k in ipairs { "topic", "originator_id", "originator_version", "timestamp", "name" } do
