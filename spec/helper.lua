@@ -99,18 +99,25 @@ end
 -- engine's files (data.mdb damage, a full disk, map growth, lock files) name that engine.
 -- An engine gives a fresh store for one test: fresh(dir, name) returns the URI of a store no
 -- one has written yet (a test's stores are told apart by name; dir is the test's temporary
--- directory), remove(uri), when present, deletes what fresh made outside dir.
+-- directory), remove(uri), when present, deletes what fresh made outside dir; stored(uri)
+-- returns every byte the engine keeps for the store, for specs that look for plaintext.
+local function not_yet(what)
+  return function()
+    error(("CAIRN_TEST_ENGINE=postgresql: the specs cannot %s yet (spec/helper.lua: "
+      .. "engines.postgresql is to create a fresh schema per test)"):format(what), 0)
+  end
+end
+
 local engines = {
   lmdb = {
     fresh = function(dir, name) return "lmdb:" .. dir .. "/" .. name end,
+    stored = function(uri) return assert(read_all(uri:match("^lmdb:(.*)$") .. "/data.mdb"), "no store at " .. uri) end,
   },
   postgresql = {
-    -- The hook for the PostgreSQL engine: create a fresh schema (or database) on the test
-    -- server per call and return its URI; remove drops it.
-    fresh = function()
-      error("CAIRN_TEST_ENGINE=postgresql: the specs cannot make PostgreSQL stores yet "
-        .. "(spec/helper.lua: engines.postgresql.fresh is to create a fresh schema per test)", 0)
-    end,
+    -- The hook for the PostgreSQL engine: fresh creates a fresh schema (or database) on the
+    -- test server and returns its URI, remove drops it, stored dumps its tables.
+    fresh = not_yet("make PostgreSQL stores"),
+    stored = not_yet("read a PostgreSQL store's bytes"),
   },
 }
 
@@ -138,6 +145,20 @@ function _M.store_uri(dir, name, engine)
   local key = engine .. ":" .. name
   made[dir][key] = made[dir][key] or engines[engine].fresh(dir, name)
   return made[dir][key]
+end
+
+--- The store a system whose store is `base` (a store_uri) gives its application `name`,
+-- by the system's own rule (cairn.system: application_env).
+function _M.member_uri(base, name)
+  local cairn = require "cairn"
+  return cairn.system({ pipes = { { cairn.application(name) } } }):application_env(name, { store = base }).CAIRN_STORE
+end
+
+--- Every byte the engine keeps for the store at uri (made by store_uri), to show what is
+-- and is not stored in plain text.
+function _M.stored_bytes(uri)
+  local engine = uri:match("^(%a+):")
+  return assert(engines[engine], "not a store of the specs' engines: " .. uri).stored(uri)
 end
 
 --- Remove a file or directory tree (only under the temporary directory), and the stores
