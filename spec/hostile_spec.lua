@@ -1,6 +1,7 @@
 --- Hostile input: bad domain modules, bad URIs, files that are not stores,
 -- stores from a newer cairn, unreadable, truncated and damaged data files.
 -- Each gets a clear error, and the recorded data stays byte for byte the same.
+-- The stores here are LMDB's files (lmdb: URIs) on purpose.
 local helper = require "helper"
 local cairn = require "cairn"
 
