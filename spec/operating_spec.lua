@@ -181,6 +181,11 @@ describe("operating a store", function()
       local code, out = cairn("export " .. q(uri), { env = key_env })
       assert.are.equal(0, code)
       assert.are.equal(plain_export, out)
+      -- the REPL too
+      helper.write_file(dir .. "/in", "app:max_notification_id()\n")
+      code, out = cairn("repl --store " .. q(uri), { env = key_env, stdin = dir .. "/in" })
+      assert.are.equal(0, code)
+      assert.are.equal("5\n", out)
     end)
 
     it("one command line turns a plain store into an encrypted one", function()
@@ -199,6 +204,11 @@ describe("operating a store", function()
       code, out = cairn("export " .. q(enc), { env = key_env })
       assert.are.equal(0, code)
       assert.are.equal(plain_export, out)
+      -- the REPL opens it with the key
+      helper.write_file(dir .. "/in", "app:max_notification_id()\n")
+      code, out = cairn("repl --store " .. q(enc), { env = key_env, stdin = dir .. "/in" })
+      assert.are.equal(0, code)
+      assert.are.equal("5\n", out)
       -- nothing of a dog's name is in the encrypted store's file
       assert.is_nil(helper.read_file(dir .. "/encrypted/data.mdb"):find("Fido", 1, true))
     end)

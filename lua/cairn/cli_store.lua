@@ -81,6 +81,25 @@ local function readable_without_key(store)
   error(err, 0)
 end
 
+-- Open an existing store without its key (hashes and counts readable).
+local function open_keyless(uri)
+  local ok, store = pcall(core.open, uri, { must_exist = true, sync = "none", keyless = true })
+  if ok then return store end
+  if errors.is(store, "ConfigError") and store.message:match("^no store at ") then
+    errors.raise("ConfigError", "%s (check the path: the tools never create a store they read)", store.message)
+  end
+  error(store, 0)
+end
+
+--- Does the existing store at uri need its key to read its events?
+function _M.needs_key(uri)
+  local store = open_keyless(uri)
+  local ok, plain = pcall(readable_without_key, store)
+  store:close()
+  if not ok then error(plain, 0) end
+  return not plain
+end
+
 --- Open an existing store to read it, never creating one. An encrypted store
 -- takes its key from CAIRN_CIPHER_KEY (without it, its counts and hashes can
 -- be read, its events not); a plain one opens whether or not a key is set, so
@@ -88,14 +107,7 @@ end
 -- @param uri a checked store URI
 function _M.open_existing(uri)
   local key = key_of_env()
-  local ok, store = pcall(core.open, uri, { must_exist = true, sync = "none", keyless = true })
-  if not ok then
-    local err = store
-    if errors.is(err, "ConfigError") and err.message:match("^no store at ") then
-      errors.raise("ConfigError", "%s (check the path: the tools never create a store they read)", err.message)
-    end
-    error(err, 0)
-  end
+  local store = open_keyless(uri)
   if not key or readable_without_key(store) then return store end
   store:close()
   return core.open(uri, { must_exist = true, sync = "none", cipher_key = key })

@@ -173,11 +173,8 @@ end
 -- when the store is encrypted (a plain store opens whether or not one is set).
 local function open_app(uri)
   cli_store.check_uri(uri)
-  local probe = cli_store.open_existing(uri)
-  local encrypted = probe:max_id() > 0 and not pcall(probe.read_log, probe, 1, 1)
-  probe:close()
   local env = { store = uri }
-  if not encrypted then env.cipher_key = "" end
+  if not cli_store.needs_key(uri) then env.cipher_key = "" end
   return cairn.application("Repl").new(env)
 end
 
