@@ -12,27 +12,27 @@ usage: cairn COMMAND [ARGS...]
 
 Scripts and the REPL:
   run SCRIPT [ARGS...]          run a Lua script (arguments in `arg`, like luajit)
-  repl [--store URI] [--require MODULE]
-                                interactive Lua with cairn loaded
+  repl [--store URI] [--require MODULE|FILE]
+                                interactive Lua with cairn loaded (`help` inside)
 
-Store tools (URI is memory: or lmdb:PATH):
-  events URI AGGREGATE_ID       print an aggregate's events
-  log URI [--from N] [--limit M]
+Store tools (URI is memory: or lmdb:PATH; without it, CAIRN_STORE; never created):
+  events [URI] AGGREGATE_ID     print an aggregate's events
+  log [URI] [--from N] [--limit M]
                                 print the notification log
-  stat URI                      print what a store holds
-  export URI [FILE]             write every event as JSON lines (to stdout by default)
-  import URI [FILE]             load JSON lines (from stdin by default) into an empty store
-  verify URI                    check hash chains, the log and the index; exit 1 if anything is wrong
+  stat [URI]                    print what a store holds
+  export [URI] [FILE|-]         write every event as JSON lines (to stdout by default)
+  import URI [FILE|-]           load JSON lines (from stdin by default) into a new, empty store
+  verify [URI]                  check hash chains, the log and the index; exit 1 if anything is wrong
 
 Keys (encrypted stores take their key from CAIRN_CIPHER_KEY):
   keygen                        print a fresh cipher key
-  rekey URI                     re-wrap the store's data keys under CAIRN_NEW_CIPHER_KEY
+  rekey [URI]                   re-wrap the store's data keys under CAIRN_NEW_CIPHER_KEY
 
 Systems and projections:
   sync SYSTEM_MODULE [--dry-run] [-v 0..3] [FOLLOWER...]
                                 let followers catch up with their leaders
   follow SYSTEM_MODULE FOLLOWER run one follower continuously (until SIGINT/SIGTERM)
-  project MODULE --app URI --view URI [--follow]
+  project MODULE [--app URI] --view URI [--follow]
                                 run a projection into a view
 
 Options:
