@@ -199,6 +199,35 @@ describe("docs/API.md", function()
     for cmd in pairs(listed) do assert.is_true(seen[cmd], "cairn " .. cmd .. " is not in docs/API.md") end
   end)
 
+  it("has examples that run: the domain model, an application, a projection, a system", function()
+    local blocks = {}
+    for code in DOC:gmatch("```lua\n(.-)```") do blocks[#blocks + 1] = code end
+    local function block(marker)
+      for _, code in ipairs(blocks) do
+        if code:find(marker, 1, true) then return code end
+      end
+      error("no example with " .. marker)
+    end
+    local dir = helper.tmpdir()
+    finally(function() helper.rmrf(dir) end)
+    local model = block('cairn.aggregate("Dog")') .. "\n" .. block('cairn.application("TrainingSchool")')
+    local programs = {
+      projection = model .. '\nschool:register("Fido")\n' .. block('cairn.projection("Counts"') .. [[
+        school:add_trick("Fido", "roll")
+        runner:run()
+        print(runner.view:get("trick:roll"))]],
+      system = model .. "\n" .. block('cairn.process_application("Counters")'):gsub("system_runner:stop%(%)",
+        'print(system_runner:get(Counters).repository:get(Tally.create_id("dogs")).count)\nsystem_runner:stop()'),
+    }
+    for name, program in pairs(programs) do
+      program = 'local cairn = require "cairn"\n' .. program:gsub("lmdb:%./data", "lmdb:" .. dir .. "/" .. name)
+      helper.write_file(dir .. "/" .. name .. ".lua", program)
+      local code, out, err = helper.run(q(helper.cairn_bin) .. " run " .. q(dir .. "/" .. name .. ".lua"))
+      assert.are.equal(0, code, name .. ": " .. err)
+      assert.matches("1\n$", out, nil, false)
+    end
+  end)
+
   it("points at no file outside the repository", function()
     for target in DOC:gmatch("%]%(([^)#]+)") do
       if not target:match("^https?:") then
