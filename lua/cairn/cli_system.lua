@@ -51,10 +51,11 @@ usage: cairn project MODULE [--app URI] --view URI [--name APP] [--follow] [--id
 
 Runs the projection that MODULE (a module name or a .lua file) returns, from
 the notification log of the store --app (default: <APP>_CAIRN_STORE or
-CAIRN_STORE; it must exist) into the view store --view (which may be the same
-URI; made on the first run when its parent directory exists). APP is the application's name the view tracks (default:
-the projection's `application` option). Without --follow it catches up and
-exits; with it, it keeps following until SIGINT or SIGTERM.
+CAIRN_STORE; it must exist) into the view store --view (which may be the
+same URI; made on the first run when its parent directory exists). APP is
+the application's name the view tracks (default: the projection's
+`application` option). Without --follow it catches up and exits; with it, it
+keeps following until SIGINT or SIGTERM.
 Exit status: 0 success, 1 failure, 2 usage error.
 ]],
 }
