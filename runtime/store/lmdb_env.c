@@ -4,6 +4,7 @@
  * the databases, which the first writer makes and every other open only
  * reads (lmdb_engine.h has the layout).
  */
+#include <dirent.h>
 #include <errno.h>
 #include <limits.h>
 #include <pthread.h>
@@ -290,6 +291,28 @@ void cairn_lmdb_close(cairn_engine *e)
     free(h);
 }
 
+/* Does a directory without a store hold files of its own (a typo'd path, a
+ * project folder)? Then it is not silently made a store. 1 yes, 0 no. */
+static int holds_other_files(const char *path, char *err, size_t errlen)
+{
+    char data[PATH_MAX];
+    struct stat st;
+    if ((size_t)snprintf(data, sizeof data, "%s/data.mdb", path) >= sizeof data || stat(data, &st) == 0) return 0;
+    DIR *dir = opendir(path);
+    if (!dir) return 0; /* missing: it is made below */
+    const char *other = NULL;
+    struct dirent *e;
+    while (!other && (e = readdir(dir)) != NULL) {
+        const char *n = e->d_name;
+        if (strcmp(n, ".") && strcmp(n, "..") && strcmp(n, "lock.mdb") && strcmp(n, "wake")) other = n;
+    }
+    if (other)
+        snprintf(err, errlen, "%s holds other files (%s) and no store: name a new or empty directory for a store",
+                 path, other);
+    closedir(dir);
+    return other != NULL;
+}
+
 /* Find or open the shared environment of a directory. */
 static int find_env(const char *path, const cairn_engine_options *opt, cairn_env **out, char *err, size_t errlen)
 {
@@ -300,6 +323,8 @@ static int find_env(const char *path, const cairn_engine_options *opt, cairn_env
             snprintf(err, errlen, "no store at %s", path);
             return CAIRN_CONFIG;
         }
+    } else if (holds_other_files(path, err, errlen)) {
+        return CAIRN_CONFIG;
     } else if (make_dirs(path) != 0) {
         int e = errno;
         snprintf(err, errlen, "cannot use %s as a store directory: %s", path, strerror(e));
