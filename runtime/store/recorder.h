@@ -26,6 +26,12 @@
  *   3. the engine writes the new data keys, the records under notification
  *      ids it assigns (gap-free, in batch order), the snapshots and the
  *      tracking position, and commits; or nothing of it.
+ * An engine may also read step 1 outside its write transaction (one round
+ * trip, nothing held while the mapper seals) if step 3 re-checks, inside
+ * it, that what step 1 read still holds (each stream's head version, and the
+ * key generation when the mapper asked for the key state), and on a change
+ * reads again and calls seal again: seal may be called any number of times
+ * (group commit reruns it too) and depends only on what the engine shows it.
  *
  * Every operation returns CAIRN_OK, CAIRN_END where noted, a CAIRN_* code
  * with e->errmsg set, or an engine/system code with e->errmsg set. Reads
