@@ -220,6 +220,12 @@ struct cairn_engine_ops {
     /* following: the wake word pair ([0] sequence bumped after every commit,
      * [1] sleepers) shared by every process, or NULL (followers poll) */
     uint32_t *(*wake_word)(cairn_engine *e);
+    /* optional, for engines without a shared word (PostgreSQL: LISTEN/NOTIFY):
+     * the change sequence as this handle knows it (0: none, poll), and a
+     * sleep until it differs from seen, at most timeout_s (CAIRN_OK, or
+     * CAIRN_INTERRUPTED when a trapped signal arrived) */
+    int (*wake_seq)(cairn_engine *e, uint32_t *seq);
+    int (*wait)(cairn_engine *e, uint32_t seen, double timeout_s);
     /* optional (NULL: not offered) */
     int (*copy)(cairn_engine *e, const char *dir);
     void (*group_stats)(cairn_engine *e, uint64_t *groups, uint64_t *saves);

@@ -238,8 +238,10 @@ int cairn_store_wake_seq(cairn_store *s, uint32_t *seq);
 
 /**
  * Sleep until the change counter of any of the n stores (n <= 16) differs
- * from seen[i], for at most timeout_s; a store without a wake word makes it
- * a sleep of poll_s. Wake-ups may be spurious: look again afterwards.
+ * from seen[i], for at most timeout_s; one store whose engine waits its own
+ * way (recorder.h's wait) waits that way; otherwise a store without a wake
+ * word makes it a sleep of poll_s. Wake-ups may be spurious: look again
+ * afterwards.
  * @return CAIRN_OK, CAIRN_INTERRUPTED when a trapped signal arrived, or
  *         CAIRN_INVALID for n outside 1..16.
  */

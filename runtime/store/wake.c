@@ -97,7 +97,7 @@ void cairn_wake_bump(cairn_wake *w)
 int cairn_store_wake_seq(cairn_store *s, uint32_t *seq)
 {
     uint32_t *words = s->eng->ops->wake_word(s->eng);
-    if (!words) return 0;
+    if (!words) return s->eng->ops->wake_seq ? s->eng->ops->wake_seq(s->eng, seq) : 0;
     *seq = __atomic_load_n(&words[0], __ATOMIC_SEQ_CST);
     return 1;
 }
@@ -128,6 +128,9 @@ int cairn_store_wait(cairn_store *const *stores, const uint32_t *seen, size_t n,
     if (n == 0 || n > MAX) return CAIRN_INVALID;
     if (interrupt_flag && *interrupt_flag) return CAIRN_INTERRUPTED;
     uint32_t *words[MAX];
+    const cairn_engine_ops *one = stores[0]->eng->ops;
+    if (n == 1 && one->wait && !one->wake_word(stores[0]->eng)) /* the engine's own way to wait */
+        return one->wait(stores[0]->eng, seen[0], timeout_s);
     for (size_t i = 0; i < n; i++) {
         words[i] = stores[i]->eng->ops->wake_word(stores[i]->eng);
         if (!words[i]) { /* one store without a wake word: poll them all */
