@@ -50,9 +50,6 @@ int cairn_store_read_only(cairn_store *s);
 /* Describe a version conflict the same way everywhere. */
 int cairn_store_conflict(cairn_store *s, const uint8_t id[16], uint64_t version, int has_last, uint64_t last);
 
-/* Describe a record for messages: "aggregate <id> version <v>". */
-void cairn_store_describe(const uint8_t id[16], uint64_t version, char *out, size_t len);
-
 /* Make sure a buffer holds n bytes (0 or ENOMEM). */
 int cairn_store_reserve(uint8_t **buf, size_t *cap, size_t n);
 

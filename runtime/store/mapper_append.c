@@ -57,8 +57,6 @@ void cairn_store_save_free(cairn_store *s)
     s->save = NULL;
 }
 
-int cairn_store_conflict(cairn_store *s, const uint8_t id[16], uint64_t version, int has_last, uint64_t last);
-
 /* The fields every stored record needs: a topic and a class version that fit. */
 static int check_record(cairn_store *s, const cairn_record *r, const char *what, size_t i)
 {
