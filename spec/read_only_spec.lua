@@ -1,7 +1,8 @@
 --- Store tools that only read (issue 11, item 5): `cairn stat`, `log`, `events`
 -- and `verify` open a store without writing to it, so they work beside a
 -- writer stopped inside a write transaction and for a user who may not write
--- the store's files. (spec/c/store_test.c checks the same at the C level.)
+-- the store's files. LMDB only: it is about LMDB's writer lock and lock file
+-- (spec/c/store_test.c checks the same at the C level).
 local helper = require "helper"
 
 local q = helper.shell_quote
