@@ -67,7 +67,7 @@ int cairn_pg_read_snapshot(cairn_pg *pg, const uint8_t id[16], uint64_t lte, cai
     pg_param_int8(&p, bounded(lte) ? lte : INT8_MAX_VALUE);
     PGresult *r;
     int rc = pg_exec(pg, PG_SQL_SNAPSHOT, &p, &r);
-    return rc ? rc : take(pg, r, out, -1, 0, 1, 2, -1);
+    return rc ? rc : take(pg, r, out, -1, 0, 1, 2, 3);
 }
 
 int pg_one_u64(cairn_pg *pg, enum pg_sql_id which, const pg_params *p, uint64_t *out)

@@ -265,8 +265,10 @@ static const char *const statements[PG_SQL_COUNT] = {
                    "WHERE id >= $1 AND id <= $2 ORDER BY id LIMIT $3",
     [PG_SQL_LOG_TOPICS] = "SELECT id, version, stream_id, record FROM @.events "
                           "WHERE id >= $1 AND id <= $2 AND topic = ANY($4) ORDER BY id LIMIT $3",
-    [PG_SQL_SNAPSHOT] = "SELECT version, stream_id, record FROM @.snapshots "
-                        "WHERE stream_id = $1 AND version <= $2 ORDER BY version DESC LIMIT 1",
+    /* with the event it was taken at (the mapper checks the snapshot's hash against it) */
+    [PG_SQL_SNAPSHOT] = "SELECT s.version, s.stream_id, s.record, e.record FROM @.snapshots s "
+                        "LEFT JOIN @.events e ON e.stream_id = s.stream_id AND e.version = s.version "
+                        "WHERE s.stream_id = $1 AND s.version <= $2 ORDER BY s.version DESC LIMIT 1",
     [PG_SQL_MAX_ID] = "SELECT last FROM @.counter",
     [PG_SQL_TRACKING] = "SELECT id FROM @.tracking WHERE app = $1",
     [PG_SQL_STAT] = "SELECT (SELECT count(*) FROM @.events), (SELECT count(DISTINCT stream_id) FROM @.events), "

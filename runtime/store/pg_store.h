@@ -69,7 +69,7 @@ typedef struct cairn_pg_row {
     uint64_t version;           /* stream version (stream, head and snapshot reads) */
     const uint8_t *stream_id;   /* 16 bytes (stream, head, snapshot and log reads) */
     cairn_pg_bytes bytes;       /* the record; a view value for view reads */
-    cairn_pg_bytes key;         /* view reads: the key */
+    cairn_pg_bytes key;         /* view reads: the key; snapshot reads: the event's record */
 } cairn_pg_row;
 
 typedef struct cairn_pg_rows {
@@ -198,7 +198,8 @@ int cairn_pg_set_cipher(cairn_pg *pg, cairn_pg_bytes cipher, cairn_pg_bytes keyc
 int cairn_pg_read_log(cairn_pg *pg, uint64_t start, uint64_t stop, const cairn_pg_bytes *topics,
                       size_t ntopics, size_t limit, cairn_pg_rows *out) __attribute__((warn_unused_result));
 
-/** The newest snapshot of a stream at or below lte (any when lte is 0): 0 or 1 row. */
+/** The newest snapshot of a stream at or below lte (any when lte is 0): 0 or
+ *  1 row; key: the record of the event it was taken at (ptr NULL: none). */
 int cairn_pg_read_snapshot(cairn_pg *pg, const uint8_t id[16], uint64_t lte, cairn_pg_rows *out)
     __attribute__((warn_unused_result));
 

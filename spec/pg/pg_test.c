@@ -212,6 +212,7 @@ static void test_append(void)
     cairn_pg_rows_free(&rows);
     OK(cairn_pg_read_snapshot(pg, a, 0, &rows));
     E(rows.n == 1 && rows.row[0].version == 2 && bytes_are(rows.row[0].bytes, "state-a2"));
+    E(bytes_are(rows.row[0].key, "a2")); /* the event it was taken at, in the same read */
     cairn_pg_rows_free(&rows);
     OK(cairn_pg_read_snapshot(pg, a, 1, &rows));
     E(rows.n == 0);
