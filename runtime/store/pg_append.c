@@ -69,7 +69,8 @@ int cairn_pg_append(cairn_pg *pg, const cairn_pg_batch *b, uint64_t *first_id)
 {
     *first_id = 0;
     pg->errmsg[0] = '\0';
-    int rc = check_records(pg, b->events, b->n, "event", 1);
+    int rc = pg_writable(pg);
+    if (!rc) rc = check_records(pg, b->events, b->n, "event", 1);
     if (!rc) rc = check_records(pg, b->snapshots, b->nsnapshots, "snapshot", 0);
     if (rc) return rc;
     if (b->track_app.ptr && (b->track_id == 0 || b->track_id > INT64_MAX))
@@ -93,11 +94,9 @@ int cairn_pg_append(cairn_pg *pg, const cairn_pg_batch *b, uint64_t *first_id)
     if (first == 0 && b->n > 0) {
         pg->deferred++;
         /* committed without ids: another save was numbering; wait for ours */
-        uint8_t v[8];
         pg_params q = { 0 };
         pg_param_bytes(&q, PG_UUID, b->events[0].stream_id, 16);
-        cairn_put_be64(v, b->events[0].version);
-        pg_param_bytes(&q, PG_INT8, v, 8);
+        pg_param_int8(&q, b->events[0].version);
         if ((rc = pg_exec(pg, PG_SQL_NUMBER, &q, &r))) {
             /* the events are recorded, whole; the next save or writer's open numbers them */
             size_t len = strlen(pg->errmsg);

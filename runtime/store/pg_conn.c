@@ -25,6 +25,11 @@ int pg_fail(cairn_pg *pg, int rc, const char *fmt, ...)
     return rc;
 }
 
+int pg_writable(cairn_pg *pg)
+{
+    return pg->read_only ? pg_fail(pg, CAIRN_CONFIG, "schema %s is open read-only", pg->schema) : CAIRN_OK;
+}
+
 /* libpq's messages span lines ("...failed: FATAL: ...\n\tIs the server
  * running...?\n"): their first line, without the "connection to server ...
  * failed:" preamble that repeats the address we name ourselves. */

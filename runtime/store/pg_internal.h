@@ -82,6 +82,8 @@ int pg_exec(cairn_pg *pg, enum pg_sql_id which, const pg_params *p, PGresult **r
 int pg_exec_sql(cairn_pg *pg, const char *sql, const pg_params *p, PGresult **res);
 /* Several statements without parameters (the schema's creation). */
 int pg_exec_script(cairn_pg *pg, const char *sql);
+/* CAIRN_OK, or CAIRN_CONFIG for a handle opened read-only (as LMDB says it). */
+int pg_writable(cairn_pg *pg);
 /* Set the message ("PostgreSQL server S: ...") and return rc. */
 int pg_fail(cairn_pg *pg, int rc, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
 /* (Re)connect if needed: CAIRN_OK or an error with the message set. */

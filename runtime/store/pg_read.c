@@ -117,12 +117,13 @@ int cairn_pg_meta_get(cairn_pg *pg, const char *key, cairn_pg_rows *out)
 
 int cairn_pg_meta_put(cairn_pg *pg, const char *key, cairn_pg_bytes value)
 {
-    if (pg->read_only) return pg_fail(pg, CAIRN_INVALID, "a read-only handle does not write");
+    int rc = pg_writable(pg);
+    if (rc) return rc;
     pg_params p = { 0 };
     pg_param_bytes(&p, PG_TEXT, key, strlen(key));
     pg_param_bytes(&p, PG_BYTEA, value.ptr, value.len);
     PGresult *r;
-    int rc = pg_exec(pg, PG_SQL_META_PUT, &p, &r);
+    rc = pg_exec(pg, PG_SQL_META_PUT, &p, &r);
     if (rc == CAIRN_OK) PQclear(r);
     return rc;
 }

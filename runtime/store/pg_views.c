@@ -27,6 +27,7 @@ int cairn_pg_view_write(cairn_pg *pg, cairn_pg_bytes view, const cairn_pg_view_o
                         cairn_pg_bytes app, uint64_t id)
 {
     pg->errmsg[0] = '\0';
+    if (pg_writable(pg)) return CAIRN_CONFIG;
     for (size_t i = 0; i < n; i++)
         if (view.len + ops[i].key.len > CAIRN_PG_VIEW_KEY_MAX)
             return pg_fail(pg, CAIRN_INVALID, "view key %zu: view name and key are %zu bytes, above %d", i + 1,

@@ -166,13 +166,17 @@ static void test_open(void)
     OK(cairn_pg_open(with("schema=t_open"), &ro2, &pg, err, sizeof err));
     E(strcmp(cairn_pg_schema(pg), "t_open") == 0);
     /* a read-only handle does not write, even by mistake */
-    E(cairn_pg_meta_put(pg, "x", str("y")) == CAIRN_INVALID);
+    E(cairn_pg_meta_put(pg, "x", str("y")) == CAIRN_CONFIG && strstr(cairn_pg_errmsg(pg), "open read-only"));
     uint8_t id[16];
     make_id(id, 1, 1);
     cairn_pg_record ev = rec(id, 1, "T", "x");
     cairn_pg_batch b = { .events = &ev, .n = 1 };
     uint64_t first;
-    E(cairn_pg_append(pg, &b, &first) == CAIRN_STORE && strstr(cairn_pg_errmsg(pg), "read-only"));
+    E(cairn_pg_append(pg, &b, &first) == CAIRN_CONFIG && strstr(cairn_pg_errmsg(pg), "open read-only"));
+    cairn_pg_view_op op = { str("k"), str("v"), 0 };
+    E(cairn_pg_view_write(pg, str("v"), &op, 1, (cairn_pg_bytes){ NULL, 0 }, 0) == CAIRN_CONFIG);
+    E(cairn_pg_forget(pg, id, 0, 0) == CAIRN_CONFIG);
+
     cairn_pg_close(pg);
     /* a store of a newer format is refused */
     sql(c, "UPDATE t_open.meta SET value = '9' WHERE key = 'format'");
