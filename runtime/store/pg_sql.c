@@ -8,9 +8,11 @@
  *   - a save inserts its events with id NULL, in its own transaction, after
  *     checking every stream's head; `seq` (an identity, gaps allowed) only
  *     records the order events were inserted in;
+ *     (the rows of concurrent saves may interleave in seq: `batch`, the saving
+ *     transaction's id, keeps each save's events together when they are numbered);
  *   - numbering takes the schema's numbering lock (an advisory lock), and only then
  *     (a new statement, so a new snapshot: every earlier numbering is visible)
- *     gives every committed-but-unnumbered event the next ids in seq order,
+ *     gives every committed-but-unnumbered event the next ids in (batch, seq) order,
  *     moves the counter, NOTIFYs, commits, and releases the lock;
  *   - a save numbers inline when the lock is free (SKIP LOCKED: one commit,
  *     one fsync); when another transaction holds it, the save commits without
@@ -31,6 +33,7 @@ static const char schema_sql[] =
     "  seq bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,\n"
     "  stream_id uuid NOT NULL, version bigint NOT NULL, topic bytea NOT NULL, record bytea NOT NULL,\n"
     "  id bigint UNIQUE,  -- NULL until numbered; this index also finds the unnumbered (IS NULL)\n"
+    "  batch bigint,  -- a save numbered after its commit: its transaction, which keeps its events together\n"
     "  CONSTRAINT events_stream_version UNIQUE (stream_id, version));\n"
 
     "CREATE TABLE IF NOT EXISTS @.counter (one boolean PRIMARY KEY DEFAULT true CHECK (one), last bigint NOT NULL);\n"
@@ -70,7 +73,7 @@ static const char schema_sql[] =
     "CREATE OR REPLACE FUNCTION @.number_pending() RETURNS bigint LANGUAGE plpgsql AS $$\n"
     "DECLARE v_last bigint;\n"
     "BEGIN\n"
-    "  WITH p AS MATERIALIZED (SELECT seq, row_number() OVER (ORDER BY seq) AS rn\n"
+    "  WITH p AS MATERIALIZED (SELECT seq, row_number() OVER (ORDER BY batch, seq) AS rn\n"
     "                           FROM @.events WHERE id IS NULL),\n"
     "       c AS (UPDATE @.counter SET last = last + (SELECT count(*) FROM p) WHERE EXISTS (SELECT 1 FROM p)\n"
     "             RETURNING last - (SELECT count(*) FROM p) AS base),\n"
@@ -125,9 +128,9 @@ static const char schema_sql[] =
     "      v_first := v_first + 1;\n"
     "      PERFORM pg_notify('cairn_#', (v_first + cardinality(p_stream) - 1)::text);\n"
     "    ELSE\n"
-    "      INSERT INTO @.events (stream_id, version, topic, record)\n"
-    "        SELECT s, v, t, r FROM unnest(p_stream, p_version, p_topic, p_record) WITH ORDINALITY\n"
-    "          AS u(s, v, t, r, o) ORDER BY o;\n"
+    "      INSERT INTO @.events (stream_id, version, topic, record, batch)\n"
+    "        SELECT s, v, t, r, pg_current_xact_id()::text::bigint\n"
+    "          FROM unnest(p_stream, p_version, p_topic, p_record) WITH ORDINALITY AS u(s, v, t, r, o) ORDER BY o;\n"
     /* the saver waits for its numbering, whose synchronous commit flushes this one too */
     "      PERFORM set_config('synchronous_commit', 'off', true);\n"
     "    END IF;\n"

@@ -788,6 +788,12 @@ static void test_wake(void)
 
 /* ---- gap-free ids, visible in order: writer processes and a tailing reader ---- */
 
+#define MAX_SAVES 100000
+
+/* The first id each save was given, as its writer was told: [writer][save],
+ * shared by the writer processes and the reader (a MAP_SHARED mapping). */
+static uint64_t *told_first;
+
 /* Each event's bytes name who saved it: "w<writer> s<save> e<index>". */
 static void writer(const char *schema, int w, int saves, double seconds, int fd)
 {
@@ -810,7 +816,8 @@ static void writer(const char *schema, int w, int saves, double seconds, int fd)
         cairn_pg_batch b = { .events = ev, .n = (size_t)n };
         uint64_t first;
         OK(cairn_pg_append(pg, &b, &first));
-        E(first > 0);
+        E(first > 0 && s < MAX_SAVES);
+        told_first[(size_t)w * MAX_SAVES + (size_t)s] = first;
         done++;
     }
     uint64_t report[2];
@@ -829,9 +836,11 @@ typedef struct tailer {
     char *seen;           /* [writer][save][event] */
     uint64_t last;
     long wakes;
+    size_t prev_at;       /* the event read last, and its id */
+    uint64_t last_id_of_prev;
+    uint64_t *first_id;   /* [writer][save]: the id the reader saw its first event under */
 } tailer;
 
-#define MAX_SAVES 400000
 
 static void tail_step(tailer *t, double wait_s)
 {
@@ -854,9 +863,19 @@ static void tail_step(tailer *t, double wait_s)
         memcpy(text, rows.row[i].bytes.ptr, rows.row[i].bytes.len);
         text[rows.row[i].bytes.len] = '\0';
         E(sscanf(text, "w%d s%d e%d", &w, &s, &e) == 3 && w < t->writers && s < MAX_SAVES && e < 3);
-        char *mark = &t->seen[((size_t)w * MAX_SAVES + (size_t)s) * 3 + (size_t)e];
+        size_t at = ((size_t)w * MAX_SAVES + (size_t)s) * 3 + (size_t)e;
+        char *mark = &t->seen[at];
         E(!*mark);
         *mark = 1;
+        /* a save's events have consecutive ids, in its order */
+        if (e > 0 && !(t->seen[at - 1] && t->last_id_of_prev == t->last - 1 && t->prev_at == at - 1)) {
+            fprintf(stderr, "reader: w%d s%d e%d got id %llu, not right after e%d\n", w, s, e,
+                    (unsigned long long)t->last, e - 1);
+            exit(1);
+        }
+        t->prev_at = at;
+        t->last_id_of_prev = t->last;
+        if (e == 0) t->first_id[(size_t)w * MAX_SAVES + (size_t)s] = t->last;
     }
     cairn_pg_rows_free(&rows);
 }
@@ -873,6 +892,9 @@ static long run_writers(const char *schema, int writers, int saves, double secon
     E(pipe(fds) == 0);
     pid_t pids[64];
     E(writers <= 64);
+    size_t told_size = sizeof *told_first * (size_t)writers * MAX_SAVES;
+    told_first = mmap(NULL, told_size, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+    E(told_first != MAP_FAILED);
     double t0 = now_s();
     for (int w = 0; w < writers; w++) {
         pids[w] = fork();
@@ -885,7 +907,8 @@ static long run_writers(const char *schema, int writers, int saves, double secon
     close(fds[1]);
     tailer t = { .writers = writers };
     t.seen = calloc((size_t)writers * MAX_SAVES * 3, 1);
-    E(t.seen);
+    t.first_id = calloc((size_t)writers * MAX_SAVES, sizeof *t.first_id);
+    E(t.seen && t.first_id);
     if (tailing) {
         t.pg = open_schema(schema, 1);
         int running = writers;
@@ -926,10 +949,14 @@ static long run_writers(const char *schema, int writers, int saves, double secon
     size_t marks = 0;
     for (size_t i = 0; i < (size_t)writers * MAX_SAVES * 3; i++) marks += (size_t)t.seen[i];
     E(marks == st.events);
+    /* each writer was told the id its save's first event has in the log */
+    for (size_t i = 0; i < (size_t)writers * MAX_SAVES; i++) E(told_first[i] == t.first_id[i]);
     if (tailing)
         fprintf(stderr, "  %d writers, %ld saves, %llu events; the reader saw %ld while they ran, %ld wake-ups\n",
                 writers, total_saves, (unsigned long long)st.events, tailed, t.wakes);
     free(t.seen);
+    free(t.first_id);
+    munmap(told_first, told_size);
     cairn_pg_close(pg);
     drop_schema(schema);
     return total_saves;
@@ -947,7 +974,8 @@ static void test_gap_free(void)
     E(saves == (long)writers * each);
     fprintf(stderr, "  %ld of %ld saves were numbered after their commit\n", deferred, saves);
     E(deferred > 0); /* both ways of numbering were taken */
-    printf("ok - ids: %d writer processes, a tailing reader saw every id once, in order, no gaps\n", writers);
+    printf("ok - ids: %d writer processes, a tailing reader saw every id once, in order, no gaps, each save's "
+           "events together under the ids its writer was told\n", writers);
 }
 
 /* S6: 1, 4 and 8 processes each saving one new aggregate per save. */
