@@ -62,10 +62,15 @@ local function list(source, key)
   return out
 end
 
+-- value per run; a reference measured twice in a run (put full, before and
+-- after S1full) counts as the mean of the two
 local function by_run(source, key)
-  local out = {}
-  for _, rec in ipairs((values[source] or {})[key] or {}) do out[rec.run] = rec.value end
-  return out
+  local sum, n = {}, {}
+  for _, rec in ipairs((values[source] or {})[key] or {}) do
+    sum[rec.run], n[rec.run] = (sum[rec.run] or 0) + rec.value, (n[rec.run] or 0) + 1
+  end
+  for run, v in pairs(sum) do sum[run] = v / n[run] end
+  return sum
 end
 
 local function commas(x)
