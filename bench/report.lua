@@ -3,9 +3,9 @@
 --   luajit bench/report.lua RESULTS [key=value ...]
 --
 -- RESULTS holds lines "RUN SOURCE KEY value=... unit=... n=... detail=..."
--- (SOURCE: cairn, raw, proj, verify) and bench/peer's lines "peer KEY V1,V2,...",
--- "peernote TEXT", "peerinfo ...". key=value: title, runs, quick, peer (a note
--- when the peer did not run).
+-- (SOURCE: cairn, raw, proj, verify, peer: the Python library, KEY popo:S1 ...)
+-- and bench/peer's "peernote TEXT", "peerinfo ...". key=value: title, runs,
+-- quick, peer (a note when the peer did not run).
 local huge, sort, concat = math.huge, table.sort, table.concat
 
 local path = arg[1]
@@ -20,16 +20,10 @@ for i = 2, #arg do
 end
 
 -- values[source][key] = { { run = r, value = v, fields... }, ... }
-local values, peer, peer_notes, peer_info = {}, {}, {}, nil
+local values, peer_notes, peer_info = {}, {}, nil
 for line in io.lines(path) do
   local word = line:match("^(%S+)")
-  if word == "peer" then
-    local key, list = line:match("^peer (%S+) (%S+)$")
-    if key then
-      peer[key] = {}
-      for v in list:gmatch("[^,]+") do peer[key][#peer[key] + 1] = tonumber(v) end
-    end
-  elseif word == "peernote" then
+  if word == "peernote" then
     peer_notes[#peer_notes + 1] = line:sub(10)
   elseif word == "peerinfo" then
     peer_info = line:sub(10)
@@ -123,20 +117,24 @@ local function rule(widths)
   print(("-"):rep(n - 2))
 end
 
--- cairn / raw: the median of the per-run ratios (each run's raw figure was
--- measured just before its scenarios, under the same load). `as_rate` turns
--- a time per get of `events` events into events/s.
-local function raw_ratio(source, key, raw_key, events)
-  local c, r = by_run(source, key), by_run("raw", raw_key)
+-- cairn / reference: the median of the per-run ratios (each run's reference
+-- was measured right before or after its scenarios, under the same load).
+-- With `events`, cairn's figure is a time per get (ms) of that many events,
+-- turned into events/s; with `inverse`, both are times and the ratio is
+-- reference / cairn.
+local function run_ratio(source, key, ref_source, ref_key, events, inverse)
+  local c, r = by_run(source, key), by_run(ref_source, ref_key)
   local ratios = {}
   for run, v in pairs(c) do
     local ref = r[run]
-    if ref and v and v > 0 then
-      ratios[#ratios + 1] = (events and events / (v / 1e3) or v) / ref
+    if ref and v and v > 0 and ref > 0 then
+      if inverse then ratios[#ratios + 1] = ref / v
+      else ratios[#ratios + 1] = (events and events / (v / 1e3) or v) / ref end
     end
   end
-  return median(ratios), #ratios
+  return median(ratios)
 end
+local peer_ran = values.peer ~= nil
 
 local quick = opt.quick == "1"
 local cairn_n = {}
@@ -145,7 +143,7 @@ for key, recs in pairs(values.cairn or {}) do cairn_n[key] = recs[1] and recs[1]
 print(opt.title or "cairn benchmark")
 print(("medians of %s run%s (min–max); cairn on lmdb sync=none unless a row says otherwise; ratios cairn/raw are")
   :format(opt.runs or "?", opt.runs == "1" and "" or "s"))
-print("medians of per-run ratios (the reference measured just before each run), cairn/Python the ratio of medians.")
+print("medians of per-run ratios (each run's reference and Python figures measured right beside its scenarios).")
 print("The machine is shared with other work: compare ratios within one run, not absolute rates across runs.")
 print()
 
@@ -189,21 +187,20 @@ for _, r in ipairs(rows) do
   if raw_key then
     ref = raw_name[raw_key]
     local events = ms and cairn_n[key] or nil
-    local q = raw_ratio(source, key, raw_key, events)
+    local q = run_ratio(source, key, "raw", raw_key, events)
     if q then ratio = ("%.2f"):format(q); fig[key .. "/raw"] = q end
   end
   local py, pyr = "-", "-"
   if py_key then
-    local p = peer["popo:" .. py_key]
-    if p then
+    local p = list("peer", "popo:" .. py_key)
+    if #p > 0 then
       py = spread(p, ms)
-      local pm = median(p)
-      if cm and pm and cm > 0 and pm > 0 then
-        local q = ms and pm / cm or cm / pm
+      local q = run_ratio(source, key, "peer", "popo:" .. py_key, nil, ms)
+      if q then
         pyr = ("%.1f×"):format(q)
         fig[key .. "/py"] = q
       end
-    elseif next(peer) then
+    elseif peer_ran then
       py = "skipped (see NOTE)"
     end
   end
@@ -222,10 +219,8 @@ for _, r in ipairs(raw_refs) do
   local rec = values.raw and values.raw[r[1]] and values.raw[r[1]][1]
   row({ r[2], ("%s (%s)"):format(r[3], rec and commas(rec.n) or "?"), r[4], spread(l) }, R)
 end
-if peer["popo:S4d"] and fig.S4d then
-  fig["S4/py"] = fig.S4d / median(peer["popo:S4d"])
-end
-if not next(peer) then
+fig["S4/py"] = fig["S4d/py"]
+if not peer_ran then
   print("Python: " .. (opt.peer or "not run (bench/run --peer)"))
 end
 for _, n in ipairs(peer_notes) do print("Python NOTE: " .. n) end
