@@ -212,7 +212,7 @@ print("S3's cairn/raw is in events/s (events / time per get); S3, S3snap cairn/P
 print("S4: cairn's log read always decodes, so its Python comparison is to the peer's S4d (S4 row: peer S4, raw")
 print("bytes, for reference); the issue's S4 targets use cairn S4d against the peer's S4d.")
 print()
-print("raw LMDB references (bench/lmdb_raw.c, measured before each run; records shaped like cairn's events)")
+print("raw LMDB references (bench/lmdb_raw.c, measured in each run; records shaped like cairn's events)")
 local R = { 10, 72, 12, 26 }
 for _, r in ipairs(raw_refs) do
   local l = list("raw", r[1])
