@@ -147,7 +147,7 @@ print("medians of per-run ratios (each run's reference and Python figures measur
 print("The machine is shared with other work: compare ratios within one run, not absolute rates across runs.")
 print()
 
--- scenario rows: key, label, unit, ms?, raw reference key, Python key, Python label
+-- scenario rows: key, label, unit, a time in ms?, raw reference key, Python key (popo:KEY)
 local function n_of(key, fallback) return cairn_n[key] and commas(cairn_n[key]) or fallback end
 local stream = cairn_n.S3 and commas(cairn_n.S3) or "10,000"
 local rows = {
