@@ -82,6 +82,18 @@ describe("cairn.aggregate", function()
       assert.has_error(function() K:created("Made", function(self, topic) end) end) -- luacheck: ignore 212
     end)
 
+    -- regression: a domain "Discarded" event was accepted, and the aggregate it
+    -- created was then taken for a discarded one (contains false, get not found)
+    it("refuses the reserved event name Discarded, for :created and :event", function()
+      local K = cairn.aggregate("ReservedEvent")
+      local err = error_of(K.created, K, "Discarded", function(self, name) self.name = name end)
+      assert.matches("ReservedEvent.Discarded: the event name 'Discarded' is reserved", tostring(err), 1, true)
+      err = error_of(K.event, K, "Discarded", function(self) end) -- luacheck: ignore 212
+      assert.matches("ReservedEvent.Discarded: the event name 'Discarded' is reserved", tostring(err), 1, true)
+      K:created("Made", function(self) end) -- luacheck: ignore 212
+      assert.are.equal("ReservedEvent.Discarded", K():discard().topic)
+    end)
+
     it("refuses an event name with a dot and an apply that is not a function", function()
       local K = cairn.aggregate("BadEvents")
       assert.has_error(function() K:event("A.B", function(self) end) end) -- luacheck: ignore 212

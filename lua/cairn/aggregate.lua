@@ -49,6 +49,10 @@ core.set_upcaster(versions, upcast_event)
 
 local RESERVED = { topic = true, originator_id = true, originator_version = true, timestamp = true }
 
+-- Event names the framework defines on every class itself: a domain event of
+-- that name would make the repository take a live aggregate for a gone one.
+local RESERVED_EVENTS = { Discarded = "agg:discard() triggers it, and the repository treats it as the end" }
+
 -- Field names come from the apply function's parameters (after self).
 local function param_names(fn, where)
   local names = {}
@@ -174,6 +178,9 @@ end
 local function define_event(cls, name, apply, opts, creation)
   if type(name) ~= "string" or name == "" or name:find(".", 1, true) then
     error("bad argument #1 (event name expected: a non-empty string without dots)", 3)
+  end
+  if RESERVED_EVENTS[name] and cls.__events[name] then
+    error(("%s.%s: the event name '%s' is reserved (%s)"):format(cls.__name, name, name, RESERVED_EVENTS[name]), 3)
   end
   if type(apply) ~= "function" then
     error(("bad argument #2 for event '%s' (apply function expected)"):format(name), 3)
