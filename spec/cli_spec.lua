@@ -364,12 +364,12 @@ describe("cairn (command line)", function()
     end)
 
     it("keeps 2^53 as it is", function()
-      local line = good:gsub('"n":1', '"n":9007199254740992')
+      local exact = good:gsub('"n":1', '"n":9007199254740992')
       local copy = "lmdb:" .. dir .. "/exact"
-      local code, _, err = cairn("import " .. q(copy), line)
+      local code, _, err = cairn("import " .. q(copy), exact)
       assert.are.equal(0, code, err)
       local _, out = cairn("export " .. q(copy))
-      assert.are.equal(line, out)
+      assert.are.equal(exact, out)
     end)
   end)
 
