@@ -42,8 +42,8 @@ external_dependencies = {
   ZSTD = { header = "zstd.h", library = "zstd" },
 }
 
--- The C core: every runtime/*/*.c except the executable's own host/main.c and
--- host/repl.c (as premake5.lua's cairn_lua_module). Add new runtime files here.
+-- The C core: every runtime/*/*.c except the executable's own host/main.c,
+-- host/repl.c and host/secret_env.c (as premake5.lua's cairn_lua_module). Add new runtime files here.
 local core_sources = {
   "runtime/host/embed.c",
   "runtime/host/host.c",
