@@ -70,7 +70,8 @@ describe("cipher keys in the cairn executable's environment", function()
     local out = report("CAIRN_CIPHER_KEY", "lmdb:" .. dir .. "/store")
     assert.matches("saved\t1\nsaved\t2\n", out, 1, true)
     -- the store is encrypted: without the key it is refused
-    local code, _, err = helper.run(("%s stat %s </dev/null"):format(q(helper.cairn_bin), q("lmdb:" .. dir .. "/store")))
+    local code, _, err = helper.run(("%s stat %s </dev/null"):format(q(helper.cairn_bin),
+      q("lmdb:" .. dir .. "/store")))
     assert.are.equal(1, code)
     assert.matches("ConfigError", err, 1, true)
   end)
