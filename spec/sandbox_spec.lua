@@ -87,6 +87,8 @@ describe("cairn.sandbox", function()
         for k in pairs(c) do keys[#keys + 1] = k end
         table.sort(keys)
         c.errors.raise = function() return "hijacked" end
+        c.errors.KINDS[1] = "hijacked"
+        require("cairn.errors").KINDS[2] = "hijacked"
         c.aggregate = nil
         return table.concat(keys, ",")
       ]]
@@ -94,6 +96,7 @@ describe("cairn.sandbox", function()
         .. "projection,system,time,uuid", t)
       assert.are_not.equal("hijacked", pcall(cairn.errors.raise, "ConfigError", "x"))
       assert.is_function(cairn.aggregate)
+      assert.are.same({ "ConcurrencyError", "AggregateNotFound" }, { cairn.errors.KINDS[1], cairn.errors.KINDS[2] })
     end)
 
     it("loads no bytecode, has no string.dump, and strings lead back to no library", function()
@@ -119,8 +122,13 @@ describe("cairn.sandbox", function()
         sb.env.getmetatable, event, err, pet)
       assert.are.equal("nilnil", seen)
       assert.are.equal(model.Pet, sb:call(sb.env.getmetatable, pet)) -- its own class
-      local e2 = assert_kind("SandboxError", error_of(sb.call, sb, sb.env.setmetatable, event, {}))
-      assert.matches("belongs to the framework", e2.message, 1, true)
+      for _, framework_owned in ipairs { event, err, pet } do
+        local e2 = assert_kind("SandboxError", error_of(sb.call, sb, sb.env.setmetatable, framework_owned, {}))
+        assert.matches("belongs to the framework", e2.message, 1, true)
+      end
+      -- its own tables are its own
+      assert.is_true(sb:load("local mt = {} local t = setmetatable({}, mt) return getmetatable(t) == mt "
+        .. "and setmetatable(t, nil) == t and getmetatable(t) == nil"))
       assert.is_true(cairn.is_event(event))
     end)
 

@@ -112,6 +112,17 @@ local function copy(t)
   return c
 end
 
+-- A module's table for the sandbox: changing it (or a plain table in it,
+-- such as errors.KINDS) changes nothing for the host.
+local function copy_module(t)
+  local c = {}
+  for k, v in pairs(t) do
+    if type(v) == "table" and getmetatable(v) == nil then v = copy(v) end
+    c[k] = v
+  end
+  return c
+end
+
 local function without(t, ...)
   local c = copy(t)
   for i = 1, select("#", ...) do c[select(i, ...)] = nil end
@@ -167,7 +178,7 @@ local function sandbox_require(sb, name)
     value = sb.cairn
   elseif sb.allow[name] then
     value = require(name)
-    if type(value) == "table" then value = copy(value) end
+    if type(value) == "table" then value = copy_module(value) end
   else
     value = load_module(sb, name)
     if value == nil then
@@ -196,8 +207,11 @@ local function metatable_functions(sb)
   local function safe_setmetatable(t, mt)
     if type(t) ~= "table" then error("bad argument #1 to 'setmetatable' (table expected)", 2) end
     if mt ~= nil and type(mt) ~= "table" then error("bad argument #2 to 'setmetatable' (nil or table expected)", 2) end
+    -- a table whose metatable the sandbox did not set itself (an event, an
+    -- error, an aggregate, whose class decides how the framework calls it)
+    -- keeps it
     local old = getmetatable(t)
-    if old ~= nil and not visible(old) then
+    if old ~= nil and not set_by_sandbox[old] then
       errors.raise("SandboxError", "%s: setmetatable on a table whose metatable belongs to the framework", sb.name)
     end
     if mt ~= nil then set_by_sandbox[mt] = true end
@@ -308,7 +322,7 @@ local function cairn_for(sb)
   end
   return {
     _VERSION = cairn._VERSION,
-    errors = copy(cairn.errors), uuid = copy(cairn.uuid), time = copy(cairn.time),
+    errors = copy_module(cairn.errors), uuid = copy_module(cairn.uuid), time = copy_module(cairn.time),
     is_event = cairn.is_event, event_fields = cairn.event_fields,
     aggregate = function(name, opts)
       local existing = type(name) == "string" and aggregate.class(name)
