@@ -2,6 +2,7 @@
 local helper = require "helper"
 
 local q = helper.shell_quote
+local _ -- outputs a test does not look at
 
 local function cairn(args, stdin)
   local cmd = q(helper.cairn_bin) .. " " .. args
@@ -20,7 +21,7 @@ local SCHOOL = helper.root .. "/examples/training_school"
 
 -- Fill a store by running the training-school example against it.
 local function school_store(dir)
-  local uri = "lmdb:" .. dir .. "/school"
+  local uri = helper.store_uri(dir, "school")
   local code, _, err = cairn("run " .. q(SCHOOL .. "/main.lua") .. " " .. q(uri))
   assert(code == 0, err)
   return uri
@@ -59,10 +60,12 @@ describe("cairn (command line)", function()
       code, _, err = cairn("log memory: --bogus 1")
       assert.are.equal(2, code)
       assert.matches("unknown option --bogus", err, 1, true)
-      code = cairn("log memory: --limit")
+      code, _, err = cairn("log memory: --limit")
       assert.are.equal(2, code)
-      code = cairn("events lmdb:" .. q(dir))
+      assert.matches("^cairn log: option %-%-limit needs a value\nusage: cairn log ", err)
+      code, _, err = cairn("events lmdb:" .. q(dir))
       assert.are.equal(2, code)
+      assert.matches("^cairn events: no AGGREGATE_ID given\nusage: cairn events ", err)
     end)
 
     it("prints its version", function()
@@ -92,12 +95,33 @@ describe("cairn (command line)", function()
       assert.are.equal("42\n", out)
     end)
 
-    it("exits 1 with the message and a traceback when the script fails", function()
+    it("exits 1 with one line when the script fails, the whole traceback with --trace", function()
       helper.write_file(dir .. "/s.lua", "local function f() error('boom') end\nf()\n")
       local code, out, err = cairn("run " .. q(dir .. "/s.lua"))
       assert.are.equal(1, code)
       assert.are.equal("", out)
-      assert.matches("^cairn run: .*s%.lua:1: boom\nstack traceback:", err)
+      assert.matches("^cairn run: [^\n]*s%.lua:1: boom\n$", err)
+      code, _, err = cairn("--trace run " .. q(dir .. "/s.lua"))
+      assert.are.equal(1, code)
+      assert.matches("^cairn run: [^\n]*s%.lua:1: boom\nstack traceback:\n.*s%.lua:2: in main chunk", err)
+    end)
+
+    it("gives typed errors raised for the script the script's line", function()
+      -- the README's example run twice: the second registration conflicts
+      helper.write_file(dir .. "/s.lua", [[
+        local cairn = require "cairn"
+        local Dog = cairn.aggregate("Dog")
+        function Dog.create_id(name) return cairn.uuid.v5(cairn.uuid.NAMESPACE_URL, "/dogs/" .. name) end
+        Dog:created("Registered", function(self, name) self.name = name end)
+        local school = cairn.application("School").new { store = arg[1] }
+        school:save(Dog("Fido"))
+      ]])
+      local uri = q("lmdb:" .. dir .. "/school")
+      assert.are.equal(0, (cairn("run " .. q(dir .. "/s.lua") .. " " .. uri)))
+      local code, _, err = cairn("run " .. q(dir .. "/s.lua") .. " " .. uri)
+      assert.are.equal(1, code)
+      assert.matches("^cairn run: ConcurrencyError: [^\n]* %(at [^\n]*s%.lua:6%)\n$", err)
+      assert.not_matches("application.lua", err, 1, true)
     end)
 
     it("exits 1 on a syntax error and a missing script", function()
@@ -132,11 +156,61 @@ describe("cairn (command line)", function()
       assert.are.equal('2\n{ name = "Fido", tricks = { "roll" } }\n1\n', out)
     end)
 
-    it("continues incomplete statements and reports errors without stopping", function()
+    it("continues incomplete statements, reports errors in one line and exits 1 after one on a pipe", function()
       local code, out, err = cairn("repl", "for i = 1, 2 do\nprint(i)\nend\nerror('oops')\n'still here'\n")
-      assert.are.equal(0, code)
+      assert.are.equal(1, code)
       assert.are.equal('1\n2\n"still here"\n', out)
-      assert.matches("oops", err)
+      assert.are.equal("stdin:4: oops\n", err)
+      code, out = cairn("repl", "1 + 1\n")
+      assert.are.equal(0, code)
+      assert.are.equal("2\n", out)
+      code, _, err = cairn("repl", "x = = 1\n")
+      assert.are.equal(1, code)
+      assert.matches("^stdin:1: unexpected symbol", err)
+    end)
+
+    it("gives typed errors the line of the REPL input that raised them", function()
+      local code, _, err = cairn("repl", "\ncairn.application('A').new { store = 'nope:x' }\n")
+      assert.are.equal(1, code)
+      assert.matches("^ConfigError: bad store URI 'nope:x'[^\n]* %(at stdin:2%)\n$", err)
+    end)
+
+    it("prints aggregates with their state, views with their first keys, notifications as a table", function()
+      local uri = school_store(dir)
+      local code, out, err = helper.run(("cd %s && %s repl --store %s --require training_school < %s"):format(
+        q(SCHOOL), q(helper.cairn_bin), q(uri), q(helper.write_file(dir .. "/in", [[
+app.repository:get("1e1d7398-8986-57af-bb01-11a89b2f8b02")
+app.log:select(1, 2)
+v = cairn.view(store, "Counts")
+v:put("dogs", 2); v:put("tricks", { "roll over" })
+v
+app.log:select(1, 1)[1].event.timestamp
+]]) or dir .. "/in")))
+      assert.are.equal(0, code, err)
+      local iso = "%d%d%d%d%-%d%d%-%d%dT%d%d:%d%d:%d%d%.%d%d%d%d%d%dZ"
+      assert.matches('^Dog%(1e1d7398%-8986%-57af%-bb01%-11a89b2f8b02%) v3 {\n  created_on = ' .. iso
+        .. ',\n  head = "%x+",\n  modified_on = ' .. iso .. ',\n  name = "Fido",\n'
+        .. '  tricks = { "roll over", "play dead" }\n}\n', out)
+      assert.matches("id  topic           version  originator_id                         fields\n"
+        .. " 1  Dog.Registered        1  1e1d7398-8986-57af-bb01-11a89b2f8b02  { name = \"Fido\" }\n"
+        .. " 2  Dog.Registered        1  fb9036cd-d7af-5b47-84e1-fc225f959a61  { name = \"Buster\" }\n", out, 1, true)
+      assert.matches('cairn.view(Counts in ' .. uri .. ')\n  "dogs" = 2\n  "tricks" = { "roll over" }\n', out, 1, true)
+      -- a bare number cannot be known to be a time; fields named timestamp are shown as times
+      assert.matches("\n%d+%.%d+\n$", out)
+    end)
+
+    it("takes --require as a module name or a file path, and says when neither is there", function()
+      local code, out, err = cairn("repl --require " .. q(SCHOOL .. "/training_school.lua"),
+        "training_school.TrainingSchool.name\n")
+      assert.are.equal(0, code, err)
+      assert.are.equal('"TrainingSchool"\n', out)
+      code, _, err = cairn("repl --require no_such_module", "")
+      assert.are.equal(1, code)
+      assert.are.equal("cairn repl: ConfigError: module 'no_such_module' not found on package.path "
+        .. "(give a module name, or a file: ./no_such_module.lua)\n", err)
+      code, _, err = cairn("repl --require " .. q(dir .. "/missing.lua"), "")
+      assert.are.equal(1, code)
+      assert.matches("cannot read .*missing%.lua", err)
     end)
 
     it("opens a store with --store and loads a module with --require", function()
@@ -151,15 +225,19 @@ describe("cairn (command line)", function()
       local script = ("(echo 'x = 0; while true do x = x + 1 end'; sleep 2; echo 'x > 0') | %s repl & "
         .. "pid=$!; sleep 1; kill -INT $pid; wait $pid"):format(q(helper.cairn_bin))
       local code, out, err = helper.run("bash -c " .. q(script))
-      assert.are.equal(0, code, err)
+      assert.are.equal(1, code, err) -- the interrupted line failed
       assert.matches("interrupted", err, 1, true)
       assert.are.equal("true\n", out)
     end)
 
-    it("exits 1 when the store URI is bad", function()
+    it("exits 2 when the store URI is bad and 1 when no store is there, creating none", function()
       local code, _, err = cairn("repl --store bad:uri", "")
+      assert.are.equal(2, code)
+      assert.matches("'bad:uri' is not a store URI", err, 1, true)
+      code, _, err = cairn("repl --store " .. q("lmdb:" .. dir .. "/typo/school"), "")
       assert.are.equal(1, code)
-      assert.matches("ConfigError", err)
+      assert.matches("ConfigError: no store at", err, 1, true)
+      assert.is_nil(io.open(dir .. "/typo"))
     end)
   end)
 
@@ -168,7 +246,7 @@ describe("cairn (command line)", function()
       local uri = school_store(dir)
       local code, out = cairn("stat " .. q(uri))
       assert.are.equal(0, code)
-      assert.matches("engine: lmdb\n", out, 1, true)
+      assert.matches("engine: " .. helper.engine .. "\n", out, 1, true)
       assert.matches("events: 5\n", out, 1, true)
       assert.matches("streams: 2\n", out, 1, true)
       assert.matches("max_notification_id: 5\n", out, 1, true)
@@ -191,8 +269,9 @@ describe("cairn (command line)", function()
       local code, _, err = cairn("events " .. q(uri) .. " 00000000-0000-4000-8000-000000000000")
       assert.are.equal(1, code)
       assert.matches("AggregateNotFound", err)
-      code = cairn("events " .. q(uri) .. " fido")
+      code, _, err = cairn("events " .. q(uri) .. " fido")
       assert.are.equal(2, code)
+      assert.matches("^cairn events: 'fido' is not an aggregate id %(a UUID%)\n", err)
     end)
 
     it("log prints notifications with --from and --limit", function()
@@ -205,23 +284,29 @@ describe("cairn (command line)", function()
       code, out = cairn("log " .. q(uri) .. " --from=5")
       assert.are.equal(0, code)
       assert.matches("^5\t", out)
-      code = cairn("log " .. q(uri) .. " --limit -1")
+      local err
+      code, out, err = cairn("log " .. q(uri) .. " --limit -1")
       assert.are.equal(2, code)
+      assert.matches("^cairn log: %-%-limit must be a whole number %(got '%-1'%)\n", err)
+      assert.are.equal("", out)
     end)
 
     it("never creates a store it is asked to look at", function()
-      local code, _, err = cairn("stat " .. q("lmdb:" .. dir .. "/none"))
-      assert.are.equal(1, code)
-      assert.matches("ConfigError: no store at", err, 1, true)
-      assert.is_nil(io.open(dir .. "/none/data.mdb"))
+      local none = helper.store_uri(dir, "none")
+      for _ = 1, 2 do -- the first look made nothing the second could find
+        local code, _, err = cairn("stat " .. q(none))
+        assert.are.equal(1, code)
+        assert.matches("ConfigError: no store at", err, 1, true)
+      end
     end)
 
-    it("rejects bad URIs with exit 1 and one line on stderr", function()
-      for _, uri in ipairs { "foo:bar", "lmdb:", "memory:x", "postgres://localhost/x" } do
+    it("rejects bad URIs as usage errors: exit 2, the problem and one usage line", function()
+      for _, uri in ipairs { "foo:bar", "lmdb:", "memory:x" } do
         local code, out, err = cairn("stat " .. q(uri))
-        assert.are.equal(1, code, uri)
+        assert.are.equal(2, code, uri)
         assert.are.equal("", out)
-        assert.matches("^cairn stat: ConfigError: [^\n]+\n$", err)
+        assert.matches("^cairn stat: [^\n]*URI[^\n]*\n"
+          .. "usage: cairn stat %[URI%] %(cairn stat %-%-help says more%)\n$", err)
       end
     end)
 
@@ -247,7 +332,7 @@ describe("cairn (command line)", function()
       assert.matches('^{"fields":{"name":"Fido"},"id":1,"originator_id":"1e1d7398%-8986%-57af%-bb01%-11a89b2f8b02",'
         .. '"originator_version":1,"timestamp":"[%d%-T:.]+Z","topic":"Dog%.Registered"}$', lines[1])
       helper.write_file(dir .. "/dump.jsonl", exported)
-      local copy = "lmdb:" .. dir .. "/copy"
+      local copy = helper.store_uri(dir, "copy")
       local _, err
       code, _, err = cairn("import " .. q(copy) .. " " .. q(dir .. "/dump.jsonl"))
       assert.are.equal(0, code, err)
@@ -274,7 +359,7 @@ describe("cairn (command line)", function()
           { list = { 1, "two", { three = 3 } }, [7] = "seven", ["$x"] = true }, 2^53, 0.1))
         app:close()
       ]])
-      local uri = "lmdb:" .. dir .. "/things"
+      local uri = helper.store_uri(dir, "things")
       local code, _, err = cairn("run " .. q(dir .. "/s.lua") .. " " .. q(uri))
       assert.are.equal(0, code, err)
       local exported
@@ -283,16 +368,16 @@ describe("cairn (command line)", function()
       assert.matches('"$bytes":', exported, 1, true)
       assert.matches('"$time":1700000000123456', exported, 1, true)
       helper.write_file(dir .. "/dump.jsonl", exported)
-      code, _, err = cairn("import " .. q("lmdb:" .. dir .. "/copy") .. " " .. q(dir .. "/dump.jsonl"))
+      code, _, err = cairn("import " .. q(helper.store_uri(dir, "copy")) .. " " .. q(dir .. "/dump.jsonl"))
       assert.are.equal(0, code, err)
-      local _, again = cairn("export " .. q("lmdb:" .. dir .. "/copy"))
+      local _, again = cairn("export " .. q(helper.store_uri(dir, "copy")))
       assert.are.equal(exported, again)
     end)
 
     it("reads JSON lines from stdin", function()
       local line = '{"fields":{"name":"Rex"},"id":1,"originator_id":"00000000-0000-4000-8000-000000000001",'
         .. '"originator_version":1,"timestamp":"2026-01-02T03:04:05.000006Z","topic":"Dog.Registered"}\n'
-      local copy = "lmdb:" .. dir .. "/copy"
+      local copy = helper.store_uri(dir, "copy")
       local code, _, err = cairn("import " .. q(copy), line)
       assert.are.equal(0, code, err)
       local _, out = cairn("export " .. q(copy))
@@ -311,7 +396,7 @@ describe("cairn (command line)", function()
     end)
 
     local function import_error(text)
-      local copy = "lmdb:" .. dir .. "/bad"
+      local copy = helper.store_uri(dir, "bad")
       helper.write_file(dir .. "/bad.jsonl", text)
       local code, _, err = cairn("import " .. q(copy) .. " " .. q(dir .. "/bad.jsonl"))
       assert.are.equal(1, code)
@@ -375,11 +460,11 @@ describe("cairn (command line)", function()
 
   describe("examples", function()
     it("the training school registers dogs and lists their tricks", function()
-      local code, out, err = cairn("run " .. q(SCHOOL .. "/main.lua") .. " " .. q("lmdb:" .. dir .. "/s"))
+      local code, out, err = cairn("run " .. q(SCHOOL .. "/main.lua") .. " " .. q(helper.store_uri(dir, "s")))
       assert.are.equal(0, code, err)
       assert.matches("registered Fido (notification 1)", out, 1, true)
       assert.matches("Fido knows: roll over, play dead", out, 1, true)
-      code, out = cairn("run " .. q(SCHOOL .. "/main.lua") .. " " .. q("lmdb:" .. dir .. "/s"))
+      code, out = cairn("run " .. q(SCHOOL .. "/main.lua") .. " " .. q(helper.store_uri(dir, "s")))
       assert.are.equal(0, code)
       assert.matches("Fido is already registered", out, 1, true)
       assert.matches("Fido knows: roll over, play dead, roll over, play dead", out, 1, true)
@@ -388,8 +473,10 @@ describe("cairn (command line)", function()
     it("the bank moves money atomically and refuses an overdraft", function()
       local code, out, err = cairn("run " .. q(helper.root .. "/examples/bank_accounts/main.lua") .. " memory:")
       assert.are.equal(0, code, err)
-      assert.matches("refused: .*insufficient funds", out)
+      assert.matches("refused: insufficient funds: Alice's account has -25.00, overdraft limit 50.00, "
+        .. "cannot withdraw 50.00\n", out, 1, true)
       assert.matches("balances: Alice -25.00, Bob 125.00", out, 1, true)
+      assert.not_matches("%d%d%d%d", (out:gsub("%x+%-%x+%-%x+%-%x+%-%x+", ""))) -- no amount in cents
     end)
   end)
 end)

@@ -119,11 +119,11 @@ describe("cairn.sandbox", function()
       local event = pet:collect_events()[1]
       local err = cairn.errors.new("ConfigError", "x")
       local seen = sb:call(function(getmt, e, er, p) return tostring(getmt(e)) .. tostring(getmt(er)), getmt(p) end,
-        sb.env.getmetatable, event, err, pet)
+        sb._env.getmetatable, event, err, pet)
       assert.are.equal("nilnil", seen)
-      assert.are.equal(model.Pet, sb:call(sb.env.getmetatable, pet)) -- its own class
+      assert.are.equal(model.Pet, sb:call(sb._env.getmetatable, pet)) -- its own class
       for _, framework_owned in ipairs { event, err, pet } do
-        local e2 = assert_kind("SandboxError", error_of(sb.call, sb, sb.env.setmetatable, framework_owned, {}))
+        local e2 = assert_kind("SandboxError", error_of(sb.call, sb, sb._env.setmetatable, framework_owned, {}))
         assert.matches("belongs to the framework", e2.message, 1, true)
       end
       -- its own tables are its own

@@ -20,15 +20,27 @@ The script's directory is searched first by `require`.
 --instructions N     VM instructions per call (default 10000000)
 --memory BYTES       memory growth per call (default 67108864)
 
-Exit status: 0, or 1 if the script raises an error (message and traceback on stderr).
+Exit status: 0, or 1 if the script raises an error: one line on stderr, with
+the script's line for cairn's typed errors (`cairn --trace run ...` prints the
+whole traceback).
 ]==]
 end
 
--- The script's own frames only: the host's frames below xpcall are noise.
-local function traceback(err)
-  if errors.is(err) then return tostring(err) end
-  local tb = debug.traceback(tostring(err), 2)
-  return (tb:gsub("\n%s*%[C%]: in function 'xpcall'.*$", ""))
+-- The error as one line: a typed error raised from the script (or from the
+-- framework on its behalf) gets the script's line, `(at main.lua:14)`. With
+-- --trace, the script's own frames follow (the host's below xpcall are noise).
+local function report(err)
+  local cli = require "cairn.cli"
+  local msg = cli.message_of(err)
+  if errors.is(err) then
+    local at = cli.user_location(3)
+    if at then msg = ("%s (at %s)"):format(msg, at) end
+  end
+  if cli.trace then
+    local tb = debug.traceback("", 2):gsub("\n%s*%[C%]: in function 'xpcall'.*$", "")
+    msg = msg .. tb
+  end
+  return msg
 end
 
 -- Options before the script: { sandbox = bool, allow = {...}, instructions, memory }, index of SCRIPT.
@@ -91,7 +103,7 @@ function _M.main(_, args)
   else
     package.path = dir .. "/?.lua;" .. dir .. "/?/init.lua;" .. package.path
   end
-  local ok, err = xpcall(chunk, traceback, unpack(script_args, 1, #script_args))
+  local ok, err = xpcall(chunk, report, unpack(script_args, 1, #script_args))
   if not ok then
     io.stderr:write("cairn run: ", err, "\n")
     return 1

@@ -7,6 +7,7 @@
 -- when not 1) }`.
 -- @module cairn.log_json
 local core = require "cairn.core"
+local json = require "cairn.json"
 local time = require "cairn.time"
 
 local type, pcall, tostring = type, pcall, tostring
@@ -19,7 +20,7 @@ function _M.item(n)
   return {
     id = n.id, originator_id = n.originator_id, originator_version = n.originator_version,
     topic = n.topic, timestamp = time.from_seconds(n.event.timestamp):iso(),
-    fields = event_fields(n.event), forgotten = n.forgotten,
+    fields = json.object(event_fields(n.event)), forgotten = n.forgotten,
     class_version = n.class_version ~= 1 and n.class_version or nil,
   }
 end

@@ -100,7 +100,7 @@ local function run(sb, fn, ...)
   active, spent, stopped = sb, 0, nil
   guard.depth = 1
   local saved = { gethook() }
-  string_mt.__index = sb.string_index
+  string_mt.__index = sb._string_index
   sethook(count_hook, "", HOOK_EVERY)
   memory_limit(sb.memory)
   return finish(sb, saved, pcall(fn, ...))
@@ -139,7 +139,7 @@ local function compile(sb, source, chunkname)
     errors.raise("SandboxError", "%s: %s is precompiled bytecode, which a sandbox does not load", sb.name,
       chunkname)
   end
-  local chunk, err = load(source, chunkname, "t", sb.env)
+  local chunk, err = load(source, chunkname, "t", sb._env)
   if not chunk then return nil, err end
   jit_off(chunk, true)
   return chunk
@@ -156,7 +156,7 @@ local function search(path, name)
 end
 
 local function load_module(sb, name)
-  local f, filename = search(sb.path, name)
+  local f, filename = search(sb._path, name)
   if not f then return nil end
   local source = f:read("*a")
   f:close()
@@ -171,12 +171,12 @@ end
 -- the host's allowed modules (a copy of their table), and its own cairn.
 local function sandbox_require(sb, name)
   if type(name) ~= "string" then error("bad argument #1 to 'require' (string expected)", 2) end
-  local loaded = sb.loaded
+  local loaded = sb._loaded
   local value = loaded[name]
   if value ~= nil then return value end
   if name == "cairn" then
-    value = sb.cairn
-  elseif sb.allow[name] then
+    value = sb._cairn
+  elseif sb._allow[name] then
     value = require(name)
     if type(value) == "table" then value = copy_module(value) end
   else
@@ -196,7 +196,7 @@ end
 local function metatable_functions(sb)
   local set_by_sandbox = setmetatable({}, { __mode = "k" })
   local function visible(mt)
-    return mt ~= nil and (set_by_sandbox[mt] or guard.runner(mt) == sb.run)
+    return mt ~= nil and (set_by_sandbox[mt] or guard.runner(mt) == sb._run)
   end
   local function safe_getmetatable(v)
     if type(v) ~= "table" then return nil end
@@ -294,7 +294,7 @@ local function cairn_for(sb)
   local projection = require "cairn.projection"
   local process = require "cairn.process"
   local cairn = require "cairn"
-  local own = function(obj) guard.register(obj, sb.run); return obj end
+  local own = function(obj) guard.register(obj, sb._run); return obj end
   -- a class's methods (function Pet:rename ... end) run under the bounds when
   -- the host calls them directly too
   local function own_class(cls)
@@ -326,7 +326,7 @@ local function cairn_for(sb)
     is_event = cairn.is_event, event_fields = cairn.event_fields,
     aggregate = function(name, opts)
       local existing = type(name) == "string" and aggregate.class(name)
-      if existing and guard.runner(existing) ~= sb.run then
+      if existing and guard.runner(existing) ~= sb._run then
         errors.raise("SandboxError", "%s: the aggregate class name %s is taken by code outside this sandbox",
           sb.name, name)
       end
@@ -383,18 +383,19 @@ function _M.new(opts)
   if type(opts) ~= "table" then error("bad argument #1 to 'sandbox.new' (options table expected)", 2) end
   local sb = setmetatable({
     name = opts.name or "sandbox",
-    path = opts.path or "./?.lua;./?/init.lua",
     instructions = positive(opts.instructions, "instructions") or _M.DEFAULT_INSTRUCTIONS,
     memory = positive(opts.memory, "memory") or _M.DEFAULT_MEMORY,
-    allow = {},
-    loaded = {},
+    -- the rest is the sandbox's machinery
+    _path = opts.path or "./?.lua;./?/init.lua",
+    _allow = {},
+    _loaded = {},
   }, Sandbox)
-  for _, name in pairs(_M.DEFAULT_ALLOW) do sb.allow[name] = true end
-  for _, name in pairs(opts.allow or {}) do sb.allow[name] = true end
-  sb.run = function(fn, ...) return run(sb, fn, ...) end
-  sb.string_index = without(string, "dump")
-  sb.cairn = cairn_for(sb)
-  sb.env = sandbox_env(sb)
+  for _, name in pairs(_M.DEFAULT_ALLOW) do sb._allow[name] = true end
+  for _, name in pairs(opts.allow or {}) do sb._allow[name] = true end
+  sb._run = function(fn, ...) return run(sb, fn, ...) end
+  sb._string_index = without(string, "dump")
+  sb._cairn = cairn_for(sb)
+  sb._env = sandbox_env(sb)
   return sb
 end
 
@@ -407,7 +408,7 @@ end
 --- Load a module of the sandbox again (as cairn.reload does for trusted ones).
 -- @raise a string "cannot reload module 'NAME': CAUSE", and nothing changes, if it fails
 function Sandbox:reload(name)
-  return require("cairn.reload").reload_in(name, self.loaded, function(n) return self:require(n) end)
+  return require("cairn.reload").reload_in(name, self._loaded, function(n) return self:require(n) end)
 end
 
 --- Compile and run Lua source in the sandbox.
