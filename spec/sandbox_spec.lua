@@ -189,12 +189,17 @@ describe("cairn.sandbox", function()
       assert.are.equal(32 * 1024 * 1024, #("x"):rep(32 * 1024 * 1024))
     end)
 
-    it("cannot catch an exceeded bound with pcall, xpcall or coroutine.resume", function()
+    it("cannot catch an exceeded bound with pcall, xpcall, coroutine.resume or a pcall of trusted code", function()
       for _, source in ipairs {
         "while true do pcall(function() while true do end end) end",
         "while true do xpcall(function() while true do end end, function(e) return e end) end",
         "while true do coroutine.resume(coroutine.create(function() while true do end end)) end",
         "while true do pcall(string.rep, 'x', 2^30) end",
+        -- trusted code's own pcall (inspect's, around a __cairn_inspect hook) catching the bound
+        "local t = setmetatable({}, { __cairn_inspect = function() while true do end end }) "
+          .. "while true do require('cairn.inspect').inspect(t) end",
+        "local t = setmetatable({}, { __cairn_inspect = function() return { ('x'):rep(2^30) } end }) "
+          .. "while true do require('cairn.inspect').inspect(t) end",
       } do
         assert_kind("SandboxError", error_of(run, source))
       end

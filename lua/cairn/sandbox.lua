@@ -23,7 +23,7 @@ local setmetatable, getmetatable, type, pairs, select, tostring, error, pcall, x
 local load, open = load, io.open
 local co_create, co_resume, co_running, co_yield = coroutine.create, coroutine.resume, coroutine.running,
   coroutine.yield
-local sethook, gethook = debug.sethook, debug.gethook
+local sethook, gethook, getinfo = debug.sethook, debug.gethook, debug.getinfo
 local jit_off = jit and jit.off or function() end
 local memory_limit, memory_refused = core.memory_limit, core.memory_refused
 
@@ -50,22 +50,39 @@ local function stop_error()
   return errors.new("SandboxError", active.name .. ": " .. stopped)
 end
 
-local function count_hook()
-  spent = spent + HOOK_EVERY
-  if not stopped and spent > active.instructions then
-    stopped = ("stopped after %d VM instructions in one call (the sandbox's limit)"):format(active.instructions)
-  end
+local function memory_message(bytes)
+  return ("stopped: it needed more than %d bytes of memory in one call (the sandbox's limit)"):format(bytes)
+end
+
+local count_hook, run, finish
+
+-- Once a bound is exceeded the call stops: the hook then raises at every
+-- instruction, so that a pcall of trusted code (inspect's, say) that caught
+-- the error cannot let the sandboxed code run on.
+local function stop(why)
+  stopped = why
+  sethook(count_hook, "", 1)
+  error(stop_error(), 0)
+end
+
+count_hook = function()
+  -- not in the two functions that set the bounds up and take them down
+  local f = getinfo(2, "f").func
+  if f == run or f == finish then return end
   if stopped then error(stop_error(), 0) end
+  spent = spent + HOOK_EVERY
+  if spent > active.instructions then
+    stop(("stopped after %d VM instructions in one call (the sandbox's limit)"):format(active.instructions))
+  elseif memory_refused() then
+    stop(memory_message(active.memory))
+  end
 end
 
 -- After sandboxed code caught an error (pcall, xpcall, coroutine.resume): an
 -- exceeded bound is not the sandbox's to catch.
 local function still_running()
-  if not stopped and memory_refused() then
-    stopped = ("stopped: it needed more than %d bytes of memory in one call (the sandbox's limit)")
-      :format(active.memory)
-  end
   if stopped then error(stop_error(), 0) end
+  if memory_refused() then stop(memory_message(active.memory)) end
 end
 
 -- What the host may see of an error that sandboxed code raised: strings and
@@ -79,15 +96,13 @@ local function host_error(sb, err)
   return errors.new("SandboxError", ("%s: sandboxed code raised a %s value"):format(sb.name, type(err)))
 end
 
-local function finish(sb, saved, ok, ...)
+finish = function(sb, saved, ok, ...)
   local refused = memory_limit(false)
   sethook(saved[1], saved[2], saved[3])
   string_mt.__index = real_string_index
   guard.depth = 0
   local why = stopped
-  if not why and refused then
-    why = ("stopped: it needed more than %d bytes of memory in one call (the sandbox's limit)"):format(sb.memory)
-  end
+  if not why and refused then why = memory_message(sb.memory) end
   active, stopped = nil, nil
   if why then errors.raise("SandboxError", "%s: %s", sb.name, why) end
   if not ok then error(host_error(sb, (...)), 0) end
@@ -95,7 +110,7 @@ local function finish(sb, saved, ok, ...)
 end
 
 -- Run fn(...) under sb's bounds; inside a sandboxed call, just call it.
-local function run(sb, fn, ...)
+run = function(sb, fn, ...)
   if guard.depth > 0 then return fn(...) end
   active, spent, stopped = sb, 0, nil
   guard.depth = 1
