@@ -24,6 +24,7 @@ function App:another_store() return App.new { store = "memory:" } end
 local Moods = cairn.projection("{NAME}Moods", { topics = { "{NAME}Pet.Felt" } })
 Moods:on("{NAME}Pet.Felt", function(view, event)
   if event.mood == "sulk" then while true do end end
+  if event.mood == "copy" then view.store:copy("/tmp/sandbox-escape") end
   view:incr(event.mood, 1)
 end)
 return { Pet = Pet, App = App, Moods = Moods }
@@ -228,6 +229,17 @@ describe("cairn.sandbox", function()
       assert.matches("notification 3", err.message, 1, true)
       assert.matches("stopped after", err.message, 1, true)
       assert.are.equal(1, runner.view:get("happy"))
+      app:close()
+    end)
+
+    it("refuses a projection handler's copy of its view's store", function()
+      local app = model.App.new { store = "memory:" }
+      sb:call(app.adopt, app, "Rex")
+      sb:call(app.feel, app, app.log:select(1, 1)[1].originator_id, "copy")
+      local runner = cairn.ProjectionRunner.new { application = app, projection = model.Moods }
+      local err = assert_kind("SandboxError", error_of(runner.run, runner))
+      assert.matches("cannot copy a store", err.message, 1, true)
+      runner:close()
       app:close()
     end)
 

@@ -283,8 +283,7 @@ end
 local HOST_ONLY = { "copy", "rekey", "close" }
 local guarded_methods = setmetatable({}, { __mode = "k" })
 
-local function guard_store_methods(store)
-  local mt = getmetatable(store)
+local function guard_store_methods_of(mt)
   local methods = type(mt) == "table" and rawget(mt, "__index")
   if type(methods) ~= "table" or guarded_methods[methods] then return end
   guarded_methods[methods] = true
@@ -300,6 +299,14 @@ local function guard_store_methods(store)
     end
   end
 end
+
+-- Store handles of every kind: the binding's (registered under its name, so
+-- that a view's store in a projection handler is covered too), and whatever
+-- an application opens.
+local function guard_store_methods(store)
+  guard_store_methods_of(getmetatable(store))
+end
+guard_store_methods_of(debug.getregistry()["cairn.store"])
 
 -- The `cairn` that sandboxed code gets: definitions register what they make
 -- as the sandbox's, so that the framework calls into them under its bounds.
