@@ -80,6 +80,8 @@ local function sandbox_modules(dir, opts)
   local sb = sandbox.new { path = path, allow = opts.allow, instructions = opts.instructions,
                            memory = opts.memory, name = "sandbox " .. dir }
   table.insert(package.loaders, 2, function(name)
+    -- cairn's own modules always come from cairn, never from the script's directory
+    if name == "cairn" or name:sub(1, 6) == "cairn." then return nil end
     if not package.searchpath(name, path) then return nil end
     return function() return sb:require(name) end
   end)
