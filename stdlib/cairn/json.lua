@@ -307,6 +307,18 @@ end
 
 local encode_value  -- forward declaration (mutual recursion with encode_table)
 
+-- The metatable of tables marked by `object`.
+local OBJECT = {}
+
+--- Mark a table as a JSON object: encoded as `{}` when it is empty (an
+-- unmarked empty table is `[]`). Event fields are objects, so that tools such
+-- as jq can ask `.fields.name` of an event without fields.
+-- @param[opt] t the table (a new one when nil)
+-- @return t
+function _M.object(t)
+  return setmetatable(t or {}, OBJECT)
+end
+
 --- depth: number of enclosing JSON arrays/objects already open (for MAX_DEPTH).
 --- level: number of Lua keys on the path (for error messages).
 local function encode_table(t, buf, n, ctx, level, depth, tag_ok)
@@ -352,7 +364,7 @@ local function encode_table(t, buf, n, ctx, level, depth, tag_ok)
   end
 
   if count == 0 then
-    buf[n + 1] = "[]"
+    buf[n + 1] = mt == OBJECT and "{}" or "[]"
     return n + 1
   end
 
@@ -446,7 +458,8 @@ encode_value = function(v, buf, n, ctx, level, depth, tag_ok)
 end
 
 --- Encode a value as a single line of JSON.
--- Arrays (keys exactly 1..n) become JSON arrays, an empty table becomes `[]`,
+-- Arrays (keys exactly 1..n) become JSON arrays, an empty table becomes `[]`
+-- (`{}` when marked by `object`),
 -- maps with string keys become objects with sorted keys, and everything JSON
 -- cannot say directly becomes a tagged object (see the module doc). Output is
 -- deterministic: equal values give byte-identical JSON.
@@ -556,24 +569,37 @@ local function parse_string(s, pos)
 end
 
 --- Strict RFC 8259 number at pos; returns value, next position.
+-- A number that a Lua number cannot keep is refused rather than changed: one
+-- too large (it would become inf), a non-zero one too small (it would become
+-- 0), an integer beyond 2^53 that would become another one.
 local function parse_number(s, pos)
   local _, e = find(s, "^-?%d+", pos)
   if not e then dfail("invalid number", pos) end
   local d = byte(s, pos) == 45 and pos + 1 or pos
   if byte(s, d) == 48 and e > d then dfail("leading zero in number", pos) end
+  local mantissa_end, integer = e, true
   local c = byte(s, e + 1)
   if c == 46 then -- .
     local _, fe = find(s, "^%d+", e + 2)
     if not fe then dfail("expected digit after '.'", e + 2) end
-    e = fe
+    e, mantissa_end, integer = fe, fe, false
     c = byte(s, e + 1)
   end
   if c == 101 or c == 69 then -- e E
     local _, xe = find(s, "^[-+]?%d+", e + 2)
     if not xe then dfail("expected digit in exponent", e + 2) end
-    e = xe
+    e, integer = xe, false
   end
-  return tonumber(sub(s, pos, e)), e + 1
+  local text = sub(s, pos, e)
+  local v = tonumber(text)
+  if v == huge or v == -huge then
+    dfail("number " .. text .. " is too large to keep (it would become infinite)", pos)
+  elseif v == 0 and find(sub(s, pos, mantissa_end), "[1-9]") then
+    dfail("number " .. text .. " is too small to keep (it would become 0)", pos)
+  elseif integer and (v >= MAX_SAFE_INT or v <= -MAX_SAFE_INT) and format("%.0f", v) ~= text then
+    dfail("integer " .. text .. " cannot be kept exactly (numbers are exact up to 2^53)", pos)
+  end
+  return v, e + 1
 end
 
 local function skip_ws(s, pos)
