@@ -44,8 +44,8 @@ external_dependencies = {
   PQ = { header = "postgresql/libpq-fe.h", library = "pq" },
 }
 
--- The C core: every runtime/*/*.c except the executable's own host/main.c and
--- host/repl.c (as premake5.lua's cairn_lua_module). Add new runtime files here.
+-- The C core: every runtime/*/*.c except the executable's own host/main.c,
+-- host/repl.c and host/secret_env.c (as premake5.lua's cairn_lua_module). Add new runtime files here.
 local core_sources = {
   "runtime/host/embed.c",
   "runtime/host/host.c",
@@ -55,6 +55,7 @@ local core_sources = {
   "runtime/lua/lua_event.c",
   "runtime/lua/lua_follow.c",
   "runtime/lua/lua_http.c",
+  "runtime/lua/lua_limits.c",
   "runtime/lua/lua_store.c",
   "runtime/lua/lua_view.c",
   "runtime/net/http_client.c",
@@ -96,9 +97,9 @@ local core_sources = {
 -- The Lua modules: lua/cairn/*.lua (init.lua is `cairn`) and stdlib/cairn/*.lua.
 local lua_modules = {
   "aggregate", "application", "cli", "cli_keys", "cli_run", "cli_system", "config", "embed", "errors",
-  "event_batch", "follow", "log_json", "notification_log", "process", "progress", "projection", "reload",
+  "event_batch", "follow", "guard", "log_json", "notification_log", "process", "progress", "projection", "reload",
   "remote_log", "repl",
-  "repository", "runner", "snapshot_store", "store_tools", "system", "view",
+  "repository", "runner", "sandbox", "snapshot_store", "store_tools", "system", "view",
 }
 local stdlib_modules = { "inspect", "json", "schema", "time", "uuid" }
 

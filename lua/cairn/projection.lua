@@ -6,6 +6,7 @@ local view_mod = require "cairn.view"
 local follow = require "cairn.follow"
 local event_batch = require "cairn.event_batch"
 local errors = require "cairn.errors"
+local guard = require "cairn.guard"
 
 local setmetatable, getmetatable, type, pairs = setmetatable, getmetatable, type, pairs
 local error, xpcall, pcall, tostring = error, xpcall, pcall, tostring
@@ -94,14 +95,15 @@ end
 local STRIDE = event_batch.STRIDE
 
 -- Run the handlers of items[first..last] (event_batch.read: id, event, ...);
--- state.at tracks the notification being handled, for the error message.
-local function handle(handlers, view, items, first, last, state)
+-- state.at tracks the notification being handled, for the error message;
+-- run is the projection's sandbox's, when it has one.
+local function handle(handlers, view, items, first, last, state, run)
   for i = first, last, STRIDE do
     local event = items[i + 1]
     local h = handlers[event.topic]
     if h then
       state.at = i
-      h(view, event)
+      if run then run(h, view, event) else h(view, event) end
     end
   end
 end
@@ -117,7 +119,8 @@ local function process(self, pos, stop)
   local items = event_batch.read(app.store, pos + 1, stop, self.topics)
   local state = {}
   view:begin()
-  local ok, err = xpcall(handle, on_error, proj.handlers, view, items, 1, #items, state)
+  local run = guard.runner(proj)
+  local ok, err = xpcall(handle, on_error, proj.handlers, view, items, 1, #items, state, run)
   if ok then
     local committed, cerr = pcall(view.commit, view, app.name, stop)
     -- another runner of this view got there first: its commit stands, go on from its position
@@ -133,7 +136,7 @@ local function process(self, pos, stop)
   local failed_id, topic = items[at], items[at + 1].topic
   if failed_id - 1 > pos then
     view:begin()
-    local ok2 = xpcall(handle, on_error, proj.handlers, view, items, 1, at - STRIDE, state)
+    local ok2 = xpcall(handle, on_error, proj.handlers, view, items, 1, at - STRIDE, state, run)
     if ok2 then view:commit(app.name, failed_id - 1) else view:discard() end
   end
   local msg = ("projection %s: notification %d of %s (%s) failed: %s"):format(proj.name, failed_id, app.name,
