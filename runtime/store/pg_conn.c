@@ -273,8 +273,15 @@ static int map_error(cairn_pg *pg, PGresult *r)
     const char *primary = r ? PQresultErrorField(r, PG_DIAG_MESSAGE_PRIMARY) : NULL;
     char line[380];
     one_line(primary ? primary : PQerrorMessage(pg->conn), line, sizeof line);
-    if (PQstatus(pg->conn) != CONNECTION_OK)
+    /* the server ended the session (terminated, shutting down) or the link broke: the next
+     * call starts a new connection, even when libpq has not noticed the end yet */
+    int ended = state && (strncmp(state, "08", 2) == 0 || strcmp(state, "57P01") == 0 ||
+                          strcmp(state, "57P02") == 0 || strcmp(state, "57P03") == 0);
+    if (ended || PQstatus(pg->conn) != CONNECTION_OK) {
+        PQfinish(pg->conn);
+        pg->conn = NULL;
         return pg_fail(pg, CAIRN_STORE, "connection lost (%s); the next call connects again", line);
+    }
     if (!state) return pg_fail(pg, CAIRN_STORE, "%s", line);
     if (strcmp(state, SQLSTATE_STALE_STREAM) == 0 || strcmp(state, SQLSTATE_STALE_TRACKING) == 0)
         return pg_fail(pg, CAIRN_CONFLICT, "%s", line);
