@@ -52,6 +52,7 @@ local core_sources = {
   "runtime/lua/lua_error.c",
   "runtime/lua/lua_event.c",
   "runtime/lua/lua_follow.c",
+  "runtime/lua/lua_gather.c",
   "runtime/lua/lua_http.c",
   "runtime/lua/lua_store.c",
   "runtime/lua/lua_view.c",
@@ -75,8 +76,8 @@ local core_sources = {
 -- The Lua modules: lua/cairn/*.lua (init.lua is `cairn`) and stdlib/cairn/*.lua.
 local lua_modules = {
   "aggregate", "application", "cli", "cli_keys", "cli_run", "cli_system", "config", "embed", "errors",
-  "event_batch", "follow", "log_json", "notification_log", "process", "progress", "projection", "reload",
-  "remote_log", "repl",
+  "event", "follow", "log_json", "notification_log", "process", "progress", "projection", "recorder",
+  "reload", "remote_log", "repl",
   "repository", "runner", "snapshot_store", "store_tools", "system", "view",
 }
 local stdlib_modules = { "inspect", "json", "schema", "time", "uuid" }

@@ -3,6 +3,8 @@
 -- @module cairn.aggregate
 local core = require "cairn.core"
 local errors = require "cairn.errors"
+local event = require "cairn.event"
+local recorder = require "cairn.recorder"
 local schema = require "cairn.schema"
 
 local setmetatable, getmetatable, rawget = setmetatable, getmetatable, rawget
@@ -14,10 +16,12 @@ local _M = { _VERSION = "0.1.0" }
 
 -- Pending (triggered, unsaved) events of each aggregate, kept out of the
 -- aggregate's own table so its state holds only domain fields.
--- Each list is flat: event, payload (the bytes to store), timestamp_us,
--- class version, event, ...
+-- Each list is flat: the event, then what will be recorded of it, taken at
+-- trigger time in cairn.recorder's batch layout (so changing the event
+-- table changes nothing recorded); then the next event, ...
 local pending = setmetatable({}, { __mode = "k" })
-_M.PENDING_STRIDE = 4
+_M.PENDING_STRIDE = 1 + recorder.STRIDE
+local add_record = recorder.add
 
 -- Every defined class by name, and every event class by topic, for replay.
 local classes, by_topic = {}, {}
@@ -25,8 +29,8 @@ local classes, by_topic = {}, {}
 -- The current class version of every event topic: reads upcast older records.
 local versions = {}
 
--- Called by the store while reading a record stored at an older (or newer)
--- class version than its event class has now.
+-- Called by the recorder after reading a record stored at an older (or
+-- newer) class version than its event class has now.
 local function upcast_event(topic, from, fields, version)
   local entry = by_topic[topic]
   local ev_class = entry.event
@@ -45,9 +49,9 @@ local function upcast_event(topic, from, fields, version)
   end
   return fields
 end
-core.set_upcaster(versions, upcast_event)
+recorder.set_upcaster(versions, upcast_event)
 
-local RESERVED = { topic = true, originator_id = true, originator_version = true, timestamp = true }
+local RESERVED = event.HEADER
 
 -- Field names come from the apply function's parameters (after self).
 local function param_names(fn, where)
@@ -68,41 +72,43 @@ local function param_names(fn, where)
 end
 
 -- Call apply with the event's fields in parameter order.
-local function apply_event(agg, ev_class, event)
+local function apply_event(agg, ev_class, ev)
   local apply, params = ev_class.apply, ev_class.params
   local n = #params
   if n == 0 then apply(agg)
-  elseif n == 1 then apply(agg, event[params[1]])
-  elseif n == 2 then apply(agg, event[params[1]], event[params[2]])
-  elseif n == 3 then apply(agg, event[params[1]], event[params[2]], event[params[3]])
+  elseif n == 1 then apply(agg, ev[params[1]])
+  elseif n == 2 then apply(agg, ev[params[1]], ev[params[2]])
+  elseif n == 3 then apply(agg, ev[params[1]], ev[params[2]], ev[params[3]])
   else
     local args = {}
-    for i = 1, n do args[i] = event[params[i]] end
+    for i = 1, n do args[i] = ev[params[i]] end
     apply(agg, unpack(args, 1, n))
   end
-  local ts = event.timestamp
+  local ts = ev.timestamp
   if ev_class.creation then agg.created_on = ts end
   agg.modified_on = ts
-  agg.version = event.originator_version
+  agg.version = ev.originator_version
 end
 
 -- Trigger: check the schema, stamp, encode (refusing unstorable values now),
 -- apply, then keep as pending.
 -- fresh: the fields table was built here, so the event may take it over.
-local function fire(agg, ev_class, fields, fresh)
+local function fire(agg, ev_class, fields, fresh, metadata)
   local check = ev_class.check
   if check then
     local problem = check(fields)
     if problem then errors.raise("SchemaError", "%s: %s", ev_class.topic, problem) end
   end
-  local ts = now_us()
-  local event, payload = make_event(ev_class.topic, agg.id, agg.version + 1, ts, fields, fresh)
-  apply_event(agg, ev_class, event)
+  local ts, id, version, topic = now_us(), agg.id, agg.version + 1, ev_class.topic
+  local ev, payload, metadata_bytes = make_event(topic, id, version, ts, fields, fresh, metadata)
+  local event_id = ev.event_id
+  apply_event(agg, ev_class, ev)
   local list = pending[agg]
   if not list then list = {}; pending[agg] = list end
   local n = #list
-  list[n + 1], list[n + 2], list[n + 3], list[n + 4] = event, payload, ts, ev_class.version
-  return event
+  list[n + 1] = ev
+  add_record(list, n + 1, id, version, ts, topic, payload, ev_class.version, event_id, metadata_bytes)
+  return ev
 end
 
 local function too_many(ev_class)
@@ -254,9 +260,12 @@ function Base:event(name, apply, opts)
 end
 
 --- Trigger a named event with a table of fields, applying it to this aggregate.
+-- @param name the event's name
+-- @param[opt] fields its payload fields
+-- @param[opt] metadata a table recorded with the event (`event.metadata`)
 -- @return the event
--- @raise SchemaError if a field value cannot be stored
-function Base:trigger(name, fields)
+-- @raise SchemaError if a field or metadata value cannot be stored
+function Base:trigger(name, fields, metadata)
   local cls = getmetatable(self)
   local ev_class = cls and cls.__events and cls.__events[name]
   if not ev_class then
@@ -265,7 +274,10 @@ function Base:trigger(name, fields)
   if ev_class.creation then
     error(("'%s' is a creation event: construct a new %s instead"):format(name, cls.__name), 2)
   end
-  return fire(self, ev_class, fields or {})
+  if metadata ~= nil and type(metadata) ~= "table" then
+    error(("bad argument #3 to 'trigger' (metadata table expected, got %s)"):format(type(metadata)), 2)
+  end
+  return fire(self, ev_class, fields or {}, false, metadata)
 end
 
 --- Mark the aggregate as discarded: the repository then treats it as gone.
@@ -331,7 +343,7 @@ function _M.define(name, opts)
   return cls
 end
 
---- Internal: take the pending { event, payload } records of an aggregate.
+--- Internal: take the pending list of an aggregate (see `pending` above).
 function _M.take_pending(agg)
   local list = pending[agg]
   pending[agg] = nil
@@ -396,13 +408,13 @@ function _M.replay(events, agg)
   local cls = agg and getmetatable(agg) or entry.class
   agg = agg or setmetatable({ id = first.originator_id }, cls)
   for i = 1, #events do
-    local event = events[i]
-    local found = by_topic[event.topic]
+    local ev = events[i]
+    local found = by_topic[ev.topic]
     if not found or found.class ~= cls then
       errors.raise("SchemaError", "%s has no event '%s' (aggregate %s version %d)",
-        cls.__name, event.topic, agg.id, event.originator_version)
+        cls.__name, ev.topic, agg.id, ev.originator_version)
     end
-    apply_event(agg, found.event, event)
+    apply_event(agg, found.event, ev)
   end
   return agg, events[#events].topic == cls.__name .. ".Discarded"
 end

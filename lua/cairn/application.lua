@@ -5,6 +5,7 @@ local core = require "cairn.core"
 local aggregate = require "cairn.aggregate"
 local config = require "cairn.config"
 local errors = require "cairn.errors"
+local recorder = require "cairn.recorder"
 local repository = require "cairn.repository"
 local snapshot_store = require "cairn.snapshot_store"
 local notification_log = require "cairn.notification_log"
@@ -13,7 +14,9 @@ local setmetatable, getmetatable, select = setmetatable, getmetatable, select
 local type, tonumber, pcall, error, tostring, pairs = type, tonumber, pcall, error, tostring, pairs
 local floor = math.floor
 local encode = core.encode
-local STRIDE = aggregate.PENDING_STRIDE
+local add_record = recorder.add
+-- a pending list holds per event the event, then its record (cairn.aggregate)
+local STRIDE, RECORD = aggregate.PENDING_STRIDE, recorder.STRIDE
 
 -- The state of an aggregate as msgpack, with a SchemaError naming it if a
 -- field cannot be stored.
@@ -49,12 +52,12 @@ local function open_store(env)
   end
   -- the key goes straight to C, which keeps it in locked memory; the
   -- application keeps no copy
-  return core.open(uri, { sync = sync, map_size = tonumber(map_size), compressor = compressor,
+  return recorder.open(uri, { sync = sync, map_size = tonumber(map_size), compressor = compressor,
                           cipher_key = env:get("CAIRN_CIPHER_KEY") })
 end
 
--- Snapshot records (flat 6-tuples) of the aggregates whose new version
--- reaches a multiple of their class's snapshotting interval.
+-- Snapshot records (a batch, see cairn.recorder) of the aggregates whose new
+-- version reaches a multiple of their class's snapshotting interval.
 local function interval_snapshots(intervals, aggs, lists)
   local snaps
   for i = 1, #aggs do
@@ -62,17 +65,15 @@ local function interval_snapshots(intervals, aggs, lists)
     local class_name = getmetatable(agg).__name
     local every = intervals[class_name]
     if every then
-      -- the last pending entry: event, payload, timestamp_us, class version
+      -- the last pending entry: its record's version, timestamp and topic
       local at = #list - STRIDE + 1
-      local last, last_ts = list[at], list[at + 2]
-      local first_version = list[1].originator_version
-      local reached = floor(agg.version / every) > floor((first_version - 1) / every)
-      if reached and last.topic ~= class_name .. ".Discarded" then
+      local last_version, last_ts, last_topic = list[at + 2], list[at + 3], list[at + 4]
+      local first_version = list[3]
+      local reached = floor(last_version / every) > floor((first_version - 1) / every)
+      if reached and last_topic ~= class_name .. ".Discarded" then
         local name, class_version, state = aggregate.snapshot_state(agg)
         snaps = snaps or {}
-        local n = #snaps
-        snaps[n + 1], snaps[n + 2], snaps[n + 3] = agg.id, agg.version, last_ts
-        snaps[n + 4], snaps[n + 5], snaps[n + 6] = name, encode_state(name, agg, state), class_version
+        add_record(snaps, #snaps, agg.id, agg.version, last_ts, name, encode_state(name, agg, state), class_version)
       end
     end
   end
@@ -96,14 +97,8 @@ local function record(self, tracking_app, tracking_id, aggs, n_aggs)
         taken_aggs[#taken_aggs + 1], taken_lists[#taken_lists + 1] = agg, list
         local n = #batch
         for j = 1, #list, STRIDE do
-          local event = list[j]
-          batch[n + 1] = event.originator_id
-          batch[n + 2] = event.originator_version
-          batch[n + 3] = list[j + 2]
-          batch[n + 4] = event.topic
-          batch[n + 5] = list[j + 1]
-          batch[n + 6] = list[j + 3]
-          n = n + 6
+          for k = 1, RECORD do batch[n + k] = list[j + k] end
+          n = n + RECORD
         end
       end
     end
@@ -113,7 +108,8 @@ local function record(self, tracking_app, tracking_id, aggs, n_aggs)
   local intervals = self.snapshotting_intervals
   local ok, first, heads = pcall(function()
     local snaps = intervals and interval_snapshots(intervals, taken_aggs, taken_lists)
-    return self.store:append(batch, tracking_app, tracking_id, snaps)
+    return self.store:append(batch, {
+      tracking = tracking_app and { application = tracking_app, id = tracking_id }, snapshots = snaps })
   end)
   if not ok then
     -- the aggregates keep their events, so nothing triggered is lost
@@ -161,7 +157,9 @@ function Base:take_snapshot(id, version)
   end
   local name, class_version, state = aggregate.snapshot_state(agg)
   local ts = floor(agg.modified_on * 1e6 + 0.5)
-  self.store:append({}, nil, nil, { agg.id, agg.version, ts, name, encode_state(name, agg, state), class_version })
+  local snap = {}
+  add_record(snap, 0, agg.id, agg.version, ts, name, encode_state(name, agg, state), class_version)
+  self.store:append({}, { snapshots = snap })
   return agg.version
 end
 

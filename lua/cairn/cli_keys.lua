@@ -4,6 +4,7 @@ local core = require "cairn.core"
 local cli = require "cairn.cli"
 local errors = require "cairn.errors"
 local progress = require "cairn.progress"
+local recorder = require "cairn.recorder"
 
 local io_write, os_getenv = io.write, os.getenv
 
@@ -42,7 +43,7 @@ end
 local function verify_cmd(args)
   if #args ~= 1 then cli.usage_error("needs one URI") end
   local key = os_getenv("CAIRN_CIPHER_KEY")
-  local store = core.open(args[1], { must_exist = true, sync = "none", keyless = true,
+  local store = recorder.open(args[1], { must_exist = true, sync = "none", keyless = true,
                                      cipher_key = key ~= "" and key or nil })
   local bar = progress.new("verifying")
   local report = store:verify(function(done, total) bar:update(done, total) end)
@@ -70,7 +71,7 @@ local function rekey_cmd(args)
   local old, new = os_getenv("CAIRN_CIPHER_KEY"), os_getenv("CAIRN_NEW_CIPHER_KEY")
   if not old or old == "" then errors.raise("ConfigError", "set CAIRN_CIPHER_KEY to the store's current key") end
   if not new or new == "" then errors.raise("ConfigError", "set CAIRN_NEW_CIPHER_KEY to the new key") end
-  local store = core.open(args[1], { must_exist = true, sync = "full", cipher_key = old })
+  local store = recorder.open(args[1], { must_exist = true, sync = "full", cipher_key = old })
   local ok, err = pcall(store.rekey, store, new)
   store:close()
   if not ok then error(err, 0) end
