@@ -26,13 +26,17 @@ local add_record = recorder.add
 -- Every defined class by name, and every event class by topic, for replay.
 local classes, by_topic = {}, {}
 
--- The current class version of every event topic: reads upcast older records.
+-- The class version of every event topic that is not at version 1 (reads of
+-- the others need no look-up): reads upcast records stored at an older one.
 local versions = {}
 
--- Called by the recorder after reading a record stored at an older (or
--- newer) class version than its event class has now.
+-- Called by the recorder after reading a record stored at another class
+-- version than its topic's current one (1 when not in `versions`).
+-- @return the fields at the current version and that version; nothing for a
+--   topic no class defines (the record is left as stored)
 local function upcast_event(topic, from, fields, version)
   local entry = by_topic[topic]
+  if not entry then return nil end
   local ev_class = entry.event
   local current = ev_class.version
   if from > current then
@@ -47,7 +51,7 @@ local function upcast_event(topic, from, fields, version)
     end
     fields = step(fields) or fields
   end
-  return fields
+  return fields, current
 end
 recorder.set_upcaster(versions, upcast_event)
 
@@ -100,8 +104,7 @@ local function fire(agg, ev_class, fields, fresh, metadata)
     if problem then errors.raise("SchemaError", "%s: %s", ev_class.topic, problem) end
   end
   local ts, id, version, topic = now_us(), agg.id, agg.version + 1, ev_class.topic
-  local ev, payload, metadata_bytes = make_event(topic, id, version, ts, fields, fresh, metadata)
-  local event_id = ev.event_id
+  local ev, payload, metadata_bytes, event_id = make_event(topic, id, version, ts, fields, fresh, metadata)
   apply_event(agg, ev_class, ev)
   local list = pending[agg]
   if not list then list = {}; pending[agg] = list end
@@ -195,7 +198,7 @@ local function define_event(cls, name, apply, opts, creation)
   ev_class.fields = fields_builder(ev_class)
   cls.__events[name] = ev_class
   by_topic[topic] = { class = cls, event = ev_class }
-  versions[topic] = version
+  versions[topic] = version ~= 1 and version or nil
   return ev_class
 end
 

@@ -35,7 +35,7 @@ assert(core.RECORD_STRIDE == _M.STRIDE, "cairn.recorder and the C binding disagr
 -- @param topic the event's topic (a snapshot's: the aggregate class name)
 -- @param payload msgpack bytes of the fields (a snapshot's: the state)
 -- @param class_version the class version of the payload
--- @param[opt] event_id the event's id (a UUID string)
+-- @param[opt] event_id the event's id: its UUID string, or its 16 bytes
 -- @param[opt] metadata msgpack bytes of the metadata (nil: none)
 function _M.add(batch, n, id, version, timestamp_us, topic, payload, class_version, event_id, metadata)
   batch[n + 1], batch[n + 2], batch[n + 3], batch[n + 4] = id, version, timestamp_us, topic
@@ -44,27 +44,30 @@ function _M.add(batch, n, id, version, timestamp_us, topic, payload, class_versi
   return n + 8
 end
 
--- Upcasting (set by cairn.aggregate): topic -> current class version, and
--- upcast(topic, stored_version, fields, aggregate_version) -> fields.
+-- Upcasting (set by cairn.aggregate): topic -> current class version for the
+-- topics not at version 1, and upcast(topic, stored_version, fields,
+-- aggregate_version) -> fields, current version (nothing for an unknown topic).
 local versions, upcaster = {}, nil
 
---- Internal (cairn.aggregate): the class versions of event topics and the
--- function that upcasts fields stored at an older one.
+--- Internal (cairn.aggregate): the class versions of event topics (those
+-- other than 1) and the function that upcasts fields stored at another one.
 function _M.set_upcaster(topic_versions, fn)
   versions, upcaster = topic_versions, fn
 end
 
--- Upcast the events that need it and return the stored class versions that
--- the notification shape reports: odd is the binding's flat list of
--- (index, stored class version, forgotten) for records that are not plain.
+-- Upcast the events that need it, after the read: odd is the binding's flat
+-- list of (index, stored class version, forgotten) for the records that are
+-- not plain; their class versions become the ones their fields now have.
 local function upcast(events, odd)
+  if not upcaster then return end
   for j = 1, #odd, 3 do
-    local i, stored = odd[j], odd[j + 1]
-    local ev = events[i]
-    local current = versions[ev.topic]
-    if current and current ~= stored and not odd[j + 2] then
-      events[i] = with_header(upcaster(ev.topic, stored, event_fields(ev), ev.originator_version), ev)
-      odd[j + 1] = current
+    local ev, stored = events[odd[j]], odd[j + 1]
+    if not odd[j + 2] and (versions[ev.topic] or 1) ~= stored then
+      local fields, now = upcaster(ev.topic, stored, event_fields(ev), ev.originator_version)
+      if now then
+        events[odd[j]] = with_header(fields, ev)
+        odd[j + 1] = now
+      end
     end
   end
 end

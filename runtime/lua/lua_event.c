@@ -112,7 +112,7 @@ static void push_encoded(lua_State *L, int idx, const char *root)
 }
 
 /* core.make_event(topic, originator_id, version, timestamp_us, fields [, fresh [, metadata [, event_id]]])
- *   -> event, payload, metadata bytes (nil when there is no metadata)
+ *   -> event, payload, metadata bytes (nil when there is no metadata), the event id's 16 bytes
  * Encodes the fields (and metadata) now, so a value that cannot be stored
  * fails at trigger time, and builds the event from the encoded bytes, so
  * apply functions see exactly what a later replay will see. When the caller
@@ -186,7 +186,8 @@ static int lmake_event(lua_State *L)
         return cairn_lua_raise(L, CAIRN_CORRUPT, "%s: the metadata could not be decoded after encoding", topic);
     lua_replace(L, 8);      /* event */
     lua_settop(L, 10);      /* event, payload, metadata bytes */
-    return 3;
+    lua_pushlstring(L, (const char *)event_id, sizeof event_id);
+    return 4;
 }
 
 void cairn_lua_event_init(lua_State *L)

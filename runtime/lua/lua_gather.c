@@ -31,6 +31,29 @@ void cairn_gather_free(cairn_gather *g)
     memset(g, 0, sizeof *g);
 }
 
+/* what a spare may keep between reads; a larger read frees its memory */
+#define SPARE_BYTES ((size_t)1 << 20)
+#define SPARE_RECS ((size_t)4096)
+
+cairn_gather *cairn_gather_new_from(lua_State *L, cairn_gather *spare)
+{
+    cairn_gather *g = cairn_gather_new(L);
+    *g = *spare;
+    g->n = g->len = 0;
+    memset(spare, 0, sizeof *spare);
+    return g;
+}
+
+void cairn_gather_release(cairn_gather *g, cairn_gather *spare)
+{
+    if (!spare->recs && !spare->bytes && g->cap <= SPARE_RECS && g->bytes_cap <= SPARE_BYTES) {
+        *spare = *g;
+        memset(g, 0, sizeof *g);
+    } else {
+        cairn_gather_free(g);
+    }
+}
+
 /* Append n bytes; *off gets where they start. */
 static int add_bytes(cairn_gather *g, const void *p, size_t n, size_t *off)
 {

@@ -56,6 +56,14 @@ static inline const char *cairn_gather_bytes(const cairn_gather *g, size_t off) 
 /** Free what g holds now (its __gc does the same, later, if a raise comes first). */
 void cairn_gather_free(cairn_gather *g);
 
+/** Push a new gather userdata that takes over the memory kept in *spare
+ *  (emptied), so a store's reads reuse one buffer instead of growing a new one. */
+cairn_gather *cairn_gather_new_from(lua_State *L, cairn_gather *spare);
+
+/** Done with g: keep its memory in *spare for the next read when *spare is
+ *  empty and the memory is not large, else free it. */
+void cairn_gather_release(cairn_gather *g, cairn_gather *spare);
+
 /** Register the gather metatable (called by luaopen_cairn_core). */
 void cairn_lua_gather_init(lua_State *L);
 

@@ -27,13 +27,31 @@
 
 typedef struct {
     cairn_store *store;
+    cairn_gather spare;     /* the memory of the last read, for the next */
 } store_box;
 
-cairn_store *cairn_lua_check_store(lua_State *L, int idx)
+static store_box *check_box(lua_State *L, int idx)
 {
     store_box *box = luaL_checkudata(L, idx, STORE_MT);
     if (!box->store) cairn_lua_raise(L, CAIRN_STORE, "the store is closed: it cannot be used after close()");
-    return box->store;
+    return box;
+}
+
+cairn_store *cairn_lua_check_store(lua_State *L, int idx)
+{
+    return check_box(L, idx)->store;
+}
+
+cairn_gather *cairn_lua_store_gather(lua_State *L, int idx)
+{
+    return cairn_gather_new_from(L, &check_box(L, idx)->spare);
+}
+
+void cairn_lua_store_gathered(lua_State *L, int idx, cairn_gather *g)
+{
+    store_box *box = luaL_checkudata(L, idx, STORE_MT);
+    if (box->store) cairn_gather_release(g, &box->spare);
+    else cairn_gather_free(g);
 }
 
 static cairn_store *check_store(lua_State *L)
@@ -81,7 +99,7 @@ static int lopen(lua_State *L)
         b64 = lua_tolstring(L, -1, &key_len); /* anchored on the stack until we return */
     }
     store_box *box = lua_newuserdata(L, sizeof *box);
-    box->store = NULL;
+    memset(box, 0, sizeof *box);
     luaL_getmetatable(L, STORE_MT);
     lua_setmetatable(L, -2);
     uint8_t key[CAIRN_KEY_BYTES];
@@ -105,6 +123,7 @@ static int lclose(lua_State *L)
     store_box *box = luaL_checkudata(L, 1, STORE_MT);
     cairn_store_close(box->store);
     box->store = NULL;
+    cairn_gather_free(&box->spare);
     return 0;
 }
 
@@ -118,7 +137,8 @@ cairn_tracking *cairn_lua_opt_tracking(lua_State *L, int idx, cairn_tracking *t)
 }
 
 /* The batch protocol, C side (lua/cairn/recorder.lua writes it): a flat list
- * of RECORD_STRIDE values per record, in this order. */
+ * of RECORD_STRIDE values per record, in this order (an event id is its 16
+ * bytes or its UUID string; event id and metadata false when absent). */
 enum { R_ID, R_VERSION, R_TIMESTAMP, R_TOPIC, R_PAYLOAD, R_CLASS_VERSION, R_EVENT_ID, R_METADATA, RECORD_STRIDE };
 
 /* Read n records from the list at idx into recs; the strings stay alive in the list. */
@@ -142,7 +162,8 @@ static void read_records(lua_State *L, int list, cairn_record *recs, size_t n, c
         if (!r->topic || !r->payload)
             cairn_lua_raise(L, CAIRN_SCHEMA, "append: %s %d lacks a topic or payload", what, (int)i + 1);
         const char *eid = lua_tolstring(L, at + R_EVENT_ID, &len);
-        if (eid && cairn_uuid_parse(eid, len, r->event_id) != 0)
+        if (eid && len == sizeof r->event_id) memcpy(r->event_id, eid, len); /* its 16 bytes */
+        else if (eid && cairn_uuid_parse(eid, len, r->event_id) != 0)
             cairn_lua_raise(L, CAIRN_SCHEMA, "append: %s %d has an event_id that is not a UUID", what, (int)i + 1);
         r->metadata = (const uint8_t *)lua_tolstring(L, at + R_METADATA, &r->metadata_len);
         lua_pop(L, RECORD_STRIDE);
@@ -251,7 +272,7 @@ static int raise_malformed(lua_State *L, const cairn_gathered *r)
 }
 
 /* The list of records that are not plain (forgotten, stored at a class
- * version other than 1, or other than their topic's in versions): flat
+ * version other than 1, or whose topic's current version is not 1): flat
  * (index, stored class version, forgotten) triples, for the recorder to
  * upcast and to mark notifications. */
 typedef struct {
@@ -259,6 +280,17 @@ typedef struct {
     int list;       /* stack index of the list */
     int n;
 } odd_list;
+
+/* versions: the topics whose current class version is not 1; when it is
+ * empty (no versioned class), records need no look-up at all */
+static int versions_index(lua_State *L, int idx)
+{
+    if (!lua_istable(L, idx)) return 0;
+    lua_pushnil(L);
+    if (!lua_next(L, idx)) return 0;
+    lua_pop(L, 2);
+    return idx;
+}
 
 static void note_odd(lua_State *L, odd_list *o, const cairn_gather *g, const cairn_gathered *r, int i)
 {
@@ -315,7 +347,7 @@ static int lread_stream(lua_State *L)
     uint8_t raw[16];
     const char *id = parse_id(L, 2, raw, &len);
     luaL_checktype(L, 3, LUA_TTABLE);
-    int versions = lua_istable(L, 4) ? 4 : 0;
+    int versions = versions_index(L, 4);
     cairn_stream_query q = { 0 };
     q.gt = field_u64(L, 3, "after", &q.has_gt);
     q.lte = field_u64(L, 3, "upto", &q.has_lte);
@@ -325,7 +357,7 @@ static int lread_stream(lua_State *L)
     cairn_event_kind kind = field_bool(L, 3, "replay") ? CAIRN_EVENT_REPLAY : CAIRN_EVENT_FULL;
     lua_settop(L, 4);
     if (has_limit && q.limit == 0) { lua_newtable(L); lua_pushnil(L); lua_newtable(L); return 3; }
-    cairn_gather *g = cairn_gather_new(L);  /* 5 */
+    cairn_gather *g = cairn_lua_store_gather(L, 1);  /* 5 */
     read_failure f;
     int rc = cairn_store_read_stream(s, raw, &q);
     if (rc) { cairn_store_read_end(s); return cairn_lua_raise_store(L, s, rc); }
@@ -349,7 +381,7 @@ static int lread_stream(lua_State *L)
     if (g->n && g->recs[g->n - 1].has_hash) push_hash(L, g->recs[g->n - 1].hash);
     else lua_pushnil(L);
     lua_pushvalue(L, o.list);
-    cairn_gather_free(g);
+    cairn_lua_store_gathered(L, 1, g);
     return 3;
 }
 
@@ -359,7 +391,7 @@ static int lread_log(lua_State *L)
 {
     cairn_store *s = check_store(L);
     luaL_checktype(L, 2, LUA_TTABLE);
-    int versions = lua_istable(L, 3) ? 3 : 0;
+    int versions = versions_index(L, 3);
     lua_settop(L, 3);
     cairn_log_query q = { 0 };
     int present;
@@ -383,7 +415,7 @@ static int lread_log(lua_State *L)
         q.topics = topics; /* an empty list filters nothing, as in the Python library */
     }
     if (empty) { lua_newtable(L); lua_newtable(L); lua_newtable(L); return 3; }
-    cairn_gather *g = cairn_gather_new(L);
+    cairn_gather *g = cairn_lua_store_gather(L, 1);
     read_failure f;
     int rc = cairn_store_read_log(s, &q);
     if (rc) { cairn_store_read_end(s); return cairn_lua_raise_store(L, s, rc); }
@@ -415,7 +447,7 @@ static int lread_log(lua_State *L)
         lua_rawseti(L, events, (int)i + 1);
         note_odd(L, &o, g, r, (int)i + 1);
     }
-    cairn_gather_free(g);
+    cairn_lua_store_gathered(L, 1, g);
     return 3;
 }
 
@@ -437,14 +469,14 @@ static int lread_snapshot(lua_State *L)
     lua_Number upto = has_lte ? luaL_checknumber(L, 3) : 0;
     uint64_t lte = upto <= 0 ? 0 : (uint64_t)upto;
     lua_settop(L, 3);
-    cairn_gather *g = cairn_gather_new(L);
+    cairn_gather *g = cairn_lua_store_gather(L, 1);
     cairn_record rec;
     int rc = cairn_store_read_snapshot(s, raw, has_lte, lte, &rec);
     if (rc == CAIRN_OK && cairn_gather_record(g, &rec) != CAIRN_OK) rc = ENOMEM;
     char msg[512];
     snprintf(msg, sizeof msg, "%s", rc == ENOMEM ? "out of memory reading a snapshot" : cairn_store_errmsg(s));
     cairn_store_read_end(s);
-    if (rc == CAIRN_END) { lua_pushnil(L); return 1; }
+    if (rc == CAIRN_END) { cairn_lua_store_gathered(L, 1, g); lua_pushnil(L); return 1; }
     if (rc) return cairn_lua_raise_rc(L, rc, msg);
     const cairn_gathered *r = &g->recs[0];
     lua_createtable(L, 0, 8);
@@ -459,7 +491,7 @@ static int lread_snapshot(lua_State *L)
     push_hash(L, r->hash);
     lua_pushnumber(L, (lua_Number)r->timestamp_us);
     lua_pushlstring(L, cairn_gather_bytes(g, r->topic), r->topic_len);
-    cairn_gather_free(g);
+    cairn_lua_store_gathered(L, 1, g);
     return 6;
 }
 

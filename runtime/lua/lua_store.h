@@ -11,6 +11,12 @@ void cairn_lua_store_init(lua_State *L);
 typedef struct cairn_store cairn_store;
 cairn_store *cairn_lua_check_store(lua_State *L, int idx);
 
+/** A new gather userdata (pushed) for a read of the store at idx, reusing
+ *  the memory of its last read; hand it back with cairn_lua_store_gathered. */
+typedef struct cairn_gather cairn_gather;
+cairn_gather *cairn_lua_store_gather(lua_State *L, int idx);
+void cairn_lua_store_gathered(lua_State *L, int idx, cairn_gather *g);
+
 /** Raise the error object for rc with the store's message. */
 int cairn_lua_raise_store(lua_State *L, cairn_store *s, int rc);
 

@@ -39,7 +39,7 @@ static int lview_get(lua_State *L)
 {
     cairn_store *s = cairn_lua_check_store(L, 1);
     cairn_slice view = check_slice(L, 2), key = check_slice(L, 3), v;
-    cairn_gather *g = cairn_gather_new(L);
+    cairn_gather *g = cairn_lua_store_gather(L, 1);
     int found;
     int rc = cairn_view_get(s, view, key, &v, &found);
     if (rc == CAIRN_OK && found && cairn_gather_entry(g, key.ptr, key.len, v.ptr, v.len) != CAIRN_OK) rc = ENOMEM;
@@ -47,9 +47,9 @@ static int lview_get(lua_State *L)
     snprintf(msg, sizeof msg, "%s", rc == ENOMEM ? "out of memory reading a view" : cairn_store_errmsg(s));
     cairn_store_read_end(s);
     if (rc) return cairn_lua_raise_rc(L, rc, msg);
-    if (!found) { lua_pushnil(L); return 1; }
+    if (!found) { cairn_lua_store_gathered(L, 1, g); lua_pushnil(L); return 1; }
     push_value(L, view, g, &g->recs[0]);
-    cairn_gather_free(g);
+    cairn_lua_store_gathered(L, 1, g);
     return 1;
 }
 
@@ -92,7 +92,7 @@ static int lview_scan(lua_State *L)
     lua_Integer limit = luaL_optinteger(L, 5, 1000);
     luaL_argcheck(L, limit >= 0, 5, "limit >= 0 expected");
     lua_settop(L, 5);
-    cairn_gather *g = cairn_gather_new(L);
+    cairn_gather *g = cairn_lua_store_gather(L, 1);
     int rc = cairn_view_scan_start(s, &q);
     cairn_slice k, v;
     while (rc == CAIRN_OK && g->n < (size_t)limit && (rc = cairn_view_scan_next(s, &q, &k, &v)) == CAIRN_OK)
@@ -109,7 +109,7 @@ static int lview_scan(lua_State *L)
         push_value(L, q.view, g, r);
         lua_rawseti(L, -2, (int)(2 * i + 2));
     }
-    cairn_gather_free(g);
+    cairn_lua_store_gathered(L, 1, g);
     return 1;
 }
 
