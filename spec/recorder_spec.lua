@@ -64,7 +64,8 @@ describe("cairn.recorder", function()
       rec:append(stream_batch(b, 2, "Rec.Other"))
       local ns = rec:read_log { from = 2, stop = 4 }
       assert.are.equal(3, #ns)
-      assert.are.same({ 2, a, 2, "Rec.Noted" }, { ns[1].id, ns[1].originator_id, ns[1].originator_version, ns[1].topic })
+      local n = ns[1]
+      assert.are.same({ 2, a, 2, "Rec.Noted" }, { n.id, n.originator_id, n.originator_version, n.topic })
       assert.are.equal(2, ns[1].event.n)
       assert.are.equal(4, ns[3].id)
       local only = rec:read_log { topics = { "Rec.Other" }, limit = 1 }
