@@ -34,6 +34,7 @@ function TrainingSchool:get_tricks(name)
 end
 
 local assert_kind = helper.assert_kind
+local assert_error_kind = helper.assert_error_kind
 
 local function ids_of(items, field)
   local ids = {}
@@ -202,7 +203,7 @@ describe("cairn.application", function()
         local fresh = Dog("Rex")
         stale:add_trick("sit")
         stale:add_trick("beg")
-        assert.has_error(function() app:save(fresh, stale) end)
+        assert_error_kind("ConcurrencyError", function() app:save(fresh, stale) end, stale.id)
         local events = stale:collect_events()
         assert.are.same({ 2, 3 }, ids_of(events, "originator_version"))
         assert.are.same({ "sit", "beg" }, ids_of(events, "trick"))
@@ -213,8 +214,9 @@ describe("cairn.application", function()
       end)
 
       it("refuses things that are not aggregates", function()
-        assert.has_error(function() app:save("Fido") end)
-        assert.has_error(function() app:save({}) end)
+        assert.has_error(function() app:save("Fido") end, "bad argument #1 to 'save' (aggregate expected)")
+        assert.has_error(function() app:save({}) end, "bad argument #1 to 'save' (aggregate expected)")
+        assert.has_error(function() app:save(Dog("Rex"), {}) end, "bad argument #2 to 'save' (aggregate expected)")
         assert.are.equal(0, app:max_notification_id())
       end)
     end)
@@ -388,9 +390,9 @@ describe("cairn.application", function()
       end)
 
       it("refuses a start below 1 and a missing limit", function()
-        assert.has_error(function() app.log:select(0, 10) end)
-        assert.has_error(function() app.log:select(1) end)
-        assert.has_error(function() app.log:select(1.5, 10) end)
+        assert.has_error(function() app.log:select(0, 10) end, "bad argument #1 to 'select' (id >= 1 expected)")
+        assert.has_error(function() app.log:select(1) end, "bad argument #2 to 'select' (limit >= 0 expected)")
+        assert.has_error(function() app.log:select(1.5, 10) end, "bad argument #1 to 'select' (id >= 1 expected)")
       end)
     end)
 
@@ -403,7 +405,7 @@ describe("cairn.application", function()
         assert.is_nil(s.previous_id)
         assert.are.equal("11,20", s.next_id)
         s = app.log:section("21,30")
-        assert.are.equal("21,25", s.id)
+        assert.are.equal("21,30", s.id)
         assert.are.same(range(21, 25), ids_of(s.items))
         assert.are.equal("11,20", s.previous_id)
         assert.is_nil(s.next_id)
@@ -420,14 +422,14 @@ describe("cairn.application", function()
         end
         assert.are.same(range(1, 25), seen)
         local s = app.log:section("current")
-        assert.are.equal("21,25", s.id)
+        assert.are.equal("21,30", s.id)
         local back = {}
         while true do
           table.insert(back, 1, s.id)
           if not s.previous_id then break end
           s = app.log:section(s.previous_id)
         end
-        assert.are.same({ "1,10", "11,20", "21,25" }, back)
+        assert.are.same({ "1,10", "11,20", "21,30" }, back)
       end)
 
       it("gives the same links when a section is requested again by its returned id", function()
@@ -455,21 +457,33 @@ describe("cairn.application", function()
         assert.are.same(range(11, 20), ids_of(s.items))
         assert.are.equal("1,10", s.previous_id)
         write_notes(app, 1)
-        assert.are.equal("21,21", app.log:section("current").id)
+        assert.are.equal("21,30", app.log:section("current").id)
       end)
 
-      it("'current' of an empty log has no items", function()
+      it("names 'current' by its whole range, as in Vernon's numbering (14 notifications: '11,20')", function()
+        write_notes(app, 14)
         local s = app.log:section("current")
+        assert.are.equal("11,20", s.id)
+        assert.are.same(range(11, 14), ids_of(s.items))
+        assert.are.equal("1,10", s.previous_id)
+        assert.is_nil(s.next_id)
+      end)
+
+      it("'current' of an empty log is the first section, with no items", function()
+        local s = app.log:section("current")
+        assert.are.equal("1,10", s.id)
+        assert.is_nil(s.previous_id)
         assert.are.same({}, s.items)
         assert.is_nil(s.next_id)
       end)
 
       it("refuses bad section ids", function()
         for _, id in ipairs { "", "1", "1,", ",10", "0,10", "10,1", "a,b", "1-10", "1,10,20", " 1,10" } do
-          assert.has_error(function() app.log:section(id) end, nil, id)
+          assert.has_error(function() app.log:section(id) end,
+            ("bad section id '%s' (expected 'FIRST,LAST' or 'current')"):format(id))
         end
-        assert.has_error(function() app.log:section(1) end)
-        assert.has_error(function() app.log:section(nil) end)
+        assert.has_error(function() app.log:section(1) end, "bad argument #1 to 'section' (section id expected)")
+        assert.has_error(function() app.log:section(nil) end, "bad argument #1 to 'section' (section id expected)")
       end)
     end)
   end)
@@ -487,7 +501,8 @@ describe("cairn.application", function()
     end
 
     it("refuses an env that is not a table", function()
-      assert.has_error(function() TrainingSchool.new("memory:") end)
+      assert.has_error(function() TrainingSchool.new("memory:") end,
+        "bad argument #1 to 'new' (env table expected, got string)")
     end)
 
     it("gives each memory: application its own store", function()
@@ -507,21 +522,21 @@ describe("cairn.application", function()
     end)
 
     it("takes the store from the env table, by short or long key", function()
-      local a = TrainingSchool.new { store = "lmdb:" .. dir .. "/a", sync = "none" }
+      local a = TrainingSchool.new { store = helper.store_uri(dir), sync = "none" }
       a:register("Fido")
       a:close()
-      local b = TrainingSchool.new { CAIRN_STORE = "lmdb:" .. dir .. "/a", CAIRN_SYNC = "none" }
+      local b = TrainingSchool.new { CAIRN_STORE = helper.store_uri(dir), CAIRN_SYNC = "none" }
       finally(function() b:close() end)
       assert.is_true(b.repository:contains(Dog.create_id("Fido")))
     end)
 
     it("lets <APPNAME>_<KEY> take precedence over <KEY>", function()
       local app = TrainingSchool.new {
-        CAIRN_STORE = "foo:bar", TRAININGSCHOOL_CAIRN_STORE = "lmdb:" .. dir .. "/p", sync = "none",
+        CAIRN_STORE = "foo:bar", TRAININGSCHOOL_CAIRN_STORE = helper.store_uri(dir), sync = "none",
       }
       app:register("Fido")
       app:close()
-      local again = TrainingSchool.new { store = "lmdb:" .. dir .. "/p" }
+      local again = TrainingSchool.new { store = helper.store_uri(dir) }
       finally(function() again:close() end)
       assert.are.equal(1, again:max_notification_id())
       config_error { CAIRN_STORE = "memory:", TRAININGSCHOOL_CAIRN_STORE = "foo:bar" }
@@ -542,18 +557,19 @@ describe("cairn.application", function()
       local function run(vars, mode)
         return helper.run(("env %s %s %s %s"):format(vars, helper.luajit_cmd, helper.shell_quote(script), mode or ""))
       end
-      local code, _, stderr = run("CAIRN_STORE=lmdb:" .. dir .. "/env1")
+      local function store(name) return helper.shell_quote(helper.store_uri(dir, name)) end
+      local code, _, stderr = run("CAIRN_STORE=" .. store("env1"))
       assert.are.equal(0, code, stderr)
-      code, _, stderr = run(("CAIRN_STORE=foo:bar TRAININGSCHOOL_CAIRN_STORE=lmdb:%s/env2"):format(dir))
+      code, _, stderr = run("CAIRN_STORE=foo:bar TRAININGSCHOOL_CAIRN_STORE=" .. store("env2"))
       assert.are.equal(0, code, stderr)
       -- the env table overrides key by key; the rest comes from the process environment
-      code, _, stderr = run("CAIRN_STORE=lmdb:" .. dir .. "/env3", "table")
+      code, _, stderr = run("CAIRN_STORE=" .. store("env3"), "table")
       assert.are.equal(0, code, stderr)
       code, _, stderr = run("CAIRN_STORE=foo:bar")
       assert.are_not.equal(0, code)
       assert.matches("ConfigError", stderr)
       for _, name in ipairs { "env1", "env2", "env3" } do
-        local app = TrainingSchool.new { store = "lmdb:" .. dir .. "/" .. name }
+        local app = TrainingSchool.new { store = helper.store_uri(dir, name) }
         local n = app:max_notification_id()
         app:close()
         assert.are.equal(1, n, name)
@@ -568,7 +584,7 @@ describe("cairn.application", function()
 
     it("accepts both sync values", function()
       for _, sync in ipairs { "full", "none" } do
-        local app = TrainingSchool.new { store = "lmdb:" .. dir .. "/" .. sync, sync = sync }
+        local app = TrainingSchool.new { store = helper.store_uri(dir, sync), sync = sync }
         app:register("Fido")
         assert.are.equal(1, app:max_notification_id())
         app:close()
@@ -610,7 +626,7 @@ describe("cairn.application", function()
       local file = dir .. "/file"
       helper.write_file(file, "not a store")
       local err = error_of(TrainingSchool.new, { store = "lmdb:" .. file })
-      assert.is_true(errors.is(err), tostring(err))
+      assert_kind("ConfigError", err)
       assert.matches(file, err.message, 1, true)
       assert.are.equal("not a store", helper.read_file(file))
     end)
@@ -638,127 +654,120 @@ describe("cairn.application", function()
     end)
   end)
 
-  describe("(lmdb:) on disk", function()
-    local dir, uri, apps
+  -- on a store that outlives its applications (memory: lives and dies with one)
+  describe("across opens", function()
+    helper.each_store(function(ctx)
+      local function open(env) return ctx.open(TrainingSchool, env) end
 
-    before_each(function()
-      dir = helper.tmpdir()
-      uri = "lmdb:" .. dir .. "/store"
-      apps = {}
-    end)
-    after_each(function()
-      for _, a in ipairs(apps) do a:close() end
-      helper.rmrf(dir)
-    end)
+      it("keeps every event across a reopen, and continues the ids", function()
+        local a = open()
+        a:register("Fido")
+        a:add_trick("Fido", "roll")
+        write_notes(a, 3)
+        a:close()
+        local b = open()
+        assert.are.equal(5, b:max_notification_id())
+        assert.are.same({ "roll" }, b:get_tricks("Fido"))
+        assert.are.same(range(1, 5), ids_of(b.log:select(1, 10)))
+        assert.are.same({ 6 }, ids_of(b:add_trick("Fido", "sit"), "notification_id"))
+        assert_error_kind("ConcurrencyError", function() b:register("Fido") end, Dog.create_id("Fido"))
+      end)
 
-    local function open(env)
-      local e = { store = uri, sync = "none" }
-      for k, v in pairs(env or {}) do e[k] = v end
-      local a = TrainingSchool.new(e)
-      apps[#apps + 1] = a
-      return a
-    end
+      it("survives a reopen with sync = full", function()
+        local a = open { sync = "full" }
+        a:register("Fido")
+        a:close()
+        local b = open { sync = "full" }
+        assert.are.equal(1, b:max_notification_id())
+      end)
 
-    it("keeps every event across a reopen, and continues the ids", function()
-      local a = open()
-      a:register("Fido")
-      a:add_trick("Fido", "roll")
-      write_notes(a, 3)
-      a:close()
-      local b = open()
-      assert.are.equal(5, b:max_notification_id())
-      assert.are.same({ "roll" }, b:get_tricks("Fido"))
-      assert.are.same(range(1, 5), ids_of(b.log:select(1, 10)))
-      assert.are.same({ 6 }, ids_of(b:add_trick("Fido", "sit"), "notification_id"))
-      assert.has_error(function() b:register("Fido") end)
-    end)
+      it("lets two applications in one process share the store", function()
+        local a, b = open(), open()
+        a:register("Fido")
+        assert.is_true(b.repository:contains(Dog.create_id("Fido")))
+        b:add_trick("Fido", "roll")
+        assert.are.same({ "roll" }, a:get_tricks("Fido"))
+        assert.are.equal(2, a:max_notification_id())
+        -- a stale copy from one is refused by the other
+        local stale = a.repository:get(Dog.create_id("Fido"))
+        b:add_trick("Fido", "sit")
+        stale:add_trick("beg")
+        assert_kind("ConcurrencyError", error_of(a.save, a, stale))
+        -- closing one leaves the other working
+        a:close()
+        assert.are.same({ "roll", "sit" }, b:get_tricks("Fido"))
+        b:register("Rex")
+        assert.are.equal(4, b:max_notification_id())
+      end)
+    end, { helper.engine })
+  end)
 
-    it("survives a reopen with sync = full", function()
-      local a = open { sync = "full" }
-      a:register("Fido")
-      a:close()
-      local b = open { sync = "full" }
-      assert.are.equal(1, b:max_notification_id())
-    end)
+  describe("on disk, LMDB only", function()
+    helper.each_store(function(ctx)
+      local function open(env) return ctx.open(TrainingSchool, env) end
 
-    it("lets two applications in one process share the store", function()
-      local a, b = open(), open()
-      a:register("Fido")
-      assert.is_true(b.repository:contains(Dog.create_id("Fido")))
-      b:add_trick("Fido", "roll")
-      assert.are.same({ "roll" }, a:get_tricks("Fido"))
-      assert.are.equal(2, a:max_notification_id())
-      -- a stale copy from one is refused by the other
-      local stale = a.repository:get(Dog.create_id("Fido"))
-      b:add_trick("Fido", "sit")
-      stale:add_trick("beg")
-      assert_kind("ConcurrencyError", error_of(a.save, a, stale))
-      -- closing one leaves the other working
-      a:close()
-      assert.are.same({ "roll", "sit" }, b:get_tricks("Fido"))
-      b:register("Rex")
-      assert.are.equal(4, b:max_notification_id())
-    end)
+      it("shares the store between different spellings of its path", function()
+        local a = open()
+        local b = open { store = "lmdb:" .. ctx.dir .. "/./store/" }
+        a:register("Fido")
+        assert.are.equal(1, b:max_notification_id())
+        a:close()
+        b:register("Rex")
+        assert.are.equal(2, b:max_notification_id())
+      end)
 
-    it("shares the store between different spellings of its path", function()
-      local a = open()
-      local b = open { store = "lmdb:" .. dir .. "/./store/" }
-      a:register("Fido")
-      assert.are.equal(1, b:max_notification_id())
-      a:close()
-      b:register("Rex")
-      assert.are.equal(2, b:max_notification_id())
-    end)
+      it("grows the map by itself", function()
+        local a = open { CAIRN_MAP_SIZE = 65536 }
+        local chunk = string.rep("0123456789abcdef", 4096) -- 64 KiB
+        local notes = {}
+        for i = 1, 64 do -- 4 MiB in all
+          notes[i] = Note(chunk .. i)
+          if i % 8 == 0 then notes[i]:edit(chunk:rep(4) .. i) end
+          a:save(notes[i])
+        end
+        local total = a:max_notification_id()
+        assert.are.equal(72, total)
+        a:close()
+        local b = open { CAIRN_MAP_SIZE = 65536 }
+        assert.are.equal(total, b:max_notification_id())
+        for i, note in ipairs(notes) do
+          local expected = i % 8 == 0 and chunk:rep(4) .. i or chunk .. i
+          assert.are.equal(expected, b.repository:get(note.id).text)
+        end
+        local count = 0
+        for _, n in ipairs(b.log:select(1, 1000)) do count = count + #n.event.text end
+        assert.is_true(count > 4 * 1024 * 1024)
+      end)
 
-    it("grows the map by itself", function()
-      local a = open { CAIRN_MAP_SIZE = 65536 }
-      local chunk = string.rep("0123456789abcdef", 4096) -- 64 KiB
-      local notes = {}
-      for i = 1, 64 do -- 4 MiB in all
-        notes[i] = Note(chunk .. i)
-        if i % 8 == 0 then notes[i]:edit(chunk:rep(4) .. i) end
-        a:save(notes[i])
-      end
-      local total = a:max_notification_id()
-      assert.are.equal(72, total)
-      a:close()
-      local b = open { CAIRN_MAP_SIZE = 65536 }
-      assert.are.equal(total, b:max_notification_id())
-      for i, note in ipairs(notes) do
-        local expected = i % 8 == 0 and chunk:rep(4) .. i or chunk .. i
-        assert.are.equal(expected, b.repository:get(note.id).text)
-      end
-      local count = 0
-      for _, n in ipairs(b.log:select(1, 1000)) do count = count + #n.event.text end
-      assert.is_true(count > 4 * 1024 * 1024)
-    end)
+      it("grows the map for a single event larger than the map", function()
+        local a = open { map_size = 65536 }
+        local big = Note(string.rep("x", 3 * 1024 * 1024))
+        a:save(big)
+        assert.are.equal(3 * 1024 * 1024, #a.repository:get(big.id).text)
+      end)
 
-    it("grows the map for a single event larger than the map", function()
-      local a = open { map_size = 65536 }
-      local big = Note(string.rep("x", 3 * 1024 * 1024))
-      a:save(big)
-      assert.are.equal(3 * 1024 * 1024, #a.repository:get(big.id).text)
-    end)
-
-    it("lets a second application see events saved after the first grew the map", function()
-      local a, b = open { map_size = 65536 }, open { map_size = 65536 }
-      assert.are.equal(0, b:max_notification_id())
-      local note = Note(string.rep("y", 1024 * 1024))
-      a:save(note)
-      assert.are.equal(1, b:max_notification_id())
-      assert.are.equal(1024 * 1024, #b.repository:get(note.id).text)
-      local other = Note(string.rep("z", 2 * 1024 * 1024))
-      b:save(other)
-      assert.are.equal(2 * 1024 * 1024, #a.repository:get(other.id).text)
-    end)
+      it("lets a second application see events saved after the first grew the map", function()
+        local a, b = open { map_size = 65536 }, open { map_size = 65536 }
+        assert.are.equal(0, b:max_notification_id())
+        local note = Note(string.rep("y", 1024 * 1024))
+        a:save(note)
+        assert.are.equal(1, b:max_notification_id())
+        assert.are.equal(1024 * 1024, #b.repository:get(note.id).text)
+        local other = Note(string.rep("z", 2 * 1024 * 1024))
+        b:save(other)
+        assert.are.equal(2 * 1024 * 1024, #a.repository:get(other.id).text)
+      end)
+    end, { "lmdb" })
   end)
 
   describe("()", function()
     it("refuses a name that cannot prefix environment keys", function()
       for _, name in ipairs { "Bad Name", "", "1st", "a-b", "x.y" } do
-        assert.has_error(function() cairn.application(name) end, nil, name)
+        assert.has_error(function() cairn.application(name) end,
+          "bad argument #1 to 'application' (a name of letters, digits and _ expected)")
       end
-      assert.has_error(function() cairn.application(nil) end)
+      assert.has_error(function() cairn.application(nil) end,
+        "bad argument #1 to 'application' (a name of letters, digits and _ expected)")
     end)
   end)
 
@@ -766,8 +775,8 @@ describe("cairn.application", function()
     it("makes the application unusable", function()
       local app = TrainingSchool.new { store = "memory:" }
       app:close()
-      assert.has_error(function() app:register("Fido") end)
-      assert.has_error(function() app:max_notification_id() end)
+      assert.has_error(function() app:register("Fido") end, "the store is closed")
+      assert.has_error(function() app:max_notification_id() end, "the store is closed")
       app:close() -- twice is harmless
     end)
   end)

@@ -23,24 +23,29 @@ Broken:policy("Dog.TrickAdded", function(_, event, processing)
   processing:collect(Mark(event.originator_version))
 end)
 local pipes = { { school.TrainingSchool, Broken }, { school.TrainingSchool, counters.Counters } }
-return { system = cairn.system { pipes = pipes }, env = { store = "lmdb:" .. os.getenv("SYS_DIR"), sync = "none" } }
+return { system = cairn.system { pipes = pipes }, env = { store = os.getenv("SYS_STORE"), sync = "none" } }
 ]]
 
--- the files under dir, with the checksums of the data files (lock files
--- change whenever a process reads), to compare before and after
-local function tree(dir)
-  local _, out = helper.run("cd " .. q(dir) .. " && find . | sort && find . -name data.mdb | sort | xargs -r md5sum")
-  return out
-end
-
 describe("cairn sync", function()
-  local dir, env
+  local dir, base, env
+  local function member(name) return helper.member_uri(base, name) end
+
+  -- everything the system's stores hold (or that a store is missing), to compare before and after
+  local function contents()
+    local all = {}
+    for _, name in ipairs { "TrainingSchool", "Counters", "Broken" } do
+      local code, out, err = cairn_cmd("export " .. q(member(name)))
+      all[#all + 1] = ("%s: %d\n%s%s"):format(name, code, out, err)
+    end
+    return table.concat(all, "\n")
+  end
+
   before_each(function()
     dir = helper.tmpdir()
+    base = helper.store_uri(dir, "system")
     helper.write_file(dir .. "/sys.lua", ("package.path = %q .. '/?.lua;' .. package.path\n"):format(SCHOOL) .. SYSTEM)
-    env = "SYS_DIR=" .. q(dir .. "/data")
-    local school = TrainingSchool.new { store = "lmdb:" .. dir .. "/data/TrainingSchool",
-      sync = "none" }
+    env = "SYS_STORE=" .. q(base)
+    local school = TrainingSchool.new { store = member("TrainingSchool"), sync = "none" }
     school:register("Fido")
     school:add_trick("Fido", "roll")
     school:add_trick("Fido", "fail")
@@ -57,7 +62,7 @@ describe("cairn sync", function()
       .. ".*cannot take fail", err)
     assert.matches("1 of 2 followers failed", err)
     -- Broken kept what came before the failing notification
-    local broken = cairn.view("lmdb:" .. dir .. "/data/Broken", "X").store
+    local broken = cairn.view(member("Broken"), "X").store
     finally(function() broken:close() end)
     assert.are.equal(2, broken:tracking_max("TrainingSchool"))
     assert.are.equal(1, broken:max_id())
@@ -70,20 +75,20 @@ describe("cairn sync", function()
   it("with --dry-run processes everything, reports it, and leaves no trace", function()
     local code, out = cairn_cmd("sync " .. q(dir .. "/sys.lua") .. " Counters", env)
     assert.are.equal(0, code, out)
-    local school = TrainingSchool.new { store = "lmdb:" .. dir .. "/data/TrainingSchool",
-      sync = "none" }
+    local school = TrainingSchool.new { store = member("TrainingSchool"), sync = "none" }
     school:add_trick("Fido", "beg")
     school:close()
-    local before = tree(dir .. "/data")
+    local before = contents()
+    assert.matches("Broken: 1\n", before) -- Broken has no store yet: the dry run must not make one
     code, out = cairn_cmd("sync --dry-run -v 3 " .. q(dir .. "/sys.lua") .. " Counters", env)
     assert.are.equal(0, code)
     assert.matches("Counters: TrainingSchool #5 Dog.TrickAdded", out)
     assert.matches("Counters: synchronised %(1 notifications processed, 2 new events%), rolled back", out)
-    assert.are.equal(before, tree(dir .. "/data"))
+    assert.are.equal(before, contents())
     code, out = cairn_cmd("sync -n -v0 " .. q(dir .. "/sys.lua") .. " Counters", env)
     assert.are.equal(0, code)
     assert.are.equal("", out)
-    assert.are.equal(before, tree(dir .. "/data"))
+    assert.are.equal(before, contents())
   end)
 
   it("refuses unknown followers, bad levels and modules without a system (exit 2 or 1)", function()
@@ -93,10 +98,12 @@ describe("cairn sync", function()
     code, _, err = cairn_cmd("sync " .. q(dir .. "/sys.lua") .. " TrainingSchool", env)
     assert.are.equal(2, code)
     assert.matches("TrainingSchool follows nothing", err)
-    code = cairn_cmd("sync -v 5 " .. q(dir .. "/sys.lua"), env)
+    code, _, err = cairn_cmd("sync -v 5 " .. q(dir .. "/sys.lua"), env)
     assert.are.equal(2, code)
-    code = cairn_cmd("sync")
+    assert.matches("^cairn sync: the verbosity is 0, 1, 2 or 3\n", err)
+    code, _, err = cairn_cmd("sync")
     assert.are.equal(2, code)
+    assert.matches("^cairn sync: a SYSTEM_MODULE is needed\n", err)
     helper.write_file(dir .. "/none.lua", "return 42")
     code, _, err = cairn_cmd("sync " .. q(dir .. "/none.lua"))
     assert.are.equal(1, code)
@@ -126,13 +133,13 @@ describe("cairn follow and cairn project", function()
     local dir = helper.tmpdir()
     finally(function() helper.rmrf(dir) end)
     local code, _, err = cairn_cmd(("project %s --app %s --view %s"):format(q(SCHOOL .. "/counts.lua"),
-      q("lmdb:" .. dir .. "/none"), q("lmdb:" .. dir .. "/counts")))
+      q(helper.store_uri(dir, "none")), q(helper.store_uri(dir, "counts"))))
     assert.are.equal(1, code)
     assert.matches("no store at", err)
     local out
+    local store = q(helper.store_uri(dir, "s"))
     code, out, err = helper.run(("cd %s && %s run main.lua %s >/dev/null && %s project counts.lua --app %s --view %s")
-      :format(q(SCHOOL), q(helper.cairn_bin), q("lmdb:" .. dir .. "/s"), q(helper.cairn_bin), q("lmdb:" .. dir .. "/s"),
-      q("lmdb:" .. dir .. "/s")))
+      :format(q(SCHOOL), q(helper.cairn_bin), store, q(helper.cairn_bin), store, store))
     assert.are.equal(0, code, err)
     assert.matches("Counts: caught up at notification 5 of TrainingSchool %(5 read%)", out)
   end)

@@ -1,4 +1,4 @@
--- Several OS processes writing one lmdb store at the same time.
+-- Several OS processes writing one store at the same time.
 local cairn = require "cairn"
 local helper = require "helper"
 local concurrency = require "reliability.concurrency"
@@ -80,7 +80,7 @@ describe("cairn.application", function()
 
     before_each(function()
       dir = helper.tmpdir()
-      uri = "lmdb:" .. dir .. "/store"
+      uri = helper.store_uri(dir)
       helper.write_file(dir .. "/child.lua", CHILD)
     end)
 
@@ -191,7 +191,8 @@ describe("cairn.application", function()
       check(run_children(opts), opts)
     end)
 
-    it("loses no update while the processes grow the map", function()
+    it("loses no update while the processes grow the map (LMDB only)", function()
+      uri = helper.store_uri(dir, "store", "lmdb")
       local opts = { nprocs = 3, n = 300, map_size = 65536, pad = 4000 }
       check(run_children(opts), opts)
     end)
@@ -199,7 +200,10 @@ describe("cairn.application", function()
 
   describe(":save() on shared aggregates while readers read (spec/reliability/concurrency.lua)", function()
     it("counts every acknowledged command once, and readers never see part of a save", function()
-      local f = concurrency.run { procs = 4, commands = 100, tallies = 3, readers = 2, timeout = 120 }
+      local dir = helper.tmpdir()
+      finally(function() helper.rmrf(dir) end)
+      local f = concurrency.run { procs = 4, commands = 100, tallies = 3, readers = 2, timeout = 120,
+        store = helper.store_uri(dir) }
       assert.are.same({}, f.messages)
       assert.are.equal(0, f.violations)
       assert.are.equal(400, f.commands)
@@ -208,7 +212,9 @@ describe("cairn.application", function()
 
     it("counts writers that stop acknowledging as a deadlock, and stops them", function()
       -- writers frozen with SIGSTOP make no progress, as deadlocked ones would not
-      local f = concurrency.run { procs = 2, commands = 1e6, readers = 1, stall = 1,
+      local dir = helper.tmpdir()
+      finally(function() helper.rmrf(dir) end)
+      local f = concurrency.run { procs = 2, commands = 1e6, readers = 1, stall = 1, store = helper.store_uri(dir),
         on_start = function(writers)
           proc.sleep(0.5)
           for _, w in ipairs(writers) do proc.kill(w.pid, proc.SIGSTOP) end

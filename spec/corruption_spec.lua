@@ -1,5 +1,6 @@
 --- Corrupt records: reads refuse them with IntegrityError naming the record,
--- and the rest of the store stays readable.
+-- and the rest of the store stays readable. LMDB only: the damage is done to
+-- data.mdb by the C test program.
 local helper = require "helper"
 local cairn = require "cairn"
 

@@ -6,9 +6,11 @@ local crash = require "reliability.crash"
 local check = require "reliability.check"
 local model = require "reliability.model"
 
-describe("crash test (lmdb:)", function()
+describe("crash test (" .. helper.engine .. ":)", function()
   it("keeps every acknowledged save, whole, when writers are killed with SIGKILL", function()
-    local f = crash.run { rounds = 4, writers = 3, min_ms = 60, max_ms = 300 }
+    local dir = helper.tmpdir()
+    finally(function() helper.rmrf(dir) end)
+    local f = crash.run { rounds = 4, writers = 3, min_ms = 60, max_ms = 300, store = helper.store_uri(dir) }
     assert.are.same({}, f.messages)
     assert.are.equal(0, f.violations)
     assert.are.equal(12, f.kills)
@@ -19,7 +21,7 @@ describe("crash test (lmdb:)", function()
     local dir, uri
     before_each(function()
       dir = helper.tmpdir()
-      uri = "lmdb:" .. dir .. "/store"
+      uri = helper.store_uri(dir)
     end)
     after_each(function() helper.rmrf(dir) end)
 

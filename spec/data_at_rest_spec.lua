@@ -1,6 +1,7 @@
 --- Data at rest: encryption, crypto-shredding, compression, hash chains,
--- verify, keys. Damage is done to the raw files, the way a disk or an
--- attacker would do it, and every check must notice.
+-- verify, keys, on the engine under test (helper.store_uri). Damage is done to
+-- the raw LMDB files, the way a disk or an attacker would do it, and every
+-- check must notice.
 local helper = require "helper"
 local cairn = require "cairn"
 local core = require "cairn.core"
@@ -21,12 +22,11 @@ end
 local is_kind = helper.assert_kind
 
 describe("data at rest", function()
-  local dir, uri, data_file, Dog, School
+  local dir, uri, Dog, School
 
   before_each(function()
     dir = helper.tmpdir()
-    uri = "lmdb:" .. dir .. "/store"
-    data_file = dir .. "/store/data.mdb"
+    uri = helper.store_uri(dir)
     Dog = cairn.aggregate("Dog")
     Dog:created("Registered", function(self, name) self.name = name; self.tricks = {} end)
     Dog.add_trick = Dog:event("TrickAdded", function(self, trick) self.tricks[#self.tricks + 1] = trick end)
@@ -54,13 +54,14 @@ describe("data at rest", function()
   describe("encryption", function()
     it("keeps every payload out of the store file", function()
       fill { cipher_key = KEY }
-      assert.is_nil(helper.read_file(data_file):find(MARKER, 1, true))
-      assert.is_nil(helper.read_file(data_file):find("LONG-MARKER", 1, true))
-      assert.is_nil(helper.read_file(data_file):find("Fido", 1, true))
+      local stored = helper.stored_bytes(uri)
+      assert.is_nil(stored:find(MARKER, 1, true))
+      assert.is_nil(stored:find("LONG-MARKER", 1, true))
+      assert.is_nil(stored:find("Fido", 1, true))
       -- and the same events in a plain store are there to find
-      helper.rmrf(dir .. "/store")
+      uri = helper.store_uri(dir, "plain")
       fill()
-      assert.truthy(helper.read_file(data_file):find(MARKER, 1, true))
+      assert.truthy(helper.stored_bytes(uri):find(MARKER, 1, true))
     end)
 
     it("reads back what it wrote, with the key, in a new process too", function()
@@ -94,25 +95,31 @@ describe("data at rest", function()
       local plain = open()
       assert.are.equal(4, plain:max_notification_id())
       plain:close()
-      local fresh = School.new { store = "lmdb:" .. dir .. "/fresh", cipher_key = KEY }
+      local fresh = School.new { store = helper.store_uri(dir, "fresh"), cipher_key = KEY }
       fresh:close()
-      is_kind("ConfigError", helper.error_of(School.new, { store = "lmdb:" .. dir .. "/fresh" }))
+      is_kind("ConfigError", helper.error_of(School.new, { store = helper.store_uri(dir, "fresh") }))
     end)
 
     it("encrypts through export and import", function()
       local fido = fill()
-      local copy = "lmdb:" .. dir .. "/copy"
+      local copy = helper.store_uri(dir, "copy")
       local code, _, err = helper.run(("%s export %s | CAIRN_CIPHER_KEY=%s %s import %s"):format(
         q(helper.cairn_bin), q(uri), q(KEY), q(helper.cairn_bin), q(copy)))
       assert.are.equal(0, code, err)
       local app = School.new { store = copy, cipher_key = KEY }
       assert.are.same({ MARKER }, app.repository:get(fido.id).tricks)
       app:close()
-      assert.is_nil(helper.read_file(dir .. "/copy/data.mdb"):find(MARKER, 1, true))
+      assert.is_nil(helper.stored_bytes(copy):find(MARKER, 1, true))
     end)
   end)
 
-  describe("tampering", function()
+  describe("tampering with LMDB files", function()
+    local data_file
+    before_each(function()
+      uri = helper.store_uri(dir, "store", "lmdb")
+      data_file = dir .. "/store/data.mdb"
+    end)
+
     local function tamper_and_check(env, needle_of, offset)
       local fido = fill(env)
       local app = open(env)
@@ -196,12 +203,20 @@ describe("data at rest", function()
       code, out = cairn_cmd({ CAIRN_CIPHER_KEY = KEY }, "verify " .. q(uri))
       assert.are.equal(0, code)
       assert.matches("data keys checked: 2", out)
-      code = cairn_cmd({ CAIRN_CIPHER_KEY = OTHER_KEY }, "verify " .. q(uri))
+      local err
+      code, out, err = cairn_cmd({ CAIRN_CIPHER_KEY = OTHER_KEY }, "verify " .. q(uri))
       assert.are.equal(1, code)
-      code = cairn_cmd({}, "verify " .. q("lmdb:" .. dir .. "/absent"))
+      assert.matches("^cairn verify: ConfigError: store .*: the cipher key %(CAIRN_CIPHER_KEY%) is not this "
+        .. "store's key\n$", err)
+      assert.are.equal("", out)
+      code, out, err = cairn_cmd({}, "verify " .. q(helper.store_uri(dir, "absent")))
       assert.are.equal(1, code)
-      code = cairn_cmd({}, "verify")
+      assert.matches("^cairn verify: ConfigError: no store at [^\n]*/absent\n$", err)
+      assert.are.equal("", out)
+      code, out, err = cairn_cmd({}, "verify")
       assert.are.equal(2, code)
+      assert.matches("^cairn verify: needs one URI\n", err)
+      assert.are.equal("", out)
     end)
   end)
 
@@ -253,7 +268,7 @@ describe("data at rest", function()
       is_kind("AggregateNotFound", helper.error_of(reader.repository.get, reader.repository, fido.id))
       reader:close()
       -- and from another process
-      local rex_store = "lmdb:" .. dir .. "/two"
+      local rex_store = helper.store_uri(dir, "two")
       local app = School.new { store = rex_store, cipher_key = KEY }
       local rex = Dog("Rex")
       app:save(rex)
@@ -301,8 +316,9 @@ describe("data at rest", function()
       code, _, err = cairn_cmd({ CAIRN_CIPHER_KEY = OTHER_KEY, CAIRN_NEW_CIPHER_KEY = "nope" }, "rekey " .. q(uri))
       assert.are.equal(1, code)
       assert.matches("malformed", err)
-      code = cairn_cmd({ CAIRN_CIPHER_KEY = OTHER_KEY }, "rekey " .. q(uri))
+      code, _, err = cairn_cmd({ CAIRN_CIPHER_KEY = OTHER_KEY }, "rekey " .. q(uri))
       assert.are.equal(1, code)
+      assert.matches("^cairn rekey: ConfigError: set CAIRN_NEW_CIPHER_KEY to the new key\n$", err)
     end)
 
     it("keygen prints a fresh 32-byte key each time", function()
@@ -321,7 +337,7 @@ describe("data at rest", function()
       local Names = cairn.projection("Names", { topics = { "Dog.Registered" } })
       Names:on("Dog.Registered", function(view, event) view:put("name:" .. event.name, MARKER .. event.name) end)
       local app = open { cipher_key = KEY }
-      local view_uri = "lmdb:" .. dir .. "/views"
+      local view_uri = helper.store_uri(dir, "views")
       for _, target in ipairs { view_uri, nil } do
         local runner = cairn.ProjectionRunner.new { application = app, projection = Names, view = target }
         runner:run()
@@ -331,8 +347,8 @@ describe("data at rest", function()
         assert.are.same({ "name:Fido=" .. MARKER .. "Fido", "name:Rex=" .. MARKER .. "Rex" }, seen)
       end
       app:close()
-      assert.is_nil(helper.read_file(dir .. "/views/data.mdb"):find(MARKER, 1, true))
-      assert.is_nil(helper.read_file(data_file):find(MARKER, 1, true))
+      assert.is_nil(helper.stored_bytes(view_uri):find(MARKER, 1, true))
+      assert.is_nil(helper.stored_bytes(uri):find(MARKER, 1, true))
       -- the view store needs the key too
       local err = is_kind("ConfigError", helper.error_of(cairn.view, view_uri, "Names"))
       assert.matches("encrypted", err.message)
@@ -347,7 +363,7 @@ describe("data at rest", function()
         Names:on("Dog.Registered", function(view, event) view:put(event.name, %q) end)
         return Names
       ]]):format(MARKER))
-      local view_uri = "lmdb:" .. dir .. "/names"
+      local view_uri = helper.store_uri(dir, "names")
       local args = ("project %s --app %s --view %s"):format(q(dir .. "/names.lua"), q(uri), q(view_uri))
       local code, _, err = cairn_cmd({}, args)
       assert.are.equal(1, code)
@@ -357,7 +373,7 @@ describe("data at rest", function()
       local view = cairn.view(view_uri, "Names", { cipher_key = KEY })
       assert.are.equal(MARKER, view:get("Rex"))
       view:close()
-      assert.is_nil(helper.read_file(dir .. "/names/data.mdb"):find(MARKER, 1, true))
+      assert.is_nil(helper.stored_bytes(view_uri):find(MARKER, 1, true))
     end)
   end)
 
@@ -377,7 +393,7 @@ describe("data at rest", function()
       assert.are.same({ long .. "!" }, app.repository:get(b.id).tricks)
       app:close()
       -- the plain one is in the file as it is, the compressed one is not
-      local raw = helper.read_file(data_file)
+      local raw = helper.stored_bytes(uri)
       assert.truthy(raw:find(long, 1, true))
       assert.is_nil(raw:find(long .. "!", 1, true))
       app = open()

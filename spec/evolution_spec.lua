@@ -161,7 +161,7 @@ describe("upcasting across program versions", function()
 
   before_each(function()
     dir = helper.tmpdir()
-    uri = "lmdb:" .. dir .. "/store"
+    uri = helper.store_uri(dir)
   end)
   after_each(function() helper.rmrf(dir) end)
 

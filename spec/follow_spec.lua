@@ -32,17 +32,19 @@ local function alive(pid)
 end
 
 describe("followers in other processes", function()
-  local dir
-  before_each(function() dir = helper.tmpdir() end)
+  local dir, base -- base: the system's store, where each application gets its own
+  before_each(function() dir = helper.tmpdir(); base = helper.store_uri(dir, "system") end)
   after_each(function() helper.rmrf(dir) end)
 
+  local function member(name) return helper.member_uri(base, name) end
+
   it("cairn follow processes what a writer records while it runs, and stops on SIGTERM", function()
-    local env = "CAIRN_STORE=" .. q("lmdb:" .. dir) .. " CAIRN_SYNC=none "
+    local env = "CAIRN_STORE=" .. q(base) .. " CAIRN_SYNC=none "
     local pid = spawn(("cd %s && %s %s follow system.lua Counters"):format(q(SCHOOL), env, q(helper.cairn_bin)),
       dir .. "/follow.out")
-    local school = school_module.TrainingSchool.new { store = "lmdb:" .. dir .. "/TrainingSchool", sync = "none" }
+    local school = school_module.TrainingSchool.new { store = member("TrainingSchool"), sync = "none" }
     finally(function() school:close() end)
-    local counters = counters_module.Counters.new { store = "lmdb:" .. dir .. "/Counters", sync = "none" }
+    local counters = counters_module.Counters.new { store = member("Counters"), sync = "none" }
     finally(function() counters:close() end)
     school:register("Fido")
     for i = 1, 50 do school:add_trick("Fido", "trick" .. (i % 5)) end
@@ -56,29 +58,34 @@ describe("followers in other processes", function()
     assert.matches("stopped %(signal%); 51 notifications processed, 55 new events", out)
   end)
 
-  it("cairn project --follow keeps a view up to date across processes, also without a wake file", function()
+  it("cairn project --follow keeps a view up to date across processes, woken or polling", function()
     for _, wake in ipairs { true, false } do
-      local d = dir .. (wake and "/a" or "/b")
-      os.execute("mkdir -p " .. q(d .. "/school"))
-      if not wake then os.execute("mkdir " .. q(d .. "/school/wake")) end -- the file cannot be made: poll
-      local school = school_module.TrainingSchool.new { store = "lmdb:" .. d .. "/school", sync = "none" }
+      local case = wake and "woken" or "polling"
+      local school_uri = helper.store_uri(dir, case .. "-school", not wake and "lmdb" or nil)
+      local view_uri = helper.store_uri(dir, case .. "-counts", not wake and "lmdb" or nil)
+      if not wake then -- an LMDB store's wake file that cannot be made: the follower polls
+        os.execute("mkdir -p " .. q(dir .. "/polling-school/wake"))
+      end
+      local school = school_module.TrainingSchool.new { store = school_uri, sync = "none" }
+      local out = dir .. "/" .. case .. ".out"
       local pid = spawn(("cd %s && %s project counts.lua --app %s --view %s --follow"):format(q(SCHOOL),
-        q(helper.cairn_bin), q("lmdb:" .. d .. "/school"), q("lmdb:" .. d .. "/counts")), d .. "/project.out")
-      local view = cairn.view("lmdb:" .. d .. "/counts", "Counts")
+        q(helper.cairn_bin), q(school_uri), q(view_uri)), out)
+      local view = cairn.view(view_uri, "Counts")
       local last
       for i = 1, 20 do last = school:register("dog" .. i)[1].notification_id end
       assert.are.equal(last, view:wait("TrainingSchool", last, 10))
       assert.are.equal(20, view:get("dogs"))
       os.execute("kill -INT " .. pid)
       wait_until("the projection to stop", function() return not alive(pid) end)
-      assert.matches("Counts: stopped %(signal%) at notification 20", helper.read_file(d .. "/project.out"))
+      assert.matches("Counts: stopped %(signal%) at notification 20", helper.read_file(out))
       view:close()
       school:close()
     end
   end)
 
   it("counts exactly once after a projection process is killed with -9 mid catch-up", function()
-    local school = school_module.TrainingSchool.new { store = "lmdb:" .. dir .. "/school", sync = "none" }
+    local school_uri, view_uri = helper.store_uri(dir, "school"), helper.store_uri(dir, "counts")
+    local school = school_module.TrainingSchool.new { store = school_uri, sync = "none" }
     finally(function() school:close() end)
     local Dog = school_module.Dog
     local n = 20000
@@ -95,9 +102,9 @@ describe("followers in other processes", function()
       local r = cairn.ProjectionRunner.new { application = app, projection = require "counts", view = %q,
         batch = 50, sync = "full" }
       r:run()
-    ]]):format(SCHOOL, "lmdb:" .. dir .. "/school", "lmdb:" .. dir .. "/counts"))
+    ]]):format(SCHOOL, school_uri, view_uri))
     local pid = spawn(helper.luajit_cmd .. " " .. q(child), dir .. "/child.out")
-    local view = cairn.view("lmdb:" .. dir .. "/counts", "Counts")
+    local view = cairn.view(view_uri, "Counts")
     finally(function() view:close() end)
     wait_until("the first batches", function() return view:max_tracking_id("TrainingSchool") >= 500 end)
     os.execute("kill -9 " .. pid)
@@ -119,16 +126,16 @@ describe("followers in other processes", function()
       Both:policy("Dog.Registered", function(_, event, processing) processing:collect(Seen(event.originator_id)) end)
       local A, B = cairn.application("Alpha"), cairn.application("Beta")
       return { system = cairn.system { pipes = { { A, Both }, { B, Both } } }, env = { store = %q, sync = "none" } }
-    ]]):format("lmdb:" .. dir))
+    ]]):format(base))
     local pid = spawn(("%s follow %s Both"):format(q(helper.cairn_bin), q(dir .. "/sys.lua")), dir .. "/follow.out")
-    local both = cairn.view("lmdb:" .. dir .. "/Both", "X").store
+    local both = cairn.view(member("Both"), "X").store
     finally(function() both:close() end)
     wait_until("the follower to start", function()
       return (helper.read_file(dir .. "/follow.out") or ""):find("following", 1, true) ~= nil
     end)
     for _, name in ipairs { "Beta", "Alpha", "Beta" } do
       local want = both:tracking_max(name) + 1
-      local leader = cairn.application(name).new { store = "lmdb:" .. dir .. "/" .. name, sync = "none" }
+      local leader = cairn.application(name).new { store = member(name), sync = "none" }
       leader:save(school_module.Dog(name .. cairn.uuid.v4()))
       leader:close()
       -- within the 1 s a sleep lasts at most: the write woke the follower
@@ -142,16 +149,16 @@ describe("followers in other processes", function()
   end)
 
   it("cairn follow stops on SIGTERM between transactions of a long catch-up", function()
-    local school = school_module.TrainingSchool.new { store = "lmdb:" .. dir .. "/TrainingSchool", sync = "none" }
+    local school = school_module.TrainingSchool.new { store = member("TrainingSchool"), sync = "none" }
     finally(function() school:close() end)
     school:register("Fido")
     local dog = school.repository:get(school_module.Dog.create_id("Fido"))
     for j = 1, 3000 do dog:add_trick("t" .. (j % 7)) end
     school:save(dog)
-    local env = "CAIRN_STORE=" .. q("lmdb:" .. dir)
+    local env = "CAIRN_STORE=" .. q(base)
     local pid = spawn(("cd %s && %s %s follow system.lua Counters"):format(q(SCHOOL), env, q(helper.cairn_bin)),
       dir .. "/follow.out")
-    local counters = counters_module.Counters.new { store = "lmdb:" .. dir .. "/Counters", sync = "none" }
+    local counters = counters_module.Counters.new { store = member("Counters"), sync = "none" }
     finally(function() counters:close() end)
     wait_until("the follower to start", function() return counters.store:tracking_max("TrainingSchool") >= 20 end)
     os.execute("kill -TERM " .. pid)
@@ -162,7 +169,7 @@ describe("followers in other processes", function()
   end)
 
   it("counts exactly once after cairn follow is killed with -9 mid catch-up", function()
-    local school = school_module.TrainingSchool.new { store = "lmdb:" .. dir .. "/TrainingSchool", sync = "none" }
+    local school = school_module.TrainingSchool.new { store = member("TrainingSchool"), sync = "none" }
     finally(function() school:close() end)
     school:register("Fido")
     local Dog = school_module.Dog
@@ -172,10 +179,10 @@ describe("followers in other processes", function()
       for j = 1, 500 do dog:add_trick("t" .. ((b * 500 + j) % 7)) end
       school:save(dog)
     end
-    local env = "CAIRN_STORE=" .. q("lmdb:" .. dir)
+    local env = "CAIRN_STORE=" .. q(base)
     local pid = spawn(("cd %s && %s %s follow system.lua Counters"):format(q(SCHOOL), env, q(helper.cairn_bin)),
       dir .. "/follow.out")
-    local counters = counters_module.Counters.new { store = "lmdb:" .. dir .. "/Counters", sync = "none" }
+    local counters = counters_module.Counters.new { store = member("Counters"), sync = "none" }
     finally(function() counters:close() end)
     -- the follower commits with fsync (CAIRN_SYNC=full), one notification at a time: slow enough to kill
     wait_until("the follower to start", function() return counters.store:tracking_max("TrainingSchool") >= 50 end)

@@ -1,4 +1,4 @@
---- A full disk: an lmdb: store on a small tmpfs filled until saves fail.
+--- A full disk: an lmdb: store on a small tmpfs filled until saves fail (LMDB only).
 -- Mounting needs root (CI runs as root); elsewhere the tests are pending and say why.
 local helper = require "helper"
 local cairn = require "cairn"

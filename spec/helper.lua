@@ -94,9 +94,83 @@ function _M.unhex(hex)
   return (hex:gsub("..", function(h) return string.char(tonumber(h, 16)) end))
 end
 
---- Remove a file or directory tree (only under the temporary directory).
+--- The store engines the specs can run against. Behaviour every engine shares is specified
+-- once and runs on the engine under test: CAIRN_TEST_ENGINE (default lmdb). Specs about one
+-- engine's files (data.mdb damage, a full disk, map growth, lock files) name that engine.
+-- An engine gives a fresh store for one test: fresh(dir, name) returns the URI of a store no
+-- one has written yet (a test's stores are told apart by name; dir is the test's temporary
+-- directory), remove(uri), when present, deletes what fresh made outside dir; stored(uri)
+-- returns every byte the engine keeps for the store, for specs that look for plaintext.
+local function not_yet(what)
+  return function()
+    error(("CAIRN_TEST_ENGINE=postgresql: the specs cannot %s yet (spec/helper.lua: "
+      .. "engines.postgresql is to create a fresh schema per test)"):format(what), 0)
+  end
+end
+
+local engines = {
+  lmdb = {
+    fresh = function(dir, name) return "lmdb:" .. dir .. "/" .. name end,
+    stored = function(uri) return assert(read_all(uri:match("^lmdb:(.*)$") .. "/data.mdb"), "no store at " .. uri) end,
+  },
+  postgresql = {
+    -- The hook for the PostgreSQL engine: fresh creates a fresh schema (or database) on the
+    -- test server and returns its URI, remove drops it, stored dumps its tables.
+    fresh = not_yet("make PostgreSQL stores"),
+    stored = not_yet("read a PostgreSQL store's bytes"),
+  },
+}
+
+--- The engine under test.
+_M.engine = os.getenv("CAIRN_TEST_ENGINE") or "lmdb"
+if not engines[_M.engine] then
+  local names = {}
+  for name in pairs(engines) do names[#names + 1] = name end
+  table.sort(names)
+  error(("CAIRN_TEST_ENGINE=%s: unknown engine (expected %s)"):format(_M.engine, table.concat(names, " or ")), 0)
+end
+
+local made = {} -- dir -> engine .. ":" .. name -> URI, for store_uri and rmrf
+
+--- A fresh store URI for one test, on the engine under test (or `engine`): nothing is
+-- recorded there before the test; the same dir and name give the same store. Also a
+-- system's store: the system gives each application its own. `helper.rmrf(dir)` removes it.
+-- @param dir the test's temporary directory (helper.tmpdir())
+-- @param[opt] name tells a test's stores apart (default "store")
+-- @param[opt] engine another engine than the one under test
+function _M.store_uri(dir, name, engine)
+  engine, name = engine or _M.engine, name or "store"
+  assert(engines[engine], "unknown engine " .. tostring(engine))
+  made[dir] = made[dir] or {}
+  local key = engine .. ":" .. name
+  made[dir][key] = made[dir][key] or engines[engine].fresh(dir, name)
+  return made[dir][key]
+end
+
+--- The store a system whose store is `base` (a store_uri) gives its application `name`,
+-- by the system's own rule (cairn.system: application_env).
+function _M.member_uri(base, name)
+  local cairn = require "cairn"
+  return cairn.system({ pipes = { { cairn.application(name) } } }):application_env(name, { store = base }).CAIRN_STORE
+end
+
+--- Every byte the engine keeps for the store at uri (made by store_uri), to show what is
+-- and is not stored in plain text.
+function _M.stored_bytes(uri)
+  local engine = uri:match("^(%a+):")
+  return assert(engines[engine], "not a store of the specs' engines: " .. uri).stored(uri)
+end
+
+--- Remove a file or directory tree (only under the temporary directory), and the stores
+-- store_uri made for it.
 function _M.rmrf(path)
-  if path and path:match("^/tmp/") then os.execute("rm -rf " .. shell_quote(path)) end
+  if not path then return end
+  for key, uri in pairs(made[path] or {}) do
+    local remove = engines[key:match("^[^:]*")].remove
+    if remove then remove(uri) end
+  end
+  made[path] = nil
+  if path:match("^/tmp/") then os.execute("rm -rf " .. shell_quote(path)) end
 end
 
 --- Run a shell command; return its exit code, stdout and stderr.
@@ -125,21 +199,40 @@ function _M.error_of(fn, ...)
   return err
 end
 
---- Run body(ctx) once per engine, inside describe("(memory:)") and describe("(lmdb:)").
+--- Assert that fn() raises a cairn error of this kind (API.md §6) whose message contains
+-- `text` (plain text, when given): a crash such as a nil index cannot pass for it.
+-- Plain Lua errors (a caller's bad argument) are checked by their exact message instead,
+-- with `assert.has_error(fn, "message")`.
+-- @return the error
+function _M.assert_error_kind(kind, fn, text)
+  local err = _M.assert_kind(kind, _M.error_of(fn))
+  if text then
+    require("luassert").is_truthy(err.message:find(text, 1, true),
+      ("expected the %s's message to contain %q, got %q"):format(kind, text, err.message))
+  end
+  return err
+end
+
+--- Run body(ctx) once per engine, inside describe("(memory:)") and describe("(lmdb:)") (or
+-- the engine under test's name), or for the engines listed.
 -- Before each test ctx.dir is a fresh temporary directory and ctx.uri a fresh store URI;
--- ctx.open([env]) opens an application on it (sync = "none"), closed after the test.
-function _M.each_store(body, engines)
+-- ctx.store(name) another one (memory: is made anew by each open);
+-- ctx.open(App [, env]) opens an application on ctx.uri (sync = "none"), closed after the test.
+function _M.each_store(body, list)
   -- busted's describe/before_each live in the calling spec's environment
   local spec_env = getfenv(2)
   local describe, before_each, after_each = spec_env.describe, spec_env.before_each, spec_env.after_each
-  for _, engine in ipairs(engines or { "memory", "lmdb" }) do
+  for _, engine in ipairs(list or { "memory", _M.engine }) do
     describe("(" .. engine .. ":)", function()
       local ctx = { engine = engine }
       local opened
+      function ctx.store(name)
+        return engine == "memory" and "memory:" or _M.store_uri(ctx.dir, name, engine)
+      end
       before_each(function()
         opened = {}
         ctx.dir = _M.tmpdir()
-        ctx.uri = engine == "memory" and "memory:" or "lmdb:" .. ctx.dir .. "/store"
+        ctx.uri = ctx.store("store")
       end)
       after_each(function()
         for i = #opened, 1, -1 do pcall(opened[i].close, opened[i]) end

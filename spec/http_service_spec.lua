@@ -38,7 +38,7 @@ end
 
 --- Start nginx on a free loopback port: a random high port, another one if it is taken.
 local function start_server(dir)
-  local server = { dir = dir, prefix = dir .. "/nginx", uri = "lmdb:" .. dir .. "/school" }
+  local server = { dir = dir, prefix = dir .. "/nginx", uri = helper.store_uri(dir, "school") }
   math.randomseed(os.time() + tonumber(tostring({}):match("0x(%x+)"), 16) % 100000)
   local last_err
   for _ = 1, 8 do
@@ -220,7 +220,7 @@ describe("examples/http_service", function()
 
     it("is served by both workers, each with the store it opened after the fork", function()
       local opened = {}
-      for pid in helper.read_file(server.prefix .. "/error.log"):gmatch("cairn: worker (%d+) opened lmdb:") do
+      for pid in helper.read_file(server.prefix .. "/error.log"):gmatch("cairn: worker (%d+) opened [%a]+:") do
         opened[pid] = true
       end
       local seen, count = {}, 0
@@ -324,7 +324,7 @@ describe("examples/http_service", function()
     end)
 
     it("feeds a projection exactly once across runs, with the position tracked in the view", function()
-      local uri = "lmdb:" .. view_dir .. "/view"
+      local uri = helper.store_uri(view_dir, "view")
       local log = cairn.remote_log(server.base .. "/log", { name = "TrainingSchool" })
       local runner = cairn.ProjectionRunner.new { application = log, projection = Counts, view = uri, batch = 7 }
       local read = runner:run()
@@ -348,7 +348,7 @@ describe("examples/http_service", function()
     it("follows the log while events are recorded (polling)", function()
       local log = cairn.remote_log(server.base .. "/log", { name = "TrainingSchool", poll_interval = 0.05 })
       local runner = cairn.ProjectionRunner.new { application = log, projection = Counts,
-                                                 view = "lmdb:" .. view_dir .. "/view" }
+                                                 view = helper.store_uri(view_dir, "view") }
       runner:run()
       local before = runner.view:get("dogs")
       os.execute(("(sleep 0.3; curl -s -o /dev/null --data-binary '{\"name\":\"Follower\"}' %s) &"):format(
@@ -361,7 +361,7 @@ describe("examples/http_service", function()
 
     it("lets a process application follow it", function()
       local counters = helper.school("counters")
-      local app = counters.Counters.new { store = "lmdb:" .. view_dir .. "/counters", sync = "none" }
+      local app = counters.Counters.new { store = helper.store_uri(view_dir, "counters"), sync = "none" }
       finally(function() app:close() end)
       app:follow("TrainingSchool", cairn.remote_log(server.base .. "/log"))
       local read = app:pull_and_process("TrainingSchool")

@@ -67,19 +67,20 @@ helper.each_store(function(ctx)
   end)
 end)
 
-describe("limits (lmdb:, command line)", function()
+describe("limits (" .. helper.engine .. ":, command line)", function()
   it("exports and imports a 50 MB event", function()
     local dir = helper.tmpdir()
     finally(function() helper.rmrf(dir) end)
-    local app = App.new { store = "lmdb:" .. dir .. "/a", sync = "none" }
+    local a, b_uri = helper.store_uri(dir, "a"), helper.store_uri(dir, "b")
+    local app = App.new { store = a, sync = "none" }
     local data = ("\0\1\2\3 bytes that are not UTF-8 \255"):rep(50 * 2 ^ 20 / 32)
     app:save(Blob(data))
     app:close()
     local code, _, err = helper.run(("%s export %s %s && %s import %s %s"):format(q(helper.cairn_bin),
-      q("lmdb:" .. dir .. "/a"), q(dir .. "/x.jsonl"), q(helper.cairn_bin), q("lmdb:" .. dir .. "/b"),
+      q(a), q(dir .. "/x.jsonl"), q(helper.cairn_bin), q(b_uri),
       q(dir .. "/x.jsonl")))
     assert.are.equal(0, code, err)
-    local b = App.new { store = "lmdb:" .. dir .. "/b" }
+    local b = App.new { store = b_uri }
     finally(function() b:close() end)
     assert.are.equal(data, b.log:select(1, 1)[1].event.data)
   end)

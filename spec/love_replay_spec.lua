@@ -98,7 +98,7 @@ insulate("examples/love_replay", function()
     end
 
     it("plays, rewinds, checks the screen and leaves the events in the store", function()
-      local store, result, shot = "lmdb:" .. dir .. "/store", dir .. "/result", dir .. "/shot.png"
+      local store, result, shot = helper.store_uri(dir), dir .. "/result", dir .. "/shot.png"
       local code, out, err = smoke(store, result, shot)
       assert.are.equal(0, code, out .. err)
       local r = result_of(result)
@@ -123,7 +123,7 @@ insulate("examples/love_replay", function()
     end)
 
     it("fails with exit code 1 on a store that already has a history", function()
-      local store = "lmdb:" .. dir .. "/store"
+      local store = helper.store_uri(dir)
       assert.are.equal(0, (smoke(store, dir .. "/first")))
       local code, _, err = smoke(store, dir .. "/second")
       assert.are.equal(1, code)

@@ -169,7 +169,7 @@ describe("cairn.reload", function()
       helper.write_file(dir .. "/v2.src", module_text(10, "v2"))
       helper.write_file(dir .. "/broken.src", "this is not Lua\n")
       local script = table.concat({
-        ("app = %s.Tally.new { store = 'lmdb:%s/store', sync = 'none' }"):format(name, dir),
+        ("app = %s.Tally.new { store = %q, sync = 'none' }"):format(name, helper.store_uri(dir)),
         "id = app:start()",
         "app:add(id, 2)",
         "=app:describe() .. ' ' .. app:total(id)",

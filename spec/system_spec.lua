@@ -81,13 +81,15 @@ describe("cairn.system", function()
 end)
 
 describe("cairn.SingleThreadedRunner", function()
-  local dir
-  before_each(function() dir = helper.tmpdir(); fail_on = nil end)
+  local dir, base -- base: the system's store, where each application gets its own
+  before_each(function() dir = helper.tmpdir(); base = helper.store_uri(dir, "system"); fail_on = nil end)
   after_each(function() helper.rmrf(dir) end)
+
+  local function member(name) return helper.member_uri(base, name) end
 
   local function start(pipes)
     local system = cairn.system { pipes = pipes or { { TrainingSchool, Counters, Notes } } }
-    local runner = cairn.SingleThreadedRunner.new(system, { store = "lmdb:" .. dir, sync = "none" })
+    local runner = cairn.SingleThreadedRunner.new(system, { store = base, sync = "none" })
     runner:start()
     return runner
   end
@@ -111,7 +113,7 @@ describe("cairn.SingleThreadedRunner", function()
     local runner = start()
     runner:get(TrainingSchool):register("Fido")
     runner:stop()
-    local school = TrainingSchool.new { store = "lmdb:" .. dir .. "/TrainingSchool", sync = "none" }
+    local school = TrainingSchool.new { store = member("TrainingSchool"), sync = "none" }
     school:add_trick("Fido", "roll")
     school:close()
     runner = start()
@@ -142,11 +144,11 @@ describe("cairn.SingleThreadedRunner", function()
   end)
 
   it("lets two processes of one follower share the work without doing anything twice", function()
-    local school = TrainingSchool.new { store = "lmdb:" .. dir .. "/TrainingSchool", sync = "none" }
+    local school = TrainingSchool.new { store = helper.store_uri(dir, "school"), sync = "none" }
     finally(function() school:close() end)
     school:register("Fido")
     for i = 1, 5 do school:add_trick("Fido", "t" .. i) end
-    local env = { store = "lmdb:" .. dir .. "/Counters", sync = "none" }
+    local env = { store = helper.store_uri(dir, "counters"), sync = "none" }
     local a, b = Counters.new(env), Counters.new(env)
     finally(function() a:close(); b:close() end)
     a:follow("TrainingSchool", school)
@@ -168,8 +170,9 @@ describe("cairn.SingleThreadedRunner", function()
 
   it("refuses two applications on one store", function()
     local runner = cairn.SingleThreadedRunner.new(cairn.system { pipes = { { TrainingSchool, Counters } } },
-      { store = "lmdb:" .. dir, COUNTERS_CAIRN_STORE = "lmdb:" .. dir .. "/TrainingSchool" })
-    assert_kind("ConfigError", helper.error_of(runner.start, runner))
+      { store = base, COUNTERS_CAIRN_STORE = member("TrainingSchool") })
+    helper.assert_error_kind("ConfigError", function() runner:start() end,
+      "TrainingSchool and Counters would share the store " .. member("TrainingSchool"))
   end)
 
   it("runs on memory: stores", function()

@@ -49,13 +49,17 @@ local function parse_section_id(section_id)
 end
 
 --- A linked section of the log: `"1,10"`, or `"current"` for the section holding the newest notification.
--- @return `{ id, items, previous_id, next_id }`; `id` names the items actually returned (nil if none);
+-- A section is named by the whole range it covers, as in Vernon's numbering: with 14
+-- notifications and sections of 10, `"current"` is `"11,20"` and holds 4 items.
+-- @return `{ id, items, previous_id, next_id }`; `id` names the range asked for (capped at the
+-- section size; nil for a range with no notifications, but `"current"` is always named);
 -- `previous_id` and `next_id` name whole sections, `next_id` only when later notifications exist
 function _M:section(section_id)
   if type(section_id) ~= "string" then error("bad argument #1 to 'section' (section id expected)", 2) end
   local size = self.section_size
   local first, last
-  if section_id == "current" then
+  local current = section_id == "current"
+  if current then
     local max_id = self.app.store:max_id()
     first = max_id > 0 and floor((max_id - 1) / size) * size + 1 or 1
     last = first + size - 1
@@ -69,12 +73,14 @@ function _M:section(section_id)
   if count > size then count = size end
   local items = self.app.store:read_log { from = first, limit = count }
   local section = { items = items }
-  if #items > 0 then
-    section.id = ("%d,%d"):format(items[1].id, items[#items].id)
+  if #items > 0 or current then
+    section.id = ("%d,%d"):format(first, first + count - 1)
     -- neighbours are whole sections, however this one was asked for
     if first > 1 then
       section.previous_id = ("%d,%d"):format(first > size and first - size or 1, first - 1)
     end
+  end
+  if #items > 0 then
     -- a next section exists only when something was recorded after this one
     local last_id = items[#items].id
     if last_id < self.app.store:max_id() then

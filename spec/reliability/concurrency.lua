@@ -19,7 +19,8 @@ local WORKER = spec_dir .. "/reliability/worker.lua"
 --- opts: procs (4), commands (200), tallies (3), readers (2), seed,
 -- stall (seconds without any acknowledgement that count as a deadlock, 60),
 -- timeout (seconds for the whole run, 6 hours), on_start (called with the
--- writers, { pid = … }, once they run). Returns the figures.
+-- writers, { pid = … }, once they run), store (a fresh store URI; lmdb: in a
+-- temporary directory by default). Returns the figures.
 function _M.run(opts)
   opts = opts or {}
   local procs, commands, tallies = opts.procs or 4, opts.commands or 200, opts.tallies or 3
@@ -27,7 +28,7 @@ function _M.run(opts)
   local seed = opts.seed or os.time()
   math.randomseed(seed)
   local dir = proc.tmpdir()
-  local uri = "lmdb:" .. dir .. "/store"
+  local uri = opts.store or "lmdb:" .. dir .. "/store"
   local st = check.new(uri)
   local setup = model.App.new { store = uri, sync = "none" }
   model.open_tallies(setup, tallies)

@@ -15,7 +15,8 @@ local WRITER = spec_dir .. "/reliability/writer.lua"
 
 --- Run the crash test. opts: rounds (20), writers (3), tallies (2), seed,
 -- min_ms/max_ms (when each writer is killed, 30..400), dir (kept if given),
--- say (progress printer). Returns the figures; figures.messages explains violations.
+-- store (a fresh store URI; lmdb: in dir by default), say (progress printer).
+-- Returns the figures; figures.messages explains violations.
 function _M.run(opts)
   opts = opts or {}
   local rounds, writers, tallies = opts.rounds or 20, opts.writers or 3, opts.tallies or 2
@@ -25,7 +26,7 @@ function _M.run(opts)
   math.randomseed(seed)
   local dir = opts.dir or proc.tmpdir()
   os.execute("mkdir -p " .. proc.quote(dir .. "/acks"))
-  local uri = "lmdb:" .. dir .. "/store"
+  local uri = opts.store or "lmdb:" .. dir .. "/store"
   local st = check.new(uri)
   local kills, started = 0, proc.now()
   -- a handle held open for the whole run, as a long-lived server would: the
