@@ -37,8 +37,9 @@ usage: cairn export URI [FILE]
 Writes every event as one JSON object per line, in notification order, to FILE
 or stdout: {"fields":{...},"id":N,"originator_id":"...","originator_version":V,
 "timestamp":"2026-11-22T09:34:10.123456Z","topic":"Dog.Registered"}, plus
-"class_version":N for events stored at a class version other than 1 and
-"forgotten":true (and no fields) for events of forgotten aggregates.
+"event_id":"..." when the event has one, "metadata":{...} when it is not
+empty, "class_version":N for events stored at a class version other than 1
+and "forgotten":true (and no fields) for events of forgotten aggregates.
 Strings that are not UTF-8 become {"$bytes":BASE64}, times {"$time":MICROSECONDS}.
 An encrypted store needs its key in CAIRN_CIPHER_KEY (as do events and log).
 ]],
