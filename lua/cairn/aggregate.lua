@@ -15,12 +15,12 @@ local make_event, now_us, uuid4, uuid_normalize = core.make_event, core.now_us, 
 local _M = { _VERSION = "0.1.0" }
 
 -- Pending (triggered, unsaved) events of each aggregate, kept out of the
--- aggregate's own table so its state holds only domain fields.
--- Each list is flat: the event, then what will be recorded of it, taken at
--- trigger time in cairn.recorder's batch layout (so changing the event
--- table changes nothing recorded); then the next event, ...
-local pending = setmetatable({}, { __mode = "k" })
-_M.PENDING_STRIDE = 1 + recorder.STRIDE
+-- aggregate's own table so its state holds only domain fields: the events,
+-- and what will be recorded of them, taken at trigger time as a batch in
+-- cairn.recorder's layout (so changing an event table changes nothing
+-- recorded, and a save of one aggregate hands its list to the store as it is).
+local pending_events = setmetatable({}, { __mode = "k" })
+local pending_records = setmetatable({}, { __mode = "k" })
 local add_record = recorder.add
 
 -- Every defined class by name, and every event class by topic, for replay.
@@ -106,11 +106,13 @@ local function fire(agg, ev_class, fields, fresh, metadata)
   local ts, id, version, topic = now_us(), agg.id, agg.version + 1, ev_class.topic
   local ev, payload, metadata_bytes, event_id = make_event(topic, id, version, ts, fields, fresh, metadata)
   apply_event(agg, ev_class, ev)
-  local list = pending[agg]
-  if not list then list = {}; pending[agg] = list end
-  local n = #list
-  list[n + 1] = ev
-  add_record(list, n + 1, id, version, ts, topic, payload, ev_class.version, event_id, metadata_bytes)
+  local events, records = pending_events[agg], pending_records[agg]
+  if not events then
+    events, records = {}, {}
+    pending_events[agg], pending_records[agg] = events, records
+  end
+  events[#events + 1] = ev
+  add_record(records, #records, id, version, ts, topic, payload, ev_class.version, event_id, metadata_bytes)
   return ev
 end
 
@@ -290,13 +292,9 @@ end
 
 --- The pending events, oldest first; the aggregate no longer holds them.
 function Base:collect_events()
-  local list = pending[self]
-  pending[self] = nil
-  local events = {}
-  if list then
-    for i = 1, #list, _M.PENDING_STRIDE do events[#events + 1] = list[i] end
-  end
-  return events
+  local events = pending_events[self]
+  pending_events[self], pending_records[self] = nil, nil
+  return events or {}
 end
 
 local function class_tostring(cls)
@@ -346,20 +344,22 @@ function _M.define(name, opts)
   return cls
 end
 
---- Internal: take the pending list of an aggregate (see `pending` above).
+--- Internal: take the pending events of an aggregate and their records (a
+-- batch, see cairn.recorder); nil when there are none.
 function _M.take_pending(agg)
-  local list = pending[agg]
-  pending[agg] = nil
-  return list
+  local events, records = pending_events[agg], pending_records[agg]
+  pending_events[agg], pending_records[agg] = nil, nil
+  return events, records
 end
 
---- Internal: put records back (after a failed save), ahead of newer ones.
-function _M.restore_pending(agg, list)
-  local newer = pending[agg]
-  if newer then
-    for i = 1, #newer do list[#list + 1] = newer[i] end
+--- Internal: put events and records back (after a failed save), ahead of newer ones.
+function _M.restore_pending(agg, events, records)
+  local newer_events, newer_records = pending_events[agg], pending_records[agg]
+  if newer_events then
+    for i = 1, #newer_events do events[#events + 1] = newer_events[i] end
+    for i = 1, #newer_records do records[#records + 1] = newer_records[i] end
   end
-  pending[agg] = list
+  pending_events[agg], pending_records[agg] = events, records
 end
 
 -- Fields of an aggregate that are not part of its state.
