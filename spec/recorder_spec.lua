@@ -278,5 +278,53 @@ describe("event_id and metadata", function()
     local events = app.store:read_stream(tag.id)
     assert.are.equal(ev.event_id, events[2].event_id)
     assert.are.same(ev.metadata, events[2].metadata)
+    -- and through cairn export | cairn import
+    local q, bin = helper.shell_quote, helper.shell_quote(helper.cairn_bin)
+    local uri, copy = "lmdb:" .. dir .. "/store", "lmdb:" .. dir .. "/copy"
+    local code, out, err = helper.run(("%s export %s | %s import %s"):format(bin, q(uri), bin, q(copy)))
+    assert.are.equal(0, code, out .. err)
+    local again = App.new { store = copy, sync = "none" }
+    finally(function() again:close() end)
+    local copied = again.log:select(1, 2)
+    assert.are.equal(ev.event_id, copied[2].event.event_id)
+    assert.are.equal(logged[1].event.event_id, copied[1].event.event_id)
+    assert.are.same(ev.metadata, copied[2].event.metadata)
+  end)
+end)
+
+describe("cairn.log_json", function()
+  local log_json = require "cairn.log_json"
+  local ITEM = { id = 1, originator_id = "6ba7b810-9dad-11d1-80b4-00c04fd430c8", originator_version = 1,
+                 topic = "Dog.Registered", timestamp = "2026-11-22T09:34:10.123456Z", fields = { name = "Fido" },
+                 event_id = "0b6a2a8e-8d1e-4f5a-9c3b-6c1f0e7d2a41", metadata = { by = "import" } }
+
+  it("keeps event_id and metadata from an item to its notification and back", function()
+    local n, payload, us, metadata = log_json.notification(ITEM)
+    assert.are.equal(ITEM.event_id, n.event.event_id)
+    assert.are.same({ by = "import" }, n.event.metadata)
+    assert.are.same({ name = "Fido" }, core.decode(payload))
+    assert.are.same({ by = "import" }, core.decode(metadata))
+    assert.are.equal(1795340050123456, us)
+    assert.are.same(ITEM, log_json.item(n))
+  end)
+
+  it("makes up no event_id for an item without one, and leaves empty metadata out", function()
+    local item = {}
+    for k, v in pairs(ITEM) do item[k] = v end
+    item.event_id, item.metadata = nil, nil
+    local n, _, _, metadata = log_json.notification(item)
+    assert.is_nil(n.event.event_id)
+    assert.are.same({}, n.event.metadata)
+    assert.is_nil(metadata)
+    assert.are.same(item, log_json.item(n))
+  end)
+
+  it("refuses an event_id that is not a lower-case UUID and metadata that is not an object", function()
+    local item = {}
+    for k, v in pairs(ITEM) do item[k] = v end
+    item.event_id = "NOT-A-UUID"
+    assert.are.same({ nil, "event_id must be a lower-case UUID" }, { log_json.notification(item) })
+    item.event_id, item.metadata = nil, "text"
+    assert.are.same({ nil, "metadata must be an object" }, { log_json.notification(item) })
   end)
 end)
