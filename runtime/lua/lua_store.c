@@ -642,4 +642,6 @@ void cairn_lua_store_init(lua_State *L)
     lua_setfield(L, -2, "open");
     lua_pushinteger(L, RECORD_STRIDE);
     lua_setfield(L, -2, "RECORD_STRIDE");
+    lua_pushinteger(L, CAIRN_RECORD_FORMAT); /* the record format the store writes */
+    lua_setfield(L, -2, "RECORD_FORMAT");
 }

@@ -4,7 +4,7 @@
 
 #include <lua.h>
 
-/** Register the store metatable, core.open and core.RECORD_STRIDE into the table at -1. */
+/** Register the store metatable, core.open, core.RECORD_STRIDE and core.RECORD_FORMAT into the table at -1. */
 void cairn_lua_store_init(lua_State *L);
 
 /** The open store at idx (raises a StoreError if it is closed). */
