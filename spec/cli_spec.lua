@@ -2,6 +2,7 @@
 local helper = require "helper"
 
 local q = helper.shell_quote
+local _ -- outputs a test does not look at
 
 local function cairn(args, stdin)
   local cmd = q(helper.cairn_bin) .. " " .. args
@@ -64,7 +65,7 @@ describe("cairn (command line)", function()
       assert.matches("^cairn log: option %-%-limit needs a value\nusage: cairn log ", err)
       code, _, err = cairn("events lmdb:" .. q(dir))
       assert.are.equal(2, code)
-      assert.matches("^cairn events: needs URI and AGGREGATE_ID\nusage: cairn events ", err)
+      assert.matches("^cairn events: no AGGREGATE_ID given\nusage: cairn events ", err)
     end)
 
     it("prints its version", function()
@@ -94,12 +95,33 @@ describe("cairn (command line)", function()
       assert.are.equal("42\n", out)
     end)
 
-    it("exits 1 with the message and a traceback when the script fails", function()
+    it("exits 1 with one line when the script fails, the whole traceback with --trace", function()
       helper.write_file(dir .. "/s.lua", "local function f() error('boom') end\nf()\n")
       local code, out, err = cairn("run " .. q(dir .. "/s.lua"))
       assert.are.equal(1, code)
       assert.are.equal("", out)
-      assert.matches("^cairn run: .*s%.lua:1: boom\nstack traceback:", err)
+      assert.matches("^cairn run: [^\n]*s%.lua:1: boom\n$", err)
+      code, _, err = cairn("--trace run " .. q(dir .. "/s.lua"))
+      assert.are.equal(1, code)
+      assert.matches("^cairn run: [^\n]*s%.lua:1: boom\nstack traceback:\n.*s%.lua:2: in main chunk", err)
+    end)
+
+    it("gives typed errors raised for the script the script's line", function()
+      -- the README's example run twice: the second registration conflicts
+      helper.write_file(dir .. "/s.lua", [[
+        local cairn = require "cairn"
+        local Dog = cairn.aggregate("Dog")
+        function Dog.create_id(name) return cairn.uuid.v5(cairn.uuid.NAMESPACE_URL, "/dogs/" .. name) end
+        Dog:created("Registered", function(self, name) self.name = name end)
+        local school = cairn.application("School").new { store = arg[1] }
+        school:save(Dog("Fido"))
+      ]])
+      local uri = q("lmdb:" .. dir .. "/school")
+      assert.are.equal(0, (cairn("run " .. q(dir .. "/s.lua") .. " " .. uri)))
+      local code, _, err = cairn("run " .. q(dir .. "/s.lua") .. " " .. uri)
+      assert.are.equal(1, code)
+      assert.matches("^cairn run: ConcurrencyError: [^\n]* %(at [^\n]*s%.lua:6%)\n$", err)
+      assert.not_matches("application.lua", err, 1, true)
     end)
 
     it("exits 1 on a syntax error and a missing script", function()
@@ -134,11 +156,61 @@ describe("cairn (command line)", function()
       assert.are.equal('2\n{ name = "Fido", tricks = { "roll" } }\n1\n', out)
     end)
 
-    it("continues incomplete statements and reports errors without stopping", function()
+    it("continues incomplete statements, reports errors in one line and exits 1 after one on a pipe", function()
       local code, out, err = cairn("repl", "for i = 1, 2 do\nprint(i)\nend\nerror('oops')\n'still here'\n")
-      assert.are.equal(0, code)
+      assert.are.equal(1, code)
       assert.are.equal('1\n2\n"still here"\n', out)
-      assert.matches("oops", err)
+      assert.are.equal("stdin:4: oops\n", err)
+      code, out = cairn("repl", "1 + 1\n")
+      assert.are.equal(0, code)
+      assert.are.equal("2\n", out)
+      code, _, err = cairn("repl", "x = = 1\n")
+      assert.are.equal(1, code)
+      assert.matches("^stdin:1: unexpected symbol", err)
+    end)
+
+    it("gives typed errors the line of the REPL input that raised them", function()
+      local code, _, err = cairn("repl", "\ncairn.application('A').new { store = 'nope:x' }\n")
+      assert.are.equal(1, code)
+      assert.matches("^ConfigError: bad store URI 'nope:x'[^\n]* %(at stdin:2%)\n$", err)
+    end)
+
+    it("prints aggregates with their state, views with their first keys, notifications as a table", function()
+      local uri = school_store(dir)
+      local code, out, err = helper.run(("cd %s && %s repl --store %s --require training_school < %s"):format(
+        q(SCHOOL), q(helper.cairn_bin), q(uri), q(helper.write_file(dir .. "/in", [[
+app.repository:get("1e1d7398-8986-57af-bb01-11a89b2f8b02")
+app.log:select(1, 2)
+v = cairn.view(store, "Counts")
+v:put("dogs", 2); v:put("tricks", { "roll over" })
+v
+app.log:select(1, 1)[1].event.timestamp
+]]) or dir .. "/in")))
+      assert.are.equal(0, code, err)
+      local iso = "%d%d%d%d%-%d%d%-%d%dT%d%d:%d%d:%d%d%.%d%d%d%d%d%dZ"
+      assert.matches('^Dog%(1e1d7398%-8986%-57af%-bb01%-11a89b2f8b02%) v3 {\n  created_on = ' .. iso
+        .. ',\n  head = "%x+",\n  modified_on = ' .. iso .. ',\n  name = "Fido",\n'
+        .. '  tricks = { "roll over", "play dead" }\n}\n', out)
+      assert.matches("id  topic           version  originator_id                         fields\n"
+        .. " 1  Dog.Registered        1  1e1d7398-8986-57af-bb01-11a89b2f8b02  { name = \"Fido\" }\n"
+        .. " 2  Dog.Registered        1  fb9036cd-d7af-5b47-84e1-fc225f959a61  { name = \"Buster\" }\n", out, 1, true)
+      assert.matches('cairn.view(Counts in ' .. uri .. ')\n  "dogs" = 2\n  "tricks" = { "roll over" }\n', out, 1, true)
+      -- a bare number cannot be known to be a time; fields named timestamp are shown as times
+      assert.matches("\n%d+%.%d+\n$", out)
+    end)
+
+    it("takes --require as a module name or a file path, and says when neither is there", function()
+      local code, out, err = cairn("repl --require " .. q(SCHOOL .. "/training_school.lua"),
+        "training_school.TrainingSchool.name\n")
+      assert.are.equal(0, code, err)
+      assert.are.equal('"TrainingSchool"\n', out)
+      code, _, err = cairn("repl --require no_such_module", "")
+      assert.are.equal(1, code)
+      assert.are.equal("cairn repl: ConfigError: module 'no_such_module' not found on package.path "
+        .. "(give a module name, or a file: ./no_such_module.lua)\n", err)
+      code, _, err = cairn("repl --require " .. q(dir .. "/missing.lua"), "")
+      assert.are.equal(1, code)
+      assert.matches("cannot read .*missing%.lua", err)
     end)
 
     it("opens a store with --store and loads a module with --require", function()
@@ -153,15 +225,19 @@ describe("cairn (command line)", function()
       local script = ("(echo 'x = 0; while true do x = x + 1 end'; sleep 2; echo 'x > 0') | %s repl & "
         .. "pid=$!; sleep 1; kill -INT $pid; wait $pid"):format(q(helper.cairn_bin))
       local code, out, err = helper.run("bash -c " .. q(script))
-      assert.are.equal(0, code, err)
+      assert.are.equal(1, code, err) -- the interrupted line failed
       assert.matches("interrupted", err, 1, true)
       assert.are.equal("true\n", out)
     end)
 
-    it("exits 1 when the store URI is bad", function()
+    it("exits 2 when the store URI is bad and 1 when no store is there, creating none", function()
       local code, _, err = cairn("repl --store bad:uri", "")
+      assert.are.equal(2, code)
+      assert.matches("'bad:uri' is not a store URI", err, 1, true)
+      code, _, err = cairn("repl --store " .. q("lmdb:" .. dir .. "/typo/school"), "")
       assert.are.equal(1, code)
-      assert.matches("ConfigError", err)
+      assert.matches("ConfigError: no store at", err, 1, true)
+      assert.is_nil(io.open(dir .. "/typo"))
     end)
   end)
 
@@ -224,12 +300,13 @@ describe("cairn (command line)", function()
       end
     end)
 
-    it("rejects bad URIs with exit 1 and one line on stderr", function()
-      for _, uri in ipairs { "foo:bar", "lmdb:", "memory:x", "postgres://localhost/x" } do
+    it("rejects bad URIs as usage errors: exit 2, the problem and one usage line", function()
+      for _, uri in ipairs { "foo:bar", "lmdb:", "memory:x" } do
         local code, out, err = cairn("stat " .. q(uri))
-        assert.are.equal(1, code, uri)
+        assert.are.equal(2, code, uri)
         assert.are.equal("", out)
-        assert.matches("^cairn stat: ConfigError: [^\n]+\n$", err)
+        assert.matches("^cairn stat: [^\n]*URI[^\n]*\n"
+          .. "usage: cairn stat %[URI%] %(cairn stat %-%-help says more%)\n$", err)
       end
     end)
 
@@ -368,8 +445,10 @@ describe("cairn (command line)", function()
     it("the bank moves money atomically and refuses an overdraft", function()
       local code, out, err = cairn("run " .. q(helper.root .. "/examples/bank_accounts/main.lua") .. " memory:")
       assert.are.equal(0, code, err)
-      assert.matches("refused: .*insufficient funds", out)
+      assert.matches("refused: insufficient funds: Alice's account has -25.00, overdraft limit 50.00, "
+        .. "cannot withdraw 50.00\n", out, 1, true)
       assert.matches("balances: Alice -25.00, Bob 125.00", out, 1, true)
+      assert.not_matches("%d%d%d%d", (out:gsub("%x+%-%x+%-%x+%-%x+%-%x+", ""))) -- no amount in cents
     end)
   end)
 end)

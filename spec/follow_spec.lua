@@ -40,10 +40,11 @@ describe("followers in other processes", function()
 
   it("cairn follow processes what a writer records while it runs, and stops on SIGTERM", function()
     local env = "CAIRN_STORE=" .. q(base) .. " CAIRN_SYNC=none "
-    local pid = spawn(("cd %s && %s %s follow system.lua Counters"):format(q(SCHOOL), env, q(helper.cairn_bin)),
-      dir .. "/follow.out")
+    -- the leader's store must exist: cairn follow never creates a store it reads
     local school = school_module.TrainingSchool.new { store = member("TrainingSchool"), sync = "none" }
     finally(function() school:close() end)
+    local pid = spawn(("cd %s && %s %s follow system.lua Counters"):format(q(SCHOOL), env, q(helper.cairn_bin)),
+      dir .. "/follow.out")
     local counters = counters_module.Counters.new { store = member("Counters"), sync = "none" }
     finally(function() counters:close() end)
     school:register("Fido")
@@ -127,6 +128,9 @@ describe("followers in other processes", function()
       local A, B = cairn.application("Alpha"), cairn.application("Beta")
       return { system = cairn.system { pipes = { { A, Both }, { B, Both } } }, env = { store = %q, sync = "none" } }
     ]]):format(base))
+    for _, name in ipairs { "Alpha", "Beta" } do -- the leaders' stores must exist
+      cairn.application(name).new({ store = member(name), sync = "none" }):close()
+    end
     local pid = spawn(("%s follow %s Both"):format(q(helper.cairn_bin), q(dir .. "/sys.lua")), dir .. "/follow.out")
     local both = cairn.view(member("Both"), "X").store
     finally(function() both:close() end)

@@ -1,6 +1,14 @@
---- Bank accounts: amounts in cents, an overdraft limit enforced by the
--- command, and transfers that save both accounts in one transaction.
+--- Bank accounts: amounts stored as whole cents (exact), shown in currency
+-- units; an overdraft limit enforced by the command, and transfers that save
+-- both accounts in one transaction.
 local cairn = require "cairn"
+
+--- Cents as currency units: 12500 -> "125.00", -2500 -> "-25.00".
+local function money(cents)
+  local sign = cents < 0 and "-" or ""
+  cents = math.abs(cents)
+  return ("%s%d.%02d"):format(sign, math.floor(cents / 100), cents % 100)
+end
 
 local Account = cairn.aggregate("Account")
 
@@ -33,8 +41,8 @@ end
 function Account:withdraw(amount)
   check_amount(amount)
   if self.balance - amount < -self.overdraft_limit then
-    error(("insufficient funds: account %s has %d, overdraft limit %d, cannot withdraw %d")
-      :format(self.id, self.balance, self.overdraft_limit, amount), 2)
+    error(("insufficient funds: %s's account has %s, overdraft limit %s, cannot withdraw %s")
+      :format(self.owner, money(self.balance), money(self.overdraft_limit), money(amount)), 0)
   end
   self:trigger("Withdrawn", { amount = amount })
 end
@@ -71,4 +79,4 @@ function Bank:balance(id)
   return self.repository:get(id).balance
 end
 
-return { Account = Account, Bank = Bank }
+return { Account = Account, Bank = Bank, money = money }

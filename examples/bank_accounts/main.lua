@@ -4,21 +4,21 @@ local bank_module = require "bank_accounts"
 
 local uri = arg[1] or "lmdb:./data/bank"
 local bank = bank_module.Bank.new { store = uri }
-local function cents(n) return ("%.2f"):format(n / 100) end
+local money = bank_module.money -- amounts are whole cents; shown in currency units
 
 local alice = bank:open_account("Alice", 5000)
 local bob = bank:open_account("Bob")
-print(("opened accounts for Alice (%s, overdraft 50.00) and Bob (%s) on %s"):format(alice, bob, uri))
+print(("opened accounts for Alice (%s, overdraft %s) and Bob (%s) on %s"):format(alice, money(5000), bob, uri))
 
 bank:deposit(alice, 10000)
-print("deposited 100.00 to Alice")
+print(("deposited %s to Alice"):format(money(10000)))
 local recordings = bank:transfer(alice, bob, 12500)
-print(("transferred 125.00 from Alice to Bob in one save (notifications %d and %d)")
-  :format(recordings[1].notification_id, recordings[2].notification_id))
+print(("transferred %s from Alice to Bob in one save (notifications %d and %d)")
+  :format(money(12500), recordings[1].notification_id, recordings[2].notification_id))
 
 local ok, err = pcall(bank.withdraw, bank, alice, 5000)
-print(("withdrawing 50.00 more from Alice: %s"):format(ok and "done" or ("refused: " .. tostring(err))))
+print(("withdrawing %s more from Alice: %s"):format(money(5000), ok and "done" or ("refused: " .. tostring(err))))
 
-print(("balances: Alice %s, Bob %s"):format(cents(bank:balance(alice)), cents(bank:balance(bob))))
+print(("balances: Alice %s, Bob %s"):format(money(bank:balance(alice)), money(bank:balance(bob))))
 print(("the log holds %d notifications"):format(bank:max_notification_id()))
 bank:close()

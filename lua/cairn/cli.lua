@@ -12,34 +12,36 @@ usage: cairn COMMAND [ARGS...]
 
 Scripts and the REPL:
   run SCRIPT [ARGS...]          run a Lua script (arguments in `arg`, like luajit)
-  repl [--store URI] [--require MODULE]
-                                interactive Lua with cairn loaded
+  repl [--store URI] [--require MODULE|FILE]
+                                interactive Lua with cairn loaded (`help` inside)
 
-Store tools (URI is memory: or lmdb:PATH):
-  events URI AGGREGATE_ID       print an aggregate's events
-  log URI [--from N] [--limit M]
+Store tools (URI is memory: or lmdb:PATH; without it, CAIRN_STORE; never created):
+  events [URI] AGGREGATE_ID     print an aggregate's events
+  log [URI] [--from N] [--limit M]
                                 print the notification log
-  stat URI                      print what a store holds
-  export URI [FILE]             write every event as JSON lines (to stdout by default)
-  import URI [FILE]             load JSON lines (from stdin by default) into an empty store
-  verify URI                    check hash chains, the log and the index; exit 1 if anything is wrong
+  stat [URI]                    print what a store holds
+  export [URI] [FILE|-]         write every event as JSON lines (to stdout by default)
+  import URI [FILE|-]           load JSON lines (from stdin by default) into a new, empty store
+  verify [URI]                  check hash chains, the log and the index; exit 1 if anything is wrong
 
 Keys (encrypted stores take their key from CAIRN_CIPHER_KEY):
   keygen                        print a fresh cipher key
-  rekey URI                     re-wrap the store's data keys under CAIRN_NEW_CIPHER_KEY
+  rekey [URI]                   re-wrap the store's data keys under CAIRN_NEW_CIPHER_KEY
 
 Systems and projections:
   sync SYSTEM_MODULE [--dry-run] [-v 0..3] [FOLLOWER...]
                                 let followers catch up with their leaders
   follow SYSTEM_MODULE FOLLOWER run one follower continuously (until SIGINT/SIGTERM)
-  project MODULE --app URI --view URI [--follow]
+  project MODULE [--app URI] --view URI [--follow]
                                 run a projection into a view
 
 Options:
   -h, --help                    this text; `cairn COMMAND --help` describes a command
+  --trace                       before COMMAND (or CAIRN_TRACE=1): print the whole traceback of an error
   --version                     print the version
 
-Exit status: 0 success, 1 failure, 2 usage error.
+Exit status: 0 success, 1 failure (one line on stderr), 2 usage error (a
+missing or unknown argument, option or store).
 ]]
 
 local COMMANDS = {
@@ -109,19 +111,73 @@ local function wants_help(args)
   return false
 end
 
-local function message_of(err)
-  if errors.is(err) then return tostring(err) end
-  if type(err) == "table" and err.message then return err.message end
-  return tostring(err)
+-- Framework and standard-library files: their paths are internal, not the user's.
+local INTERNAL = { "/lua/cairn/", "/stdlib/cairn/" }
+
+local function is_internal(source)
+  for i = 1, #INTERNAL do
+    if source:find(INTERNAL[i], 1, true) then return true end
+  end
+  return false
+end
+
+--- An error as the one line a user sees: a cairn error as `Kind: message`,
+-- a string without the framework's `file.lua:NN:` prefixes, and all of it
+-- on one line (a module's load error gives its cause on the next line).
+function _M.message_of(err)
+  local msg
+  if errors.is(err) then
+    msg = tostring(err)
+  elseif type(err) == "table" and err.message then
+    msg = tostring(err.message)
+  else
+    msg = tostring(err)
+  end
+  -- a traceback carried inside a message (a failed handler's) is for --trace
+  msg = msg:gsub("%s*stack traceback:.*$", "")
+  msg = msg:gsub("([^%s:]*%.lua):%d+: ", function(file)
+    return is_internal(file) and "" or nil
+  end)
+  return (msg:gsub("%s*\n%s*", " "))
+end
+local message_of = _M.message_of
+
+--- The first frame of user code (not the framework's, not C) below the
+-- function that raised, as `file:line`; nil when there is none.
+-- @param level the stack level to start from (of the caller's caller)
+function _M.user_location(level)
+  for l = level or 3, 60 do
+    local info = debug.getinfo(l, "Sl")
+    if not info then return nil end
+    local src = info.source
+    if info.currentline and info.currentline > 0 and (src:sub(1, 1) == "@" or src:sub(1, 1) == "=")
+      and not is_internal(src) then
+      return ("%s:%d"):format(info.short_src, info.currentline)
+    end
+  end
+end
+
+--- The first line of a command's help: its usage.
+local function usage_line(text)
+  return (text or ""):match("^(usage:[^\n]*)") or "usage: cairn COMMAND [ARGS...]"
+end
+
+-- `--trace` before the command (or CAIRN_TRACE=1) prints whole tracebacks.
+local function trace_wanted()
+  local trace = os.getenv("CAIRN_TRACE")
+  return trace ~= nil and trace ~= "" and trace ~= "0"
 end
 
 --- Run a command.
 -- @param argv the process arguments, argv[0] the program, argv[1] the command
 -- @return exit code
 function _M.main(argv)
-  local cmd = argv[1]
+  local trace = trace_wanted()
+  local first = 1
+  while argv[first] == "--trace" do trace, first = true, first + 1 end
+  local cmd = argv[first]
   local args = {}
-  for i = 2, #argv do args[#args + 1] = argv[i] end
+  for i = first + 1, #argv do args[#args + 1] = argv[i] end
   if cmd == nil then
     io_stderr:write(USAGE)
     return 2
@@ -136,7 +192,8 @@ function _M.main(argv)
   end
   local module_name = COMMANDS[cmd]
   if not module_name then
-    io_stderr:write(("cairn: unknown command '%s' (see cairn --help)\n"):format(cmd))
+    io_stderr:write(("cairn: unknown command '%s'\nusage: cairn COMMAND [ARGS...] (cairn --help lists them)\n")
+      :format(cmd))
     return 2
   end
   local command = require(module_name)
@@ -145,14 +202,24 @@ function _M.main(argv)
     io_stdout:write(command.help(cmd))
     return 0
   end
-  local ok, result = pcall(command.main, cmd, args)
+  _M.trace = trace
+  local traceback
+  local ok, result = xpcall(command.main, function(err)
+    if getmetatable(err) ~= UsageError then traceback = debug.traceback("", 2) end
+    return err
+  end, cmd, args)
   if ok then return result or 0 end
   if getmetatable(result) == UsageError then
-    io_stderr:write(("cairn %s: %s\n%s"):format(cmd, result.message, command.help(cmd)))
+    io_stderr:write(("cairn %s: %s\n%s (cairn %s --help says more)\n"):format(cmd, result.message,
+      usage_line(command.help(cmd)), cmd))
     return 2
   end
-  -- one line, but all of it: a module's load error gives its cause on the next line
-  io_stderr:write(("cairn %s: %s\n"):format(cmd, (message_of(result):gsub("%s*\n%s*", " "))))
+  io_stderr:write(("cairn %s: %s\n"):format(cmd, message_of(result)))
+  if trace then
+    -- all of it: the message as raised (with any traceback it carries), then where the command was
+    io_stderr:write(tostring(errors.is(result) and result.message or result), "\n")
+    if traceback then io_stderr:write((traceback:gsub("^\n", "")), "\n") end
+  end
   return 1
 end
 

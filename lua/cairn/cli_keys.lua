@@ -2,6 +2,7 @@
 -- @module cairn.cli_keys
 local core = require "cairn.core"
 local cli = require "cairn.cli"
+local cli_store = require "cairn.cli_store"
 local errors = require "cairn.errors"
 local progress = require "cairn.progress"
 local recorder = require "cairn.recorder"
@@ -12,7 +13,7 @@ local _M = { _VERSION = "0.1.0" }
 
 local HELP = {
   verify = [[
-usage: cairn verify URI
+usage: cairn verify [URI]
 
 Checks the whole store: every aggregate's hash chain, that the notification log
 and the stream index agree one to one, that notification ids have no gaps,
@@ -28,7 +29,7 @@ Prints a fresh cipher key (base64 of 32 random bytes) for CAIRN_CIPHER_KEY.
 Keep it secret and keep it safe: without it an encrypted store cannot be read.
 ]],
   rekey = [[
-usage: cairn rekey URI
+usage: cairn rekey [URI]
 
 Re-wraps every aggregate's data key under a new master key, in one transaction,
 without rewriting events. The current key comes from CAIRN_CIPHER_KEY, the new
@@ -41,11 +42,8 @@ function _M.help(cmd)
 end
 
 local function verify_cmd(args)
-  if #args ~= 1 then cli.usage_error("needs one URI") end
-  local key = os_getenv("CAIRN_CIPHER_KEY")
-  local store = recorder.open(args[1], { must_exist = true, sync = "none", keyless = true,
-                                     cipher_key = key ~= "" and key or nil })
-  local bar = progress.new("verifying")
+  local store = cli_store.open_existing((cli_store.split(args, 0)))
+  local bar = progress.new("verifying", "records")
   local report = store:verify(function(done, total) bar:update(done, total) end)
   bar:finish()
   store:close()
@@ -67,15 +65,17 @@ local function keygen_cmd(args)
 end
 
 local function rekey_cmd(args)
-  if #args ~= 1 then cli.usage_error("needs one URI") end
+  local uri = cli_store.split(args, 0)
   local old, new = os_getenv("CAIRN_CIPHER_KEY"), os_getenv("CAIRN_NEW_CIPHER_KEY")
-  if not old or old == "" then errors.raise("ConfigError", "set CAIRN_CIPHER_KEY to the store's current key") end
-  if not new or new == "" then errors.raise("ConfigError", "set CAIRN_NEW_CIPHER_KEY to the new key") end
-  local store = recorder.open(args[1], { must_exist = true, sync = "full", cipher_key = old })
+  if not old or old == "" then
+    cli.usage_error("set CAIRN_CIPHER_KEY to the store's current key (to encrypt a plain store: cairn import --help)")
+  end
+  if not new or new == "" then cli.usage_error("set CAIRN_NEW_CIPHER_KEY to the new key (cairn keygen prints one)") end
+  local store = recorder.open(uri, { must_exist = true, sync = "full", cipher_key = old })
   local ok, err = pcall(store.rekey, store, new)
   store:close()
   if not ok then error(err, 0) end
-  io.stderr:write(("rekeyed %s: use the new key from now on\n"):format(args[1]))
+  io.stderr:write(("rekeyed %s: use the new key from now on\n"):format(uri))
   return 0
 end
 

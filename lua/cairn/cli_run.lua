@@ -11,15 +11,27 @@ usage: cairn run SCRIPT [ARGS...]
 Runs a Lua script with cairn available (`require "cairn"`). The script gets
 its arguments in the global `arg` (arg[0] is the script) and as `...`.
 The script's directory is searched first by `require`.
-Exit status: 0, or 1 if the script raises an error (message and traceback on stderr).
+Exit status: 0, or 1 if the script raises an error: one line on stderr, with
+the script's line for cairn's typed errors (`cairn --trace run ...` prints the
+whole traceback).
 ]]
 end
 
--- The script's own frames only: the host's frames below xpcall are noise.
-local function traceback(err)
-  if errors.is(err) then return tostring(err) end
-  local tb = debug.traceback(tostring(err), 2)
-  return (tb:gsub("\n%s*%[C%]: in function 'xpcall'.*$", ""))
+-- The error as one line: a typed error raised from the script (or from the
+-- framework on its behalf) gets the script's line, `(at main.lua:14)`. With
+-- --trace, the script's own frames follow (the host's below xpcall are noise).
+local function report(err)
+  local cli = require "cairn.cli"
+  local msg = cli.message_of(err)
+  if errors.is(err) then
+    local at = cli.user_location(3)
+    if at then msg = ("%s (at %s)"):format(msg, at) end
+  end
+  if cli.trace then
+    local tb = debug.traceback("", 2):gsub("\n%s*%[C%]: in function 'xpcall'.*$", "")
+    msg = msg .. tb
+  end
+  return msg
 end
 
 function _M.main(_, args)
@@ -35,7 +47,7 @@ function _M.main(_, args)
   rawset(_G, "arg", script_args)
   local dir = script:match("^(.*)/[^/]*$") or "."
   package.path = dir .. "/?.lua;" .. dir .. "/?/init.lua;" .. package.path
-  local ok, err = xpcall(chunk, traceback, unpack(script_args, 1, #script_args))
+  local ok, err = xpcall(chunk, report, unpack(script_args, 1, #script_args))
   if not ok then
     io.stderr:write("cairn run: ", err, "\n")
     return 1

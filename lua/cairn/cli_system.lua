@@ -4,6 +4,7 @@
 local core = require "cairn.core"
 local errors = require "cairn.errors"
 local cli = require "cairn.cli"
+local cli_store = require "cairn.cli_store"
 local config = require "cairn.config"
 local follow = require "cairn.follow"
 local progress = require "cairn.progress"
@@ -27,7 +28,8 @@ succeeds or fails on its own: a failing one is reported and the others still
 run. SYSTEM_MODULE (a module name or a .lua file) returns a cairn.system, a
 SingleThreadedRunner (its env is used), or { system = ..., env = {...} };
 stores come from the env and CAIRN_STORE (lmdb:DIR gives each application
-lmdb:DIR/<AppName>).
+lmdb:DIR/<AppName>); without a store it exits 2, never using memory:. The
+leaders' stores must exist; a follower's store is made on its first sync.
 
   -n, --dry-run        process everything, then roll it back (the followers'
                        stores are copied, the copies processed and removed)
@@ -46,13 +48,15 @@ It stops between transactions, so nothing is half done.
 Exit status: 0 stopped, 1 failure, 2 usage error.
 ]],
   project = [[
-usage: cairn project MODULE --app URI --view URI [--name APP] [--follow] [--idle-timeout S]
+usage: cairn project MODULE [--app URI] --view URI [--name APP] [--follow] [--idle-timeout S]
 
 Runs the projection that MODULE (a module name or a .lua file) returns, from
-the notification log of the store --app into the view store --view (which
-may be the same URI). APP is the application's name the view tracks (default:
-the projection's `application` option). Without --follow it catches up and
-exits; with it, it keeps following until SIGINT or SIGTERM.
+the notification log of the store --app (default: <APP>_CAIRN_STORE or
+CAIRN_STORE; it must exist) into the view store --view (which may be the
+same URI; made on the first run when its parent directory exists). APP is
+the application's name the view tracks (default: the projection's
+`application` option). Without --follow it catches up and exits; with it, it
+keeps following until SIGINT or SIGTERM.
 Exit status: 0 success, 1 failure, 2 usage error.
 ]],
 }
@@ -106,6 +110,27 @@ end
 -- (CAIRN_CIPHER_KEY, or <APP>_CAIRN_CIPHER_KEY).
 local function open_existing(uri, app_config)
   return recorder.open(uri, { must_exist = true, sync = "none", cipher_key = app_config:get("CAIRN_CIPHER_KEY") })
+end
+
+-- The store an application of the system uses. The tools never fall back
+-- to memory:, where a sync would "succeed" and keep nothing: without
+-- CAIRN_STORE (or <APP>_CAIRN_STORE, or the module's env) it is a usage error.
+local function store_uri(system, env, name)
+  if not config.new(name, env):get("CAIRN_STORE") then
+    cli.usage_error("no store for %s: set CAIRN_STORE=lmdb:DIR (each application is then lmdb:DIR/%s) or %s",
+      name, name, name:upper() .. "_CAIRN_STORE")
+  end
+  local e = system:application_env(name, env)
+  return cli_store.check_uri(config.new(name, e):get("CAIRN_STORE")), e
+end
+
+-- Open the stores of a follower's leaders, which must exist: a typo in a
+-- path then fails before the follower's own store is created.
+local function check_leaders(system, env, name)
+  for _, leader in ipairs(system.follows[name]) do
+    local uri, e = store_uri(system, env, leader)
+    open_existing(uri, config.new(leader, e)):close()
+  end
 end
 
 -- A progress bar on stderr when it is a terminal and the catch-up is long
@@ -162,7 +187,7 @@ local function sync(args)
       local copy = {}
       for k, v in pairs(e) do copy[k] = v end
       local app_config = config.new(name, e)
-      local uri = app_config:get("CAIRN_STORE", "memory:")
+      local uri = store_uri(system, env, name)
       local target = tmp .. "/" .. name
       os.execute("mkdir -p '" .. target .. "'")
       local ok, original = pcall(open_existing, uri, app_config)
@@ -184,16 +209,23 @@ local function sync(args)
         apps[name] = system:get_app_cls(name).new(e)
       else
         local app_config = config.new(name, e)
-        local uri = app_config:get("CAIRN_STORE", "memory:")
+        local uri = cli_store.check_uri(app_config:get("CAIRN_STORE"))
         apps[name] = { name = name, store = open_existing(uri, app_config) }
         apps[name].close = function(a) a.store:close() end
       end
     end
     return apps[name]
   end
+  -- every store is named before anything is opened
+  for _, name in ipairs(selected) do
+    for _, leader in ipairs(system.follows[name]) do store_uri(system, env, leader) end
+    store_uri(system, env, name)
+  end
   local ok_all, err_all = pcall(function()
     for _, name in ipairs(selected) do
       local ok, err = pcall(function()
+        -- leaders first: a leader that is not there fails before the follower's store is made
+        for _, leader in ipairs(system.follows[name]) do open(leader) end
         local app = open(name)
         for _, leader in ipairs(system.follows[name]) do app:follow(leader, open(leader)) end
         local read, recorded = 0, 0
@@ -247,6 +279,8 @@ local function follow_cmd(args)
   if #system.follows[name] == 0 then cli.usage_error("%s follows nothing", name) end
   local names = { name }
   for _, l in ipairs(system.follows[name]) do if l ~= name then names[#names + 1] = l end end
+  check_leaders(system, env, name)
+  store_uri(system, env, name)
   local apps = runner.make_apps(system, env, names)
   local app = apps[name]
   local stores = {}
@@ -270,11 +304,31 @@ local function follow_cmd(args)
   return 0
 end
 
+-- The view store is made on the first run, once the application's store has
+-- opened; its directory's parent must exist, so a typo'd path fails instead
+-- of growing directories. A new view store is announced on stderr.
+local function prepare_view(uri, app_config)
+  local ok = pcall(function() open_existing(uri, app_config):close() end)
+  if ok then return end
+  local path = uri:match("^lmdb:(.*)$")
+  if not path then return end
+  local parent = path:match("^(.*)/[^/]+/*$") or "."
+  local probe = io.open(parent .. "/.", "rb")
+  if not probe then
+    errors.raise("ConfigError", "cannot make the view store %s: the directory %s does not exist", uri, parent)
+  end
+  probe:close()
+  io_stderr:write(("cairn project: making the view store %s\n"):format(uri))
+end
+
 local function project(args)
   local opts, rest = cli.parse_options(args, { app = "value", view = "value", name = "value", follow = "flag",
     ["idle-timeout"] = "value" })
-  if not rest[1] or rest[2] then cli.usage_error("needs one MODULE") end
-  if not opts.app or not opts.view then cli.usage_error("needs --app URI and --view URI") end
+  if not rest[1] then cli.usage_error("no MODULE given (a projection's module name or .lua file)") end
+  if rest[2] then cli.usage_error("unexpected argument '%s': project takes one MODULE", rest[2]) end
+  if not opts.view then cli.usage_error("no --view URI given (the store the view is kept in)") end
+  cli_store.check_uri(opts.view)
+  if opts.app then cli_store.check_uri(opts.app) end
   local proj = load_module(rest[1])
   if getmetatable(proj) ~= getmetatable(projection.define("probe")) then
     errors.raise("ConfigError", "%s returns no projection (cairn.projection)", rest[1])
@@ -283,7 +337,12 @@ local function project(args)
   if not name then cli.usage_error("the projection names no application: give --name APP") end
   -- an encrypted application (and its view store) take their key from the environment
   local app_config = config.new(name)
-  local store = open_existing(opts.app, app_config)
+  local app_uri = opts.app or app_config:get("CAIRN_STORE")
+  if not app_uri then cli.usage_error("no --app URI given, and neither %s_CAIRN_STORE nor CAIRN_STORE is set",
+    name:upper()) end
+  local store = open_existing(cli_store.check_uri(app_uri), app_config)
+  local ok_view, view_err = pcall(prepare_view, opts.view, app_config)
+  if not ok_view then store:close(); error(view_err, 0) end
   local app = { name = name, store = store, env = app_config }
   local ok, r = pcall(projection.Runner.new, { application = app, projection = proj, view = opts.view })
   if not ok then store:close(); error(r, 0) end

@@ -9,6 +9,7 @@
 -- @module cairn.log_json
 local core = require "cairn.core"
 local event = require "cairn.event"
+local json = require "cairn.json"
 local recorder = require "cairn.recorder"
 local time = require "cairn.time"
 
@@ -25,7 +26,7 @@ function _M.item(n)
   return {
     id = n.id, originator_id = n.originator_id, originator_version = n.originator_version,
     topic = n.topic, timestamp = time.from_seconds(ev.timestamp):iso(),
-    fields = event_fields(ev), forgotten = n.forgotten, event_id = ev.event_id,
+    fields = json.object(event_fields(ev)), forgotten = n.forgotten, event_id = ev.event_id,
     metadata = type(metadata) == "table" and next(metadata) ~= nil and metadata or nil,
     class_version = n.class_version ~= 1 and n.class_version or nil,
   }

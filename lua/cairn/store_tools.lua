@@ -8,50 +8,68 @@ local log_json = require "cairn.log_json"
 local recorder = require "cairn.recorder"
 local time = require "cairn.time"
 local cli = require "cairn.cli"
+local cli_store = require "cairn.cli_store"
+local progress = require "cairn.progress"
 
 local io_write, tonumber, floor = io.write, tonumber, math.floor
 
 local _M = { _VERSION = "0.1.0" }
 
+-- Said once, in every tool's help: where the store comes from.
+local STORE_NOTE = [[
+
+URI is memory:, lmdb:PATH or postgresql://...; without one, CAIRN_STORE
+names the store (exit 2 when neither does). The store must exist: the tools
+never create one they are asked to read. An encrypted store takes its key
+from CAIRN_CIPHER_KEY; a plain store reads whether or not a key is set.
+]]
+
 local HELP = {
   events = [[
-usage: cairn events URI AGGREGATE_ID
+usage: cairn events [URI] AGGREGATE_ID
 
 Prints the aggregate's events, oldest first, one per line:
 version, timestamp (UTC), topic and fields as JSON.
-]],
+]] .. STORE_NOTE,
   log = [[
-usage: cairn log URI [--from N] [--limit M]
+usage: cairn log [URI] [--from N] [--limit M]
 
 Prints notifications in id order from N (default 1), at most M (default all):
 id, aggregate id, version, topic and fields as JSON.
-]],
+]] .. STORE_NOTE,
   stat = [[
-usage: cairn stat URI
+usage: cairn stat [URI]
 
 Prints what the store holds: engine, events, streams, last notification id, size.
-]],
+]] .. STORE_NOTE,
   export = [[
-usage: cairn export URI [FILE]
+usage: cairn export [URI] [FILE|-]
 
 Writes every event as one JSON object per line, in notification order, to FILE
-or stdout: {"fields":{...},"id":N,"originator_id":"...","originator_version":V,
+(standard output when FILE is - or not given):
+{"fields":{...},"id":N,"originator_id":"...","originator_version":V,
 "timestamp":"2026-11-22T09:34:10.123456Z","topic":"Dog.Registered"}, plus
-"event_id":"..." when the event has one, "metadata":{...} when it is not
-empty, "class_version":N for events stored at a class version other than 1
-and "forgotten":true (and no fields) for events of forgotten aggregates.
+"class_version":N for events stored at a class version other than 1 and
+"forgotten":true (and empty fields) for events of forgotten aggregates.
+"fields" is always an object ({} for an event without fields).
 Strings that are not UTF-8 become {"$bytes":BASE64}, times {"$time":MICROSECONDS}.
-An encrypted store needs its key in CAIRN_CIPHER_KEY (as do events and log).
-]],
+On a terminal, a progress bar with the rate and time left goes to stderr.
+]] .. STORE_NOTE,
   import = [[
-usage: cairn import URI [FILE]
+usage: cairn import URI [FILE|-]
 
-Loads JSON lines written by `cairn export` (from FILE or stdin) into an EMPTY
-store, keeping notification ids, aggregate ids, versions and timestamps. The
-whole input is checked before anything is written. With CAIRN_CIPHER_KEY
-(and CAIRN_COMPRESSOR=zstd) set, the new store is encrypted (and compressed):
-the way to encrypt a plain store is to export it and import it.
-]],
+Loads JSON lines written by `cairn export` (from FILE, or standard input when
+FILE is - or not given) into an EMPTY store, which it creates, keeping
+notification ids, aggregate ids, versions and timestamps. The whole input is
+checked before anything is written; input without a single event is an error
+and creates nothing. With CAIRN_CIPHER_KEY (and CAIRN_COMPRESSOR=zstd) set,
+the new store is encrypted (and compressed). To encrypt a plain store:
+
+  export CAIRN_CIPHER_KEY=$(cairn keygen)    # keep it safe
+  cairn export lmdb:PLAIN | cairn import lmdb:ENCRYPTED
+
+On a terminal, progress bars with the rate and time left go to stderr.
+]] .. STORE_NOTE,
 }
 
 function _M.help(cmd)
@@ -60,11 +78,7 @@ end
 
 local PAGE = 1000
 
--- Tools take the key of an encrypted store from CAIRN_CIPHER_KEY.
-local function open_existing(uri)
-  return recorder.open(uri, { must_exist = true, sync = "none", cipher_key = os.getenv("CAIRN_CIPHER_KEY") })
-end
-_M.open_existing = open_existing
+local open_existing = cli_store.open_existing
 
 local function iso(us)
   return time.from_us(us):iso()
@@ -72,12 +86,13 @@ end
 
 local function fields_json(ev, forgotten)
   if forgotten then return "(forgotten)" end
-  return json.encode(event.fields(ev))
+  return json.encode(json.object(event.fields(ev)))
 end
 
 local function events_cmd(args)
-  local uri, id = args[1], args[2]
-  if not uri or not id or args[3] then cli.usage_error("needs URI and AGGREGATE_ID") end
+  local uri, rest = cli_store.split(args, 1, "an AGGREGATE_ID")
+  local id = rest[1]
+  if not id then cli.usage_error("no AGGREGATE_ID given") end
   local canonical = core.uuid_normalize(id)
   if not canonical then cli.usage_error("'%s' is not an aggregate id (a UUID)", id) end
   local store = open_existing(uri)
@@ -105,11 +120,11 @@ end
 
 local function log_cmd(args)
   local opts, rest = cli.parse_options(args, { from = "value", limit = "value" })
-  if #rest ~= 1 then cli.usage_error("needs one URI") end
+  local uri = cli_store.split(rest, 0)
   local from = count_option(opts, "from", 1)
   local limit = count_option(opts, "limit", math.huge)
   if from < 1 then from = 1 end
-  local store = open_existing(rest[1])
+  local store = open_existing(uri)
   local left = limit
   while left > 0 do
     local page = store:read_log { from = from, limit = left < PAGE and left or PAGE }
@@ -127,8 +142,7 @@ local function log_cmd(args)
 end
 
 local function stat_cmd(args)
-  if #args ~= 1 then cli.usage_error("needs one URI") end
-  local store = open_existing(args[1])
+  local store = open_existing((cli_store.split(args, 0)))
   local st = store:stat()
   store:close()
   io_write(("store: %s\nengine: %s\nformat: %d\nevents: %d\nstreams: %d\nmax_notification_id: %d\n"):format(
@@ -140,26 +154,36 @@ local function stat_cmd(args)
 end
 
 local function export_cmd(args)
-  if #args < 1 or #args > 2 then cli.usage_error("needs URI and optionally FILE") end
-  local store = open_existing(args[1])
-  local out = io.stdout
-  if args[2] then
-    out = assert(io.open(args[2], "wb"))
-  end
-  local from, buf = 1, {}
-  while true do
-    local page = store:read_log { from = from, limit = PAGE }
-    if #page == 0 then break end
-    for i = 1, #page do
-      buf[i] = json.encode(log_json.item(page[i]))
+  local uri, rest = cli_store.split(args, 1, "optionally a FILE")
+  local store = open_existing(uri)
+  local ok, err = pcall(function()
+    local out, owned = cli_store.output(rest[1])
+    local total = store:max_id()
+    local bar = progress.new("exporting", "events")
+    local from, buf = 1, {}
+    while true do
+      local page = store:read_log { from = from, limit = PAGE }
+      if #page == 0 then break end
+      for i = 1, #page do
+        buf[i] = json.encode(log_json.item(page[i]))
+      end
+      buf[#page + 1] = ""
+      local written, werr = out:write(table.concat(buf, "\n", 1, #page + 1))
+      if not written then error("cannot write the export: " .. tostring(werr), 0) end
+      for i = #page + 1, #buf do buf[i] = nil end
+      from = page[#page].id + 1
+      bar:update(from - 1, total)
     end
-    buf[#page + 1] = ""
-    out:write(table.concat(buf, "\n", 1, #page + 1))
-    for i = #page + 1, #buf do buf[i] = nil end
-    from = page[#page].id + 1
-  end
+    bar:finish(true)
+    if owned then
+      local closed, cerr = out:close()
+      if not closed then error("cannot write the export: " .. tostring(cerr), 0) end
+    else
+      out:flush()
+    end
+  end)
   store:close()
-  if out ~= io.stdout then out:close() end
+  if not ok then error(err, 0) end
   return 0
 end
 
@@ -168,17 +192,15 @@ local function bad_line(n, fmt, ...)
 end
 
 local function import_cmd(args)
-  if #args < 1 or #args > 2 then cli.usage_error("needs URI and optionally FILE") end
-  local input = io.stdin
-  if args[2] then
-    local err
-    input, err = io.open(args[2], "rb")
-    if not input then errors.raise("ConfigError", "cannot read %s", err) end
-  end
+  local uri, rest = cli_store.split(args, 1, "optionally a FILE")
+  local input, owned, size = cli_store.input(rest[1])
   -- check everything before writing anything
   local batch, count, line_no, last_version = {}, 0, 0, {}
+  local bar, bytes = progress.new("checking", "lines"), 0
   for line in input:lines() do
     line_no = line_no + 1
+    bytes = bytes + #line + 1
+    bar:update(size and bytes or line_no, size)
     if line:match("%S") then
       local rec, err = json.decode(line, log_json.DECODE)
       if rec == nil then bad_line(line_no, "%s", err) end
@@ -202,15 +224,21 @@ local function import_cmd(args)
         n.event.event_id, metadata)
     end
   end
-  if input ~= io.stdin then input:close() end
-  local store = recorder.open(args[1], { sync = "full", cipher_key = os.getenv("CAIRN_CIPHER_KEY"),
+  bar:finish()
+  if owned then input:close() end
+  if count == 0 then
+    errors.raise("SchemaError", "nothing to import: the input %s no events (an export writes one JSON object per line)",
+      line_no == 0 and "is empty, so it holds" or "holds")
+  end
+  local store = recorder.open(uri, { sync = "full", cipher_key = os.getenv("CAIRN_CIPHER_KEY"),
                                      compressor = os.getenv("CAIRN_COMPRESSOR") })
   if store:max_id() ~= 0 then
     store:close()
-    errors.raise("ConfigError", "%s is not empty: import needs an empty store", args[1])
+    errors.raise("ConfigError", "%s is not empty: import needs an empty store (name a new one)", uri)
   end
   -- write in chunks so a big import does not become one huge transaction
-  local CHUNK = 10000 * recorder.STRIDE
+  local CHUNK = 10000 * 6
+  bar = progress.new("importing", "events")
   for start = 1, #batch, CHUNK do
     local chunk = {}
     for i = start, math.min(start + CHUNK - 1, #batch) do chunk[#chunk + 1] = batch[i] end
@@ -219,11 +247,13 @@ local function import_cmd(args)
     if first ~= expected then
       store:close()
       errors.raise("StoreError", "import gave id %d to notification %d; another writer is using %s",
-        first, expected, args[1])
+        first, expected, uri)
     end
+    bar:update(math.min(start + CHUNK - 1, #batch) / 6, count)
   end
+  bar:finish(true)
   store:close()
-  io.stderr:write(("imported %d events into %s\n"):format(count, args[1]))
+  io.stderr:write(("imported %d events into %s\n"):format(count, uri))
   return 0
 end
 

@@ -15,6 +15,7 @@
  * handle keeps one read transaction that is reset between reads and renewed
  * for the next; store_txn.c has the transactions and group commit.
  */
+#include <dirent.h>
 #include <errno.h>
 #include <lmdb.h>
 #include <limits.h>
@@ -695,6 +696,28 @@ void cairn_store_close(cairn_store *s)
     free(s);
 }
 
+/* Does a directory without a store hold files of its own (a typo'd path, a
+ * project folder)? Then it is not silently made a store. 1 yes, 0 no. */
+static int holds_other_files(const char *path, char *err, size_t errlen)
+{
+    char data[PATH_MAX];
+    struct stat st;
+    if ((size_t)snprintf(data, sizeof data, "%s/data.mdb", path) >= sizeof data || stat(data, &st) == 0) return 0;
+    DIR *dir = opendir(path);
+    if (!dir) return 0; /* missing: it is made below */
+    const char *other = NULL;
+    struct dirent *e;
+    while (!other && (e = readdir(dir)) != NULL) {
+        const char *n = e->d_name;
+        if (strcmp(n, ".") && strcmp(n, "..") && strcmp(n, "lock.mdb") && strcmp(n, "wake")) other = n;
+    }
+    if (other)
+        snprintf(err, errlen, "%s holds other files (%s) and no store: name a new or empty directory for a store",
+                 path, other);
+    closedir(dir);
+    return other != NULL;
+}
+
 /* Find or open the shared environment of a directory. */
 static int find_env(const char *path, const cairn_store_options *opt, cairn_env **out, char *err, size_t errlen)
 {
@@ -706,6 +729,7 @@ static int find_env(const char *path, const cairn_store_options *opt, cairn_env 
             return CAIRN_CONFIG;
         }
     }
+    if (holds_other_files(path, err, errlen)) return CAIRN_CONFIG;
     if (make_dirs(path) != 0) {
         int e = errno;
         snprintf(err, errlen, "cannot use %s as a store directory: %s", path, strerror(e));

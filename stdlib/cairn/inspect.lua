@@ -28,7 +28,7 @@
 local _M = { _VERSION = "0.1.0" }
 
 local type, next, tostring, tonumber, rawget = type, next, tostring, tonumber, rawget
-local pcall, select, error = pcall, select, error
+local pcall, select, error, setmetatable = pcall, select, error, setmetatable
 local sort, concat = table.sort, table.concat
 local byte, find, format, rep, sub =
     string.byte, string.find, string.format, string.rep, string.sub
@@ -336,4 +336,5 @@ function _M.inspect_all(...)
   return concat(out, "\t", 1, n)
 end
 
-return _M
+-- `require("cairn.inspect")(value [, opts])` is `inspect(value [, opts])`.
+return setmetatable(_M, { __call = function(_, value, opts) return inspect(value, opts) end })

@@ -307,6 +307,18 @@ end
 
 local encode_value  -- forward declaration (mutual recursion with encode_table)
 
+-- The metatable of tables marked by `object`.
+local OBJECT = {}
+
+--- Mark a table as a JSON object: encoded as `{}` when it is empty (an
+-- unmarked empty table is `[]`). Event fields are objects, so that tools such
+-- as jq can ask `.fields.name` of an event without fields.
+-- @param[opt] t the table (a new one when nil)
+-- @return t
+function _M.object(t)
+  return setmetatable(t or {}, OBJECT)
+end
+
 --- depth: number of enclosing JSON arrays/objects already open (for MAX_DEPTH).
 --- level: number of Lua keys on the path (for error messages).
 local function encode_table(t, buf, n, ctx, level, depth, tag_ok)
@@ -352,7 +364,7 @@ local function encode_table(t, buf, n, ctx, level, depth, tag_ok)
   end
 
   if count == 0 then
-    buf[n + 1] = "[]"
+    buf[n + 1] = mt == OBJECT and "{}" or "[]"
     return n + 1
   end
 
@@ -446,7 +458,8 @@ encode_value = function(v, buf, n, ctx, level, depth, tag_ok)
 end
 
 --- Encode a value as a single line of JSON.
--- Arrays (keys exactly 1..n) become JSON arrays, an empty table becomes `[]`,
+-- Arrays (keys exactly 1..n) become JSON arrays, an empty table becomes `[]`
+-- (`{}` when marked by `object`),
 -- maps with string keys become objects with sorted keys, and everything JSON
 -- cannot say directly becomes a tagged object (see the module doc). Output is
 -- deterministic: equal values give byte-identical JSON.
