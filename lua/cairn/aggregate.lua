@@ -11,6 +11,7 @@ local setmetatable, getmetatable, rawget = setmetatable, getmetatable, rawget
 local type, error, tostring, pairs = type, error, tostring, pairs
 local debug_getlocal, select, unpack = debug.getlocal, select, unpack
 local make_event, now_us, uuid4, uuid_normalize = core.make_event, core.now_us, core.uuid4, core.uuid_normalize
+local new_tab = require "table.new" -- LuaJIT's: a table with room for n keys
 
 local _M = { _VERSION = "0.1.0" }
 
@@ -125,39 +126,52 @@ end
 -- compiler does not trace varargs passed on, and these sit on the hot path.
 local MAX_FIXED = 4
 
+-- The fields table becomes the event (core.make_event adds the six header
+-- fields), so it is made with room for them: no rehash while it grows.
+local HEADER_SLOTS = 6
+
 local function fields_builder(ev_class)
   local p = ev_class.params
   local k1, k2, k3, k4 = p[1], p[2], p[3], p[4]
   local n = #p
+  local size = n + HEADER_SLOTS
   if n == 0 then
     return function(a)
       if a ~= nil then too_many(ev_class) end
-      return {}
+      return new_tab(0, size)
     end
   elseif n == 1 then
     return function(a, b)
       if b ~= nil then too_many(ev_class) end
-      return { [k1] = a }
+      local t = new_tab(0, size)
+      t[k1] = a
+      return t
     end
   elseif n == 2 then
     return function(a, b, c)
       if c ~= nil then too_many(ev_class) end
-      return { [k1] = a, [k2] = b }
+      local t = new_tab(0, size)
+      t[k1], t[k2] = a, b
+      return t
     end
   elseif n == 3 then
     return function(a, b, c, d)
       if d ~= nil then too_many(ev_class) end
-      return { [k1] = a, [k2] = b, [k3] = c }
+      local t = new_tab(0, size)
+      t[k1], t[k2], t[k3] = a, b, c
+      return t
     end
   elseif n == 4 then
     return function(a, b, c, d, e)
       if e ~= nil then too_many(ev_class) end
-      return { [k1] = a, [k2] = b, [k3] = c, [k4] = d }
+      local t = new_tab(0, size)
+      t[k1], t[k2], t[k3], t[k4] = a, b, c, d
+      return t
     end
   end
   return function(...)
     if select("#", ...) > n then too_many(ev_class) end
-    local fields = {}
+    local fields = new_tab(0, size)
     for i = 1, n do fields[p[i]] = (select(i, ...)) end
     return fields
   end
