@@ -128,7 +128,7 @@ static int lisatty(lua_State *L)
 
 int luaopen_cairn_core(lua_State *L)
 {
-    if (cairn_crypto_init() != 0) return luaL_error(L, "cairn: libsodium failed to initialise");
+    if (cairn_crypto_init() != 0) return cairn_lua_raise(L, CAIRN_STORE, "cairn: libsodium failed to initialise");
     static const luaL_Reg fns[] = {
         { "encode", lencode },
         { "keygen", lkeygen },
