@@ -42,8 +42,8 @@ external_dependencies = {
   ZSTD = { header = "zstd.h", library = "zstd" },
 }
 
--- The C core: every runtime/*/*.c except the executable's own host/main.c and
--- host/repl.c (as premake5.lua's cairn_lua_module). Add new runtime files here.
+-- The C core: every runtime/*/*.c except the executable's own host/main.c,
+-- host/repl.c and host/secret_env.c (as premake5.lua's cairn_lua_module). Add new runtime files here.
 local core_sources = {
   "runtime/host/embed.c",
   "runtime/host/host.c",
@@ -54,31 +54,43 @@ local core_sources = {
   "runtime/lua/lua_follow.c",
   "runtime/lua/lua_gather.c",
   "runtime/lua/lua_http.c",
+  "runtime/lua/lua_limits.c",
   "runtime/lua/lua_store.c",
   "runtime/lua/lua_view.c",
   "runtime/net/http_client.c",
   "runtime/store/compress.c",
   "runtime/store/crypto.c",
   "runtime/store/error.c",
+  "runtime/store/lmdb_append.c",
+  "runtime/store/lmdb_engine.c",
+  "runtime/store/lmdb_env.c",
+  "runtime/store/lmdb_error.c",
+  "runtime/store/lmdb_keys.c",
+  "runtime/store/lmdb_read.c",
+  "runtime/store/lmdb_stat.c",
+  "runtime/store/lmdb_txn.c",
+  "runtime/store/lmdb_verify.c",
+  "runtime/store/lmdb_views.c",
+  "runtime/store/mapper_append.c",
+  "runtime/store/mapper_keys.c",
+  "runtime/store/mapper_read.c",
+  "runtime/store/mapper_seal.c",
+  "runtime/store/mapper_verify.c",
+  "runtime/store/mapper_views.c",
   "runtime/store/record.c",
   "runtime/store/signals.c",
   "runtime/store/store.c",
-  "runtime/store/store_lmdb.c",
-  "runtime/store/store_seal.c",
-  "runtime/store/store_snapshots.c",
-  "runtime/store/store_txn.c",
-  "runtime/store/store_verify.c",
-  "runtime/store/store_views.c",
-  "runtime/store/store_wake.c",
   "runtime/store/uuid.c",
+  "runtime/store/wake.c",
+
 }
 
 -- The Lua modules: lua/cairn/*.lua (init.lua is `cairn`) and stdlib/cairn/*.lua.
 local lua_modules = {
   "aggregate", "application", "cli", "cli_keys", "cli_run", "cli_system", "config", "embed", "errors",
-  "event", "follow", "log_json", "notification_log", "process", "progress", "projection", "recorder",
-  "reload", "remote_log", "repl",
-  "repository", "runner", "snapshot_store", "store_tools", "system", "view",
+  "event", "follow", "guard", "log_json", "notification_log", "process", "progress", "projection",
+  "recorder", "reload", "remote_log", "repl",
+  "repository", "runner", "sandbox", "snapshot_store", "store_tools", "system", "view",
 }
 local stdlib_modules = { "inspect", "json", "schema", "time", "uuid" }
 

@@ -47,11 +47,12 @@ end
 -- runtime/ has a folder per layer: store/ (engines and mapper, no Lua), net/
 -- (the HTTP client, no Lua), lua/ (the binding), host/ (the executable and
 -- the embedding API). The core is everything but the executable's own files
--- (entry point, readline REPL).
+-- (entry point, readline REPL, keys out of its environment).
 local core_files = { "runtime/store/*.c", "runtime/store/*.h", "runtime/net/*.c", "runtime/net/*.h",
                      "runtime/lua/*.c", "runtime/lua/*.h", "runtime/host/host.c", "runtime/host/host.h",
                      "runtime/host/embed.c", "runtime/include/*.h" }
-local host_only = { "runtime/host/main.c", "runtime/host/repl.c" }
+local host_only = { "runtime/host/main.c", "runtime/host/repl.c", "runtime/host/secret_env.c",
+                    "runtime/host/secret_env.h" }
 -- The core files that need no Lua: the C tests link only runtime/store/, which proves it.
 local lua_free_core = { "runtime/store/*.c" }
 

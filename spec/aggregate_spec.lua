@@ -84,6 +84,18 @@ describe("cairn.aggregate", function()
         "Reserved.Made: parameter 'topic' cannot be an event field (the name is reserved)")
     end)
 
+    -- regression: a domain "Discarded" event was accepted, and the aggregate it
+    -- created was then taken for a discarded one (contains false, get not found)
+    it("refuses the reserved event name Discarded, for :created and :event", function()
+      local K = cairn.aggregate("ReservedEvent")
+      local err = error_of(K.created, K, "Discarded", function(self, name) self.name = name end)
+      assert.matches("ReservedEvent.Discarded: the event name 'Discarded' is reserved", tostring(err), 1, true)
+      err = error_of(K.event, K, "Discarded", function(self) end) -- luacheck: ignore 212
+      assert.matches("ReservedEvent.Discarded: the event name 'Discarded' is reserved", tostring(err), 1, true)
+      K:created("Made", function(self) end) -- luacheck: ignore 212
+      assert.are.equal("ReservedEvent.Discarded", K():discard().topic)
+    end)
+
     it("refuses an event name with a dot and an apply that is not a function", function()
       local K = cairn.aggregate("BadEvents")
       local bad_name = "bad argument #1 (event name expected: a non-empty string without dots)"

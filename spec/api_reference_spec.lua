@@ -35,7 +35,7 @@ local function samples()
     system_runner = system_runner, remote = cairn.remote_log("http://127.0.0.1:9/log"),
     errors = cairn.errors, uuid = cairn.uuid, time = cairn.time, t = cairn.time.now(),
     json = require "cairn.json", inspect = require "cairn.inspect", schema = require "cairn.schema",
-    log_json = require "cairn.log_json",
+    log_json = require "cairn.log_json", sb = cairn.sandbox.new(),
   }, function() runner:close(); app:close(); system_runner:stop() end
 end
 

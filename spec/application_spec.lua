@@ -618,8 +618,15 @@ describe("cairn.application", function()
       end
     end)
 
-    it("refuses a bad map size", function()
-      config_error { map_size = "big" }
+    it("refuses a bad map size with a ConfigError naming the setting", function()
+      -- regression: -1 reached LMDB as a huge size_t ("Cannot allocate memory")
+      for _, size in ipairs { "big", "-1", "0", "1.5", "1e30", "nan", "100" } do
+        local err = config_error { map_size = size }
+        assert.matches("CAIRN_MAP_SIZE must be a whole number of bytes from 4096 to 2^48 (got '" .. size .. "')",
+          err.message, 1, true)
+      end
+      local err = config_error { CAIRN_MAP_SIZE = "-1" }
+      assert.matches("CAIRN_MAP_SIZE", err.message, 1, true)
     end)
 
     it("refuses an lmdb path that is a regular file, naming it", function()

@@ -428,6 +428,34 @@ app.log:select(1, 1)[1].event.timestamp
           import_error((line(1, 1):gsub('"fields":{}', '"fields":{"at":{"$time":' .. t .. '}}'))))
       end
     end)
+
+    local good = '{"fields":{"n":1},"id":1,"originator_id":"00000000-0000-4000-8000-000000000001",'
+      .. '"originator_version":1,"timestamp":"2026-01-02T03:04:05.000000Z","topic":"Dog.Registered"}\n'
+
+    -- issue 14 item 9: these were changed silently (inf, 2^53) or reported as an int64 overflow
+    it("refuses 1e400 (inf), 1e-400 (0) and 2^53+1 (2^53) in fields, naming the line, instead of changing them",
+      function()
+        for n, want in pairs { ["1e400"] = "too large to keep", ["-1e400"] = "too large to keep",
+                               ["1e-400"] = "too small to keep", ["9007199254740993"] = "cannot be kept exactly" } do
+          local bad = good:gsub('"n":1', '"n":' .. n):gsub('"id":1', '"id":2')
+          local err = import_error(good .. bad)
+          assert.matches("line 2: json: %a+ " .. n:gsub("%-", "%%-") .. " [%a ]*" .. want, err)
+        end
+      end)
+
+    it("refuses a version too large to be one (1e308) with a message about the version", function()
+      local err = import_error((good:gsub('"originator_version":1', '"originator_version":1e308')))
+      assert.matches("line 1: originator_version must be a whole number from 0 to 2^53", err, 1, true)
+    end)
+
+    it("keeps 2^53 as it is", function()
+      local exact = good:gsub('"n":1', '"n":9007199254740992')
+      local copy = "lmdb:" .. dir .. "/exact"
+      local code, _, err = cairn("import " .. q(copy), exact)
+      assert.are.equal(0, code, err)
+      local _, out = cairn("export " .. q(copy))
+      assert.are.equal(exact, out)
+    end)
   end)
 
   describe("examples", function()

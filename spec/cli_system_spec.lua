@@ -91,6 +91,58 @@ describe("cairn sync", function()
     assert.are.equal(before, contents())
   end)
 
+  -- issue 14 item 7: the copies were left in a world-readable /tmp/lua_XXXXXX
+  -- by any signal; now they are private and removed after SIGINT and SIGTERM
+  describe("--dry-run's copies", function()
+    local SLOW = [[
+local cairn = require "cairn"
+local school = require "training_school"
+local Slow = cairn.process_application("Slow")
+Slow:policy("Dog.TrickAdded", function()
+  local f = io.open(os.getenv("SLOW_MARK"), "w"); f:close()
+  local until_t = os.clock() + 0.3 -- busy: os.execute's system() would ignore SIGINT meanwhile
+  while os.clock() < until_t do end
+end)
+return { system = cairn.system { pipes = { { school.TrainingSchool, Slow } } },
+         env = { store = os.getenv("SYS_STORE"), sync = "none" } }
+]]
+
+    -- start a dry run of Slow, send sig once its policy runs; returns the
+    -- copies' directory mode while it ran, the exit status, what is left in TMPDIR
+    local function interrupted(sig)
+      helper.write_file(dir .. "/slow.lua", ("package.path = %q .. '/?.lua;' .. package.path\n"):format(SCHOOL) .. SLOW)
+      os.execute("mkdir -p " .. q(dir .. "/tmp"))
+      local script = ([[
+        TMPDIR=%s SLOW_MARK=%s %s %s sync --dry-run %s </dev/null >/dev/null 2>%s & pid=$!
+        for i in $(seq 100); do [ -e %s ] && break; sleep 0.1; done
+        stat -c %%a %s/cairn-sync.*
+        kill -%s $pid; wait $pid; echo "status $?"
+        ls -A %s | wc -l
+      ]]):format(q(dir .. "/tmp"), q(dir .. "/started"), env, q(helper.cairn_bin), q(dir .. "/slow.lua"),
+        q(dir .. "/err"), q(dir .. "/started"), q(dir .. "/tmp"), sig, q(dir .. "/tmp"))
+      local code, out, err = helper.run("bash -c " .. q(script))
+      assert.are.equal(0, code, err)
+      return out:match("^(%d+)\nstatus (%d+)\n%s*(%d+)\n$")
+    end
+
+    for sig, status in pairs { TERM = "143", INT = "130" } do
+      it("are in a private directory (0700) and removed when SIG" .. sig .. " stops the run", function()
+        local mode, exit_status, left = interrupted(sig)
+        assert.are.equal("700", mode)
+        assert.are.equal(status, exit_status)
+        assert.are.equal("0", left)
+        assert.matches("stopped by signal", helper.read_file(dir .. "/err"), 1, true)
+      end)
+    end
+
+    it("stay after SIGKILL, in TMPDIR/cairn-sync.XXXXXX, readable by their owner only", function()
+      local mode, exit_status, left = interrupted("KILL")
+      assert.are.equal("700", mode)
+      assert.are.equal("137", exit_status)
+      assert.are.equal("1", left)
+    end)
+  end)
+
   it("refuses unknown followers, bad levels and modules without a system (exit 2 or 1)", function()
     local code, _, err = cairn_cmd("sync " .. q(dir .. "/sys.lua") .. " Nobody", env)
     assert.are.equal(2, code)

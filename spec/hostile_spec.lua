@@ -81,19 +81,26 @@ describe("hostile input", function()
       assert.are.equal("false\tcannot: bad\t40\n", out)
     end)
 
-    it("an apply function that raises on replay makes get fail with its message", function()
-      local code, out, err = script([[
-        local cairn = require "cairn"
-        local m = require "model"
-        m.Dog:event("Renamed", function(self, name) error("no renames today (" .. name .. ")") end)
-        local app = m.App.new { store = arg[1] }
-        local first = app.log:select(1, 1)[1]
-        local ok, e = pcall(app.repository.get, app.repository, first.originator_id)
-        print(ok, tostring(e):match("no renames today %(Dog 1%)") ~= nil)
-      ]])
-      assert.are.equal(0, code, err)
-      assert.are.equal("false\ttrue\n", out)
-    end)
+    -- regression: the error was a bare string naming neither aggregate nor version
+    it("an apply function that raises on replay: a SchemaError naming class, id, version, topic and its message",
+      function()
+        local code, out, err = script([[
+          local cairn = require "cairn"
+          local m = require "model"
+          m.Dog:event("Renamed", function(self, name) error("no renames today (" .. name .. ")") end)
+          local app = m.App.new { store = arg[1] }
+          local first = app.log:select(1, 1)[1]
+          local ok, e = pcall(app.repository.get, app.repository, first.originator_id)
+          print(ok, cairn.errors.is(e, "SchemaError"), first.originator_id)
+          print(e.message)
+        ]])
+        assert.are.equal(0, code, err)
+        local ok, is_schema, id, message = out:match("^(%a+)\t(%a+)\t(%S+)\n(.*)\n$")
+        assert.are.equal("false", ok)
+        assert.are.equal("true", is_schema)
+        assert.matches("replaying HDog " .. id:gsub("%-", "%%-") .. " version 2 %(HDog.Renamed%): the apply function "
+          .. "raised: .*no renames today %(Dog 1%)", message)
+      end)
 
     -- regression: loops in a module's (JIT-compiled) function ignored Ctrl-C
     it("an infinite loop in a module's function is interrupted by SIGINT in the REPL", function()

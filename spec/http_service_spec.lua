@@ -100,6 +100,47 @@ local function stop_fake(fake)
   if fake and alive(fake.pid) then os.execute("kill " .. fake.pid) end
 end
 
+-- school_http.handle called directly, without nginx (issue 14 item 9)
+describe("examples/http_service school_http.handle", function()
+  package.path = helper.root .. "/examples/http_service/?.lua;" .. package.path
+  local school_http = require "school_http"
+  local dir, app
+
+  before_each(function()
+    dir = helper.tmpdir()
+    app = school.TrainingSchool.new { store = "lmdb:" .. dir .. "/school", sync = "none" }
+  end)
+
+  after_each(function()
+    pcall(app.close, app)
+    helper.rmrf(dir)
+  end)
+
+  it("replies 500 without the store's path; the error log gets the whole message", function()
+    assert.equals(201, (school_http.handle(app, "POST", "/dogs", '{"name":"Rexandra"}')))
+    app:close()
+    -- a damaged record: its hash chain fails (IntegrityError, naming the store)
+    assert.is_true(helper.flip_in_file(dir .. "/school/data.mdb", "Rexandra") > 0)
+    app = school.TrainingSchool.new { store = "lmdb:" .. dir .. "/school", sync = "none" }
+    local logged = {}
+    local status, doc = school_http.handle(app, "GET", "/dogs/Rexandra", nil,
+      function(m) logged[#logged + 1] = m end)
+    assert.equals(500, status)
+    assert.equals("the server failed; its error log says why", doc.message)
+    assert.is_nil(json.encode(doc):find(dir, 1, true))
+    assert.matches(dir, logged[1], 1, true)
+  end)
+
+  it("refuses a version too large to be one (1e308) with a message about the version", function()
+    assert.equals(201, (school_http.handle(app, "POST", "/dogs", '{"name":"Rex"}')))
+    for _, v in ipairs { "1e308", "9007199254740994" } do
+      local status, doc = school_http.handle(app, "POST", "/dogs/Rex/tricks", '{"trick":"x","version":' .. v .. '}')
+      assert.equals(400, status, v)
+      assert.equals("'version' must be a whole number from 1 to 2^53", doc.message)
+    end
+  end)
+end)
+
 describe("examples/http_service", function()
   local dir, server
 

@@ -12,7 +12,8 @@
 -- missing or ill-typed fields, bad section id), 404 AggregateNotFound (no such
 -- dog) or NotFound (no such route), 405 MethodNotAllowed, 409 ConcurrencyError
 -- (the dog is registered already, or is not at the expected version), 500 with
--- the kind of any other cairn error, or InternalError.
+-- the kind of any other cairn error, or InternalError. Messages never name the
+-- store (its path is in the server's error log only).
 local cairn = require "cairn"
 local json = require "cairn.json"
 local log_json = require "cairn.log_json"
@@ -28,6 +29,19 @@ local STATUS_OF = {
   ConcurrencyError = 409, AggregateNotFound = 404, SchemaError = 400,
   TimeoutError = 503,
 }
+
+-- What a client is told of a cairn error that no handler turned into a
+-- refusal: the store's own messages name its path, which is not the client's
+-- business (the error log gets the whole message).
+local CLIENT_MESSAGE = {
+  ConcurrencyError = "the dog was changed by another request meanwhile: get it again and retry",
+  AggregateNotFound = "no such dog",
+  TimeoutError = "the server is busy: try again later",
+}
+local SERVER_FAILED = "the server failed; its error log says why"
+
+-- The largest version a request may name: whole numbers a double holds exactly.
+local MAX_VERSION = 2 ^ 53
 
 -- A request that cannot be served: raised inside a handler, turned into a reply by `handle`.
 local Refusal = {}
@@ -100,8 +114,9 @@ local function add_trick(app, name, body)
   local req = object_body(body, { trick = true, version = true })
   local trick = text_field(req.trick, "trick", _M.TRICK_MAX)
   local expected = req.version
-  if expected ~= nil and (type(expected) ~= "number" or expected < 1 or expected % 1 ~= 0) then
-    bad_input("'version' must be a whole number >= 1")
+  if expected ~= nil and (type(expected) ~= "number" or expected < 1 or expected % 1 ~= 0
+                          or expected > MAX_VERSION) then
+    bad_input("'version' must be a whole number from 1 to 2^53")
   end
   local dog = get_dog(app, name)
   if expected and dog.version ~= expected then
@@ -182,10 +197,11 @@ function _M.handle(app, method, path, body, log)
   if cairn.errors.is(err) then
     local code = STATUS_OF[err.kind] or 500
     if code == 500 and log then log(tostring(err)) end
-    return code, { error = err.kind, message = err.message }
+    local message = code == 400 and err.message or CLIENT_MESSAGE[err.kind] or SERVER_FAILED
+    return code, { error = err.kind, message = message }
   end
   if log then log(tostring(err)) end
-  return 500, { error = "InternalError", message = "the server failed; its error log says why" }
+  return 500, { error = "InternalError", message = SERVER_FAILED }
 end
 
 --- A reply's body: the JSON text and a newline.

@@ -5,10 +5,12 @@ local core = require "cairn.core"
 local errors = require "cairn.errors"
 local event = require "cairn.event"
 local recorder = require "cairn.recorder"
+local guard = require "cairn.guard"
 local schema = require "cairn.schema"
 
 local setmetatable, getmetatable, rawget = setmetatable, getmetatable, rawget
-local type, error, tostring, pairs = type, error, tostring, pairs
+local type, error, tostring, pairs, pcall = type, error, tostring, pairs, pcall
+local runner_of = guard.runner
 local debug_getlocal, select, unpack = debug.getlocal, select, unpack
 local make_event, now_us, uuid4, uuid_normalize = core.make_event, core.now_us, core.uuid4, core.uuid_normalize
 local new_tab = require "table.new" -- LuaJIT's: a table with room for n keys
@@ -50,13 +52,18 @@ local function upcast_event(topic, from, fields, version)
       errors.raise("SchemaError", "%s is stored at class version %d but has no upcast from version %d to %d",
         topic, from, v, v + 1)
     end
-    fields = step(fields) or fields
+    local run = runner_of(entry.class)
+    if run then fields = run(step, fields) or fields else fields = step(fields) or fields end
   end
   return fields, current
 end
 recorder.set_upcaster(versions, upcast_event)
 
 local RESERVED = event.HEADER
+
+-- Event names the framework defines on every class itself: a domain event of
+-- that name would make the repository take a live aggregate for a gone one.
+local RESERVED_EVENTS = { Discarded = "agg:discard() triggers it, and the repository treats it as the end" }
 
 -- Field names come from the apply function's parameters (after self).
 local function param_names(fn, where)
@@ -106,7 +113,8 @@ local function fire(agg, ev_class, fields, fresh, metadata)
   end
   local ts, id, version, topic = now_us(), agg.id, agg.version + 1, ev_class.topic
   local ev, payload, metadata_bytes, event_id = make_event(topic, id, version, ts, fields, fresh, metadata)
-  apply_event(agg, ev_class, ev)
+  local run = runner_of(getmetatable(agg))
+  if run then run(apply_event, agg, ev_class, ev) else apply_event(agg, ev_class, ev) end
   local events, records = pending_events[agg], pending_records[agg]
   if not events then
     events, records = {}, {}
@@ -200,6 +208,9 @@ local function define_event(cls, name, apply, opts, creation)
   if type(name) ~= "string" or name == "" or name:find(".", 1, true) then
     error("bad argument #1 (event name expected: a non-empty string without dots)", 3)
   end
+  if RESERVED_EVENTS[name] and cls.__events[name] then
+    error(("%s.%s: the event name '%s' is reserved (%s)"):format(cls.__name, name, name, RESERVED_EVENTS[name]), 3)
+  end
   if type(apply) ~= "function" then
     error(("bad argument #2 for event '%s' (apply function expected)"):format(name), 3)
   end
@@ -228,6 +239,13 @@ function Base:created(name, apply, opts)
   local ev_class = define_event(cls, name, apply, opts, true)
   local fields_of = ev_class.fields
   local initial = cls.__initial_version - 1
+  -- create_id(...), run under the class's sandbox if it has one
+  local function make_id(create_id, ...)
+    if not create_id then return nil end
+    local run = runner_of(cls)
+    if run then return run(create_id, ...) end
+    return create_id(...)
+  end
   -- create_id(...) when the class defines it, else a random UUID
   local function new_aggregate(create_id, id)
     if not create_id then return setmetatable({ id = uuid4(), version = initial }, cls) end
@@ -241,7 +259,7 @@ function Base:created(name, apply, opts)
   if #ev_class.params <= MAX_FIXED then
     construct = function(a, b, c, d, e)
       local create_id = rawget(cls, "create_id")
-      local agg = new_aggregate(create_id, create_id and create_id(a, b, c, d))
+      local agg = new_aggregate(create_id, make_id(create_id, a, b, c, d))
       fire(agg, ev_class, fields_of(a, b, c, d, e), true)
       return agg
     end
@@ -249,7 +267,7 @@ function Base:created(name, apply, opts)
   else
     construct = function(...)
       local create_id = rawget(cls, "create_id")
-      local agg = new_aggregate(create_id, create_id and create_id(...))
+      local agg = new_aggregate(create_id, make_id(create_id, ...))
       fire(agg, ev_class, fields_of(...), true)
       return agg
     end
@@ -405,10 +423,25 @@ function _M.from_snapshot(class_name, id, version, class_version, state, timesta
     if not step then
       errors.raise("SchemaError", "%s has no upcast for snapshot states from version %d to %d", class_name, v, v + 1)
     end
-    state = step(state) or state
+    local run = runner_of(cls)
+    if run then state = run(step, state) or state else state = step(state) or state end
   end
   state.id, state.version, state.modified_on, state.head = id, version, timestamp_us / 1e6, head
   return setmetatable(state, cls)
+end
+
+-- The index of the event that replay is applying, for its error message.
+local replaying
+
+-- Apply events to agg; returns the first event that cls does not define, if any.
+local function apply_all(events, agg, cls, run)
+  for i = 1, #events do
+    local ev = events[i]
+    replaying = i
+    local found = by_topic[ev.topic]
+    if not found or found.class ~= cls then return ev end
+    if run then run(apply_event, agg, found.event, ev) else apply_event(agg, found.event, ev) end
+  end
 end
 
 --- Internal: rebuild an aggregate from its stored events (oldest first),
@@ -424,14 +457,16 @@ function _M.replay(events, agg)
   end
   local cls = agg and getmetatable(agg) or entry.class
   agg = agg or setmetatable({ id = first.originator_id }, cls)
-  for i = 1, #events do
-    local ev = events[i]
-    local found = by_topic[ev.topic]
-    if not found or found.class ~= cls then
-      errors.raise("SchemaError", "%s has no event '%s' (aggregate %s version %d)",
-        cls.__name, ev.topic, agg.id, ev.originator_version)
-    end
-    apply_event(agg, found.event, ev)
+  local ok, err = pcall(apply_all, events, agg, cls, runner_of(cls))
+  if ok and err then
+    errors.raise("SchemaError", "%s has no event '%s' (aggregate %s version %d)",
+      cls.__name, err.topic, agg.id, err.originator_version)
+  elseif not ok then
+    local ev = events[replaying]
+    local where = ("replaying %s %s version %d (%s)"):format(cls.__name, agg.id, ev.originator_version,
+      ev.topic)
+    if errors.is(err) then errors.raise(err.kind, "%s: %s", where, err.message) end
+    errors.raise("SchemaError", "%s: the apply function raised: %s", where, tostring(err))
   end
   return agg, events[#events].topic == cls.__name .. ".Discarded"
 end

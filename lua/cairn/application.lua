@@ -41,17 +41,22 @@ local classes = {}
 -- so that application objects made from it get the new methods.
 _M.reloading = false
 
+-- CAIRN_MAP_SIZE: at least one page, at most what an x86-64 address space maps.
+local MIN_MAP_SIZE, MAX_MAP_SIZE = 4096, 2 ^ 48
+
 local function open_store(env)
   local uri = env:get("CAIRN_STORE", "memory:")
   local sync = env:choice("CAIRN_SYNC", "full", { "full", "none" })
   local compressor = env:choice("CAIRN_COMPRESSOR", "none", { "none", "zstd" })
   local map_size = env:get("CAIRN_MAP_SIZE")
-  if map_size and not tonumber(map_size) then
-    errors.raise("ConfigError", "CAIRN_MAP_SIZE must be a number of bytes (got '%s')", map_size)
+  local bytes = map_size and tonumber(map_size)
+  if map_size and not (bytes and bytes % 1 == 0 and bytes >= MIN_MAP_SIZE and bytes <= MAX_MAP_SIZE) then
+    errors.raise("ConfigError", "CAIRN_MAP_SIZE must be a whole number of bytes from %d to 2^48 (got '%s')",
+      MIN_MAP_SIZE, map_size)
   end
   -- the key goes straight to C, which keeps it in locked memory; the
   -- application keeps no copy
-  return recorder.open(uri, { sync = sync, map_size = tonumber(map_size), compressor = compressor,
+  return recorder.open(uri, { sync = sync, map_size = bytes, compressor = compressor,
                           cipher_key = env:get("CAIRN_CIPHER_KEY") })
 end
 

@@ -151,6 +151,24 @@ local function message_of(err)
   return (tostring(err):gsub("\n.*", ""))
 end
 
+local function shell_quote(s)
+  return "'" .. s:gsub("'", [['\'']]) .. "'"
+end
+
+-- A private directory (mode 0700, made by mkdtemp through mktemp -d) for a
+-- dry run's copies, under $TMPDIR or /tmp.
+local function private_tmpdir()
+  local base = os.getenv("TMPDIR")
+  if not base or base == "" then base = "/tmp" end
+  local p = io.popen("mktemp -d " .. shell_quote(base .. "/cairn-sync.XXXXXX") .. " 2>/dev/null")
+  local dir = p and p:read("*l")
+  if p then p:close() end
+  if not dir or dir == "" then
+    errors.raise("StoreError", "cannot make a private temporary directory in %s for the dry run", base)
+  end
+  return dir
+end
+
 local function sync(args)
   local opts, rest = cli.parse_options(short_options(args), { ["dry-run"] = "flag", verbosity = "value" })
   local verbosity = tonumber(opts.verbosity or "1")
@@ -175,12 +193,17 @@ local function sync(args)
   local is_selected = {}
   for _, name in ipairs(selected) do is_selected[name] = true end
 
-  -- a dry run works on copies of the followers' stores, removed at the end
+  -- a dry run works on copies of the followers' stores in a private
+  -- directory, removed at the end, also after SIGINT or SIGTERM (they only
+  -- stop the run, between notifications); only SIGKILL leaves it behind
   local tmp, app_env = nil, function(name) return system:application_env(name, env) end
+  local stop_requested
   if opts["dry-run"] then
-    tmp = os.tmpname()
-    os.remove(tmp)
-    os.execute("mkdir -p '" .. tmp .. "'")
+    core.trap_signals()
+    stop_requested = function() return core.signal_caught() ~= nil end
+    local made, dir = pcall(private_tmpdir)
+    if not made then core.restore_signals(); error(dir, 0) end
+    tmp = dir
     app_env = function(name)
       local e = system:application_env(name, env)
       if not is_selected[name] then return e end
@@ -189,7 +212,7 @@ local function sync(args)
       local app_config = config.new(name, e)
       local uri = store_uri(system, env, name)
       local target = tmp .. "/" .. name
-      os.execute("mkdir -p '" .. target .. "'")
+      os.execute("mkdir -p " .. shell_quote(target))
       local ok, original = pcall(open_existing, uri, app_config)
       if ok then
         original:copy(target)
@@ -223,6 +246,7 @@ local function sync(args)
   end
   local ok_all, err_all = pcall(function()
     for _, name in ipairs(selected) do
+      if stop_requested and stop_requested() then break end
       local ok, err = pcall(function()
         -- leaders first: a leader that is not there fails before the follower's store is made
         for _, leader in ipairs(system.follows[name]) do open(leader) end
@@ -233,6 +257,7 @@ local function sync(args)
           local from = app.store:tracking_max(leader)
           local r, e = app:pull_and_process(leader, {
             on_progress = progress_bar(name .. " <- " .. leader),
+            should_stop = stop_requested,
             trace = verbosity >= 3 and function(l, id, topic)
               io_stdout:write(("%s: %s #%d %s\n"):format(name, l, id, topic))
             end or nil,
@@ -255,7 +280,15 @@ local function sync(args)
     end
   end)
   for _, app in pairs(apps) do pcall(app.close, app) end
-  if tmp then os.execute("rm -rf '" .. tmp .. "'") end
+  if tmp then
+    os.execute("rm -rf " .. shell_quote(tmp))
+    local sig = core.signal_caught()
+    core.restore_signals()
+    if sig then
+      io_stderr:write(("cairn sync: stopped by signal %d; the dry run's copies are removed\n"):format(sig))
+      return 128 + sig
+    end
+  end
   if not ok_all then error(err_all, 0) end
   if failed > 0 and verbosity >= 1 then
     io_stderr:write(("cairn sync: %d of %d followers failed\n"):format(failed, #selected))

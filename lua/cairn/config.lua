@@ -2,6 +2,7 @@
 -- with `<APPNAME>_<KEY>` taking precedence over `<KEY>` (as in the Python library).
 -- @module cairn.config
 local errors = require "cairn.errors"
+local guard = require "cairn.guard"
 
 local os_getenv, type, tostring = os.getenv, type, tostring
 
@@ -16,6 +17,10 @@ local ALIASES = {
 local Env = {}
 Env.__index = Env
 
+-- The settings given to each Env, kept out of the object: an application's
+-- env is reachable from its methods, and sandboxed methods must not read them.
+local given_of = setmetatable({}, { __mode = "k" })
+
 --- Make an environment for an application.
 -- @param app_name the application's name (its upper-case form is the key prefix)
 -- @param[opt] env table of settings; keys are long (`CAIRN_STORE`) or short (`store`)
@@ -27,12 +32,18 @@ function _M.new(app_name, env)
   for k, v in pairs(env or {}) do
     given[ALIASES[k] or k] = tostring(v)
   end
-  return setmetatable({ prefix = app_name:upper() .. "_", given = given }, Env)
+  local self = setmetatable({ prefix = app_name:upper() .. "_" }, Env)
+  given_of[self] = given
+  return self
 end
 
 -- The env table overrides the process environment key by key.
+-- Sandboxed code (cairn.sandbox) reads no setting: they hold keys and paths.
 local function lookup(self, key)
-  local v = self.given[key]
+  if guard.inside() then
+    errors.raise("SandboxError", "sandboxed code cannot read settings (it asked for %s)", key)
+  end
+  local v = given_of[self][key]
   if v == nil then v = os_getenv(key) end
   return v
 end

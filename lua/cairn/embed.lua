@@ -6,6 +6,7 @@
 local cairn = require "cairn"
 local core = require "cairn.core"
 local application = require "cairn.application"
+local sandbox = require "cairn.sandbox"
 
 local type, pairs, getmetatable, rawget, select, unpack, error, tostring, require =
   type, pairs, getmetatable, rawget, select, unpack, error, tostring, require
@@ -14,6 +15,15 @@ local time_mt = core.time_metatable
 local _M = { _VERSION = "0.1.0" }
 
 local MAX_DEPTH = 64
+
+-- The runtime's sandbox (cairn_runtime_options.sandbox), or nil: trusted code.
+local sb
+
+--- Load the runtime's domain modules in a sandbox from now on.
+-- @param opts cairn.sandbox.new's options (path, allow, instructions, memory)
+function _M.use_sandbox(opts)
+  sb = sandbox.new(opts)
+end
 
 -- A copy of v with aggregates turned into plain tables: a map of their
 -- fields (id, version, created_on, modified_on, head and their state).
@@ -34,7 +44,8 @@ end
 -- @param env the env table (API.md §3) for `App.new`
 -- @return the application
 function _M.load(module, app_name, env)
-  local loaded = require(module)
+  local loaded
+  if sb then loaded = sb:require(module) else loaded = require(module) end
   local App = loaded
   if app_name then
     App = type(loaded) == "table" and loaded[app_name] or nil
@@ -56,7 +67,8 @@ local function pack_plain(...)
   return results
 end
 
---- Call `app:method(args[1], ..., args[n])`.
+--- Call `app:method(args[1], ..., args[n])` (a sandboxed class's methods run
+-- under its bounds: the sandbox wraps them).
 -- @return `{ n = count, ... }`: every result, as plain data
 function _M.call(app, method, args, n)
   local fn = app[method]
@@ -75,7 +87,7 @@ end
 
 --- `cairn.reload(module)`.
 function _M.reload(module)
-  cairn.reload(module)
+  if sb then sb:reload(module) else cairn.reload(module) end
 end
 
 --- Close an application's store.

@@ -11,7 +11,7 @@ local mt = core.error_metatable
 --- The kinds of error cairn raises.
 _M.KINDS = {
   "ConcurrencyError", "AggregateNotFound", "IntegrityError", "SchemaError",
-  "ConfigError", "StoreError", "TimeoutError",
+  "ConfigError", "StoreError", "TimeoutError", "SandboxError",
 }
 
 --- Make an error object.

@@ -41,6 +41,8 @@ local _M = {
   event_fields = event.fields,
   --- Load a domain module again, keeping the old one if it fails (see cairn.reload).
   reload = reload.reload,
+  --- Load hosted domain code without os/io/ffi/debug, with bounded calls (see cairn.sandbox).
+  sandbox = require "cairn.sandbox",
 }
 
 return _M

@@ -49,7 +49,9 @@ _M.DECODE = { time = function(us)
   return time.from_us(us)
 end }
 
-local function whole(v) return type(v) == "number" and v >= 0 and v % 1 == 0 end
+-- A whole number from 0 to 2^53 (what a double keeps exactly; ids and
+-- versions beyond it are refused here, not reported by C as a wrapped int64).
+local function whole(v) return type(v) == "number" and v >= 0 and v % 1 == 0 and v <= 2 ^ 53 end
 
 --- The notification an item describes, its event like those of a local log
 -- (made with `core.make_event`, so its fields are values an event may carry).
@@ -59,10 +61,12 @@ local function whole(v) return type(v) == "number" and v >= 0 and v % 1 == 0 end
 -- @return[2] nil, a message saying what is wrong with the item
 function _M.notification(rec)
   if type(rec) ~= "table" or rec[1] ~= nil then return nil, "expected a JSON object" end
-  if not whole(rec.id) or rec.id < 1 then return nil, "id must be a whole number >= 1" end
+  if not whole(rec.id) or rec.id < 1 then return nil, "id must be a whole number from 1 to 2^53" end
   local id = uuid_normalize(rec.originator_id)
   if not id then return nil, "originator_id is not a UUID" end
-  if not whole(rec.originator_version) then return nil, "originator_version must be a whole number" end
+  if not whole(rec.originator_version) then
+    return nil, "originator_version must be a whole number from 0 to 2^53"
+  end
   if type(rec.topic) ~= "string" or rec.topic == "" then return nil, "topic must be a string" end
   local t = time.parse_iso(rec.timestamp)
   if not t then return nil, "timestamp must look like 2026-11-22T09:34:10.123456Z" end

@@ -5,8 +5,9 @@
 -- @module cairn.process
 local application = require "cairn.application"
 local errors = require "cairn.errors"
+local guard = require "cairn.guard"
 
-local setmetatable, type, error, xpcall, pcall = setmetatable, type, error, xpcall, pcall
+local setmetatable, getmetatable, type, error, xpcall, pcall = setmetatable, getmetatable, type, error, xpcall, pcall
 local tostring, pairs = tostring, pairs
 local traceback = debug.traceback
 
@@ -47,8 +48,10 @@ local function mark_processed(store, leader_name, id)
   if not ok and not done_elsewhere(store, leader_name, id, err) then error(err, 0) end
 end
 
+-- A sandboxed application's policy runs under its sandbox's bounds.
 local function run_policy(policy, app, event, processing)
-  policy(app, event, processing)
+  local run = guard.runner(getmetatable(app))
+  if run then run(policy, app, event, processing) else policy(app, event, processing) end
 end
 
 -- Methods of process application instances.

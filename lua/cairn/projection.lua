@@ -5,6 +5,7 @@ local core = require "cairn.core"
 local view_mod = require "cairn.view"
 local follow = require "cairn.follow"
 local errors = require "cairn.errors"
+local guard = require "cairn.guard"
 
 local setmetatable, getmetatable, type, pairs = setmetatable, getmetatable, type, pairs
 local error, xpcall, pcall, tostring = error, xpcall, pcall, tostring
@@ -91,14 +92,15 @@ function Runner.new(opts)
 end
 
 -- Run the handlers of events[first..last]; state.at tracks the notification
--- being handled, for the error message.
-local function handle(handlers, view, events, first, last, state)
+-- being handled, for the error message; run is the projection's sandbox's,
+-- when it has one.
+local function handle(handlers, view, events, first, last, state, run)
   for i = first, last do
     local event = events[i]
     local h = handlers[event.topic]
     if h then
       state.at = i
-      h(view, event)
+      if run then run(h, view, event) else h(view, event) end
     end
   end
 end
@@ -114,7 +116,8 @@ local function process(self, pos, stop)
   local ids, events = app.store:read_events { from = pos + 1, stop = stop, topics = self.topics }
   local state = {}
   view:begin()
-  local ok, err = xpcall(handle, on_error, proj.handlers, view, events, 1, #events, state)
+  local run = guard.runner(proj)
+  local ok, err = xpcall(handle, on_error, proj.handlers, view, events, 1, #events, state, run)
   if ok then
     local committed, cerr = pcall(view.commit, view, app.name, stop)
     -- another runner of this view got there first: its commit stands, go on from its position
@@ -130,7 +133,7 @@ local function process(self, pos, stop)
   local failed_id, topic = ids[at], events[at].topic
   if failed_id - 1 > pos then
     view:begin()
-    local ok2 = xpcall(handle, on_error, proj.handlers, view, events, 1, at - 1, state)
+    local ok2 = xpcall(handle, on_error, proj.handlers, view, events, 1, at - 1, state, run)
     if ok2 then view:commit(app.name, failed_id - 1) else view:discard() end
   end
   local msg = ("projection %s: notification %d of %s (%s) failed: %s"):format(proj.name, failed_id, app.name,

@@ -41,15 +41,21 @@ function _M.reload(name)
   if type(name) ~= "string" or name == "" then
     error("bad argument #1 to 'reload' (module name expected)", 2)
   end
+  return _M.reload_in(name, package_loaded, require)
+end
+
+--- Internal: `reload` for modules that `load(name)` loads and `loaded` caches
+-- (a sandbox's, see cairn.sandbox).
+function _M.reload_in(name, loaded, load)
   if aggregate.reloading then error("cairn.reload cannot be called while a module is being reloaded", 2) end
-  local old = package_loaded[name]
+  local old = loaded[name]
   local saved_aggregates, saved_applications = aggregate.save_registry(), application.save_registry()
-  package_loaded[name] = nil
+  loaded[name] = nil
   set_reloading(true)
-  local ok, result = pcall(require, name)
+  local ok, result = pcall(load, name)
   set_reloading(false)
   if not ok then
-    package_loaded[name] = old
+    loaded[name] = old
     aggregate.restore_registry(saved_aggregates)
     application.restore_registry(saved_applications)
     -- no position: the module failed, not the caller

@@ -262,11 +262,37 @@ typedef struct {
     int rc;
 } open_job;
 
+/* The sandbox's options table for embed.use_sandbox, on top of the stack. */
+static void push_sandbox_options(lua_State *L, const cairn_runtime_options *opt)
+{
+    lua_createtable(L, 0, 5);
+    lua_pushstring(L, opt->lua_path && *opt->lua_path ? opt->lua_path : "./?.lua");
+    lua_setfield(L, -2, "path");
+    if (opt->sandbox_instructions) {
+        lua_pushnumber(L, (lua_Number)opt->sandbox_instructions);
+        lua_setfield(L, -2, "instructions");
+    }
+    if (opt->sandbox_memory) {
+        lua_pushnumber(L, (lua_Number)opt->sandbox_memory);
+        lua_setfield(L, -2, "memory");
+    }
+    lua_newtable(L);
+    int n = 0;
+    for (const char *const *m = opt->sandbox_allow; m && *m; m++) {
+        lua_pushstring(L, *m);
+        lua_rawseti(L, -2, ++n);
+    }
+    lua_setfield(L, -2, "allow");
+    lua_pushliteral(L, "sandbox");
+    lua_setfield(L, -2, "name");
+}
+
 static int body_open(lua_State *L)
 {
     open_job *o = lua_touserdata(L, 1);
     const cairn_runtime_options *opt = o->opt;
-    if (opt && opt->lua_path && *opt->lua_path) cairn_host_add_path(L, "path", opt->lua_path);
+    int sandboxed = opt && opt->sandbox;
+    if (!sandboxed && opt && opt->lua_path && *opt->lua_path) cairn_host_add_path(L, "path", opt->lua_path);
     if (opt && opt->lua_cpath && *opt->lua_cpath) cairn_host_add_path(L, "cpath", opt->lua_cpath);
     lua_newtable(L);
     for (const char *const *e = opt ? opt->env : NULL; e && *e; e++) {
@@ -295,6 +321,17 @@ static int body_open(lua_State *L)
                  "lua/cairn/init.lua, or give lua_path): %s",
                  lua_type(L, -1) == LUA_TSTRING ? lua_tostring(L, -1) : "out of memory");
         return 0;
+    }
+    if (sandboxed) {
+        lua_getfield(L, -1, "use_sandbox");
+        push_sandbox_options(L, opt);
+        status = cairn_host_call(L, 1, 0);
+        if (status != 0) {
+            o->rc = status == LUA_ERRMEM ? ENOMEM : CAIRN_CONFIG;
+            snprintf(open_errmsg, sizeof open_errmsg, "cairn_runtime_open: bad sandbox options: %s",
+                     lua_type(L, -1) == LUA_TSTRING ? lua_tostring(L, -1) : "see the sandbox_* fields");
+            return 0;
+        }
     }
     o->rt->embed_ref = luaL_ref(L, LUA_REGISTRYINDEX);
     return 0;

@@ -42,6 +42,10 @@ extern "C" {
 /** The storage engine failed and no more precise code is known (embedding API;
  *  LMDB's and the system's codes, e.g. MDB_MAP_FULL or ENOSPC, come back as themselves). */
 #define CAIRN_STORE (-41010)
+/** Sandboxed domain code broke a rule or exceeded a bound (SandboxError): it
+ *  ran too many VM instructions or needed too much memory in one call, or
+ *  asked for what a sandbox does not give (a module, a setting, a store). */
+#define CAIRN_SANDBOX (-41011)
 
 /**
  * Describe a return code.
@@ -81,6 +85,8 @@ const char *cairn_strerror(int rc);
  *                     own code is known it is returned instead (MDB_MAP_FULL,
  *                     ENOSPC, EIO...);
  *  - ETIMEDOUT        a wait timed out (TimeoutError);
+ *  - CAIRN_SANDBOX    sandboxed domain code broke a rule or a bound (SandboxError,
+ *                     only with cairn_runtime_options.sandbox);
  *  - CAIRN_LUA        any other Lua error: a module that fails to load or
  *                     to compile, an error raised by domain code, an unknown
  *                     method, a module without the named application class;
@@ -115,6 +121,21 @@ typedef struct cairn_runtime_options {
      *  name (GAME_CAIRN_SYNC), which takes precedence. Settings not given are
      *  read from the process environment. */
     const char *const *env;
+    /** Nonzero: load the domain modules in a sandbox (cairn.sandbox, docs/API.md
+     *  §10), for code the program does not trust (mods, tenants). The
+     *  modules are then looked for only on lua_path (default "./?.lua"), which
+     *  is not added to package.path; they get no os, io, ffi, debug, bytecode
+     *  loading nor other modules, and every call into them (loading, methods
+     *  called with cairn_call, apply functions, policies, projection handlers)
+     *  is bounded. A broken rule or bound is CAIRN_SANDBOX. 0: trusted code. */
+    int sandbox;
+    /** VM instructions per call into sandboxed code; 0: 10,000,000. */
+    unsigned long long sandbox_instructions;
+    /** Bytes of memory a call into sandboxed code may add; 0: 64 MiB. */
+    size_t sandbox_memory;
+    /** NULL-terminated module names that sandboxed modules may require besides
+     *  their own and cairn's (loaded as trusted code); NULL: none. */
+    const char *const *sandbox_allow;
 } cairn_runtime_options;
 
 /** A buffer of bytes that cairn allocated and the caller owns. */

@@ -20,6 +20,7 @@ static const struct {
     { CAIRN_SCHEMA, "SchemaError" },
     { CAIRN_CONFIG, "ConfigError" },
     { ETIMEDOUT, "TimeoutError" },
+    { CAIRN_SANDBOX, "SandboxError" },
     { CAIRN_STORE, "StoreError" },
 };
 #define NKINDS (sizeof kinds / sizeof kinds[0])

@@ -1,23 +1,38 @@
 /*
- * record.h -- the stored form of one event (or snapshot). No Lua, no LMDB.
+ * record.h -- the stored form of one event (or snapshot). No Lua, no engine.
+ * Every engine stores these bytes as they are, so records move between
+ * engines (export/import, copies) and `verify` checks them the same way.
+ *
+ * Format 3 (written since event ids and metadata were added):
  *
  *   offset  size  field
- *        0     1  record format (CAIRN_RECORD_FORMAT)
- *        1     1  flags: CAIRN_RECORD_COMPRESSED, CAIRN_RECORD_ENCRYPTED
+ *        0     1  record format (3)
+ *        1     1  flags: CAIRN_RECORD_COMPRESSED, CAIRN_RECORD_ENCRYPTED, CAIRN_RECORD_METADATA
  *        2    16  stream (aggregate) id
  *       18     8  stream version, big-endian
  *       26     8  timestamp, microseconds since the epoch, big-endian two's complement
  *       34     2  class version of the payload (for upcasting), big-endian, >= 1
- *       36     2  topic length n, big-endian, >= 1
- *       38     n  topic bytes
- *     38+n    32  hash: BLAKE2b-256(previous hash || bytes 0..38+n || payload)
- *     70+n     *  payload: a msgpack map, zstd-compressed if flagged, then
+ *       36    16  event id (all zero: none)
+ *       52     2  topic length n, big-endian, >= 1
+ *       54     n  topic bytes
+ *     54+n    32  hash: BLAKE2b-256(previous hash || bytes 0..54+n || stored body)
+ *     86+n     *  the stored body: the body, zstd-compressed if flagged, then
  *                 sealed (nonce || ciphertext || tag) if flagged
  *
- * Bytes 0..38+n, the header, are the associated data of the seal, so a
- * record cannot be moved to another stream, version or topic unnoticed. For
- * events the previous hash is the hash of the stream's previous event (zeros
- * for its first); for snapshots it is the hash of the event they were taken at.
+ * The body is the event's msgpack map; with CAIRN_RECORD_METADATA it is
+ * preceded by the metadata: its length (u32 big-endian) and a msgpack map.
+ * Metadata may carry user data, so it is compressed and sealed with the
+ * payload; the event id is in the header, so it is authenticated.
+ *
+ * Format 2 (still read) has no event id: the topic length is at 36, the topic
+ * at 38, and the body is the msgpack map alone. Readers give its event_id as
+ * all zero and its metadata as empty.
+ *
+ * The header (everything before the hash) is the associated data of the
+ * seal, so a record cannot be moved to another stream, version, topic or
+ * event id unnoticed. For events the previous hash is the hash of the
+ * stream's previous event (zeros for its first); for snapshots it is the hash
+ * of the event they were taken at.
  */
 #ifndef CAIRN_RECORD_H
 #define CAIRN_RECORD_H
@@ -26,13 +41,17 @@
 #include <stdint.h>
 #include <string.h>
 
-#define CAIRN_RECORD_FORMAT 2
-#define CAIRN_RECORD_FIXED 38          /* bytes before the topic */
+#define CAIRN_RECORD_FORMAT 3          /* the format written */
+#define CAIRN_RECORD_FORMAT_V2 2       /* the format before event ids, still read */
+#define CAIRN_RECORD_FIXED 54          /* bytes before the topic (format 3) */
+#define CAIRN_RECORD_FIXED_V2 38       /* bytes before the topic (format 2) */
 #define CAIRN_RECORD_HASH 32
 #define CAIRN_TOPIC_MAX 65535
 #define CAIRN_CLASS_VERSION_MAX 65535
 #define CAIRN_RECORD_COMPRESSED 1
 #define CAIRN_RECORD_ENCRYPTED 2
+#define CAIRN_RECORD_METADATA 4        /* the body starts with metadata (format 3) */
+#define CAIRN_METADATA_MAX 0x7fffffff
 
 /** One event as it is written or read. Pointers borrow the caller's memory. */
 typedef struct cairn_record {
@@ -51,20 +70,44 @@ typedef struct cairn_record {
     uint8_t event_id[16];       /* the event's id, given when it was triggered (all zero: none) */
     const uint8_t *metadata;    /* the event's metadata as a msgpack map; NULL (or len 0): empty */
     size_t metadata_len;
+    unsigned format;            /* set by parse; on input 0 means CAIRN_RECORD_FORMAT */
+    size_t header_len;          /* set by parse: bytes before the hash */
 } cairn_record;
 
-/** Bytes of a record's header (everything before the hash). */
+/** Bytes of a format-3 record's header (everything before the hash). */
 static inline size_t cairn_record_header_size(size_t topic_len) { return CAIRN_RECORD_FIXED + topic_len; }
 
-/** Write the header of rec (with these flags) into out. */
+/** The header of a parsed record (the seal's associated data). */
+static inline const uint8_t *cairn_record_header(const cairn_record *rec) { return rec->hash - rec->header_len; }
+
+/** Write the header of rec (with these flags) into out, in rec's format
+ * (format 0: the current one; header_size of its topic bytes). */
 void cairn_record_write_header(const cairn_record *rec, unsigned flags, uint8_t *out);
 
+/** Bytes of rec's body before compression and sealing (metadata, payload). */
+size_t cairn_record_body_size(const cairn_record *rec);
+
+/** Write rec's body into out (cairn_record_body_size bytes). */
+void cairn_record_write_body(const cairn_record *rec, uint8_t *out);
+
 /**
- * Parse a stored record. On success out points into buf (payload: the stored,
- * possibly compressed and sealed, bytes) and stays valid as long as buf does.
+ * Split an opened body (decompressed, unsealed) of a record with these
+ * flags into rec's metadata and payload; both point into body.
+ * @return CAIRN_OK, or CAIRN_CORRUPT if the metadata does not fit.
+ */
+int cairn_record_split_body(cairn_record *rec, const uint8_t *body, size_t len)
+    __attribute__((warn_unused_result));
+
+/**
+ * Parse a stored record of format 2 or 3. On success out points into buf
+ * (payload: the stored body, possibly compressed and sealed; metadata: none
+ * until cairn_record_split_body) and stays valid as long as buf does.
  * @return CAIRN_OK, or CAIRN_CORRUPT if buf is not a well-formed record.
  */
 int cairn_record_parse(const uint8_t *buf, size_t len, cairn_record *out);
+
+/** Describe a record for messages: "aggregate <id> version <v>". */
+void cairn_record_describe(const uint8_t id[16], uint64_t version, char *out, size_t len);
 
 /** The chain hash of a stored record of len bytes, given the previous hash. */
 void cairn_record_hash(const uint8_t prev[CAIRN_RECORD_HASH], const uint8_t *buf, size_t len,

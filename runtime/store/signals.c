@@ -1,6 +1,6 @@
 /*
  * signals.c -- SIGINT and SIGTERM as a request to stop, for long-running
- * followers: the handler only records the signal; waits in store_wake.c
+ * followers: the handler only records the signal; waits in wake.c
  * return early when it is set, and the Lua loop stops between batches. No Lua.
  */
 #include <signal.h>

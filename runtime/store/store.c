@@ -1,4 +1,7 @@
-/* store.c -- opening stores by URI and what every engine shares. */
+/*
+ * store.c -- the façade (store.h): open a store by URI, pick its engine, put
+ * the mapper over it; what every engine and the mapper share for messages.
+ */
 #include <errno.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -6,20 +9,28 @@
 #include <string.h>
 
 #include "cairn.h"
-#include "store_internal.h"
+#include "mapper.h"
 #include "uuid.h"
+
+int cairn_engine_fail(cairn_engine *e, int rc, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(e->errmsg, sizeof e->errmsg, fmt, ap);
+    va_end(ap);
+    return rc;
+}
 
 int cairn_store_fail(cairn_store *s, int rc, const char *fmt, ...)
 {
     va_list ap;
     va_start(ap, fmt);
-    vsnprintf(s->errmsg, sizeof s->errmsg, fmt, ap);
+    vsnprintf(s->eng->errmsg, sizeof s->eng->errmsg, fmt, ap);
     va_end(ap);
     return rc;
 }
 
-int cairn_store_conflict(cairn_store *s, const uint8_t id[16], uint64_t version,
-                         int has_last, uint64_t last)
+int cairn_store_conflict(cairn_store *s, const uint8_t id[16], uint64_t version, int has_last, uint64_t last)
 {
     char hex[CAIRN_UUID_STRLEN + 1] = { 0 };
     cairn_uuid_format(id, hex);
@@ -35,44 +46,10 @@ int cairn_store_conflict(cairn_store *s, const uint8_t id[16], uint64_t version,
                             hex, (unsigned long long)version);
 }
 
-/* The fields every stored record needs: a topic and a class version that fit. */
-static int check_record(cairn_store *s, const cairn_record *r, const char *what, size_t i)
+int cairn_store_read_only(cairn_store *s)
 {
-    if (r->topic_len == 0 || r->topic_len > CAIRN_TOPIC_MAX)
-        return cairn_store_fail(s, CAIRN_INVALID, "%s %zu: topic must be 1 to %d bytes", what, i + 1,
-                                CAIRN_TOPIC_MAX);
-    if (r->class_version > CAIRN_CLASS_VERSION_MAX)
-        return cairn_store_fail(s, CAIRN_INVALID, "%s %zu: class version %u is above %d", what, i + 1,
-                                r->class_version, CAIRN_CLASS_VERSION_MAX);
-    return CAIRN_OK;
-}
-
-int cairn_store_check_batch(cairn_store *s, const cairn_batch *b)
-{
-    const cairn_record *ev = b->events;
-    for (size_t i = 0; i < b->n; i++) {
-        int rc = check_record(s, &ev[i], "event", i);
-        if (rc) return rc;
-        if (i > 0 && memcmp(ev[i].stream_id, ev[i - 1].stream_id, 16) == 0 &&
-            ev[i].version != ev[i - 1].version + 1)
-            return cairn_store_conflict(s, ev[i].stream_id, ev[i].version, 0, 0);
-    }
-    for (size_t i = 0; i < b->nsnapshots; i++) {
-        int rc = check_record(s, &b->snapshots[i], "snapshot", i);
-        if (rc) return rc;
-    }
-    if (b->tracking && (b->tracking->app_len == 0 || b->tracking->app_len > 511 || b->tracking->id == 0))
-        return cairn_store_fail(s, CAIRN_INVALID, "a tracking record needs an application name and an id above 0");
-    return CAIRN_OK;
-}
-
-int cairn_store_topic_matches(const cairn_log_query *q, const cairn_record *rec)
-{
-    if (q->ntopics == 0) return 1;
-    for (size_t i = 0; i < q->ntopics; i++)
-        if (q->topics[i].len == rec->topic_len && memcmp(q->topics[i].ptr, rec->topic, rec->topic_len) == 0)
-            return 1;
-    return 0;
+    return cairn_store_fail(s, CAIRN_CONFIG, "store %s is open read-only%s", s->eng->where,
+                            s->eng->read_only == CAIRN_ENGINE_UNWRITABLE ? " (this user may not write its files)" : "");
 }
 
 static int open_failed(char *err, size_t errlen, int rc, const char *fmt, const char *uri)
@@ -81,10 +58,27 @@ static int open_failed(char *err, size_t errlen, int rc, const char *fmt, const 
     return rc;
 }
 
-void cairn_stream_key(uint8_t key[CAIRN_STREAM_KEY], const uint8_t id[16], uint64_t version)
+/* The engine of a URI and what its open takes (NULL location: a private store). */
+static int pick_engine(const char *uri, const cairn_engine_ops **ops, const char **location, char *err,
+                       size_t errlen)
 {
-    memcpy(key, id, 16);
-    cairn_put_be64(key + 16, version);
+    if (strcmp(uri, "memory:") == 0) {
+        *ops = &cairn_lmdb_engine;
+        *location = NULL;
+        return CAIRN_OK;
+    }
+    if (strncmp(uri, "lmdb:", 5) == 0) {
+        if (uri[5] == '\0') return open_failed(err, errlen, CAIRN_CONFIG, "bad store URI '%s': lmdb: needs a path", uri);
+        *ops = &cairn_lmdb_engine;
+        *location = uri + 5;
+        return CAIRN_OK;
+    }
+    if (strncmp(uri, "memory:", 7) == 0)
+        return open_failed(err, errlen, CAIRN_CONFIG, "bad store URI '%s': memory: takes no path", uri);
+    if (strncmp(uri, "postgres://", 11) == 0 || strncmp(uri, "postgresql://", 13) == 0)
+        return open_failed(err, errlen, CAIRN_CONFIG,
+                           "store URI '%s': PostgreSQL stores are not available in this build", uri);
+    return open_failed(err, errlen, CAIRN_CONFIG, "bad store URI '%s': expected memory: or lmdb:PATH", uri);
 }
 
 int cairn_store_open(const char *uri, const cairn_store_options *opt, cairn_store **out,
@@ -93,32 +87,60 @@ int cairn_store_open(const char *uri, const cairn_store_options *opt, cairn_stor
     static const cairn_store_options defaults = { .sync = CAIRN_SYNC_FULL };
     if (!opt) opt = &defaults;
     *out = NULL;
-    int rc;
-    if (strcmp(uri, "memory:") == 0) {
-        rc = cairn_store_env_open(NULL, opt, out, err, errlen);
-    } else if (strncmp(uri, "lmdb:", 5) == 0) {
-        if (uri[5] == '\0')
-            return open_failed(err, errlen, CAIRN_CONFIG, "bad store URI '%s': lmdb: needs a path", uri);
-        rc = cairn_store_env_open(uri + 5, opt, out, err, errlen);
-    } else if (strncmp(uri, "memory:", 7) == 0) {
-        return open_failed(err, errlen, CAIRN_CONFIG, "bad store URI '%s': memory: takes no path", uri);
-    } else if (strncmp(uri, "postgres://", 11) == 0 || strncmp(uri, "postgresql://", 13) == 0) {
-        return open_failed(err, errlen, CAIRN_CONFIG,
-                           "store URI '%s': PostgreSQL stores are not available in this build", uri);
-    } else {
-        return open_failed(err, errlen, CAIRN_CONFIG,
-                           "bad store URI '%s': expected memory: or lmdb:PATH", uri);
-    }
-    if (rc != CAIRN_OK) return rc;
-    (*out)->uri = strdup(uri);
-    if (!(*out)->uri) {
-        cairn_store_close(*out);
-        *out = NULL;
+    const cairn_engine_ops *ops;
+    const char *location;
+    int rc = pick_engine(uri, &ops, &location, err, errlen);
+    if (rc) return rc;
+    cairn_store *s = calloc(1, sizeof *s);
+    if (!s || !(s->uri = strdup(uri))) {
+        free(s);
         return open_failed(err, errlen, ENOMEM, "out of memory opening '%s'", uri);
     }
+    s->read_only = opt->read_only;
+    cairn_engine_options eo = { .sync = opt->sync, .map_size = opt->map_size, .must_exist = opt->must_exist,
+                                .read_only = opt->read_only };
+    rc = ops->open(location, &eo, &s->eng, err, errlen);
+    if (rc == CAIRN_OK) {
+        s->read_only = s->eng->read_only != 0;
+        rc = cairn_store_cipher_open(s, opt, err, errlen);
+    }
+    if (rc) {
+        cairn_store_close(s);
+        return rc;
+    }
+    *out = s;
     return CAIRN_OK;
 }
 
-const char *cairn_store_errmsg(const cairn_store *s) { return s->errmsg; }
+void cairn_store_close(cairn_store *s)
+{
+    if (!s) return;
+    if (s->eng) {
+        cairn_store_read_end(s);
+        s->eng->ops->close(s->eng);
+    }
+    cairn_store_cipher_close(s);
+    cairn_store_save_free(s);
+    cairn_compressor_free(s->zc);
+    free(s->buf);
+    free(s->buf2);
+    free(s->uri);
+    free(s);
+}
+
+const char *cairn_store_errmsg(const cairn_store *s) { return s->eng->errmsg; }
 
 const char *cairn_store_uri(const cairn_store *s) { return s->uri; }
+
+int cairn_store_copy(cairn_store *s, const char *dir)
+{
+    if (!s->eng->ops->copy)
+        return cairn_store_fail(s, CAIRN_CONFIG, "store %s cannot be copied to a directory", s->eng->where);
+    return s->eng->ops->copy(s->eng, dir);
+}
+
+void cairn_store_group_stats(cairn_store *s, uint64_t *groups, uint64_t *saves)
+{
+    *groups = *saves = 0;
+    if (s->eng->ops->group_stats) s->eng->ops->group_stats(s->eng, groups, saves);
+}

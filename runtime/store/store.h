@@ -1,6 +1,8 @@
 /*
- * store.h -- the recorder interface: one narrow API over the storage engine
- * (`memory:` and `lmdb:PATH`, both LMDB environments). No Lua.
+ * store.h -- the store as its callers (the binding, the C tools) use it: open
+ * by URI, save, read, follow. No Lua. Underneath, the mapper (mapper.h: record
+ * format, compression, encryption, hash chains) sits on an engine behind the
+ * recorder interface (recorder.h): LMDB for `memory:` and `lmdb:PATH`.
  *
  * A handle is used by one thread at a time; threads each open their own
  * handle, and handles on one directory share one LMDB environment. Saves made
@@ -26,6 +28,9 @@ typedef struct cairn_store_options {
     cairn_sync_mode sync;   /* full: fsync each commit; none: the OS decides */
     size_t map_size;        /* initial LMDB map size in bytes; 0: default */
     int must_exist;         /* fail with CAIRN_CONFIG instead of creating a new store */
+    int read_only;          /* only read: never write (saves etc. are CAIRN_CONFIG), never create
+                             * (implies must_exist), start no write transaction, also for a
+                             * user who may not write the store's files */
     const uint8_t *cipher_key; /* 32-byte master key, or NULL; copied into secret memory */
     int compress;           /* zstd-compress payloads above a small threshold */
     int keyless;            /* open an encrypted store without its key (verify: hashes only) */
@@ -55,7 +60,7 @@ typedef struct cairn_log_query {
 } cairn_log_query;
 
 typedef struct cairn_store_stat {
-    const char *engine;     /* "memory" or "lmdb" */
+    const char *engine;     /* "memory" or "lmdb" (valid while the store is open) */
     uint64_t events;
     uint64_t streams;
     uint64_t max_notification_id;
@@ -173,7 +178,7 @@ const char *cairn_store_errmsg(const cairn_store *s);
 /** The URI the store was opened with. */
 const char *cairn_store_uri(const cairn_store *s);
 
-/* ---- Views (store_views.c) ----------------------------------------------
+/* ---- Views (mapper_views.c) ----------------------------------------------
  * A view is a named key/value space in a store, with its own tracking of the
  * applications it follows. Keys are bytes (view name + key at most 510
  * bytes); values are msgpack bytes, sealed by cairn_view_value_seal. */
@@ -225,7 +230,7 @@ int cairn_view_value_seal(cairn_store *s, cairn_slice stored_key, cairn_slice pl
 int cairn_view_value_open(cairn_store *s, cairn_slice stored_key, const uint8_t *stored, size_t len,
                           cairn_slice *plain);
 
-/* ---- Following (store_wake.c) --------------------------------------------- */
+/* ---- Following (wake.c) --------------------------------------------------- */
 
 /** The store's change counter, bumped after every commit by any process.
  *  @return 1 with *seq set, or 0 when the store has no wake word (poll). */
@@ -233,8 +238,10 @@ int cairn_store_wake_seq(cairn_store *s, uint32_t *seq);
 
 /**
  * Sleep until the change counter of any of the n stores (n <= 16) differs
- * from seen[i], for at most timeout_s; a store without a wake word makes it
- * a sleep of poll_s. Wake-ups may be spurious: look again afterwards.
+ * from seen[i], for at most timeout_s; one store whose engine waits its own
+ * way (recorder.h's wait) waits that way; otherwise a store without a wake
+ * word makes it a sleep of poll_s. Wake-ups may be spurious: look again
+ * afterwards.
  * @return CAIRN_OK, CAIRN_INTERRUPTED when a trapped signal arrived, or
  *         CAIRN_INVALID for n outside 1..16.
  */

@@ -3,12 +3,17 @@
  * no Lua: `build/tests/cairn_c_tests [DIR]` (DIR: where to put LMDB stores).
  * One E() check macro, as LMDB's mtest.c has; exits 1 at the first failure.
  * Helper modes for the Lua specs: --corrupt PATH ID payload|header,
- * --format PATH N (write store format N).
+ * --format PATH N (write store format N), --hold-write PATH (begin a write
+ * transaction, print "held" and stop itself with SIGSTOP, as a writer stopped
+ * in the middle of a commit).
  */
 #include <dirent.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include <lmdb.h>
@@ -252,7 +257,7 @@ static void test_record_and_uuid(void)
     /* every truncation, a wrong format byte, unknown flags and class version 0 are refused */
     for (size_t cut = 0; cut < header + CAIRN_RECORD_HASH; cut++) CHECK(cairn_record_parse(buf, cut, &back) == CAIRN_CORRUPT);
     const size_t bad_at[] = { 0, 1, 34 };
-    const uint8_t bad_value[] = { 1, 4, 0 };
+    const uint8_t bad_value[] = { 1, 8, 0 };
     for (size_t i = 0; i < 3; i++) {
         uint8_t keep = buf[bad_at[i]], keep2 = buf[35];
         buf[bad_at[i]] = bad_value[i];
@@ -296,8 +301,9 @@ static int corrupt(const char *path, uint64_t id, const char *how)
     if (strcmp(how, "header") == 0) {
         len = 20;
     } else {
-        size_t topic = (size_t)copy[36] << 8 | copy[37];
-        copy[cairn_record_header_size(topic) + CAIRN_RECORD_HASH] = 0xc1; /* never used in msgpack */
+        cairn_record rec;
+        E(cairn_record_parse(copy, len, &rec) == CAIRN_OK && rec.payload_len > 0);
+        copy[rec.payload - copy] = 0xc1; /* never used in msgpack */
     }
     v = (MDB_val){ len, copy };
     E(mdb_put(txn, log, &k, &v, 0) == 0 && mdb_txn_commit(txn) == 0);
@@ -429,6 +435,340 @@ static void test_views(const char *uri)
     cairn_store_close(s);
 }
 
+
+#define MAP1 "\x81\xa1k\x01"    /* msgpack {k = 1} */
+
+/* event ids and metadata are stored and read back, plain, compressed and sealed */
+static void test_event_ids_and_metadata(const char *uri, int compress, const uint8_t *key)
+{
+    char err[512];
+    cairn_store *s = NULL;
+    cairn_store_options opt = { .sync = CAIRN_SYNC_NONE, .compress = compress, .cipher_key = key };
+    CHECK(cairn_store_open(uri, &opt, &s, err, sizeof err) == CAIRN_OK);
+    uint8_t a[16];
+    cairn_uuid_v4(a);
+    static char big[300];
+    memset(big, 'x', sizeof big - 1);
+    big[0] = (char)0x81; big[1] = (char)0xa1; big[2] = 'b'; big[3] = (char)0xd9; big[4] = (char)(sizeof big - 6);
+    cairn_record ev[] = { event(a, 1, "T.Made", big), event(a, 2, "T.Changed", "\x80") };
+    cairn_uuid_v4(ev[0].event_id);
+    cairn_uuid_v4(ev[1].event_id);
+    ev[0].metadata = (const uint8_t *)MAP1;
+    ev[0].metadata_len = 4;
+    uint64_t first;
+    CHECK(append(s, ev, 2, &first) == CAIRN_OK);
+    cairn_stream_query all = { 0 };
+    cairn_record rec;
+    CHECK(cairn_store_read_stream(s, a, &all) == CAIRN_OK);
+    CHECK(cairn_store_next(s, &rec) == CAIRN_OK && rec.format == CAIRN_RECORD_FORMAT);
+    CHECK(memcmp(rec.event_id, ev[0].event_id, 16) == 0);
+    CHECK(rec.metadata_len == 4 && memcmp(rec.metadata, MAP1, 4) == 0);
+    CHECK(rec.payload_len == strlen(big) && memcmp(rec.payload, big, rec.payload_len) == 0);
+    CHECK(!compress || (rec.flags & CAIRN_RECORD_COMPRESSED));
+    CHECK(!key || (rec.flags & CAIRN_RECORD_ENCRYPTED));
+    CHECK(cairn_store_next(s, &rec) == CAIRN_OK && memcmp(rec.event_id, ev[1].event_id, 16) == 0);
+    CHECK(rec.metadata == NULL && rec.metadata_len == 0 && rec.payload_len == 1);
+    cairn_store_read_end(s);
+    cairn_log_query lq = { .start = first };
+    CHECK(cairn_store_read_log(s, &lq) == CAIRN_OK);
+    CHECK(cairn_store_next(s, &rec) == CAIRN_OK && memcmp(rec.event_id, ev[0].event_id, 16) == 0);
+    CHECK(rec.metadata_len == 4 && memcmp(rec.metadata, MAP1, 4) == 0);
+    cairn_store_read_end(s);
+    cairn_verify_report r;
+    CHECK(cairn_store_verify(s, &r, NULL, NULL) == CAIRN_OK && r.problems == 0 && r.records >= 2);
+    cairn_store_close(s);
+}
+
+/* Add a format-2 record (the format before event ids) as version 1 of a new
+ * stream, as a store written by an earlier cairn holds it. */
+static void put_format2(const char *path, const uint8_t id[16], uint64_t nid)
+{
+    MDB_txn *txn;
+    MDB_dbi log, streams;
+    MDB_env *env = open_raw(path, "log", &txn, &log);
+    E(mdb_dbi_open(txn, "streams", 0, &streams) == 0);
+    cairn_record r = event(id, 1, "T.Old", "\x81\xa1v\x02");
+    r.format = CAIRN_RECORD_FORMAT_V2;
+    uint8_t buf[128], zero[CAIRN_RECORD_HASH] = { 0 };
+    size_t header = CAIRN_RECORD_FIXED_V2 + r.topic_len, len = header + CAIRN_RECORD_HASH + r.payload_len;
+    cairn_record_write_header(&r, 0, buf);
+    memcpy(buf + header + CAIRN_RECORD_HASH, r.payload, r.payload_len);
+    cairn_record_hash(zero, buf, len, buf + header);
+    uint8_t key[8], skey[24];
+    cairn_put_be64(key, nid);
+    memcpy(skey, id, 16);
+    cairn_put_be64(skey + 16, 1);
+    MDB_val k = { 8, key }, v = { len, buf }, sk = { 24, skey }, sv = { 8, key };
+    E(mdb_put(txn, log, &k, &v, 0) == 0 && mdb_put(txn, streams, &sk, &sv, 0) == 0 && mdb_txn_commit(txn) == 0);
+    mdb_env_close(env);
+}
+
+/* format-2 records are read (no event id, no metadata) and chained onto */
+static void test_format2_records(const char *dir)
+{
+    char uri[700], path[600], err[512];
+    snprintf(path, sizeof path, "%s/format2", dir);
+    snprintf(uri, sizeof uri, "lmdb:%s", path);
+    cairn_store *s = NULL;
+    CHECK(cairn_store_open(uri, NULL, &s, err, sizeof err) == CAIRN_OK);
+    cairn_store_close(s);
+    uint8_t id[16];
+    cairn_uuid_v4(id);
+    put_format2(path, id, 1);
+    CHECK(cairn_store_open(uri, NULL, &s, err, sizeof err) == CAIRN_OK);
+    cairn_record next = event(id, 2, "T.New", "\x80"), rec;
+    cairn_uuid_v4(next.event_id);
+    uint64_t first;
+    CHECK(append(s, &next, 1, &first) == CAIRN_OK && first == 2);
+    cairn_stream_query all = { 0 };
+    CHECK(cairn_store_read_stream(s, id, &all) == CAIRN_OK);
+    static const uint8_t none[16];
+    CHECK(cairn_store_next(s, &rec) == CAIRN_OK && rec.format == CAIRN_RECORD_FORMAT_V2 && rec.version == 1);
+    CHECK(memcmp(rec.event_id, none, 16) == 0 && rec.metadata == NULL && rec.payload_len == 4);
+    CHECK(cairn_store_next(s, &rec) == CAIRN_OK && rec.format == CAIRN_RECORD_FORMAT);
+    CHECK(memcmp(rec.event_id, next.event_id, 16) == 0);
+    CHECK(cairn_store_next(s, &rec) == CAIRN_END);
+    cairn_store_read_end(s);
+    cairn_verify_report r;
+    CHECK(cairn_store_verify(s, &r, NULL, NULL) == CAIRN_OK && r.problems == 0 && r.records == 2);
+    cairn_store_close(s);
+}
+
+/* Reads that a stopped writer or missing write permission must not stop. */
+static void read_everything(const char *uri, const cairn_store_options *opt, uint64_t events, int refuses_writes)
+{
+    char err[512];
+    cairn_store *s = NULL;
+    CHECK(cairn_store_open(uri, opt, &s, err, sizeof err) == CAIRN_OK);
+    cairn_store_stats st;
+    CHECK(cairn_store_stat(s, &st) == CAIRN_OK && st.events == events);
+    cairn_log_query lq = { .start = 1 };
+    cairn_record rec;
+    uint64_t n = 0;
+    int rc;
+    CHECK(cairn_store_read_log(s, &lq) == CAIRN_OK);
+    while ((rc = cairn_store_next(s, &rec)) == CAIRN_OK) n++;
+    cairn_store_read_end(s);
+    CHECK(rc == CAIRN_END && n == events);
+    cairn_verify_report r;
+    CHECK(cairn_store_verify(s, &r, NULL, NULL) == CAIRN_OK && r.problems == 0 && r.records == events);
+    /* a read-only handle refuses writes, saying so */
+    if (refuses_writes) {
+        uint8_t id[16];
+        cairn_uuid_v4(id);
+        cairn_record ev = event(id, 1, "T.Made", "\x80");
+        uint64_t first;
+        CHECK(append(s, &ev, 1, &first) == CAIRN_CONFIG);
+        CHECK(strstr(cairn_store_errmsg(s), "is open read-only") != NULL);
+    }
+    cairn_store_close(s);
+}
+
+static void fill(const char *uri, uint64_t n)
+{
+    char err[512];
+    cairn_store *s = NULL;
+    CHECK(cairn_store_open(uri, NULL, &s, err, sizeof err) == CAIRN_OK);
+    uint8_t id[16];
+    cairn_uuid_v4(id);
+    for (uint64_t v = 1; v <= n; v++) {
+        cairn_record ev = event(id, v, "T.Made", "\x80");
+        uint64_t first;
+        CHECK(append(s, &ev, 1, &first) == CAIRN_OK);
+    }
+    cairn_store_close(s);
+}
+
+/* Begin a write transaction on a store and stop: a writer stopped in the
+ * middle of a commit (SIGSTOP, a debugger). Prints "held" once it holds it. */
+__attribute__((noreturn)) static void hold_write(const char *path)
+{
+    MDB_txn *txn;
+    MDB_dbi log;
+    open_raw(path, "log", &txn, &log);
+    /* a stopped process whose group is orphaned gets SIGHUP and SIGCONT: it
+     * then pauses, and still holds the transaction */
+    signal(SIGHUP, SIG_IGN);
+    printf("held\n");
+    fflush(stdout);
+    raise(SIGSTOP);
+    for (;;) pause();
+}
+
+static void fail_on_hang(int sig) { (void)sig; write(2, "store_test: a read hung\n", 24); _exit(1); }
+
+/* opens and reads start no write transaction: a stopped writer stops none of them */
+static void test_beside_stopped_writer(const char *dir)
+{
+    char uri[700], path[600];
+    snprintf(path, sizeof path, "%s/stopped", dir);
+    snprintf(uri, sizeof uri, "lmdb:%s", path);
+    fill(uri, 3);
+    int out[2];
+    E(pipe(out) == 0);
+    pid_t writer = fork();
+    E(writer >= 0);
+    if (writer == 0) {
+        dup2(out[1], 1);
+        hold_write(path);
+    }
+    close(out[1]);
+    char held[8] = { 0 };
+    E(read(out[0], held, 5) == 5 && strcmp(held, "held\n") == 0);
+    int status;
+    E(waitpid(writer, &status, WUNTRACED) == writer && WIFSTOPPED(status));
+    signal(SIGALRM, fail_on_hang);
+    alarm(30);
+    cairn_store_options ro = { .read_only = 1 }, tool = { .must_exist = 1 }, plain = { .sync = CAIRN_SYNC_FULL };
+    read_everything(uri, &ro, 3, 1);
+    read_everything(uri, &tool, 3, 0);
+    read_everything(uri, &plain, 3, 0);
+    alarm(0);
+    kill(writer, SIGKILL);
+    E(waitpid(writer, &status, 0) == writer);
+    close(out[0]);
+    /* the writer's death releases LMDB's writer lock: saves go on */
+    fill(uri, 2);
+    read_everything(uri, &ro, 5, 1);
+}
+
+/* a user who may only read the store's files opens it read-only and reads */
+static void test_without_write_permission(const char *dir)
+{
+    char uri[700], path[600], err[512];
+    snprintf(path, sizeof path, "%s/readonly", dir);
+    snprintf(uri, sizeof uri, "lmdb:%s", path);
+    fill(uri, 4);
+    E(chmod(dir, 0755) == 0);
+    int ready[2], committed[2], as_nobody = geteuid() == 0;
+    E(pipe(ready) == 0 && pipe(committed) == 0);
+    pid_t reader = fork();
+    E(reader >= 0);
+    if (reader == 0) {
+        /* root may write anything: become nobody; others lose write permission */
+        if (geteuid() == 0) {
+            E(setgid(65534) == 0 && setuid(65534) == 0);
+        } else {
+            char file[700];
+            snprintf(file, sizeof file, "%s/data.mdb", path);
+            E(chmod(file, 0444) == 0);
+            snprintf(file, sizeof file, "%s/lock.mdb", path);
+            E(chmod(file, 0444) == 0);
+            E(chmod(path, 0555) == 0);
+        }
+        cairn_store_options ro = { .read_only = 1 }, tool = { .must_exist = 1 };
+        read_everything(uri, &ro, 4, 1);
+        read_everything(uri, &tool, 4, 1); /* the tools' open falls back to reading only */
+        cairn_store *s = NULL;
+        cairn_store_options writer = { .sync = CAIRN_SYNC_FULL };
+        E(cairn_store_open(uri, &writer, &s, err, sizeof err) != CAIRN_OK && strstr(err, "denied") != NULL);
+        if (as_nobody) {
+            /* nobody may not even write lock.mdb: a read cannot pin its snapshot, so a
+             * read that commits overtook is refused rather than trusted */
+            cairn_store_options ro = { .read_only = 1 };
+            cairn_record rec;
+            uint64_t n = 0;
+            int rc;
+            E(cairn_store_open(uri, &ro, &s, err, sizeof err) == CAIRN_OK);
+            cairn_log_query lq = { .start = 1 };
+            E(cairn_store_read_log(s, &lq) == CAIRN_OK && cairn_store_next(s, &rec) == CAIRN_OK);
+            E(write(ready[1], "r", 1) == 1);
+            char c;
+            E(read(committed[0], &c, 1) == 1);
+            while ((rc = cairn_store_next(s, &rec)) == CAIRN_OK) n++;
+            E(rc == CAIRN_STORE && strstr(cairn_store_errmsg(s), "changed while reading the log") != NULL);
+            cairn_store_close(s);
+        }
+        _exit(0);
+    }
+    if (as_nobody) {
+        char c;
+        E(read(ready[0], &c, 1) == 1);
+        fill(uri, 2); /* two commits while the reader reads */
+        E(write(committed[1], "c", 1) == 1);
+    }
+    int status;
+    E(waitpid(reader, &status, 0) == reader && WIFEXITED(status) && WEXITSTATUS(status) == 0);
+    close(ready[0]); close(ready[1]); close(committed[0]); close(committed[1]);
+    if (geteuid() != 0) {
+        E(chmod(path, 0755) == 0);
+    }
+    read_everything(uri, &(cairn_store_options){ .read_only = 1 }, as_nobody ? 6 : 4, 1);
+}
+
+/* a read-only open makes nothing: no store, no directory */
+static void test_read_only_makes_nothing(const char *dir)
+{
+    char uri[700], path[600], err[512];
+    snprintf(path, sizeof path, "%s/absent/store", dir);
+    snprintf(uri, sizeof uri, "lmdb:%s", path);
+    cairn_store *s = NULL;
+    cairn_store_options ro = { .read_only = 1 };
+    CHECK(cairn_store_open(uri, &ro, &s, err, sizeof err) == CAIRN_CONFIG && strstr(err, "no store at") != NULL);
+    struct stat st;
+    CHECK(stat(path, &st) != 0);
+}
+
+static const uint8_t KEY1[32] = { 1, 1, 1 }, KEY2[32] = { 2, 2, 2 };
+
+/* a handle opened before a rekey may not write under the old key (issue 14) */
+static void test_stale_key_after_rekey(const char *uri)
+{
+    char err[512];
+    cairn_store *a = NULL, *b = NULL;
+    cairn_store_options k1 = { .sync = CAIRN_SYNC_NONE, .cipher_key = KEY1 };
+    CHECK(cairn_store_open(uri, &k1, &a, err, sizeof err) == CAIRN_OK);
+    uint8_t x[16], y[16];
+    cairn_uuid_v4(x);
+    cairn_uuid_v4(y);
+    cairn_record ev = event(x, 1, "T.Made", "\x80");
+    uint64_t first;
+    CHECK(append(a, &ev, 1, &first) == CAIRN_OK);
+    CHECK(cairn_store_open(uri, &k1, &b, err, sizeof err) == CAIRN_OK);
+    CHECK(cairn_store_rekey(b, KEY2) == CAIRN_OK);
+    /* a new stream's data key would be wrapped by the old key: refused */
+    cairn_record other = event(y, 1, "T.Made", "\x80");
+    CHECK(append(a, &other, 1, &first) == CAIRN_CONFIG);
+    CHECK(strstr(cairn_store_errmsg(a), "was changed (cairn rekey) after this handle opened it") != NULL);
+    cairn_record more = event(x, 2, "T.Changed", "\x80");
+    CHECK(append(a, &more, 1, &first) == CAIRN_CONFIG);
+    cairn_stream_query all = { 0 };
+    CHECK(cairn_store_read_stream(a, x, &all) == CAIRN_CONFIG);
+    cairn_store_close(a);
+    /* the rekeying handle goes on, and everything reads under the new key */
+    CHECK(append(b, &other, 1, &first) == CAIRN_OK);
+    cairn_store_options k2 = { .sync = CAIRN_SYNC_NONE, .cipher_key = KEY2 };
+    CHECK(cairn_store_open(uri, &k2, &a, err, sizeof err) == CAIRN_OK);
+    cairn_verify_report r;
+    CHECK(cairn_store_verify(a, &r, NULL, NULL) == CAIRN_OK && r.problems == 0 && r.records == 2 && r.keys_checked == 2);
+    cairn_store_close(a);
+    cairn_store_close(b);
+}
+
+/* a handle that opened a store without a key writes no plaintext into it
+ * once another has made it encrypted (issue 14) */
+static void test_no_plaintext_after_encryption(const char *uri)
+{
+    char err[512];
+    cairn_store *plain = NULL, *sealed = NULL;
+    cairn_store_options none = { .sync = CAIRN_SYNC_NONE }, k1 = { .sync = CAIRN_SYNC_NONE, .cipher_key = KEY1 };
+    CHECK(cairn_store_open(uri, &none, &plain, err, sizeof err) == CAIRN_OK);
+    CHECK(cairn_store_open(uri, &k1, &sealed, err, sizeof err) == CAIRN_OK);
+    uint8_t x[16];
+    cairn_uuid_v4(x);
+    cairn_record ev = event(x, 1, "T.Made", "\x80");
+    uint64_t first;
+    CHECK(append(plain, &ev, 1, &first) == CAIRN_CONFIG);
+    CHECK(strstr(cairn_store_errmsg(plain), "was encrypted after this handle opened it") != NULL);
+    cairn_view_op op = { SL("k"), SL("\x01"), 0 };
+    CHECK(cairn_view_write(plain, SL("V"), &op, 1, NULL) == CAIRN_CONFIG);
+    CHECK(append(sealed, &ev, 1, &first) == CAIRN_OK);
+    cairn_verify_report r;
+    CHECK(cairn_store_verify(sealed, &r, NULL, NULL) == CAIRN_OK && r.problems == 0 && r.records == 1);
+    cairn_store_close(plain);
+    cairn_store_close(sealed);
+}
+
 int main(int argc, char **argv)
 {
     if (argc == 5 && strcmp(argv[1], "--corrupt") == 0)
@@ -437,6 +777,7 @@ int main(int argc, char **argv)
         return swap_or_delete(argv[2], strtoull(argv[3], NULL, 10), strtoull(argv[4], NULL, 10));
     if (argc == 4 && strcmp(argv[1], "--delete") == 0)
         return swap_or_delete(argv[2], strtoull(argv[3], NULL, 10), 0);
+    if (argc == 3 && strcmp(argv[1], "--hold-write") == 0) hold_write(argv[2]);
     if (argc == 4 && strcmp(argv[1], "--format") == 0)
         return set_format(argv[2], (unsigned)strtoul(argv[3], NULL, 10));
     char dir[] = "/tmp/cairn_c_tests.XXXXXX";
@@ -453,6 +794,19 @@ int main(int argc, char **argv)
     snprintf(uri, sizeof uri, "lmdb:%s/views", base);
     test_views(uri);
     test_memory_private(base);
+    test_event_ids_and_metadata("memory:", 0, NULL);
+    test_event_ids_and_metadata("memory:", 1, NULL);
+    test_event_ids_and_metadata("memory:", 1, KEY1);
+    snprintf(uri, sizeof uri, "lmdb:%s/sealed", base);
+    test_event_ids_and_metadata(uri, 0, KEY1);
+    test_format2_records(base);
+    test_read_only_makes_nothing(base);
+    test_beside_stopped_writer(base);
+    test_without_write_permission(base);
+    snprintf(uri, sizeof uri, "lmdb:%s/rekeyed", base);
+    test_stale_key_after_rekey(uri);
+    snprintf(uri, sizeof uri, "lmdb:%s/encrypted-later", base);
+    test_no_plaintext_after_encryption(uri);
     char cmd[700];
     snprintf(cmd, sizeof cmd, "rm -rf '%s'", base);
     if (argc <= 1 && system(cmd) != 0) fprintf(stderr, "could not remove %s\n", base);

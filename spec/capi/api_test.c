@@ -758,6 +758,54 @@ static void test_upcaster_meets_other_thread(void)
 
 /* ---- main -------------------------------------------------------------- */
 
+/* A tenant's module in a sandboxed runtime: it gets no os, requires nothing
+ * unlisted, and a call that loops forever comes back as CAIRN_SANDBOX. */
+static void test_sandbox(void)
+{
+    write_file(tmp, "tenant.lua",
+               "local cairn = require 'cairn'\n"
+               "local Box = cairn.aggregate('TenantBox')\n"
+               "Box:created('Made', function(self, n) if n < 0 then while true do end end self.n = n end)\n"
+               "local App = cairn.application('Tenant')\n"
+               "function App:make(n) return self:save(Box(n))[1].notification_id end\n"
+               "function App:peek() return type(os) .. ',' .. type(io) .. ',' .. type(debug) end\n"
+               "function App:grab() return require('os') end\n"
+               "function App:hog() local s = 'x' for _ = 1, 40 do s = s .. s end end\n"
+               "return { App = App }\n");
+    char path[PATH_MAX];
+    snprintf(path, sizeof path, "%s/?.lua", tmp);
+    static const char *const env[] = { "CAIRN_SYNC=none", NULL };
+    cairn_runtime_options opt = { .lua_path = path, .store = "memory:", .env = env, .sandbox = 1,
+                                  .sandbox_instructions = 200000, .sandbox_memory = 8 << 20 };
+    cairn_runtime *rt = NULL;
+    CHECK(cairn_runtime_open(&opt, &rt) == CAIRN_OK && rt);
+    /* the trusted modules on spec/capi are not on a sandbox's path */
+    CHECK_RC(rt, cairn_runtime_load(rt, "ledger", "Ledger"), CAIRN_SANDBOX, "require of module 'ledger' is not allowed");
+    CHECK_RC(rt, cairn_runtime_load(rt, "tenant", "App"), CAIRN_OK, "");
+    args a;
+    result r;
+    args_begin(&a, 1);
+    msgpack_pack_int(&a.pk, 7);
+    CHECK_RC(rt, call(rt, "make", &a, &r), CAIRN_OK, "");
+    CHECK(as_int(item(&r, 0)) == 1);
+    result_free(&r);
+    CHECK_RC(rt, call(rt, "peek", NULL, &r), CAIRN_OK, "");
+    CHECK(is_str(item(&r, 0), "nil,nil,nil"));
+    result_free(&r);
+    CHECK_RC(rt, call(rt, "grab", NULL, &r), CAIRN_SANDBOX, "require of module 'os' is not allowed");
+    args_begin(&a, 1);
+    msgpack_pack_int(&a.pk, -1);
+    CHECK_RC(rt, call(rt, "make", &a, &r), CAIRN_SANDBOX, "stopped after 200000 VM instructions");
+    CHECK_RC(rt, call(rt, "hog", NULL, &r), CAIRN_SANDBOX, "more than 8388608 bytes of memory");
+    /* the runtime stays usable, and nothing of the failed calls was recorded */
+    args_begin(&a, 1);
+    msgpack_pack_int(&a.pk, 8);
+    CHECK_RC(rt, call(rt, "make", &a, &r), CAIRN_OK, "");
+    CHECK(as_int(item(&r, 0)) == 2);
+    result_free(&r);
+    cairn_runtime_close(rt);
+}
+
 /* ROOT/spec/capi from the program's path: build/tests/x, build/sanitize/tests/x */
 static void find_spec_dir(const char *argv0)
 {
@@ -793,6 +841,7 @@ int main(int argc, char **argv)
     test_calls_and_results();
     test_errors();
     test_reload();
+    test_sandbox();
     test_shared_environment();
     test_threads("threads", NULL);
     test_upcaster_meets_other_thread();

@@ -1,7 +1,8 @@
 /*
- * fuzz_record.c -- libFuzzer target for the stored-record parser (record.c)
- * and what a reader does next: check the hash, open a sealed payload,
- * decompress a compressed one, decode the msgpack into the event's fields.
+ * fuzz_record.c -- libFuzzer target for the stored-record parser (record.c,
+ * formats 2 and 3) and what a reader does next: check the hash, open a sealed
+ * body, decompress a compressed one, split off the metadata, decode the
+ * msgpack into the event's fields.
  * A record that parses must lie inside the buffer and its header must write
  * back to the same bytes; anything else must be CAIRN_CORRUPT, never a crash.
  */
@@ -28,8 +29,10 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     int rc = cairn_record_parse(data, size, &rec);
     CHECK(rc == CAIRN_OK || rc == CAIRN_CORRUPT);
     if (rc != CAIRN_OK) return 0;
-    size_t header = cairn_record_header_size(rec.topic_len);
-    CHECK((const uint8_t *)rec.topic == data + CAIRN_RECORD_FIXED && rec.topic_len > 0);
+    size_t header = rec.header_len;
+    CHECK(rec.format == CAIRN_RECORD_FORMAT || rec.format == CAIRN_RECORD_FORMAT_V2);
+    CHECK((const uint8_t *)rec.topic + rec.topic_len == data + header && rec.topic_len > 0);
+    CHECK(cairn_record_header(&rec) == data);
     CHECK(rec.hash == data + header && rec.payload == data + header + CAIRN_RECORD_HASH);
     CHECK(rec.payload + rec.payload_len == data + size);
     uint8_t *copy = malloc(header);
@@ -63,6 +66,10 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         payload = inflated;
         len = n;
     }
+    if (cairn_record_split_body(&rec, payload, len) != CAIRN_OK) goto done; /* bad metadata: refused */
+    CHECK(rec.payload + rec.payload_len == payload + len);
+    payload = rec.payload;
+    len = rec.payload_len;
     lua_State *L = fuzz_lua_open();
     lua_newtable(L);
     rc = cairn_codec_decode_into(L, payload, len, -1);

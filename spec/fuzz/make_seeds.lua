@@ -36,6 +36,10 @@ for name, v in pairs(values) do
   local raw_id = id:gsub("-", ""):gsub("..", function(h) return string.char(tonumber(h, 16)) end)
   put("record", name, "\2\0" .. raw_id .. be(7, 8) .. be(1700000000000000, 8) .. be(1, 2) .. be(#topic, 2) .. topic
     .. ("\0"):rep(32) .. payload)
+  -- format 3: the event id after the class version, and (flag 4) metadata before the payload
+  local meta = core.encode { user = "ada", trace = name }
+  put("record", "v3_" .. name, "\3\4" .. raw_id .. be(7, 8) .. be(1700000000000000, 8) .. be(1, 2) .. raw_id
+    .. be(#topic, 2) .. topic .. ("\0"):rep(32) .. be(#meta, 4) .. meta .. payload)
 end
 put("msgpack", "all_types", "\x93\xc0\xc2\xc3" )
 put("msgpack", "ext", "\xd8\x01" .. ("\x11"):rep(16))

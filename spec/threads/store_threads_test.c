@@ -14,7 +14,8 @@
 
 #include "cairn.h"
 #include "store.h"
-#include "store_internal.h"
+#include "lmdb_engine.h"
+#include "mapper.h"
 
 #define E(expr) do { if (!(expr)) { \
     fprintf(stderr, "%s:%d: check failed: %s\n", __FILE__, __LINE__, #expr); exit(1); } } while (0)
@@ -201,14 +202,14 @@ static void *save_in_group(void *arg)
 }
 
 /* The leader's write: hold the writer until every follower has queued. */
-static int hold_writer(cairn_store *s, MDB_txn *txn, void *ctx)
+static int hold_writer(cairn_lmdb *h, MDB_txn *txn, void *ctx)
 {
     (void)txn;
     (void)ctx;
     for (;;) {
-        pthread_mutex_lock(&s->sh->write_lock);
-        int n = s->sh->waiting;
-        pthread_mutex_unlock(&s->sh->write_lock);
+        pthread_mutex_lock(&h->sh->write_lock);
+        int n = h->sh->waiting;
+        pthread_mutex_unlock(&h->sh->write_lock);
         if (n == GROUP) return 0;
         usleep(1000);
     }
@@ -216,7 +217,8 @@ static int hold_writer(cairn_store *s, MDB_txn *txn, void *ctx)
 
 static void *lead(void *arg)
 {
-    E(cairn_store_write(arg, "holding the writer", hold_writer, NULL) == CAIRN_OK);
+    cairn_store *s = arg;
+    E(cairn_lmdb_write(LMDB(s->eng), "holding the writer", hold_writer, NULL) == CAIRN_OK);
     return NULL;
 }
 
@@ -229,9 +231,10 @@ static void test_group_failure_is_alone(void)
     E(pthread_create(&lt, NULL, lead, leader) == 0);
     /* the leader holds the writer (its group of one runs) before anyone queues */
     for (;;) {
-        pthread_mutex_lock(&leader->sh->write_lock);
-        int leading = leader->sh->committing;
-        pthread_mutex_unlock(&leader->sh->write_lock);
+        cairn_env *sh = LMDB(leader->eng)->sh;
+        pthread_mutex_lock(&sh->write_lock);
+        int leading = sh->committing;
+        pthread_mutex_unlock(&sh->write_lock);
         if (leading) break;
         usleep(1000);
     }

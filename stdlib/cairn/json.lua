@@ -569,24 +569,37 @@ local function parse_string(s, pos)
 end
 
 --- Strict RFC 8259 number at pos; returns value, next position.
+-- A number that a Lua number cannot keep is refused rather than changed: one
+-- too large (it would become inf), a non-zero one too small (it would become
+-- 0), an integer beyond 2^53 that would become another one.
 local function parse_number(s, pos)
   local _, e = find(s, "^-?%d+", pos)
   if not e then dfail("invalid number", pos) end
   local d = byte(s, pos) == 45 and pos + 1 or pos
   if byte(s, d) == 48 and e > d then dfail("leading zero in number", pos) end
+  local mantissa_end, integer = e, true
   local c = byte(s, e + 1)
   if c == 46 then -- .
     local _, fe = find(s, "^%d+", e + 2)
     if not fe then dfail("expected digit after '.'", e + 2) end
-    e = fe
+    e, mantissa_end, integer = fe, fe, false
     c = byte(s, e + 1)
   end
   if c == 101 or c == 69 then -- e E
     local _, xe = find(s, "^[-+]?%d+", e + 2)
     if not xe then dfail("expected digit in exponent", e + 2) end
-    e = xe
+    e, integer = xe, false
   end
-  return tonumber(sub(s, pos, e)), e + 1
+  local text = sub(s, pos, e)
+  local v = tonumber(text)
+  if v == huge or v == -huge then
+    dfail("number " .. text .. " is too large to keep (it would become infinite)", pos)
+  elseif v == 0 and find(sub(s, pos, mantissa_end), "[1-9]") then
+    dfail("number " .. text .. " is too small to keep (it would become 0)", pos)
+  elseif integer and (v >= MAX_SAFE_INT or v <= -MAX_SAFE_INT) and format("%.0f", v) ~= text then
+    dfail("integer " .. text .. " cannot be kept exactly (numbers are exact up to 2^53)", pos)
+  end
+  return v, e + 1
 end
 
 local function skip_ws(s, pos)

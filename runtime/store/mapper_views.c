@@ -1,9 +1,11 @@
 /*
- * store_views.c -- materialised views: keys and values in the store's `views`
- * database, and how far each view has processed each application's log.
+ * mapper_views.c -- materialised views: their stored keys and values, the
+ * same on every engine.
  *
- *   views     view name \0 key -> value (cairn_view_value_seal: plain, or sealed in encrypted stores)
- *   tracking  view name "/" application name -> last notification id (u64 big-endian)
+ *   stored key    view name \0 key -> a format byte, then the msgpack value
+ *                 (1, plain) or the value sealed under the view key with the
+ *                 stored key as associated data (2, encrypted stores)
+ *   tracking      view name "/" application name -> last notification id
  *
  * Application and view names are identifiers (no "/" and no \0), so view
  * keys never mix across views and view tracking never meets a process
@@ -12,10 +14,11 @@
  */
 #include <errno.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "cairn.h"
-#include "store_internal.h"
+#include "mapper.h"
 
 #define KEY_MAX 511 /* LMDB's default maximum key size */
 #define VALUE_PLAIN 1
@@ -46,10 +49,6 @@ static int tracking_key(cairn_store *s, char buf[KEY_MAX], cairn_slice view, cai
     return CAIRN_OK;
 }
 
-/* Every view value is stored through this pair. In an encrypted store values
- * are sealed with a key derived from the master key; the stored key (view
- * name \0 key) is the associated data, so a value cannot be moved to
- * another key or view unnoticed. */
 size_t cairn_view_value_size(cairn_store *s, size_t plain_len)
 {
     return 1 + plain_len + (s->encrypted ? CAIRN_SEAL_OVERHEAD : 0);
@@ -91,68 +90,67 @@ int cairn_view_value_open(cairn_store *s, cairn_slice stored_key, const uint8_t 
         return fail_value(s, CAIRN_CORRUPT, stored_key, "the stored value is malformed");
     if (!s->view_key) return fail_value(s, CAIRN_CONFIG, stored_key, "the store is encrypted: set CAIRN_CIPHER_KEY");
     size_t n = len - 1 - CAIRN_SEAL_OVERHEAD;
-    uint8_t *out = cairn_store_scratch(s, n);
-    if (!out) return ENOMEM;
-    if (cairn_open(s->view_key, (const uint8_t *)stored_key.ptr, stored_key.len, stored + 1, len - 1, out) != 0)
+    if (cairn_store_reserve(&s->buf, &s->buf_cap, n ? n : 1)) return ENOMEM;
+    if (cairn_open(s->view_key, (const uint8_t *)stored_key.ptr, stored_key.len, stored + 1, len - 1, s->buf) != 0)
         return fail_value(s, CAIRN_CORRUPT, stored_key, "the value fails authentication (altered or moved)");
-    plain->ptr = (const char *)out;
+    plain->ptr = (const char *)s->buf;
     plain->len = n;
     return CAIRN_OK;
 }
 
-typedef struct {
-    cairn_slice view;
-    const cairn_view_op *ops;
-    size_t n;
-    const cairn_tracking *t;
-} write_ctx;
-
-static int view_write_in(cairn_store *s, MDB_txn *txn, void *ctxp)
+static int write_check(void *ctx, const cairn_key_state *ks)
 {
-    write_ctx *c = ctxp;
-    int rc = 0;
-    if (c->t) {
-        char tk[KEY_MAX];
-        size_t tlen = 0;
-        rc = tracking_key(s, tk, c->view, (cairn_slice){ c->t->app, c->t->app_len }, &tlen);
-        if (rc) return rc;
-        cairn_tracking t = { tk, tlen, c->t->id };
-        rc = cairn_store_tracking_put_in(s, txn, &t);
-        if (rc) return rc;
-    }
-    for (size_t i = 0; i < c->n && rc == 0; i++) {
-        const cairn_view_op *op = &c->ops[i];
-        uint8_t kb[KEY_MAX];
-        size_t klen = 0;
-        rc = view_key(s, kb, c->view, op->key, &klen);
-        if (rc) return rc;
-        MDB_val k = { klen, kb };
-        if (op->del) {
-            rc = mdb_del(txn, s->sh->views, &k, NULL);
-            if (rc == MDB_NOTFOUND) rc = 0;
-        } else {
-            MDB_val v = { cairn_view_value_size(s, op->value.len), NULL };
-            rc = mdb_put(txn, s->sh->views, &k, &v, MDB_RESERVE);
-            if (rc == 0) rc = cairn_view_value_seal(s, (cairn_slice){ (const char *)kb, klen }, op->value, v.mv_data);
-        }
-    }
-    return rc;
+    return cairn_store_check_keys(ctx, ks);
 }
 
 int cairn_view_write(cairn_store *s, cairn_slice view, const cairn_view_op *ops, size_t n, const cairn_tracking *t)
 {
-    s->errmsg[0] = '\0';
+    s->eng->errmsg[0] = '\0';
     if (n == 0 && !t) return CAIRN_OK;
+    if (s->read_only) return cairn_store_read_only(s);
     if (t && t->id == 0) return cairn_store_fail(s, CAIRN_INVALID, "a tracking record needs an id above 0");
-    write_ctx c = { view, ops, n, t };
-    return cairn_store_write(s, "writing a view", view_write_in, &c);
+    char tk[KEY_MAX];
+    cairn_tracking track;
+    if (t) {
+        size_t tlen = 0;
+        int rc = tracking_key(s, tk, view, (cairn_slice){ t->app, t->app_len }, &tlen);
+        if (rc) return rc;
+        track = (cairn_tracking){ tk, tlen, t->id };
+    }
+    /* every stored key and sealed value, in one block */
+    size_t bytes = n * sizeof(cairn_view_put);
+    for (size_t i = 0; i < n; i++) bytes += KEY_MAX + (ops[i].del ? 0 : cairn_view_value_size(s, ops[i].value.len));
+    uint8_t *mem = malloc(bytes ? bytes : 1);
+    if (!mem) return cairn_store_fail(s, ENOMEM, "out of memory writing a view to %s", s->eng->where);
+    cairn_view_put *puts = (cairn_view_put *)mem;
+    uint8_t *at = mem + n * sizeof *puts;
+    int rc = CAIRN_OK;
+    for (size_t i = 0; i < n && rc == CAIRN_OK; i++) {
+        size_t klen = 0;
+        rc = view_key(s, at, view, ops[i].key, &klen);
+        if (rc) break;
+        puts[i] = (cairn_view_put){ { (const char *)at, klen }, { NULL, 0 }, ops[i].del };
+        at += klen;
+        if (!ops[i].del) {
+            size_t vlen = cairn_view_value_size(s, ops[i].value.len);
+            rc = cairn_view_value_seal(s, puts[i].key, ops[i].value, at);
+            puts[i].value = (cairn_slice){ (const char *)at, vlen };
+            at += vlen;
+        }
+    }
+    if (rc == CAIRN_OK) {
+        cairn_guard g = { write_check, s };
+        rc = s->eng->ops->view_write(s->eng, puts, n, t ? &track : NULL, g);
+    }
+    free(mem);
+    return rc;
 }
 
 int cairn_view_tracking_max(cairn_store *s, cairn_slice view, cairn_slice app, uint64_t *out)
 {
     char tk[KEY_MAX];
     size_t tlen = 0;
-    s->errmsg[0] = '\0';
+    s->eng->errmsg[0] = '\0';
     int rc = tracking_key(s, tk, view, app, &tlen);
     if (rc) return rc;
     return cairn_store_tracking_max(s, tk, tlen, out);
@@ -162,67 +160,42 @@ int cairn_view_get(cairn_store *s, cairn_slice view, cairn_slice key, cairn_slic
 {
     uint8_t kb[KEY_MAX];
     size_t klen = 0;
-    s->errmsg[0] = '\0';
+    cairn_store_read_end(s);
+    s->eng->errmsg[0] = '\0';
     *found = 0;
     int rc = view_key(s, kb, view, key, &klen);
     if (rc) return rc;
-    rc = cairn_store_begin_read(s);
-    if (rc) return rc;
-    MDB_val k = { klen, kb }, v;
-    rc = mdb_get(s->rtxn, s->sh->views, &k, &v);
-    if (rc == MDB_NOTFOUND) return CAIRN_OK;
-    if (rc) {
-        cairn_store_read_end(s);
-        return cairn_store_lmdb_failure(s, rc, "reading a view");
-    }
-    *found = 1;
-    rc = cairn_view_value_open(s, (cairn_slice){ (const char *)kb, klen }, v.mv_data, v.mv_size, value);
-    if (rc) cairn_store_read_end(s);
-    return rc;
+    cairn_slice stored_key = { (const char *)kb, klen }, stored;
+    rc = s->eng->ops->view_get(s->eng, stored_key, &stored, found);
+    if (rc || !*found) return rc;
+    return cairn_view_value_open(s, stored_key, (const uint8_t *)stored.ptr, stored.len, value);
 }
 
 int cairn_view_scan_start(cairn_store *s, cairn_view_scan *q)
 {
-    s->errmsg[0] = '\0';
+    cairn_store_read_end(s);
+    s->eng->errmsg[0] = '\0';
     q->started = 0;
     if (q->view.len + 1 + q->prefix.len > KEY_MAX || (q->after.ptr && q->view.len + 1 + q->after.len > KEY_MAX))
         return cairn_store_fail(s, CAIRN_INVALID, "view %.*s: scan key too long", (int)q->view.len, q->view.ptr);
-    int rc = cairn_store_begin_read(s);
+    uint8_t kb[KEY_MAX];
+    size_t klen = 0;
+    int after = q->after.ptr != NULL;
+    int rc = view_key(s, kb, q->view, after ? q->after : q->prefix, &klen);
     if (rc) return rc;
-    rc = mdb_cursor_open(s->rtxn, s->sh->views, &s->rcur);
-    if (rc) {
-        s->rcur = NULL;
-        cairn_store_read_end(s);
-        return cairn_store_lmdb_failure(s, rc, "scanning a view");
-    }
-    return CAIRN_OK;
+    q->started = 1;
+    return s->eng->ops->view_scan(s->eng, (cairn_slice){ (const char *)kb, klen }, after);
 }
 
 int cairn_view_scan_next(cairn_store *s, cairn_view_scan *q, cairn_slice *key, cairn_slice *value)
 {
-    MDB_val k, v;
-    int rc;
-    if (!q->started) {
-        uint8_t kb[KEY_MAX];
-        size_t klen = 0;
-        q->started = 1;
-        int after = q->after.ptr != NULL;
-        rc = view_key(s, kb, q->view, after ? q->after : q->prefix, &klen);
-        if (rc) return rc;
-        k = (MDB_val){ klen, kb };
-        rc = mdb_cursor_get(s->rcur, &k, &v, MDB_SET_RANGE);
-        if (rc == 0 && after && k.mv_size == klen && memcmp(k.mv_data, kb, klen) == 0)
-            rc = mdb_cursor_get(s->rcur, &k, &v, MDB_NEXT);
-    } else {
-        rc = mdb_cursor_get(s->rcur, &k, &v, MDB_NEXT);
-    }
-    if (rc == MDB_NOTFOUND) return CAIRN_END;
-    if (rc) return cairn_store_lmdb_failure(s, rc, "scanning a view");
+    cairn_slice k, v;
+    int rc = s->eng->ops->view_next(s->eng, &k, &v);
+    if (rc) return rc;
     size_t head = q->view.len + 1;
-    const char *kp = k.mv_data;
-    if (k.mv_size < head + q->prefix.len || memcmp(kp, q->view.ptr, q->view.len) != 0 || kp[q->view.len] != 0 ||
-        memcmp(kp + head, q->prefix.ptr, q->prefix.len) != 0)
+    if (k.len < head + q->prefix.len || memcmp(k.ptr, q->view.ptr, q->view.len) != 0 || k.ptr[q->view.len] != 0 ||
+        memcmp(k.ptr + head, q->prefix.ptr, q->prefix.len) != 0)
         return CAIRN_END;
-    *key = (cairn_slice){ kp + head, k.mv_size - head };
-    return cairn_view_value_open(s, (cairn_slice){ kp, k.mv_size }, v.mv_data, v.mv_size, value);
+    *key = (cairn_slice){ k.ptr + head, k.len - head };
+    return cairn_view_value_open(s, k, (const uint8_t *)v.ptr, v.len, value);
 }

@@ -1,6 +1,6 @@
 /*
- * store_txn.c -- transactions on a shared environment: the map lock, reads,
- * and group commit.
+ * lmdb_txn.c -- transactions on a shared LMDB environment: the map lock,
+ * reads, and group commit.
  *
  * Many threads may use one environment, each through handles of its own (one
  * runtime per thread). Two things are shared and need care:
@@ -25,7 +25,7 @@
 #include <time.h>
 
 #include "cairn.h"
-#include "store_internal.h"
+#include "lmdb_engine.h"
 
 /* How long a thread that must resize the map waits for other threads' reads
  * to end before it gives up with an error rather than hang. */
@@ -99,12 +99,13 @@ static void map_unshare(cairn_env *sh)
 
 /* Set the map size (0: adopt the size recorded in the store) with no
  * transaction active in the process. */
-static int resize_map(cairn_store *s, size_t size, const char *doing)
+static int resize_map(cairn_lmdb *h, size_t size, const char *doing)
 {
-    cairn_env *sh = s->sh;
+    cairn_env *sh = h->sh;
     if (shares_held > 0)
-        return cairn_store_fail(s, CAIRN_INVALID, "cannot resize the map of %s while %s: this thread has a read open",
-                                cairn_store_uri(s), doing);
+        return cairn_engine_fail(&h->base, CAIRN_INVALID,
+                                 "cannot resize the map of %s while %s: this thread has a read open",
+                                 h->base.where, doing);
     struct timespec until;
     clock_gettime(CLOCK_REALTIME, &until);
     until.tv_sec += RESIZE_WAIT_S;
@@ -112,8 +113,9 @@ static int resize_map(cairn_store *s, size_t size, const char *doing)
     int locked = pthread_rwlock_timedwrlock(&sh->map_lock, &until) == 0;
     if (!locked) {
         set_resizing(sh, -1);
-        return cairn_store_fail(s, EBUSY, "cannot resize the map of %s while %s: another thread kept a read open",
-                                cairn_store_uri(s), doing);
+        return cairn_engine_fail(&h->base, EBUSY,
+                                 "cannot resize the map of %s while %s: another thread kept a read open",
+                                 h->base.where, doing);
     }
     int rc = 0;
     if (size == 0) {
@@ -130,63 +132,74 @@ static int resize_map(cairn_store *s, size_t size, const char *doing)
 
 /* Begin a transaction holding the map lock shared (released by the caller
  * when the transaction ends), adopting a map another process has grown. */
-static int begin_txn(cairn_store *s, unsigned flags, MDB_txn **txn, const char *doing)
+static int begin_txn(cairn_lmdb *h, unsigned flags, MDB_txn **txn, const char *doing)
 {
     int rc = 0;
     for (int tries = 0; tries < 100; tries++) {
-        map_share(s->sh);
-        rc = mdb_txn_begin(s->sh->env, NULL, flags, txn);
+        map_share(h->sh);
+        rc = mdb_txn_begin(h->sh->env, NULL, flags, txn);
         if (rc == 0) return 0;
-        map_unshare(s->sh);
+        map_unshare(h->sh);
         if (rc != MDB_MAP_RESIZED) break;
-        rc = resize_map(s, 0, doing);
+        rc = resize_map(h, 0, doing);
         if (rc) break;
     }
-    return CAIRN_IS_OWN_CODE(rc) || rc == EBUSY ? rc : cairn_store_lmdb_failure(s, rc, doing);
+    return rc == EBUSY ? rc : cairn_lmdb_failure(h, rc, doing);
 }
 
-int cairn_store_begin_read(cairn_store *s)
+int cairn_lmdb_begin_read(cairn_lmdb *h)
 {
-    cairn_store_read_end(s);
+    cairn_lmdb_read_end(&h->base);
     int rc;
-    if (s->rtxn) {
-        map_share(s->sh);
-        rc = mdb_txn_renew(s->rtxn);
+    if (h->rtxn) {
+        map_share(h->sh);
+        rc = mdb_txn_renew(h->rtxn);
         if (rc == 0) {
-            s->ractive = 1;
-            cairn_store_keys_begin(s, s->rtxn);
+            h->ractive = 1;
+            h->unlocked_txnid = mdb_txn_id(h->rtxn);
             return CAIRN_OK;
         }
-        map_unshare(s->sh);
-        mdb_txn_abort(s->rtxn);
-        s->rtxn = NULL;
+        map_unshare(h->sh);
+        mdb_txn_abort(h->rtxn);
+        h->rtxn = NULL;
     }
-    rc = begin_txn(s, MDB_RDONLY, &s->rtxn, "starting a read");
-    if (rc) { s->rtxn = NULL; return rc; }
-    s->ractive = 1;
-    cairn_store_keys_begin(s, s->rtxn);
+    rc = begin_txn(h, MDB_RDONLY, &h->rtxn, "starting a read");
+    if (rc) { h->rtxn = NULL; return rc; }
+    h->ractive = 1;
+    h->unlocked_txnid = mdb_txn_id(h->rtxn);
     return CAIRN_OK;
 }
 
-void cairn_store_read_end(cairn_store *s)
+int cairn_lmdb_read_still_valid(cairn_lmdb *h, const char *doing)
 {
-    if (s->rcur) { mdb_cursor_close(s->rcur); s->rcur = NULL; }
-    if (s->ractive) {
-        mdb_txn_reset(s->rtxn);
-        s->ractive = 0;
-        map_unshare(s->sh);
-    }
-    s->reading = READ_NONE;
+    MDB_envinfo info;
+    if (!h->sh->unlocked || !h->ractive) return CAIRN_OK;
+    if (mdb_env_info(h->sh->env, &info) == 0 && info.me_last_txnid == h->unlocked_txnid) return CAIRN_OK;
+    return cairn_engine_fail(&h->base, CAIRN_STORE,
+                             "store %s changed while %s without its lock file (this user may not write "
+                             "lock.mdb, so reads cannot hold a snapshot): try again", h->base.where, doing);
 }
 
-int cairn_store_copy(cairn_store *s, const char *dir)
+void cairn_lmdb_read_end(cairn_engine *e)
 {
-    s->errmsg[0] = '\0';
-    map_share(s->sh); /* the copy reads through a transaction of its own */
-    int rc = mdb_env_copy2(s->sh->env, dir, MDB_CP_COMPACT);
-    map_unshare(s->sh);
-    return rc ? cairn_store_fail(s, rc, "cannot copy %s to %s: %s", cairn_store_uri(s), dir, mdb_strerror(rc))
-              : CAIRN_OK;
+    cairn_lmdb *h = LMDB(e);
+    if (h->rcur) { mdb_cursor_close(h->rcur); h->rcur = NULL; }
+    if (h->ractive) {
+        mdb_txn_reset(h->rtxn);
+        h->ractive = 0;
+        map_unshare(h->sh);
+    }
+    h->reading = LREAD_NONE;
+}
+
+int cairn_lmdb_copy(cairn_engine *e, const char *dir)
+{
+    cairn_lmdb *h = LMDB(e);
+    e->errmsg[0] = '\0';
+    map_share(h->sh); /* the copy reads through a transaction of its own */
+    int rc = mdb_env_copy2(h->sh->env, dir, MDB_CP_COMPACT);
+    map_unshare(h->sh);
+    return rc ? cairn_engine_fail(e, rc, "cannot copy %s to %s: %s", e->where, dir, mdb_strerror(rc)) : CAIRN_OK;
 }
 
 /* --- group commit --- */
@@ -198,9 +211,9 @@ int cairn_store_copy(cairn_store *s, const char *dir)
 
 /* A save waiting for (or in) a group commit; it lives on its thread's stack. */
 typedef struct write_req {
-    cairn_store *s;
+    cairn_lmdb *h;
     const char *doing;
-    cairn_write_fn fn;
+    cairn_lmdb_write_fn fn;
     void *ctx;
     int rc;
     int done;
@@ -221,7 +234,7 @@ static void set_sync(cairn_env *sh, int nosync)
 /* Does the save ask for an fsync? (memory: stores never do) */
 static int wants_fsync(const cairn_env *sh, const write_req *r)
 {
-    return !sh->is_private && r->s->sync != CAIRN_SYNC_NONE;
+    return !sh->is_private && r->h->sync != CAIRN_SYNC_NONE;
 }
 
 /* Settle every pending request of the group with rc (and r's message). */
@@ -230,7 +243,7 @@ static void settle_all(write_req *group, write_req *from, int rc)
     for (write_req *r = group; r; r = r->next) {
         if (r->rc != PENDING) continue;
         r->rc = rc;
-        if (r != from) cairn_store_fail(r->s, rc, "%s", from->s->errmsg);
+        if (r != from) cairn_engine_fail(&r->h->base, rc, "%s", from->h->base.errmsg);
     }
 }
 
@@ -255,13 +268,12 @@ static void commit_group(cairn_env *sh, write_req *group)
         }
         if (!first) return; /* every save failed */
         MDB_txn *txn = NULL;
-        int rc = begin_txn(first->s, 0, &txn, first->doing);
+        int rc = begin_txn(first->h, 0, &txn, first->doing);
         if (rc) { settle_all(group, first, rc); return; }
         write_req *failed = NULL;
         for (write_req *r = first; r && !failed; r = r->next) {
             if (r->rc != PENDING) continue;
-            cairn_store_keys_begin(r->s, txn);
-            rc = r->fn(r->s, txn, r->ctx);
+            rc = r->fn(r->h, txn, r->ctx);
             if (rc) failed = r;
         }
         if (!failed) {
@@ -271,25 +283,23 @@ static void commit_group(cairn_env *sh, write_req *group)
             mdb_txn_abort(txn);
         }
         map_unshare(sh);
-        if (failed || rc) /* keys made in a transaction that did not commit were never stored */
-            for (write_req *r = group; r; r = r->next) cairn_store_keys_reset(r->s);
         if (rc == MDB_MAP_FULL) {
             /* double the map (by at most 1 GiB) and run the pending saves again */
             MDB_envinfo info;
             rc = mdb_env_info(sh->env, &info);
             size_t size = info.me_mapsize, step = size < ((size_t)1 << 30) ? size : ((size_t)1 << 30);
-            if (rc == 0) rc = resize_map(first->s, size + step, "growing the map");
+            if (rc == 0) rc = resize_map(first->h, size + step, "growing the map");
             if (rc == 0) continue;
-            if (!CAIRN_IS_OWN_CODE(rc) && rc != EBUSY) rc = cairn_store_lmdb_failure(first->s, rc, "growing the map");
+            if (rc != EBUSY) rc = cairn_lmdb_failure(first->h, rc, "growing the map");
             settle_all(group, first, rc);
             return;
         }
         if (failed) {
-            failed->rc = CAIRN_IS_OWN_CODE(rc) ? rc : cairn_store_lmdb_failure(failed->s, rc, failed->doing);
+            failed->rc = cairn_lmdb_failure(failed->h, rc, failed->doing);
             continue; /* the others again, without it */
         }
         if (rc) {
-            settle_all(group, first, cairn_store_lmdb_failure(first->s, rc, first->doing));
+            settle_all(group, first, cairn_lmdb_failure(first->h, rc, first->doing));
             return;
         }
         for (write_req *r = group; r; r = r->next)
@@ -338,12 +348,16 @@ static write_req *take_queue(cairn_env *sh)
     return group;
 }
 
-int cairn_store_write(cairn_store *s, const char *doing, cairn_write_fn fn, void *ctx)
+int cairn_lmdb_write(cairn_lmdb *h, const char *doing, cairn_lmdb_write_fn fn, void *ctx)
 {
-    cairn_env *sh = s->sh;
-    write_req req = { .s = s, .doing = doing, .fn = fn, .ctx = ctx };
+    cairn_env *sh = h->sh;
+    write_req req = { .h = h, .doing = doing, .fn = fn, .ctx = ctx };
+    if (h->read_only || sh->read_only)
+        return cairn_engine_fail(&h->base, CAIRN_CONFIG, "store %s is open read-only%s", h->base.where,
+                                 sh->read_only ? " (this user may not write its files)" : "");
     /* a condition of its own: the leader wakes exactly the saves it settled */
-    if (pthread_cond_init(&req.wake, NULL) != 0) return cairn_store_fail(s, ENOMEM, "out of memory while %s", doing);
+    if (pthread_cond_init(&req.wake, NULL) != 0)
+        return cairn_engine_fail(&h->base, ENOMEM, "out of memory while %s", doing);
     pthread_mutex_lock(&sh->write_lock);
     *sh->queue_tail = &req;
     sh->queue_tail = &req.next;
@@ -376,10 +390,11 @@ int cairn_store_write(cairn_store *s, const char *doing, cairn_write_fn fn, void
     return req.rc;
 }
 
-void cairn_store_group_stats(cairn_store *s, uint64_t *groups, uint64_t *saves)
+void cairn_lmdb_group_stats(cairn_engine *e, uint64_t *groups, uint64_t *saves)
 {
-    pthread_mutex_lock(&s->sh->write_lock);
-    *groups = s->sh->groups;
-    *saves = s->sh->grouped;
-    pthread_mutex_unlock(&s->sh->write_lock);
+    cairn_env *sh = LMDB(e)->sh;
+    pthread_mutex_lock(&sh->write_lock);
+    *groups = sh->groups;
+    *saves = sh->grouped;
+    pthread_mutex_unlock(&sh->write_lock);
 }

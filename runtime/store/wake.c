@@ -1,5 +1,5 @@
 /*
- * store_wake.c -- waking followers when a store changes, across processes.
+ * wake.c -- waking followers when a store changes, across processes.
  *
  * Beside LMDB's files each store directory holds `wake`: 64 bytes mapped
  * shared by every process that opens the store. Word 0 is a sequence number
@@ -28,7 +28,8 @@
 #include <unistd.h>
 
 #include "cairn.h"
-#include "store_internal.h"
+#include "mapper.h"
+#include "wake.h"
 
 #define WAKE_FILE_SIZE 64
 #define POLL_MIN_S 0.001
@@ -43,14 +44,14 @@ static volatile sig_atomic_t *interrupt_flag;
 
 void cairn_wake_set_interrupt_flag(volatile sig_atomic_t *flag) { interrupt_flag = flag; }
 
-cairn_wake *cairn_wake_open(const char *dir)
+cairn_wake *cairn_wake_open(const char *dir, int create)
 {
     cairn_wake *w = calloc(1, sizeof *w);
     if (!w) return NULL;
     if (dir) {
         char path[PATH_MAX];
         if ((size_t)snprintf(path, sizeof path, "%s/wake", dir) < sizeof path) {
-            int fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0644);
+            int fd = open(path, O_RDWR | O_CLOEXEC | O_NOFOLLOW | (create ? O_CREAT : 0), 0644);
             struct stat st;
             if (fd >= 0 && (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode) ||
                             (st.st_size < WAKE_FILE_SIZE && ftruncate(fd, WAKE_FILE_SIZE) != 0))) {
@@ -83,6 +84,8 @@ void cairn_wake_close(cairn_wake *w)
     free(w);
 }
 
+uint32_t *cairn_wake_words(cairn_wake *w) { return w ? w->words : NULL; }
+
 void cairn_wake_bump(cairn_wake *w)
 {
     if (!w) return;
@@ -93,9 +96,9 @@ void cairn_wake_bump(cairn_wake *w)
 
 int cairn_store_wake_seq(cairn_store *s, uint32_t *seq)
 {
-    cairn_wake *w = s->sh->wake;
-    if (!w) return 0;
-    *seq = __atomic_load_n(&w->words[0], __ATOMIC_SEQ_CST);
+    uint32_t *words = s->eng->ops->wake_word(s->eng);
+    if (!words) return s->eng->ops->wake_seq ? s->eng->ops->wake_seq(s->eng, seq) : 0;
+    *seq = __atomic_load_n(&words[0], __ATOMIC_SEQ_CST);
     return 1;
 }
 
@@ -125,10 +128,12 @@ int cairn_store_wait(cairn_store *const *stores, const uint32_t *seen, size_t n,
     if (n == 0 || n > MAX) return CAIRN_INVALID;
     if (interrupt_flag && *interrupt_flag) return CAIRN_INTERRUPTED;
     uint32_t *words[MAX];
+    const cairn_engine_ops *one = stores[0]->eng->ops;
+    if (n == 1 && one->wait && !one->wake_word(stores[0]->eng)) /* the engine's own way to wait */
+        return one->wait(stores[0]->eng, seen[0], timeout_s);
     for (size_t i = 0; i < n; i++) {
-        cairn_wake *w = stores[i]->sh->wake;
-        words[i] = w ? w->words : NULL;
-        if (!w) { /* one store without a wake word: poll them all */
+        words[i] = stores[i]->eng->ops->wake_word(stores[i]->eng);
+        if (!words[i]) { /* one store without a wake word: poll them all */
             sleep_s(timeout_s < poll_s ? timeout_s : poll_s);
             return interrupt_flag && *interrupt_flag ? CAIRN_INTERRUPTED : CAIRN_OK;
         }

@@ -1,0 +1,30 @@
+/* lmdb_engine.c -- the LMDB engine's table of operations (recorder.h). */
+#include "lmdb_engine.h"
+
+const cairn_engine_ops cairn_lmdb_engine = {
+    .open = cairn_lmdb_open,
+    .close = cairn_lmdb_close,
+    .key_state = cairn_lmdb_key_state,
+    .set_cipher = cairn_lmdb_set_cipher,
+    .append = cairn_lmdb_append,
+    .read_stream = cairn_lmdb_read_stream,
+    .read_log = cairn_lmdb_read_log,
+    .next = cairn_lmdb_next,
+    .event_hash = cairn_lmdb_event_hash,
+    .data_key = cairn_lmdb_data_key,
+    .read_snapshot = cairn_lmdb_read_snapshot,
+    .read_end = cairn_lmdb_read_end,
+    .max_id = cairn_lmdb_max_id,
+    .tracking_get = cairn_lmdb_tracking_get,
+    .stat = cairn_lmdb_stat,
+    .view_write = cairn_lmdb_view_write,
+    .view_get = cairn_lmdb_view_get,
+    .view_scan = cairn_lmdb_view_scan,
+    .view_next = cairn_lmdb_view_next,
+    .forget = cairn_lmdb_forget,
+    .rekey = cairn_lmdb_rekey,
+    .verify = cairn_lmdb_verify,
+    .wake_word = cairn_lmdb_wake_word,
+    .copy = cairn_lmdb_copy,
+    .group_stats = cairn_lmdb_group_stats,
+};

@@ -1,0 +1,186 @@
+/*
+ * lmdb_engine.h -- what the LMDB engine's files share: the per-directory
+ * environment, the handle, transactions. No Lua, no crypto, no compression:
+ * the engine stores and returns record bytes (recorder.h).
+ *
+ * Layout (named databases in one environment per store directory):
+ *   meta      "format" -> u32 big-endian store format; "cipher", "keycheck",
+ *             "keygen" (the key state, recorder.h)
+ *   log       notification id (u64 big-endian) -> record (record.h); each event's bytes live here only
+ *   streams   stream id (16 bytes) || version (u64 big-endian) -> notification id (u64 big-endian)
+ *             and (encrypted stores) stream id (16 bytes) -> its stored data key; it sorts
+ *             just before the stream's own entries, on the same page
+ *   tracking  application name (or view "/" application) -> last notification id processed (u64 big-endian)
+ *   snapshots stream id || version -> record (record.h) of the aggregate's state
+ *   views     stored view key -> stored view value (mapper_views.c)
+ *
+ * Every store is an LMDB environment. `memory:` is one in a private
+ * directory that is unlinked as soon as it is open: the same code and the
+ * same rules, nothing left behind, and nothing another process can open.
+ *
+ * lmdb_env.c opens environments (the registry, directories, database setup),
+ * lmdb_txn.c runs transactions (the map lock, reads, group commit),
+ * lmdb_error.c names failures, lmdb_append.c saves and the key state,
+ * lmdb_read.c reads, lmdb_views.c views, lmdb_keys.c forget and rekey,
+ * lmdb_verify.c the walks of verify, lmdb_stat.c statistics and copies.
+ */
+#ifndef CAIRN_LMDB_ENGINE_H
+#define CAIRN_LMDB_ENGINE_H
+
+#include <lmdb.h>
+#include <pthread.h>
+
+#include "recorder.h"
+#include "wake.h"
+
+#define CAIRN_STORE_FORMAT 2
+#define CAIRN_STREAM_KEY 24   /* stream id (16) || version (u64 big-endian) */
+
+/* Is rc one of cairn's own codes (whose message is already set)? */
+#define CAIRN_IS_OWN_CODE(rc) ((rc) <= -41000 && (rc) > -42000)
+
+/* One environment per directory per process, shared by its handles (LMDB
+ * forbids opening an environment twice in one process). */
+typedef struct cairn_env {
+    char *path;                 /* realpath of the directory (a private one for memory:) */
+    int is_private;             /* memory: never shared, never in the registry */
+    int read_only;              /* opened MDB_RDONLY: this process cannot write the files */
+    int unlocked;               /* opened MDB_NOLOCK: the lock file could not be written (lmdb_env.c) */
+    MDB_env *env;
+    MDB_dbi meta, log, streams, tracking, snapshots, views;
+    cairn_wake *wake;           /* NULL: no wake word, followers poll */
+    int refs;                   /* handles open on it (under the registry lock) */
+    struct cairn_env *next;
+    /* lmdb_txn.c: threads sharing the environment */
+    pthread_rwlock_t map_lock;  /* shared by active transactions, exclusive to resize the map */
+    int resizing;               /* threads waiting to resize the map (see map_share) */
+    pthread_mutex_t write_lock; /* guards the fields below and resizing's changes */
+    pthread_cond_t resized;     /* resizing went back to 0 */
+    struct write_req *queue, **queue_tail; /* saves waiting for the next group commit */
+    int waiting;                /* saves in the queue */
+    int last_group;             /* saves in the last group taken */
+    int gathering;              /* a leader waits on `arrived` for more saves */
+    pthread_cond_t arrived;     /* a save queued while gathering */
+    int committing;             /* a thread is leading a group commit */
+    int nosync;                 /* MDB_NOSYNC is set on the environment now (changed only by a leader) */
+    uint64_t groups, grouped;   /* group commits made, saves in them */
+} cairn_env;
+
+/* A handle: one user of an environment, with its own read transaction. */
+typedef struct cairn_lmdb {
+    cairn_engine base;          /* first: a cairn_engine * is a cairn_lmdb * */
+    cairn_env *sh;
+    cairn_sync_mode sync;
+    int read_only;              /* this handle never writes */
+    /* the read in progress: a read transaction reset between reads */
+    MDB_txn *rtxn;
+    int ractive;
+    MDB_cursor *rcur;
+    enum { LREAD_NONE, LREAD_STREAM, LREAD_LOG, LREAD_VIEW } reading;
+    int started, descending;
+    size_t remaining;
+    uint8_t stream_id[16];
+    uint64_t gt, lte;           /* stream bounds, inclusive lte */
+    int has_gt;
+    cairn_log_query lq;
+    uint64_t unlocked_txnid;    /* MDB_NOLOCK reads: the commit the read began at */
+} cairn_lmdb;
+
+#define LMDB(e) ((cairn_lmdb *)(e))
+
+/* --- lmdb_error.c --- */
+
+/* Turn an LMDB or system error met while `doing` something into a message
+ * (cairn's own codes pass through: their message is set). */
+int cairn_lmdb_failure(cairn_lmdb *h, int rc, const char *doing);
+
+/* --- lmdb_env.c --- */
+
+int cairn_lmdb_open(const char *path, const cairn_engine_options *opt, cairn_engine **out, char *err,
+                    size_t errlen);
+void cairn_lmdb_close(cairn_engine *e);
+
+/* --- lmdb_txn.c --- */
+
+int cairn_env_locks_init(cairn_env *sh);
+void cairn_env_locks_destroy(cairn_env *sh);
+
+/* Start (or restart) the handle's read snapshot in h->rtxn; end it with
+ * cairn_lmdb_read_end(). While it is active the map cannot be resized, so
+ * every read ends before the call that began it returns. */
+int cairn_lmdb_begin_read(cairn_lmdb *h);
+void cairn_lmdb_read_end(cairn_engine *e);
+
+/* Without LMDB's lock (a reader that may not write lock.mdb) nothing stops a
+ * writer from reusing the pages a read looks at: a read that a commit
+ * overtook must not be trusted. CAIRN_OK, or a StoreError saying so. */
+int cairn_lmdb_read_still_valid(cairn_lmdb *h, const char *doing);
+
+/*
+ * Run fn in a write transaction and commit it, growing the map and trying
+ * again when it fills. fn returns 0 to commit, or an error (its message set
+ * for CAIRN_* codes) to abort. Calls from several threads at once are
+ * committed together (group commit): fn may then run on another thread,
+ * inside the same transaction as other saves, while this one waits.
+ */
+typedef int (*cairn_lmdb_write_fn)(cairn_lmdb *h, MDB_txn *txn, void *ctx);
+int cairn_lmdb_write(cairn_lmdb *h, const char *doing, cairn_lmdb_write_fn fn, void *ctx);
+
+/* --- shared helpers --- */
+
+void cairn_stream_key(uint8_t key[CAIRN_STREAM_KEY], const uint8_t id[16], uint64_t version);
+
+/* Position cur (over a database keyed stream id || version: streams,
+ * snapshots) on the entry of stream id with the greatest version <= version;
+ * k and v get that entry. MDB_NOTFOUND if the stream has none. */
+int cairn_lmdb_seek_at_or_below(MDB_cursor *cur, const uint8_t id[16], uint64_t version, MDB_val *k, MDB_val *v);
+
+/* The stored record of a stream version via the index entry iv, parsed and
+ * checked to be that version; CAIRN_CORRUPT (message set) if not. */
+int cairn_lmdb_event_at(cairn_lmdb *h, MDB_txn *txn, const uint8_t id[16], uint64_t version, const MDB_val *iv,
+                        cairn_record *out);
+
+/* The same, looked up by stream version; CAIRN_END if the index has none. */
+int cairn_lmdb_find_event(cairn_lmdb *h, MDB_txn *txn, const uint8_t id[16], uint64_t version, cairn_record *out);
+
+/* The key state inside txn (lmdb_append.c). */
+int cairn_lmdb_key_state_in(cairn_lmdb *h, MDB_txn *txn, cairn_key_state *ks);
+
+/* The key state of txn shown to a guard (the start of every write but saves). */
+int cairn_lmdb_guarded(cairn_lmdb *h, MDB_txn *txn, cairn_guard g);
+
+/* Bump meta "keygen" (forget, rekey). */
+int cairn_lmdb_bump_keygen(cairn_lmdb *h, MDB_txn *txn);
+
+/* A tracking position inside a write transaction (must rise). */
+int cairn_lmdb_tracking_put(cairn_lmdb *h, MDB_txn *txn, const cairn_tracking *t);
+
+/* The engine's operations (lmdb_engine.c gathers them). */
+int cairn_lmdb_key_state(cairn_engine *e, int (*use)(void *ctx, const cairn_key_state *ks), void *ctx);
+int cairn_lmdb_set_cipher(cairn_engine *e, cairn_slice cipher, cairn_slice keycheck, cairn_guard guard);
+int cairn_lmdb_append(cairn_engine *e, cairn_write *w, uint64_t *first_id);
+int cairn_lmdb_read_stream(cairn_engine *e, const uint8_t id[16], const cairn_stream_query *q);
+int cairn_lmdb_read_log(cairn_engine *e, const cairn_log_query *q);
+int cairn_lmdb_next(cairn_engine *e, cairn_record *out);
+int cairn_lmdb_event_hash(cairn_engine *e, const uint8_t id[16], uint64_t version, uint8_t out[CAIRN_HASH_BYTES]);
+int cairn_lmdb_data_key(cairn_engine *e, const uint8_t id[16], cairn_slice *stored);
+int cairn_lmdb_read_snapshot(cairn_engine *e, const uint8_t id[16], int has_lte, uint64_t lte, cairn_record *out,
+                             uint8_t event_hash[CAIRN_HASH_BYTES]);
+int cairn_lmdb_max_id(cairn_engine *e, uint64_t *out);
+int cairn_lmdb_tracking_get(cairn_engine *e, cairn_slice name, uint64_t *out);
+int cairn_lmdb_stat(cairn_engine *e, cairn_store_stats *out);
+int cairn_lmdb_view_write(cairn_engine *e, const cairn_view_put *puts, size_t n, const cairn_tracking *t,
+                          cairn_guard guard);
+int cairn_lmdb_view_get(cairn_engine *e, cairn_slice key, cairn_slice *value, int *found);
+int cairn_lmdb_view_scan(cairn_engine *e, cairn_slice from, int after);
+int cairn_lmdb_view_next(cairn_engine *e, cairn_slice *key, cairn_slice *value);
+int cairn_lmdb_forget(cairn_engine *e, const uint8_t id[16], cairn_guard guard);
+int cairn_lmdb_rekey(cairn_engine *e, int (*rewrap)(void *ctx, const uint8_t id[16], cairn_slice stored,
+                                                    uint8_t out[CAIRN_WRAPPED_KEY_BYTES]),
+                     void *rewrap_ctx, cairn_slice keycheck, cairn_guard guard);
+int cairn_lmdb_verify(cairn_engine *e, const cairn_verify_walk *w);
+uint32_t *cairn_lmdb_wake_word(cairn_engine *e);
+int cairn_lmdb_copy(cairn_engine *e, const char *dir);
+void cairn_lmdb_group_stats(cairn_engine *e, uint64_t *groups, uint64_t *saves);
+
+#endif

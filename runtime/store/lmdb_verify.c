@@ -1,0 +1,156 @@
+/*
+ * lmdb_verify.c -- the LMDB walks of `verify` (mapper_verify.c checks what
+ * they hand over).
+ *
+ * One walk of the stream index in key order fetches, for every entry, the
+ * log record it names and checks it exists, is well formed and holds that
+ * very stream version; data keys sit in the index too. A record matches only
+ * its own index key, so index entries name distinct records; with as many
+ * entries as records, log and index agree one to one. A walk of the log's
+ * keys checks that ids run 1, 2, 3... without gaps. Snapshots come last.
+ */
+#include <errno.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "cairn.h"
+#include "lmdb_engine.h"
+
+#define PROGRESS_EVERY 65536
+
+static void problem(const cairn_verify_walk *w, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static void problem(const cairn_verify_walk *w, const char *fmt, ...)
+{
+    char msg[512];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof msg, fmt, ap);
+    va_end(ap);
+    w->problem(w->ctx, msg);
+}
+
+static int walk_index(cairn_lmdb *h, const cairn_verify_walk *w, uint64_t total, uint64_t *entries)
+{
+    MDB_cursor *cur;
+    int rc = mdb_cursor_open(h->rtxn, h->sh->streams, &cur);
+    if (rc) return rc;
+    MDB_val k, iv, lv;
+    for (rc = mdb_cursor_get(cur, &k, &iv, MDB_FIRST); rc == 0; rc = mdb_cursor_get(cur, &k, &iv, MDB_NEXT)) {
+        if (k.mv_size == 16) { w->key(w->ctx, k.mv_data, (cairn_slice){ iv.mv_data, iv.mv_size }); continue; }
+        ++*entries;
+        if (*entries % PROGRESS_EVERY == 0 && w->progress(w->ctx, *entries, total)) { rc = EINTR; break; }
+        if (k.mv_size != CAIRN_STREAM_KEY || iv.mv_size != 8) {
+            problem(w, "the stream index has a malformed entry (entry %llu)", (unsigned long long)*entries);
+            w->event(w->ctx, NULL, 0, 0, CAIRN_VERIFY_MALFORMED, NULL, NULL, 0);
+            continue;
+        }
+        const uint8_t *id = k.mv_data;
+        uint64_t version = cairn_get_be64(id + 16), nid = cairn_get_be64(iv.mv_data);
+        MDB_val lk = { 8, iv.mv_data };
+        cairn_record rec;
+        int got = mdb_get(h->rtxn, h->sh->log, &lk, &lv);
+        if (got && got != MDB_NOTFOUND) { rc = got; break; }
+        int found = got == MDB_NOTFOUND ? CAIRN_VERIFY_MISSING
+                    : cairn_record_parse(lv.mv_data, lv.mv_size, &rec) != CAIRN_OK ? CAIRN_VERIFY_MALFORMED
+                    : memcmp(rec.stream_id, id, 16) != 0 || rec.version != version ? CAIRN_VERIFY_MISPLACED
+                    : CAIRN_VERIFY_OK;
+        if (found == CAIRN_VERIFY_OK || found == CAIRN_VERIFY_MISPLACED) rec.notification_id = nid;
+        int usable = found == CAIRN_VERIFY_OK || found == CAIRN_VERIFY_MISPLACED;
+        w->event(w->ctx, id, version, nid, found, usable ? &rec : NULL, usable ? lv.mv_data : NULL,
+                 usable ? lv.mv_size : 0);
+    }
+    mdb_cursor_close(cur);
+    return rc == MDB_NOTFOUND ? 0 : rc;
+}
+
+/* Notification ids must run 1, 2, 3... with every record named by the index. */
+static int walk_log(cairn_lmdb *h, const cairn_verify_walk *w, uint64_t index_entries)
+{
+    MDB_cursor *cur;
+    int rc = mdb_cursor_open(h->rtxn, h->sh->log, &cur);
+    if (rc) return rc;
+    MDB_val k, val;
+    uint64_t expect = 1, count = 0;
+    for (rc = mdb_cursor_get(cur, &k, &val, MDB_FIRST); rc == 0; rc = mdb_cursor_get(cur, &k, &val, MDB_NEXT)) {
+        count++;
+        uint64_t id = k.mv_size == 8 ? cairn_get_be64(k.mv_data) : 0;
+        if (k.mv_size != 8) problem(w, "the log has a malformed key after notification %llu", (unsigned long long)(expect - 1));
+        else if (id != expect)
+            problem(w, "notification ids jump from %llu to %llu (a gap)", (unsigned long long)(expect - 1),
+                    (unsigned long long)id);
+        expect = id + 1;
+    }
+    mdb_cursor_close(cur);
+    if (rc != MDB_NOTFOUND) return rc;
+    if (count == index_entries) return 0;
+    /* find the first record the index does not name */
+    rc = mdb_cursor_open(h->rtxn, h->sh->log, &cur);
+    if (rc) return rc;
+    for (rc = mdb_cursor_get(cur, &k, &val, MDB_FIRST); rc == 0; rc = mdb_cursor_get(cur, &k, &val, MDB_NEXT)) {
+        cairn_record rec, named;
+        uint64_t id = k.mv_size == 8 ? cairn_get_be64(k.mv_data) : 0;
+        if (cairn_record_parse(val.mv_data, val.mv_size, &rec) != CAIRN_OK) {
+            problem(w, "notification %llu: the record is malformed and the stream index does not name it",
+                    (unsigned long long)id);
+            continue;
+        }
+        int got = cairn_lmdb_find_event(h, h->rtxn, rec.stream_id, rec.version, &named);
+        if (got == CAIRN_END || (got == 0 && named.notification_id != id)) {
+            char desc[80];
+            cairn_record_describe(rec.stream_id, rec.version, desc, sizeof desc);
+            problem(w, "notification %llu (%s) is not in the stream index", (unsigned long long)id, desc);
+        }
+    }
+    mdb_cursor_close(cur);
+    problem(w, "the log holds %llu records but the stream index %llu entries", (unsigned long long)count,
+            (unsigned long long)index_entries);
+    return rc == MDB_NOTFOUND ? 0 : rc;
+}
+
+static int walk_snapshots(cairn_lmdb *h, const cairn_verify_walk *w)
+{
+    MDB_cursor *cur;
+    int rc = mdb_cursor_open(h->rtxn, h->sh->snapshots, &cur);
+    if (rc) return rc;
+    MDB_val k, val;
+    for (rc = mdb_cursor_get(cur, &k, &val, MDB_FIRST); rc == 0; rc = mdb_cursor_get(cur, &k, &val, MDB_NEXT)) {
+        cairn_record snap, ev;
+        if (k.mv_size != CAIRN_STREAM_KEY || cairn_record_parse(val.mv_data, val.mv_size, &snap) != CAIRN_OK) {
+            problem(w, "a snapshot record is malformed");
+            w->snapshot(w->ctx, NULL, NULL, 0, NULL);
+            continue;
+        }
+        if (memcmp(snap.stream_id, k.mv_data, 16) != 0 || snap.version != cairn_get_be64((const uint8_t *)k.mv_data + 16)) {
+            char desc[80];
+            cairn_record_describe(k.mv_data, cairn_get_be64((const uint8_t *)k.mv_data + 16), desc, sizeof desc);
+            problem(w, "the snapshot of %s: it holds another stream or version", desc);
+            w->snapshot(w->ctx, NULL, NULL, 0, NULL);
+            continue;
+        }
+        int got = cairn_lmdb_find_event(h, h->rtxn, snap.stream_id, snap.version, &ev);
+        w->snapshot(w->ctx, &snap, val.mv_data, val.mv_size, got == CAIRN_OK ? ev.hash : NULL);
+    }
+    mdb_cursor_close(cur);
+    return rc == MDB_NOTFOUND ? 0 : rc;
+}
+
+int cairn_lmdb_verify(cairn_engine *e, const cairn_verify_walk *w)
+{
+    cairn_lmdb *h = LMDB(e);
+    int rc = cairn_lmdb_begin_read(h);
+    if (rc) return rc;
+    MDB_stat st;
+    uint64_t entries = 0, total = 0;
+    rc = mdb_stat(h->rtxn, h->sh->log, &st);
+    if (rc == 0) {
+        total = st.ms_entries;
+        rc = walk_index(h, w, total, &entries);
+    }
+    if (rc == 0) rc = walk_log(h, w, entries);
+    if (rc == 0) rc = walk_snapshots(h, w);
+    if (rc == 0) rc = cairn_lmdb_read_still_valid(h, "verifying");
+    if (rc == 0) w->progress(w->ctx, total, total);
+    cairn_lmdb_read_end(e);
+    return cairn_lmdb_failure(h, rc, "verifying");
+}

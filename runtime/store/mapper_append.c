@@ -1,0 +1,260 @@
+/*
+ * mapper_append.c -- a save: what the mapper does before the engine's
+ * transaction (check the batch's shape, find its streams, build and compress
+ * every body, size every stored record) and inside it (seal_batch: check the
+ * key state and the versions, seal, chain). The engine does the rest
+ * (recorder.h).
+ */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "cairn.h"
+#include "mapper.h"
+
+/* One record of the batch, prepared before the transaction. */
+typedef struct {
+    cairn_slice body;       /* what gets sealed */
+    unsigned flags;
+    size_t at, len;         /* where its stored bytes go in the output */
+    uint32_t head;          /* its stream in heads[] */
+} prep;
+
+/* The mapper's view of a stream of the batch. */
+typedef struct {
+    int has_events;         /* the batch has events of it (else only snapshots) */
+    uint64_t first;         /* the version of its first event in the batch */
+    uint64_t last;          /* of its last event in the batch so far */
+    uint8_t prev[CAIRN_HASH_BYTES]; /* the chain while sealing */
+} head_info;
+
+/* A save's working memory, kept on the handle between saves. */
+typedef struct cairn_save {
+    uint8_t *mem[8];
+    size_t cap[8];
+    cairn_store *s;
+    const cairn_batch *b;
+    prep *preps;
+    head_info *info;
+    uint8_t *out, *hashes;
+    uint32_t *table;        /* open addressing: stream id -> heads index + 1 */
+    size_t table_size;
+} cairn_save;
+
+enum { M_PREPS, M_HEADS, M_INFO, M_BASES, M_STORED, M_BODIES, M_OUT, M_TABLE };
+
+static void *room(cairn_save *sv, int which, size_t bytes)
+{
+    return cairn_store_reserve(&sv->mem[which], &sv->cap[which], bytes ? bytes : 1) ? NULL : sv->mem[which];
+}
+
+void cairn_store_save_free(cairn_store *s)
+{
+    if (!s->save) return;
+    for (int i = 0; i < 8; i++) free(s->save->mem[i]);
+    free(s->save);
+    s->save = NULL;
+}
+
+/* The fields every stored record needs: a topic and a class version that fit. */
+static int check_record(cairn_store *s, const cairn_record *r, const char *what, size_t i)
+{
+    if (r->topic_len == 0 || r->topic_len > CAIRN_TOPIC_MAX)
+        return cairn_store_fail(s, CAIRN_INVALID, "%s %zu: topic must be 1 to %d bytes", what, i + 1,
+                                CAIRN_TOPIC_MAX);
+    if (r->class_version > CAIRN_CLASS_VERSION_MAX)
+        return cairn_store_fail(s, CAIRN_INVALID, "%s %zu: class version %u is above %d", what, i + 1,
+                                r->class_version, CAIRN_CLASS_VERSION_MAX);
+    if (r->metadata_len > CAIRN_METADATA_MAX || (r->metadata_len && !r->metadata))
+        return cairn_store_fail(s, CAIRN_INVALID, "%s %zu: bad metadata", what, i + 1);
+    return CAIRN_OK;
+}
+
+/* The batch's shape, before any transaction. */
+static int check_batch(cairn_store *s, const cairn_batch *b)
+{
+    const cairn_record *ev = b->events;
+    for (size_t i = 0; i < b->n; i++) {
+        int rc = check_record(s, &ev[i], "event", i);
+        if (rc) return rc;
+        if (i > 0 && memcmp(ev[i].stream_id, ev[i - 1].stream_id, 16) == 0 &&
+            ev[i].version != ev[i - 1].version + 1)
+            return cairn_store_conflict(s, ev[i].stream_id, ev[i].version, 0, 0);
+    }
+    for (size_t i = 0; i < b->nsnapshots; i++) {
+        int rc = check_record(s, &b->snapshots[i], "snapshot", i);
+        if (rc) return rc;
+    }
+    if (b->tracking && (b->tracking->app_len == 0 || b->tracking->app_len > 511 || b->tracking->id == 0))
+        return cairn_store_fail(s, CAIRN_INVALID, "a tracking record needs an application name and an id above 0");
+    return CAIRN_OK;
+}
+
+/* The heads index of a stream, added when new. */
+static uint32_t head_of(cairn_save *sv, cairn_write *w, const uint8_t id[16])
+{
+    uint32_t hv;
+    memcpy(&hv, id + 12, 4); /* ids are random or hashed */
+    size_t mask = sv->table_size - 1;
+    for (size_t at = hv & mask;; at = (at + 1) & mask) {
+        uint32_t e = sv->table[at];
+        if (e == 0) {
+            cairn_stream_head *h = &w->heads[w->nheads];
+            memset(h, 0, sizeof *h);
+            memcpy(h->id, id, 16);
+            memset(&sv->info[w->nheads], 0, sizeof sv->info[0]);
+            sv->table[at] = (uint32_t)++w->nheads;
+            return (uint32_t)(w->nheads - 1);
+        }
+        if (memcmp(w->heads[e - 1].id, id, 16) == 0) return e - 1;
+    }
+}
+
+/* Find the batch's streams and check that a stream met again later in the
+ * batch goes on where its earlier run stopped. */
+static int plan_heads(cairn_save *sv, cairn_write *w)
+{
+    const cairn_batch *b = sv->b;
+    size_t records = b->n + b->nsnapshots;
+    size_t size = 16;
+    while (size < 2 * records) size *= 2;
+    sv->table = room(sv, M_TABLE, size * sizeof *sv->table);
+    w->heads = room(sv, M_HEADS, records * sizeof *w->heads);
+    sv->info = room(sv, M_INFO, records * sizeof *sv->info);
+    if (!sv->table || !w->heads || !sv->info) return ENOMEM;
+    memset(sv->table, 0, size * sizeof *sv->table);
+    sv->table_size = size;
+    w->nheads = 0;
+    for (size_t i = 0; i < b->n; i++) {
+        const cairn_record *ev = &b->events[i];
+        uint32_t h = head_of(sv, w, ev->stream_id);
+        head_info *hi = &sv->info[h];
+        if (hi->has_events && ev->version != hi->last + 1)
+            return cairn_store_conflict(sv->s, ev->stream_id, ev->version, 1, hi->last);
+        if (!hi->has_events) hi->first = ev->version;
+        hi->has_events = 1;
+        hi->last = ev->version;
+        sv->preps[i].head = h;
+    }
+    for (size_t j = 0; j < b->nsnapshots; j++) sv->preps[b->n + j].head = head_of(sv, w, b->snapshots[j].stream_id);
+    return CAIRN_OK;
+}
+
+/* Build every body and size every stored record. */
+static int plan_records(cairn_save *sv, cairn_write *w)
+{
+    cairn_store *s = sv->s;
+    const cairn_batch *b = sv->b;
+    size_t records = b->n + b->nsnapshots, need = 0, total = 0;
+    for (size_t i = 0; i < records; i++)
+        need += cairn_store_body_bound(s, i < b->n ? &b->events[i] : &b->snapshots[i - b->n]);
+    uint8_t *bodies = room(sv, M_BODIES, need);
+    w->stored = room(sv, M_STORED, records * sizeof *w->stored);
+    if (!bodies || !w->stored) return ENOMEM;
+    for (size_t i = 0; i < records; i++) {
+        const cairn_record *r = i < b->n ? &b->events[i] : &b->snapshots[i - b->n];
+        prep *p = &sv->preps[i];
+        int rc = cairn_store_prepare_body(s, r, bodies, &p->body, &p->flags);
+        if (rc) return rc;
+        bodies += cairn_store_body_bound(s, r);
+        p->at = total;
+        p->len = cairn_store_stored_size(r, p->body.len, s->encrypted);
+        total += p->len;
+    }
+    sv->out = room(sv, M_OUT, total + (size_t)b->n * CAIRN_HASH_BYTES);
+    if (!sv->out) return ENOMEM;
+    sv->hashes = sv->out + total;
+    for (size_t i = 0; i < records; i++) w->stored[i] = (cairn_slice){ (const char *)sv->out + sv->preps[i].at, sv->preps[i].len };
+    return CAIRN_OK;
+}
+
+/* The hash of the event a snapshot was taken at: recorded before the batch,
+ * or one of the batch's own. */
+static const uint8_t *snapshot_base(cairn_save *sv, cairn_write *w, size_t j)
+{
+    if (w->bases[j].found) return w->bases[j].hash;
+    const cairn_record *snap = &sv->b->snapshots[j];
+    for (size_t i = 0; i < sv->b->n; i++)
+        if (sv->b->events[i].version == snap->version && memcmp(sv->b->events[i].stream_id, snap->stream_id, 16) == 0)
+            return sv->hashes + i * CAIRN_HASH_BYTES;
+    return NULL;
+}
+
+/* The mapper's step inside the engine's transaction (recorder.h). */
+static int seal_batch(cairn_write *w, const cairn_key_state *ks)
+{
+    cairn_save *sv = w->ctx;
+    cairn_store *s = sv->s;
+    const cairn_batch *b = sv->b;
+    int rc = cairn_store_check_keys(s, ks);
+    if (rc) return rc;
+    for (size_t h = 0; h < w->nheads; h++) {
+        cairn_stream_head *head = &w->heads[h];
+        head_info *hi = &sv->info[h];
+        head->put_key = 0;
+        if (hi->has_events && head->found && hi->first != head->version + 1)
+            return cairn_store_conflict(s, head->id, hi->first, 1, head->version);
+        if (head->found) memcpy(hi->prev, head->hash, CAIRN_HASH_BYTES);
+        else memset(hi->prev, 0, CAIRN_HASH_BYTES);
+    }
+    size_t records = b->n + b->nsnapshots;
+    for (size_t i = 0; i < records; i++) {
+        prep *p = &sv->preps[i];
+        cairn_stream_head *head = &w->heads[p->head];
+        const cairn_record *r = i < b->n ? &b->events[i] : &b->snapshots[i - b->n];
+        const uint8_t *prev = sv->info[p->head].prev;
+        if (i >= b->n && !(prev = snapshot_base(sv, w, i - b->n))) {
+            char what[80];
+            cairn_record_describe(r->stream_id, r->version, what, sizeof what);
+            return cairn_store_fail(s, CAIRN_NOTFOUND, "cannot snapshot %s: there is no such event", what);
+        }
+        const uint8_t *dk = NULL;
+        if (s->encrypted) {
+            rc = cairn_store_write_key(s, head, &dk);
+            if (rc) return rc;
+            if (head->put_key) head->key = (cairn_slice){ (const char *)head->new_key, CAIRN_WRAPPED_KEY_BYTES };
+        }
+        uint8_t hash[CAIRN_HASH_BYTES];
+        cairn_store_seal_record(r, p->flags, p->body, dk, prev, sv->out + p->at, p->len, hash);
+        if (i < b->n) {
+            memcpy(sv->info[p->head].prev, hash, CAIRN_HASH_BYTES);
+            memcpy(sv->hashes + i * CAIRN_HASH_BYTES, hash, CAIRN_HASH_BYTES);
+        }
+    }
+    return CAIRN_OK;
+}
+
+int cairn_store_append(cairn_store *s, const cairn_batch *b, uint64_t *first_id)
+{
+    s->eng->errmsg[0] = '\0';
+    *first_id = 0;
+    if (s->read_only) return cairn_store_read_only(s);
+    if (b->n == 0 && !b->tracking && b->nsnapshots == 0) return cairn_store_fail(s, CAIRN_INVALID, "nothing to append");
+    int rc = check_batch(s, b);
+    if (rc) return rc;
+    if (!s->save && !(s->save = calloc(1, sizeof *s->save))) return cairn_store_fail(s, ENOMEM, "out of memory");
+    cairn_save *sv = s->save;
+    sv->s = s;
+    sv->b = b;
+    size_t records = b->n + b->nsnapshots;
+    cairn_write w = { .events = b->events, .n = b->n, .snapshots = b->snapshots, .nsnapshots = b->nsnapshots,
+                      .tracking = b->tracking, .seal = seal_batch, .ctx = sv };
+    if (s->encrypted) w.want = CAIRN_WANT_KEY_STATE | CAIRN_WANT_DATA_KEYS;
+    else if (!s->plain_for_good) w.want = CAIRN_WANT_KEY_STATE;
+    sv->preps = room(sv, M_PREPS, records * sizeof *sv->preps);
+    w.bases = room(sv, M_BASES, b->nsnapshots * sizeof *w.bases);
+    if (!sv->preps || !w.bases) return cairn_store_fail(s, ENOMEM, "out of memory saving to %s", s->eng->where);
+    rc = plan_heads(sv, &w);
+    if (rc == CAIRN_OK) rc = plan_records(sv, &w);
+    if (rc == ENOMEM) return cairn_store_fail(s, ENOMEM, "out of memory saving to %s", s->eng->where);
+    if (rc) return rc;
+    rc = s->eng->ops->append(s->eng, &w, first_id);
+    if (rc) {
+        cairn_store_keys_reset(s); /* keys made in a transaction that did not commit were never stored */
+        return rc;
+    }
+    if (b->hashes && b->n) memcpy(b->hashes, sv->hashes, b->n * CAIRN_HASH_BYTES);
+    if (b->n && !s->encrypted) s->plain_for_good = 1; /* a store with plaintext events is never encrypted */
+    return CAIRN_OK;
+}

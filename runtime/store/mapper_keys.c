@@ -1,0 +1,376 @@
+/*
+ * mapper_keys.c -- the keys of an encrypted store, the same on every engine:
+ * the master key and its check, per-stream data keys (crypto-shredding),
+ * their cache, forget and rekey.
+ *
+ * Engines keep, for each stream, its data key sealed by the master key (the
+ * stream id as associated data), or one 0 byte once it was forgotten; and in
+ * their key state the cipher's name, a key check (a constant sealed by the
+ * master key: a wrong key is refused at open) and a generation bumped by
+ * every forget and rekey.
+ *
+ * Every write transaction shows the mapper the key state first
+ * (cairn_store_check_keys): a handle that opened the store unencrypted may
+ * not write into it once another handle has encrypted it, and a handle whose
+ * master key no longer opens the key check (the store was rekeyed since) may
+ * not write data keys nobody can unwrap. Both are refused as ConfigErrors.
+ */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <sodium.h>
+
+#include "cairn.h"
+#include "mapper.h"
+#include "uuid.h"
+
+#define CIPHER_NAME "xchacha20poly1305"
+#define CHECK_TEXT "cairn key check"
+#define CHECK_LEN (sizeof CHECK_TEXT - 1 + CAIRN_SEAL_OVERHEAD)
+#define KEY_AD_PREFIX "cairn data key"
+#define KEY_AD_LEN (sizeof KEY_AD_PREFIX - 1 + 16)
+#define CACHE_SLOTS 256
+
+/* Unwrapped data keys, in secret memory, direct-mapped by stream id. The
+ * cache is valid for one key generation: a forget (or rekey) anywhere, in any
+ * process, empties it, so a forgotten key is never used once it is gone. A
+ * write that does not commit empties it too. Writes also compare the stored
+ * (wrapped) key with the one the slot was filled from. */
+typedef struct cairn_key_cache {
+    struct {
+        uint8_t id[16];
+        uint8_t key[CAIRN_KEY_BYTES];
+        uint8_t wrapped[CAIRN_WRAPPED_KEY_BYTES];
+        int used;
+    } slot[CACHE_SLOTS];
+    uint64_t generation;
+} cairn_key_cache;
+
+static const char *where(cairn_store *s) { return s->eng->where; }
+
+void cairn_store_keys_reset(cairn_store *s)
+{
+    if (!s->keys) return;
+    sodium_memzero(s->keys, sizeof *s->keys);
+    s->keys->generation = UINT64_MAX; /* no stored generation: check again */
+}
+
+static void keys_generation(cairn_store *s, uint64_t gen)
+{
+    if (!s->keys || gen == s->keys->generation) return;
+    sodium_memzero(s->keys, sizeof *s->keys);
+    s->keys->generation = gen;
+}
+
+static int keycheck_matches(cairn_slice check, const uint8_t *key)
+{
+    uint8_t plain[sizeof CHECK_TEXT - 1];
+    if (!check.ptr || check.len != CHECK_LEN) return 0;
+    return cairn_open(key, (const uint8_t *)CHECK_TEXT, sizeof plain, (const uint8_t *)check.ptr, check.len,
+                      plain) == 0 && memcmp(plain, CHECK_TEXT, sizeof plain) == 0;
+}
+
+static void make_keycheck(const uint8_t *key, uint8_t out[CHECK_LEN])
+{
+    cairn_seal(key, (const uint8_t *)CHECK_TEXT, sizeof CHECK_TEXT - 1, (const uint8_t *)CHECK_TEXT,
+               sizeof CHECK_TEXT - 1, out);
+}
+
+static int known_cipher(cairn_slice c)
+{
+    return c.len == sizeof CIPHER_NAME - 1 && memcmp(c.ptr, CIPHER_NAME, c.len) == 0;
+}
+
+/* The master key still opens the store's key check (checked again only when
+ * the generation moved: a rekey moves it). */
+static int key_still_valid(cairn_store *s, const cairn_key_state *ks)
+{
+    if (!s->master || ks->keygen == s->checked_keygen) return 1;
+    if (!keycheck_matches(ks->keycheck, s->master)) return 0;
+    s->checked_keygen = ks->keygen;
+    return 1;
+}
+
+int cairn_store_check_keys(cairn_store *s, const cairn_key_state *ks)
+{
+    if (!ks->known) return CAIRN_OK;
+    int encrypted = ks->cipher.ptr != NULL;
+    if (encrypted && !s->encrypted)
+        return cairn_store_fail(s, CAIRN_CONFIG,
+                                "store %s was encrypted after this handle opened it without a key: open it again "
+                                "with CAIRN_CIPHER_KEY set", where(s));
+    if (!encrypted && s->encrypted)
+        return cairn_store_fail(s, CAIRN_CORRUPT, "store %s has lost its cipher record", where(s));
+    if (encrypted && !key_still_valid(s, ks))
+        return cairn_store_fail(s, CAIRN_CONFIG,
+                                "the cipher key of store %s was changed (cairn rekey) after this handle opened it: "
+                                "open it again with the new key", where(s));
+    keys_generation(s, ks->keygen);
+    return CAIRN_OK;
+}
+
+static int read_check(void *ctx, const cairn_key_state *ks)
+{
+    cairn_store *s = ctx;
+    if (ks->cipher.ptr && s->master && !key_still_valid(s, ks))
+        return cairn_store_fail(s, CAIRN_CONFIG,
+                                "the cipher key of store %s was changed (cairn rekey) after this handle opened it: "
+                                "open it again with the new key", where(s));
+    keys_generation(s, ks->keygen);
+    return CAIRN_OK;
+}
+
+int cairn_store_keys_begin_read(cairn_store *s)
+{
+    if (!s->keys) return CAIRN_OK;
+    return s->eng->ops->key_state(s->eng, read_check, s);
+}
+
+static void key_ad(uint8_t ad[KEY_AD_LEN], const uint8_t id[16])
+{
+    memcpy(ad, KEY_AD_PREFIX, sizeof KEY_AD_PREFIX - 1);
+    memcpy(ad + sizeof KEY_AD_PREFIX - 1, id, 16);
+}
+
+static int no_key(cairn_store *s)
+{
+    return cairn_store_fail(s, CAIRN_CONFIG, "store %s is encrypted: set CAIRN_CIPHER_KEY to read its events",
+                            where(s));
+}
+
+static unsigned slot_of(const uint8_t id[16]) { return ((unsigned)id[14] << 8 | id[15]) % CACHE_SLOTS; } /* ids are random or hashed */
+
+int cairn_store_unwrap_key(cairn_store *s, const uint8_t id[16], cairn_slice stored, const uint8_t **key)
+{
+    cairn_key_cache *c = s->keys;
+    unsigned at = slot_of(id);
+    uint8_t ad[KEY_AD_LEN];
+    char hex[CAIRN_UUID_STRLEN + 1] = { 0 };
+    c->slot[at].used = 0;
+    if (stored.len == 1) {
+        cairn_uuid_format(id, hex);
+        return cairn_store_fail(s, CAIRN_NOTFOUND, "aggregate %s was forgotten (its data key is destroyed) in %s",
+                                hex, where(s));
+    }
+    key_ad(ad, id);
+    if (stored.len != CAIRN_WRAPPED_KEY_BYTES ||
+        cairn_open(s->master, ad, sizeof ad, (const uint8_t *)stored.ptr, stored.len, c->slot[at].key) != 0) {
+        cairn_uuid_format(id, hex);
+        return cairn_store_fail(s, CAIRN_CORRUPT, "the data key of aggregate %s in %s fails authentication", hex,
+                                where(s));
+    }
+    memcpy(c->slot[at].id, id, 16);
+    memcpy(c->slot[at].wrapped, stored.ptr, CAIRN_WRAPPED_KEY_BYTES);
+    c->slot[at].used = 1;
+    *key = c->slot[at].key;
+    return CAIRN_OK;
+}
+
+int cairn_store_open_key(cairn_store *s, const uint8_t id[16], cairn_slice stored, const uint8_t **key)
+{
+    if (!s->master) return no_key(s);
+    cairn_key_cache *c = s->keys;
+    unsigned at = slot_of(id);
+    if (c->slot[at].used && memcmp(c->slot[at].id, id, 16) == 0) { *key = c->slot[at].key; return CAIRN_OK; }
+    if (!stored.ptr) {
+        int rc = s->eng->ops->data_key(s->eng, id, &stored);
+        if (rc == CAIRN_END) {
+            char what[80];
+            cairn_record_describe(id, 0, what, sizeof what);
+            return cairn_store_fail(s, CAIRN_CORRUPT, "%.46s has encrypted events but no data key in %s", what,
+                                    where(s));
+        }
+        if (rc) return rc;
+    }
+    return cairn_store_unwrap_key(s, id, stored, key);
+}
+
+int cairn_store_write_key(cairn_store *s, cairn_stream_head *head, const uint8_t **key)
+{
+    if (!s->master) return no_key(s);
+    cairn_key_cache *c = s->keys;
+    unsigned at = slot_of(head->id);
+    if (head->key.ptr) {
+        if (c->slot[at].used && memcmp(c->slot[at].id, head->id, 16) == 0 &&
+            head->key.len == CAIRN_WRAPPED_KEY_BYTES &&
+            memcmp(c->slot[at].wrapped, head->key.ptr, CAIRN_WRAPPED_KEY_BYTES) == 0) {
+            *key = c->slot[at].key;
+            return CAIRN_OK;
+        }
+        return cairn_store_unwrap_key(s, head->id, head->key, key);
+    }
+    /* a new stream: a fresh key, stored with the batch */
+    uint8_t ad[KEY_AD_LEN];
+    key_ad(ad, head->id);
+    cairn_random_fill(c->slot[at].key, CAIRN_KEY_BYTES);
+    cairn_seal(s->master, ad, sizeof ad, c->slot[at].key, CAIRN_KEY_BYTES, head->new_key);
+    memcpy(c->slot[at].id, head->id, 16);
+    memcpy(c->slot[at].wrapped, head->new_key, CAIRN_WRAPPED_KEY_BYTES);
+    c->slot[at].used = 1;
+    head->put_key = 1;
+    *key = c->slot[at].key;
+    return CAIRN_OK;
+}
+
+/* --- opening --- */
+
+typedef struct {
+    cairn_store *s;
+    char *err;
+    size_t errlen;
+    int wants_cipher;       /* a key was given for a store that is not encrypted yet */
+} open_ctx;
+
+/* Check the store's encryption against the key given (or none). */
+static int open_check(void *ctxp, const cairn_key_state *ks)
+{
+    open_ctx *ctx = ctxp;
+    cairn_store *s = ctx->s;
+    s->encrypted = ks->cipher.ptr != NULL;
+    ctx->wants_cipher = 0;
+    if (s->encrypted && !known_cipher(ks->cipher)) {
+        snprintf(ctx->err, ctx->errlen, "store %s uses a cipher this cairn does not know", where(s));
+        return CAIRN_CONFIG;
+    }
+    if (s->encrypted && s->master) {
+        if (!keycheck_matches(ks->keycheck, s->master)) {
+            snprintf(ctx->err, ctx->errlen, "store %s: the cipher key (CAIRN_CIPHER_KEY) is not this store's key",
+                     where(s));
+            return CAIRN_CONFIG;
+        }
+        s->checked_keygen = ks->keygen;
+        return CAIRN_OK;
+    }
+    if (!s->master) return CAIRN_OK;
+    if (!ks->empty) {
+        snprintf(ctx->err, ctx->errlen,
+                 "store %s holds unencrypted events, so it cannot be opened with a cipher key; "
+                 "export it and import it into a new store with the key set", where(s));
+        return CAIRN_CONFIG;
+    }
+    ctx->wants_cipher = 1;
+    s->checked_keygen = ks->keygen;
+    return CAIRN_OK;
+}
+
+static int lock_key(cairn_store *s, const uint8_t *given, char *err, size_t errlen)
+{
+    if (!(s->master = cairn_secret_new()) || !(s->keys = sodium_malloc(sizeof *s->keys)) ||
+        !(s->view_key = cairn_secret_new())) {
+        snprintf(err, errlen, "cannot lock memory for the cipher key of %s", where(s));
+        return ENOMEM;
+    }
+    memcpy(s->master, given, CAIRN_KEY_BYTES);
+    /* view values get their own key: BLAKE2b keyed with the master key */
+    crypto_generichash(s->view_key, CAIRN_KEY_BYTES, (const uint8_t *)"cairn view key", 14, s->master,
+                       CAIRN_KEY_BYTES);
+    sodium_mprotect_readonly(s->master);
+    sodium_mprotect_readonly(s->view_key);
+    cairn_store_keys_reset(s);
+    return CAIRN_OK;
+}
+
+int cairn_store_cipher_open(cairn_store *s, const cairn_store_options *opt, char *err, size_t errlen)
+{
+    s->compress = opt->compress;
+    int rc;
+    if (opt->cipher_key && (rc = lock_key(s, opt->cipher_key, err, errlen)) != CAIRN_OK) return rc;
+    open_ctx ctx = { s, err, errlen, 0 };
+    err[0] = '\0';
+    rc = s->eng->ops->key_state(s->eng, open_check, &ctx);
+    if (rc == CAIRN_OK && ctx.wants_cipher && !s->read_only) {
+        /* the first writer with a key makes the empty store encrypted; the
+         * check runs again inside that transaction (another may have won) */
+        uint8_t check[CHECK_LEN];
+        make_keycheck(s->master, check);
+        cairn_guard g = { open_check, &ctx };
+        rc = s->eng->ops->set_cipher(s->eng, (cairn_slice){ CIPHER_NAME, sizeof CIPHER_NAME - 1 },
+                                     (cairn_slice){ (const char *)check, sizeof check }, g);
+        if (rc == CAIRN_OK) s->encrypted = 1;
+    }
+    if (rc == CAIRN_OK && s->encrypted && !s->master && !opt->keyless) {
+        snprintf(err, errlen, "store %s is encrypted: set CAIRN_CIPHER_KEY to open it", where(s));
+        return CAIRN_CONFIG;
+    }
+    if (rc && !*err) snprintf(err, errlen, "%s", s->eng->errmsg);
+    return rc;
+}
+
+void cairn_store_cipher_close(cairn_store *s)
+{
+    cairn_secret_free(s->master);
+    cairn_secret_free(s->view_key);
+    s->master = s->view_key = NULL;
+    if (s->keys) sodium_free(s->keys);
+    s->keys = NULL;
+}
+
+/* --- forgetting and rekeying --- */
+
+static int write_check(void *ctx, const cairn_key_state *ks)
+{
+    return cairn_store_check_keys(ctx, ks);
+}
+
+int cairn_store_forget(cairn_store *s, const uint8_t id[16])
+{
+    s->eng->errmsg[0] = '\0';
+    if (s->read_only) return cairn_store_read_only(s);
+    if (!s->encrypted)
+        return cairn_store_fail(s, CAIRN_CONFIG,
+                                "store %s is not encrypted: forgetting an aggregate needs CAIRN_CIPHER_KEY set "
+                                "when the store is made", where(s));
+    if (!s->master) return no_key(s);
+    cairn_guard g = { write_check, s };
+    int rc = s->eng->ops->forget(s->eng, id, g);
+    if (rc == CAIRN_NOTFOUND && !s->eng->errmsg[0]) {
+        char hex[CAIRN_UUID_STRLEN + 1] = { 0 };
+        cairn_uuid_format(id, hex);
+        return cairn_store_fail(s, CAIRN_NOTFOUND, "aggregate %s not found in %s", hex, where(s));
+    }
+    return rc;
+}
+
+typedef struct {
+    cairn_store *s;
+    const uint8_t *fresh;
+} rekey_ctx;
+
+static int rewrap(void *ctxp, const uint8_t id[16], cairn_slice stored, uint8_t out[CAIRN_WRAPPED_KEY_BYTES])
+{
+    rekey_ctx *ctx = ctxp;
+    uint8_t dk[CAIRN_KEY_BYTES], ad[KEY_AD_LEN];
+    key_ad(ad, id);
+    if (stored.len != CAIRN_WRAPPED_KEY_BYTES ||
+        cairn_open(ctx->s->master, ad, sizeof ad, (const uint8_t *)stored.ptr, stored.len, dk)) {
+        char hex[CAIRN_UUID_STRLEN + 1] = { 0 };
+        cairn_uuid_format(id, hex);
+        return cairn_store_fail(ctx->s, CAIRN_CORRUPT, "the data key of aggregate %s in %s fails authentication",
+                                hex, where(ctx->s));
+    }
+    cairn_seal(ctx->fresh, ad, sizeof ad, dk, sizeof dk, out);
+    sodium_memzero(dk, sizeof dk);
+    return CAIRN_OK;
+}
+
+int cairn_store_rekey(cairn_store *s, const uint8_t new_key[32])
+{
+    s->eng->errmsg[0] = '\0';
+    if (s->read_only) return cairn_store_read_only(s);
+    if (!s->encrypted)
+        return cairn_store_fail(s, CAIRN_CONFIG, "store %s is not encrypted, so it has no key to change", where(s));
+    if (!s->master) return no_key(s);
+    uint8_t check[CHECK_LEN];
+    make_keycheck(new_key, check);
+    rekey_ctx ctx = { s, new_key };
+    cairn_guard g = { write_check, s };
+    int rc = s->eng->ops->rekey(s->eng, rewrap, &ctx, (cairn_slice){ (const char *)check, sizeof check }, g);
+    if (rc) return rc;
+    sodium_mprotect_readwrite(s->master);
+    memcpy(s->master, new_key, CAIRN_KEY_BYTES);
+    sodium_mprotect_readonly(s->master);
+    cairn_store_keys_reset(s);
+    return CAIRN_OK;
+}

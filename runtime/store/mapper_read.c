@@ -1,0 +1,144 @@
+/*
+ * mapper_read.c -- reads: the engine finds the records (recorder.h), the
+ * mapper checks their chain and opens them into metadata and msgpack.
+ */
+#include <stdio.h>
+#include <string.h>
+
+#include "cairn.h"
+#include "mapper.h"
+
+static const cairn_engine_ops *ops(cairn_store *s) { return s->eng->ops; }
+
+/* Begin a read the engine has started: the key cache follows the store's key state. */
+static int began(cairn_store *s, int rc, int reading)
+{
+    if (rc == CAIRN_OK) rc = cairn_store_keys_begin_read(s);
+    if (rc) {
+        ops(s)->read_end(s->eng);
+        return rc;
+    }
+    s->reading = reading;
+    s->have_prev = 0;
+    return CAIRN_OK;
+}
+
+int cairn_store_read_stream(cairn_store *s, const uint8_t id[16], const cairn_stream_query *q)
+{
+    cairn_store_read_end(s);
+    s->eng->errmsg[0] = '\0';
+    s->descending = q->descending;
+    return began(s, ops(s)->read_stream(s->eng, id, q), READ_STREAM);
+}
+
+int cairn_store_read_log(cairn_store *s, const cairn_log_query *q)
+{
+    cairn_store_read_end(s);
+    s->eng->errmsg[0] = '\0';
+    return began(s, ops(s)->read_log(s->eng, q), READ_LOG);
+}
+
+/* Check a stream record against the previous one read (ascending reads;
+ * hashes are not secret, so plain memcmp): the first one read is checked
+ * against its predecessor in the store. */
+static int check_chain(cairn_store *s, const cairn_record *rec)
+{
+    if (!s->have_prev) {
+        memset(s->prev_hash, 0, CAIRN_HASH_BYTES);
+        if (rec->version > 0) {
+            int rc = ops(s)->event_hash(s->eng, rec->stream_id, rec->version - 1, s->prev_hash);
+            if (rc && rc != CAIRN_END) return rc;
+        }
+        s->have_prev = 1;
+    }
+    uint8_t want[CAIRN_HASH_BYTES];
+    cairn_record_hash(s->prev_hash, cairn_record_header(rec), rec->header_len + CAIRN_RECORD_HASH + rec->payload_len,
+                      want);
+    if (memcmp(want, rec->hash, CAIRN_HASH_BYTES) != 0) {
+        char what[80];
+        cairn_record_describe(rec->stream_id, rec->version, what, sizeof what);
+        return cairn_store_fail(s, CAIRN_CORRUPT,
+                                "%s (notification %llu) in %s breaks the hash chain: the record or the one before "
+                                "it was altered", what, (unsigned long long)rec->notification_id, s->eng->where);
+    }
+    memcpy(s->prev_hash, rec->hash, CAIRN_HASH_BYTES);
+    return CAIRN_OK;
+}
+
+int cairn_store_next(cairn_store *s, cairn_record *out)
+{
+    if (s->reading == READ_NONE) return CAIRN_END;
+    int rc = ops(s)->next(s->eng, out);
+    if (rc) return rc;
+    if (s->reading == READ_STREAM) {
+        if (!s->descending && (rc = check_chain(s, out)) != CAIRN_OK) return rc;
+        return cairn_store_open_payload(s, out);
+    }
+    rc = cairn_store_open_payload(s, out);
+    if (rc == CAIRN_NOTFOUND && out->forgotten) {
+        /* forgotten: the notification keeps its ids and topic */
+        s->eng->errmsg[0] = '\0';
+        out->payload = NULL;
+        out->payload_len = 0;
+        out->metadata = NULL;
+        out->metadata_len = 0;
+        return CAIRN_OK;
+    }
+    return rc;
+}
+
+void cairn_store_read_end(cairn_store *s)
+{
+    ops(s)->read_end(s->eng);
+    s->reading = READ_NONE;
+}
+
+int cairn_store_read_snapshot(cairn_store *s, const uint8_t id[16], int has_lte, uint64_t lte, cairn_record *out)
+{
+    cairn_store_read_end(s);
+    s->eng->errmsg[0] = '\0';
+    uint8_t head[CAIRN_HASH_BYTES];
+    int rc = ops(s)->read_snapshot(s->eng, id, has_lte, lte, out, head);
+    if (rc == CAIRN_END) { ops(s)->read_end(s->eng); return CAIRN_END; }
+    if (rc == CAIRN_OK) rc = cairn_store_keys_begin_read(s);
+    if (rc == CAIRN_OK) {
+        uint8_t want[CAIRN_HASH_BYTES];
+        cairn_record_hash(head, cairn_record_header(out), out->header_len + CAIRN_RECORD_HASH + out->payload_len,
+                          want);
+        if (memcmp(want, out->hash, CAIRN_HASH_BYTES) != 0) {
+            char what[80];
+            cairn_record_describe(id, out->version, what, sizeof what);
+            rc = cairn_store_fail(s, CAIRN_CORRUPT, "the snapshot of %s in %s fails its hash check (altered)", what,
+                                  s->eng->where);
+        }
+    }
+    if (rc == CAIRN_OK) {
+        memcpy(s->prev_hash, head, CAIRN_HASH_BYTES); /* the head, kept past the read */
+        rc = cairn_store_open_payload(s, out);
+    }
+    if (rc == CAIRN_OK) {
+        out->hash = s->prev_hash;
+        return CAIRN_OK; /* the read stays open until cairn_store_read_end */
+    }
+    ops(s)->read_end(s->eng);
+    return rc;
+}
+
+int cairn_store_tracking_max(cairn_store *s, const char *app, size_t app_len, uint64_t *out)
+{
+    s->eng->errmsg[0] = '\0';
+    return ops(s)->tracking_get(s->eng, (cairn_slice){ app, app_len }, out);
+}
+
+int cairn_store_max_id(cairn_store *s, uint64_t *out)
+{
+    s->eng->errmsg[0] = '\0';
+    return ops(s)->max_id(s->eng, out);
+}
+
+int cairn_store_stat(cairn_store *s, cairn_store_stats *out)
+{
+    s->eng->errmsg[0] = '\0';
+    memset(out, 0, sizeof *out);
+    return ops(s)->stat(s->eng, out);
+}

@@ -1,0 +1,160 @@
+/*
+ * mapper_verify.c -- checking a whole store (cairn verify): the checks of
+ * record content, the same on every engine.
+ *
+ * The engine walks its structure (recorder.h's verify): it reports what is
+ * wrong with its own index (entries naming missing records or other
+ * versions, gaps in notification ids, records no index entry names) and
+ * hands every event over in stream then version order, every data key and
+ * every snapshot. Here each stream's versions must be consecutive, each
+ * record's hash must chain from the one before, its encryption flag must
+ * match the store, and a snapshot's hash must chain from the event it was
+ * taken at. Hashes cover the stored bytes, so all of this works without the
+ * key; with the key every seal and data key is opened as well.
+ */
+#include <errno.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "cairn.h"
+#include "mapper.h"
+
+typedef struct {
+    cairn_store *s;
+    cairn_verify_report *r;
+    int (*progress)(void *, uint64_t, uint64_t);
+    void *ctx;
+    uint8_t stream[16], prev[CAIRN_HASH_BYTES];
+    uint64_t last_version;
+    int in_stream;
+} verifier;
+
+static void problem(verifier *v, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static void problem(verifier *v, const char *fmt, ...)
+{
+    if (v->r->problems++ > 0) return;
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(v->r->first, sizeof v->r->first, fmt, ap);
+    va_end(ap);
+}
+
+static void on_problem(void *ctx, const char *msg) { problem(ctx, "%s", msg); }
+
+/* A problem with one event: "aggregate <id> version <v> (notification <n>): ..." */
+static void event_problem(verifier *v, const uint8_t id[16], uint64_t version, uint64_t nid, const char *what)
+{
+    char desc[80];
+    cairn_record_describe(id, version, desc, sizeof desc);
+    problem(v, "%s (notification %llu): %s", desc, (unsigned long long)nid, what);
+}
+
+/* With the key, open the record's seal (a forgotten stream has none to open). */
+static void check_seal(verifier *v, cairn_record *rec, const char *what)
+{
+    cairn_store *s = v->s;
+    if (!s->encrypted || !s->master) return;
+    int rc = cairn_store_open_payload(s, rec);
+    if (rc == CAIRN_NOTFOUND && rec->forgotten) return;
+    if (rc) problem(v, "%s: %s", what, s->eng->errmsg);
+}
+
+static void on_event(void *ctx, const uint8_t *id, uint64_t version, uint64_t nid, int found,
+                     const cairn_record *in, const uint8_t *bytes, size_t len)
+{
+    verifier *v = ctx;
+    cairn_store *s = v->s;
+    if (!id) { v->in_stream = 0; return; } /* a malformed index entry (the engine said so) */
+    if (!v->in_stream || memcmp(v->stream, id, 16) != 0) {
+        memcpy(v->stream, id, 16);
+        memset(v->prev, 0, sizeof v->prev);
+        v->in_stream = 1;
+        v->r->streams++;
+    } else if (version != v->last_version + 1) {
+        event_problem(v, id, version, nid, "the stream skips versions after the one before");
+    }
+    v->last_version = version;
+    if (found == CAIRN_VERIFY_MISSING) {
+        event_problem(v, id, version, nid, "the stream index names a notification that is missing");
+        return;
+    }
+    if (found == CAIRN_VERIFY_MALFORMED) {
+        event_problem(v, id, version, nid, "the record is malformed (bad format byte, flags or lengths)");
+        return;
+    }
+    v->r->records++;
+    if (found == CAIRN_VERIFY_MISPLACED) {
+        event_problem(v, id, version, nid, "the record there belongs to another stream or version (moved or swapped)");
+        return;
+    }
+    cairn_record rec = *in;
+    if (!(rec.flags & CAIRN_RECORD_ENCRYPTED) != !s->encrypted)
+        event_problem(v, id, version, nid, s->encrypted ? "the record is not encrypted in an encrypted store"
+                                                        : "the record is flagged encrypted in a plain store");
+    uint8_t want[CAIRN_HASH_BYTES];
+    cairn_record_hash(v->prev, bytes, len, want);
+    if (memcmp(want, rec.hash, CAIRN_HASH_BYTES) != 0)
+        event_problem(v, id, version, nid, "the hash chain is broken (this record or the one before it was altered)");
+    memcpy(v->prev, rec.hash, CAIRN_HASH_BYTES);
+    if (s->encrypted && s->master) {
+        char what[120], desc[80];
+        cairn_record_describe(id, version, desc, sizeof desc);
+        snprintf(what, sizeof what, "%s (notification %llu)", desc, (unsigned long long)nid);
+        check_seal(v, &rec, what);
+    }
+}
+
+/* A data key entry (encrypted stores): well formed, and with the key, it opens. */
+static void on_key(void *ctx, const uint8_t id[16], cairn_slice stored)
+{
+    verifier *v = ctx;
+    cairn_store *s = v->s;
+    if (!s->encrypted || (stored.len != 1 && stored.len != CAIRN_WRAPPED_KEY_BYTES)) {
+        char desc[80];
+        cairn_record_describe(id, 0, desc, sizeof desc);
+        problem(v, "the data key entry of %.46s is malformed or in a plain store", desc);
+        return;
+    }
+    if (stored.len == 1 || !s->master) return;
+    const uint8_t *key;
+    v->r->keys_checked++;
+    if (cairn_store_unwrap_key(s, id, stored, &key) != CAIRN_OK) problem(v, "%s", s->eng->errmsg);
+}
+
+static void on_snapshot(void *ctx, const cairn_record *in, const uint8_t *bytes, size_t len,
+                        const uint8_t *event_hash)
+{
+    verifier *v = ctx;
+    v->r->snapshots++;
+    if (!in) return; /* malformed: the engine reported it */
+    cairn_record snap = *in;
+    char what[120], desc[80];
+    cairn_record_describe(snap.stream_id, snap.version, desc, sizeof desc);
+    snprintf(what, sizeof what, "the snapshot of %s", desc);
+    if (!event_hash) { problem(v, "%s: there is no valid event at its version", what); return; }
+    uint8_t want[CAIRN_HASH_BYTES];
+    cairn_record_hash(event_hash, bytes, len, want);
+    if (memcmp(want, snap.hash, CAIRN_HASH_BYTES) != 0) problem(v, "%s: it fails its hash check", what);
+    else check_seal(v, &snap, what);
+}
+
+static int on_progress(void *ctx, uint64_t done, uint64_t total)
+{
+    verifier *v = ctx;
+    return v->progress ? v->progress(v->ctx, done, total) : 0;
+}
+
+int cairn_store_verify(cairn_store *s, cairn_verify_report *report,
+                       int (*progress)(void *ctx, uint64_t done, uint64_t total), void *ctx)
+{
+    memset(report, 0, sizeof *report);
+    cairn_store_read_end(s);
+    s->eng->errmsg[0] = '\0';
+    verifier v = { .s = s, .r = report, .progress = progress, .ctx = ctx };
+    cairn_verify_walk w = { &v, on_problem, on_event, on_key, on_snapshot, on_progress };
+    cairn_store_keys_reset(s); /* unwrap every data key again, none from the cache */
+    int rc = s->eng->ops->verify(s->eng, &w);
+    cairn_store_keys_reset(s);
+    return rc;
+}
