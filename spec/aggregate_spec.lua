@@ -366,7 +366,7 @@ describe("cairn.aggregate", function()
       assert.are.equal(2, n.originator_version)
       assert.is_nil(n.event.extra)
       assert.are.same({}, n.event.metadata)
-      if n.event.event_id ~= nil then assert.are.equal(event_id, n.event.event_id) end
+      assert.are.equal(event_id, n.event.event_id)
       -- and the events a read hands out are the reader's own
       n.event.trick = "changed"
       assert.are.equal("roll", app.log:select(2, 1)[1].event.trick)
