@@ -18,6 +18,7 @@ const char *cairn_strerror(int rc)
     case CAIRN_INTERRUPTED: return "interrupted";
     case CAIRN_LUA: return "Lua error";
     case CAIRN_STORE: return "storage failure";
+    case CAIRN_SANDBOX: return "sandboxed code broke a rule or a bound";
     default: break;
     }
     /* mdb_strerror covers LMDB's range and falls back to strerror for errno */

@@ -431,6 +431,7 @@ static void test_errors(void)
     CHECK(log_count(rt) == 2);
     CHECK(strcmp(cairn_strerror(CAIRN_LUA), "Lua error") == 0);
     CHECK(strcmp(cairn_strerror(CAIRN_STORE), "storage failure") == 0);
+    CHECK(strcmp(cairn_strerror(CAIRN_SANDBOX), "sandboxed code broke a rule or a bound") == 0);
     msgpack_sbuffer_destroy(&id);
     cairn_runtime_close(rt);
 }
