@@ -17,6 +17,31 @@ void cairn_event_keys_push(lua_State *L, cairn_event_keys *k)
     lua_pushliteral(L, "timestamp");
     lua_pushliteral(L, "event_id");
     lua_pushliteral(L, "metadata");
+    for (int i = 0; i < EV_TOPICS_N; i++) {
+        lua_pushnil(L);
+        k->topic[i] = NULL;
+        k->topic_len[i] = 0;
+    }
+    k->next_topic = 0;
+}
+
+/* Push the topic string, from the cache when it is one of the recent ones.
+ * The cached pointers must stay valid while k is in use (a gather's bytes,
+ * make_event's argument). */
+static void push_topic(lua_State *L, cairn_event_keys *k, const char *topic, size_t len)
+{
+    for (int i = 0; i < EV_TOPICS_N; i++)
+        if (k->topic[i] && k->topic_len[i] == len && memcmp(k->topic[i], topic, len) == 0) {
+            lua_pushvalue(L, EV_KEY(k, EV_TOPICS + i));
+            return;
+        }
+    int i = k->next_topic;
+    k->next_topic = (i + 1) % EV_TOPICS_N;
+    lua_pushlstring(L, topic, len);
+    lua_pushvalue(L, -1);
+    lua_replace(L, EV_KEY(k, EV_TOPICS + i));
+    k->topic[i] = topic;
+    k->topic_len[i] = len;
 }
 
 static int is_zero(const uint8_t id[16])
@@ -34,11 +59,11 @@ static void push_uuid(lua_State *L, const uint8_t id[16])
 }
 
 /* Add topic, originator_id, originator_version and timestamp to the table at -1. */
-static void set_header(lua_State *L, const cairn_event_keys *k, const char *topic, size_t topic_len, int id_idx,
+static void set_header(lua_State *L, cairn_event_keys *k, const char *topic, size_t topic_len, int id_idx,
                        const uint8_t stream_id[16], uint64_t version, int64_t timestamp_us)
 {
     lua_pushvalue(L, EV_KEY(k, EV_TOPIC));
-    lua_pushlstring(L, topic, topic_len);
+    push_topic(L, k, topic, topic_len);
     lua_rawset(L, -3);
     lua_pushvalue(L, EV_KEY(k, EV_ORIGINATOR_ID));
     if (id_idx) lua_pushvalue(L, id_idx);
@@ -65,7 +90,7 @@ static int set_metadata(lua_State *L, const cairn_event_keys *k, const uint8_t *
     return CAIRN_OK;
 }
 
-int cairn_lua_push_event(lua_State *L, const cairn_event_keys *k, const cairn_gather *g, const cairn_gathered *r,
+int cairn_lua_push_event(lua_State *L, cairn_event_keys *k, const cairn_gather *g, const cairn_gathered *r,
                          int id_idx, cairn_event_kind kind)
 {
     const uint8_t *payload = (const uint8_t *)cairn_gather_bytes(g, r->payload);

@@ -16,11 +16,18 @@
  * string interning: slot numbers below are offsets from base. */
 enum {
     EV_TOPIC, EV_ORIGINATOR_ID, EV_ORIGINATOR_VERSION, EV_TIMESTAMP, EV_EVENT_ID, EV_METADATA,
-    EV_SLOTS
+    EV_TOPICS, /* the cache of recent topic strings: EV_TOPICS_N slots */
+    EV_TOPICS_N = 4,
+    EV_SLOTS = EV_TOPICS + EV_TOPICS_N
 };
 
 typedef struct cairn_event_keys {
     int base; /* stack index of the first slot */
+    /* the topics in the cache slots (a batch's events share a few topics, so
+     * most events reuse a string instead of interning one) */
+    const char *topic[EV_TOPICS_N];
+    size_t topic_len[EV_TOPICS_N];
+    int next_topic;
 } cairn_event_keys;
 
 /** Push the EV_SLOTS keys of a batch. */
@@ -40,7 +47,7 @@ typedef enum { CAIRN_EVENT_FULL, CAIRN_EVENT_REPLAY } cairn_event_kind;
  * @return CAIRN_OK; CAIRN_CORRUPT (nothing pushed) if the payload or the
  *         metadata is malformed. Raises only for lack of memory.
  */
-int cairn_lua_push_event(lua_State *L, const cairn_event_keys *k, const cairn_gather *g, const cairn_gathered *r,
+int cairn_lua_push_event(lua_State *L, cairn_event_keys *k, const cairn_gather *g, const cairn_gathered *r,
                          int id_idx, cairn_event_kind kind);
 
 /** Register core.make_event into the table at -1. */
