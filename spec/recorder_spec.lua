@@ -49,6 +49,32 @@ describe("cairn.recorder", function()
       assert.are.equal(3, events[3].n)
     end)
 
+    it("finds each event whether its records are neighbours in the log or not, both ways", function()
+      -- a's versions 1-3 in one batch, then interleaved with b's, then 2 more in one batch:
+      -- the read steps along the log where it can and searches where it cannot
+      local a, b = cairn.uuid.v4(), cairn.uuid.v4()
+      local function one(id, v, n)
+        local batch, k = {}, 0
+        for i = v, v + n - 1 do
+          k = recorder.add(batch, k, id, i, 1700000000000000 + i, "Rec.Noted", core.encode({ n = i }), 1)
+        end
+        rec:append(batch)
+      end
+      one(a, 1, 3)
+      for v = 1, 4 do one(b, v, 1); one(a, v + 3, 1) end
+      one(a, 8, 2)
+      local function seen(events)
+        local v = {}
+        for i = 1, #events do v[i] = events[i].originator_version .. "=" .. events[i].n end
+        return table.concat(v, " ")
+      end
+      assert.are.equal("1=1 2=2 3=3 4=4 5=5 6=6 7=7 8=8 9=9", seen((rec:read_stream(a))))
+      assert.are.equal("9=9 8=8 7=7 6=6 5=5 4=4 3=3 2=2 1=1", seen((rec:read_stream(a, { reverse = true }))))
+      assert.are.equal("1=1 2=2 3=3 4=4", seen((rec:read_stream(b))))
+      assert.are.equal("4=4 3=3", seen((rec:read_stream(b, { reverse = true, limit = 2 }))))
+      assert.are.equal("3=3 4=4 5=5", seen((rec:read_stream(a, { after = 2, upto = 5 }))))
+    end)
+
     it("refuses options that are not whole numbers, naming them", function()
       local err = error_of(rec.read_stream, rec, cairn.uuid.v4(), { after = -1 })
       assert.matches("bad option 'after' to 'read_stream'", err)

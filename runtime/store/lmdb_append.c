@@ -128,7 +128,7 @@ static int read_heads(cairn_lmdb *h, MDB_txn *txn, cairn_write *w, MDB_cursor *s
         if (rc == 0) {
             cairn_record last;
             head->version = cairn_get_be64((const uint8_t *)k.mv_data + 16);
-            rc = cairn_lmdb_event_at(h, txn, head->id, head->version, &entry, &last);
+            rc = cairn_lmdb_event_at(h, txn, NULL, head->id, head->version, &entry, &last);
             if (rc) return rc;
             head->found = 1;
             memcpy(head->hash, last.hash, CAIRN_HASH_BYTES);

@@ -76,6 +76,8 @@ typedef struct cairn_lmdb {
     MDB_txn *rtxn;
     int ractive;
     MDB_cursor *rcur;
+    MDB_cursor *lcur;           /* a stream read's cursor on the log: each next record is near the last */
+    uint64_t lcur_at;           /* the notification lcur stands on (0: not placed) */
     enum { LREAD_NONE, LREAD_STREAM, LREAD_LOG, LREAD_VIEW } reading;
     int started, descending;
     size_t remaining;
@@ -136,9 +138,12 @@ void cairn_stream_key(uint8_t key[CAIRN_STREAM_KEY], const uint8_t id[16], uint6
 int cairn_lmdb_seek_at_or_below(MDB_cursor *cur, const uint8_t id[16], uint64_t version, MDB_val *k, MDB_val *v);
 
 /* The stored record of a stream version via the index entry iv, parsed and
- * checked to be that version; CAIRN_CORRUPT (message set) if not. */
-int cairn_lmdb_event_at(cairn_lmdb *h, MDB_txn *txn, const uint8_t id[16], uint64_t version, const MDB_val *iv,
-                        cairn_record *out);
+ * checked to be that version; CAIRN_CORRUPT (message set) if not. With a log
+ * cursor (h->lcur, in txn), the look-up starts from where the cursor stands:
+ * the neighbour is one step (a stream saved in one batch is one scan of the
+ * log), and LMDB searches only the current leaf page when the key is on it. */
+int cairn_lmdb_event_at(cairn_lmdb *h, MDB_txn *txn, MDB_cursor *log_cur, const uint8_t id[16], uint64_t version,
+                        const MDB_val *iv, cairn_record *out);
 
 /* The same, looked up by stream version; CAIRN_END if the index has none. */
 int cairn_lmdb_find_event(cairn_lmdb *h, MDB_txn *txn, const uint8_t id[16], uint64_t version, cairn_record *out);

@@ -31,8 +31,28 @@ int cairn_lmdb_seek_at_or_below(MDB_cursor *cur, const uint8_t id[16], uint64_t 
     return 0;
 }
 
-int cairn_lmdb_event_at(cairn_lmdb *h, MDB_txn *txn, const uint8_t id[16], uint64_t version, const MDB_val *iv,
-                        cairn_record *out)
+/* Find notification k in the log: through log_cur when there is one (see cairn_lmdb_event_at). */
+static int log_lookup(cairn_lmdb *h, MDB_txn *txn, MDB_cursor *log_cur, MDB_val *k, MDB_val *v)
+{
+    if (!log_cur) return mdb_get(txn, h->sh->log, k, v);
+    uint64_t nid = cairn_get_be64(k->mv_data);
+    if (h->lcur_at && (nid == h->lcur_at + 1 || nid + 1 == h->lcur_at)) {
+        MDB_val ck, cv;
+        int rc = mdb_cursor_get(log_cur, &ck, &cv, nid > h->lcur_at ? MDB_NEXT : MDB_PREV);
+        if (rc == 0 && ck.mv_size == 8 && cairn_get_be64(ck.mv_data) == nid) {
+            *v = cv;
+            h->lcur_at = nid;
+            return 0;
+        }
+        if (rc && rc != MDB_NOTFOUND) return rc;
+    }
+    int rc = mdb_cursor_get(log_cur, k, v, MDB_SET_KEY);
+    h->lcur_at = rc == 0 ? nid : 0;
+    return rc;
+}
+
+int cairn_lmdb_event_at(cairn_lmdb *h, MDB_txn *txn, MDB_cursor *log_cur, const uint8_t id[16], uint64_t version,
+                        const MDB_val *iv, cairn_record *out)
 {
     cairn_engine *e = &h->base;
     char what[80];
@@ -42,7 +62,7 @@ int cairn_lmdb_event_at(cairn_lmdb *h, MDB_txn *txn, const uint8_t id[16], uint6
     }
     uint64_t nid = cairn_get_be64(iv->mv_data);
     MDB_val k = { 8, iv->mv_data }, v;
-    int rc = mdb_get(txn, h->sh->log, &k, &v);
+    int rc = log_lookup(h, txn, log_cur, &k, &v);
     if (rc == MDB_NOTFOUND) {
         cairn_record_describe(id, version, what, sizeof what);
         return cairn_engine_fail(e, CAIRN_CORRUPT, "the stream index names notification %llu for %s, which is missing",
@@ -71,7 +91,7 @@ int cairn_lmdb_find_event(cairn_lmdb *h, MDB_txn *txn, const uint8_t id[16], uin
     MDB_val k = { CAIRN_STREAM_KEY, key }, v;
     int rc = mdb_get(txn, h->sh->streams, &k, &v);
     if (rc == MDB_NOTFOUND) return CAIRN_END;
-    if (rc == 0) rc = cairn_lmdb_event_at(h, txn, id, version, &v, out);
+    if (rc == 0) rc = cairn_lmdb_event_at(h, txn, NULL, id, version, &v, out);
     return rc;
 }
 
@@ -94,6 +114,13 @@ int cairn_lmdb_read_stream(cairn_engine *e, const uint8_t id[16], const cairn_st
     cairn_lmdb *h = LMDB(e);
     int rc = open_read_cursor(h, h->sh->streams, "reading a stream");
     if (rc) return rc;
+    rc = mdb_cursor_open(h->rtxn, h->sh->log, &h->lcur);
+    if (rc) {
+        h->lcur = NULL;
+        cairn_lmdb_read_end(&h->base);
+        return cairn_lmdb_failure(h, rc, "reading a stream");
+    }
+    h->lcur_at = 0;
     h->reading = LREAD_STREAM;
     memcpy(h->stream_id, id, 16);
     h->has_gt = q->has_gt;
@@ -167,7 +194,7 @@ int cairn_lmdb_next(cairn_engine *e, cairn_record *out)
         if (rc == MDB_NOTFOUND) return at_end(h, "reading a stream");
         if (rc) return cairn_lmdb_failure(h, rc, "reading a stream");
         uint64_t version = cairn_get_be64((const uint8_t *)k.mv_data + 16);
-        rc = cairn_lmdb_event_at(h, h->rtxn, h->stream_id, version, &v, out);
+        rc = cairn_lmdb_event_at(h, h->rtxn, h->lcur, h->stream_id, version, &v, out);
         if (rc) return cairn_lmdb_failure(h, rc, "reading a stream");
         h->remaining--;
         return CAIRN_OK;

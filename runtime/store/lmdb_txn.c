@@ -184,6 +184,7 @@ void cairn_lmdb_read_end(cairn_engine *e)
 {
     cairn_lmdb *h = LMDB(e);
     if (h->rcur) { mdb_cursor_close(h->rcur); h->rcur = NULL; }
+    if (h->lcur) { mdb_cursor_close(h->lcur); h->lcur = NULL; }
     if (h->ractive) {
         mdb_txn_reset(h->rtxn);
         h->ractive = 0;
