@@ -78,6 +78,7 @@ typedef struct cairn_lmdb {
     MDB_cursor *rcur;
     MDB_cursor *lcur;           /* a stream read's cursor on the log: each next record is near the last */
     uint64_t lcur_at;           /* the notification lcur stands on (0: not placed) */
+    size_t walked;              /* record bytes read since this handle last let the map's pages go */
     enum { LREAD_NONE, LREAD_STREAM, LREAD_LOG, LREAD_VIEW } reading;
     int started, descending;
     size_t remaining;

@@ -196,6 +196,7 @@ int cairn_lmdb_next(cairn_engine *e, cairn_record *out)
         uint64_t version = cairn_get_be64((const uint8_t *)k.mv_data + 16);
         rc = cairn_lmdb_event_at(h, h->rtxn, h->lcur, h->stream_id, version, &v, out);
         if (rc) return cairn_lmdb_failure(h, rc, "reading a stream");
+        h->walked += out->header_len + out->payload_len;
         h->remaining--;
         return CAIRN_OK;
     }
@@ -220,6 +221,7 @@ int cairn_lmdb_next(cairn_engine *e, cairn_record *out)
             return cairn_engine_fail(e, CAIRN_CORRUPT, "notification %llu in %s is not a valid record",
                                      (unsigned long long)id, e->where);
         out->notification_id = id;
+        h->walked += v.mv_size;
         if (topic_matches(&h->lq, out)) {
             h->remaining--;
             return CAIRN_OK;

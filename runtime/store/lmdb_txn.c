@@ -21,6 +21,10 @@
  */
 #include <errno.h>
 #include <pthread.h>
+#include <stdio.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <sys/sysmacros.h>
 #include <string.h>
 #include <time.h>
 
@@ -180,11 +184,48 @@ int cairn_lmdb_read_still_valid(cairn_lmdb *h, const char *doing)
                              "lock.mdb, so reads cannot hold a snapshot): try again", h->base.where, doing);
 }
 
+/* Reads leave the pages they touched mapped into the process, so a scan of a
+ * large store would count the whole file as resident. Every RELEASE_AFTER
+ * bytes read, the handle lets the mapped pages go (they stay in the page
+ * cache; any reader touching one again maps it back from there). Safe for
+ * LMDB's shared, read-only file mapping, also while other handles read. */
+#define RELEASE_AFTER ((size_t)4 << 20)
+
+static void release_map(cairn_lmdb *h)
+{
+#ifdef __linux__
+    /* LMDB does not say where it mapped the file: find the mapping of its inode */
+    mdb_filehandle_t fd;
+    struct stat st;
+    if (mdb_env_get_fd(h->sh->env, &fd) || fstat(fd, &st)) return;
+    FILE *maps = fopen("/proc/self/maps", "r");
+    if (!maps) return;
+    char line[512];
+    while (fgets(line, sizeof line, maps)) {
+        unsigned long lo, hi, off, ino;
+        unsigned major, minor;
+        char perms[8];
+        /* only a shared mapping: dropping a private one's pages would drop its changes */
+        if (sscanf(line, "%lx-%lx %7s %lx %x:%x %lu", &lo, &hi, perms, &off, &major, &minor, &ino) == 7 &&
+            perms[3] == 's' && ino == (unsigned long)st.st_ino && major == major(st.st_dev) &&
+            minor == minor(st.st_dev))
+            madvise((void *)lo, hi - lo, MADV_DONTNEED); /* advice: nothing to do if refused */
+    }
+    fclose(maps);
+#else
+    (void)h;
+#endif
+}
+
 void cairn_lmdb_read_end(cairn_engine *e)
 {
     cairn_lmdb *h = LMDB(e);
     if (h->rcur) { mdb_cursor_close(h->rcur); h->rcur = NULL; }
     if (h->lcur) { mdb_cursor_close(h->lcur); h->lcur = NULL; }
+    if (h->ractive && h->walked >= RELEASE_AFTER) {
+        release_map(h); /* while the map is shared: no resize moves it meanwhile */
+        h->walked = 0;
+    }
     if (h->ractive) {
         mdb_txn_reset(h->rtxn);
         h->ractive = 0;
