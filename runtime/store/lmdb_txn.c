@@ -355,6 +355,7 @@ int cairn_lmdb_write(cairn_lmdb *h, const char *doing, cairn_lmdb_write_fn fn, v
     if (h->read_only || sh->read_only)
         return cairn_engine_fail(&h->base, CAIRN_CONFIG, "store %s is open read-only%s", h->base.where,
                                  sh->read_only ? " (this user may not write its files)" : "");
+    if (__atomic_load_n(&sh->damaged, __ATOMIC_ACQUIRE)) return cairn_lmdb_refuse_damaged(h, doing);
     /* a condition of its own: the leader wakes exactly the saves it settled */
     if (pthread_cond_init(&req.wake, NULL) != 0)
         return cairn_engine_fail(&h->base, ENOMEM, "out of memory while %s", doing);

@@ -9,7 +9,9 @@
  * sleeps in FUTEX_WAIT until the sequence moves (a futex on a shared file
  * mapping is keyed by inode and offset, so unrelated processes meet there).
  *
- * When the file cannot be created or mapped (a read-only directory, a file
+ * The file gets its blocks before it is mapped (posix_fallocate, not
+ * ftruncate): a write through the map to a hole on a full disk is a SIGBUS.
+ * When the file cannot be created, given its blocks or mapped (a read-only directory, a file
  * system without shared mappings, `wake` taken by something else) the store
  * has no wake word and waiting falls back to polling. `memory:` stores get a
  * process-local word: nobody else can write them.
@@ -54,7 +56,7 @@ cairn_wake *cairn_wake_open(const char *dir, int create)
             int fd = open(path, O_RDWR | O_CLOEXEC | O_NOFOLLOW | (create ? O_CREAT : 0), 0644);
             struct stat st;
             if (fd >= 0 && (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode) ||
-                            (st.st_size < WAKE_FILE_SIZE && ftruncate(fd, WAKE_FILE_SIZE) != 0))) {
+                            posix_fallocate(fd, 0, WAKE_FILE_SIZE) != 0)) {
                 close(fd);
                 fd = -1;
             }
