@@ -87,3 +87,65 @@ describe("damaged data.mdb", function()
     assert.is_true(figures.errors > 0, "no damage was noticed")
   end)
 end)
+
+-- Issue 14 item 4: one bit flipped in the newest meta page made LMDB open the commit
+-- before; the last save was gone and `verify` reported 0 problems.
+describe("a damaged meta page", function()
+  local dir
+  before_each(function() dir = helper.tmpdir() end)
+  after_each(function() helper.rmrf(dir) end)
+
+  local META_TXNID = 16 + 128 -- the page header, then MDB_meta up to mm_txnid
+
+  -- the txnid of meta page n (0 or 1) of a data file, and the file with one bit of it flipped
+  local function txnid(bytes, n)
+    local v = 0
+    for i = 8, 1, -1 do v = v * 256 + bytes:byte(n * PAGE + META_TXNID + i) end
+    return v
+  end
+
+  it("rolling the store back to the commit before is reported by verify (it said 0 problems)", function()
+    local model = require "reliability.model"
+    local store = dir .. "/store"
+    local uri = "lmdb:" .. store
+    local app = model.App.new { store = uri }
+    for s = 1, 10 do app:save(model.Item("w", s, 1)) end -- ten commits
+    app:close()
+    assert.are.equal(0, (tool("verify", uri)))
+    local bytes = helper.read_file(store .. "/data.mdb")
+    local newest = txnid(bytes, 1) > txnid(bytes, 0) and 1 or 0
+    local t = txnid(bytes, newest)
+    -- clear the highest set bit of its txnid: LMDB then takes the other meta page as the newest
+    assert.is_true(t < 256, "more commits than the test expects")
+    local high = 1
+    while high * 2 <= t do high = high * 2 end
+    local at = newest * PAGE + META_TXNID
+    helper.write_file(store .. "/data.mdb", bytes:sub(1, at) .. string.char(bit.bxor(bytes:byte(at + 1), high))
+      .. bytes:sub(at + 2))
+    local code, out = tool("stat", uri)
+    assert.are.equal(0, code)
+    assert.matches("max_notification_id: 9", out, 1, true) -- the last save is gone
+    local stderr
+    code, out, stderr = tool("verify", uri)
+    assert.are.equal(1, code, out)
+    assert.matches("problems: 1", out, 1, true)
+    assert.matches("store rolled back: it opens at commit " .. (t - 1) .. ", but commit " .. t .. " was made",
+      stderr, 1, true)
+    assert.matches("(notification id 10)", stderr, 1, true)
+  end)
+
+  it("a store written by several processes in turn, and a copy of it, report no rollback", function()
+    local model = require "reliability.model"
+    local uri = "lmdb:" .. dir .. "/store"
+    for round = 1, 3 do
+      local app = model.App.new { store = uri }
+      for s = 1, 5 do app:save(model.Item("w", round * 10 + s, 1)) end
+      app:close()
+      local code, out, stderr = tool("verify", uri)
+      assert.are.equal(0, code, out .. stderr)
+    end
+    os.execute(("cp -r %s %s"):format(q(dir .. "/store"), q(dir .. "/copy")))
+    local code, out, stderr = tool("verify", "lmdb:" .. dir .. "/copy")
+    assert.are.equal(0, code, out .. stderr)
+  end)
+end)

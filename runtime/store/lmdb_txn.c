@@ -247,6 +247,19 @@ static void settle_all(write_req *group, write_req *from, int rc)
     }
 }
 
+/* The highest notification id in txn (0: none), recorded with each commit. */
+static int last_log_id(cairn_env *sh, MDB_txn *txn, uint64_t *out)
+{
+    MDB_cursor *cur;
+    MDB_val k, v;
+    int rc = mdb_cursor_open(txn, sh->log, &cur);
+    if (rc) return rc;
+    rc = mdb_cursor_get(cur, &k, &v, MDB_LAST);
+    if (rc == 0 && k.mv_size == 8) *out = cairn_get_be64(k.mv_data);
+    mdb_cursor_close(cur);
+    return rc == MDB_NOTFOUND ? 0 : rc;
+}
+
 /*
  * Commit a group in one write transaction; sets every request's rc. The
  * saves run one after another in the transaction, each seeing the ones
@@ -276,9 +289,13 @@ static void commit_group(cairn_env *sh, write_req *group)
             rc = r->fn(r->h, txn, r->ctx);
             if (rc) failed = r;
         }
+        uint64_t txnid = 0, max_id = 0;
         if (!failed) {
+            txnid = mdb_txn_id(txn);
+            rc = last_log_id(sh, txn, &max_id);
             set_sync(sh, nosync);
-            rc = mdb_txn_commit(txn);
+            if (rc == 0) rc = mdb_txn_commit(txn);
+            else mdb_txn_abort(txn);
         } else {
             mdb_txn_abort(txn);
         }
@@ -304,6 +321,7 @@ static void commit_group(cairn_env *sh, write_req *group)
         }
         for (write_req *r = group; r; r = r->next)
             if (r->rc == PENDING) r->rc = CAIRN_OK;
+        cairn_wake_record_commit(sh->wake, txnid, max_id); /* after it: never ahead of the data file */
         cairn_wake_bump(sh->wake); /* after the commit: followers may look now */
         return;
     }
