@@ -1,16 +1,19 @@
---- cairn benchmark scenarios (see bench/README.md).
+--- cairn's side of the peer benchmark: one run of the Python eventsourcing
+-- library's scenarios (../shared/peers/pyeventsourcing/RESULTS.md), with the
+-- same counts, the same distinct strings and the same timing boundaries.
 --
---   luajit bench/scenarios.lua STORE [--sync=full|none] [--sealed] [--quick]
---   bin/cairn run bench/scenarios.lua STORE [--sync=full|none] [--sealed] [--quick]
+--   bin/cairn run bench/scenarios.lua DIR [options]
+--   luajit bench/scenarios.lua DIR [options]
 --
--- --sealed: encryption at rest (a fresh key) and zstd compression.
+-- DIR is an existing directory; every scenario opens a fresh store under it
+-- (lmdb:DIR/s1, ...) and removes it afterwards. Options (the peer's names
+-- and defaults; --quick sets the peer's --quick counts):
+--   --n 20000  --m 20000  --cmd-aggs 1000  --stream 10000  --batch 1000
+--   --batches 5  --full-n 2000 (S1full)  --sync none|full (S1..S5, default none)
+--   --only S1,S1c,S3,S3snap,S5,S1full
 --
--- STORE is `memory:` or `lmdb:DIR` (`lmdb:` alone: a temporary directory,
--- removed afterwards). Each scenario prints one machine-readable line:
---
---   S1 value=107330.7 unit=saves/s n=20000 wall_ms=186.3 cpu_ms=181.0 detail=...
---
--- bench/run runs this once per store configuration and assembles the table.
+-- Each scenario prints one line for bench/run:
+--   S1 value=48123.4 unit=saves/s n=20000 wall_ms=415.6 cpu_ms=410.2 detail=-
 
 -- Find the project from this script's location, so any working directory works.
 local script = (arg and arg[0]) or "bench/scenarios.lua"
@@ -23,8 +26,8 @@ local cairn = require "cairn"
 local core = require "cairn.core"
 
 local now_us, clock = core.now_us, os.clock
-local unpack, floor, sort, concat = unpack, math.floor, table.sort, table.concat
-local collectgarbage, print, tostring = collectgarbage, print, tostring
+local unpack, concat = unpack, table.concat
+local collectgarbage, print, tostring, tonumber = collectgarbage, print, tostring, tonumber
 
 -- Arguments: `...` under luajit; fall back to `arg` for hosts that only set that.
 local argv = { ... }
@@ -32,52 +35,60 @@ if #argv == 0 and arg then
   for i = 1, #arg do argv[i] = arg[i] end
 end
 
-local store, sync, quick, sealed
-for i = 1, #argv do
-  local a = argv[i]
-  if a == "--quick" then quick = true
-  elseif a == "--sealed" then sealed = true
-  elseif a:match("^%-%-sync=") then sync = a:match("^%-%-sync=(.*)$")
-  elseif not store then store = a
-  else
-    io.stderr:write("scenarios.lua: unexpected argument '", a, "'\n")
-    os.exit(2)
-  end
-end
-if not store or not (store == "memory:" or store:match("^lmdb:")) or
-   (sync and sync ~= "full" and sync ~= "none") then
-  io.stderr:write("usage: scenarios.lua memory:|lmdb:[DIR] [--sync=full|none] [--sealed] [--quick]\n")
+local function usage(problem)
+  io.stderr:write("scenarios.lua: ", problem, "\n",
+    "usage: scenarios.lua DIR [--quick] [--n N] [--m M] [--cmd-aggs K] [--stream E] [--batch B] ",
+    "[--batches C] [--full-n F] [--sync none|full] [--only S1,S1c,S3,S3snap,S5,S1full]\n")
   os.exit(2)
 end
-sync = sync or "full"
 
-local temp_dir
-if store == "lmdb:" then
-  local p = io.popen("mktemp -d")
-  temp_dir = p:read("*l")
-  p:close()
-  store = "lmdb:" .. temp_dir
+local N = { n = 20000, m = 20000, cmd_aggs = 1000, stream = 10000, batch = 1000, batches = 5, full_n = 2000 }
+local dir, sync, only
+do
+  local i = 1
+  while i <= #argv do
+    local a = argv[i]
+    if a == "--quick" then
+      -- bench.py --quick: n, m, cmd_aggs, stream, batch, batches
+      N.n, N.m, N.cmd_aggs, N.stream, N.batch, N.batches, N.full_n = 2000, 2000, 100, 1000, 100, 2, 200
+    elseif a == "--sync" or a == "--only" or a:match("^%-%-[%a-]+$") then
+      local v = argv[i + 1]
+      if v == nil then usage("option " .. a .. " needs a value") end
+      i = i + 1
+      if a == "--sync" then
+        if v ~= "none" and v ~= "full" then usage("--sync is none or full, not '" .. v .. "'") end
+        sync = v
+      elseif a == "--only" then
+        only = {}
+        for name in v:gmatch("[^,]+") do only[name] = true end
+      else
+        local key = a:sub(3):gsub("-", "_")
+        local n = tonumber(v)
+        if N[key] == nil then usage("unknown option " .. a) end
+        if not n or n < 1 or n % 1 ~= 0 then usage(a .. " must be a whole number >= 1, not '" .. v .. "'") end
+        N[key] = n
+      end
+    elseif not dir then
+      dir = a
+    else
+      usage("unexpected argument '" .. a .. "'")
+    end
+    i = i + 1
+  end
 end
+if not dir then usage("DIR is missing") end
+if dir:find("'", 1, true) then usage("DIR may not contain a quote") end
+local status = os.execute("test -d '" .. dir .. "'")
+if status ~= 0 and status ~= true then usage("DIR '" .. dir .. "' is not an existing directory") end
+for name in pairs(only or {}) do
+  if not ({ S1 = 1, S1c = 1, S3 = 1, S3snap = 1, S5 = 1, S1full = 1 })[name] then
+    usage("--only takes S1 (with S2, S4, S4d), S1c, S3, S3snap, S5, S1full; not '" .. name .. "'")
+  end
+end
+sync = sync or "none"
+local function wanted(name) return only == nil or only[name] == true end
 
--- Counts. Durable commits (lmdb, sync=full) fsync once per save, so S1 and S2
--- run 10x fewer operations there; S2 keeps 20 commands per aggregate.
-local durable = store:match("^lmdb:") and sync == "full"
-local scale = quick and 0.1 or 1
-local function count(n) return floor(n * scale + 0.5) end
-local N = {
-  s1 = count(durable and 2000 or 20000),
-  s2 = count(durable and 2000 or 20000),
-  s3_events = count(10000),
-  s3_loads = quick and 5 or 15,
-  s4_page = 1000,
-  s4_min_passes = 3,
-  s4_min_us = quick and 100000 or 400000,
-  s5 = count(1000),
-  s5_reps = quick and 5 or 9,
-}
-N.s2_aggregates = floor(N.s2 / 20)
-
--- The domain: the dog school.
+-- The domain and the application, as in bench.py (the library's README).
 local Dog = cairn.aggregate("Dog")
 Dog:created("Registered", function(self, name)
   self.name = name
@@ -87,27 +98,38 @@ Dog.add_trick = Dog:event("TrickAdded", function(self, trick)
   self.tricks[#self.tricks + 1] = trick
 end)
 
-local DogSchool = cairn.application("DogSchool")
+local TrainingSchool = cairn.application("TrainingSchool")
 
-local app = DogSchool.new { store = store, sync = sync, cipher_key = sealed and core.keygen() or nil,
-                            compressor = sealed and "zstd" or "none" }
-local repo = app.repository
-
-local TRICKS = { "roll over", "sit", "fetch", "play dead", "shake hands", "beg", "spin", "high five" }
-
-local function names(prefix, n)
-  local t = {}
-  for i = 1, n do t[i] = prefix .. i end
-  return t
+function TrainingSchool:register_dog(name)
+  local dog = Dog(name)
+  self:save(dog)
+  return dog.id
 end
 
-local function median(t)
-  local s = {}
-  for i = 1, #t do s[i] = t[i] end
-  sort(s)
-  local m = #s
-  if m % 2 == 1 then return s[(m + 1) / 2] end
-  return (s[m / 2] + s[m / 2 + 1]) / 2
+function TrainingSchool:add_trick(dog_id, trick)
+  local dog = self.repository:get(dog_id)
+  dog:add_trick(trick)
+  self:save(dog)
+end
+
+local SnapshottingTrainingSchool = cairn.application("SnapshottingTrainingSchool")
+SnapshottingTrainingSchool.snapshotting_intervals = { Dog = 100 }
+
+-- A fresh store for each application, removed when it closes.
+local stores = 0
+local function open(App, env)
+  stores = stores + 1
+  local path = ("%s/store-%d"):format(dir, stores)
+  env = env or {}
+  env.store, env.sync = "lmdb:" .. path, env.sync or sync
+  local app = App.new(env)
+  app.bench_path = path
+  return app
+end
+
+local function close(app)
+  app:close()
+  os.execute("rm -rf '" .. app.bench_path .. "'")
 end
 
 local function report(id, value, unit, n, wall_us, cpu_s, detail)
@@ -116,159 +138,181 @@ local function report(id, value, unit, n, wall_us, cpu_s, detail)
   io.stdout:flush()
 end
 
--- Save many aggregates' pending events in batches (setup, not timed).
-local function save_all(aggs)
-  for i = 1, #aggs, 500 do
-    app:save(unpack(aggs, i, math.min(i + 499, #aggs)))
-  end
+local function check(ok, fmt, ...)
+  if not ok then error(fmt:format(...), 2) end
 end
 
--- S1: create aggregates, one save each.
-local function s1()
-  local n, dog_names = N.s1, names("s1-dog-", N.s1)
+-- timed(fn): a full collection first (bench.py's gc.collect()), then fn timed;
+-- the collector stays on while it runs. Returns wall µs, CPU seconds.
+local function timed(fn)
   collectgarbage()
   local c0, t0 = clock(), now_us()
-  for i = 1, n do
-    app:save(Dog(dog_names[i]))
-  end
-  local wall, cpu = now_us() - t0, clock() - c0
-  report("S1", n / (wall / 1e6), "saves/s", n, wall, cpu)
+  fn()
+  return now_us() - t0, clock() - c0
 end
 
--- S2: get + one event method + save, spread over some aggregates.
-local function s2()
-  local n, k = N.s2, N.s2_aggregates
-  local dogs, ids = {}, {}
-  local dog_names = names("s2-dog-", k)
-  for i = 1, k do
-    dogs[i] = Dog(dog_names[i])
-    ids[i] = dogs[i].id
-  end
-  save_all(dogs)
-  dogs = nil -- luacheck: ignore 311
-  local ntricks = #TRICKS
-  collectgarbage()
-  local c0, t0 = clock(), now_us()
-  for i = 1, n do
-    local dog = repo:get(ids[(i - 1) % k + 1])
-    dog:add_trick(TRICKS[i % ntricks + 1])
-    app:save(dog)
-  end
-  local wall, cpu = now_us() - t0, clock() - c0
-  report("S2", n / (wall / 1e6), "commands/s", n, wall, cpu, "aggregates=" .. k)
+-- S1 create (construction timed, ids kept as bench.py keeps them), then on
+-- the same application S2 commands and S4/S4d log reads.
+local function s1_s2_s4()
+  local app = open(TrainingSchool)
+  local n, m, k = N.n, N.m, N.cmd_aggs
+  local ids = {}
+  local wall, cpu = timed(function()
+    for i = 0, n - 1 do
+      ids[#ids + 1] = app:register_dog("dog-" .. i)
+    end
+  end)
+  report("S1", n / (wall / 1e6), "saves/s", n, wall, cpu, "sync=" .. sync)
+
+  local targets = {}
+  for i = 1, k do targets[i] = ids[i] end
+  wall, cpu = timed(function()
+    for i = 0, m - 1 do
+      app:add_trick(targets[i % k + 1], "trick-" .. i)
+    end
+  end)
+  report("S2", m / (wall / 1e6), "commands/s", m, wall, cpu, "aggregates=" .. k)
+  local expected = math.ceil(m / k)
+  local tricks = #app.repository:get(targets[1]).tricks
+  check(tricks == expected, "S2: the first dog has %d tricks, expected %d", tricks, expected)
+
+  -- S4: bench.py's loop (pages of 1,000 until an empty page, counted); the
+  -- notifications come decoded (cairn has no raw read), so this is S4d's work
+  local total, log, count = n + m, app.log, 0
+  wall, cpu = timed(function()
+    local start, c = 1, 0
+    while true do
+      local page = log:select(start, 1000)
+      local len = #page
+      if len == 0 then break end
+      c = c + len
+      start = page[len].id + 1
+    end
+    count = c
+  end)
+  check(count == total, "S4: read %d notifications, expected %d", count, total)
+  report("S4", total / (wall / 1e6), "notifications/s", total, wall, cpu, "pages=1000")
+
+  -- S4d: the same, reading every event's fields (what to_domain_event gives)
+  local sum = 0
+  wall, cpu = timed(function()
+    local start, c, acc = 1, 0, 0
+    while true do
+      local page = log:select(start, 1000)
+      local len = #page
+      if len == 0 then break end
+      for j = 1, len do
+        local e = page[j].event
+        local payload = e.trick or e.name
+        if e.topic ~= page[j].topic or not payload then
+          error(("S4d: notification %d does not match its event"):format(page[j].id))
+        end
+        acc = acc + e.originator_version + #payload + #e.originator_id + (e.timestamp > 0 and 1 or 0)
+      end
+      c = c + len
+      start = page[len].id + 1
+    end
+    count, sum = c, acc
+  end)
+  check(count == total and sum > 0, "S4d: read %d notifications, expected %d", count, total)
+  report("S4d", total / (wall / 1e6), "notifications/s", total, wall, cpu, "pages=1000,fields_read")
+  close(app)
 end
 
--- S3: load one aggregate with many events.
-local function s3()
-  local n, ntricks = N.s3_events, #TRICKS
-  local dog = Dog("s3-big-dog")
-  for i = 2, n do
-    dog:add_trick(TRICKS[i % ntricks + 1])
-    if i % 1000 == 0 then app:save(dog) end
-  end
+-- S1c: S1 with the cipher and the compressor (cairn: XChaCha20-Poly1305 per
+-- aggregate key, zstd for payloads of 128 bytes or more).
+local function s1c()
+  local app = open(TrainingSchool, { cipher_key = core.keygen(), compressor = "zstd" })
+  local n, ids = N.n, {}
+  local wall, cpu = timed(function()
+    for i = 0, n - 1 do
+      ids[#ids + 1] = app:register_dog("dog-" .. i)
+    end
+  end)
+  check(app.repository:get(ids[1]).name == "dog-0", "S1c: the first dog does not read back")
+  report("S1c", n / (wall / 1e6), "saves/s", n, wall, cpu, "cipher=xchacha20poly1305,compressor=zstd")
+  close(app)
+end
+
+-- S3 / S3snap: one aggregate of `stream` events written with one save; a
+-- warm-up get, then the mean of 5 timed gets.
+local function s3(snapshot)
+  local tag = snapshot and "S3snap" or "S3"
+  local app = open(snapshot and SnapshottingTrainingSchool or TrainingSchool)
+  local n = N.stream
+  local dog = Dog("long-stream")
+  for i = 0, n - 2 do dog:add_trick("trick-" .. i) end
   app:save(dog)
   local id = dog.id
   dog = nil -- luacheck: ignore 311
-  local times = {}
-  local cpu, t_all = 0, 0
-  for r = 1, N.s3_loads do
-    collectgarbage()
-    local c0, t0 = clock(), now_us()
-    local loaded = repo:get(id)
-    local dt = now_us() - t0
-    cpu = cpu + (clock() - c0)
-    if loaded.version ~= n or #loaded.tricks ~= n - 1 then
-      error(("S3: loaded version %s with %d tricks, expected %d"):format(
-        tostring(loaded.version), #loaded.tricks, n))
-    end
-    times[r] = dt
-    t_all = t_all + dt
+  local repo = app.repository
+  local a = repo:get(id)
+  check(a.version == n and #a.tricks == n - 1, "%s: got version %s with %d tricks, expected %d", tag,
+    tostring(a.version), #a.tricks, n)
+  a = nil -- luacheck: ignore 311
+  if snapshot then
+    local snap = app.snapshots:get(id)
+    check(snap and snap.version == n, "%s: the newest snapshot is at version %s, expected %d", tag,
+      tostring(snap and snap.version), n)
   end
-  local med = median(times)
-  report("S3", med / 1e3, "ms/load", n, t_all, cpu,
-    ("loads=%d,min_ms=%.2f,max_ms=%.2f"):format(N.s3_loads, math.min(unpack(times)) / 1e3,
-      math.max(unpack(times)) / 1e3))
+  local wall_all, cpu_all, lo, hi = 0, 0, math.huge, 0
+  for _ = 1, 5 do
+    local wall, cpu = timed(function() repo:get(id) end)
+    wall_all, cpu_all = wall_all + wall, cpu_all + cpu
+    if wall < lo then lo = wall end
+    if wall > hi then hi = wall end
+  end
+  report(tag, wall_all / 5 / 1e3, "ms/get", n, wall_all, cpu_all,
+    ("gets=5,min_ms=%.3f,max_ms=%.3f"):format(lo / 1e3, hi / 1e3))
+  close(app)
 end
 
--- S5: one save of many new aggregates.
+-- S5: a fresh application, `batches` saves of `batch` new aggregates each
+-- (construction not timed); events/s over the total save time.
 local function s5()
-  local n = N.s5
-  local times = {}
-  local c_all, t_all = 0, 0
-  for r = 1, N.s5_reps do
-    local dog_names = names("s5-" .. r .. "-dog-", n)
+  local app = open(TrainingSchool)
+  local batch, batches = N.batch, N.batches
+  local wall_all, cpu_all = 0, 0
+  for b = 0, batches - 1 do
     local dogs = {}
-    for i = 1, n do dogs[i] = Dog(dog_names[i]) end
-    collectgarbage()
-    local c0, t0 = clock(), now_us()
-    local recordings = app:save(unpack(dogs, 1, n))
-    local dt = now_us() - t0
-    c_all = c_all + (clock() - c0)
-    if #recordings ~= n then error(("S5: %d recordings for %d aggregates"):format(#recordings, n)) end
-    times[r] = dt
-    t_all = t_all + dt
+    for i = 0, batch - 1 do dogs[i + 1] = Dog(("batch%d-dog-%d"):format(b, i)) end
+    local wall, cpu = timed(function() app:save(unpack(dogs, 1, batch)) end)
+    wall_all, cpu_all = wall_all + wall, cpu_all + cpu
   end
-  local med = median(times)
-  report("S5", n / (med / 1e6), "events/s", n, t_all, c_all,
-    ("reps=%d,median_ms=%.3f"):format(N.s5_reps, med / 1e3))
+  local recorded = app:max_notification_id()
+  check(recorded == batch * batches, "S5: %d notifications, expected %d", recorded, batch * batches)
+  report("S5", batch * batches / (wall_all / 1e6), "events/s", batch * batches, wall_all, cpu_all,
+    ("saves=%d,events_per_save=%d"):format(batches, batch))
+  close(app)
 end
 
--- S4: read the whole log in pages, touching every event's fields.
-local function read_log_once(log, page_size)
-  local start, total, acc = 1, 0, 0
-  while true do
-    local page = log:select(start, page_size)
-    local m = #page
-    for j = 1, m do
-      local note = page[j]
-      local e = note.event
-      local payload = e.trick or e.name
-      local v = e.originator_version
-      if e.topic ~= note.topic or e.originator_id ~= note.originator_id or not payload then
-        error(("S4: notification %d does not match its event"):format(note.id))
-      end
-      acc = acc + v + #payload + (e.timestamp > 0 and 1 or 0)
+-- S1full: S1 on a durable store (an fsync per save), fewer saves.
+local function s1full()
+  local app = open(TrainingSchool, { sync = "full" })
+  local n = N.full_n
+  local wall, cpu = timed(function()
+    for i = 0, n - 1 do app:register_dog("dog-" .. i) end
+  end)
+  report("S1full", n / (wall / 1e6), "saves/s", n, wall, cpu, "sync=full")
+  close(app)
+end
+
+print("INFO " .. concat({ "sync=" .. sync, "jit=" .. tostring(jit and jit.status()),
+  ("n=%d m=%d cmd_aggs=%d stream=%d batch=%d batches=%d full_n=%d"):format(N.n, N.m, N.cmd_aggs, N.stream,
+    N.batch, N.batches, N.full_n) }, " "))
+local steps = {
+  { "S1", s1_s2_s4 }, { "S1c", s1c }, { "S3", function() s3(false) end }, { "S3snap", function() s3(true) end },
+  { "S5", s5 }, { "S1full", s1full },
+}
+local failed = false
+for _, step in ipairs(steps) do
+  if wanted(step[1]) then
+    local ok, err = pcall(step[2])
+    if not ok then
+      failed = true
+      io.stderr:write("scenarios.lua: ", step[1], ": ", tostring(err), "\n")
     end
-    total = total + m
-    if m < page_size then break end
-    start = page[m].id + 1
+    collectgarbage()
   end
-  return total, acc
 end
-
-local function s4()
-  local log, page = app.log, N.s4_page
-  local size = app:max_notification_id()
-  local rates, passes, t_all = {}, 0, 0
-  collectgarbage()
-  local c0 = clock()
-  while passes < N.s4_min_passes or (t_all < N.s4_min_us and passes < 100) do
-    local t0 = now_us()
-    local total = read_log_once(log, page)
-    local dt = now_us() - t0
-    if total ~= size then error(("S4: read %d notifications, the log has %d"):format(total, size)) end
-    passes = passes + 1
-    rates[passes] = total / (dt / 1e6)
-    t_all = t_all + dt
-  end
-  local cpu = clock() - c0
-  report("S4", median(rates), "notifications/s", size, t_all, cpu,
-    ("passes=%d,page=%d"):format(passes, page))
-end
-
-local ok, err = pcall(function()
-  local info = { "store=" .. store:gsub("^(lmdb:).*$", "%1DIR"), "sync=" .. sync, "quick=" .. tostring(quick == true),
-    "jit=" .. tostring(jit and jit.status()) }
-  print("INFO " .. concat(info, " "))
-  s1(); collectgarbage()
-  s2(); collectgarbage()
-  s3(); collectgarbage()
-  s5(); collectgarbage()
-  s4(); collectgarbage()
-end)
-app:close()
-if temp_dir then os.execute("rm -rf '" .. temp_dir .. "'") end
-if not ok then
-  io.stderr:write("scenarios.lua: ", tostring(err), "\n")
-  os.exit(1)
-end
+if failed then os.exit(1) end
