@@ -289,9 +289,8 @@ static void commit_group(cairn_env *sh, write_req *group)
             rc = r->fn(r->h, txn, r->ctx);
             if (rc) failed = r;
         }
-        uint64_t txnid = 0, max_id = 0;
+        uint64_t max_id = 0;
         if (!failed) {
-            txnid = mdb_txn_id(txn);
             rc = last_log_id(sh, txn, &max_id);
             set_sync(sh, nosync);
             if (rc == 0) rc = mdb_txn_commit(txn);
@@ -321,7 +320,10 @@ static void commit_group(cairn_env *sh, write_req *group)
         }
         for (write_req *r = group; r; r = r->next)
             if (r->rc == PENDING) r->rc = CAIRN_OK;
-        cairn_wake_record_commit(sh->wake, txnid, max_id); /* after it: never ahead of the data file */
+        /* after the commit, what LMDB says it is (a transaction that changed
+         * nothing commits nothing): never ahead of the data file */
+        MDB_envinfo info;
+        if (mdb_env_info(sh->env, &info) == 0) cairn_wake_record_commit(sh->wake, info.me_last_txnid, max_id);
         cairn_wake_bump(sh->wake); /* after the commit: followers may look now */
         return;
     }
