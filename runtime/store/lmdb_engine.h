@@ -22,7 +22,8 @@
  * lmdb_txn.c runs transactions (the map lock, reads, group commit),
  * lmdb_error.c names failures, lmdb_append.c saves and the key state,
  * lmdb_read.c reads, lmdb_views.c views, lmdb_keys.c forget and rekey,
- * lmdb_verify.c the walks of verify, lmdb_stat.c statistics and copies.
+ * lmdb_verify.c the walks of verify, lmdb_stat.c statistics and copies,
+ * lmdb_fault.c damaged pages met by reads (errors instead of signals).
  */
 #ifndef CAIRN_LMDB_ENGINE_H
 #define CAIRN_LMDB_ENGINE_H
