@@ -40,6 +40,8 @@ external_dependencies = {
   MSGPACK = { header = "msgpack.h", library = "msgpackc" },
   SODIUM = { header = "sodium.h", library = "sodium" },
   ZSTD = { header = "zstd.h", library = "zstd" },
+  -- libpq (Debian libpq-dev) keeps its headers in include/postgresql/
+  PQ = { header = "postgresql/libpq-fe.h", library = "pq" },
 }
 
 -- The C core: every runtime/*/*.c except the executable's own host/main.c,
@@ -77,6 +79,14 @@ local core_sources = {
   "runtime/store/mapper_seal.c",
   "runtime/store/mapper_verify.c",
   "runtime/store/mapper_views.c",
+  "runtime/store/pg_append.c",
+  "runtime/store/pg_conn.c",
+  "runtime/store/pg_keys.c",
+  "runtime/store/pg_read.c",
+  "runtime/store/pg_sql.c",
+  "runtime/store/pg_views.c",
+  "runtime/store/pg_walk.c",
+  "runtime/store/pg_wake.c",
   "runtime/store/record.c",
   "runtime/store/signals.c",
   "runtime/store/store.c",
@@ -99,9 +109,9 @@ local modules = {
   ["cairn.core"] = {
     sources = core_sources,
     incdirs = { "runtime/store", "runtime/net", "runtime/lua", "runtime/host", "runtime/include", "$(LMDB_INCDIR)", "$(MSGPACK_INCDIR)", "$(SODIUM_INCDIR)",
-                "$(ZSTD_INCDIR)" },
-    libdirs = { "$(LMDB_LIBDIR)", "$(MSGPACK_LIBDIR)", "$(SODIUM_LIBDIR)", "$(ZSTD_LIBDIR)" },
-    libraries = { "lmdb", "msgpackc", "sodium", "zstd", "m" },
+                "$(ZSTD_INCDIR)", "$(PQ_INCDIR)/postgresql" },
+    libdirs = { "$(LMDB_LIBDIR)", "$(MSGPACK_LIBDIR)", "$(SODIUM_LIBDIR)", "$(ZSTD_LIBDIR)", "$(PQ_LIBDIR)" },
+    libraries = { "lmdb", "msgpackc", "sodium", "zstd", "pq", "m" },
   },
 }
 -- (a rockspec runs in an empty environment: no ipairs)

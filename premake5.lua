@@ -9,7 +9,7 @@
 --   lib/libcairn.a     the core, for static embedding
 --   lib/libcairn.so    the core, for dynamic embedding
 --   lib/cairn/core.so  the core as a Lua C module (require "cairn" from LuaJIT hosts)
---   build/tests/       the C test programs (cairn_c_tests, cairn_api_tests)
+--   build/tests/       the C test programs (cairn_c_tests, cairn_api_tests, cairn_pg_tests)
 --   build/examples/    the game server example (game_server, replay)
 -- The sanitize configuration (AddressSanitizer + UBSan) puts the same products
 -- under build/sanitize/ so both builds can live side by side; the tsan
@@ -25,7 +25,7 @@ local function everywhere()
   if is_premake5 then filter {} else configuration {} end
 end
 
-local system_libs = { "luajit-5.1", "lmdb", "msgpackc", "sodium", "zstd", "readline", "m", "dl", "pthread" }
+local system_libs = { "luajit-5.1", "lmdb", "msgpackc", "sodium", "zstd", "pq", "readline", "m", "dl", "pthread" }
 -- Programs that embed cairn (the API tests, the examples) link libcairn.so, as
 -- a host does, found next to them through an rpath: lib/ for release builds,
 -- build/sanitize/lib and build/tsan/lib for the others.
@@ -59,7 +59,7 @@ local lua_free_core = { "runtime/store/*.c" }
 local function common(name, out)
   language "C"
   includedirs { "runtime/store", "runtime/net", "runtime/lua", "runtime/host", "runtime/include",
-                "/usr/include/luajit-2.1" }
+                "/usr/include/luajit-2.1", "/usr/include/postgresql" }
   buildoptions { "-std=gnu11", "-Wall", "-Wextra", "-fPIC", "-fvisibility=default" }
   objdir("obj/" .. name)
   -- keep symbols in every configuration: sanitizer reports and perf need them
@@ -109,7 +109,7 @@ solution "cairn"
     files(core_files)
     excludes(host_only)
     -- no Lua library: the host process that loads the module provides it
-    links { "lmdb", "msgpackc", "sodium", "zstd", "m" }
+    links { "lmdb", "msgpackc", "sodium", "zstd", "pq", "m" }
     common("cairn_lua_module", "lib/cairn")
 
   project "cairn_host"
@@ -149,7 +149,7 @@ solution "cairn"
     -- only the Lua-free core files: this also proves they need no Lua
     files { "spec/c/*.c" }
     files(lua_free_core)
-    links { "lmdb", "sodium", "zstd", "pthread" }
+    links { "lmdb", "sodium", "zstd", "pq", "pthread" }
     common("cairn_c_tests", "build/tests")
 
   -- many threads on one store: group commit, map growth (also built with tsan)
@@ -158,5 +158,16 @@ solution "cairn"
     targetname "cairn_thread_tests"
     files { "spec/threads/*.c" }
     files(lua_free_core)
-    links { "lmdb", "sodium", "zstd", "pthread" }
+    links { "lmdb", "sodium", "zstd", "pq", "pthread" }
     common("cairn_thread_tests", "build/tests")
+
+  -- the PostgreSQL engine against a real server: several writer processes, a
+  -- tailing reader, lost connections, restarts (tools/test runs it inside
+  -- `tools/pg run`, which gives it CAIRN_TEST_PG)
+  project "cairn_pg_tests"
+    kind "ConsoleApp"
+    targetname "cairn_pg_tests"
+    files { "spec/pg/*.c" }
+    files(lua_free_core)
+    links { "lmdb", "sodium", "zstd", "pq", "pthread" }
+    common("cairn_pg_tests", "build/tests")

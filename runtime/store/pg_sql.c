@@ -1,0 +1,377 @@
+/*
+ * pg_sql.c -- the PostgreSQL engine's SQL, all of it: an application's
+ * schema (tables and functions, made by the first writer) and the
+ * statements the engine runs. `@` stands for the schema's quoted name and
+ * `#` for its plain name (channel names); the handle expands them once.
+ *
+ * How notification ids are given (docs/POSTGRES.md has the reasoning):
+ *   - a save inserts its events with id NULL, in its own transaction, after
+ *     checking every stream's head; `seq` (an identity, gaps allowed) only
+ *     records the order events were inserted in;
+ *     (the rows of concurrent saves may interleave in seq: `batch`, the saving
+ *     transaction's id, keeps each save's events together when they are numbered);
+ *   - numbering takes the schema's numbering lock (an advisory lock), and only then
+ *     (a new statement, so a new snapshot: every earlier numbering is visible)
+ *     gives every committed-but-unnumbered event the next ids in (batch, seq) order,
+ *     moves the counter, NOTIFYs, commits, and releases the lock;
+ *   - a save numbers inline when the lock is free (SKIP LOCKED: one commit,
+ *     one fsync); when another transaction holds it, the save commits without
+ *     ids and then numbers in a second short transaction, where it waits for
+ *     the lock; whoever gets the lock numbers all that is pending, so one
+ *     numbering commit serves many saves.
+ */
+#include <stdlib.h>
+#include <string.h>
+
+#include "cairn.h"
+#include "pg_internal.h"
+
+static const char schema_sql[] =
+    "CREATE SCHEMA IF NOT EXISTS @;\n"
+    "CREATE TABLE IF NOT EXISTS @.meta (key text PRIMARY KEY, value bytea NOT NULL);\n"
+    "CREATE TABLE IF NOT EXISTS @.events (\n"
+    "  seq bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,\n"
+    "  stream_id uuid NOT NULL, version bigint NOT NULL, topic bytea NOT NULL, record bytea NOT NULL,\n"
+    "  id bigint UNIQUE,  -- NULL until numbered; this index also finds the unnumbered (IS NULL)\n"
+    "  batch bigint,  -- a save numbered after its commit: its transaction, which keeps its events together\n"
+    "  CONSTRAINT events_stream_version UNIQUE (stream_id, version));\n"
+
+    "CREATE TABLE IF NOT EXISTS @.counter (one boolean PRIMARY KEY DEFAULT true CHECK (one), last bigint NOT NULL);\n"
+    "INSERT INTO @.counter VALUES (true, 0) ON CONFLICT DO NOTHING;\n"
+    "CREATE TABLE IF NOT EXISTS @.snapshots (stream_id uuid, version bigint, record bytea NOT NULL,\n"
+    "  PRIMARY KEY (stream_id, version));\n"
+    "CREATE TABLE IF NOT EXISTS @.tracking (app bytea PRIMARY KEY, id bigint NOT NULL);\n"
+    /* data keys at rest (the mapper's bytes: a sealed key, or one 0 byte once forgotten) and the key
+     * state: the cipher's name, the key check, a generation bumped by every change to either or to a key */
+    "CREATE TABLE IF NOT EXISTS @.keys (stream_id uuid PRIMARY KEY, key bytea NOT NULL);\n"
+    "CREATE TABLE IF NOT EXISTS @.keystate (one boolean PRIMARY KEY DEFAULT true CHECK (one), cipher bytea,\n"
+    "  keycheck bytea, keygen bigint NOT NULL DEFAULT 0);\n"
+    "INSERT INTO @.keystate (one) VALUES (true) ON CONFLICT DO NOTHING;\n"
+    "CREATE TABLE IF NOT EXISTS @.views (name bytea, key bytea, value bytea NOT NULL, PRIMARY KEY (name, key));\n"
+    "CREATE TABLE IF NOT EXISTS @.view_tracking (name bytea, app bytea, id bigint NOT NULL,\n"
+    "  PRIMARY KEY (name, app));\n"
+    /* The lock that orders numbering: a transaction-level advisory lock, which
+     * needs no transaction id and writes no WAL, so a numbering that finds
+     * nothing to do commits without an fsync. The key: "cair" and the schema's oid. */
+    "CREATE OR REPLACE FUNCTION @.numbering_lock() RETURNS bigint LANGUAGE sql STABLE AS\n"
+    "  $$SELECT (x'63616972'::bigint << 32) | '@'::regnamespace::oid::bigint$$;\n"
+    /* The lock that keeps key changes (forget, rekey, set_cipher: exclusive) apart
+     * from saves that depend on the key state or add data keys (shared). */
+    "CREATE OR REPLACE FUNCTION @.keys_lock() RETURNS bigint LANGUAGE sql STABLE AS\n"
+    "  $$SELECT (x'6b657973'::bigint << 32) | '@'::regnamespace::oid::bigint$$;\n"
+    /* Under the keys lock: the key state must still be the one the caller saw. */
+    "CREATE OR REPLACE FUNCTION @.check_keygen(p_keygen bigint) RETURNS void LANGUAGE plpgsql AS $$\n"
+    "BEGIN\n"
+    "  IF p_keygen IS NOT NULL AND p_keygen <> (SELECT keygen FROM @.keystate) THEN\n"
+    "    RAISE EXCEPTION 'the store''s keys changed (forget, rekey or encryption) since this was prepared'\n"
+    "      USING ERRCODE = 'CN003';\n"
+    "  END IF;\n"
+    "END $$;\n"
+    /* Number every committed event that has no id yet. The caller holds the
+     * numbering lock, taken in an earlier statement. One statement, so one
+     * snapshot: the events counted are the events numbered. */
+    "CREATE OR REPLACE FUNCTION @.number_pending() RETURNS bigint LANGUAGE plpgsql AS $$\n"
+    "DECLARE v_last bigint;\n"
+    "BEGIN\n"
+    "  WITH p AS MATERIALIZED (SELECT seq, row_number() OVER (ORDER BY batch, seq) AS rn\n"
+    "                           FROM @.events WHERE id IS NULL),\n"
+    "       c AS (UPDATE @.counter SET last = last + (SELECT count(*) FROM p) WHERE EXISTS (SELECT 1 FROM p)\n"
+    "             RETURNING last - (SELECT count(*) FROM p) AS base),\n"
+    "       u AS (UPDATE @.events e SET id = c.base + p.rn FROM p, c WHERE e.seq = p.seq RETURNING e.id)\n"
+    "  SELECT max(id) INTO v_last FROM u;\n"
+    "  IF v_last IS NOT NULL THEN PERFORM pg_notify('cairn_#', v_last::text); END IF;\n"
+    "  RETURN v_last;\n"
+    "END $$;\n"
+    /* A save: tracking, version check, events, snapshots, and the ids when
+     * the numbering lock is free (else 0: the caller numbers after commit). */
+    "CREATE OR REPLACE FUNCTION @.save(p_stream uuid[], p_version bigint[], p_topic bytea[], p_record bytea[],\n"
+    "    s_stream uuid[], s_version bigint[], s_record bytea[], t_app bytea, t_id bigint,\n"
+    "    k_stream uuid[], k_key bytea[], p_keygen bigint)\n"
+    "RETURNS bigint LANGUAGE plpgsql AS $$\n"
+    "DECLARE v_stream uuid; v_head bigint; v_want bigint; v_first bigint := 0;\n"
+    "BEGIN\n"
+    "  IF p_keygen IS NOT NULL OR cardinality(k_stream) > 0 THEN\n"
+    "    PERFORM pg_advisory_xact_lock_shared(@.keys_lock());\n"
+    "    PERFORM @.check_keygen(p_keygen);\n"
+    "    INSERT INTO @.keys SELECT * FROM unnest(k_stream, k_key);\n"
+    "  END IF;\n"
+    "  IF t_app IS NOT NULL THEN\n"
+    "    INSERT INTO @.tracking AS t (app, id) VALUES (t_app, t_id)\n"
+    "      ON CONFLICT (app) DO UPDATE SET id = excluded.id WHERE t.id < excluded.id;\n"
+    "    IF NOT FOUND THEN\n"
+    "      RAISE EXCEPTION 'notification % of %: processed before (tracking is further on)', t_id,\n"
+    "        encode(t_app, 'escape') USING ERRCODE = 'CN001';\n"
+    "    END IF;\n"
+    "  END IF;\n"
+    "  IF cardinality(p_stream) > 0 THEN\n"
+    "    SELECT w.s, w.v, h.head INTO v_stream, v_want, v_head\n"
+    "      FROM (SELECT s, min(v) AS v FROM unnest(p_stream, p_version) AS u(s, v) GROUP BY s) w\n"
+    "      CROSS JOIN LATERAL (SELECT coalesce(max(e.version), 0) AS head FROM @.events e\n"
+    "                           WHERE e.stream_id = w.s) h\n"
+    "     WHERE h.head <> w.v - 1 LIMIT 1;\n"
+    "    IF FOUND AND v_want <= v_head THEN\n"
+    "      RAISE EXCEPTION 'aggregate %: version % was already recorded (the stream is at %)',\n"
+    "        v_stream, v_want, v_head USING ERRCODE = 'CN002';\n"
+    "    ELSIF FOUND THEN\n"
+    "      RAISE EXCEPTION 'aggregate %: version % does not follow the recorded version %',\n"
+    "        v_stream, v_want, v_head USING ERRCODE = 'CN002';\n"
+    "    END IF;\n"
+    /* the numbering lock free: number what is pending, then insert with the next ids
+     * (each row written once); else insert without ids, to be numbered after commit */
+    "    IF pg_try_advisory_xact_lock(@.numbering_lock()) THEN\n"
+    "      PERFORM @.number_pending();\n"
+    "      UPDATE @.counter SET last = last + cardinality(p_stream) RETURNING last - cardinality(p_stream)\n"
+    "        INTO v_first;\n"
+    "      INSERT INTO @.events (stream_id, version, topic, record, id)\n"
+    "        SELECT s, v, t, r, v_first + o FROM unnest(p_stream, p_version, p_topic, p_record) WITH ORDINALITY\n"
+    "          AS u(s, v, t, r, o) ORDER BY o;\n"
+    "      v_first := v_first + 1;\n"
+    "      PERFORM pg_notify('cairn_#', (v_first + cardinality(p_stream) - 1)::text);\n"
+    "    ELSE\n"
+    "      INSERT INTO @.events (stream_id, version, topic, record, batch)\n"
+    "        SELECT s, v, t, r, pg_current_xact_id()::text::bigint\n"
+    "          FROM unnest(p_stream, p_version, p_topic, p_record) WITH ORDINALITY AS u(s, v, t, r, o) ORDER BY o;\n"
+    /* the saver waits for its numbering, whose synchronous commit flushes this one too */
+    "      PERFORM set_config('synchronous_commit', 'off', true);\n"
+    "    END IF;\n"
+    "  END IF;\n"
+    "  IF cardinality(s_stream) > 0 THEN\n"
+    "    INSERT INTO @.snapshots (stream_id, version, record)\n"
+    "      SELECT s, v, r FROM unnest(s_stream, s_version, s_record) AS u(s, v, r)\n"
+    "      ON CONFLICT (stream_id, version) DO UPDATE SET record = excluded.record;\n"
+    "  END IF;\n"
+    "  RETURN v_first;\n"
+    "END $$;\n"
+    /* After a save committed without ids: wait for the lock and number what is
+     * pending, unless another numbering got to this save's events first. */
+    "CREATE OR REPLACE FUNCTION @.number(p_stream uuid, p_version bigint) RETURNS bigint\n"
+    "LANGUAGE plpgsql AS $$\n"
+    "DECLARE v_first bigint;\n"
+    "BEGIN\n"
+    "  SELECT id INTO v_first FROM @.events WHERE stream_id = p_stream AND version = p_version;\n"
+    "  IF NOT FOUND THEN\n"
+    "    RAISE EXCEPTION 'aggregate %: version % is not recorded', p_stream, p_version;\n"
+    "  END IF;\n"
+    "  IF v_first IS NULL THEN\n"
+    "    PERFORM pg_advisory_xact_lock(@.numbering_lock());\n"
+    "    SELECT id INTO v_first FROM @.events WHERE stream_id = p_stream AND version = p_version;\n"
+    "    IF v_first IS NULL THEN\n"
+    "      PERFORM @.number_pending();\n"
+    "      SELECT id INTO v_first FROM @.events WHERE stream_id = p_stream AND version = p_version;\n"
+    "    END IF;\n"
+    "  END IF;\n"
+    "  RETURN v_first;\n"
+    "END $$;\n"
+    /* Number what a writer that lost its connection after commit left. */
+    "CREATE OR REPLACE FUNCTION @.number_all() RETURNS bigint LANGUAGE plpgsql AS $$\n"
+    "BEGIN\n"
+    "  IF NOT EXISTS (SELECT 1 FROM @.events WHERE id IS NULL) THEN RETURN NULL; END IF;\n"
+    "  PERFORM pg_advisory_xact_lock(@.numbering_lock());\n"
+    "  RETURN @.number_pending();\n"
+    "END $$;\n"
+    /* A view batch: the last op on each key wins; tracking in the same transaction. */
+    "CREATE OR REPLACE FUNCTION @.view_write(p_name bytea, p_key bytea[], p_value bytea[], p_del boolean[],\n"
+    "    t_app bytea, t_id bigint) RETURNS void LANGUAGE plpgsql AS $$\n"
+    "BEGIN\n"
+    "  IF t_app IS NOT NULL THEN\n"
+    "    INSERT INTO @.view_tracking AS t (name, app, id) VALUES (p_name, t_app, t_id)\n"
+    "      ON CONFLICT (name, app) DO UPDATE SET id = excluded.id WHERE t.id < excluded.id;\n"
+    "    IF NOT FOUND THEN\n"
+    "      RAISE EXCEPTION 'view %: notification % of % processed before (tracking is further on)',\n"
+    "        encode(p_name, 'escape'), t_id, encode(t_app, 'escape') USING ERRCODE = 'CN001';\n"
+    "    END IF;\n"
+    "  END IF;\n"
+    "  WITH o AS (SELECT DISTINCT ON (k) k, v, d FROM unnest(p_key, p_value, p_del) WITH ORDINALITY\n"
+    "               AS u(k, v, d, n) ORDER BY k, n DESC),\n"
+    "       gone AS (DELETE FROM @.views w USING o WHERE o.d AND w.name = p_name AND w.key = o.k)\n"
+    "  INSERT INTO @.views (name, key, value) SELECT p_name, k, v FROM o WHERE NOT d\n"
+    "    ON CONFLICT (name, key) DO UPDATE SET value = excluded.value;\n"
+    "END $$;\n"
+    /* Forget a stream: its data key becomes one 0 byte, its snapshots go.
+     * true: forgotten now; false: before. */
+    "CREATE OR REPLACE FUNCTION @.forget(p_stream uuid, p_keygen bigint) RETURNS boolean LANGUAGE plpgsql AS $$\n"
+    "DECLARE v_key bytea;\n"
+    "BEGIN\n"
+    "  PERFORM pg_advisory_xact_lock(@.keys_lock());\n"
+    "  PERFORM @.check_keygen(p_keygen);\n"
+    "  SELECT key INTO v_key FROM @.keys WHERE stream_id = p_stream;\n"
+    "  IF NOT FOUND THEN\n"
+    "    RAISE EXCEPTION 'aggregate % has no data key', p_stream USING ERRCODE = 'CN004';\n"
+    "  END IF;\n"
+    "  IF length(v_key) = 1 THEN RETURN false; END IF;\n"
+    "  UPDATE @.keys SET key = decode('00', 'hex') WHERE stream_id = p_stream;\n"
+    "  DELETE FROM @.snapshots WHERE stream_id = p_stream;\n"
+    "  UPDATE @.keystate SET keygen = keygen + 1;\n"
+    "  RETURN true;\n"
+    "END $$;\n"
+    /* Rekey: every live data key rewrapped, and the new key check, at once. The
+     * caller read the keys at generation p_keygen; any change since refuses. */
+    "CREATE OR REPLACE FUNCTION @.rekey(p_stream uuid[], p_key bytea[], p_keycheck bytea, p_keygen bigint)\n"
+    "RETURNS void LANGUAGE plpgsql AS $$\n"
+    "DECLARE v_n bigint;\n"
+    "BEGIN\n"
+    "  PERFORM pg_advisory_xact_lock(@.keys_lock());\n"
+    "  PERFORM @.check_keygen(p_keygen);\n"
+    "  UPDATE @.keys k SET key = n.key FROM unnest(p_stream, p_key) AS n(id, key)\n"
+    "   WHERE k.stream_id = n.id AND length(k.key) > 1;\n"
+    "  GET DIAGNOSTICS v_n = ROW_COUNT;\n"
+    "  IF v_n <> cardinality(p_stream) OR v_n <> (SELECT count(*) FROM @.keys WHERE length(key) > 1) THEN\n"
+    "    RAISE EXCEPTION 'the data keys changed since they were read' USING ERRCODE = 'CN003';\n"
+    "  END IF;\n"
+    "  UPDATE @.keystate SET keycheck = p_keycheck, keygen = keygen + 1;\n"
+    "END $$;\n"
+    /* Make an empty, plain store encrypted. true: done; false: it was encrypted already. */
+    "CREATE OR REPLACE FUNCTION @.set_cipher(p_cipher bytea, p_keycheck bytea, p_keygen bigint)\n"
+    "RETURNS boolean LANGUAGE plpgsql AS $$\n"
+    "BEGIN\n"
+    "  PERFORM pg_advisory_xact_lock(@.keys_lock());\n"
+    "  PERFORM @.check_keygen(p_keygen);\n"
+    "  IF (SELECT cipher IS NOT NULL FROM @.keystate) THEN RETURN false; END IF;\n"
+    "  IF EXISTS (SELECT 1 FROM @.events) THEN\n"
+    "    RAISE EXCEPTION 'the store holds events now: it stays unencrypted' USING ERRCODE = 'CN003';\n"
+    "  END IF;\n"
+    "  UPDATE @.keystate SET cipher = p_cipher, keycheck = p_keycheck, keygen = keygen + 1;\n"
+    "  RETURN true;\n"
+    "END $$;\n"
+    "INSERT INTO @.meta VALUES ('format', '1') ON CONFLICT DO NOTHING;\n";
+
+static const char *const statements[PG_SQL_COUNT] = {
+    [PG_SQL_SAVE] = "SELECT @.save($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)",
+    [PG_SQL_NUMBER] = "SELECT @.number($1, $2)",
+    [PG_SQL_STREAM_ASC] = "SELECT id, version, stream_id, record FROM @.events "
+                          "WHERE stream_id = $1 AND version > $2 AND version <= $3 ORDER BY version LIMIT $4",
+    [PG_SQL_STREAM_DESC] = "SELECT id, version, stream_id, record FROM @.events "
+                           "WHERE stream_id = $1 AND version > $2 AND version <= $3 ORDER BY version DESC LIMIT $4",
+    /* what a save depends on, in one round trip: kind 0 the key state (version: keygen,
+     * record: cipher, key: keycheck, flag: no events), kind 1 each stream's head and data
+     * key, kind 2 the event each snapshot was taken at; in the order asked */
+    [PG_SQL_PREPARE] =
+        "SELECT 0 AS kind, 0::bigint AS ord, NULL::uuid AS stream_id, k.keygen AS version, k.cipher AS record, "
+        "k.keycheck AS key, NOT EXISTS (SELECT 1 FROM @.events) AS flag FROM @.keystate k "
+        "UNION ALL SELECT 1, s.o, s.id, e.version, e.record, "
+        "CASE WHEN $2 THEN (SELECT key FROM @.keys WHERE stream_id = s.id) END, e.version IS NOT NULL "
+        "FROM unnest($1::uuid[]) WITH ORDINALITY AS s(id, o) LEFT JOIN LATERAL (SELECT version, record "
+        "FROM @.events WHERE stream_id = s.id ORDER BY version DESC LIMIT 1) e ON true "
+        "UNION ALL SELECT 2, b.o, b.id, b.v, e.record, NULL, e.record IS NOT NULL "
+        "FROM unnest($3::uuid[], $4::bigint[]) WITH ORDINALITY AS b(id, v, o) "
+        "LEFT JOIN @.events e ON e.stream_id = b.id AND e.version = b.v ORDER BY 1, 2",
+    [PG_SQL_FORGET] = "SELECT @.forget($1, $2)",
+    [PG_SQL_WALK_EVENTS] = "SELECT id, version, stream_id, record FROM @.events WHERE (stream_id, version) > ($1, $2) "
+                           "ORDER BY stream_id, version LIMIT $3",
+    [PG_SQL_WALK_SNAPSHOTS] = "SELECT version, stream_id, record FROM @.snapshots "
+                              "WHERE (stream_id, version) > ($1, $2) ORDER BY stream_id, version LIMIT $3",
+    [PG_SQL_KEYS] = "SELECT stream_id, key FROM @.keys WHERE $1::uuid IS NULL OR stream_id > $1 "
+                    "ORDER BY stream_id LIMIT $2",
+    [PG_SQL_REKEY] = "SELECT @.rekey($1, $2, $3, $4)",
+    [PG_SQL_SET_CIPHER] = "SELECT @.set_cipher($1, $2, $3)",
+    [PG_SQL_LOG] = "SELECT id, version, stream_id, record FROM @.events "
+                   "WHERE id >= $1 AND id <= $2 ORDER BY id LIMIT $3",
+    [PG_SQL_LOG_TOPICS] = "SELECT id, version, stream_id, record FROM @.events "
+                          "WHERE id >= $1 AND id <= $2 AND topic = ANY($4) ORDER BY id LIMIT $3",
+    /* with the event it was taken at (the mapper checks the snapshot's hash against it) */
+    [PG_SQL_SNAPSHOT] = "SELECT s.version, s.stream_id, s.record, e.record FROM @.snapshots s "
+                        "LEFT JOIN @.events e ON e.stream_id = s.stream_id AND e.version = s.version "
+                        "WHERE s.stream_id = $1 AND s.version <= $2 ORDER BY s.version DESC LIMIT 1",
+    [PG_SQL_MAX_ID] = "SELECT last FROM @.counter",
+    [PG_SQL_TRACKING] = "SELECT id FROM @.tracking WHERE app = $1",
+    [PG_SQL_STAT] = "SELECT (SELECT count(*) FROM @.events), (SELECT count(DISTINCT stream_id) FROM @.events), "
+                    "(SELECT count(*) FROM @.snapshots), (SELECT last FROM @.counter), "
+                    "(SELECT count(*) FROM @.events WHERE id IS NULL)",
+    [PG_SQL_META_GET] = "SELECT value FROM @.meta WHERE key = $1",
+    [PG_SQL_META_PUT] = "INSERT INTO @.meta VALUES ($1, $2) ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+    [PG_SQL_VIEW_WRITE] = "SELECT @.view_write($1, $2, $3, $4, $5, $6)",
+    [PG_SQL_VIEW_GET] = "SELECT key, value FROM @.views WHERE name = $1 AND key = $2",
+    [PG_SQL_VIEW_SCAN] = "SELECT key, value FROM @.views WHERE name = $1 AND key >= $2 "
+                         "AND ($3::bytea IS NULL OR key < $3) AND ($4::bytea IS NULL OR key > $4) "
+                         "ORDER BY key LIMIT $5",
+    [PG_SQL_VIEW_TRACKING] = "SELECT id FROM @.view_tracking WHERE name = $1 AND app = $2",
+};
+
+/* tmpl with `@` → the quoted schema and `#` → the plain one (malloc'd). */
+static char *expand(const cairn_pg *pg, const char *tmpl)
+{
+    size_t q = strlen(pg->qschema), s = strlen(pg->schema), len = 1;
+    for (const char *c = tmpl; *c; c++) len += *c == '@' ? q : *c == '#' ? s : 1;
+    char *out = malloc(len), *w = out;
+    if (!out) return NULL;
+    for (const char *c = tmpl; *c; c++) {
+        if (*c == '@') { memcpy(w, pg->qschema, q); w += q; }
+        else if (*c == '#') { memcpy(w, pg->schema, s); w += s; }
+        else *w++ = *c;
+    }
+    *w = '\0';
+    return out;
+}
+
+int pg_sql_make(cairn_pg *pg)
+{
+    pg->qschema = PQescapeIdentifier(pg->conn, pg->schema, strlen(pg->schema));
+    if (!pg->qschema) return pg_fail(pg, CAIRN_STORE, "out of memory");
+    for (int i = 0; i < PG_SQL_COUNT; i++)
+        if (!(pg->sql[i] = expand(pg, statements[i]))) return pg_fail(pg, CAIRN_STORE, "out of memory");
+    return CAIRN_OK;
+}
+
+/* Does the schema hold cairn's tables? *format: the layout recorded there. */
+static int find_store(cairn_pg *pg, int *found, unsigned *format)
+{
+    char name[CAIRN_PG_SCHEMA_MAX * 2 + 16];
+    snprintf(name, sizeof name, "%s.meta", pg->qschema);
+    pg_params p = { 0 };
+    pg_param_bytes(&p, PG_TEXT, name, strlen(name));
+    PGresult *r;
+    int rc = pg_exec_sql(pg, "SELECT to_regclass($1) IS NOT NULL", &p, &r);
+    if (rc) return rc;
+    *found = PQntuples(r) == 1 && PQgetvalue(r, 0, 0)[0] == 1;
+    PQclear(r);
+    *format = 0;
+    if (!*found) return CAIRN_OK;
+    static const char key[] = "format";
+    p.n = 0;
+    pg_param_bytes(&p, PG_TEXT, key, sizeof key - 1);
+    if ((rc = pg_exec(pg, PG_SQL_META_GET, &p, &r))) return rc;
+    if (PQntuples(r) == 1) *format = (unsigned)strtoul(PQgetvalue(r, 0, 0), NULL, 10);
+    PQclear(r);
+    return CAIRN_OK;
+}
+
+int pg_schema_open(cairn_pg *pg)
+{
+    int found;
+    unsigned format;
+    int rc = find_store(pg, &found, &format);
+    if (rc) return rc;
+    if (!found && pg->read_only)
+        return pg_fail(pg, CAIRN_CONFIG, "schema %s holds no cairn store (a read-only open creates none)",
+                       pg->schema);
+    if (!found) {
+        /* the first writer creates it; the advisory lock keeps two first writers apart */
+        char *body = expand(pg, schema_sql);
+        size_t len = body ? strlen(body) + 256 : 0;
+        char *script = body ? malloc(len) : NULL;
+        if (!script) {
+            free(body);
+            return pg_fail(pg, CAIRN_STORE, "out of memory");
+        }
+        snprintf(script, len, "BEGIN; SELECT pg_advisory_xact_lock(hashtext('cairn schema %s'));\n%sCOMMIT;",
+                 pg->schema, body);
+        free(body);
+        rc = pg_exec_script(pg, script);
+        free(script);
+        if (rc) return rc;
+        if ((rc = find_store(pg, &found, &format))) return rc;
+    }
+    if (format == 0)
+        return pg_fail(pg, CAIRN_CONFIG, "schema %s has cairn's tables but no format record", pg->schema);
+    if (format > CAIRN_PG_FORMAT)
+        return pg_fail(pg, CAIRN_CONFIG, "schema %s has format %u; this cairn reads format %d", pg->schema,
+                       format, CAIRN_PG_FORMAT);
+    if (pg->read_only) return CAIRN_OK;
+    PGresult *r;
+    char *sql = expand(pg, "SELECT @.number_all()");
+    if (!sql) return pg_fail(pg, CAIRN_STORE, "out of memory");
+    rc = pg_exec_sql(pg, sql, NULL, &r);
+    free(sql);
+    if (rc == CAIRN_OK) PQclear(r);
+    return rc;
+}
