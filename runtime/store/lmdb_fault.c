@@ -23,7 +23,7 @@
  * transaction holds LMDB's writer mutex, and dying releases it.
  *
  * Faults outside guarded reads (or in other threads) go to the handler that
- * was installed before ours, as if we were not there.
+ * was installed before ours (called from ours), or to the default action.
  */
 #include <inttypes.h>
 #include <limits.h>
@@ -45,7 +45,6 @@ static pthread_once_t installed = PTHREAD_ONCE_INIT;
 
 static void on_fault(int sig, siginfo_t *si, void *uc)
 {
-    (void)uc;
     cairn_fault_frame *f = frame;
     if (f && (si->si_code > 0)) { /* a fault of this thread's guarded read (not a kill(2) of the signal) */
         frame = f->prev;
@@ -54,9 +53,17 @@ static void on_fault(int sig, siginfo_t *si, void *uc)
         fault_assert[0] = '\0';
         siglongjmp(f->jb, 1);
     }
-    /* not ours: put the previous handler back and let the fault happen again under it */
-    sigaction(sig, sig == SIGSEGV ? &saved_segv : &saved_bus, NULL);
-    if (si->si_code <= 0) raise(sig);
+    /* not ours: the handler installed before ours (a host's) takes it; with
+     * none, the default action, by putting it back and faulting again */
+    const struct sigaction *prev = sig == SIGSEGV ? &saved_segv : &saved_bus;
+    if ((prev->sa_flags & SA_SIGINFO) && prev->sa_sigaction) {
+        prev->sa_sigaction(sig, si, uc);
+    } else if (prev->sa_handler != SIG_DFL && prev->sa_handler != SIG_IGN) {
+        prev->sa_handler(sig);
+    } else {
+        signal(sig, SIG_DFL);
+        if (si->si_code <= 0) raise(sig);
+    }
 }
 
 /* LMDB calls this before abort() when one of its assertions fails. */
