@@ -88,6 +88,7 @@ typedef struct cairn_lmdb {
     int has_gt;
     cairn_log_query lq;
     uint64_t unlocked_txnid;    /* MDB_NOLOCK reads: the commit the read began at */
+    MDB_cursor *local[4];       /* cursors a read opened for itself (closed after a fault) */
 } cairn_lmdb;
 
 #define LMDB(e) ((cairn_lmdb *)(e))
@@ -113,6 +114,11 @@ void cairn_fault_leave(cairn_fault_frame *f);
 int cairn_lmdb_fault(cairn_lmdb *h, cairn_fault_frame *f, const char *doing);
 /* CAIRN_CORRUPT for a write on an environment a read found damaged. */
 int cairn_lmdb_refuse_damaged(cairn_lmdb *h, const char *doing);
+/* A cursor of the read in progress that the read closes itself
+ * (cairn_lmdb_local_close), or, should the read fault, lmdb_fault.c does. */
+int cairn_lmdb_local_cursor(cairn_lmdb *h, MDB_dbi dbi, MDB_cursor **cur);
+void cairn_lmdb_local_close(cairn_lmdb *h, MDB_cursor *cur);
+
 /* Touch every page of a value a read returns, inside the read's guard: a
  * damaged node size would otherwise send the mapper past the data file. */
 void cairn_lmdb_probe(const MDB_val *v);

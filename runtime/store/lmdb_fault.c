@@ -16,9 +16,9 @@
  * table's mutex is held only while a slot is taken, in mdb_txn_begin, which
  * reads no data page), and its cursors and transaction live in this
  * process's heap, which the damaged pages cannot reach. After the jump the
- * read transaction is reset (lmdb_txn.c) as after any read; a cursor opened
- * on the stack of the read is leaked (a few hundred bytes), and the
- * environment refuses writes from then on (a write on a damaged tree could
+ * read's cursors are closed (those it opened for itself are registered:
+ * cairn_lmdb_local_cursor) and its transaction is reset (lmdb_txn.c) as
+ * after any read, and the environment refuses writes from then on (a write on a damaged tree could
  * spread the damage). Writes are never guarded: a fault inside a write
  * transaction holds LMDB's writer mutex, and dying releases it.
  *
@@ -145,6 +145,8 @@ int cairn_lmdb_fault(cairn_lmdb *h, cairn_fault_frame *f, const char *doing)
     char where[256];
     describe(h->sh, where, sizeof where);
     __atomic_store_n(&h->sh->damaged, 1, __ATOMIC_RELEASE);
+    for (size_t i = 0; i < sizeof h->local / sizeof h->local[0]; i++)
+        if (h->local[i]) cairn_lmdb_local_close(h, h->local[i]);
     cairn_lmdb_read_end(&h->base);
     return cairn_engine_fail(&h->base, CAIRN_CORRUPT, "store %s damaged at %s, while %s", h->base.where, where,
                              doing);
@@ -163,4 +165,20 @@ void cairn_lmdb_probe(const MDB_val *v)
     if (v->mv_size == 0) return;
     for (size_t i = 0; i < v->mv_size; i += 4096) (void)p[i];
     (void)p[v->mv_size - 1];
+}
+
+int cairn_lmdb_local_cursor(cairn_lmdb *h, MDB_dbi dbi, MDB_cursor **cur)
+{
+    int rc = mdb_cursor_open(h->rtxn, dbi, cur);
+    if (rc) return rc;
+    for (size_t i = 0; i < sizeof h->local / sizeof h->local[0]; i++)
+        if (!h->local[i]) { h->local[i] = *cur; return 0; }
+    return 0; /* more than the slots: closed by its read only (none of ours nests that deep) */
+}
+
+void cairn_lmdb_local_close(cairn_lmdb *h, MDB_cursor *cur)
+{
+    for (size_t i = 0; i < sizeof h->local / sizeof h->local[0]; i++)
+        if (h->local[i] == cur) h->local[i] = NULL;
+    mdb_cursor_close(cur);
 }

@@ -232,10 +232,10 @@ int cairn_lmdb_read_snapshot(cairn_engine *e, const uint8_t id[16], int has_lte,
     if (rc) return rc;
     MDB_cursor *cur;
     MDB_val k, v;
-    rc = mdb_cursor_open(h->rtxn, h->sh->snapshots, &cur);
+    rc = cairn_lmdb_local_cursor(h, h->sh->snapshots, &cur);
     if (rc == 0) {
         rc = cairn_lmdb_seek_at_or_below(cur, id, has_lte ? lte : UINT64_MAX, &k, &v);
-        mdb_cursor_close(cur);
+        cairn_lmdb_local_close(h, cur);
     }
     if (rc == MDB_NOTFOUND) return CAIRN_END;
     if (rc == 0) cairn_lmdb_probe(&v);
@@ -264,12 +264,12 @@ int cairn_lmdb_max_id(cairn_engine *e, uint64_t *out)
     if (rc) return rc;
     MDB_cursor *cur;
     MDB_val k, v;
-    rc = mdb_cursor_open(h->rtxn, h->sh->log, &cur);
+    rc = cairn_lmdb_local_cursor(h, h->sh->log, &cur);
     if (rc == 0) {
         rc = mdb_cursor_get(cur, &k, &v, MDB_LAST);
         if (rc == 0 && k.mv_size == 8) *out = cairn_get_be64(k.mv_data);
         if (rc == MDB_NOTFOUND) rc = 0;
-        mdb_cursor_close(cur);
+        cairn_lmdb_local_close(h, cur);
     }
     if (rc == 0) rc = cairn_lmdb_read_still_valid(h, "reading the log");
     cairn_lmdb_read_end(e);
