@@ -54,6 +54,7 @@ local core_sources = {
   "runtime/lua/lua_error.c",
   "runtime/lua/lua_event.c",
   "runtime/lua/lua_follow.c",
+  "runtime/lua/lua_gather.c",
   "runtime/lua/lua_http.c",
   "runtime/lua/lua_limits.c",
   "runtime/lua/lua_store.c",
@@ -98,8 +99,8 @@ local core_sources = {
 -- The Lua modules: lua/cairn/*.lua (init.lua is `cairn`) and stdlib/cairn/*.lua.
 local lua_modules = {
   "aggregate", "application", "cli", "cli_keys", "cli_run", "cli_system", "config", "embed", "errors",
-  "event_batch", "follow", "guard", "log_json", "notification_log", "process", "progress", "projection", "reload",
-  "remote_log", "repl",
+  "event", "follow", "guard", "log_json", "notification_log", "process", "progress", "projection",
+  "recorder", "reload", "remote_log", "repl",
   "repository", "runner", "sandbox", "snapshot_store", "store_tools", "system", "view",
 }
 local stdlib_modules = { "inspect", "json", "schema", "time", "uuid" }

@@ -7,6 +7,7 @@
 -- log and index), and for --sealed stores also with it (every seal opened).
 -- Prints one line per check: V value=... unit=records/s n=... wall_ms=...
 local core = require "cairn.core"
+local recorder = require "cairn.recorder"
 
 local now_us, floor = core.now_us, math.floor
 
@@ -22,7 +23,7 @@ local dir = p:read("*l")
 p:close()
 local uri = "lmdb:" .. dir
 local key = sealed and core.keygen() or nil
-local store = core.open(uri, { sync = "none", cipher_key = key, compressor = sealed and "zstd" or nil })
+local store = recorder.open(uri, { sync = "none", cipher_key = key, compressor = sealed and "zstd" or nil })
 
 -- 10 events per aggregate, 1,000 events per save
 local payload = core.encode({ name = "Fido", trick = "roll over", level = 3 })
@@ -35,9 +36,7 @@ while written < n do
   for a = 1, this / per_agg do
     local id = core.uuid4()
     for v = 1, per_agg do
-      batch[k + 1], batch[k + 2], batch[k + 3] = id, v, ts
-      batch[k + 4], batch[k + 5], batch[k + 6] = v == 1 and "Dog.Registered" or "Dog.TrickAdded", payload, 1
-      k = k + 6
+      k = recorder.add(batch, k, id, v, ts, v == 1 and "Dog.Registered" or "Dog.TrickAdded", payload, 1)
     end
     if a < 0 then break end
   end
@@ -47,7 +46,7 @@ end
 store:close()
 
 local function timed(label, open_key)
-  local s = core.open(uri, { sync = "none", keyless = true, cipher_key = open_key })
+  local s = recorder.open(uri, { sync = "none", keyless = true, cipher_key = open_key })
   local t0, c0 = now_us(), os.clock()
   local report = s:verify()
   local wall, cpu = (now_us() - t0) / 1000, (os.clock() - c0) * 1000

@@ -326,18 +326,60 @@ describe("cairn.aggregate", function()
       assert.is_false(cairn.is_event({ topic = "Dog.TrickAdded" }))
     end)
 
-    it("are read-only", function()
+    it("are plain tables: pairs lists the header and the fields", function()
       local dog = Dog("Fido")
       local ev = dog:add_trick("roll")
-      assert.has_error(function() ev.trick = "sit" end, "events are read-only (cannot set 'trick')")
-      assert.has_error(function() ev.topic = "Dog.Other" end, "events are read-only (cannot set 'topic')")
-      assert.has_error(function() ev.originator_version = 7 end,
-        "events are read-only (cannot set 'originator_version')")
-      assert.has_error(function() ev.extra = true end, "events are read-only (cannot set 'extra')")
-      assert.are.equal("roll", ev.trick)
-      assert.are.equal("Dog.TrickAdded", ev.topic)
-      assert.are.equal(2, ev.originator_version)
-      assert.is_nil(ev.extra)
+      assert.is_nil(getmetatable(ev))
+      local keys = {}
+      for k in pairs(ev) do keys[#keys + 1] = k end
+      table.sort(keys)
+      assert.are.same({ "event_id", "metadata", "originator_id", "originator_version", "timestamp", "topic",
+        "trick" }, keys)
+      assert.matches(UUID_V4, ev.event_id)
+      assert.are.same({}, ev.metadata)
+      assert.are_not.equal(ev.event_id, dog:rename("Rex").event_id)
+    end)
+
+    it("carry the metadata given to trigger, as a copy", function()
+      local dog = Dog("Fido")
+      local meta = { causation_id = cairn.uuid.v4(), tags = { "a" } }
+      local ev = dog:trigger("Renamed", { name = "Rex" }, meta)
+      meta.tags[1] = "changed"
+      assert.are.same({ causation_id = meta.causation_id, tags = { "a" } }, ev.metadata)
+      local err = error_of(function() dog:trigger("Renamed", { name = "Max" }, { f = function() end }) end)
+      assert.are.equal("SchemaError", err.kind)
+      assert.matches("metadata.f", err.message, 1, true)
+    end)
+
+    it("can be changed without changing what is recorded", function()
+      local app = cairn.application("PlainEvents").new { store = "memory:" }
+      finally(function() app:close() end)
+      local dog = Dog("Fido")
+      local ev = dog:add_trick("roll")
+      local event_id = ev.event_id
+      ev.trick, ev.topic, ev.originator_version, ev.event_id, ev.extra = "sit", "Dog.Other", 7, "x", true
+      ev.metadata.note = "added"
+      app:save(dog)
+      local n = app.log:select(2, 1)[1]
+      assert.are.equal("roll", n.event.trick)
+      assert.are.equal("Dog.TrickAdded", n.topic)
+      assert.are.equal(2, n.originator_version)
+      assert.is_nil(n.event.extra)
+      assert.are.same({}, n.event.metadata)
+      assert.are.equal(event_id, n.event.event_id)
+      -- and the events a read hands out are the reader's own
+      n.event.trick = "changed"
+      assert.are.equal("roll", app.log:select(2, 1)[1].event.trick)
+      assert.are.same({ "roll" }, app.repository:get(dog.id).tricks)
+    end)
+
+    it("refuse payload fields named like the header", function()
+      local dog = Dog("Fido")
+      for _, name in ipairs { "topic", "event_id", "metadata", "timestamp" } do
+        local err = error_of(function() dog:trigger("Renamed", { name = "Rex", [name] = 1 }) end)
+        assert.are.equal("SchemaError", err.kind)
+        assert.matches("'" .. name .. "' is reserved", err.message, 1, true)
+      end
     end)
 
     it("hold a copy of the fields, not the caller's tables", function()

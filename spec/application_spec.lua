@@ -779,11 +779,18 @@ describe("cairn.application", function()
   end)
 
   describe(":close()", function()
-    it("makes the application unusable", function()
+    it("makes the application unusable: its calls raise a StoreError", function()
       local app = TrainingSchool.new { store = "memory:" }
       app:close()
-      assert.has_error(function() app:register("Fido") end, "the store is closed")
-      assert.has_error(function() app:max_notification_id() end, "the store is closed")
+      for _, call in ipairs {
+        function() app:register("Fido") end,
+        function() app:max_notification_id() end,
+        function() app.repository:get(cairn.uuid.v4()) end,
+        function() app.log:select(1, 10) end,
+      } do
+        local err = helper.assert_kind("StoreError", helper.error_of(call))
+        assert.matches("the store is closed", err.message, 1, true)
+      end
       app:close() -- twice is harmless
     end)
   end)

@@ -329,7 +329,8 @@ app.log:select(1, 1)[1].event.timestamp
       local lines = {}
       for line in exported:gmatch("[^\n]+") do lines[#lines + 1] = line end
       assert.are.equal(5, #lines)
-      assert.matches('^{"fields":{"name":"Fido"},"id":1,"originator_id":"1e1d7398%-8986%-57af%-bb01%-11a89b2f8b02",'
+      assert.matches('^{"event_id":"%x+%-[%x%-]+","fields":{"name":"Fido"},"id":1,'
+        .. '"originator_id":"1e1d7398%-8986%-57af%-bb01%-11a89b2f8b02",'
         .. '"originator_version":1,"timestamp":"[%d%-T:.]+Z","topic":"Dog%.Registered"}$', lines[1])
       helper.write_file(dir .. "/dump.jsonl", exported)
       local copy = helper.store_uri(dir, "copy")

@@ -99,7 +99,7 @@ describe("followers in other processes", function()
     helper.write_file(child, ([[
       package.path = %q .. "/?.lua;" .. package.path
       local cairn = require "cairn"
-      local app = { name = "TrainingSchool", store = require("cairn.core").open(%q) }
+      local app = { name = "TrainingSchool", store = require("cairn.recorder").open(%q) }
       local r = cairn.ProjectionRunner.new { application = app, projection = require "counts", view = %q,
         batch = 50, sync = "full" }
       r:run()

@@ -3,6 +3,8 @@
 -- @module cairn.aggregate
 local core = require "cairn.core"
 local errors = require "cairn.errors"
+local event = require "cairn.event"
+local recorder = require "cairn.recorder"
 local guard = require "cairn.guard"
 local schema = require "cairn.schema"
 
@@ -11,26 +13,33 @@ local type, error, tostring, pairs, pcall = type, error, tostring, pairs, pcall
 local runner_of = guard.runner
 local debug_getlocal, select, unpack = debug.getlocal, select, unpack
 local make_event, now_us, uuid4, uuid_normalize = core.make_event, core.now_us, core.uuid4, core.uuid_normalize
+local new_tab = require "table.new" -- LuaJIT's: a table with room for n keys
 
 local _M = { _VERSION = "0.1.0" }
 
 -- Pending (triggered, unsaved) events of each aggregate, kept out of the
--- aggregate's own table so its state holds only domain fields.
--- Each list is flat: event, payload (the bytes to store), timestamp_us,
--- class version, event, ...
-local pending = setmetatable({}, { __mode = "k" })
-_M.PENDING_STRIDE = 4
+-- aggregate's own table so its state holds only domain fields: the events,
+-- and what will be recorded of them, taken at trigger time as a batch in
+-- cairn.recorder's layout (so changing an event table changes nothing
+-- recorded, and a save of one aggregate hands its list to the store as it is).
+local pending_events = setmetatable({}, { __mode = "k" })
+local pending_records = setmetatable({}, { __mode = "k" })
+local add_record = recorder.add
 
 -- Every defined class by name, and every event class by topic, for replay.
 local classes, by_topic = {}, {}
 
--- The current class version of every event topic: reads upcast older records.
+-- The class version of every event topic that is not at version 1 (reads of
+-- the others need no look-up): reads upcast records stored at an older one.
 local versions = {}
 
--- Called by the store while reading a record stored at an older (or newer)
--- class version than its event class has now.
+-- Called by the recorder after reading a record stored at another class
+-- version than its topic's current one (1 when not in `versions`).
+-- @return the fields at the current version and that version; nothing for a
+--   topic no class defines (the record is left as stored)
 local function upcast_event(topic, from, fields, version)
   local entry = by_topic[topic]
+  if not entry then return nil end
   local ev_class = entry.event
   local current = ev_class.version
   if from > current then
@@ -46,11 +55,11 @@ local function upcast_event(topic, from, fields, version)
     local run = runner_of(entry.class)
     if run then fields = run(step, fields) or fields else fields = step(fields) or fields end
   end
-  return fields
+  return fields, current
 end
-core.set_upcaster(versions, upcast_event)
+recorder.set_upcaster(versions, upcast_event)
 
-local RESERVED = { topic = true, originator_id = true, originator_version = true, timestamp = true }
+local RESERVED = event.HEADER
 
 -- Event names the framework defines on every class itself: a domain event of
 -- that name would make the repository take a live aggregate for a gone one.
@@ -75,42 +84,45 @@ local function param_names(fn, where)
 end
 
 -- Call apply with the event's fields in parameter order.
-local function apply_event(agg, ev_class, event)
+local function apply_event(agg, ev_class, ev)
   local apply, params = ev_class.apply, ev_class.params
   local n = #params
   if n == 0 then apply(agg)
-  elseif n == 1 then apply(agg, event[params[1]])
-  elseif n == 2 then apply(agg, event[params[1]], event[params[2]])
-  elseif n == 3 then apply(agg, event[params[1]], event[params[2]], event[params[3]])
+  elseif n == 1 then apply(agg, ev[params[1]])
+  elseif n == 2 then apply(agg, ev[params[1]], ev[params[2]])
+  elseif n == 3 then apply(agg, ev[params[1]], ev[params[2]], ev[params[3]])
   else
     local args = {}
-    for i = 1, n do args[i] = event[params[i]] end
+    for i = 1, n do args[i] = ev[params[i]] end
     apply(agg, unpack(args, 1, n))
   end
-  local ts = event.timestamp
+  local ts = ev.timestamp
   if ev_class.creation then agg.created_on = ts end
   agg.modified_on = ts
-  agg.version = event.originator_version
+  agg.version = ev.originator_version
 end
 
 -- Trigger: check the schema, stamp, encode (refusing unstorable values now),
 -- apply, then keep as pending.
 -- fresh: the fields table was built here, so the event may take it over.
-local function fire(agg, ev_class, fields, fresh)
+local function fire(agg, ev_class, fields, fresh, metadata)
   local check = ev_class.check
   if check then
     local problem = check(fields)
     if problem then errors.raise("SchemaError", "%s: %s", ev_class.topic, problem) end
   end
-  local ts = now_us()
-  local event, payload = make_event(ev_class.topic, agg.id, agg.version + 1, ts, fields, fresh)
+  local ts, id, version, topic = now_us(), agg.id, agg.version + 1, ev_class.topic
+  local ev, payload, metadata_bytes, event_id = make_event(topic, id, version, ts, fields, fresh, metadata)
   local run = runner_of(getmetatable(agg))
-  if run then run(apply_event, agg, ev_class, event) else apply_event(agg, ev_class, event) end
-  local list = pending[agg]
-  if not list then list = {}; pending[agg] = list end
-  local n = #list
-  list[n + 1], list[n + 2], list[n + 3], list[n + 4] = event, payload, ts, ev_class.version
-  return event
+  if run then run(apply_event, agg, ev_class, ev) else apply_event(agg, ev_class, ev) end
+  local events, records = pending_events[agg], pending_records[agg]
+  if not events then
+    events, records = {}, {}
+    pending_events[agg], pending_records[agg] = events, records
+  end
+  events[#events + 1] = ev
+  add_record(records, #records, id, version, ts, topic, payload, ev_class.version, event_id, metadata_bytes)
+  return ev
 end
 
 local function too_many(ev_class)
@@ -122,39 +134,52 @@ end
 -- compiler does not trace varargs passed on, and these sit on the hot path.
 local MAX_FIXED = 4
 
+-- The fields table becomes the event (core.make_event adds the six header
+-- fields), so it is made with room for them: no rehash while it grows.
+local HEADER_SLOTS = 6
+
 local function fields_builder(ev_class)
   local p = ev_class.params
   local k1, k2, k3, k4 = p[1], p[2], p[3], p[4]
   local n = #p
+  local size = n + HEADER_SLOTS
   if n == 0 then
     return function(a)
       if a ~= nil then too_many(ev_class) end
-      return {}
+      return new_tab(0, size)
     end
   elseif n == 1 then
     return function(a, b)
       if b ~= nil then too_many(ev_class) end
-      return { [k1] = a }
+      local t = new_tab(0, size)
+      t[k1] = a
+      return t
     end
   elseif n == 2 then
     return function(a, b, c)
       if c ~= nil then too_many(ev_class) end
-      return { [k1] = a, [k2] = b }
+      local t = new_tab(0, size)
+      t[k1], t[k2] = a, b
+      return t
     end
   elseif n == 3 then
     return function(a, b, c, d)
       if d ~= nil then too_many(ev_class) end
-      return { [k1] = a, [k2] = b, [k3] = c }
+      local t = new_tab(0, size)
+      t[k1], t[k2], t[k3] = a, b, c
+      return t
     end
   elseif n == 4 then
     return function(a, b, c, d, e)
       if e ~= nil then too_many(ev_class) end
-      return { [k1] = a, [k2] = b, [k3] = c, [k4] = d }
+      local t = new_tab(0, size)
+      t[k1], t[k2], t[k3], t[k4] = a, b, c, d
+      return t
     end
   end
   return function(...)
     if select("#", ...) > n then too_many(ev_class) end
-    local fields = {}
+    local fields = new_tab(0, size)
     for i = 1, n do fields[p[i]] = (select(i, ...)) end
     return fields
   end
@@ -200,7 +225,7 @@ local function define_event(cls, name, apply, opts, creation)
   ev_class.fields = fields_builder(ev_class)
   cls.__events[name] = ev_class
   by_topic[topic] = { class = cls, event = ev_class }
-  versions[topic] = version
+  versions[topic] = version ~= 1 and version or nil
   return ev_class
 end
 
@@ -272,9 +297,12 @@ function Base:event(name, apply, opts)
 end
 
 --- Trigger a named event with a table of fields, applying it to this aggregate.
+-- @param name the event's name
+-- @param[opt] fields its payload fields
+-- @param[opt] metadata a table recorded with the event (`event.metadata`)
 -- @return the event
--- @raise SchemaError if a field value cannot be stored
-function Base:trigger(name, fields)
+-- @raise SchemaError if a field or metadata value cannot be stored
+function Base:trigger(name, fields, metadata)
   local cls = getmetatable(self)
   local ev_class = cls and cls.__events and cls.__events[name]
   if not ev_class then
@@ -283,7 +311,10 @@ function Base:trigger(name, fields)
   if ev_class.creation then
     error(("'%s' is a creation event: construct a new %s instead"):format(name, cls.__name), 2)
   end
-  return fire(self, ev_class, fields or {})
+  if metadata ~= nil and type(metadata) ~= "table" then
+    error(("bad argument #3 to 'trigger' (metadata table expected, got %s)"):format(type(metadata)), 2)
+  end
+  return fire(self, ev_class, fields or {}, false, metadata)
 end
 
 --- Mark the aggregate as discarded: the repository then treats it as gone.
@@ -293,13 +324,9 @@ end
 
 --- The pending events, oldest first; the aggregate no longer holds them.
 function Base:collect_events()
-  local list = pending[self]
-  pending[self] = nil
-  local events = {}
-  if list then
-    for i = 1, #list, _M.PENDING_STRIDE do events[#events + 1] = list[i] end
-  end
-  return events
+  local events = pending_events[self]
+  pending_events[self], pending_records[self] = nil, nil
+  return events or {}
 end
 
 local function class_tostring(cls)
@@ -349,20 +376,22 @@ function _M.define(name, opts)
   return cls
 end
 
---- Internal: take the pending { event, payload } records of an aggregate.
+--- Internal: take the pending events of an aggregate and their records (a
+-- batch, see cairn.recorder); nil when there are none.
 function _M.take_pending(agg)
-  local list = pending[agg]
-  pending[agg] = nil
-  return list
+  local events, records = pending_events[agg], pending_records[agg]
+  pending_events[agg], pending_records[agg] = nil, nil
+  return events, records
 end
 
---- Internal: put records back (after a failed save), ahead of newer ones.
-function _M.restore_pending(agg, list)
-  local newer = pending[agg]
-  if newer then
-    for i = 1, #newer do list[#list + 1] = newer[i] end
+--- Internal: put events and records back (after a failed save), ahead of newer ones.
+function _M.restore_pending(agg, events, records)
+  local newer_events, newer_records = pending_events[agg], pending_records[agg]
+  if newer_events then
+    for i = 1, #newer_events do events[#events + 1] = newer_events[i] end
+    for i = 1, #newer_records do records[#records + 1] = newer_records[i] end
   end
-  pending[agg] = list
+  pending_events[agg], pending_records[agg] = events, records
 end
 
 -- Fields of an aggregate that are not part of its state.
@@ -407,11 +436,11 @@ local replaying
 -- Apply events to agg; returns the first event that cls does not define, if any.
 local function apply_all(events, agg, cls, run)
   for i = 1, #events do
-    local event = events[i]
+    local ev = events[i]
     replaying = i
-    local found = by_topic[event.topic]
-    if not found or found.class ~= cls then return event end
-    if run then run(apply_event, agg, found.event, event) else apply_event(agg, found.event, event) end
+    local found = by_topic[ev.topic]
+    if not found or found.class ~= cls then return ev end
+    if run then run(apply_event, agg, found.event, ev) else apply_event(agg, found.event, ev) end
   end
 end
 
@@ -433,9 +462,9 @@ function _M.replay(events, agg)
     errors.raise("SchemaError", "%s has no event '%s' (aggregate %s version %d)",
       cls.__name, err.topic, agg.id, err.originator_version)
   elseif not ok then
-    local event = events[replaying]
-    local where = ("replaying %s %s version %d (%s)"):format(cls.__name, agg.id, event.originator_version,
-      event.topic)
+    local ev = events[replaying]
+    local where = ("replaying %s %s version %d (%s)"):format(cls.__name, agg.id, ev.originator_version,
+      ev.topic)
     if errors.is(err) then errors.raise(err.kind, "%s: %s", where, err.message) end
     errors.raise("SchemaError", "%s: the apply function raised: %s", where, tostring(err))
   end

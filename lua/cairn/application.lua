@@ -5,6 +5,7 @@ local core = require "cairn.core"
 local aggregate = require "cairn.aggregate"
 local config = require "cairn.config"
 local errors = require "cairn.errors"
+local recorder = require "cairn.recorder"
 local repository = require "cairn.repository"
 local snapshot_store = require "cairn.snapshot_store"
 local notification_log = require "cairn.notification_log"
@@ -13,7 +14,8 @@ local setmetatable, getmetatable, select = setmetatable, getmetatable, select
 local type, tonumber, pcall, error, tostring, pairs = type, tonumber, pcall, error, tostring, pairs
 local floor = math.floor
 local encode = core.encode
-local STRIDE = aggregate.PENDING_STRIDE
+local add_record = recorder.add
+local RECORD = recorder.STRIDE
 
 -- The state of an aggregate as msgpack, with a SchemaError naming it if a
 -- field cannot be stored.
@@ -54,40 +56,48 @@ local function open_store(env)
   end
   -- the key goes straight to C, which keeps it in locked memory; the
   -- application keeps no copy
-  return core.open(uri, { sync = sync, map_size = bytes, compressor = compressor,
+  return recorder.open(uri, { sync = sync, map_size = bytes, compressor = compressor,
                           cipher_key = env:get("CAIRN_CIPHER_KEY") })
 end
 
--- Snapshot records (flat 6-tuples) of the aggregates whose new version
--- reaches a multiple of their class's snapshotting interval.
-local function interval_snapshots(intervals, aggs, lists)
+-- Snapshot records (a batch, see cairn.recorder) of the aggregates whose new
+-- version reaches a multiple of their class's snapshotting interval; records
+-- are the aggregates' pending records.
+local function interval_snapshots(intervals, aggs, records)
   local snaps
   for i = 1, #aggs do
-    local agg, list = aggs[i], lists[i]
+    local agg, list = aggs[i], records[i]
     local class_name = getmetatable(agg).__name
     local every = intervals[class_name]
     if every then
-      -- the last pending entry: event, payload, timestamp_us, class version
-      local at = #list - STRIDE + 1
-      local last, last_ts = list[at], list[at + 2]
-      local first_version = list[1].originator_version
-      local reached = floor(agg.version / every) > floor((first_version - 1) / every)
-      if reached and last.topic ~= class_name .. ".Discarded" then
+      -- the last pending record's version, timestamp and topic
+      local at = #list - RECORD
+      local last_version, last_ts, last_topic = list[at + 2], list[at + 3], list[at + 4]
+      local first_version = list[2]
+      local reached = floor(last_version / every) > floor((first_version - 1) / every)
+      if reached and last_topic ~= class_name .. ".Discarded" then
         local name, class_version, state = aggregate.snapshot_state(agg)
         snaps = snaps or {}
-        local n = #snaps
-        snaps[n + 1], snaps[n + 2], snaps[n + 3] = agg.id, agg.version, last_ts
-        snaps[n + 4], snaps[n + 5], snaps[n + 6] = name, encode_state(name, agg, state), class_version
+        add_record(snaps, #snaps, agg.id, agg.version, last_ts, name, encode_state(name, agg, state), class_version)
       end
     end
   end
   return snaps
 end
 
+-- One append: the batch, snapshots that intervals call for, a tracking position.
+local function append(self, batch, tracking_app, tracking_id, aggs, records)
+  local intervals = self.snapshotting_intervals
+  local snaps = intervals and interval_snapshots(intervals, aggs, records)
+  if not (snaps or tracking_app) then return self.store:append(batch) end
+  return self.store:append(batch, {
+    tracking = tracking_app and { application = tracking_app, id = tracking_id }, snapshots = snaps })
+end
+
 -- Record the pending events of aggs[1..n_aggs] in one transaction, with a
 -- tracking position (tracking_app, tracking_id) when a follower saves.
 local function record(self, tracking_app, tracking_id, aggs, n_aggs)
-  local taken_aggs, taken_lists, batch = {}, {}, {}
+  local taken_aggs, taken_events, taken_records = {}, {}, {}
   local seen = n_aggs > 1 and {} or nil
   for i = 1, n_aggs do
     local agg = aggs[i]
@@ -96,43 +106,42 @@ local function record(self, tracking_app, tracking_id, aggs, n_aggs)
     end
     if not (seen and seen[agg]) then
       if seen then seen[agg] = true end
-      local list = aggregate.take_pending(agg)
-      if list then
-        taken_aggs[#taken_aggs + 1], taken_lists[#taken_lists + 1] = agg, list
-        local n = #batch
-        for j = 1, #list, STRIDE do
-          local event = list[j]
-          batch[n + 1] = event.originator_id
-          batch[n + 2] = event.originator_version
-          batch[n + 3] = list[j + 2]
-          batch[n + 4] = event.topic
-          batch[n + 5] = list[j + 1]
-          batch[n + 6] = list[j + 3]
-          n = n + 6
-        end
+      local events, records = aggregate.take_pending(agg)
+      if events then
+        local k = #taken_aggs + 1
+        taken_aggs[k], taken_events[k], taken_records[k] = agg, events, records
       end
     end
   end
   local recordings = {}
-  if #batch == 0 and not tracking_app then return recordings end
-  local intervals = self.snapshotting_intervals
-  local ok, first, heads = pcall(function()
-    local snaps = intervals and interval_snapshots(intervals, taken_aggs, taken_lists)
-    return self.store:append(batch, tracking_app, tracking_id, snaps)
-  end)
+  local batch = taken_records[1]
+  if not batch then
+    if not tracking_app then return recordings end
+    batch = {}
+  elseif taken_records[2] then
+    -- several aggregates: one batch of all their records
+    batch = {}
+    local n = 0
+    for i = 1, #taken_records do
+      local list = taken_records[i]
+      for j = 1, #list do batch[n + j] = list[j] end
+      n = n + #list
+    end
+  end
+  local ok, first, heads = pcall(append, self, batch, tracking_app, tracking_id, taken_aggs, taken_records)
   if not ok then
     -- the aggregates keep their events, so nothing triggered is lost
-    for i = 1, #taken_aggs do aggregate.restore_pending(taken_aggs[i], taken_lists[i]) end
+    for i = 1, #taken_aggs do aggregate.restore_pending(taken_aggs[i], taken_events[i], taken_records[i]) end
     error(first, 0)
   end
   local n = 0
-  for i = 1, #taken_lists do
-    local list = taken_lists[i]
+  for i = 1, #taken_events do
+    local events = taken_events[i]
     taken_aggs[i].head = heads[i]
-    for j = 1, #list, STRIDE do
-      recordings[n + 1] = { notification_id = first + n, event = list[j] }
-      n = n + 1
+    for j = 1, #events do
+      recordings[n + j] = { notification_id = first + n + j - 1, event = events[j] }
     end
+    n = n + #events
   end
   return recordings
 end
@@ -166,7 +175,9 @@ function Base:take_snapshot(id, version)
   end
   local name, class_version, state = aggregate.snapshot_state(agg)
   local ts = floor(agg.modified_on * 1e6 + 0.5)
-  self.store:append({}, nil, nil, { agg.id, agg.version, ts, name, encode_state(name, agg, state), class_version })
+  local snap = {}
+  add_record(snap, 0, agg.id, agg.version, ts, name, encode_state(name, agg, state), class_version)
+  self.store:append({}, { snapshots = snap })
   return agg.version
 end
 

@@ -5,6 +5,7 @@ local cli = require "cairn.cli"
 local cli_store = require "cairn.cli_store"
 local errors = require "cairn.errors"
 local progress = require "cairn.progress"
+local recorder = require "cairn.recorder"
 
 local io_write, os_getenv = io.write, os.getenv
 
@@ -70,7 +71,7 @@ local function rekey_cmd(args)
     cli.usage_error("set CAIRN_CIPHER_KEY to the store's current key (to encrypt a plain store: cairn import --help)")
   end
   if not new or new == "" then cli.usage_error("set CAIRN_NEW_CIPHER_KEY to the new key (cairn keygen prints one)") end
-  local store = core.open(uri, { must_exist = true, sync = "full", cipher_key = old })
+  local store = recorder.open(uri, { must_exist = true, sync = "full", cipher_key = old })
   local ok, err = pcall(store.rekey, store, new)
   store:close()
   if not ok then error(err, 0) end

@@ -4,8 +4,8 @@
 -- without creating one; a key in the environment does not lock a user out
 -- of a plain store; `-` is standard input or output.
 -- @module cairn.cli_store
-local core = require "cairn.core"
 local errors = require "cairn.errors"
+local recorder = require "cairn.recorder"
 local cli = require "cairn.cli"
 
 local os_getenv, pcall, type = os.getenv, pcall, type
@@ -75,7 +75,7 @@ end
 -- Is the open (keyless) store one whose events are readable without a key?
 local function readable_without_key(store)
   if store:max_id() == 0 then return true end
-  local ok, err = pcall(store.read_log, store, 1, 1)
+  local ok, err = pcall(store.read_log, store, { limit = 1 })
   if ok then return true end
   if errors.is(err, "ConfigError") then return false end
   error(err, 0)
@@ -83,7 +83,7 @@ end
 
 -- Open an existing store without its key (hashes and counts readable).
 local function open_keyless(uri)
-  local ok, store = pcall(core.open, uri, { must_exist = true, sync = "none", keyless = true })
+  local ok, store = pcall(recorder.open, uri, { must_exist = true, sync = "none", keyless = true })
   if ok then return store end
   if errors.is(store, "ConfigError") and store.message:match("^no store at ") then
     errors.raise("ConfigError", "%s (check the path: the tools never create a store they read)", store.message)
@@ -110,7 +110,7 @@ function _M.open_existing(uri)
   local store = open_keyless(uri)
   if not key or readable_without_key(store) then return store end
   store:close()
-  return core.open(uri, { must_exist = true, sync = "none", cipher_key = key })
+  return recorder.open(uri, { must_exist = true, sync = "none", cipher_key = key })
 end
 
 --- Where a tool writes: FILE, or standard output for nil and `-`.

@@ -9,6 +9,7 @@ local config = require "cairn.config"
 local follow = require "cairn.follow"
 local progress = require "cairn.progress"
 local projection = require "cairn.projection"
+local recorder = require "cairn.recorder"
 local runner = require "cairn.runner"
 
 local io_stderr, io_stdout, tonumber, tostring, type = io.stderr, io.stdout, tonumber, tostring, type
@@ -108,7 +109,7 @@ end
 -- An application's existing store, with its key when it is encrypted
 -- (CAIRN_CIPHER_KEY, or <APP>_CAIRN_CIPHER_KEY).
 local function open_existing(uri, app_config)
-  return core.open(uri, { must_exist = true, sync = "none", cipher_key = app_config:get("CAIRN_CIPHER_KEY") })
+  return recorder.open(uri, { must_exist = true, sync = "none", cipher_key = app_config:get("CAIRN_CIPHER_KEY") })
 end
 
 -- The store an application of the system uses. The tools never fall back

@@ -10,7 +10,7 @@ local sandbox = require "cairn.sandbox"
 
 local type, pairs, getmetatable, rawget, select, unpack, error, tostring, require =
   type, pairs, getmetatable, rawget, select, unpack, error, tostring, require
-local is_event, event_fields, time_mt = core.is_event, core.event_fields, core.time_metatable
+local time_mt = core.time_metatable
 
 local _M = { _VERSION = "0.1.0" }
 
@@ -25,24 +25,15 @@ function _M.use_sandbox(opts)
   sb = sandbox.new(opts)
 end
 
--- A copy of v with events and aggregates turned into plain tables:
--- an event is a map of its header (topic, originator_id, originator_version,
--- timestamp) and payload fields; an aggregate a map of its fields (id,
--- version, created_on, modified_on, head and its state). Other objects stay
--- as they are, for the encoder to refuse with a SchemaError naming them.
+-- A copy of v with aggregates turned into plain tables: a map of their
+-- fields (id, version, created_on, modified_on, head and their state).
+-- Events are plain tables already. Other objects stay as they are, for the
+-- encoder to refuse with a SchemaError naming them.
 local function plain(v, depth)
   if type(v) ~= "table" or depth > MAX_DEPTH then return v end
   local mt = getmetatable(v)
   if mt == time_mt then return v end
-  if mt then
-    if is_event(v) then
-      local fields = event_fields(v)
-      fields.topic, fields.originator_id = v.topic, v.originator_id
-      fields.originator_version, fields.timestamp = v.originator_version, v.timestamp
-      return fields
-    end
-    if type(mt) ~= "table" or rawget(mt, "__events") == nil then return v end -- not an aggregate
-  end
+  if mt and (type(mt) ~= "table" or rawget(mt, "__events") == nil) then return v end -- not an aggregate
   local copy = {}
   for k, x in pairs(v) do copy[k] = plain(x, depth + 1) end
   return copy

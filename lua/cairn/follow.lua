@@ -3,13 +3,14 @@
 -- to stop. Without a wake word it polls.
 -- @module cairn.follow
 local core = require "cairn.core"
+local recorder = require "cairn.recorder"
 
-local now_us, wait, pcall, error, type = core.now_us, core.wait, pcall, error, type
+local now_us, wait, is_recorder, pcall, error = core.now_us, recorder.wait, recorder.is_recorder, pcall, error
 
 local _M = { _VERSION = "0.1.0" }
 
 --- Run step() until stopped.
--- @param stores the stores whose changes matter (at most 16)
+-- @param stores the recorders (or remote logs) whose changes matter (at most 16)
 -- @param step function() -> number of notifications processed (0: caught up)
 -- @param should_stop function() -> true to stop (checked after every step)
 -- @param[opt] opts `idle_timeout` (return after this many seconds without
@@ -28,7 +29,7 @@ function _M.loop(stores, step, should_stop, opts)
   -- a store that is not one of ours (a cairn.remote_log) cannot be waited on: poll it
   local remote_poll
   for i = 1, #stores do
-    if type(stores[i]) ~= "userdata" then
+    if not is_recorder(stores[i]) then
       local p = stores[i].poll_interval or 0.5
       if not remote_poll or p < remote_poll then remote_poll = p end
     end

@@ -1,6 +1,7 @@
 --- cairn: event sourcing for Lua. `local cairn = require "cairn"`
 -- @module cairn
 local core = require "cairn.core"
+local event = require "cairn.event"
 local aggregate = require "cairn.aggregate"
 local application = require "cairn.application"
 local projection = require "cairn.projection"
@@ -34,10 +35,10 @@ local _M = {
   SingleThreadedRunner = runner.SingleThreadedRunner,
   --- Read a notification log served over HTTP by another process: `cairn.remote_log(url [, opts])`.
   remote_log = remote_log.new,
-  --- Is v an event (a read-only event table)?
-  is_event = core.is_event,
-  --- The payload fields of an event, as a plain table.
-  event_fields = core.event_fields,
+  --- Is v shaped like an event (a table with topic, originator_id, originator_version and timestamp)?
+  is_event = event.is_event,
+  --- The payload fields of an event (everything but its header), as a new plain table.
+  event_fields = event.fields,
   --- Load a domain module again, keeping the old one if it fails (see cairn.reload).
   reload = reload.reload,
   --- Load hosted domain code without os/io/ffi/debug, with bounded calls (see cairn.sandbox).

@@ -3,24 +3,31 @@
 -- (examples/http_service) and read by `cairn.remote_log`.
 --
 -- An item: `{ id, originator_id, originator_version, topic, timestamp
--- (ISO 8601 UTC, µs), fields, forgotten (only when true), class_version (only
--- when not 1) }`.
+-- (ISO 8601 UTC, µs), fields, event_id (when the event has one), metadata
+-- (only when not empty), forgotten (only when true), class_version (only
+-- when not 1) }`. Notifications themselves are shaped by cairn.recorder.
 -- @module cairn.log_json
 local core = require "cairn.core"
+local event = require "cairn.event"
 local json = require "cairn.json"
+local recorder = require "cairn.recorder"
 local time = require "cairn.time"
 
-local type, pcall, tostring = type, pcall, tostring
-local make_event, event_fields, uuid_normalize = core.make_event, core.event_fields, core.uuid_normalize
+local type, pcall, tostring, next = type, pcall, tostring, next
+local make_event, uuid_normalize = core.make_event, core.uuid_normalize
+local event_fields, notification = event.fields, recorder.notification
 
 local _M = { _VERSION = "0.1.0" }
 
---- The item of a notification (from `log:select` or `store:read_log`).
+--- The item of a notification (from `log:select` or a recorder's `read_log`).
 function _M.item(n)
+  local ev = n.event
+  local metadata = ev.metadata
   return {
     id = n.id, originator_id = n.originator_id, originator_version = n.originator_version,
-    topic = n.topic, timestamp = time.from_seconds(n.event.timestamp):iso(),
-    fields = json.object(event_fields(n.event)), forgotten = n.forgotten,
+    topic = n.topic, timestamp = time.from_seconds(ev.timestamp):iso(),
+    fields = json.object(event_fields(ev)), forgotten = n.forgotten, event_id = ev.event_id,
+    metadata = type(metadata) == "table" and next(metadata) ~= nil and metadata or nil,
     class_version = n.class_version ~= 1 and n.class_version or nil,
   }
 end
@@ -46,12 +53,11 @@ end }
 -- versions beyond it are refused here, not reported by C as a wrapped int64).
 local function whole(v) return type(v) == "number" and v >= 0 and v % 1 == 0 and v <= 2 ^ 53 end
 
---- The notification an item describes, its event read-only like those of a
--- local log (made with `core.make_event`, so its fields are values an event
--- may carry).
+--- The notification an item describes, its event like those of a local log
+-- (made with `core.make_event`, so its fields are values an event may carry).
 -- @param rec a decoded item
--- @return[1] `{ id, originator_id, originator_version, topic, event, forgotten, class_version }`, the
---   event's encoded payload and its timestamp in µs
+-- @return[1] the notification (cairn.recorder's shape), the event's encoded
+--   payload, its timestamp in µs and its encoded metadata (nil when none)
 -- @return[2] nil, a message saying what is wrong with the item
 function _M.notification(rec)
   if type(rec) ~= "table" or rec[1] ~= nil then return nil, "expected a JSON object" end
@@ -70,13 +76,15 @@ function _M.notification(rec)
   end
   local fields = rec.fields == nil and {} or rec.fields
   if type(fields) ~= "table" then return nil, "fields must be an object" end
-  local ok, event, payload = pcall(make_event, rec.topic, id, rec.originator_version, t.us, fields)
-  if not ok then return nil, type(event) == "table" and event.message or tostring(event) end
-  return {
-    id = rec.id, originator_id = id, originator_version = rec.originator_version, topic = rec.topic,
-    event = event, forgotten = rec.forgotten == true or nil,
-    class_version = class_version ~= 1 and class_version or nil,
-  }, payload, t.us
+  if rec.metadata ~= nil and type(rec.metadata) ~= "table" then return nil, "metadata must be an object" end
+  if rec.event_id ~= nil and not (type(rec.event_id) == "string" and uuid_normalize(rec.event_id) == rec.event_id) then
+    return nil, "event_id must be a lower-case UUID"
+  end
+  local ok, ev, payload, metadata = pcall(make_event, rec.topic, id, rec.originator_version, t.us, fields,
+    false, rec.metadata, rec.event_id)
+  if not ok then return nil, type(ev) == "table" and ev.message or tostring(ev) end
+  if rec.event_id == nil then ev.event_id = nil end -- exported from a store that had no event ids
+  return notification(rec.id, ev, class_version, rec.forgotten == true), payload, t.us, metadata
 end
 
 return _M

@@ -38,7 +38,7 @@ end
 function _M:select(start, limit, opts)
   local stop, topics = _M.select_args(start, limit, opts)
   if limit == 0 or (stop and stop < start) then return {} end
-  return self.app.store:read_log(start, limit, stop, topics)
+  return self.app.store:read_log { from = start, limit = limit, stop = stop, topics = topics }
 end
 
 local function parse_section_id(section_id)
@@ -71,7 +71,7 @@ function _M:section(section_id)
   end
   local count = last - first + 1
   if count > size then count = size end
-  local items = self.app.store:read_log(first, count)
+  local items = self.app.store:read_log { from = first, limit = count }
   local section = { items = items }
   if #items > 0 or current then
     section.id = ("%d,%d"):format(first, first + count - 1)

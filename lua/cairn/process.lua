@@ -5,7 +5,6 @@
 -- @module cairn.process
 local application = require "cairn.application"
 local errors = require "cairn.errors"
-local event_batch = require "cairn.event_batch"
 local guard = require "cairn.guard"
 
 local setmetatable, getmetatable, type, error, xpcall, pcall = setmetatable, getmetatable, type, error, xpcall, pcall
@@ -45,7 +44,7 @@ end
 
 -- Record notifications up to id as processed (they caused no events).
 local function mark_processed(store, leader_name, id)
-  local ok, err = pcall(store.append, store, {}, leader_name, id)
+  local ok, err = pcall(store.append, store, {}, { tracking = { application = leader_name, id = id } })
   if not ok and not done_elsewhere(store, leader_name, id, err) then error(err, 0) end
 end
 
@@ -91,10 +90,10 @@ function Process:pull_and_process(leader_name, opts)
   while pos < max do
     local stop = pos + batch
     if stop > max then stop = max end
-    local items = event_batch.read(leader, pos + 1, stop, topics)
+    local ids, events = leader:read_events { from = pos + 1, stop = stop, topics = topics }
     local tracked = pos -- the position recorded so far
-    for i = 1, #items, event_batch.STRIDE do
-      local id, event = items[i], items[i + 1]
+    for i = 1, #ids do
+      local id, event = ids[i], events[i]
       local policy = policies[event.topic]
       local processing = policy and setmetatable({ aggregates = {},
         tracking = { application_name = leader_name, notification_id = id } }, Processing)

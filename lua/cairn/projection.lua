@@ -4,7 +4,6 @@
 local core = require "cairn.core"
 local view_mod = require "cairn.view"
 local follow = require "cairn.follow"
-local event_batch = require "cairn.event_batch"
 local errors = require "cairn.errors"
 local guard = require "cairn.guard"
 
@@ -92,14 +91,12 @@ function Runner.new(opts)
   }, Runner)
 end
 
-local STRIDE = event_batch.STRIDE
-
--- Run the handlers of items[first..last] (event_batch.read: id, event, ...);
--- state.at tracks the notification being handled, for the error message;
--- run is the projection's sandbox's, when it has one.
-local function handle(handlers, view, items, first, last, state, run)
-  for i = first, last, STRIDE do
-    local event = items[i + 1]
+-- Run the handlers of events[first..last]; state.at tracks the notification
+-- being handled, for the error message; run is the projection's sandbox's,
+-- when it has one.
+local function handle(handlers, view, events, first, last, state, run)
+  for i = first, last do
+    local event = events[i]
     local h = handlers[event.topic]
     if h then
       state.at = i
@@ -116,11 +113,11 @@ end
 -- Process notifications (pos, stop] and commit them with the position stop.
 local function process(self, pos, stop)
   local app, view, proj = self.application, self.view, self.projection
-  local items = event_batch.read(app.store, pos + 1, stop, self.topics)
+  local ids, events = app.store:read_events { from = pos + 1, stop = stop, topics = self.topics }
   local state = {}
   view:begin()
   local run = guard.runner(proj)
-  local ok, err = xpcall(handle, on_error, proj.handlers, view, items, 1, #items, state, run)
+  local ok, err = xpcall(handle, on_error, proj.handlers, view, events, 1, #events, state, run)
   if ok then
     local committed, cerr = pcall(view.commit, view, app.name, stop)
     -- another runner of this view got there first: its commit stands, go on from its position
@@ -128,15 +125,15 @@ local function process(self, pos, stop)
     then
       error(cerr, 0)
     end
-    return #items / STRIDE
+    return #events
   end
   -- nothing of the failing notification is committed; the ones before it are
   view:discard()
   local at = state.at
-  local failed_id, topic = items[at], items[at + 1].topic
+  local failed_id, topic = ids[at], events[at].topic
   if failed_id - 1 > pos then
     view:begin()
-    local ok2 = xpcall(handle, on_error, proj.handlers, view, items, 1, at - STRIDE, state, run)
+    local ok2 = xpcall(handle, on_error, proj.handlers, view, events, 1, at - 1, state, run)
     if ok2 then view:commit(app.name, failed_id - 1) else view:discard() end
   end
   local msg = ("projection %s: notification %d of %s (%s) failed: %s"):format(proj.name, failed_id, app.name,

@@ -4,10 +4,12 @@
 -- `core.http_get`.
 --
 -- The log stands where an application stands for its readers: it has a
--- `name` and a `store` (the log itself) with `max_id` and `read_log`, so a
--- `ProjectionRunner` can run a projection from it (the view tracks its
--- position under `name`, so each notification is applied once, across runs),
--- and a process application can `follow(name, log)` it.
+-- `name` and a `store` (the log itself) with the reading side of a recorder
+-- (cairn.recorder: `max_id`, `read_log`, `read_events`, `uri`, `wake_seq`,
+-- `close`, with the same options), so a `ProjectionRunner` can run a
+-- projection from it (the view tracks its position under `name`, so each
+-- notification is applied once, across runs), and a process application can
+-- `follow(name, log)` it.
 -- @module cairn.remote_log
 local core = require "cairn.core"
 local json = require "cairn.json"
@@ -17,7 +19,7 @@ local select_args = require("cairn.notification_log").select_args
 
 local setmetatable, type, floor, huge, tostring = setmetatable, type, math.floor, math.huge, tostring
 local error, ipairs, next = error, ipairs, next
-local http_get, event_fields = core.http_get, core.event_fields
+local http_get = core.http_get
 
 local _M = { _VERSION = "0.1.0", SECTION_SIZE = 10, TIMEOUT = 10, MAX_BYTES = 8 * 1024 * 1024 }
 
@@ -66,7 +68,7 @@ local function optional_id(v)
   return v == nil or (type(v) == "string" and v:match("^%d+,%d+$") ~= nil)
 end
 
---- One section, its items as notifications with read-only events.
+--- One section, its items as notifications.
 -- @param section_id `"current"` or `"FIRST,LAST"`
 -- @return `{ id, items, previous_id, next_id }`
 -- @raise StoreError (refused, not 200, malformed), TimeoutError
@@ -159,20 +161,19 @@ function RemoteLog:select(start, limit, opts)
   return read(self, start, limit, stop, topics)
 end
 
---- What runners read (the store interface): notifications, or with `flat`
--- the parts cairn.event_batch seals (id, event data with its header, ...).
-function RemoteLog:read_log(start, limit, stop, topics, flat)
-  local ns = read(self, start, limit, stop, topics)
-  if not flat then return ns end
-  local parts = {}
-  for i = 1, #ns do
-    local n = ns[i]
-    local d = event_fields(n.event)
-    d.topic, d.originator_id, d.originator_version, d.timestamp =
-      n.topic, n.originator_id, n.originator_version, n.event.timestamp
-    parts[2 * i - 1], parts[2 * i] = n.id, d
-  end
-  return parts
+--- Notifications, as a recorder's `read_log` gives them.
+-- @param[opt] q `from` (default 1), `stop`, `limit`, `topics`
+function RemoteLog:read_log(q)
+  q = q or {}
+  return read(self, q.from or 1, q.limit, q.stop, q.topics)
+end
+
+--- The log as two arrays (ids, events), as a recorder's `read_events` gives them.
+function RemoteLog:read_events(q)
+  local ns = self:read_log(q)
+  local ids, events = {}, {}
+  for i = 1, #ns do ids[i], events[i] = ns[i].id, ns[i].event end
+  return ids, events
 end
 
 --- Nothing to close (each request has its own connection).

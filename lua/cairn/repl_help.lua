@@ -2,6 +2,7 @@
 -- from its fields and its metatable's methods, with words for the values
 -- the REPL binds (`app`, `store`, views, aggregates).
 -- @module cairn.repl_help
+local recorder = require "cairn.recorder"
 local repl_show = require "cairn.repl_show"
 local view = require "cairn.view"
 
@@ -31,8 +32,9 @@ Bound here:
            app.log:select(start, limit [, { topics = {...} }])   notifications
            app.log:section("1,10")   app:max_notification_id()
            app:save(agg, ...)   app.snapshots:get(id)   app:take_snapshot(id)   app:forget(id)
-  store  the store itself: store:stat(), store:max_id(), store:read_log(from, n),
-           store:read_stream(id), store:verify(), store:tracking_max(app_name)
+  store  the store itself (a cairn.recorder): store:stat(), store:max_id(),
+           store:read_log { from = 1, limit = n }, store:read_stream(id), store:verify(),
+           store:tracking_max(app_name)
   cairn.view(store, "Name")   a view in the store (get, scan, max_tracking_id)]]
 
 local NOT_BOUND = [[
@@ -52,8 +54,8 @@ local ABOUT = {
     .. "value), max_tracking_id(app_name), wait(app_name, id, timeout_s)",
   aggregate = "an aggregate: change it with its command methods, then app:save(it); collect_events() "
     .. "takes its pending events, discard() ends it",
-  store = "a store: stat(), max_id(), read_log(from, limit), read_stream(id), verify(), "
-    .. "tracking_max(app_name), uri(), close()",
+  store = "a store: stat(), max_id(), read_log { from =, stop =, limit =, topics = }, "
+    .. "read_stream(id [, { after =, upto =, limit =, reverse = }]), verify(), tracking_max(app_name), uri(), close()",
 }
 
 -- Every name reachable from v: its own keys and its __index tables'.
@@ -82,7 +84,7 @@ end
 local function kind_of(v)
   if repl_show.is_aggregate(v) then return "aggregate" end
   if type(v) == "table" and getmetatable(v) == view.View then return "view" end
-  if type(v) == "userdata" and tostring(v):match("^cairn%.store%(") then return "store" end
+  if recorder.is_recorder(v) then return "store" end
 end
 
 --- What `help(v)` prints: what v is, then its fields and methods.

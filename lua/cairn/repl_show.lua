@@ -2,6 +2,7 @@
 -- first keys, lists of notifications as a compact table, timestamps as
 -- ISO 8601 with µs; everything else as readable Lua (cairn.inspect).
 -- @module cairn.repl_show
+local event = require "cairn.event"
 local inspect = require "cairn.inspect"
 local time = require "cairn.time"
 local view = require "cairn.view"
@@ -9,6 +10,7 @@ local view = require "cairn.view"
 local type, pairs, tostring, select, setmetatable = type, pairs, tostring, select, setmetatable
 local getmetatable = debug.getmetatable
 local concat, floor, ipairs, pcall = table.concat, math.floor, ipairs, pcall
+local event_fields = event.fields
 
 local _M = { _VERSION = "0.1.0" }
 
@@ -100,18 +102,7 @@ local function show_notifications(list)
   local rows = { { "id", "topic", "version", "originator_id", "fields" } }
   for i = 1, #list do
     local n = list[i]
-    local fields = {}
-    local event = n.event
-    if type(event) == "table" then
-      local mt = getmetatable(event)
-      local shown = type(mt) == "table" and type(mt.__cairn_inspect) == "function" and mt.__cairn_inspect(event)
-        or event
-      for k, v in pairs(shown) do
-        if k ~= "topic" and k ~= "originator_id" and k ~= "originator_version" and k ~= "timestamp" then
-          fields[k] = v
-        end
-      end
-    end
+    local fields = type(n.event) == "table" and event_fields(n.event) or {}
     rows[#rows + 1] = { tostring(n.id), n.topic, tostring(n.originator_version), tostring(n.originator_id),
       n.forgotten and "(forgotten)" or inspect.inspect(fields, { width = 1e9, depth = 2 }) }
   end

@@ -41,13 +41,14 @@ function _M:get(id, opts)
   -- start from the newest snapshot at or below the version, if any
   local agg, after
   if self.app.snapshotting then
-    local state, snap_version, class_version, snap_head, ts, class_name = store:read_snapshot(id, version)
-    if state then
-      agg = aggregate.from_snapshot(class_name, id, snap_version, class_version, state, ts, snap_head)
-      after = snap_version
+    local snap = store:read_snapshot(id, version and { upto = version })
+    if snap then
+      agg = aggregate.from_snapshot(snap.class_name, id, snap.version, snap.class_version, snap.state,
+        snap.timestamp_us, snap.head)
+      after = snap.version
     end
   end
-  local events, head = store:read_stream(id, after, version, false, nil, true)
+  local events, head = store:read_stream(id, { after = after, upto = version, replay = true })
   local discarded
   if agg then
     agg, discarded = aggregate.replay(events, agg)
@@ -72,7 +73,8 @@ end
 function _M:contains(id)
   local canonical = uuid_normalize(id)
   if not canonical then return false end
-  local ok, events = pcall(self.app.store.read_stream, self.app.store, canonical, nil, nil, true, 1, true)
+  local ok, events = pcall(self.app.store.read_stream, self.app.store, canonical,
+    { reverse = true, limit = 1, replay = true })
   if not ok then
     if errors.is(events, "AggregateNotFound") then return false end -- forgotten
     error(events, 0)

@@ -14,9 +14,10 @@ end
 -- @return `{ version = v, class_version = c, state = {…}, head = hash, timestamp = seconds }`, or nil
 function _M:get(id, opts)
   local canonical = self.app.repository:check_id(id)
-  local state, version, class_version, head, ts = self.app.store:read_snapshot(canonical, opts and opts.version)
-  if not state then return nil end
-  return { version = version, class_version = class_version, state = state, head = head, timestamp = ts / 1e6 }
+  local snap = self.app.store:read_snapshot(canonical, opts and opts.version and { upto = opts.version })
+  if not snap then return nil end
+  return { version = snap.version, class_version = snap.class_version, state = snap.state, head = snap.head,
+           timestamp = snap.timestamp_us / 1e6 }
 end
 
 return _M

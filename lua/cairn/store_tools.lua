@@ -2,8 +2,10 @@
 -- @module cairn.store_tools
 local core = require "cairn.core"
 local errors = require "cairn.errors"
+local event = require "cairn.event"
 local json = require "cairn.json"
 local log_json = require "cairn.log_json"
+local recorder = require "cairn.recorder"
 local time = require "cairn.time"
 local cli = require "cairn.cli"
 local cli_store = require "cairn.cli_store"
@@ -82,9 +84,9 @@ local function iso(us)
   return time.from_us(us):iso()
 end
 
-local function fields_json(n)
-  if n.forgotten then return "(forgotten)" end
-  return json.encode(json.object(core.event_fields(n.event or n)))
+local function fields_json(ev, forgotten)
+  if forgotten then return "(forgotten)" end
+  return json.encode(json.object(event.fields(ev)))
 end
 
 local function events_cmd(args)
@@ -125,11 +127,11 @@ local function log_cmd(args)
   local store = open_existing(uri)
   local left = limit
   while left > 0 do
-    local page = store:read_log(from, left < PAGE and left or PAGE)
+    local page = store:read_log { from = from, limit = left < PAGE and left or PAGE }
     for i = 1, #page do
       local n = page[i]
       io_write(("%d\t%s\t%d\t%s\t%s\n"):format(n.id, n.originator_id, n.originator_version, n.topic,
-        fields_json(n)))
+        fields_json(n.event, n.forgotten)))
     end
     if #page == 0 then break end
     left = left - #page
@@ -160,7 +162,7 @@ local function export_cmd(args)
     local bar = progress.new("exporting", "events")
     local from, buf = 1, {}
     while true do
-      local page = store:read_log(from, PAGE)
+      local page = store:read_log { from = from, limit = PAGE }
       if #page == 0 then break end
       for i = 1, #page do
         buf[i] = json.encode(log_json.item(page[i]))
@@ -206,7 +208,7 @@ local function import_cmd(args)
       count = count + 1
       if rec.id ~= count then bad_line(line_no, "notification id %s should be %d (ids start at 1, no gaps)",
         tostring(rec.id), count) end
-      local n, payload, us = log_json.notification(rec)
+      local n, payload, us, metadata = log_json.notification(rec)
       if not n then bad_line(line_no, "%s", payload) end
       local id = n.originator_id
       local last = last_version[id]
@@ -218,9 +220,8 @@ local function import_cmd(args)
         bad_line(line_no, "aggregate %s version %d was forgotten: its fields are gone, so it cannot be imported",
           id, n.originator_version)
       end
-      local b = #batch
-      batch[b + 1], batch[b + 2], batch[b + 3], batch[b + 4], batch[b + 5], batch[b + 6] =
-        id, n.originator_version, us, n.topic, payload, n.class_version or 1
+      recorder.add(batch, #batch, id, n.originator_version, us, n.topic, payload, n.class_version or 1,
+        n.event.event_id, metadata)
     end
   end
   bar:finish()
@@ -229,7 +230,7 @@ local function import_cmd(args)
     errors.raise("SchemaError", "nothing to import: the input %s no events (an export writes one JSON object per line)",
       line_no == 0 and "is empty, so it holds" or "holds")
   end
-  local store = core.open(uri, { sync = "full", cipher_key = os.getenv("CAIRN_CIPHER_KEY"),
+  local store = recorder.open(uri, { sync = "full", cipher_key = os.getenv("CAIRN_CIPHER_KEY"),
                                      compressor = os.getenv("CAIRN_COMPRESSOR") })
   if store:max_id() ~= 0 then
     store:close()
@@ -242,7 +243,7 @@ local function import_cmd(args)
     local chunk = {}
     for i = start, math.min(start + CHUNK - 1, #batch) do chunk[#chunk + 1] = batch[i] end
     local first = store:append(chunk)
-    local expected = (start - 1) / 6 + 1
+    local expected = (start - 1) / recorder.STRIDE + 1
     if first ~= expected then
       store:close()
       errors.raise("StoreError", "import gave id %d to notification %d; another writer is using %s",

@@ -8,8 +8,9 @@
 -- @module cairn.view
 local core = require "cairn.core"
 local errors = require "cairn.errors"
+local recorder = require "cairn.recorder"
 
-local setmetatable, getmetatable, type, pairs = setmetatable, getmetatable, type, pairs
+local setmetatable, type, pairs = setmetatable, type, pairs
 local tostring, error = tostring, error
 local sort, encode, now_us = table.sort, core.encode, core.now_us
 
@@ -21,12 +22,7 @@ _M.View = View
 -- a deleted key in the pending writes
 local DELETED = setmetatable({}, { __tostring = function() return "<deleted>" end })
 
--- the metatable of open stores (lua_store.c registers it as "cairn.store")
-local STORE_MT = debug.getregistry()["cairn.store"]
-
-local function is_store(v)
-  return type(v) == "userdata" and getmetatable(v) == STORE_MT
-end
+local is_store = recorder.is_recorder
 
 --- Open a view.
 -- @param target a store URI (`lmdb:PATH`, `memory:`), an open store, or an application (its store)
@@ -38,7 +34,7 @@ function _M.open(target, name, opts)
   end
   local store, owned
   if type(target) == "string" then
-    store = core.open(target, { sync = opts and opts.sync, map_size = opts and opts.map_size,
+    store = recorder.open(target, { sync = opts and opts.sync, map_size = opts and opts.map_size,
                                 cipher_key = opts and opts.cipher_key })
     owned = true
   elseif type(target) == "table" and is_store(target.store) then
@@ -58,7 +54,7 @@ local function check_key(key, fname)
 end
 
 local function commit(self, ops, app, id)
-  self.store:view_write(self.name, ops, app, id)
+  self.store:view_write(self.name, ops, app and { application = app, id = id })
 end
 
 --- The value of key, or nil.
@@ -140,7 +136,7 @@ function View:scan(prefix)
   local function stored_next()
     if at > #page then
       if done then return nil end
-      page = store:view_scan(name, prefix, after, PAGE)
+      page = store:view_scan(name, { prefix = prefix, after = after, limit = PAGE })
       at = 1
       if #page < 2 * PAGE then done = true end
       if #page == 0 then return nil end
@@ -192,7 +188,7 @@ function View:wait(app_name, id, timeout_s)
       errors.raise("TimeoutError", "view %s did not reach notification %d of %s within %gs (it is at %d)",
         self.name, id, app_name, timeout_s, at)
     end
-    core.wait(stores, seen, left < 1 and left or 1, 0.005)
+    recorder.wait(stores, seen, left < 1 and left or 1, 0.005)
   end
 end
 

@@ -46,19 +46,6 @@ static int fail(cairn_runtime *rt, int rc, const char *fmt, ...)
     return rc;
 }
 
-static int code_of_kind(const char *kind)
-{
-    static const struct { const char *kind; int rc; } kinds[] = {
-        { "ConcurrencyError", CAIRN_CONFLICT }, { "AggregateNotFound", CAIRN_NOTFOUND },
-        { "IntegrityError", CAIRN_CORRUPT },    { "SchemaError", CAIRN_SCHEMA },
-        { "ConfigError", CAIRN_CONFIG },        { "StoreError", CAIRN_STORE },
-        { "TimeoutError", ETIMEDOUT },     { "SandboxError", CAIRN_SANDBOX },
-    };
-    for (size_t i = 0; i < sizeof kinds / sizeof kinds[0]; i++)
-        if (strcmp(kind, kinds[i].kind) == 0) return kinds[i].rc;
-    return CAIRN_LUA;
-}
-
 /* What an entry point hands its protected body, and gets back. */
 typedef struct {
     cairn_runtime *rt;
@@ -98,7 +85,7 @@ static void take_error(lua_State *L, job *j, int status)
         if (lua_type(L, -3) == LUA_TSTRING && lua_type(L, -2) == LUA_TSTRING) {
             kind = lua_tostring(L, -3);
             msg = lua_tostring(L, -2);
-            rc = code_of_kind(kind);
+            rc = cairn_error_code(kind);
             if (rc == CAIRN_STORE && lua_type(L, -1) == LUA_TNUMBER && lua_tointeger(L, -1) != 0)
                 rc = (int)lua_tointeger(L, -1);
         }

@@ -17,6 +17,7 @@
 #include "lua_error.h"
 #include "lua_event.h"
 #include "lua_follow.h"
+#include "lua_gather.h"
 #include "lua_http.h"
 #include "lua_limits.h"
 #include "lua_store.h"
@@ -126,15 +127,9 @@ static int lisatty(lua_State *L)
     return 1;
 }
 
-static int lmake_error(lua_State *L)
-{
-    cairn_lua_push_error(L, luaL_checkstring(L, 1), luaL_checkstring(L, 2));
-    return 1;
-}
-
 int luaopen_cairn_core(lua_State *L)
 {
-    if (cairn_crypto_init() != 0) return luaL_error(L, "cairn: libsodium failed to initialise");
+    if (cairn_crypto_init() != 0) return cairn_lua_raise(L, CAIRN_STORE, "cairn: libsodium failed to initialise");
     static const luaL_Reg fns[] = {
         { "encode", lencode },
         { "keygen", lkeygen },
@@ -145,10 +140,10 @@ int luaopen_cairn_core(lua_State *L)
         { "uuid_normalize", luuid_normalize },
         { "now_us", lnow_us },
         { "random_bytes", lrandom_bytes },
-        { "make_error", lmake_error },
         { NULL, NULL },
     };
     cairn_lua_error_init(L);
+    cairn_lua_gather_init(L);
     luaL_newmetatable(L, CAIRN_TIME_MT);
     lua_pop(L, 1);
     lua_newtable(L);

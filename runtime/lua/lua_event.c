@@ -7,45 +7,6 @@
 #include "lua_event.h"
 #include "uuid.h"
 
-/* registry keys of the shared metamethods */
-static char readonly_key, inspect_key, versions_key, upcaster_key;
-
-static int event_newindex(lua_State *L)
-{
-    const char *k = lua_tostring(L, 2);
-    return luaL_error(L, "events are read-only (cannot set '%s')", k ? k : "?");
-}
-
-static int is_meta_key(const char *k, size_t len)
-{
-    return len >= 2 && k[0] == '_' && k[1] == '_';
-}
-
-/* A plain copy of an event's fields; with_header keeps topic, ids and timestamp. */
-static void push_fields(lua_State *L, int data, int with_header)
-{
-    lua_newtable(L);
-    lua_pushnil(L);
-    while (lua_next(L, data)) {
-        size_t len;
-        const char *k = lua_type(L, -2) == LUA_TSTRING ? lua_tolstring(L, -2, &len) : NULL;
-        int skip = k && (is_meta_key(k, len) ||
-                         (!with_header && (strcmp(k, "topic") == 0 || strcmp(k, "originator_id") == 0 ||
-                                           strcmp(k, "originator_version") == 0 || strcmp(k, "timestamp") == 0)));
-        if (skip) { lua_pop(L, 1); continue; }
-        lua_pushvalue(L, -2);
-        lua_insert(L, -2);
-        lua_rawset(L, -4);
-    }
-}
-
-static int event_inspect(lua_State *L)
-{
-    if (!lua_getmetatable(L, 1)) return 0;
-    push_fields(L, lua_gettop(L), 1);
-    return 1;
-}
-
 void cairn_event_keys_push(lua_State *L, cairn_event_keys *k)
 {
     lua_checkstack(L, EV_SLOTS + 8);
@@ -54,228 +15,210 @@ void cairn_event_keys_push(lua_State *L, cairn_event_keys *k)
     lua_pushliteral(L, "originator_id");
     lua_pushliteral(L, "originator_version");
     lua_pushliteral(L, "timestamp");
-    lua_pushliteral(L, "__index");
-    lua_pushliteral(L, "__newindex");
-    lua_pushlightuserdata(L, &readonly_key);
-    lua_rawget(L, LUA_REGISTRYINDEX);
-    lua_pushliteral(L, "__cairn_inspect");
-    lua_pushlightuserdata(L, &inspect_key);
-    lua_rawget(L, LUA_REGISTRYINDEX);
-    lua_pushliteral(L, "id");
-    lua_pushliteral(L, "event");
-    lua_pushlightuserdata(L, &versions_key);
-    lua_rawget(L, LUA_REGISTRYINDEX);
-    lua_pushlightuserdata(L, &upcaster_key);
-    lua_rawget(L, LUA_REGISTRYINDEX);
+    lua_pushliteral(L, "event_id");
+    lua_pushliteral(L, "metadata");
+    for (int i = 0; i < EV_TOPICS_N; i++) {
+        lua_pushnil(L);
+        k->topic[i] = NULL;
+        k->topic_len[i] = 0;
+    }
+    k->next_topic = 0;
 }
 
-static void set_slot(lua_State *L, const cairn_event_keys *k, int key, int value_slot)
+/* Push the topic string, from the cache when it is one of the recent ones.
+ * The cached pointers must stay valid while k is in use (a gather's bytes,
+ * make_event's argument). */
+static void push_topic(lua_State *L, cairn_event_keys *k, const char *topic, size_t len)
 {
-    lua_pushvalue(L, EV_KEY(k, key));
-    lua_pushvalue(L, EV_KEY(k, value_slot));
-    lua_rawset(L, -3);
+    for (int i = 0; i < EV_TOPICS_N; i++)
+        if (k->topic[i] && k->topic_len[i] == len && memcmp(k->topic[i], topic, len) == 0) {
+            lua_pushvalue(L, EV_KEY(k, EV_TOPICS + i));
+            return;
+        }
+    int i = k->next_topic;
+    k->next_topic = (i + 1) % EV_TOPICS_N;
+    lua_pushlstring(L, topic, len);
+    lua_pushvalue(L, -1);
+    lua_replace(L, EV_KEY(k, EV_TOPICS + i));
+    k->topic[i] = topic;
+    k->topic_len[i] = len;
 }
 
-/* Finish an event: the data table at -1 becomes the metatable of a new proxy,
- * which replaces it on the stack. */
-static void seal_event(lua_State *L, const cairn_event_keys *k)
+static int is_zero(const uint8_t id[16])
 {
-    lua_pushvalue(L, EV_KEY(k, EV_INDEX));
-    lua_pushvalue(L, -2);
-    lua_rawset(L, -3);
-    set_slot(L, k, EV_NEWINDEX, EV_READONLY_FN);
-    set_slot(L, k, EV_INSPECT, EV_INSPECT_FN);
-    lua_createtable(L, 0, 0);
-    lua_insert(L, -2);
-    lua_setmetatable(L, -2);
+    for (int i = 0; i < 16; i++)
+        if (id[i]) return 0;
+    return 1;
+}
+
+static void push_uuid(lua_State *L, const uint8_t id[16])
+{
+    char s[CAIRN_UUID_STRLEN];
+    cairn_uuid_format(id, s);
+    lua_pushlstring(L, s, sizeof s);
 }
 
 /* Add topic, originator_id, originator_version and timestamp to the table at -1. */
-static void set_header(lua_State *L, const cairn_event_keys *k, const cairn_record *rec, int id_idx)
+static void set_header(lua_State *L, cairn_event_keys *k, const char *topic, size_t topic_len, int id_idx,
+                       const uint8_t stream_id[16], uint64_t version, int64_t timestamp_us)
 {
     lua_pushvalue(L, EV_KEY(k, EV_TOPIC));
-    lua_pushlstring(L, rec->topic, rec->topic_len);
+    push_topic(L, k, topic, topic_len);
     lua_rawset(L, -3);
     lua_pushvalue(L, EV_KEY(k, EV_ORIGINATOR_ID));
-    if (id_idx) {
-        lua_pushvalue(L, id_idx);
-    } else {
-        char id[CAIRN_UUID_STRLEN];
-        cairn_uuid_format(rec->stream_id, id);
-        lua_pushlstring(L, id, sizeof id);
-    }
+    if (id_idx) lua_pushvalue(L, id_idx);
+    else push_uuid(L, stream_id);
     lua_rawset(L, -3);
     lua_pushvalue(L, EV_KEY(k, EV_ORIGINATOR_VERSION));
-    lua_pushnumber(L, (lua_Number)rec->version);
+    lua_pushnumber(L, (lua_Number)version);
     lua_rawset(L, -3);
     lua_pushvalue(L, EV_KEY(k, EV_TIMESTAMP));
-    lua_pushnumber(L, (lua_Number)rec->timestamp_us / 1e6);
+    lua_pushnumber(L, (lua_Number)timestamp_us / 1e6);
     lua_rawset(L, -3);
 }
 
-/* Replace the fields table at -1 by what the upcaster makes of it, when the
- * record's class version is older than its event class's. */
-static int upcast(lua_State *L, const cairn_event_keys *k, const cairn_record *rec)
+/* Set event.metadata to a table decoded from the msgpack map p (empty when len is 0). */
+static int set_metadata(lua_State *L, const cairn_event_keys *k, const uint8_t *p, size_t len)
 {
-    /* class version 0: an event just triggered, at its class's current version */
-    if (rec->class_version == 0 || !lua_istable(L, EV_KEY(k, EV_VERSIONS))) return CAIRN_OK;
-    lua_pushlstring(L, rec->topic, rec->topic_len);
-    lua_rawget(L, EV_KEY(k, EV_VERSIONS));
-    unsigned current = lua_isnumber(L, -1) ? (unsigned)lua_tonumber(L, -1) : 0;
-    lua_pop(L, 1);
-    if (current == 0 || current == rec->class_version) return CAIRN_OK;
-    lua_pushvalue(L, EV_KEY(k, EV_UPCASTER));
-    lua_pushlstring(L, rec->topic, rec->topic_len);
-    lua_pushnumber(L, rec->class_version);
-    lua_pushvalue(L, -4);
-    lua_pushnumber(L, (lua_Number)rec->version);
-    if (lua_pcall(L, 4, 1, 0) != 0) {
-        lua_replace(L, -2); /* the error replaces the fields */
-        return CAIRN_LUA_ERRORED;
+    lua_pushvalue(L, EV_KEY(k, EV_METADATA));
+    lua_createtable(L, 0, len && (p[0] & 0xf0) == 0x80 ? p[0] & 0x0f : 0);
+    if (len) {
+        int rc = cairn_codec_decode_into(L, p, len, -1);
+        if (rc) { lua_pop(L, 2); return rc; }
     }
-    lua_replace(L, -2);
+    lua_rawset(L, -3);
     return CAIRN_OK;
 }
 
-int cairn_lua_push_event(lua_State *L, const cairn_event_keys *k, const cairn_record *rec, int id_idx, int plain)
+int cairn_lua_push_event(lua_State *L, cairn_event_keys *k, const cairn_gather *g, const cairn_gathered *r,
+                         int id_idx, cairn_event_kind kind)
 {
-    /* room for the fields (a fixmap's count), the header and, unless plain,
-     * the metamethods, so the table is never rehashed while it is filled */
-    int fields = rec->payload_len && (rec->payload[0] & 0xf0) == 0x80 ? rec->payload[0] & 0x0f : 4;
-    lua_createtable(L, 0, fields + (plain == 1 ? 4 : 7));
-    if (rec->payload) {
-        int rc = cairn_codec_decode_into(L, rec->payload, rec->payload_len, -1);
+    const uint8_t *payload = (const uint8_t *)cairn_gather_bytes(g, r->payload);
+    /* room for the fields (a fixmap's count) and the header, so the table is
+     * never rehashed while it is filled */
+    int fields = r->has_payload && r->payload_len && (payload[0] & 0xf0) == 0x80 ? payload[0] & 0x0f : 4;
+    lua_createtable(L, 0, fields + (kind == CAIRN_EVENT_FULL ? 6 : 4));
+    if (r->has_payload) {
+        int rc = cairn_codec_decode_into(L, payload, r->payload_len, -1);
         if (rc) { lua_pop(L, 1); return rc; }
-        rc = upcast(L, k, rec);
-        if (rc) return rc;
     }
-    set_header(L, k, rec, id_idx);
-    if (!plain) seal_event(L, k);
+    set_header(L, k, cairn_gather_bytes(g, r->topic), r->topic_len, id_idx, r->stream_id, r->version,
+               r->timestamp_us);
+    if (kind == CAIRN_EVENT_FULL) {
+        if (!is_zero(r->event_id)) { /* records written before event ids have none */
+            lua_pushvalue(L, EV_KEY(k, EV_EVENT_ID));
+            push_uuid(L, r->event_id);
+            lua_rawset(L, -3);
+        }
+        int rc = set_metadata(L, k, (const uint8_t *)cairn_gather_bytes(g, r->metadata), r->metadata_len);
+        if (rc) { lua_pop(L, 1); return rc; }
+    }
     return CAIRN_OK;
 }
 
-static const char *const reserved[] = { "topic", "originator_id", "originator_version", "timestamp" };
+/* Names an event's payload fields may not take: its header, and __ names. */
+static const char *const reserved[] = { "topic", "originator_id", "originator_version", "timestamp",
+                                        "event_id", "metadata" };
 
-/* core.make_event(topic, originator_id, version, timestamp_us, fields [, fresh]) -> event, payload
- * Encodes the fields now, so a value that cannot be stored fails at trigger
- * time, and builds the event from the encoded bytes, so apply functions see
- * exactly what a later replay will see. When the caller built the fields
- * table itself (fresh) and it holds no tables, decoding would give back the
- * same values, so the table itself becomes the event's data. */
+static int is_meta_key(const char *k, size_t len)
+{
+    return len >= 2 && k[0] == '_' && k[1] == '_';
+}
+
+/* Encode the table at idx and push the bytes; raises SchemaError naming root. */
+static void push_encoded(lua_State *L, int idx, const char *root)
+{
+    const uint8_t *bytes;
+    size_t len;
+    char err[600];
+    int rc = cairn_codec_encode(L, cairn_codec_get(L), idx, root, &bytes, &len, err, sizeof err);
+    if (rc) cairn_lua_raise_rc(L, rc, err); /* the codec holds nothing once it returns */
+    lua_pushlstring(L, (const char *)bytes, len);
+}
+
+/* core.make_event(topic, originator_id, version, timestamp_us, fields [, fresh [, metadata [, event_id]]])
+ *   -> event, payload, metadata bytes (nil when there is no metadata), the event id's 16 bytes
+ * Encodes the fields (and metadata) now, so a value that cannot be stored
+ * fails at trigger time, and builds the event from the encoded bytes, so
+ * apply functions see exactly what a later replay will see. When the caller
+ * built the fields table itself (fresh) and it holds no tables, decoding
+ * would give back the same values, so the table itself becomes the event.
+ * Without event_id (a UUID string, e.g. from an import) the event gets a
+ * random one. */
 static int lmake_event(lua_State *L)
 {
-    size_t topic_len, id_len;
+    size_t topic_len, id_len, eid_len = 0;
     const char *topic = luaL_checklstring(L, 1, &topic_len);
     const char *id = luaL_checklstring(L, 2, &id_len);
     lua_Number version = luaL_checknumber(L, 3);
     lua_Number ts = luaL_checknumber(L, 4);
     luaL_checktype(L, 5, LUA_TTABLE);
     int reuse = lua_toboolean(L, 6);
-    lua_settop(L, 5);
-    cairn_record rec;
-    memset(&rec, 0, sizeof rec);
-    if (!cairn_uuid_is_canonical(id, id_len) || cairn_uuid_parse(id, id_len, rec.stream_id) != 0)
-        return cairn_lua_raise(L, "SchemaError", "aggregate id '%s' is not a lower-case UUID", id);
+    if (!lua_isnoneornil(L, 7)) luaL_checktype(L, 7, LUA_TTABLE);
+    const char *eid = lua_isnoneornil(L, 8) ? NULL : luaL_checklstring(L, 8, &eid_len);
+    lua_settop(L, 8);
+    uint8_t stream_id[16], event_id[16];
+    if (!cairn_uuid_is_canonical(id, id_len) || cairn_uuid_parse(id, id_len, stream_id) != 0)
+        return cairn_lua_raise(L, CAIRN_SCHEMA, "aggregate id '%s' is not a lower-case UUID", id);
     if (version < 0 || version != (lua_Number)(uint64_t)version)
-        return cairn_lua_raise(L, "SchemaError", "%s: version must be a whole number >= 0", topic);
+        return cairn_lua_raise(L, CAIRN_SCHEMA, "%s: version must be a whole number >= 0", topic);
     if (topic_len == 0 || topic_len > CAIRN_TOPIC_MAX)
-        return cairn_lua_raise(L, "SchemaError", "event topic must be 1 to %d bytes", CAIRN_TOPIC_MAX);
+        return cairn_lua_raise(L, CAIRN_SCHEMA, "event topic must be 1 to %d bytes", CAIRN_TOPIC_MAX);
+    if (!(ts >= -9223372036854775808.0 && ts < 9223372036854775808.0))
+        return cairn_lua_raise(L, CAIRN_SCHEMA, "%s: the timestamp is out of range", topic);
+    if (eid && (!cairn_uuid_is_canonical(eid, eid_len) || cairn_uuid_parse(eid, eid_len, event_id) != 0))
+        return cairn_lua_raise(L, CAIRN_SCHEMA, "%s: event_id '%s' is not a lower-case UUID", topic, eid);
+    if (!eid) cairn_uuid_v4(event_id);
     lua_pushnil(L);
     while (lua_next(L, 5)) {
         if (lua_type(L, -1) == LUA_TTABLE) reuse = 0;
         lua_pop(L, 1);
         if (lua_type(L, -1) != LUA_TSTRING)
-            return cairn_lua_raise(L, "SchemaError", "%s: event fields must have string names", topic);
+            return cairn_lua_raise(L, CAIRN_SCHEMA, "%s: event fields must have string names", topic);
         size_t len;
         const char *k = lua_tolstring(L, -1, &len);
         for (size_t i = 0; i < sizeof reserved / sizeof *reserved; i++)
             if (strcmp(k, reserved[i]) == 0 || is_meta_key(k, len))
-                return cairn_lua_raise(L, "SchemaError", "%s: field name '%s' is reserved", topic, k);
+                return cairn_lua_raise(L, CAIRN_SCHEMA, "%s: field name '%s' is reserved", topic, k);
     }
-    cairn_codec *c = cairn_codec_get(L);
-    const uint8_t *payload;
-    size_t payload_len;
-    char err[600];
-    int rc = cairn_codec_encode(L, c, 5, topic, &payload, &payload_len, err, sizeof err);
-    if (rc) return cairn_lua_raise_rc(L, rc, err);
-    lua_pushlstring(L, (const char *)payload, payload_len);
-    rec.version = (uint64_t)version;
-    rec.timestamp_us = (int64_t)ts;
-    rec.topic = topic;
-    rec.topic_len = topic_len;
-    rec.payload = (const uint8_t *)lua_tostring(L, -1);
-    rec.payload_len = payload_len;
+    push_encoded(L, 5, topic);                          /* 9: payload */
+    int has_metadata = !lua_isnoneornil(L, 7);
+    if (has_metadata) {
+        lua_pushnil(L);
+        has_metadata = lua_next(L, 7) != 0;              /* an empty table is no metadata */
+        if (has_metadata) lua_pop(L, 2);
+    }
+    if (has_metadata) push_encoded(L, 7, "metadata");   /* 10: metadata bytes */
+    else lua_pushnil(L);
     cairn_event_keys keys;
     cairn_event_keys_push(L, &keys);
     if (reuse) {
         lua_pushvalue(L, 5);
-        set_header(L, &keys, &rec, 2);
-        seal_event(L, &keys);
     } else {
-        rc = cairn_lua_push_event(L, &keys, &rec, 2, 0);
-        if (rc) return cairn_lua_raise_rc(L, rc, "an event could not be decoded after encoding");
+        size_t len;
+        const uint8_t *payload = (const uint8_t *)lua_tolstring(L, 9, &len);
+        lua_createtable(L, 0, (len && (payload[0] & 0xf0) == 0x80 ? payload[0] & 0x0f : 4) + 6);
+        if (cairn_codec_decode_into(L, payload, len, -1) != CAIRN_OK)
+            return cairn_lua_raise(L, CAIRN_CORRUPT, "%s: the fields could not be decoded after encoding", topic);
     }
-    lua_replace(L, keys.base);       /* event */
-    lua_settop(L, keys.base);
-    lua_insert(L, -2);               /* event, payload */
-    return 2;
-}
-
-/* core.event_fields(event) -> a plain table of the payload fields, or nil if not an event */
-static int levent_fields(lua_State *L)
-{
-    if (!lua_getmetatable(L, 1)) return 0;
-    lua_getfield(L, -1, "__newindex");
-    lua_pushlightuserdata(L, &readonly_key);
-    lua_rawget(L, LUA_REGISTRYINDEX);
-    if (!lua_rawequal(L, -1, -2)) return 0;
-    lua_pop(L, 2);
-    push_fields(L, lua_gettop(L), 0);
-    return 1;
-}
-
-/* core.set_upcaster(versions, fn): versions maps topics to their current
- * class version; fn(topic, stored_version, fields, aggregate_version) returns
- * the fields upcast to the current version (or raises). */
-static int lset_upcaster(lua_State *L)
-{
-    luaL_checktype(L, 1, LUA_TTABLE);
-    luaL_checktype(L, 2, LUA_TFUNCTION);
-    lua_pushlightuserdata(L, &versions_key);
-    lua_pushvalue(L, 1);
-    lua_rawset(L, LUA_REGISTRYINDEX);
-    lua_pushlightuserdata(L, &upcaster_key);
-    lua_pushvalue(L, 2);
-    lua_rawset(L, LUA_REGISTRYINDEX);
-    return 0;
-}
-
-static int lis_event(lua_State *L)
-{
-    int yes = 0;
-    if (lua_type(L, 1) == LUA_TTABLE && lua_getmetatable(L, 1)) {
-        lua_getfield(L, -1, "__newindex");
-        lua_pushlightuserdata(L, &readonly_key);
-        lua_rawget(L, LUA_REGISTRYINDEX);
-        yes = lua_rawequal(L, -1, -2);
-    }
-    lua_pushboolean(L, yes);
-    return 1;
+    set_header(L, &keys, topic, topic_len, 2, stream_id, (uint64_t)version, (int64_t)ts);
+    lua_pushvalue(L, EV_KEY(&keys, EV_EVENT_ID));
+    push_uuid(L, event_id);
+    lua_rawset(L, -3);
+    size_t mlen = 0;
+    const uint8_t *meta = has_metadata ? (const uint8_t *)lua_tolstring(L, 10, &mlen) : NULL;
+    if (set_metadata(L, &keys, meta, mlen) != CAIRN_OK)
+        return cairn_lua_raise(L, CAIRN_CORRUPT, "%s: the metadata could not be decoded after encoding", topic);
+    lua_replace(L, 8);      /* event */
+    lua_settop(L, 10);      /* event, payload, metadata bytes */
+    lua_pushlstring(L, (const char *)event_id, sizeof event_id);
+    return 4;
 }
 
 void cairn_lua_event_init(lua_State *L)
 {
-    lua_pushlightuserdata(L, &readonly_key);
-    lua_pushcfunction(L, event_newindex);
-    lua_rawset(L, LUA_REGISTRYINDEX);
-    lua_pushlightuserdata(L, &inspect_key);
-    lua_pushcfunction(L, event_inspect);
-    lua_rawset(L, LUA_REGISTRYINDEX);
     static const luaL_Reg fns[] = {
         { "make_event", lmake_event },
-        { "event_fields", levent_fields },
-        { "is_event", lis_event },
-        { "set_upcaster", lset_upcaster },
         { NULL, NULL },
     };
     luaL_setfuncs(L, fns, 0);

@@ -1,9 +1,8 @@
 /*
- * lua_event.h -- events as Lua sees them: read-only tables with topic,
- * originator_id, originator_version, timestamp and the payload fields.
- *
- * An event is an empty proxy whose metatable is the data table itself
- * (__index points at it), which costs two tables per event instead of three.
+ * lua_event.h -- events as Lua sees them (API.md §2): plain tables, one per
+ * event, with topic, originator_id, originator_version, timestamp, event_id,
+ * metadata and the payload fields. Nothing is shared with what is recorded:
+ * changing an event table changes nothing stored.
  */
 #ifndef CAIRN_LUA_EVENT_H
 #define CAIRN_LUA_EVENT_H
@@ -11,47 +10,47 @@
 #include <lua.h>
 
 #include "lua_codec.h"
-#include "record.h"
+#include "lua_gather.h"
 
-/* Interned keys and shared metamethods, pushed once per batch so building each
- * event costs no string interning: slot numbers below are offsets from base. */
+/* Interned keys, pushed once per batch so building each event costs no
+ * string interning: slot numbers below are offsets from base. */
 enum {
-    EV_TOPIC, EV_ORIGINATOR_ID, EV_ORIGINATOR_VERSION, EV_TIMESTAMP,
-    EV_INDEX, EV_NEWINDEX, EV_READONLY_FN, EV_INSPECT, EV_INSPECT_FN, EV_ID, EV_EVENT,
-    EV_VERSIONS, EV_UPCASTER,   /* set by core.set_upcaster: topic -> class version, and the upcast function */
-    EV_SLOTS
+    EV_TOPIC, EV_ORIGINATOR_ID, EV_ORIGINATOR_VERSION, EV_TIMESTAMP, EV_EVENT_ID, EV_METADATA,
+    EV_TOPICS, /* the cache of recent topic strings: EV_TOPICS_N slots */
+    EV_TOPICS_N = 4,
+    EV_SLOTS = EV_TOPICS + EV_TOPICS_N
 };
 
 typedef struct cairn_event_keys {
     int base; /* stack index of the first slot */
+    /* the topics in the cache slots (a batch's events share a few topics, so
+     * most events reuse a string instead of interning one) */
+    const char *topic[EV_TOPICS_N];
+    size_t topic_len[EV_TOPICS_N];
+    int next_topic;
 } cairn_event_keys;
 
-/** Push the EV_SLOTS values of a batch; pop them with lua_pop(L, EV_SLOTS) when done. */
+/** Push the EV_SLOTS keys of a batch. */
 void cairn_event_keys_push(lua_State *L, cairn_event_keys *k);
 
 /** The stack index of a slot. */
 #define EV_KEY(k, slot) ((k)->base + (slot))
 
-/* push_event left a Lua error value on the stack (an upcaster failed). */
-#define CAIRN_LUA_ERRORED (-41990)
-
-/** plain: the data table with room for the metamethods, for callers that seal
- *  events themselves (followers, lua/cairn/event_batch.lua). */
-#define CAIRN_EVENT_UNSEALED 2
+/** What an event table holds: everything, or (for replay, where no event
+ *  reaches user code) the header without event_id and metadata. */
+typedef enum { CAIRN_EVENT_FULL, CAIRN_EVENT_REPLAY } cairn_event_kind;
 
 /**
- * Push the event for a stored record: read-only (sealed), or, when plain, just
- * the data table (for replay, where no event object reaches user code).
+ * Push the event of a gathered record (g holds it; the read has ended).
  * id_idx, when not 0, is a stack index holding the originator id string. A
- * record stored at an older class version than its event class has now is
- * upcast first; a forgotten record (payload NULL) has no fields.
- * @return CAIRN_OK; CAIRN_CORRUPT (nothing pushed) if the payload is
- *         malformed; CAIRN_LUA_ERRORED with only the error value pushed.
+ * forgotten record (no payload) has no fields.
+ * @return CAIRN_OK; CAIRN_CORRUPT (nothing pushed) if the payload or the
+ *         metadata is malformed. Raises only for lack of memory.
  */
-int cairn_lua_push_event(lua_State *L, const cairn_event_keys *k, const cairn_record *rec, int id_idx,
-                         int plain);
+int cairn_lua_push_event(lua_State *L, cairn_event_keys *k, const cairn_gather *g, const cairn_gathered *r,
+                         int id_idx, cairn_event_kind kind);
 
-/** Register core.make_event, core.event_fields, core.is_event into the table at -1. */
+/** Register core.make_event into the table at -1. */
 void cairn_lua_event_init(lua_State *L);
 
 #endif

@@ -4,7 +4,6 @@
  * result; failing to get a response at all raises: ConfigError (bad URL),
  * TimeoutError (deadline), StoreError (refused, too large, not HTTP).
  */
-#include <errno.h>
 #include <lauxlib.h>
 #include <string.h>
 
@@ -62,10 +61,7 @@ static int lhttp_get(lua_State *L)
     lua_setmetatable(L, -2);
     char err[512];
     int rc = cairn_http_get(url, timeout, (size_t)max, r, err, sizeof err);
-    if (rc) {
-        const char *kind = rc == CAIRN_CONFIG ? "ConfigError" : rc == ETIMEDOUT ? "TimeoutError" : "StoreError";
-        return cairn_lua_raise(L, kind, "%s", err);
-    }
+    if (rc) return cairn_lua_raise(L, rc, "%s", err); /* ConfigError, TimeoutError or StoreError */
     lua_pushinteger(L, r->status);
     lua_pushlstring(L, r->body, r->body_len);
     push_headers(L, r);

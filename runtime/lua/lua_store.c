@@ -1,15 +1,24 @@
 /*
- * lua_store.c -- the store as a Lua userdata (core.open). Coarse calls: one
- * call per save and per read batch; each read pushes all its results.
+ * lua_store.c -- the store as a Lua userdata (core.open). Its only caller is
+ * lua/cairn/recorder.lua. Coarse calls: one per save and one per read batch.
+ *
+ * Every read gathers its records into C memory owned by a userdata made
+ * before the read starts (lua_gather.h), ends the read, and only then pushes
+ * Lua values: nothing raises and no Lua code runs while the store holds a
+ * transaction, a lock or a buffer. Upcasting is the recorder's (Lua, after
+ * the read); a read only lists the records that need it.
  */
+#include <errno.h>
 #include <lauxlib.h>
 #include <sodium.h>
+#include <stdio.h>
 #include <string.h>
 
 #include "cairn.h"
 #include "crypto.h"
 #include "lua_error.h"
 #include "lua_event.h"
+#include "lua_gather.h"
 #include "lua_store.h"
 #include "store.h"
 #include "uuid.h"
@@ -18,13 +27,31 @@
 
 typedef struct {
     cairn_store *store;
+    cairn_gather spare;     /* the memory of the last read, for the next */
 } store_box;
+
+static store_box *check_box(lua_State *L, int idx)
+{
+    store_box *box = luaL_checkudata(L, idx, STORE_MT);
+    if (!box->store) cairn_lua_raise(L, CAIRN_STORE, "the store is closed: it cannot be used after close()");
+    return box;
+}
 
 cairn_store *cairn_lua_check_store(lua_State *L, int idx)
 {
+    return check_box(L, idx)->store;
+}
+
+cairn_gather *cairn_lua_store_gather(lua_State *L, int idx)
+{
+    return cairn_gather_new_from(L, &check_box(L, idx)->spare);
+}
+
+void cairn_lua_store_gathered(lua_State *L, int idx, cairn_gather *g)
+{
     store_box *box = luaL_checkudata(L, idx, STORE_MT);
-    if (!box->store) luaL_error(L, "the store is closed");
-    return box->store;
+    if (box->store) cairn_gather_release(g, &box->spare);
+    else cairn_gather_free(g);
 }
 
 static cairn_store *check_store(lua_State *L)
@@ -32,29 +59,31 @@ static cairn_store *check_store(lua_State *L)
     return cairn_lua_check_store(L, 1);
 }
 
-static int raise_store(lua_State *L, cairn_store *s, int rc)
+int cairn_lua_raise_store(lua_State *L, cairn_store *s, int rc)
 {
     return cairn_lua_raise_rc(L, rc, cairn_store_errmsg(s));
 }
 
 /* core.open(uri [, { sync = "full"|"none", map_size = bytes, must_exist = bool,
- *                     cipher_key = base64, compressor = "zstd"|"none", keyless = bool }]) -> store */
+ *                     cipher_key = base64, compressor = "zstd"|"none", keyless = bool }]) -> store
+ * Order: check every argument, make the userdata (its __gc closes), and only
+ * then decode the key; from there to its wipe nothing can raise. */
 static int lopen(lua_State *L)
 {
-    size_t uri_len;
+    size_t uri_len, key_len = 0;
     const char *uri = luaL_checklstring(L, 1, &uri_len);
     /* C would see the URI cut at a NUL and open some other store */
     if (strlen(uri) != uri_len)
-        return cairn_lua_raise(L, "ConfigError", "bad store URI '%s...': it contains a NUL byte", uri);
+        return cairn_lua_raise(L, CAIRN_CONFIG, "bad store URI '%s...': it contains a NUL byte", uri);
     cairn_store_options opt = { .sync = CAIRN_SYNC_FULL };
-    uint8_t key[CAIRN_KEY_BYTES];
+    const char *b64 = NULL;
     if (!lua_isnoneornil(L, 2)) {
         luaL_checktype(L, 2, LUA_TTABLE);
         lua_getfield(L, 2, "sync");
         const char *sync = lua_tostring(L, -1);
         if (sync && strcmp(sync, "none") == 0) opt.sync = CAIRN_SYNC_NONE;
         else if (sync && strcmp(sync, "full") != 0)
-            return cairn_lua_raise(L, "ConfigError", "bad sync mode '%s' (expected full or none)", sync);
+            return cairn_lua_raise(L, CAIRN_CONFIG, "bad sync mode '%s' (expected full or none)", sync);
         lua_getfield(L, 2, "map_size");
         if (lua_isnumber(L, -1)) opt.map_size = (size_t)lua_tonumber(L, -1);
         lua_getfield(L, 2, "must_exist");
@@ -65,22 +94,23 @@ static int lopen(lua_State *L)
         const char *comp = lua_tostring(L, -1);
         if (comp && strcmp(comp, "zstd") == 0) opt.compress = 1;
         else if (comp && strcmp(comp, "none") != 0)
-            return cairn_lua_raise(L, "ConfigError", "unknown compressor '%s' (expected zstd or none)", comp);
+            return cairn_lua_raise(L, CAIRN_CONFIG, "unknown compressor '%s' (expected zstd or none)", comp);
         lua_getfield(L, 2, "cipher_key");
-        size_t len;
-        const char *b64 = lua_tolstring(L, -1, &len);
-        if (b64) {
-            if (cairn_key_decode(b64, len, key) != CAIRN_OK)
-                return cairn_lua_raise(L, "ConfigError", "the cipher key (CAIRN_CIPHER_KEY) is malformed: expected "
-                                                         "the base64 of 32 bytes, as `cairn keygen` prints");
-            opt.cipher_key = key;
-        }
-        lua_pop(L, 6);
+        b64 = lua_tolstring(L, -1, &key_len); /* anchored on the stack until we return */
     }
     store_box *box = lua_newuserdata(L, sizeof *box);
-    box->store = NULL;
+    memset(box, 0, sizeof *box);
     luaL_getmetatable(L, STORE_MT);
     lua_setmetatable(L, -2);
+    uint8_t key[CAIRN_KEY_BYTES];
+    if (b64) {
+        if (cairn_key_decode(b64, key_len, key) != CAIRN_OK) {
+            sodium_memzero(key, sizeof key);
+            return cairn_lua_raise(L, CAIRN_CONFIG, "the cipher key (CAIRN_CIPHER_KEY) is malformed: expected "
+                                                    "the base64 of 32 bytes, as `cairn keygen` prints");
+        }
+        opt.cipher_key = key;
+    }
     char err[512] = "";
     int rc = cairn_store_open(uri, &opt, &box->store, err, sizeof err);
     sodium_memzero(key, sizeof key);
@@ -93,6 +123,7 @@ static int lclose(lua_State *L)
     store_box *box = luaL_checkudata(L, 1, STORE_MT);
     cairn_store_close(box->store);
     box->store = NULL;
+    cairn_gather_free(&box->spare);
     return 0;
 }
 
@@ -105,25 +136,37 @@ cairn_tracking *cairn_lua_opt_tracking(lua_State *L, int idx, cairn_tracking *t)
     return t;
 }
 
-/* Read a flat list of 6-tuples (id, version, timestamp_us, topic, payload,
- * class_version) into recs; the strings stay alive in the list. */
+/* The batch protocol, C side (lua/cairn/recorder.lua writes it): a flat list
+ * of RECORD_STRIDE values per record, in this order (an event id is its 16
+ * bytes or its UUID string; event id and metadata false when absent). */
+enum { R_ID, R_VERSION, R_TIMESTAMP, R_TOPIC, R_PAYLOAD, R_CLASS_VERSION, R_EVENT_ID, R_METADATA, RECORD_STRIDE };
+
+/* Read n records from the list at idx into recs; the strings stay alive in the list. */
 static void read_records(lua_State *L, int list, cairn_record *recs, size_t n, const char *what)
 {
     for (size_t i = 0; i < n; i++) {
-        int base = (int)(i * 6);
-        for (int j = 1; j <= 6; j++) lua_rawgeti(L, list, base + j);
-        size_t id_len;
-        const char *id = lua_tolstring(L, -6, &id_len);
-        memset(&recs[i], 0, sizeof recs[i]);
-        if (!id || cairn_uuid_parse(id, id_len, recs[i].stream_id) != 0)
-            luaL_error(L, "append: %s %d has no valid aggregate id", what, (int)i + 1);
-        recs[i].version = (uint64_t)lua_tonumber(L, -5);
-        recs[i].timestamp_us = (int64_t)lua_tonumber(L, -4);
-        recs[i].topic = lua_tolstring(L, -3, &recs[i].topic_len);
-        recs[i].payload = (const uint8_t *)lua_tolstring(L, -2, &recs[i].payload_len);
-        recs[i].class_version = (unsigned)lua_tonumber(L, -1);
-        if (!recs[i].topic || !recs[i].payload) luaL_error(L, "append: %s %d lacks a topic or payload", what, (int)i + 1);
-        lua_pop(L, 6);
+        int base = (int)(i * RECORD_STRIDE);
+        for (int j = 1; j <= RECORD_STRIDE; j++) lua_rawgeti(L, list, base + j);
+        int at = lua_gettop(L) - RECORD_STRIDE + 1;
+        cairn_record *r = &recs[i];
+        memset(r, 0, sizeof *r);
+        size_t len;
+        const char *id = lua_tolstring(L, at + R_ID, &len);
+        if (!id || cairn_uuid_parse(id, len, r->stream_id) != 0)
+            cairn_lua_raise(L, CAIRN_SCHEMA, "append: %s %d has no valid aggregate id", what, (int)i + 1);
+        r->version = (uint64_t)lua_tonumber(L, at + R_VERSION);
+        r->timestamp_us = (int64_t)lua_tonumber(L, at + R_TIMESTAMP);
+        r->topic = lua_tolstring(L, at + R_TOPIC, &r->topic_len);
+        r->payload = (const uint8_t *)lua_tolstring(L, at + R_PAYLOAD, &r->payload_len);
+        r->class_version = (unsigned)lua_tonumber(L, at + R_CLASS_VERSION);
+        if (!r->topic || !r->payload)
+            cairn_lua_raise(L, CAIRN_SCHEMA, "append: %s %d lacks a topic or payload", what, (int)i + 1);
+        const char *eid = lua_tolstring(L, at + R_EVENT_ID, &len);
+        if (eid && len == sizeof r->event_id) memcpy(r->event_id, eid, len); /* its 16 bytes */
+        else if (eid && cairn_uuid_parse(eid, len, r->event_id) != 0)
+            cairn_lua_raise(L, CAIRN_SCHEMA, "append: %s %d has an event_id that is not a UUID", what, (int)i + 1);
+        r->metadata = (const uint8_t *)lua_tolstring(L, at + R_METADATA, &r->metadata_len);
+        lua_pop(L, RECORD_STRIDE);
     }
 }
 
@@ -134,9 +177,9 @@ static void push_hash(lua_State *L, const uint8_t *hash)
     lua_pushlstring(L, hex, CAIRN_HASH_BYTES * 2);
 }
 
-/* store:append(batch [, tracking_app, tracking_id [, snapshots]]) -> first id, heads
- * batch and snapshots are flat lists of 6-tuples (see read_records); heads
- * holds the hash of the last event of each run of one stream, in order. */
+/* store:append(records [, tracking_app, tracking_id [, snapshots]]) -> first id, heads
+ * records and snapshots are flat lists in the batch protocol (read_records);
+ * heads holds the hash of the last event of each run of one stream, in order. */
 static int lappend(lua_State *L)
 {
     cairn_store *s = check_store(L);
@@ -147,9 +190,9 @@ static int lappend(lua_State *L)
         luaL_checktype(L, 5, LUA_TTABLE);
         slen = lua_objlen(L, 5);
     }
-    if ((len == 0 && !t && slen == 0) || len % 6 != 0 || slen % 6 != 0)
-        return luaL_error(L, "append: batch must hold 6 values per event");
-    size_t n = len / 6, ns = slen / 6;
+    if ((len == 0 && !t && slen == 0) || len % RECORD_STRIDE != 0 || slen % RECORD_STRIDE != 0)
+        return cairn_lua_raise(L, CAIRN_SCHEMA, "append: a batch holds %d values per record", RECORD_STRIDE);
+    size_t n = len / RECORD_STRIDE, ns = slen / RECORD_STRIDE;
     /* userdata, so the arrays are collected even if an argument check raises */
     cairn_record *ev = lua_newuserdata(L, (n + ns ? n + ns : 1) * sizeof *ev);
     uint8_t *hashes = lua_newuserdata(L, (n ? n : 1) * CAIRN_HASH_BYTES);
@@ -158,7 +201,7 @@ static int lappend(lua_State *L)
     uint64_t first = 0;
     cairn_batch batch = { ev, n, t, ev + n, ns, hashes };
     int rc = cairn_store_append(s, &batch, &first);
-    if (rc) return raise_store(L, s, rc);
+    if (rc) return cairn_lua_raise_store(L, s, rc);
     lua_pushnumber(L, (lua_Number)first);
     lua_newtable(L);
     int runs = 0;
@@ -175,110 +218,114 @@ static int lmax_id(lua_State *L)
     cairn_store *s = check_store(L);
     uint64_t id;
     int rc = cairn_store_max_id(s, &id);
-    if (rc) return raise_store(L, s, rc);
+    if (rc) return cairn_lua_raise_store(L, s, rc);
     lua_pushnumber(L, (lua_Number)id);
     return 1;
 }
 
-/* Push every record of the read in progress; log reads wrap them as
- * notifications, or give followers flat parts (FLAT_PARTS). Stream reads also
- * push the hash of the last record read. */
-#define FLAT_PARTS 2
-static int push_records(lua_State *L, cairn_store *s, int as_notifications, int id_idx, int plain)
+/* What went wrong while a read was open, kept for raising after it ends. */
+typedef struct {
+    int rc;
+    char msg[512];
+    cairn_record at;    /* the record being read, for a malformed-payload message */
+} read_failure;
+
+/* Gather every record of the read in progress into g, then end the read. */
+static void gather_read(cairn_store *s, cairn_gather *g, read_failure *f)
 {
-    cairn_event_keys k;
-    cairn_event_keys_push(L, &k);
-    uint8_t last_stream[16];
-    int have_last = 0, last_at = lua_gettop(L) + 1;
-    lua_pushnil(L); /* the last stream's id string */
-    lua_newtable(L);
-    int n = 0, rc;
     cairn_record rec;
-    uint8_t head[CAIRN_HASH_BYTES];
-    int have_head = 0;
-    while ((rc = cairn_store_next(s, &rec)) == CAIRN_OK) {
-        if (as_notifications == FLAT_PARTS) {
-            /* followers: id, data table, id, data table, ... (no notification
-             * tables); the framework seals them in Lua (cairn.event_batch),
-             * where LuaJIT compiles the stores. Runs of one stream share their
-             * id string. */
-            if (!have_last || memcmp(last_stream, rec.stream_id, 16) != 0) {
-                char id[CAIRN_UUID_STRLEN];
-                cairn_uuid_format(rec.stream_id, id);
-                lua_pushlstring(L, id, sizeof id);
-                lua_replace(L, last_at);
-                memcpy(last_stream, rec.stream_id, 16);
-                have_last = 1;
-            }
-            lua_pushnumber(L, (lua_Number)rec.notification_id);
-            lua_rawseti(L, -2, ++n);
-            rc = cairn_lua_push_event(L, &k, &rec, last_at, CAIRN_EVENT_UNSEALED);
-            if (rc) break;
-        } else if (as_notifications) {
-            lua_createtable(L, 0, 5);
-            char id[CAIRN_UUID_STRLEN];
-            cairn_uuid_format(rec.stream_id, id);
-            lua_pushlstring(L, id, sizeof id);
-            int id_at = lua_gettop(L);
-            lua_pushvalue(L, EV_KEY(&k, EV_ID));
-            lua_pushnumber(L, (lua_Number)rec.notification_id);
-            lua_rawset(L, -4);
-            lua_pushvalue(L, EV_KEY(&k, EV_ORIGINATOR_ID));
-            lua_pushvalue(L, id_at);
-            lua_rawset(L, -4);
-            lua_pushvalue(L, EV_KEY(&k, EV_ORIGINATOR_VERSION));
-            lua_pushnumber(L, (lua_Number)rec.version);
-            lua_rawset(L, -4);
-            lua_pushvalue(L, EV_KEY(&k, EV_TOPIC));
-            lua_pushlstring(L, rec.topic, rec.topic_len);
-            lua_rawset(L, -4);
-            if (rec.forgotten) {
-                lua_pushboolean(L, 1);
-                lua_setfield(L, -3, "forgotten");
-            }
-            if (rec.class_version != 1) { /* the stored one; the event may be upcast */
-                lua_pushnumber(L, rec.class_version);
-                lua_setfield(L, -3, "class_version");
-            }
-            lua_pushvalue(L, EV_KEY(&k, EV_EVENT));
-            rc = cairn_lua_push_event(L, &k, &rec, id_at, plain);
-            if (rc) break;
-            lua_rawset(L, -4);
-            lua_pop(L, 1); /* the id string */
-        } else {
-            rc = cairn_lua_push_event(L, &k, &rec, id_idx, plain);
-            if (rc) break;
-            memcpy(head, rec.hash, sizeof head);
-            have_head = 1;
+    memset(&rec, 0, sizeof rec);
+    while ((f->rc = cairn_store_next(s, &rec)) == CAIRN_OK) {
+        if (cairn_gather_record(g, &rec) != CAIRN_OK) {
+            f->rc = ENOMEM;
+            break;
         }
-        lua_rawseti(L, -2, ++n);
+    }
+    if (f->rc != CAIRN_END) {
+        snprintf(f->msg, sizeof f->msg, "%s", f->rc == ENOMEM ? "out of memory gathering a read"
+                                                              : cairn_store_errmsg(s));
+        f->at = rec; /* its pointers go stale with the read: only the numbers are used */
     }
     cairn_store_read_end(s);
-    if (rc == CAIRN_END) {
-        lua_replace(L, k.base);
-        lua_settop(L, k.base);
-        if (as_notifications) return 1;
-        if (have_head) push_hash(L, head);
-        else lua_pushnil(L);
-        return 2;
-    }
-    if (rc == CAIRN_LUA_ERRORED) return lua_error(L);
-    if (rc == CAIRN_CORRUPT && !*cairn_store_errmsg(s)) {
-        char id[CAIRN_UUID_STRLEN + 1] = { 0 };
-        cairn_uuid_format(rec.stream_id, id);
-        return cairn_lua_raise(L, "IntegrityError",
-                               "aggregate %s version %llu (notification %llu): the stored payload is malformed", id,
-                               (unsigned long long)rec.version, (unsigned long long)rec.notification_id);
-    }
-    return raise_store(L, s, rc);
 }
 
-static uint64_t opt_u64(lua_State *L, int idx, int *present)
+static int raise_read(lua_State *L, const read_failure *f)
 {
-    *present = !lua_isnoneornil(L, idx);
-    if (!*present) return 0;
-    lua_Number n = luaL_checknumber(L, idx);
+    if (f->rc == CAIRN_CORRUPT && !*f->msg) {
+        char id[CAIRN_UUID_STRLEN + 1] = { 0 };
+        cairn_uuid_format(f->at.stream_id, id);
+        return cairn_lua_raise(L, CAIRN_CORRUPT, "aggregate %s version %llu (notification %llu): the stored "
+                               "record is malformed", id, (unsigned long long)f->at.version,
+                               (unsigned long long)f->at.notification_id);
+    }
+    return cairn_lua_raise_rc(L, f->rc, f->msg);
+}
+
+/* A gathered record whose payload or metadata does not decode. */
+static int raise_malformed(lua_State *L, const cairn_gathered *r)
+{
+    char id[CAIRN_UUID_STRLEN + 1] = { 0 };
+    cairn_uuid_format(r->stream_id, id);
+    return cairn_lua_raise(L, CAIRN_CORRUPT, "aggregate %s version %llu (notification %llu): the stored payload "
+                           "is malformed", id, (unsigned long long)r->version,
+                           (unsigned long long)r->notification_id);
+}
+
+/* The list of records that are not plain (forgotten, stored at a class
+ * version other than 1, or whose topic's current version is not 1): flat
+ * (index, stored class version, forgotten) triples, for the recorder to
+ * upcast and to mark notifications. */
+typedef struct {
+    int versions;   /* stack index of topic -> current class version, or 0 */
+    int list;       /* stack index of the list */
+    int n;
+} odd_list;
+
+/* versions: the topics whose current class version is not 1; when it is
+ * empty (no versioned class), records need no look-up at all */
+static int versions_index(lua_State *L, int idx)
+{
+    if (!lua_istable(L, idx)) return 0;
+    lua_pushnil(L);
+    if (!lua_next(L, idx)) return 0;
+    lua_pop(L, 2);
+    return idx;
+}
+
+static void note_odd(lua_State *L, odd_list *o, const cairn_gather *g, const cairn_gathered *r, int i)
+{
+    int odd = r->forgotten || r->class_version != 1;
+    if (!odd && o->versions) {
+        lua_pushlstring(L, cairn_gather_bytes(g, r->topic), r->topic_len);
+        lua_rawget(L, o->versions);
+        lua_Number current = lua_tonumber(L, -1);
+        lua_pop(L, 1);
+        odd = current != 0 && current != r->class_version;
+    }
+    if (!odd) return;
+    lua_pushinteger(L, i);
+    lua_rawseti(L, o->list, ++o->n);
+    lua_pushinteger(L, (lua_Integer)r->class_version);
+    lua_rawseti(L, o->list, ++o->n);
+    lua_pushboolean(L, r->forgotten);
+    lua_rawseti(L, o->list, ++o->n);
+}
+
+static uint64_t field_u64(lua_State *L, int t, const char *k, int *present)
+{
+    lua_getfield(L, t, k);
+    *present = !lua_isnil(L, -1);
+    lua_Number n = lua_tonumber(L, -1);
+    lua_pop(L, 1);
     return n <= 0 ? 0 : (uint64_t)n;
+}
+
+static int field_bool(lua_State *L, int t, const char *k)
+{
+    lua_getfield(L, t, k);
+    int b = lua_toboolean(L, -1);
+    lua_pop(L, 1);
+    return b;
 }
 
 /* The aggregate id argument at idx as 16 bytes; returns the string (and its length). */
@@ -286,62 +333,122 @@ static const char *parse_id(lua_State *L, int idx, uint8_t raw[16], size_t *len)
 {
     const char *id = luaL_checklstring(L, idx, len);
     if (cairn_uuid_parse(id, *len, raw) != 0)
-        cairn_lua_raise(L, "AggregateNotFound", "'%s' is not an aggregate id (not a UUID)", id);
+        cairn_lua_raise(L, CAIRN_NOTFOUND, "'%s' is not an aggregate id (not a UUID)", id);
     return id;
 }
 
-/* store:read_stream(id [, gt, lte, descending, limit, plain]) -> { event, ... }, head
- * plain: data tables instead of read-only events (for replay) */
+/* store:read_stream(id, { after, upto, limit, reverse, replay } [, versions]) -> events, head, odd
+ * versions: topic -> current class version; replay: events without event_id
+ * and metadata (for rebuilding aggregates, where no event reaches user code). */
 static int lread_stream(lua_State *L)
 {
     cairn_store *s = check_store(L);
     size_t len;
     uint8_t raw[16];
     const char *id = parse_id(L, 2, raw, &len);
+    luaL_checktype(L, 3, LUA_TTABLE);
+    int versions = versions_index(L, 4);
     cairn_stream_query q = { 0 };
-    q.gt = opt_u64(L, 3, &q.has_gt);
-    if (q.has_gt && luaL_checknumber(L, 3) < 0) q.has_gt = 0;
-    q.lte = opt_u64(L, 4, &q.has_lte);
-    q.descending = lua_toboolean(L, 5);
+    q.gt = field_u64(L, 3, "after", &q.has_gt);
+    q.lte = field_u64(L, 3, "upto", &q.has_lte);
+    q.descending = field_bool(L, 3, "reverse");
     int has_limit;
-    q.limit = (size_t)opt_u64(L, 6, &has_limit);
-    if (has_limit && q.limit == 0) { lua_newtable(L); lua_pushnil(L); return 2; }
+    q.limit = (size_t)field_u64(L, 3, "limit", &has_limit);
+    cairn_event_kind kind = field_bool(L, 3, "replay") ? CAIRN_EVENT_REPLAY : CAIRN_EVENT_FULL;
+    lua_settop(L, 4);
+    if (has_limit && q.limit == 0) { lua_newtable(L); lua_pushnil(L); lua_newtable(L); return 3; }
+    cairn_gather *g = cairn_lua_store_gather(L, 1);  /* 5 */
+    read_failure f;
     int rc = cairn_store_read_stream(s, raw, &q);
-    if (rc) return raise_store(L, s, rc);
-    int canonical = cairn_uuid_is_canonical(id, len);
-    return push_records(L, s, 0, canonical ? 2 : 0, lua_toboolean(L, 7));
+    if (rc) { cairn_store_read_end(s); return cairn_lua_raise_store(L, s, rc); }
+    gather_read(s, g, &f);
+    if (f.rc != CAIRN_END) return raise_read(L, &f);
+    /* the read has ended: from here on, Lua values */
+    cairn_event_keys k;
+    cairn_event_keys_push(L, &k);
+    lua_createtable(L, (int)g->n, 0);
+    int events = lua_gettop(L);
+    lua_newtable(L);
+    odd_list o = { versions, lua_gettop(L), 0 };
+    int id_idx = cairn_uuid_is_canonical(id, len) ? 2 : 0;
+    for (size_t i = 0; i < g->n; i++) {
+        const cairn_gathered *r = &g->recs[i];
+        if (cairn_lua_push_event(L, &k, g, r, id_idx, kind) != CAIRN_OK) return raise_malformed(L, r);
+        lua_rawseti(L, events, (int)i + 1);
+        note_odd(L, &o, g, r, (int)i + 1);
+    }
+    lua_pushvalue(L, events);
+    if (g->n && g->recs[g->n - 1].has_hash) push_hash(L, g->recs[g->n - 1].hash);
+    else lua_pushnil(L);
+    lua_pushvalue(L, o.list);
+    cairn_lua_store_gathered(L, 1, g);
+    return 3;
 }
 
-/* store:read_log(start [, limit, stop, topics, flat]) -> { notification, ... }
- * flat: { id, unsealed event data, ... } instead, for followers
- * (cairn.event_batch seals the events) */
+/* store:read_log({ from, stop, limit, topics } [, versions]) -> ids, events, odd
+ * ids[i] is the notification id of events[i]. */
 static int lread_log(lua_State *L)
 {
     cairn_store *s = check_store(L);
+    luaL_checktype(L, 2, LUA_TTABLE);
+    int versions = versions_index(L, 3);
+    lua_settop(L, 3);
     cairn_log_query q = { 0 };
-    int flat = lua_toboolean(L, 6);
-    lua_Number start = luaL_checknumber(L, 2);
-    q.start = start < 1 ? 1 : (uint64_t)start;
     int present;
-    q.limit = (size_t)opt_u64(L, 3, &present);
-    if (present && q.limit == 0) { lua_newtable(L); return 1; }
-    q.stop = opt_u64(L, 4, &present);
-    if (present && q.stop == 0) { lua_newtable(L); return 1; }
-    if (!lua_isnoneornil(L, 5)) {
-        luaL_checktype(L, 5, LUA_TTABLE);
-        q.ntopics = lua_objlen(L, 5);
+    q.start = field_u64(L, 2, "from", &present);
+    if (q.start < 1) q.start = 1;
+    q.limit = (size_t)field_u64(L, 2, "limit", &present);
+    int empty = present && q.limit == 0;
+    q.stop = field_u64(L, 2, "stop", &present);
+    empty = empty || (present && q.stop == 0);
+    lua_getfield(L, 2, "topics");       /* 4 */
+    if (!lua_isnil(L, 4)) {
+        luaL_argcheck(L, lua_istable(L, 4), 2, "topics must be a list of strings");
+        q.ntopics = lua_objlen(L, 4);
         cairn_slice *topics = lua_newuserdata(L, (q.ntopics ? q.ntopics : 1) * sizeof *topics);
         for (size_t i = 0; i < q.ntopics; i++) {
-            lua_rawgeti(L, 5, (int)i + 1);
+            lua_rawgeti(L, 4, (int)i + 1);
             topics[i].ptr = lua_tolstring(L, -1, &topics[i].len);
-            if (!topics[i].ptr) return luaL_error(L, "topics must be strings");
+            if (!topics[i].ptr) return cairn_lua_raise(L, CAIRN_SCHEMA, "read_log: topics must be strings");
             lua_pop(L, 1); /* anchored by the topics table */
         }
         q.topics = topics; /* an empty list filters nothing, as in the Python library */
     }
+    if (empty) { lua_newtable(L); lua_newtable(L); lua_newtable(L); return 3; }
+    cairn_gather *g = cairn_lua_store_gather(L, 1);
+    read_failure f;
     int rc = cairn_store_read_log(s, &q);
-    if (rc) return raise_store(L, s, rc);
-    return push_records(L, s, flat ? FLAT_PARTS : 1, 0, 0);
+    if (rc) { cairn_store_read_end(s); return cairn_lua_raise_store(L, s, rc); }
+    gather_read(s, g, &f);
+    if (f.rc != CAIRN_END) return raise_read(L, &f);
+    cairn_event_keys k;
+    cairn_event_keys_push(L, &k);
+    int last_at = lua_gettop(L) + 1;
+    lua_pushnil(L); /* the last stream's id string: runs of one stream share it */
+    lua_createtable(L, (int)g->n, 0);
+    int ids = lua_gettop(L);
+    lua_createtable(L, (int)g->n, 0);
+    int events = lua_gettop(L);
+    lua_newtable(L);
+    odd_list o = { versions, lua_gettop(L), 0 };
+    const uint8_t *last_stream = NULL;
+    for (size_t i = 0; i < g->n; i++) {
+        const cairn_gathered *r = &g->recs[i];
+        if (!last_stream || memcmp(last_stream, r->stream_id, 16) != 0) {
+            char id[CAIRN_UUID_STRLEN];
+            cairn_uuid_format(r->stream_id, id);
+            lua_pushlstring(L, id, sizeof id);
+            lua_replace(L, last_at);
+            last_stream = r->stream_id;
+        }
+        lua_pushnumber(L, (lua_Number)r->notification_id);
+        lua_rawseti(L, ids, (int)i + 1);
+        if (cairn_lua_push_event(L, &k, g, r, last_at, CAIRN_EVENT_FULL) != CAIRN_OK) return raise_malformed(L, r);
+        lua_rawseti(L, events, (int)i + 1);
+        note_odd(L, &o, g, r, (int)i + 1);
+    }
+    cairn_lua_store_gathered(L, 1, g);
+    return 3;
 }
 
 static void set_number(lua_State *L, const char *k, uint64_t v)
@@ -350,35 +457,41 @@ static void set_number(lua_State *L, const char *k, uint64_t v)
     lua_setfield(L, -2, k);
 }
 
-/* store:read_snapshot(id [, lte]) -> nil | state (plain table), version, class_version, head, timestamp_us,
- * class name */
+/* store:read_snapshot(id [, upto]) -> nil | state (plain table), version, class_version, head,
+ * timestamp_us, class name */
 static int lread_snapshot(lua_State *L)
 {
     cairn_store *s = check_store(L);
     uint8_t raw[16];
     size_t len;
     parse_id(L, 2, raw, &len);
-    int has_lte;
-    uint64_t lte = opt_u64(L, 3, &has_lte);
+    int has_lte = !lua_isnoneornil(L, 3);
+    lua_Number upto = has_lte ? luaL_checknumber(L, 3) : 0;
+    uint64_t lte = upto <= 0 ? 0 : (uint64_t)upto;
+    lua_settop(L, 3);
+    cairn_gather *g = cairn_lua_store_gather(L, 1);
     cairn_record rec;
     int rc = cairn_store_read_snapshot(s, raw, has_lte, lte, &rec);
-    if (rc == CAIRN_END) { lua_pushnil(L); return 1; }
-    if (rc) return raise_store(L, s, rc);
+    if (rc == CAIRN_OK && cairn_gather_record(g, &rec) != CAIRN_OK) rc = ENOMEM;
+    char msg[512];
+    snprintf(msg, sizeof msg, "%s", rc == ENOMEM ? "out of memory reading a snapshot" : cairn_store_errmsg(s));
+    cairn_store_read_end(s);
+    if (rc == CAIRN_END) { cairn_lua_store_gathered(L, 1, g); lua_pushnil(L); return 1; }
+    if (rc) return cairn_lua_raise_rc(L, rc, msg);
+    const cairn_gathered *r = &g->recs[0];
     lua_createtable(L, 0, 8);
-    rc = cairn_codec_decode_into(L, rec.payload, rec.payload_len, -1);
-    if (rc) {
-        cairn_store_read_end(s);
+    if (cairn_codec_decode_into(L, (const uint8_t *)cairn_gather_bytes(g, r->payload), r->payload_len, -1)) {
         char id[CAIRN_UUID_STRLEN + 1] = { 0 };
         cairn_uuid_format(raw, id);
-        return cairn_lua_raise(L, "IntegrityError", "the snapshot of aggregate %s version %llu is malformed", id,
-                               (unsigned long long)rec.version);
+        return cairn_lua_raise(L, CAIRN_CORRUPT, "the snapshot of aggregate %s version %llu is malformed", id,
+                               (unsigned long long)r->version);
     }
-    lua_pushnumber(L, (lua_Number)rec.version);
-    lua_pushnumber(L, rec.class_version);
-    push_hash(L, rec.hash);
-    lua_pushnumber(L, (lua_Number)rec.timestamp_us);
-    lua_pushlstring(L, rec.topic, rec.topic_len);
-    cairn_store_read_end(s);
+    lua_pushnumber(L, (lua_Number)r->version);
+    lua_pushnumber(L, r->class_version);
+    push_hash(L, r->hash);
+    lua_pushnumber(L, (lua_Number)r->timestamp_us);
+    lua_pushlstring(L, cairn_gather_bytes(g, r->topic), r->topic_len);
+    cairn_lua_store_gathered(L, 1, g);
     return 6;
 }
 
@@ -390,7 +503,7 @@ static int lforget(lua_State *L)
     size_t len;
     parse_id(L, 2, raw, &len);
     int rc = cairn_store_forget(s, raw);
-    if (rc) return raise_store(L, s, rc);
+    if (rc) return cairn_lua_raise_store(L, s, rc);
     return 0;
 }
 
@@ -401,12 +514,14 @@ static int lrekey(lua_State *L)
     size_t len;
     const char *b64 = luaL_checklstring(L, 2, &len);
     uint8_t key[CAIRN_KEY_BYTES];
-    if (cairn_key_decode(b64, len, key) != CAIRN_OK)
-        return cairn_lua_raise(L, "ConfigError", "the new cipher key is malformed: expected the base64 of 32 bytes, "
-                                                 "as `cairn keygen` prints");
+    if (cairn_key_decode(b64, len, key) != CAIRN_OK) {
+        sodium_memzero(key, sizeof key);
+        return cairn_lua_raise(L, CAIRN_CONFIG, "the new cipher key is malformed: expected the base64 of 32 bytes, "
+                                                "as `cairn keygen` prints");
+    }
     int rc = cairn_store_rekey(s, key);
     sodium_memzero(key, sizeof key);
-    if (rc) return raise_store(L, s, rc);
+    if (rc) return cairn_lua_raise_store(L, s, rc);
     return 0;
 }
 
@@ -415,10 +530,12 @@ typedef struct {
     int fn;
 } progress_ctx;
 
-/* Call the Lua progress function; an error in it stops the check. */
+/* Call the Lua progress function, protected: an error in it (or no memory)
+ * stops the check and is not raised through the store. */
 static int verify_progress(void *ctxp, uint64_t done, uint64_t total)
 {
     progress_ctx *c = ctxp;
+    if (!lua_checkstack(c->L, 3)) return 1;
     lua_pushvalue(c->L, c->fn);
     lua_pushnumber(c->L, (lua_Number)done);
     lua_pushnumber(c->L, (lua_Number)total);
@@ -434,7 +551,7 @@ static int lverify(lua_State *L)
     int with_progress = lua_isfunction(L, 2);
     cairn_verify_report r;
     int rc = cairn_store_verify(s, &r, with_progress ? verify_progress : NULL, &ctx);
-    if (rc) return raise_store(L, s, rc);
+    if (rc) return cairn_lua_raise_store(L, s, rc);
     lua_createtable(L, 0, 6);
     set_number(L, "records", r.records);
     set_number(L, "streams", r.streams);
@@ -456,7 +573,7 @@ static int ltracking_max(lua_State *L)
     const char *app = luaL_checklstring(L, 2, &len);
     uint64_t id;
     int rc = cairn_store_tracking_max(s, app, len, &id);
-    if (rc) return raise_store(L, s, rc);
+    if (rc) return cairn_lua_raise_store(L, s, rc);
     lua_pushnumber(L, (lua_Number)id);
     return 1;
 }
@@ -466,7 +583,7 @@ static int lstat(lua_State *L)
     cairn_store *s = check_store(L);
     cairn_store_stats st;
     int rc = cairn_store_stat(s, &st);
-    if (rc) return raise_store(L, s, rc);
+    if (rc) return cairn_lua_raise_store(L, s, rc);
     lua_createtable(L, 0, 8);
     lua_pushstring(L, st.engine);
     lua_setfield(L, -2, "engine");
@@ -523,4 +640,8 @@ void cairn_lua_store_init(lua_State *L)
     lua_pop(L, 1);
     lua_pushcfunction(L, lopen);
     lua_setfield(L, -2, "open");
+    lua_pushinteger(L, RECORD_STRIDE);
+    lua_setfield(L, -2, "RECORD_STRIDE");
+    lua_pushinteger(L, CAIRN_RECORD_FORMAT); /* the record format the store writes */
+    lua_setfield(L, -2, "RECORD_FORMAT");
 }

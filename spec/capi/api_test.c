@@ -673,6 +673,90 @@ static void test_shared_environment(void)
     }
 }
 
+/* The read boundary across threads: an upcaster (Lua) runs only after its
+ * read has ended, so another thread's save that must grow the map (which
+ * waits until no transaction of the process is open) goes through while the
+ * upcaster waits for it. Were the read still open, the two threads would wait
+ * for each other until the upcaster gives up (5 s) and the get fails. */
+typedef struct {
+    const char *store;
+    char started[PATH_MAX], saved[PATH_MAX];
+    int rc;
+    char err[512];
+} meeting;
+
+static const char *const small_map_env[] = { "CAIRN_SYNC=none", "CAIRN_MAP_SIZE=65536", NULL };
+
+static cairn_runtime *small_map_ledger(const char *store)
+{
+    char path[sizeof spec_dir + 16];
+    snprintf(path, sizeof path, "%s/?.lua", spec_dir);
+    cairn_runtime_options opt = { .lua_path = path, .store = store, .env = small_map_env };
+    cairn_runtime *rt = NULL;
+    if (cairn_runtime_open(&opt, &rt) != CAIRN_OK) return NULL;
+    if (cairn_runtime_load(rt, "ledger", "Ledger") != CAIRN_OK) { cairn_runtime_close(rt); return NULL; }
+    return rt;
+}
+
+static void *save_when_started(void *arg)
+{
+    meeting *m = arg;
+    cairn_runtime *rt = small_map_ledger(m->store);
+    if (!rt) { m->rc = CAIRN_CONFIG; snprintf(m->err, sizeof m->err, "%s", cairn_errmsg(NULL)); return NULL; }
+    struct stat st;
+    for (int i = 0; i < 5000 && stat(m->started, &st) != 0; i++) usleep(2000);
+    msgpack_sbuffer sb;
+    msgpack_sbuffer_init(&sb);
+    msgpack_packer pk;
+    msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
+    msgpack_pack_array(&pk, 1);
+    msgpack_pack_int(&pk, 2 * 1024 * 1024);
+    cairn_buf b;
+    m->rc = cairn_call(rt, "save_memo", sb.data, sb.size, &b);
+    msgpack_sbuffer_destroy(&sb);
+    if (m->rc == CAIRN_OK) {
+        cairn_buf_free(&b);
+        FILE *f = fopen(m->saved, "w");
+        if (!f || fclose(f) != 0) m->rc = errno;
+    } else {
+        snprintf(m->err, sizeof m->err, "%s", cairn_errmsg(rt));
+    }
+    cairn_runtime_close(rt);
+    return NULL;
+}
+
+static void test_upcaster_meets_other_thread(void)
+{
+    char store[PATH_MAX];
+    snprintf(store, sizeof store, "lmdb:%s/boundary", tmp);
+    cairn_runtime *rt = small_map_ledger(store); /* the first open sets the small map */
+    E(rt);
+    args a;
+    result r;
+    args_begin(&a, 1);
+    msgpack_pack_int(&a.pk, 3000);
+    CHECK_RC(rt, call(rt, "old_memo", &a, &r), CAIRN_OK, "");
+    msgpack_object id = *item(&r, 0);
+    meeting m = { .store = store };
+    snprintf(m.started, sizeof m.started, "%s/boundary.started", tmp);
+    snprintf(m.saved, sizeof m.saved, "%s/boundary.saved", tmp);
+    pthread_t th;
+    CHECK(pthread_create(&th, NULL, save_when_started, &m) == 0);
+    args_begin(&a, 3);
+    args_obj(&a, &id);
+    args_str(&a, m.started);
+    args_str(&a, m.saved);
+    result_free(&r);
+    result got;
+    CHECK_RC(rt, call(rt, "read_memo_meeting", &a, &got), CAIRN_OK, "");
+    CHECK(as_int(item(&got, 0)) == 3000);
+    result_free(&got);
+    CHECK(pthread_join(th, NULL) == 0);
+    if (m.rc) fprintf(stderr, "saving thread: %d (%s): %s\n", m.rc, cairn_strerror(m.rc), m.err);
+    CHECK(m.rc == CAIRN_OK);
+    cairn_runtime_close(rt);
+}
+
 /* ---- main -------------------------------------------------------------- */
 
 /* A tenant's module in a sandboxed runtime: it gets no os, requires nothing
@@ -761,6 +845,7 @@ int main(int argc, char **argv)
     test_sandbox();
     test_shared_environment();
     test_threads("threads", NULL);
+    test_upcaster_meets_other_thread();
     /* Growing the map while other threads read needs the store's thread-safety
      * work (issue 6): until then it crashes, so it runs only when asked. */
     if (getenv("CAIRN_TEST_MAP_GROWTH")) test_threads("threads_growing", "CAIRN_MAP_SIZE=131072");

@@ -2,6 +2,8 @@
 -- with deposits, and a Ledger application whose methods exercise every
 -- outcome a cairn_call can have.
 local cairn = require "cairn"
+local core = require "cairn.core"
+local recorder = require "cairn.recorder"
 
 local Account = cairn.aggregate("Account")
 
@@ -79,6 +81,54 @@ end
 --- The recordings of a save (events become maps).
 function Ledger:open_recorded(owner)
   return self:save(Account(owner))
+end
+
+-- The read boundary (api_test.c, test_upcaster_meets_other_thread): memos
+-- whose Noted events are at class version 2. When `handshake` is set, the
+-- upcaster tells another thread that it runs (a file) and waits, at most 5 s,
+-- for that thread's save (another file), which must grow the map: it can only
+-- come if the read has ended before the upcaster runs.
+local handshake
+local function exists(path)
+  local f = io.open(path, "rb")
+  if f then f:close() end
+  return f ~= nil
+end
+local Memo = cairn.aggregate("Memo")
+Memo:created("Written", function(self, text) self.text = text end)
+Memo:event("Noted", function(self, n) self.n = n end, { version = 2, upcast = { [1] = function(fields)
+  local h = handshake
+  if h then
+    handshake = nil
+    assert(io.open(h.started, "wb")):close()
+    local deadline = core.now_us() + 5e6
+    while not exists(h.saved) do
+      if core.now_us() > deadline then error("the other thread's save did not come within 5 s", 0) end
+      core.sleep(0.002)
+    end
+  end
+  return fields
+end } })
+
+--- A memo of n - 1 Noted events stored at class version 1, as an older program wrote them.
+function Ledger:old_memo(n)
+  local id, ts = cairn.uuid.v4(), core.now_us()
+  local batch, k = {}, 0
+  k = recorder.add(batch, k, id, 1, ts, "Memo.Written", core.encode({ text = "old" }), 1)
+  for v = 2, n do k = recorder.add(batch, k, id, v, ts, "Memo.Noted", core.encode({ n = v }), 1) end
+  self.store:append(batch)
+  return id
+end
+
+--- Get the memo, its upcaster meeting another thread (see above); returns its n.
+function Ledger:read_memo_meeting(id, started, saved)
+  handshake = { started = started, saved = saved }
+  return self.repository:get(id).n
+end
+
+--- Save a memo of `bytes` bytes (with a small map, the save grows it).
+function Ledger:save_memo(bytes)
+  return #self:save(Memo(string.rep("m", bytes)))
 end
 
 return { Account = Account, Ledger = Ledger }

@@ -1,0 +1,260 @@
+--- The recorder port: the one Lua module that calls the C store binding
+-- (`core.open` and the store userdata's methods). Every other module reads and
+-- writes a store through a recorder: applications, repositories, logs,
+-- snapshots, views, runners and the store tools. `cairn.remote_log`
+-- implements the same reading side (`read_log`, `read_events`, `max_id`, `uri`,
+-- `wake_seq`, `close`) over HTTP.
+--
+-- Reads take named options: a stream `{ after =, upto =, limit =, reverse = }`
+-- (versions after < v <= upto), the log `{ from =, stop =, limit =, topics = }`
+-- (ids from <= id <= stop). The binding gathers what a read returns, ends the
+-- read, and only then makes Lua values; upcasting runs here, after the read.
+-- @module cairn.recorder
+local core = require "cairn.core"
+local event = require "cairn.event"
+
+local setmetatable, getmetatable, type, error, tostring = setmetatable, getmetatable, type, error, tostring
+local open, wait = core.open, core.wait
+local event_fields, with_header = event.fields, event.with_header
+
+local _M = { _VERSION = "0.1.0" }
+
+local Recorder = {}
+Recorder.__index = Recorder
+_M.Recorder = Recorder
+
+-- The batch protocol, Lua side (runtime/lua/lua_store.c reads it): a flat
+-- list of STRIDE values per record, in the order of `add`.
+_M.STRIDE = 8
+assert(core.RECORD_STRIDE == _M.STRIDE, "cairn.recorder and the C binding disagree on the batch protocol")
+
+--- Append one record to a batch (a flat list) at position n; returns the new n.
+-- @param id the aggregate (stream) id
+-- @param version its version
+-- @param timestamp_us microseconds since the epoch
+-- @param topic the event's topic (a snapshot's: the aggregate class name)
+-- @param payload msgpack bytes of the fields (a snapshot's: the state)
+-- @param class_version the class version of the payload
+-- @param[opt] event_id the event's id: its UUID string, or its 16 bytes
+-- @param[opt] metadata msgpack bytes of the metadata (nil: none)
+function _M.add(batch, n, id, version, timestamp_us, topic, payload, class_version, event_id, metadata)
+  batch[n + 1], batch[n + 2], batch[n + 3], batch[n + 4] = id, version, timestamp_us, topic
+  -- false, not nil, for what is absent: the list's length must count every value
+  batch[n + 5], batch[n + 6], batch[n + 7], batch[n + 8] = payload, class_version, event_id or false, metadata or false
+  return n + 8
+end
+
+-- Upcasting (set by cairn.aggregate): topic -> current class version for the
+-- topics not at version 1, and upcast(topic, stored_version, fields,
+-- aggregate_version) -> fields, current version (nothing for an unknown topic).
+local versions, upcaster = {}, nil
+
+--- Internal (cairn.aggregate): the class versions of event topics (those
+-- other than 1) and the function that upcasts fields stored at another one.
+function _M.set_upcaster(topic_versions, fn)
+  versions, upcaster = topic_versions, fn
+end
+
+-- Upcast the events that need it, after the read: odd is the binding's flat
+-- list of (index, stored class version, forgotten) for the records that are
+-- not plain; their class versions become the ones their fields now have.
+local function upcast(events, odd)
+  if not upcaster then return end
+  for j = 1, #odd, 3 do
+    local ev, stored = events[odd[j]], odd[j + 1]
+    if not odd[j + 2] and (versions[ev.topic] or 1) ~= stored then
+      local fields, now = upcaster(ev.topic, stored, event_fields(ev), ev.originator_version)
+      if now then
+        events[odd[j]] = with_header(fields, ev)
+        odd[j + 1] = now
+      end
+    end
+  end
+end
+
+--- The shape of a notification (API.md §3), made here and nowhere else:
+-- `{ id, originator_id, originator_version, topic, event }`, with
+-- `forgotten = true` for an event whose aggregate was forgotten and
+-- `class_version` for fields at a class version other than 1.
+function _M.notification(id, ev, class_version, forgotten)
+  return { id = id, originator_id = ev.originator_id, originator_version = ev.originator_version,
+           topic = ev.topic, event = ev, forgotten = forgotten or nil,
+           class_version = class_version ~= 1 and class_version or nil }
+end
+local notification = _M.notification
+
+--- Open a store.
+-- @param uri `memory:` or `lmdb:PATH`
+-- @param[opt] opts `sync` (`full`/`none`), `map_size`, `must_exist`, `cipher_key`
+--   (base64), `compressor` (`zstd`/`none`), `keyless` (verify without the key)
+-- @return a recorder
+-- @raise ConfigError, StoreError
+function _M.open(uri, opts)
+  return setmetatable({ store = open(uri, opts) }, Recorder)
+end
+
+--- Is v a recorder (a local store)?
+function _M.is_recorder(v)
+  return getmetatable(v) == Recorder
+end
+
+--- Sleep until one of the recorders changes (or timeout_s passes).
+-- @param recorders at most 16 recorders
+-- @param seen their change counters as `wake_seq` gave them
+-- @return false when a trapped signal arrived, else true
+function _M.wait(recorders, seen, timeout_s, poll_s)
+  local stores = {}
+  for i = 1, #recorders do stores[i] = recorders[i].store end
+  return wait(stores, seen, timeout_s, poll_s)
+end
+
+local function whole(v, name, fname)
+  if v ~= nil and (type(v) ~= "number" or v < 0 or v % 1 ~= 0) then
+    error(("bad option '%s' to '%s' (a whole number >= 0 expected)"):format(name, fname), 4)
+  end
+end
+
+local NO_OPTS = {}
+
+local function check_stream_query(q)
+  if q == nil then return NO_OPTS end
+  if type(q) ~= "table" then error("bad argument #2 to 'read_stream' (options table expected)", 3) end
+  whole(q.after, "after", "read_stream")
+  whole(q.upto, "upto", "read_stream")
+  whole(q.limit, "limit", "read_stream")
+  return q
+end
+
+local function check_log_query(q, fname)
+  if q == nil then return NO_OPTS end
+  if type(q) ~= "table" then error(("bad argument #1 to '%s' (options table expected)"):format(fname), 3) end
+  whole(q.from, "from", fname)
+  whole(q.stop, "stop", fname)
+  whole(q.limit, "limit", fname)
+  if q.topics ~= nil and type(q.topics) ~= "table" then
+    error(("bad option 'topics' to '%s' (array of topics expected)"):format(fname), 3)
+  end
+  return q
+end
+
+--- Record a batch in one transaction, or nothing of it.
+-- @param records a batch (flat list, see `add`) of events: each stream's
+--   events adjacent, with consecutive versions following the recorded ones
+-- @param[opt] opts `tracking = { application = name, id = n }` (a follower's
+--   position, recorded with the events), `snapshots` (a batch of aggregate states)
+-- @return the notification id of the first event, and the hash of the last
+--   event of each run of one stream
+-- @raise ConcurrencyError (nothing recorded), StoreError
+function Recorder:append(records, opts)
+  local tracking, snapshots = opts and opts.tracking, opts and opts.snapshots
+  if tracking then
+    return self.store:append(records, tracking.application, tracking.id, snapshots)
+  end
+  return self.store:append(records, nil, nil, snapshots)
+end
+
+--- A stream's events, oldest first (newest first with `reverse`), upcast.
+-- @param id the aggregate id (a UUID string)
+-- @param[opt] q `after`, `upto`, `limit`, `reverse`; `replay = true` leaves out
+--   `event_id` and `metadata` (for rebuilding aggregates, where no event reaches user code)
+-- @return the events, and the hash of the last one read (nil when none)
+-- @raise AggregateNotFound (not a UUID, or forgotten), IntegrityError
+function Recorder:read_stream(id, q)
+  local events, head, odd = self.store:read_stream(id, check_stream_query(q), versions)
+  if odd[1] then upcast(events, odd) end
+  return events, head
+end
+
+--- Notifications of the log in id order, with upcast events.
+-- @param[opt] q `from` (default 1), `stop`, `limit`, `topics`
+-- @return array of notifications (see `notification`)
+function Recorder:read_log(q)
+  local ids, events, odd = self.store:read_log(check_log_query(q, "read_log"), versions)
+  local out = {}
+  for i = 1, #ids do out[i] = notification(ids[i], events[i], 1) end
+  if odd[1] then
+    upcast(events, odd)
+    for j = 1, #odd, 3 do
+      local i = odd[j]
+      out[i] = notification(ids[i], events[i], odd[j + 1], odd[j + 2])
+    end
+  end
+  return out
+end
+
+--- The log as two arrays, for followers (no notification tables).
+-- @param[opt] q as `read_log`
+-- @return ids, events: `ids[i]` is the notification id of `events[i]`
+function Recorder:read_events(q)
+  local ids, events, odd = self.store:read_log(check_log_query(q, "read_events"), versions)
+  if odd[1] then upcast(events, odd) end
+  return ids, events
+end
+
+--- The newest snapshot of an aggregate (at or below `q.upto`), as stored.
+-- @return `{ version, class_version, class_name, state, head, timestamp_us }`, or nil
+function Recorder:read_snapshot(id, q)
+  local upto = q and q.upto
+  whole(upto, "upto", "read_snapshot")
+  local state, version, class_version, head, ts, class_name = self.store:read_snapshot(id, upto)
+  if not state then return nil end
+  return { version = version, class_version = class_version, class_name = class_name, state = state,
+           head = head, timestamp_us = ts }
+end
+
+--- The highest notification id (0 when the log is empty).
+function Recorder:max_id() return self.store:max_id() end
+
+--- The last notification id of a leader application recorded as processed here (0: none).
+function Recorder:tracking_max(app_name) return self.store:tracking_max(app_name) end
+
+--- Destroy an aggregate's data key (encrypted stores).
+function Recorder:forget(id) return self.store:forget(id) end
+
+--- Re-wrap every data key under a new master key (base64).
+function Recorder:rekey(new_key) return self.store:rekey(new_key) end
+
+--- Check the whole store; `progress(done, total)` is called now and then.
+function Recorder:verify(progress) return self.store:verify(progress) end
+
+--- What the store holds: engine, uri, events, streams, max_notification_id, sizes, format.
+function Recorder:stat() return self.store:stat() end
+
+--- The URI the store was opened with.
+function Recorder:uri() return self.store:uri() end
+
+--- A compact copy of the store into an empty directory.
+function Recorder:copy(dir) return self.store:copy(dir) end
+
+--- The store's change counter, or nil when it has none (followers then poll).
+function Recorder:wake_seq() return self.store:wake_seq() end
+
+--- Close the store; using it afterwards raises a StoreError.
+function Recorder:close() return self.store:close() end
+
+--- A view's value at key (decoded), or nil.
+function Recorder:view_get(view, key) return self.store:view_get(view, key) end
+
+--- Apply view writes `{ key, msgpack bytes | false (delete), ... }` and a
+-- tracking position `{ application =, id = }` (optional) in one transaction.
+function Recorder:view_write(view, ops, tracking)
+  if tracking then return self.store:view_write(view, ops, tracking.application, tracking.id) end
+  return self.store:view_write(view, ops)
+end
+
+--- A page of a view's entries: `{ key, value, key, value, ... }` in key order.
+-- @param view the view's name
+-- @param[opt] q `prefix` (default ""), `after` (a key), `limit` (entries, default 1000)
+function Recorder:view_scan(view, q)
+  q = q or NO_OPTS
+  return self.store:view_scan(view, q.prefix or "", q.after, q.limit)
+end
+
+--- How far a view has processed an application's log (0: not at all).
+function Recorder:view_tracking_max(view, app_name) return self.store:view_tracking_max(view, app_name) end
+
+function Recorder:__tostring()
+  return tostring(self.store)
+end
+
+return _M
