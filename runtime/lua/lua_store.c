@@ -16,6 +16,7 @@
 
 #include "cairn.h"
 #include "crypto.h"
+#include "lua_dcb.h"
 #include "lua_error.h"
 #include "lua_event.h"
 #include "lua_gather.h"
@@ -177,7 +178,7 @@ static void push_hash(lua_State *L, const uint8_t *hash)
     lua_pushlstring(L, hex, CAIRN_HASH_BYTES * 2);
 }
 
-/* store:append(records [, tracking_app, tracking_id [, snapshots]]) -> first id, heads
+/* store:append(records [, tracking_app, tracking_id [, snapshots [, extras]]]) -> first id, heads
  * records and snapshots are flat lists in the batch protocol (read_records);
  * heads holds the hash of the last event of each run of one stream, in order. */
 static int lappend(lua_State *L)
@@ -190,7 +191,9 @@ static int lappend(lua_State *L)
         luaL_checktype(L, 5, LUA_TTABLE);
         slen = lua_objlen(L, 5);
     }
-    if ((len == 0 && !t && slen == 0) || len % RECORD_STRIDE != 0 || slen % RECORD_STRIDE != 0)
+    int once = lua_istable(L, 6) && (lua_getfield(L, 6, "once"), !lua_isnil(L, -1));
+    if (lua_istable(L, 6)) lua_pop(L, 1);
+    if ((len == 0 && !t && slen == 0 && !once) || len % RECORD_STRIDE != 0 || slen % RECORD_STRIDE != 0)
         return cairn_lua_raise(L, CAIRN_SCHEMA, "append: a batch holds %d values per record", RECORD_STRIDE);
     size_t n = len / RECORD_STRIDE, ns = slen / RECORD_STRIDE;
     /* userdata, so the arrays are collected even if an argument check raises */
@@ -199,7 +202,10 @@ static int lappend(lua_State *L)
     read_records(L, 2, ev, n, "event");
     if (ns) read_records(L, 5, ev + n, ns, "snapshot");
     uint64_t first = 0;
-    cairn_batch batch = { ev, n, t, ev + n, ns, hashes };
+    cairn_batch batch = { .events = ev, .n = n, .tracking = t, .snapshots = ev + n, .nsnapshots = ns,
+                          .hashes = hashes };
+    cairn_dcb_query fail_if;
+    cairn_lua_batch_extras(L, 6, &batch, &fail_if); /* extras: DCB events, condition, idempotency key */
     int rc = cairn_store_append(s, &batch, &first);
     if (rc) return cairn_lua_raise_store(L, s, rc);
     lua_pushnumber(L, (lua_Number)first);
