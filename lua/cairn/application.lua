@@ -9,6 +9,7 @@ local recorder = require "cairn.recorder"
 local repository = require "cairn.repository"
 local snapshot_store = require "cairn.snapshot_store"
 local notification_log = require "cairn.notification_log"
+local dcb_events = require "cairn.events"
 
 local setmetatable, getmetatable, select = setmetatable, getmetatable, select
 local type, tonumber, pcall, error, tostring, pairs = type, tonumber, pcall, error, tostring, pairs
@@ -272,6 +273,7 @@ function _M.define(name)
     self.snapshots = snapshot_store.new(self)
     self.repository = repository.new(self)
     self.log = notification_log.new(self)
+    self.events = dcb_events.new(self)
     return self
   end
   return App
