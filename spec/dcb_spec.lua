@@ -157,8 +157,7 @@ describe("DCB across processes (lmdb:)", function()
 
   it("lets exactly one of four processes append under the same condition", function()
     local uri = helper.store_uri(dir, "race", "lmdb")
-    local child = dir .. "/child.lua"
-    helper.write_file(child, [[
+    local script = [[
 local cairn = require "cairn"
 local dir, uri, name = arg[1], arg[2], arg[3]
 local app = cairn.application("Courses").new { store = uri, sync = "none" }
@@ -178,14 +177,8 @@ end
 local f = assert(io.open(dir .. "/won." .. name, "w"))
 f:write(won)
 f:close()
-]])
-    local cmd = {}
-    for i = 1, 4 do
-      cmd[#cmd + 1] = ("%s run %s %s %s %d &"):format(helper.shell_quote(helper.cairn_bin), helper.shell_quote(child),
-        helper.shell_quote(dir), helper.shell_quote(uri), i)
-    end
-    assert.are.equal(0, (helper.run(table.concat(cmd, " ") .. " sleep 0.3; touch " .. helper.shell_quote(dir .. "/go")
-      .. "; wait")))
+]]
+    assert.are.equal(0, helper.race_processes(script, dir, uri, 4))
     local total = 0
     for i = 1, 4 do
       local won = assert(helper.read_file(dir .. "/won." .. i), "process " .. i .. " wrote nothing")

@@ -89,8 +89,7 @@ describe("save_once across restarts and processes (lmdb:)", function()
 
   it("records a key once when four processes save it at the same time", function()
     local uri = helper.store_uri(dir, "race", "lmdb")
-    local child = dir .. "/child.lua"
-    helper.write_file(child, [[
+    local script = [[
 local cairn = require "cairn"
 local dir, uri, name = arg[1], arg[2], arg[3]
 local Payment = cairn.aggregate("Payment")
@@ -105,15 +104,8 @@ end
 local f = assert(io.open(dir .. "/out." .. name, "w"))
 f:write(table.concat(out, "\n"), "\n")
 f:close()
-]])
-    local cmd = {}
-    for i = 1, 4 do
-      cmd[#cmd + 1] = ("%s run %s %s %s %d &"):format(helper.shell_quote(helper.cairn_bin), helper.shell_quote(child),
-        helper.shell_quote(dir), helper.shell_quote(uri), i)
-    end
-    local code = helper.run(table.concat(cmd, " ") .. " sleep 0.3; touch " .. helper.shell_quote(dir .. "/go")
-      .. "; wait")
-    assert.are.equal(0, code)
+]]
+    assert.are.equal(0, helper.race_processes(script, dir, uri, 4))
     local seen
     for i = 1, 4 do
       local text = assert(helper.read_file(dir .. "/out." .. i), "process " .. i .. " wrote nothing")
