@@ -479,5 +479,19 @@ app.log:select(1, 1)[1].event.timestamp
       assert.matches("balances: Alice -25.00, Bob 125.00", out, 1, true)
       assert.not_matches("%d%d%d%d", (out:gsub("%x+%-%x+%-%x+%-%x+%-%x+", ""))) -- no amount in cents
     end)
+
+    it("course enrolment from four processes exceeds no course's capacity and no student's limit", function()
+      local dir = helper.tmpdir()
+      finally(function() helper.rmrf(dir) end)
+      local code, out, err = helper.run(("CAIRN_BIN=%s %s %s"):format(q(helper.cairn_bin),
+        q(helper.root .. "/examples/course_enrolment/run.sh"), q(dir)))
+      assert.are.equal(0, code, err)
+      local n = 0
+      for took in out:gmatch("worker %d: (%d+) subscribed") do n = n + tonumber(took) end
+      assert.matches(n .. " subscriptions: the fullest course has 10 of 10 seats, the busiest student 3 of 3 "
+        .. "courses: no limit exceeded", out, 1, true)
+      -- 20 courses of 10 seats (or 100 students of 3 courses) are the most there can be
+      assert.is_true(n > 0 and n <= 200)
+    end)
   end)
 end)
