@@ -40,7 +40,7 @@ local function samples()
 end
 
 -- Documented as optional: nil until the user sets them.
-local OPTIONAL = { ["runner.on_progress"] = true }
+local OPTIONAL = { ["runner.on_progress"] = true, ["app.repository.cache"] = true }
 
 -- Public names that are the machinery of other public names, not for users.
 local INTERNAL = {
@@ -57,6 +57,7 @@ local INTERNAL = {
   ["processing.aggregates"] = "what collect collected", ["proc.leaders"] = "what follow set",
   ["app.log.app"] = "its application", ["app.repository.app"] = "its application",
   ["app.snapshots.app"] = "its application", ["app.events.app"] = "its application",
+  ["app.repository.saved"] = "app:save keeps the aggregate cache up to date",
   ["system_runner.apps"] = "its applications (get gives them)", ["system_runner.env"] = "the env given",
   ["system_runner.system"] = "the system given", ["system_runner.queue"] = "saves waiting for followers",
   ["system_runner.queued"] = "saves waiting for followers", ["system_runner.draining"] = "followers at work",

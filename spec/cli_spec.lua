@@ -481,10 +481,10 @@ app.log:select(1, 1)[1].event.timestamp
     end)
 
     it("course enrolment from four processes exceeds no course's capacity and no student's limit", function()
-      local dir = helper.tmpdir()
-      finally(function() helper.rmrf(dir) end)
+      local tmp = helper.tmpdir()
+      finally(function() helper.rmrf(tmp) end)
       local code, out, err = helper.run(("CAIRN_BIN=%s %s %s"):format(q(helper.cairn_bin),
-        q(helper.root .. "/examples/course_enrolment/run.sh"), q(dir)))
+        q(helper.root .. "/examples/course_enrolment/run.sh"), q(tmp)))
       assert.are.equal(0, code, err)
       local n = 0
       for took in out:gmatch("worker %d: (%d+) subscribed") do n = n + tonumber(took) end

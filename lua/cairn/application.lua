@@ -61,6 +61,18 @@ local function open_store(env)
                           cipher_key = env:get("CAIRN_CIPHER_KEY") })
 end
 
+-- CAIRN_AGGREGATE_CACHE: how many aggregates the repository keeps (0: none).
+local function cache_size(env)
+  local given = env:get("CAIRN_AGGREGATE_CACHE")
+  if given == nil then return 0 end
+  local n = tonumber(given)
+  if not (n and n % 1 == 0 and n >= 0 and n <= 2 ^ 31) then
+    errors.raise("ConfigError", "CAIRN_AGGREGATE_CACHE must be a whole number of aggregates from 0 to 2^31 (got '%s')",
+      tostring(given))
+  end
+  return n
+end
+
 -- Snapshot records (a batch, see cairn.recorder) of the aggregates whose new
 -- version reaches a multiple of their class's snapshotting interval; records
 -- are the aggregates' pending records.
@@ -146,6 +158,7 @@ local function record(self, tracking_app, tracking_id, aggs, n_aggs, once)
     end
     n = n + #events
   end
+  self.repository:saved(taken_aggs, taken_events)
   return recordings
 end
 
@@ -271,7 +284,7 @@ function _M.define(name)
     self.store = open_store(self.env)
     self.snapshotting = self.snapshotting_intervals ~= nil or self.env:flag("CAIRN_SNAPSHOTTING", false)
     self.snapshots = snapshot_store.new(self)
-    self.repository = repository.new(self)
+    self.repository = repository.new(self, cache_size(self.env))
     self.log = notification_log.new(self)
     self.events = dcb_events.new(self)
     return self

@@ -1,6 +1,7 @@
 --- The repository: aggregates rebuilt from their stored events.
 -- @module cairn.repository
 local aggregate = require "cairn.aggregate"
+local aggregate_cache = require "cairn.aggregate_cache"
 local errors = require "cairn.errors"
 local core = require "cairn.core"
 
@@ -10,9 +11,41 @@ local uuid_normalize = core.uuid_normalize
 local _M = { _VERSION = "0.1.0" }
 local mt = { __index = _M }
 
---- Internal: a repository over an application's store.
-function _M.new(app)
-  return setmetatable({ app = app }, mt)
+--- Internal: a repository over an application's store, with an aggregate
+-- cache of `cache_size` aggregates when that is above 0.
+function _M.new(app, cache_size)
+  return setmetatable({ app = app, cache = cache_size and cache_size > 0 and aggregate_cache.new(cache_size) or nil },
+    mt)
+end
+
+-- The cached aggregate brought up to date from the events recorded since it
+-- was cached (by any process), as a copy; nil when it is not cached.
+local function from_cache(self, cache, id)
+  local cached = cache:peek(id)
+  if not cached then return nil end
+  local store = self.app.store
+  local ok, events, head = pcall(store.read_stream, store, id, { after = cached.version, replay = true })
+  local discarded = false
+  if ok and events[1] then
+    ok, cached, discarded = pcall(aggregate.replay, events, cached)
+    if ok then cached.head = head or cached.head end
+  end
+  if not ok or discarded then
+    cache:drop(id) -- forgotten, discarded, or not replayable: the store says why
+    return nil
+  end
+  return aggregate_cache.copy(cached)
+end
+
+--- Internal (app:save): keep what was saved, when the cache is on; aggs[i]
+-- saved the events events[i] (one that discarded it is dropped).
+function _M:saved(aggs, events)
+  local cache = self.cache
+  if not cache then return end
+  for i = 1, #aggs do
+    local list = events[i]
+    if list[#list].topic:sub(-10) == ".Discarded" then cache:drop(aggs[i].id) else cache:put(aggs[i]) end
+  end
 end
 
 --- The canonical (lower-case) form of an aggregate id.
@@ -36,6 +69,11 @@ function _M:get(id, opts)
   local version = opts and opts.version
   if version ~= nil and (type(version) ~= "number" or version < 0 or version % 1 ~= 0) then
     error("bad option 'version' to 'get' (a whole number expected)", 2)
+  end
+  local cache = self.cache
+  if cache and version == nil then
+    local agg = from_cache(self, cache, id)
+    if agg then return agg end
   end
   local store = self.app.store
   -- start from the newest snapshot at or below the version, if any
@@ -66,6 +104,7 @@ function _M:get(id, opts)
     errors.raise("AggregateNotFound", "aggregate %s was discarded (version %d) in %s", id, agg.version,
       store:uri())
   end
+  if cache and version == nil then cache:put(agg) end
   return agg
 end
 
