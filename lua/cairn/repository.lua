@@ -37,14 +37,22 @@ local function from_cache(self, cache, id)
   return aggregate_cache.copy(cached)
 end
 
---- Internal (app:save): keep what was saved, when the cache is on; aggs[i]
--- saved the events events[i] (one that discarded it is dropped).
+--- Internal (app:save): keep the cache up to date with what was saved:
+-- aggs[i] saved the events events[i]. A cached aggregate at the version they
+-- follow takes copies of them (the work of the new events only, not a copy of
+-- the whole state); any other is dropped, to be read again on its next get.
 function _M:saved(aggs, events)
   local cache = self.cache
   if not cache then return end
   for i = 1, #aggs do
-    local list = events[i]
-    if list[#list].topic:sub(-10) == ".Discarded" then cache:drop(aggs[i].id) else cache:put(aggs[i]) end
+    local id, list = aggs[i].id, events[i]
+    local cached = cache:peek(id)
+    if cached and cached.version == list[1].originator_version - 1 then
+      local ok, _, discarded = pcall(aggregate.replay, aggregate_cache.copy(list), cached)
+      if ok and not discarded then cached.head = aggs[i].head else cache:drop(id) end
+    elseif cached then
+      cache:drop(id)
+    end
   end
 end
 
