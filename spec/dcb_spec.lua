@@ -191,3 +191,19 @@ f:close()
     assert.are.equal(30, app:max_notification_id())
   end)
 end)
+
+describe("store:read_events { ids = ... }", function()
+  it("reads exactly the ids given, and refuses ids out of order", function()
+    local app = Courses.new()
+    finally(function() app:close() end)
+    fill(app)
+    local ids = app.store:read_events { ids = { 1, 2, 4, 6, 9 } }
+    assert.are.same({ 1, 2, 4, 6 }, ids)
+    helper.assert_error_kind("SchemaError", function() app.store:read_events { ids = { 4, 2 } } end,
+      "read_log: ids must be ascending")
+    helper.assert_error_kind("SchemaError", function() app.store:read_events { ids = { 0 } } end,
+      "read_log: ids must be whole numbers >= 1, ascending")
+    assert.has_error(function() app.store:read_events { ids = 3 } end,
+      "bad option 'ids' to 'read_events' (array of notification ids expected)")
+  end)
+end)

@@ -7,7 +7,7 @@
 --
 -- Reads take named options: a stream `{ after =, upto =, limit =, reverse = }`
 -- (versions after < v <= upto), the log `{ from =, stop =, limit =, topics = }`
--- (ids from <= id <= stop). The binding gathers what a read returns, ends the
+-- (ids from <= id <= stop; or `ids = { ... }`, exactly these ids, ascending). The binding gathers what a read returns, ends the
 -- read, and only then makes Lua values; upcasting runs here, after the read.
 -- @module cairn.recorder
 local core = require "cairn.core"
@@ -133,6 +133,9 @@ local function check_log_query(q, fname)
   whole(q.limit, "limit", fname)
   if q.topics ~= nil and type(q.topics) ~= "table" then
     error(("bad option 'topics' to '%s' (array of topics expected)"):format(fname), 3)
+  end
+  if q.ids ~= nil and type(q.ids) ~= "table" then
+    error(("bad option 'ids' to '%s' (array of notification ids expected)"):format(fname), 3)
   end
   return q
 end

@@ -391,8 +391,20 @@ static int lread_stream(lua_State *L)
     return 3;
 }
 
-/* store:read_log({ from, stop, limit, topics } [, versions]) -> ids, events, odd
+/* store:read_log({ from, stop, limit, topics, ids } [, versions]) -> ids, events, odd
+ * (ids: read exactly these notification ids, ascending, instead of from..stop)
  * ids[i] is the notification id of events[i]. */
+/* The id at index i (0-based) of the ids list at idx: a whole number >= 1 */
+static uint64_t ids_at(lua_State *L, int idx, size_t i)
+{
+    lua_rawgeti(L, idx, (int)i + 1);
+    lua_Number v = lua_tonumber(L, -1);
+    lua_pop(L, 1);
+    if (!(v >= 1 && v < 9007199254740992.0) || v != (lua_Number)(uint64_t)v)
+        cairn_lua_raise(L, CAIRN_SCHEMA, "read_log: ids must be whole numbers >= 1, ascending");
+    return (uint64_t)v;
+}
+
 static int lread_log(lua_State *L)
 {
     cairn_store *s = check_store(L);
@@ -420,13 +432,28 @@ static int lread_log(lua_State *L)
         }
         q.topics = topics; /* an empty list filters nothing, as in the Python library */
     }
-    if (empty) { lua_newtable(L); lua_newtable(L); lua_newtable(L); return 3; }
+    lua_getfield(L, 2, "ids");          /* exactly these ids (ascending), read in runs */
+    int want = lua_gettop(L);
+    size_t nids = lua_istable(L, want) ? lua_objlen(L, want) : 0;
+    for (size_t i = 0; i < nids; i++) /* checked before any read */
+        if (i > 0 && ids_at(L, want, i) <= ids_at(L, want, i - 1))
+            return cairn_lua_raise(L, CAIRN_SCHEMA, "read_log: ids must be ascending");
+    if (nids == 1) (void)ids_at(L, want, 0);
+    if (empty || (lua_istable(L, want) && nids == 0)) { lua_newtable(L); lua_newtable(L); lua_newtable(L); return 3; }
     cairn_gather *g = cairn_lua_store_gather(L, 1);
     read_failure f;
-    int rc = cairn_store_read_log(s, &q);
-    if (rc) { cairn_store_read_end(s); return cairn_lua_raise_store(L, s, rc); }
-    gather_read(s, g, &f);
-    if (f.rc != CAIRN_END) return raise_read(L, &f);
+    size_t at = 0;
+    do {
+        if (nids) { /* the next run of consecutive ids */
+            q.start = q.stop = ids_at(L, want, at++);
+            while (at < nids && ids_at(L, want, at) == q.stop + 1) q.stop = ids_at(L, want, at++);
+            q.limit = 0;
+        }
+        int rc = cairn_store_read_log(s, &q);
+        if (rc) { cairn_store_read_end(s); return cairn_lua_raise_store(L, s, rc); }
+        gather_read(s, g, &f); /* adds to what earlier runs gathered */
+        if (f.rc != CAIRN_END) return raise_read(L, &f);
+    } while (at < nids);
     cairn_event_keys k;
     cairn_event_keys_push(L, &k);
     int last_at = lua_gettop(L) + 1;
