@@ -7,8 +7,9 @@
 --
 -- Reads take named options: a stream `{ after =, upto =, limit =, reverse = }`
 -- (versions after < v <= upto), the log `{ from =, stop =, limit =, topics = }`
--- (ids from <= id <= stop; or `ids = { ... }`, exactly these ids, ascending). The binding gathers what a read returns, ends the
--- read, and only then makes Lua values; upcasting runs here, after the read.
+-- (ids from <= id <= stop; or `ids = { ... }`: exactly these ids, ascending).
+-- The binding gathers what a read returns, ends the read, and only then makes
+-- Lua values; upcasting runs here, after the read.
 -- @module cairn.recorder
 local core = require "cairn.core"
 local event = require "cairn.event"
