@@ -4,14 +4,14 @@
  *
  *   'a' 0 || id                 -> ""   every DCB event
  *   'y' len || type || id       -> ""   DCB events by type
- *   'g' len || tag || id        -> ""   DCB events by tag
+ *   'g' len || tag || id        -> type  DCB events by tag, with the event's type
  *   'o' len || key              -> first id || n (u64 big-endian each): an idempotent save
  *
  * (id: the notification id, u64 big-endian; len: one byte.) The postings of
  * one type or tag are adjacent and in id order, so a query reads only the
  * entries that can match, from its `after` on: an item with tags walks its
- * first tag's postings and looks the others (and the types) up; an item of
- * types only walks each type's; the empty query walks 'a'.
+ * first tag's postings (which name the event's type) and looks the other
+ * tags up; an item of types only walks each type's; the empty query walks 'a'.
  */
 #include <stdlib.h>
 #include <string.h>
@@ -42,28 +42,25 @@ static int has_posting(MDB_txn *txn, MDB_dbi dbi, char kind, cairn_slice name, u
     return mdb_get(txn, dbi, &k, &v); /* 0: there, MDB_NOTFOUND: not */
 }
 
-/* Does event id (a posting of the walked list) match the item's other conditions? */
+/* Does event id (a posting of the walked tag list, whose value is the
+ * event's type) match the item's other conditions? */
 static int matches_rest(MDB_txn *txn, MDB_dbi dbi, const cairn_dcb_item *it, size_t from_tag, uint64_t id,
-                        int *yes)
+                        const MDB_val *type, int *yes)
 {
     *yes = 0;
+    if (it->ntypes) {
+        size_t t = 0;
+        while (t < it->ntypes && !(it->types[t].len == type->mv_size &&
+                                   memcmp(it->types[t].ptr, type->mv_data, type->mv_size) == 0))
+            t++;
+        if (t == it->ntypes) return 0;
+    }
     for (size_t t = from_tag; t < it->ntags; t++) {
         int rc = has_posting(txn, dbi, 'g', it->tags[t], id);
         if (rc == MDB_NOTFOUND) return 0;
         if (rc) return rc;
     }
-    if (it->ntypes == 0) {
-        *yes = 1;
-        return 0;
-    }
-    for (size_t t = 0; t < it->ntypes; t++) {
-        int rc = has_posting(txn, dbi, 'y', it->types[t], id);
-        if (rc == 0) {
-            *yes = 1;
-            return 0;
-        }
-        if (rc != MDB_NOTFOUND) return rc;
-    }
+    *yes = 1;
     return 0;
 }
 
@@ -85,7 +82,7 @@ static int walk(MDB_txn *txn, MDB_dbi dbi, char kind, cairn_slice name, uint64_t
         if (k.mv_size != plen + 8 || memcmp(k.mv_data, key, plen) != 0) break;
         uint64_t id = cairn_get_be64((const uint8_t *)k.mv_data + plen);
         int yes = 1;
-        if (check && (rc = matches_rest(txn, dbi, check, from_tag, id, &yes)) != 0) break;
+        if (check && (rc = matches_rest(txn, dbi, check, from_tag, id, &v, &yes)) != 0) break;
         if (!yes) continue;
         if ((rc = found(ctx, id)) != 0) break;
         if (limit && ++hits == limit) break;
@@ -142,10 +139,10 @@ int cairn_lmdb_dcb_check(cairn_lmdb *h, MDB_txn *txn, const cairn_write *w)
                              (unsigned long long)w->fail_if->after, (unsigned long long)id);
 }
 
-static int put_posting(MDB_txn *txn, MDB_dbi dbi, char kind, cairn_slice name, uint64_t id)
+static int put_posting(MDB_txn *txn, MDB_dbi dbi, char kind, cairn_slice name, uint64_t id, cairn_slice value)
 {
     uint8_t key[POSTING_MAX];
-    MDB_val k = { posting_key(key, kind, name, 1, id), key }, v = { 0, "" };
+    MDB_val k = { posting_key(key, kind, name, 1, id), key }, v = { value.len, (void *)value.ptr };
     return mdb_put(txn, dbi, &k, &v, 0);
 }
 
@@ -166,9 +163,9 @@ int cairn_lmdb_dcb_index(cairn_lmdb *h, MDB_txn *txn, const cairn_write *w, uint
     for (size_t i = 0; i < w->ndcb; i++) {
         const cairn_dcb_event *d = &w->dcb[i];
         uint64_t id = first_id + d->event;
-        int rc = put_posting(txn, dbi, 'a', NO_NAME, id);
-        if (rc == 0) rc = put_posting(txn, dbi, 'y', d->type, id);
-        for (size_t t = 0; rc == 0 && t < d->ntags; t++) rc = put_posting(txn, dbi, 'g', d->tags[t], id);
+        int rc = put_posting(txn, dbi, 'a', NO_NAME, id, NO_NAME);
+        if (rc == 0) rc = put_posting(txn, dbi, 'y', d->type, id, NO_NAME);
+        for (size_t t = 0; rc == 0 && t < d->ntags; t++) rc = put_posting(txn, dbi, 'g', d->tags[t], id, d->type);
         if (rc) return rc;
     }
     if (!w->once.ptr) return 0;
