@@ -63,7 +63,8 @@ end
 local function read_at(store, positions)
   local out = {}
   if not positions[1] then return out end
-  local ids, events = store:read_events { ids = positions }
+  -- replay: a DCB event hands out only its type, data and tags
+  local ids, events = store:read_events { ids = positions, replay = true }
   for k = 1, #ids do
     local ev = events[k]
     out[k] = { position = ids[k], type = ev.topic, data = ev.data, tags = ev.tags or {} }

@@ -392,7 +392,8 @@ static int lread_stream(lua_State *L)
 }
 
 /* store:read_log({ from, stop, limit, topics, ids } [, versions]) -> ids, events, odd
- * (ids: read exactly these notification ids, ascending, instead of from..stop)
+ * (ids: read exactly these notification ids, ascending, instead of from..stop;
+ * replay: events without event_id and metadata, for reads no user sees whole)
  * ids[i] is the notification id of events[i]. */
 /* The id at index i (0-based) of the ids list at idx: a whole number >= 1 */
 static uint64_t ids_at(lua_State *L, int idx, size_t i)
@@ -432,6 +433,7 @@ static int lread_log(lua_State *L)
         }
         q.topics = topics; /* an empty list filters nothing, as in the Python library */
     }
+    cairn_event_kind kind = field_bool(L, 2, "replay") ? CAIRN_EVENT_REPLAY : CAIRN_EVENT_FULL;
     lua_getfield(L, 2, "ids");          /* exactly these ids (ascending), read in runs */
     int want = lua_gettop(L);
     size_t nids = lua_istable(L, want) ? lua_objlen(L, want) : 0;
@@ -476,7 +478,7 @@ static int lread_log(lua_State *L)
         }
         lua_pushnumber(L, (lua_Number)r->notification_id);
         lua_rawseti(L, ids, (int)i + 1);
-        if (cairn_lua_push_event(L, &k, g, r, last_at, CAIRN_EVENT_FULL) != CAIRN_OK) return raise_malformed(L, r);
+        if (cairn_lua_push_event(L, &k, g, r, last_at, kind) != CAIRN_OK) return raise_malformed(L, r);
         lua_rawseti(L, events, (int)i + 1);
         note_odd(L, &o, g, r, (int)i + 1);
     }
