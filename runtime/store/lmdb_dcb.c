@@ -67,17 +67,16 @@ static int matches_rest(MDB_txn *txn, MDB_dbi dbi, const cairn_dcb_item *it, siz
 /* Walk one posting list above `after`: found(ctx, id) for each event that
  * also matches check (NULL: all); stops after limit hits (0: none) or when
  * found returns non-zero (returned as is). */
-static int walk(MDB_txn *txn, MDB_dbi dbi, char kind, cairn_slice name, uint64_t after, uint64_t limit,
-                const cairn_dcb_item *check, size_t from_tag, int (*found)(void *ctx, uint64_t id), void *ctx)
+static int walk(MDB_txn *txn, MDB_dbi dbi, MDB_cursor *cur, char kind, cairn_slice name, uint64_t after,
+                uint64_t limit, const cairn_dcb_item *check, size_t from_tag, int (*found)(void *ctx, uint64_t id),
+                void *ctx)
 {
     if (after == UINT64_MAX) return 0;
     uint8_t key[POSTING_MAX];
     size_t plen = posting_key(key, kind, name, 1, after + 1) - 8;
-    MDB_cursor *cur;
-    int rc = mdb_cursor_open(txn, dbi, &cur);
-    if (rc) return rc;
     MDB_val k = { plen + 8, key }, v;
     uint64_t hits = 0;
+    int rc;
     for (rc = mdb_cursor_get(cur, &k, &v, MDB_SET_RANGE); rc == 0; rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT)) {
         if (k.mv_size != plen + 8 || memcmp(k.mv_data, key, plen) != 0) break;
         uint64_t id = cairn_get_be64((const uint8_t *)k.mv_data + plen);
@@ -87,31 +86,31 @@ static int walk(MDB_txn *txn, MDB_dbi dbi, char kind, cairn_slice name, uint64_t
         if ((rc = found(ctx, id)) != 0) break;
         if (limit && ++hits == limit) break;
     }
-    mdb_cursor_close(cur);
     return rc == MDB_NOTFOUND ? 0 : rc;
 }
 
 static const cairn_slice NO_NAME = { "", 0 };
 
 /* Every event matching item, above after: at most limit of each list walked. */
-static int walk_item(MDB_txn *txn, MDB_dbi dbi, const cairn_dcb_item *it, uint64_t after, uint64_t limit,
-                     int (*found)(void *ctx, uint64_t id), void *ctx)
+static int walk_item(MDB_txn *txn, MDB_dbi dbi, MDB_cursor *cur, const cairn_dcb_item *it, uint64_t after,
+                     uint64_t limit, int (*found)(void *ctx, uint64_t id), void *ctx)
 {
-    if (it->ntags) return walk(txn, dbi, 'g', it->tags[0], after, limit, it, 1, found, ctx);
-    if (it->ntypes == 0) return walk(txn, dbi, 'a', NO_NAME, after, limit, NULL, 0, found, ctx);
+    if (it->ntags) return walk(txn, dbi, cur, 'g', it->tags[0], after, limit, it, 1, found, ctx);
+    if (it->ntypes == 0) return walk(txn, dbi, cur, 'a', NO_NAME, after, limit, NULL, 0, found, ctx);
     for (size_t t = 0; t < it->ntypes; t++) {
-        int rc = walk(txn, dbi, 'y', it->types[t], after, limit, NULL, 0, found, ctx);
+        int rc = walk(txn, dbi, cur, 'y', it->types[t], after, limit, NULL, 0, found, ctx);
         if (rc) return rc;
     }
     return 0;
 }
 
-static int walk_query(MDB_txn *txn, MDB_dbi dbi, const cairn_dcb_query *q, uint64_t limit,
+/* cur: a cursor on dbi in txn, for the walks */
+static int walk_query(MDB_txn *txn, MDB_dbi dbi, MDB_cursor *cur, const cairn_dcb_query *q, uint64_t limit,
                       int (*found)(void *ctx, uint64_t id), void *ctx)
 {
-    if (q->nitems == 0) return walk(txn, dbi, 'a', NO_NAME, q->after, limit, NULL, 0, found, ctx);
+    if (q->nitems == 0) return walk(txn, dbi, cur, 'a', NO_NAME, q->after, limit, NULL, 0, found, ctx);
     for (size_t i = 0; i < q->nitems; i++) {
-        int rc = walk_item(txn, dbi, &q->items[i], q->after, limit, found, ctx);
+        int rc = walk_item(txn, dbi, cur, &q->items[i], q->after, limit, found, ctx);
         if (rc) return rc;
     }
     return 0;
@@ -131,7 +130,11 @@ int cairn_lmdb_dcb_check(cairn_lmdb *h, MDB_txn *txn, const cairn_write *w)
 {
     if (!w->fail_if || h->sh->no_index) return 0;
     uint64_t id = 0;
-    int rc = walk_query(txn, h->sh->index, w->fail_if, 1, first_match, &id);
+    MDB_cursor *cur;
+    int rc = mdb_cursor_open(txn, h->sh->index, &cur);
+    if (rc) return rc;
+    rc = walk_query(txn, h->sh->index, cur, w->fail_if, 1, first_match, &id);
+    mdb_cursor_close(cur);
     if (rc != FOUND_ONE) return rc;
     return cairn_engine_fail(&h->base, CAIRN_CONFLICT,
                              "an event matching the append condition was recorded after position %llu "
@@ -189,14 +192,17 @@ int cairn_lmdb_dcb_read(cairn_engine *e, const cairn_dcb_query *q, uint64_t limi
     if (rc) return rc;
     MDB_cursor *cur;
     MDB_val k, v;
-    rc = mdb_cursor_open(h->rtxn, h->sh->log, &cur);
+    rc = cairn_lmdb_local_cursor(h, h->sh->log, &cur);
     if (rc == 0) {
         rc = mdb_cursor_get(cur, &k, &v, MDB_LAST);
         if (rc == 0 && k.mv_size == 8) *last_id = cairn_get_be64(k.mv_data);
         if (rc == MDB_NOTFOUND) rc = 0;
-        mdb_cursor_close(cur);
+        cairn_lmdb_local_close(h, cur);
     }
-    if (rc == 0 && !h->sh->no_index) rc = walk_query(h->rtxn, h->sh->index, q, limit, found, ctx);
+    if (rc == 0 && !h->sh->no_index && (rc = cairn_lmdb_local_cursor(h, h->sh->index, &cur)) == 0) {
+        rc = walk_query(h->rtxn, h->sh->index, cur, q, limit, found, ctx);
+        cairn_lmdb_local_close(h, cur);
+    }
     if (rc == 0) rc = cairn_lmdb_read_still_valid(h, "reading DCB events");
     cairn_lmdb_read_end(e);
     return cairn_lmdb_failure(h, rc, "reading DCB events");
