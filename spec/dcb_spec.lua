@@ -178,10 +178,11 @@ local f = assert(io.open(dir .. "/won." .. name, "w"))
 f:write(won)
 f:close()
 ]]
-    assert.are.equal(0, helper.race_processes(script, dir, uri, 4))
+    local code, err = helper.race_processes(script, dir, uri, 4)
+    assert.are.equal(0, code, err)
     local total = 0
     for i = 1, 4 do
-      local won = assert(helper.read_file(dir .. "/won." .. i), "process " .. i .. " wrote nothing")
+      local won = assert(helper.read_file(dir .. "/won." .. i), "process " .. i .. " wrote nothing: " .. err)
       total = total + tonumber(won)
     end
     assert.are.equal(30, total)

@@ -105,10 +105,11 @@ local f = assert(io.open(dir .. "/out." .. name, "w"))
 f:write(table.concat(out, "\n"), "\n")
 f:close()
 ]]
-    assert.are.equal(0, helper.race_processes(script, dir, uri, 4))
+    local code, err = helper.race_processes(script, dir, uri, 4)
+    assert.are.equal(0, code, err)
     local seen
     for i = 1, 4 do
-      local text = assert(helper.read_file(dir .. "/out." .. i), "process " .. i .. " wrote nothing")
+      local text = assert(helper.read_file(dir .. "/out." .. i), "process " .. i .. " wrote nothing: " .. err)
       if seen then assert.are.equal(seen, text) else seen = text end
     end
     local app = Payments.new { store = uri, sync = "none" }
