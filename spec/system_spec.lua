@@ -142,6 +142,16 @@ describe("cairn.SingleThreadedRunner", function()
     assert.are.same({ causation_id = added.event_id, correlation_id = "mine", by = "sit" }, items[2].event.metadata)
   end)
 
+  it("prompts followers after save_once and after DCB appends too", function()
+    local runner = start({ { TrainingSchool, Counters } })
+    finally(function() runner:stop() end)
+    local school, counters = runner:get(TrainingSchool), runner:get(Counters)
+    school:save_once("reg-fido", Dog("Fido"))
+    assert.are.equal(1, counters.store:tracking_max("TrainingSchool"))
+    school.events:append { { type = "Note", data = "x", tags = { "n" } } }
+    assert.are.equal(2, counters.store:tracking_max("TrainingSchool"))
+  end)
+
   it("catches up on start with what was recorded while it was stopped, exactly once", function()
     local runner = start()
     runner:get(TrainingSchool):register("Fido")
