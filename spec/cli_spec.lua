@@ -367,6 +367,7 @@ app.log:select(1, 1)[1].event.timestamp
       assert.are.equal(0, code, err)
       local again
       code, again = cairn("export " .. q(copy))
+      assert.are.equal(0, code)
       assert.are.equal(exported, again)
       app = Courses.new { store = copy, sync = "none" }
       finally(function() app:close() end)
