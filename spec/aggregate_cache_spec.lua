@@ -116,3 +116,26 @@ describe("cairn.aggregate_cache", function()
     assert.are.same(v.c, w.c)
   end)
 end)
+
+describe("the aggregate cache and forget (lmdb:)", function()
+  local dir
+  before_each(function() dir = helper.tmpdir() end)
+  after_each(function() helper.rmrf(dir) end)
+
+  it("never hands out an aggregate forgotten here or by another handle", function()
+    local key = require("cairn.core").keygen()
+    local uri = helper.store_uri(dir, "enc", "lmdb")
+    local app = Counters.new { store = uri, sync = "none", cipher_key = key, aggregate_cache = 10 }
+    local other = Counters.new { store = uri, sync = "none", cipher_key = key }
+    finally(function() app:close(); other:close() end)
+    local a, b = Counter(), Counter()
+    app:save(a, b)
+    app.repository:get(a.id)
+    app.repository:get(b.id)
+    app:forget(a.id)
+    helper.assert_error_kind("AggregateNotFound", function() app.repository:get(a.id) end, "forgotten")
+    other:forget(b.id) -- the cache of app still holds b
+    helper.assert_error_kind("AggregateNotFound", function() app.repository:get(b.id) end, "forgotten")
+    assert.are.equal(0, app.repository.cache:count())
+  end)
+end)

@@ -246,7 +246,9 @@ end
 --- Destroy an aggregate's data key (crypto-shredding; encrypted stores only).
 -- Its events and snapshots become unreadable for good; the log keeps its ids and topics.
 function Base:forget(id)
-  self.store:forget(self.repository:check_id(id))
+  id = self.repository:check_id(id)
+  self.store:forget(id)
+  if self.repository.cache then self.repository.cache:drop(id) end
 end
 
 --- The highest notification id (0 when nothing is recorded).

@@ -7,6 +7,7 @@ local core = require "cairn.core"
 
 local setmetatable, type, pcall, error = setmetatable, type, pcall, error
 local uuid_normalize = core.uuid_normalize
+local remove = table.remove
 
 local _M = { _VERSION = "0.1.0" }
 local mt = { __index = _M }
@@ -19,14 +20,19 @@ function _M.new(app, cache_size)
 end
 
 -- The cached aggregate brought up to date from the events recorded since it
--- was cached (by any process), as a copy; nil when it is not cached.
+-- was cached (by any process), as a copy; nil when it is not cached. The read
+-- starts at the cached version's own event, so that a stream forgotten since
+-- (its event no longer decrypts) or no longer what the cache holds is read
+-- again from the store, which says why.
 local function from_cache(self, cache, id)
   local cached = cache:peek(id)
   if not cached then return nil end
   local store = self.app.store
-  local ok, events, head = pcall(store.read_stream, store, id, { after = cached.version, replay = true })
+  local ok, events, head = pcall(store.read_stream, store, id, { after = cached.version - 1, replay = true })
   local discarded = false
-  if ok and events[1] then
+  ok = ok and events[1] ~= nil and events[1].originator_version == cached.version
+  if ok and events[2] then
+    remove(events, 1)
     ok, cached, discarded = pcall(aggregate.replay, events, cached)
     if ok then cached.head = head or cached.head end
   end
