@@ -20,6 +20,14 @@ local _M = { _VERSION = "0.1.0" }
 
 local MAX_NAME = 255
 
+-- A DCB event's stream id: a UUIDv7 (milliseconds first, then random), so that
+-- new streams go to the end of the stream index instead of random pages.
+local floor = math.floor
+local function time_ordered_id(ts_us)
+  local hex = ("%012x"):format(floor(ts_us / 1000))
+  return hex:sub(1, 8) .. "-" .. hex:sub(9, 12) .. "-7" .. uuid4():sub(16)
+end
+
 local Events = {}
 Events.__index = Events
 
@@ -117,7 +125,7 @@ function Events:append(events, opts)
     end
     check_names(e.tags, "tags", "append", where)
     local tags = e.tags or {}
-    local id = uuid4()
+    local id = time_ordered_id(ts)
     local _, payload, metadata, event_id = make_event(e.type, id, 1, ts, { data = e.data, tags = tags })
     n = add_record(batch, n, id, 1, ts, e.type, payload, 1, event_id, metadata)
     dcb[i] = { event = i, type = e.type, tags = tags }
