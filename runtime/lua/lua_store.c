@@ -578,6 +578,68 @@ static int ltracking_max(lua_State *L)
     return 1;
 }
 
+static int gather_tracking(void *ctx, cairn_slice name, uint64_t id)
+{
+    char be[8];
+    for (int i = 0; i < 8; i++) be[i] = (char)(id >> (56 - 8 * i));
+    return cairn_gather_entry(ctx, name.ptr, name.len, be, sizeof be);
+}
+
+/* store:tracking_scan([after [, limit]]) -> { name, id, name, id, ... } in name order
+ * (followers' application names, views' "view/application") */
+static int ltracking_scan(lua_State *L)
+{
+    cairn_store *s = check_store(L);
+    cairn_slice after = { NULL, 0 };
+    if (!lua_isnoneornil(L, 2)) after.ptr = luaL_checklstring(L, 2, &after.len);
+    lua_Integer limit = luaL_optinteger(L, 3, 1000);
+    luaL_argcheck(L, limit >= 0, 3, "limit >= 0 expected");
+    lua_settop(L, 3);
+    cairn_gather *g = cairn_lua_store_gather(L, 1);
+    int rc = cairn_store_tracking_scan(s, after, (size_t)limit, gather_tracking, g);
+    char msg[512];
+    snprintf(msg, sizeof msg, "%s", rc == ENOMEM ? "out of memory listing tracking positions" : cairn_store_errmsg(s));
+    if (rc) return cairn_lua_raise_rc(L, rc, msg);
+    lua_createtable(L, (int)(2 * g->n), 0);
+    for (size_t i = 0; i < g->n; i++) {
+        const cairn_gathered *r = &g->recs[i];
+        const uint8_t *be = (const uint8_t *)cairn_gather_bytes(g, r->payload);
+        uint64_t id = 0;
+        for (int j = 0; j < 8; j++) id = id << 8 | be[j];
+        lua_pushlstring(L, cairn_gather_bytes(g, r->topic), r->topic_len);
+        lua_rawseti(L, -2, (int)(2 * i + 1));
+        lua_pushnumber(L, (lua_Number)id);
+        lua_rawseti(L, -2, (int)(2 * i + 2));
+    }
+    cairn_lua_store_gathered(L, 1, g);
+    return 1;
+}
+
+#define SNAPSHOT_PAGE 1000
+
+/* store:snapshot_streams([after [, limit]]) -> { id, ... }: the aggregates holding snapshots, in id order */
+static int lsnapshot_streams(lua_State *L)
+{
+    cairn_store *s = check_store(L);
+    uint8_t after[16], ids[SNAPSHOT_PAGE][16];
+    size_t len;
+    int has_after = !lua_isnoneornil(L, 2);
+    if (has_after) parse_id(L, 2, after, &len);
+    lua_Integer limit = luaL_optinteger(L, 3, SNAPSHOT_PAGE);
+    luaL_argcheck(L, limit >= 0 && limit <= SNAPSHOT_PAGE, 3, "limit from 0 to 1000 expected");
+    size_t n = 0;
+    int rc = cairn_store_snapshot_streams(s, has_after ? after : NULL, (size_t)limit, ids, &n);
+    if (rc) return cairn_lua_raise_store(L, s, rc);
+    lua_createtable(L, (int)n, 0);
+    for (size_t i = 0; i < n; i++) {
+        char id[CAIRN_UUID_STRLEN];
+        cairn_uuid_format(ids[i], id);
+        lua_pushlstring(L, id, sizeof id);
+        lua_rawseti(L, -2, (int)i + 1);
+    }
+    return 1;
+}
+
 static int lstat(lua_State *L)
 {
     cairn_store *s = check_store(L);
@@ -617,6 +679,8 @@ void cairn_lua_store_init(lua_State *L)
         { "append", lappend },
         { "max_id", lmax_id },
         { "tracking_max", ltracking_max },
+        { "tracking_scan", ltracking_scan },
+        { "snapshot_streams", lsnapshot_streams },
         { "read_snapshot", lread_snapshot },
         { "forget", lforget },
         { "rekey", lrekey },

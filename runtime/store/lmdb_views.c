@@ -67,7 +67,8 @@ int cairn_lmdb_view_scan(cairn_engine *e, cairn_slice from, int after)
     if (rc) return rc;
     rc = mdb_cursor_open(h->rtxn, h->sh->views, &h->rcur);
     MDB_val k = { from.len, (void *)from.ptr }, v;
-    if (rc == 0) rc = mdb_cursor_get(h->rcur, &k, &v, MDB_SET_RANGE);
+    /* LMDB takes no empty key: from "" is from the first */
+    if (rc == 0) rc = mdb_cursor_get(h->rcur, &k, &v, from.len ? MDB_SET_RANGE : MDB_FIRST);
     if (rc == 0 && after && k.mv_size == from.len && memcmp(k.mv_data, from.ptr, from.len) == 0)
         rc = mdb_cursor_get(h->rcur, &k, &v, MDB_NEXT);
     h->reading = LREAD_VIEW;

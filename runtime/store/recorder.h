@@ -197,6 +197,15 @@ struct cairn_engine_ops {
     int (*max_id)(cairn_engine *e, uint64_t *out);
     int (*tracking_get)(cairn_engine *e, cairn_slice name, uint64_t *out);
     int (*stat)(cairn_engine *e, cairn_store_stats *out);
+    /* pages for backups and the tools, each in one read: the tracking
+     * positions (application names, and views' "view/application") after
+     * `after` (ptr NULL: from the first) in name order, at most limit, each
+     * given to each() (non-zero stops with that code); and the streams that
+     * hold snapshots, ids after `after` (NULL: from the first) in id order,
+     * at most limit into ids, *n of them */
+    int (*tracking_scan)(cairn_engine *e, cairn_slice after, size_t limit,
+                         int (*each)(void *ctx, cairn_slice name, uint64_t id), void *ctx);
+    int (*snapshot_streams)(cairn_engine *e, const uint8_t *after, size_t limit, uint8_t (*ids)[16], size_t *n);
 
     /* views: puts and deletes with a tracking position (NULL: none), in one transaction */
     int (*view_write)(cairn_engine *e, const cairn_view_put *puts, size_t n, const cairn_tracking *t,

@@ -151,6 +151,21 @@ int cairn_store_verify(cairn_store *s, cairn_verify_report *report,
 int cairn_store_tracking_max(cairn_store *s, const char *app, size_t app_len, uint64_t *out)
     __attribute__((warn_unused_result));
 
+/**
+ * A page of the tracking positions (followers' "application", views'
+ * "view/application") named after `after` (ptr NULL: from the first), in
+ * name order, at most limit, each given to each() (non-zero stops the page
+ * with that code; each() must not raise). CAIRN_CONFIG for an engine without it.
+ */
+int cairn_store_tracking_scan(cairn_store *s, cairn_slice after, size_t limit,
+                              int (*each)(void *ctx, cairn_slice name, uint64_t id), void *ctx)
+    __attribute__((warn_unused_result));
+
+/** A page of the streams holding snapshots: ids after `after` (NULL: from the
+ *  first) in id order, at most limit into ids; *n of them. */
+int cairn_store_snapshot_streams(cairn_store *s, const uint8_t *after, size_t limit, uint8_t (*ids)[16], size_t *n)
+    __attribute__((warn_unused_result));
+
 /** The highest notification id, 0 when the log is empty. */
 int cairn_store_max_id(cairn_store *s, uint64_t *out) __attribute__((warn_unused_result));
 
@@ -223,6 +238,12 @@ typedef struct cairn_view_scan {
 int cairn_view_scan_start(cairn_store *s, cairn_view_scan *q) __attribute__((warn_unused_result));
 int cairn_view_scan_next(cairn_store *s, cairn_view_scan *q, cairn_slice *key, cairn_slice *value)
     __attribute__((warn_unused_result));
+
+/** A page of the names of views holding keys, after `after` (ptr NULL: from
+ *  the first) in name order, at most limit, each given to each() (non-zero
+ *  stops with that code). */
+int cairn_view_names(cairn_store *s, cairn_slice after, size_t limit,
+                     int (*each)(void *ctx, cairn_slice view), void *ctx) __attribute__((warn_unused_result));
 
 /** The stored form of a view value (format byte; encryption goes here). */
 size_t cairn_view_value_size(cairn_store *s, size_t plain_len);
