@@ -20,8 +20,10 @@ Store tools (URI is memory: or lmdb:PATH; without it, CAIRN_STORE; never created
   log [URI] [--from N] [--limit M]
                                 print the notification log
   stat [URI]                    print what a store holds
-  export [URI] [FILE|-]         write every event as JSON lines (to stdout by default)
-  import URI [FILE|-]           load JSON lines (from stdin by default) into a new, empty store
+  export [URI] [FILE|-] [--salvage]
+                                write a complete backup as JSON lines (to stdout by default):
+                                events, snapshots, views, tracking positions
+  import URI [FILE|-]           restore a backup (from stdin by default) into a new store
   verify [URI]                  check hash chains, the log and the index; exit 1 if anything is wrong
 
 Keys (encrypted stores take their key from CAIRN_CIPHER_KEY):
@@ -50,8 +52,8 @@ local COMMANDS = {
   events = "cairn.store_tools",
   log = "cairn.store_tools",
   stat = "cairn.store_tools",
-  export = "cairn.store_tools",
-  import = "cairn.store_tools",
+  export = "cairn.cli_backup",
+  import = "cairn.cli_backup",
   verify = "cairn.cli_keys",
   keygen = "cairn.cli_keys",
   rekey = "cairn.cli_keys",

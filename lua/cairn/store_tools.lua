@@ -1,15 +1,12 @@
---- Store tools: `cairn events|log|stat|export|import` on any store URI.
+--- Store tools: `cairn events|log|stat` on any store URI (export and import: cairn.cli_backup).
 -- @module cairn.store_tools
 local core = require "cairn.core"
 local errors = require "cairn.errors"
 local event = require "cairn.event"
 local json = require "cairn.json"
-local log_json = require "cairn.log_json"
-local recorder = require "cairn.recorder"
 local time = require "cairn.time"
 local cli = require "cairn.cli"
 local cli_store = require "cairn.cli_store"
-local progress = require "cairn.progress"
 
 local io_write, tonumber, floor = io.write, tonumber, math.floor
 
@@ -41,34 +38,6 @@ id, aggregate id, version, topic and fields as JSON.
 usage: cairn stat [URI]
 
 Prints what the store holds: engine, events, streams, last notification id, size.
-]] .. STORE_NOTE,
-  export = [[
-usage: cairn export [URI] [FILE|-]
-
-Writes every event as one JSON object per line, in notification order, to FILE
-(standard output when FILE is - or not given):
-{"fields":{...},"id":N,"originator_id":"...","originator_version":V,
-"timestamp":"2026-11-22T09:34:10.123456Z","topic":"Dog.Registered"}, plus
-"class_version":N for events stored at a class version other than 1 and
-"forgotten":true (and empty fields) for events of forgotten aggregates.
-"fields" is always an object ({} for an event without fields).
-Strings that are not UTF-8 become {"$bytes":BASE64}, times {"$time":MICROSECONDS}.
-On a terminal, a progress bar with the rate and time left goes to stderr.
-]] .. STORE_NOTE,
-  import = [[
-usage: cairn import URI [FILE|-]
-
-Loads JSON lines written by `cairn export` (from FILE, or standard input when
-FILE is - or not given) into an EMPTY store, which it creates, keeping
-notification ids, aggregate ids, versions and timestamps. The whole input is
-checked before anything is written; input without a single event is an error
-and creates nothing. With CAIRN_CIPHER_KEY (and CAIRN_COMPRESSOR=zstd) set,
-the new store is encrypted (and compressed). To encrypt a plain store:
-
-  export CAIRN_CIPHER_KEY=$(cairn keygen)    # keep it safe
-  cairn export lmdb:PLAIN | cairn import lmdb:ENCRYPTED
-
-On a terminal, progress bars with the rate and time left go to stderr.
 ]] .. STORE_NOTE,
 }
 
@@ -153,111 +122,7 @@ local function stat_cmd(args)
   return 0
 end
 
-local function export_cmd(args)
-  local uri, rest = cli_store.split(args, 1, "optionally a FILE")
-  local store = open_existing(uri)
-  local ok, err = pcall(function()
-    local out, owned = cli_store.output(rest[1])
-    local total = store:max_id()
-    local bar = progress.new("exporting", "events")
-    local from, buf = 1, {}
-    while true do
-      local page = store:read_log { from = from, limit = PAGE }
-      if #page == 0 then break end
-      for i = 1, #page do
-        buf[i] = json.encode(log_json.item(page[i]))
-      end
-      buf[#page + 1] = ""
-      local written, werr = out:write(table.concat(buf, "\n", 1, #page + 1))
-      if not written then error("cannot write the export: " .. tostring(werr), 0) end
-      for i = #page + 1, #buf do buf[i] = nil end
-      from = page[#page].id + 1
-      bar:update(from - 1, total)
-    end
-    bar:finish(true)
-    if owned then
-      local closed, cerr = out:close()
-      if not closed then error("cannot write the export: " .. tostring(cerr), 0) end
-    else
-      out:flush()
-    end
-  end)
-  store:close()
-  if not ok then error(err, 0) end
-  return 0
-end
-
-local function bad_line(n, fmt, ...)
-  errors.raise("SchemaError", "line %d: " .. fmt, n, ...)
-end
-
-local function import_cmd(args)
-  local uri, rest = cli_store.split(args, 1, "optionally a FILE")
-  local input, owned, size = cli_store.input(rest[1])
-  -- check everything before writing anything
-  local batch, count, line_no, last_version = {}, 0, 0, {}
-  local bar, bytes = progress.new("checking", "lines"), 0
-  for line in input:lines() do
-    line_no = line_no + 1
-    bytes = bytes + #line + 1
-    bar:update(size and bytes or line_no, size)
-    if line:match("%S") then
-      local rec, err = json.decode(line, log_json.DECODE)
-      if rec == nil then bad_line(line_no, "%s", err) end
-      if type(rec) ~= "table" or rec[1] ~= nil then bad_line(line_no, "expected a JSON object") end
-      count = count + 1
-      if rec.id ~= count then bad_line(line_no, "notification id %s should be %d (ids start at 1, no gaps)",
-        tostring(rec.id), count) end
-      local n, payload, us, metadata = log_json.notification(rec)
-      if not n then bad_line(line_no, "%s", payload) end
-      local id = n.originator_id
-      local last = last_version[id]
-      if last and n.originator_version ~= last + 1 then
-        bad_line(line_no, "aggregate %s version %d does not follow version %d", id, n.originator_version, last)
-      end
-      last_version[id] = n.originator_version
-      if n.forgotten then
-        bad_line(line_no, "aggregate %s version %d was forgotten: its fields are gone, so it cannot be imported",
-          id, n.originator_version)
-      end
-      recorder.add(batch, #batch, id, n.originator_version, us, n.topic, payload, n.class_version or 1,
-        n.event.event_id, metadata)
-    end
-  end
-  bar:finish()
-  if owned then input:close() end
-  if count == 0 then
-    errors.raise("SchemaError", "nothing to import: the input %s no events (an export writes one JSON object per line)",
-      line_no == 0 and "is empty, so it holds" or "holds")
-  end
-  local store = recorder.open(uri, { sync = "full", cipher_key = os.getenv("CAIRN_CIPHER_KEY"),
-                                     compressor = os.getenv("CAIRN_COMPRESSOR") })
-  if store:max_id() ~= 0 then
-    store:close()
-    errors.raise("ConfigError", "%s is not empty: import needs an empty store (name a new one)", uri)
-  end
-  -- write in chunks so a big import does not become one huge transaction
-  local CHUNK = 10000 * 6
-  bar = progress.new("importing", "events")
-  for start = 1, #batch, CHUNK do
-    local chunk = {}
-    for i = start, math.min(start + CHUNK - 1, #batch) do chunk[#chunk + 1] = batch[i] end
-    local first = store:append(chunk)
-    local expected = (start - 1) / recorder.STRIDE + 1
-    if first ~= expected then
-      store:close()
-      errors.raise("StoreError", "import gave id %d to notification %d; another writer is using %s",
-        first, expected, uri)
-    end
-    bar:update(math.min(start + CHUNK - 1, #batch) / 6, count)
-  end
-  bar:finish(true)
-  store:close()
-  io.stderr:write(("imported %d events into %s\n"):format(count, uri))
-  return 0
-end
-
-local HANDLERS = { events = events_cmd, log = log_cmd, stat = stat_cmd, export = export_cmd, import = import_cmd }
+local HANDLERS = { events = events_cmd, log = log_cmd, stat = stat_cmd }
 
 function _M.main(cmd, args)
   return HANDLERS[cmd](args)
