@@ -279,7 +279,7 @@ app.log:select(1, 1)[1].event.timestamp
       local code, out = cairn("log " .. q(uri) .. " --from 2 --limit 2")
       assert.are.equal(0, code)
       local ids = {}
-      for id in out:gmatch("(%d+)\t[%x-]+\t%d+\tDog%.") do ids[#ids + 1] = tonumber(id) end
+      for id in out:gmatch("(%d+)\t[%dT:.Z-]+\t[%x-]+\t%d+\tDog%.") do ids[#ids + 1] = tonumber(id) end
       assert.are.same({ 2, 3 }, ids)
       code, out = cairn("log " .. q(uri) .. " --from=5")
       assert.are.equal(0, code)

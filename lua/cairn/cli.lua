@@ -17,8 +17,8 @@ Scripts and the REPL:
 
 Store tools (URI is memory: or lmdb:PATH; without it, CAIRN_STORE; never created):
   events [URI] AGGREGATE_ID     print an aggregate's events
-  log [URI] [--from N] [--limit M]
-                                print the notification log
+  log [URI] [--from N] [--limit M] [--topic T]... [--json] [--follow]
+                                print the notification log (--follow: as it grows)
   stat [URI]                    print what a store holds
   export [URI] [FILE|-] [--salvage]
                                 write a complete backup as JSON lines (to stdout by default):
@@ -72,7 +72,7 @@ end
 
 --- Parse `--name value` and `--flag` options; the rest are positional.
 -- @param args array of strings
--- @param spec `{ name = "value" | "flag" }`
+-- @param spec `{ name = "value" | "flag" | "list" }` (a list option may be repeated: its values in order)
 -- @return options table, positional array
 function _M.parse_options(args, spec)
   local opts, rest, i = {}, {}, 1
@@ -87,6 +87,7 @@ function _M.parse_options(args, spec)
       local kind = spec[name]
       if not kind then _M.usage_error("unknown option --%s", name) end
       if kind == "flag" then
+        if inline then _M.usage_error("option --%s takes no value", name) end
         opts[name] = true
       else
         local v = inline
@@ -95,7 +96,13 @@ function _M.parse_options(args, spec)
           v = args[i]
           if v == nil then _M.usage_error("option --%s needs a value", name) end
         end
-        opts[name] = v
+        if kind == "list" then
+          local list = opts[name] or {}
+          list[#list + 1] = v
+          opts[name] = list
+        else
+          opts[name] = v
+        end
       end
     else
       rest[#rest + 1] = a

@@ -3,7 +3,9 @@
 local core = require "cairn.core"
 local errors = require "cairn.errors"
 local event = require "cairn.event"
+local follow = require "cairn.follow"
 local json = require "cairn.json"
+local log_json = require "cairn.log_json"
 local time = require "cairn.time"
 local cli = require "cairn.cli"
 local cli_store = require "cairn.cli_store"
@@ -29,10 +31,18 @@ Prints the aggregate's events, oldest first, one per line:
 version, timestamp (UTC), topic and fields as JSON.
 ]] .. STORE_NOTE,
   log = [[
-usage: cairn log [URI] [--from N] [--limit M]
+usage: cairn log [URI] [--from N] [--limit M] [--topic T]... [--json] [--follow]
 
-Prints notifications in id order from N (default 1), at most M (default all):
-id, aggregate id, version, topic and fields as JSON.
+Prints notifications in id order from N (default 1), at most M (default all),
+one per line: id, timestamp (UTC, ISO 8601 with microseconds), aggregate id,
+version, topic and fields as JSON, separated by tabs, under a header line
+when standard output is a terminal.
+
+  --topic T   only notifications of topic T (repeat it for several topics)
+  --json      each notification as a JSON object, as `cairn export` writes it
+  --follow    after the last one, wait for new notifications and print them
+              as they are recorded (also by other processes), until SIGINT
+              or SIGTERM (or M are printed)
 ]] .. STORE_NOTE,
   stat = [[
 usage: cairn stat [URI]
@@ -87,26 +97,52 @@ local function count_option(opts, name, default)
   return n
 end
 
+local LOG_HEADER = "id\ttimestamp\taggregate\tversion\ttopic\tfields\n"
+
+local function log_line(n)
+  return ("%d\t%s\t%s\t%d\t%s\t%s\n"):format(n.id, iso(floor(n.event.timestamp * 1e6 + 0.5)), n.originator_id,
+    n.originator_version, n.topic, fields_json(n.event, n.forgotten))
+end
+
+local function json_line(n)
+  return json.encode(log_json.item(n)) .. "\n"
+end
+
 local function log_cmd(args)
-  local opts, rest = cli.parse_options(args, { from = "value", limit = "value" })
+  local opts, rest = cli.parse_options(args, { from = "value", limit = "value", topic = "list", json = "flag",
+                                               follow = "flag" })
   local uri = cli_store.split(rest, 0)
   local from = count_option(opts, "from", 1)
-  local limit = count_option(opts, "limit", math.huge)
+  local left = count_option(opts, "limit", math.huge)
   if from < 1 then from = 1 end
+  local topics = opts.topic
+  local line = opts.json and json_line or log_line
   local store = open_existing(uri)
-  local left = limit
-  while left > 0 do
-    local page = store:read_log { from = from, limit = left < PAGE and left or PAGE }
-    for i = 1, #page do
-      local n = page[i]
-      io_write(("%d\t%s\t%d\t%s\t%s\n"):format(n.id, n.originator_id, n.originator_version, n.topic,
-        fields_json(n.event, n.forgotten)))
+  if not opts.json and core.isatty(1) then io_write(LOG_HEADER) end
+  -- print what there is from `from` on, a page at a time; how many printed
+  local function step()
+    local printed, last = 0, store:max_id()
+    while left > 0 and from <= last do
+      local page = store:read_log { from = from, stop = last, limit = left < PAGE and left or PAGE, topics = topics }
+      -- past what a topic filter skipped: every id up to `last` was looked at
+      if #page == 0 then from = last + 1 break end
+      local buf = {}
+      for i = 1, #page do buf[i] = line(page[i]) end
+      io_write(table.concat(buf))
+      printed, left, from = printed + #page, left - #page, page[#page].id + 1
     end
-    if #page == 0 then break end
-    left = left - #page
-    from = page[#page].id + 1
+    io.stdout:flush()
+    return printed
   end
+  local ok, err = pcall(function()
+    if opts.follow then
+      follow.loop({ store }, step, function() return left <= 0 end, { signals = true })
+    else
+      step()
+    end
+  end)
   store:close()
+  if not ok then error(err, 0) end
   return 0
 end
 
