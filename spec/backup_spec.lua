@@ -35,11 +35,7 @@ local function size_of(path)
   return size
 end
 
-local function lines_of(text)
-  local out = {}
-  for line in text:gmatch("[^\n]+") do out[#out + 1] = line end
-  return out
-end
+local lines_of = helper.lines
 
 local function kinds(text)
   local count = {}

@@ -184,6 +184,13 @@ function _M.run(cmd)
   return code, stdout, stderr
 end
 
+--- The non-empty lines of text, in order.
+function _M.lines(text)
+  local out = {}
+  for line in text:gmatch("[^\n]+") do out[#out + 1] = line end
+  return out
+end
+
 --- Assert that err is a cairn error of this kind (naming what it was if not); returns err.
 function _M.assert_kind(kind, err)
   -- this module is required, not run by busted: luassert is not its global assert

@@ -5,18 +5,13 @@ local helper = require "helper"
 local json = require "cairn.json"
 
 local q = helper.shell_quote
-local SCHOOL = helper.SCHOOL
 local TrainingSchool = helper.school("training_school").TrainingSchool
 
 local function cairn_cmd(args, env)
   return helper.run(("%s %s %s </dev/null"):format(env or "", q(helper.cairn_bin), args))
 end
 
-local function lines_of(text)
-  local out = {}
-  for line in text:gmatch("[^\n]+") do out[#out + 1] = line end
-  return out
-end
+local lines_of = helper.lines
 
 describe("store tools", function()
   local dir, uri
@@ -90,10 +85,10 @@ describe("store tools", function()
       assert.are.equal(2, code)
       assert.are.equal("", out)
       assert.matches("^cairn log: option %-%-topic needs a value\nusage: cairn log ", err)
-      code, _, err = cairn_cmd("log " .. q(uri) .. " --follow=yes")
+      code, out, err = cairn_cmd("log " .. q(uri) .. " --follow=yes")
       assert.are.equal(2, code)
       assert.matches("^cairn log: option %-%-follow takes no value\n", err)
-      code, _, err = cairn_cmd("log " .. q("lmdb:" .. dir .. "/typo") .. " --follow")
+      code, out, err = cairn_cmd("log " .. q("lmdb:" .. dir .. "/typo") .. " --follow")
       assert.are.equal(1, code)
       assert.matches("no store at", err)
     end)
