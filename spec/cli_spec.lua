@@ -306,7 +306,7 @@ app.log:select(1, 1)[1].event.timestamp
         assert.are.equal(2, code, uri)
         assert.are.equal("", out)
         assert.matches("^cairn stat: [^\n]*URI[^\n]*\n"
-          .. "usage: cairn stat %[URI%] %(cairn stat %-%-help says more%)\n$", err)
+          .. "usage: cairn stat %[URI%] %[%-%-topics%] %(cairn stat %-%-help says more%)\n$", err)
       end
     end)
 

@@ -95,4 +95,81 @@ describe("store tools", function()
       assert.matches("no store at", err)
     end)
   end)
+
+  describe("cairn stat and cairn view", function()
+    before_each(function()
+      helper.write_file(dir .. "/project.lua", ([[
+        package.path = %q .. "/?.lua;" .. package.path
+        local cairn = require "cairn"
+        local school = require "training_school"
+        local app = school.TrainingSchool.new { store = arg[1], sync = "none", snapshotting = true }
+        app:take_snapshot(school.Dog.create_id("Fido"))
+        local runner = cairn.ProjectionRunner.new { application = app, projection = require "counts" }
+        runner:run()
+        runner:close()
+        app:close()
+      ]]):format(helper.SCHOOL))
+      local code, _, err = cairn_cmd("run " .. q(dir .. "/project.lua") .. " " .. q(uri))
+      assert.are.equal(0, code, err)
+    end)
+
+    it("stat says whether the store is encrypted, its sizes, snapshots, views and tracking", function()
+      local code, out, err = cairn_cmd("stat " .. q(uri))
+      assert.are.equal(0, code, err)
+      assert.matches("\nencrypted: no\nevents: 4\nstreams: 2\n", out)
+      assert.matches("\nsize: [%d.]+ KiB in use, map [%d.]+ MiB\n", out)
+      assert.matches("\nsnapshots: 1 aggregates\n", out)
+      assert.matches("\nview Counts: 6 keys\n", out)
+      assert.matches("\ntracking: view Counts has processed TrainingSchool up to 4\n", out)
+      assert.not_matches("topic ", out)
+      code, out = cairn_cmd("stat " .. q(uri) .. " --topics")
+      assert.are.equal(0, code)
+      assert.matches("\ntopic Dog.Registered: 2\ntopic Dog.TrickAdded: 2\n$", out)
+      code, out, err = cairn_cmd("stat " .. q(uri) .. " extra")
+      assert.are.equal(2, code)
+      assert.are.equal("", out)
+      assert.matches("^cairn stat: unexpected argument 'extra'", err)
+    end)
+
+    it("stat of an encrypted store says so, with or without the key", function()
+      local key = "CAIRN_CIPHER_KEY=" .. q(select(2, cairn_cmd("keygen")):match("%S+"))
+      local enc = "lmdb:" .. dir .. "/enc"
+      local _, exported = cairn_cmd("export " .. q(uri))
+      helper.write_file(dir .. "/dump.jsonl", exported)
+      local code, _, err = cairn_cmd("import " .. q(enc) .. " " .. q(dir .. "/dump.jsonl"), key)
+      assert.are.equal(0, code, err)
+      for _, env in ipairs { key, "" } do
+        local out
+        code, out, err = cairn_cmd("stat " .. q(enc), env)
+        assert.are.equal(0, code, err)
+        assert.matches("\nencrypted: yes\n", out)
+        assert.matches(env == "" and "\nview Counts: keys not counted %(set CAIRN_CIPHER_KEY%)\n"
+          or "\nview Counts: 6 keys\n", out)
+      end
+    end)
+
+    it("view prints keys and values, by prefix, of one view or all", function()
+      local code, out, err = cairn_cmd("view " .. q(uri))
+      assert.are.equal(0, code, err)
+      assert.are.same({ "Counts\tdog:Fido\t0", "Counts\tdog:Rex\t0", "Counts\tdogs\t2", "Counts\ttrick:roll\t1",
+                        "Counts\ttrick:sit\t1", "Counts\ttricks\t2" }, lines_of(out))
+      code, out = cairn_cmd("view " .. q(uri) .. " trick: --view Counts")
+      assert.are.equal(0, code)
+      assert.are.same({ "Counts\ttrick:roll\t1", "Counts\ttrick:sit\t1" }, lines_of(out))
+      code, out = cairn_cmd("view " .. q(uri) .. " --view Nope")
+      assert.are.equal(0, code)
+      assert.are.equal("", out)
+      code, out = cairn_cmd("view " .. q(uri) .. " --limit 1")
+      assert.are.equal(0, code)
+      assert.are.same({ "Counts\tdog:Fido\t0" }, lines_of(out))
+      code, out, err = cairn_cmd("view " .. q(uri) .. " a b")
+      assert.are.equal(2, code)
+      assert.are.equal("", out)
+      assert.matches("^cairn view: unexpected argument 'b'", err)
+      code, out, err = cairn_cmd("view " .. q("lmdb:" .. dir .. "/typo"))
+      assert.are.equal(1, code)
+      assert.are.equal("", out)
+      assert.matches("no store at", err)
+    end)
+  end)
 end)

@@ -19,7 +19,9 @@ Store tools (URI is memory: or lmdb:PATH; without it, CAIRN_STORE; never created
   events [URI] AGGREGATE_ID     print an aggregate's events
   log [URI] [--from N] [--limit M] [--topic T]... [--json] [--follow]
                                 print the notification log (--follow: as it grows)
-  stat [URI]                    print what a store holds
+  stat [URI] [--topics]         print what a store holds: encryption, sizes, views, tracking
+  view [URI] [PREFIX] [--view NAME]
+                                print views' keys and values
   export [URI] [FILE|-] [--salvage]
                                 write a complete backup as JSON lines (to stdout by default):
                                 events, snapshots, views, tracking positions
@@ -52,6 +54,7 @@ local COMMANDS = {
   events = "cairn.store_tools",
   log = "cairn.store_tools",
   stat = "cairn.store_tools",
+  view = "cairn.store_tools",
   export = "cairn.cli_backup",
   import = "cairn.cli_backup",
   verify = "cairn.cli_keys",

@@ -45,9 +45,21 @@ when standard output is a terminal.
               or SIGTERM (or M are printed)
 ]] .. STORE_NOTE,
   stat = [[
-usage: cairn stat [URI]
+usage: cairn stat [URI] [--topics]
 
-Prints what the store holds: engine, events, streams, last notification id, size.
+Prints what the store holds: engine, format, whether it is encrypted, events,
+streams, last notification id, its size in use and its map size (LMDB), how
+many aggregates have snapshots, each view with its number of keys, and each
+tracking position (how far this store's followers and views have processed
+their leaders' logs). --topics adds the number of events of each topic (it
+reads the whole log).
+]] .. STORE_NOTE,
+  view = [[
+usage: cairn view [URI] [PREFIX] [--view NAME] [--limit M]
+
+Prints the keys of the store's views that start with PREFIX (all keys
+without it), in key order, one per line: view name, key and value as JSON,
+separated by tabs. --view keeps one view; --limit prints at most M keys.
 ]] .. STORE_NOTE,
 }
 
@@ -146,19 +158,125 @@ local function log_cmd(args)
   return 0
 end
 
-local function stat_cmd(args)
-  local store = open_existing((cli_store.split(args, 0)))
-  local st = store:stat()
-  store:close()
-  io_write(("store: %s\nengine: %s\nformat: %d\nevents: %d\nstreams: %d\nmax_notification_id: %d\n"):format(
-    st.uri, st.engine, st.format, st.events, st.streams, st.max_notification_id))
-  if st.engine == "lmdb" then
-    io_write(("used_bytes: %d\nmap_size: %d\n"):format(st.used_bytes, st.map_size))
+-- 1536 as "1.5 KiB"
+local function human(bytes)
+  local units, n, i = { "bytes", "KiB", "MiB", "GiB", "TiB" }, bytes, 1
+  while n >= 1024 and i < #units do n, i = n / 1024, i + 1 end
+  return i == 1 and ("%d bytes"):format(n) or ("%.1f %s"):format(n, units[i])
+end
+
+-- Call fn(item) for every item of a paged listing (store:view_names, ...).
+local function each_page(list, fn, stride)
+  local after
+  repeat
+    local page = list(after)
+    for i = 1, #page, stride or 1 do fn(page[i], page[i + 1]) end
+    after = page[#page - (stride or 1) + 1]
+  until #page == 0
+end
+
+-- How many keys a view holds (a walk over them, a page at a time).
+local function count_keys(store, view)
+  local n, after = 0, nil
+  repeat
+    local page = store:view_scan(view, { after = after, limit = PAGE })
+    n = n + #page / 2
+    after = page[#page - 1]
+  until #page == 0
+  return n
+end
+
+local function topic_counts(store)
+  local counts, order, from = {}, {}, 1
+  while true do
+    local page = store:read_log { from = from, limit = PAGE }
+    if #page == 0 then break end
+    for i = 1, #page do
+      local t = page[i].topic
+      if not counts[t] then order[#order + 1] = t end
+      counts[t] = (counts[t] or 0) + 1
+    end
+    from = page[#page].id + 1
   end
+  table.sort(order)
+  return counts, order
+end
+
+local function stat_cmd(args)
+  local opts, rest = cli.parse_options(args, { topics = "flag" })
+  local uri = cli_store.split(rest, 0)
+  local encrypted = cli_store.needs_key(uri)
+  local store = open_existing(uri)
+  local ok, err = pcall(function()
+    local st = store:stat()
+    io_write(("store: %s\nengine: %s\nformat: %d\nencrypted: %s\nevents: %d\nstreams: %d\nmax_notification_id: %d\n")
+      :format(st.uri, st.engine, st.format, encrypted and "yes" or "no", st.events, st.streams,
+        st.max_notification_id))
+    if st.engine == "lmdb" then
+      io_write(("size: %s in use, map %s\n"):format(human(st.used_bytes), human(st.map_size)))
+    end
+    local snapshots = 0
+    each_page(function(after) return store:snapshot_streams { after = after } end,
+      function() snapshots = snapshots + 1 end)
+    io_write(("snapshots: %d aggregates\n"):format(snapshots))
+    each_page(function(after) return store:view_names { after = after } end, function(view)
+      local counted, n = pcall(count_keys, store, view)
+      if counted then
+        io_write(("view %s: %d keys\n"):format(view, n))
+      elseif errors.is(n, "ConfigError") then -- encrypted, opened without its key
+        io_write(("view %s: keys not counted (set CAIRN_CIPHER_KEY)\n"):format(view))
+      else
+        error(n, 0)
+      end
+    end)
+    each_page(function(after) return store:tracking_scan { after = after } end, function(name, id)
+      local view, app = name:match("^(.-)/(.*)$")
+      if view then
+        io_write(("tracking: view %s has processed %s up to %d\n"):format(view, app, id))
+      else
+        io_write(("tracking: processed %s up to %d\n"):format(name, id))
+      end
+    end, 2)
+    if opts.topics then
+      local counts, order = topic_counts(store)
+      for i = 1, #order do io_write(("topic %s: %d\n"):format(order[i], counts[order[i]])) end
+    end
+  end)
+  store:close()
+  if not ok then error(err, 0) end
   return 0
 end
 
-local HANDLERS = { events = events_cmd, log = log_cmd, stat = stat_cmd }
+local function view_cmd(args)
+  local opts, rest = cli.parse_options(args, { view = "value", limit = "value" })
+  local uri, others = cli_store.split(rest, 1, "optionally a key PREFIX")
+  local prefix = others[1] or ""
+  local left = count_option(opts, "limit", math.huge)
+  local store = open_existing(uri)
+  local ok, err = pcall(function()
+    local function print_view(view)
+      local after
+      while left > 0 do
+        local page = store:view_scan(view, { prefix = prefix, after = after, limit = left < PAGE and left or PAGE })
+        if #page == 0 then break end
+        local buf = {}
+        for i = 1, #page, 2 do buf[#buf + 1] = ("%s\t%s\t%s\n"):format(view, page[i], json.encode(page[i + 1])) end
+        io_write(table.concat(buf))
+        left, after = left - #page / 2, page[#page - 1]
+      end
+    end
+    if opts.view then
+      print_view(opts.view)
+    else
+      each_page(function(after) return store:view_names { after = after } end, print_view)
+    end
+  end)
+  store:close()
+  if not ok then error(err, 0) end
+  return 0
+end
+
+local HANDLERS = { events = events_cmd, log = log_cmd, stat = stat_cmd, view = view_cmd }
 
 function _M.main(cmd, args)
   return HANDLERS[cmd](args)
