@@ -36,6 +36,7 @@ Systems and projections:
   sync SYSTEM_MODULE [--dry-run] [-v 0..3] [FOLLOWER...]
                                 let followers catch up with their leaders
   follow SYSTEM_MODULE FOLLOWER run one follower continuously (until SIGINT/SIGTERM)
+  status SYSTEM_MODULE          each follower's position, its leader's newest id, the lag
   project MODULE [--app URI] --view URI [--follow]
                                 run a projection into a view
 
@@ -63,6 +64,7 @@ local COMMANDS = {
   sync = "cairn.cli_system",
   follow = "cairn.cli_system",
   project = "cairn.cli_system",
+  status = "cairn.cli_system",
 }
 
 --- A usage error: printed with a hint, exit status 2.
