@@ -26,7 +26,8 @@ Store tools (URI is memory: or lmdb:PATH; without it, CAIRN_STORE; never created
                                 write a complete backup as JSON lines (to stdout by default):
                                 events, snapshots, views, tracking positions
   import URI [FILE|-]           restore a backup (from stdin by default) into a new store
-  verify [URI]                  check hash chains, the log and the index; exit 1 if anything is wrong
+  verify [URI] [--all]          check hash chains, the log and the index; exit 1 if anything is wrong
+                                (--all: print every problem, not just the first)
 
 Keys (encrypted stores take their key from CAIRN_CIPHER_KEY):
   keygen                        print a fresh cipher key

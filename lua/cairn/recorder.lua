@@ -250,7 +250,9 @@ function Recorder:forget(id) return self.store:forget(id) end
 function Recorder:rekey(new_key) return self.store:rekey(new_key) end
 
 --- Check the whole store; `progress(done, total)` is called now and then.
-function Recorder:verify(progress) return self.store:verify(progress) end
+-- @param[opt] progress
+-- @param[opt] all true: the report's `all` lists every problem found, not only the `first`
+function Recorder:verify(progress, all) return self.store:verify(progress, all) end
 
 --- What the store holds: engine, uri, events, streams, max_notification_id, sizes, format.
 function Recorder:stat() return self.store:stat() end

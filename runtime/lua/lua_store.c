@@ -543,16 +543,31 @@ static int verify_progress(void *ctxp, uint64_t done, uint64_t total)
     return 0;
 }
 
-/* store:verify([progress(done, total)]) -> { records, streams, snapshots, keys_checked, problems, first } */
+/* Keep a problem's message (C memory only: verify's walk is in progress). */
+typedef struct { cairn_gather *g; int failed; } problems_ctx;
+
+static void keep_problem(void *ctxp, const char *msg)
+{
+    problems_ctx *c = ctxp;
+    if (!c->failed && cairn_gather_entry(c->g, msg, strlen(msg), "", 0) != CAIRN_OK) c->failed = 1;
+}
+
+/* store:verify([progress(done, total) [, all]]) -> { records, streams, snapshots, keys_checked, problems,
+ * first [, all = { every problem }] } */
 static int lverify(lua_State *L)
 {
     cairn_store *s = check_store(L);
     progress_ctx ctx = { L, 2 };
     int with_progress = lua_isfunction(L, 2);
+    int all = lua_toboolean(L, 3);
+    lua_settop(L, 3);
+    problems_ctx pc = { all ? cairn_gather_new(L) : NULL, 0 };
     cairn_verify_report r;
-    int rc = cairn_store_verify(s, &r, with_progress ? verify_progress : NULL, &ctx);
+    int rc = cairn_store_verify_each(s, &r, with_progress ? verify_progress : NULL, &ctx, all ? keep_problem : NULL,
+                                     &pc);
     if (rc) return cairn_lua_raise_store(L, s, rc);
-    lua_createtable(L, 0, 6);
+    if (pc.failed) return cairn_lua_raise(L, CAIRN_STORE, "out of memory keeping the problems verify found");
+    lua_createtable(L, 0, 7);
     set_number(L, "records", r.records);
     set_number(L, "streams", r.streams);
     set_number(L, "snapshots", r.snapshots);
@@ -561,6 +576,15 @@ static int lverify(lua_State *L)
     if (r.problems) {
         lua_pushstring(L, r.first);
         lua_setfield(L, -2, "first");
+    }
+    if (all) {
+        lua_createtable(L, (int)pc.g->n, 0);
+        for (size_t i = 0; i < pc.g->n; i++) {
+            lua_pushlstring(L, cairn_gather_bytes(pc.g, pc.g->recs[i].topic), pc.g->recs[i].topic_len);
+            lua_rawseti(L, -2, (int)i + 1);
+        }
+        lua_setfield(L, -2, "all");
+        cairn_gather_free(pc.g);
     }
     return 1;
 }

@@ -147,6 +147,13 @@ int cairn_store_verify(cairn_store *s, cairn_verify_report *report,
                        int (*progress)(void *ctx, uint64_t done, uint64_t total), void *ctx)
     __attribute__((warn_unused_result));
 
+/** cairn_store_verify, also giving every problem's message to each() as it
+ *  is found (each must not raise or call back into the store). */
+int cairn_store_verify_each(cairn_store *s, cairn_verify_report *report,
+                            int (*progress)(void *ctx, uint64_t done, uint64_t total), void *ctx,
+                            void (*each)(void *each_ctx, const char *problem), void *each_ctx)
+    __attribute__((warn_unused_result));
+
 /** The last notification id of app recorded as processed (0: none). */
 int cairn_store_tracking_max(cairn_store *s, const char *app, size_t app_len, uint64_t *out)
     __attribute__((warn_unused_result));
