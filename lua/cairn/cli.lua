@@ -38,8 +38,8 @@ Systems and projections:
                                 let followers catch up with their leaders
   follow SYSTEM_MODULE FOLLOWER run one follower continuously (until SIGINT/SIGTERM)
   status SYSTEM_MODULE          each follower's position, its leader's newest id, the lag
-  project MODULE [--app URI] --view URI [--follow]
-                                run a projection into a view
+  project MODULE [--app URI] --view URI [--rebuild] [--follow]
+                                run a projection into a view (--rebuild: empty it first)
 
 Options:
   -h, --help                    this text; `cairn COMMAND --help` describes a command

@@ -59,7 +59,7 @@ follower without a store yet is at 0).
 Exit status: 0 success, 1 failure, 2 usage error.
 ]],
   project = [[
-usage: cairn project MODULE [--app URI] --view URI [--name APP] [--follow] [--idle-timeout S]
+usage: cairn project MODULE [--app URI] --view URI [--name APP] [--rebuild] [--follow] [--idle-timeout S]
 
 Runs the projection that MODULE (a module name or a .lua file) returns, from
 the notification log of the store --app (default: <APP>_CAIRN_STORE or
@@ -67,7 +67,9 @@ CAIRN_STORE; it must exist) into the view store --view (which may be the
 same URI; made on the first run when its parent directory exists). APP is
 the application's name the view tracks (default: the projection's
 `application` option). Without --follow it catches up and exits; with it, it
-keeps following until SIGINT or SIGTERM.
+keeps following until SIGINT or SIGTERM. --rebuild first empties the view
+(its keys and tracking positions, in one transaction), so the whole log is
+replayed into it (after a change to the projection's handlers).
 Exit status: 0 success, 1 failure, 2 usage error.
 ]],
 }
@@ -367,7 +369,7 @@ end
 
 local function project(args)
   local opts, rest = cli.parse_options(args, { app = "value", view = "value", name = "value", follow = "flag",
-    ["idle-timeout"] = "value" })
+    ["idle-timeout"] = "value", rebuild = "flag" })
   if not rest[1] then cli.usage_error("no MODULE given (a projection's module name or .lua file)") end
   if rest[2] then cli.usage_error("unexpected argument '%s': project takes one MODULE", rest[2]) end
   if not opts.view then cli.usage_error("no --view URI given (the store the view is kept in)") end
@@ -391,6 +393,11 @@ local function project(args)
   local ok, r = pcall(projection.Runner.new, { application = app, projection = proj, view = opts.view })
   if not ok then store:close(); error(r, 0) end
   r.on_progress = progress_bar(proj.name)
+  if opts.rebuild then
+    -- keys and tracking go in one transaction: a view is never half emptied
+    local cleared, err = pcall(r.view.store.view_clear, r.view.store, r.view.name)
+    if not cleared then r:close(); store:close(); error(err, 0) end
+  end
   local read = 0
   local ok2, why = pcall(function()
     if opts.follow then

@@ -287,6 +287,9 @@ function Recorder:view_scan(view, q)
   return self.store:view_scan(view, q.prefix or "", q.after, q.limit)
 end
 
+--- Empty a view: its keys and its tracking positions, in one transaction.
+function Recorder:view_clear(view) return self.store:view_clear(view) end
+
 --- How far a view has processed an application's log (0: not at all).
 function Recorder:view_tracking_max(view, app_name) return self.store:view_tracking_max(view, app_name) end
 

@@ -124,6 +124,15 @@ static int lview_tracking_max(lua_State *L)
     return 1;
 }
 
+/* store:view_clear(view): delete the view's keys and tracking positions in one transaction */
+static int lview_clear(lua_State *L)
+{
+    cairn_store *s = cairn_lua_check_store(L, 1);
+    int rc = cairn_view_clear(s, check_slice(L, 2));
+    if (rc) return cairn_lua_raise_store(L, s, rc);
+    return 0;
+}
+
 static int gather_name(void *ctx, cairn_slice view)
 {
     return cairn_gather_entry(ctx, view.ptr, view.len, "", 0);
@@ -160,6 +169,7 @@ void cairn_lua_view_init(lua_State *L)
         { "view_scan", lview_scan },
         { "view_tracking_max", lview_tracking_max },
         { "view_names", lview_names },
+        { "view_clear", lview_clear },
         { NULL, NULL },
     };
     luaL_getmetatable(L, CAIRN_STORE_MT);

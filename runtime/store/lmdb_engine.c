@@ -20,6 +20,7 @@ const cairn_engine_ops cairn_lmdb_engine = {
     .snapshot_streams = cairn_lmdb_snapshot_streams,
     .stat = cairn_lmdb_stat,
     .view_write = cairn_lmdb_view_write,
+    .view_clear = cairn_lmdb_view_clear,
     .view_get = cairn_lmdb_view_get,
     .view_scan = cairn_lmdb_view_scan,
     .view_next = cairn_lmdb_view_next,

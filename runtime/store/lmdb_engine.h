@@ -174,6 +174,7 @@ int cairn_lmdb_snapshot_streams(cairn_engine *e, const uint8_t *after, size_t li
 int cairn_lmdb_stat(cairn_engine *e, cairn_store_stats *out);
 int cairn_lmdb_view_write(cairn_engine *e, const cairn_view_put *puts, size_t n, const cairn_tracking *t,
                           cairn_guard guard);
+int cairn_lmdb_view_clear(cairn_engine *e, cairn_slice keys_prefix, cairn_slice tracking_prefix, cairn_guard guard);
 int cairn_lmdb_view_get(cairn_engine *e, cairn_slice key, cairn_slice *value, int *found);
 int cairn_lmdb_view_scan(cairn_engine *e, cairn_slice from, int after);
 int cairn_lmdb_view_next(cairn_engine *e, cairn_slice *key, cairn_slice *value);

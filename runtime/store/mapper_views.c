@@ -234,3 +234,24 @@ int cairn_view_names(cairn_store *s, cairn_slice after, size_t limit,
     cairn_store_read_end(s);
     return rc == CAIRN_END ? CAIRN_OK : rc;
 }
+
+int cairn_view_clear(cairn_store *s, cairn_slice view)
+{
+    s->eng->errmsg[0] = '\0';
+    if (s->read_only) return cairn_store_read_only(s);
+    if (!s->eng->ops->view_clear)
+        return cairn_store_fail(s, CAIRN_CONFIG, "store %s cannot clear a view (this engine does not offer it)",
+                                s->eng->where);
+    if (view.len == 0 || view.len + 1 > KEY_MAX || memchr(view.ptr, '/', view.len) || memchr(view.ptr, 0, view.len))
+        return cairn_store_fail(s, CAIRN_INVALID, "'%.*s' is not a view name", (int)(view.len > 64 ? 64 : view.len),
+                                view.ptr);
+    char keys[KEY_MAX], tracking[KEY_MAX];
+    memcpy(keys, view.ptr, view.len);
+    keys[view.len] = 0;
+    memcpy(tracking, view.ptr, view.len);
+    tracking[view.len] = '/';
+    cairn_guard g = { write_check, s };
+    cairn_store_read_end(s);
+    return s->eng->ops->view_clear(s->eng, (cairn_slice){ keys, view.len + 1 }, (cairn_slice){ tracking, view.len + 1 },
+                                   g);
+}

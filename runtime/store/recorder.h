@@ -210,6 +210,10 @@ struct cairn_engine_ops {
     /* views: puts and deletes with a tracking position (NULL: none), in one transaction */
     int (*view_write)(cairn_engine *e, const cairn_view_put *puts, size_t n, const cairn_tracking *t,
                       cairn_guard guard);
+    /* optional (NULL: not offered): delete every stored view key that starts
+     * with keys_prefix and every tracking position whose name starts with
+     * tracking_prefix, in one transaction (a view rebuilt from scratch) */
+    int (*view_clear)(cairn_engine *e, cairn_slice keys_prefix, cairn_slice tracking_prefix, cairn_guard guard);
     /* a stored key's value (found 0: none); the read stays open */
     int (*view_get)(cairn_engine *e, cairn_slice key, cairn_slice *value, int *found);
     /* keys from `from` on (after it when `after`); next gives CAIRN_END at the end */

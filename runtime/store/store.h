@@ -221,6 +221,10 @@ typedef struct cairn_view_op {
 int cairn_view_write(cairn_store *s, cairn_slice view, const cairn_view_op *ops, size_t n,
                      const cairn_tracking *t) __attribute__((warn_unused_result));
 
+/** Empty a view: delete its keys and its tracking positions, in one
+ *  transaction (a rebuild replays the log into it from the start). */
+int cairn_view_clear(cairn_store *s, cairn_slice view) __attribute__((warn_unused_result));
+
 /** How far view has processed app's log (0: not at all). */
 int cairn_view_tracking_max(cairn_store *s, cairn_slice view, cairn_slice app, uint64_t *out)
     __attribute__((warn_unused_result));
