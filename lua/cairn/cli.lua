@@ -20,6 +20,8 @@ Store tools (URI is memory: or lmdb:PATH; without it, CAIRN_STORE; never created
   log [URI] [--from N] [--limit M] [--topic T]... [--json] [--follow]
                                 print the notification log (--follow: as it grows)
   stat [URI] [--topics]         print what a store holds: encryption, sizes, views, tracking
+  streams [URI] [--after ID] [--limit M]
+                                list aggregates with their last versions
   view [URI] [PREFIX] [--view NAME]
                                 print views' keys and values
   export [URI] [FILE|-] [--salvage]
@@ -57,6 +59,7 @@ local COMMANDS = {
   log = "cairn.store_tools",
   stat = "cairn.store_tools",
   view = "cairn.store_tools",
+  streams = "cairn.store_tools",
   export = "cairn.cli_backup",
   import = "cairn.cli_backup",
   verify = "cairn.cli_keys",

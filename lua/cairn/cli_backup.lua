@@ -215,8 +215,7 @@ end
 local function export_cmd(args)
   local opts, positional = cli.parse_options(args, { salvage = "flag" })
   local uri, rest = cli_store.split(positional, 1, "optionally a FILE")
-  local store = cli_store.open_existing(uri)
-  local ok, err = pcall(function()
+  cli_store.with_store(uri, function(store)
     verify_first(store, opts.salvage)
     local out, owned = cli_store.output(rest[1])
     local bar = progress.new("exporting", "events")
@@ -236,8 +235,6 @@ local function export_cmd(args)
         #skipped, #skipped == 1 and "" or "s", #skipped == 1 and "its" or "their"))
     end
   end)
-  store:close()
-  if not ok then error(err, 0) end
   return 0
 end
 

@@ -235,6 +235,14 @@ function Recorder:snapshot_streams(q)
   return self.store:snapshot_streams(q.after, q.limit)
 end
 
+--- A page of the aggregates (streams) with their last versions, in id order.
+-- @param[opt] q `after` (an aggregate id), `limit` (at most and by default 1000)
+-- @return `{ id, version, id, version, ... }`
+function Recorder:streams(q)
+  q = check_page(q, "streams")
+  return self.store:streams(q.after, q.limit)
+end
+
 --- A page of the names of the views that hold keys, in name order.
 -- @param[opt] q `after` (a view name), `limit` (default 1000)
 -- @return array of view names

@@ -54,6 +54,14 @@ tracking position (how far this store's followers and views have processed
 their leaders' logs). --topics adds the number of events of each topic (it
 reads the whole log).
 ]] .. STORE_NOTE,
+  streams = [[
+usage: cairn streams [URI] [--after ID] [--limit M]
+
+Prints the store's aggregates (streams) in id order, one per line: the
+aggregate id and its last version, separated by a tab. Read a page at a
+time; --after starts after that aggregate id (to go on from the last line
+of a previous page), --limit prints at most M.
+]] .. STORE_NOTE,
   view = [[
 usage: cairn view [URI] [PREFIX] [--view NAME] [--limit M]
 
@@ -129,32 +137,29 @@ local function log_cmd(args)
   if from < 1 then from = 1 end
   local topics = opts.topic
   local line = opts.json and json_line or log_line
-  local store = open_existing(uri)
-  if not opts.json and core.isatty(1) then io_write(LOG_HEADER) end
-  -- print what there is from `from` on, a page at a time; how many printed
-  local function step()
-    local printed, last = 0, store:max_id()
-    while left > 0 and from <= last do
-      local page = store:read_log { from = from, stop = last, limit = left < PAGE and left or PAGE, topics = topics }
-      -- past what a topic filter skipped: every id up to `last` was looked at
-      if #page == 0 then from = last + 1 break end
-      local buf = {}
-      for i = 1, #page do buf[i] = line(page[i]) end
-      io_write(table.concat(buf))
-      printed, left, from = printed + #page, left - #page, page[#page].id + 1
+  cli_store.with_store(uri, function(store)
+    if not opts.json and core.isatty(1) then io_write(LOG_HEADER) end
+    -- print what there is from `from` on, a page at a time; how many printed
+    local function step()
+      local printed, last = 0, store:max_id()
+      while left > 0 and from <= last do
+        local page = store:read_log { from = from, stop = last, limit = left < PAGE and left or PAGE, topics = topics }
+        -- past what a topic filter skipped: every id up to `last` was looked at
+        if #page == 0 then from = last + 1 break end
+        local buf = {}
+        for i = 1, #page do buf[i] = line(page[i]) end
+        io_write(table.concat(buf))
+        printed, left, from = printed + #page, left - #page, page[#page].id + 1
+      end
+      io.stdout:flush()
+      return printed
     end
-    io.stdout:flush()
-    return printed
-  end
-  local ok, err = pcall(function()
     if opts.follow then
       follow.loop({ store }, step, function() return left <= 0 end, { signals = true })
     else
       step()
     end
   end)
-  store:close()
-  if not ok then error(err, 0) end
   return 0
 end
 
@@ -206,8 +211,7 @@ local function stat_cmd(args)
   local opts, rest = cli.parse_options(args, { topics = "flag" })
   local uri = cli_store.split(rest, 0)
   local encrypted = cli_store.needs_key(uri)
-  local store = open_existing(uri)
-  local ok, err = pcall(function()
+  cli_store.with_store(uri, function(store)
     local st = store:stat()
     io_write(("store: %s\nengine: %s\nformat: %d\nencrypted: %s\nevents: %d\nstreams: %d\nmax_notification_id: %d\n")
       :format(st.uri, st.engine, st.format, encrypted and "yes" or "no", st.events, st.streams,
@@ -242,8 +246,27 @@ local function stat_cmd(args)
       for i = 1, #order do io_write(("topic %s: %d\n"):format(order[i], counts[order[i]])) end
     end
   end)
-  store:close()
-  if not ok then error(err, 0) end
+  return 0
+end
+
+local function streams_cmd(args)
+  local opts, rest = cli.parse_options(args, { after = "value", limit = "value" })
+  local uri = cli_store.split(rest, 0)
+  local after = opts.after
+  if after then
+    after = core.uuid_normalize(after) or cli.usage_error("--after must be an aggregate id (a UUID), got '%s'", after)
+  end
+  local left = count_option(opts, "limit", math.huge)
+  cli_store.with_store(uri, function(store)
+    while left > 0 do
+      local page = store:streams { after = after, limit = left < PAGE and left or PAGE }
+      if #page == 0 then break end
+      local buf = {}
+      for i = 1, #page, 2 do buf[#buf + 1] = ("%s\t%d\n"):format(page[i], page[i + 1]) end
+      io_write(table.concat(buf))
+      left, after = left - #page / 2, page[#page - 1]
+    end
+  end)
   return 0
 end
 
@@ -252,8 +275,7 @@ local function view_cmd(args)
   local uri, others = cli_store.split(rest, 1, "optionally a key PREFIX")
   local prefix = others[1] or ""
   local left = count_option(opts, "limit", math.huge)
-  local store = open_existing(uri)
-  local ok, err = pcall(function()
+  cli_store.with_store(uri, function(store)
     local function print_view(view)
       local after
       while left > 0 do
@@ -271,12 +293,10 @@ local function view_cmd(args)
       each_page(function(after) return store:view_names { after = after } end, print_view)
     end
   end)
-  store:close()
-  if not ok then error(err, 0) end
   return 0
 end
 
-local HANDLERS = { events = events_cmd, log = log_cmd, stat = stat_cmd, view = view_cmd }
+local HANDLERS = { events = events_cmd, log = log_cmd, stat = stat_cmd, view = view_cmd, streams = streams_cmd }
 
 function _M.main(cmd, args)
   return HANDLERS[cmd](args)

@@ -712,30 +712,44 @@ static int ltracking_scan(lua_State *L)
     return 1;
 }
 
-#define SNAPSHOT_PAGE 1000
+#define ID_PAGE 1000
 
-/* store:snapshot_streams([after [, limit]]) -> { id, ... }: the aggregates holding snapshots, in id order */
-static int lsnapshot_streams(lua_State *L)
+/* A page of aggregate ids from after (argument 2) on, at most limit (argument 3): those holding
+ * snapshots, or (with_versions) every stream with its last version after its id. */
+static int id_page(lua_State *L, int with_versions)
 {
     cairn_store *s = check_store(L);
-    uint8_t after[16], ids[SNAPSHOT_PAGE][16];
+    uint8_t after[16], ids[ID_PAGE][16];
+    uint64_t versions[ID_PAGE];
     size_t len;
     int has_after = !lua_isnoneornil(L, 2);
     if (has_after) parse_id(L, 2, after, &len);
-    lua_Integer limit = luaL_optinteger(L, 3, SNAPSHOT_PAGE);
-    luaL_argcheck(L, limit >= 0 && limit <= SNAPSHOT_PAGE, 3, "limit from 0 to 1000 expected");
+    lua_Integer limit = luaL_optinteger(L, 3, ID_PAGE);
+    luaL_argcheck(L, limit >= 0 && limit <= ID_PAGE, 3, "limit from 0 to 1000 expected");
     size_t n = 0;
-    int rc = cairn_store_snapshot_streams(s, has_after ? after : NULL, (size_t)limit, ids, &n);
+    int rc = with_versions ? cairn_store_stream_heads(s, has_after ? after : NULL, (size_t)limit, ids, versions, &n)
+                           : cairn_store_snapshot_streams(s, has_after ? after : NULL, (size_t)limit, ids, &n);
     if (rc) return cairn_lua_raise_store(L, s, rc);
-    lua_createtable(L, (int)n, 0);
+    int step = with_versions ? 2 : 1;
+    lua_createtable(L, (int)(step * n), 0);
     for (size_t i = 0; i < n; i++) {
         char id[CAIRN_UUID_STRLEN];
         cairn_uuid_format(ids[i], id);
         lua_pushlstring(L, id, sizeof id);
-        lua_rawseti(L, -2, (int)i + 1);
+        lua_rawseti(L, -2, (int)(step * i + 1));
+        if (with_versions) {
+            lua_pushnumber(L, (lua_Number)versions[i]);
+            lua_rawseti(L, -2, (int)(step * i + 2));
+        }
     }
     return 1;
 }
+
+/* store:snapshot_streams([after [, limit]]) -> { id, ... }: the aggregates holding snapshots, in id order */
+static int lsnapshot_streams(lua_State *L) { return id_page(L, 0); }
+
+/* store:streams([after [, limit]]) -> { id, version, ... }: the aggregates with their last versions, in id order */
+static int lstreams(lua_State *L) { return id_page(L, 1); }
 
 static int lstat(lua_State *L)
 {
@@ -778,6 +792,7 @@ void cairn_lua_store_init(lua_State *L)
         { "tracking_max", ltracking_max },
         { "tracking_scan", ltracking_scan },
         { "snapshot_streams", lsnapshot_streams },
+        { "streams", lstreams },
         { "read_snapshot", lread_snapshot },
         { "forget", lforget },
         { "rekey", lrekey },

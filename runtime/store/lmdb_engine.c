@@ -18,6 +18,7 @@ const cairn_engine_ops cairn_lmdb_engine = {
     .tracking_get = cairn_lmdb_tracking_get,
     .tracking_scan = cairn_lmdb_tracking_scan,
     .snapshot_streams = cairn_lmdb_snapshot_streams,
+    .stream_heads = cairn_lmdb_stream_heads,
     .stat = cairn_lmdb_stat,
     .view_write = cairn_lmdb_view_write,
     .view_clear = cairn_lmdb_view_clear,

@@ -154,6 +154,16 @@ int cairn_store_snapshot_streams(cairn_store *s, const uint8_t *after, size_t li
     return ops(s)->snapshot_streams(s->eng, after, limit, ids, n);
 }
 
+int cairn_store_stream_heads(cairn_store *s, const uint8_t *after, size_t limit, uint8_t (*ids)[16],
+                             uint64_t *versions, size_t *n)
+{
+    cairn_store_read_end(s);
+    s->eng->errmsg[0] = '\0';
+    *n = 0;
+    if (!ops(s)->stream_heads) return not_offered(s, "streams");
+    return ops(s)->stream_heads(s->eng, after, limit, ids, versions, n);
+}
+
 int cairn_store_max_id(cairn_store *s, uint64_t *out)
 {
     s->eng->errmsg[0] = '\0';

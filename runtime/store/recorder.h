@@ -206,6 +206,10 @@ struct cairn_engine_ops {
     int (*tracking_scan)(cairn_engine *e, cairn_slice after, size_t limit,
                          int (*each)(void *ctx, cairn_slice name, uint64_t id), void *ctx);
     int (*snapshot_streams)(cairn_engine *e, const uint8_t *after, size_t limit, uint8_t (*ids)[16], size_t *n);
+    /* and the streams with their last versions (forgotten ones too), ids after `after` (NULL: from
+     * the first) in id order, at most limit into ids and versions, *n of them */
+    int (*stream_heads)(cairn_engine *e, const uint8_t *after, size_t limit, uint8_t (*ids)[16], uint64_t *versions,
+                        size_t *n);
 
     /* views: puts and deletes with a tracking position (NULL: none), in one transaction */
     int (*view_write)(cairn_engine *e, const cairn_view_put *puts, size_t n, const cairn_tracking *t,

@@ -173,6 +173,11 @@ int cairn_store_tracking_scan(cairn_store *s, cairn_slice after, size_t limit,
 int cairn_store_snapshot_streams(cairn_store *s, const uint8_t *after, size_t limit, uint8_t (*ids)[16], size_t *n)
     __attribute__((warn_unused_result));
 
+/** A page of the streams with their last versions: ids after `after` (NULL:
+ *  from the first) in id order, at most limit into ids and versions; *n of them. */
+int cairn_store_stream_heads(cairn_store *s, const uint8_t *after, size_t limit, uint8_t (*ids)[16],
+                             uint64_t *versions, size_t *n) __attribute__((warn_unused_result));
+
 /** The highest notification id, 0 when the log is empty. */
 int cairn_store_max_id(cairn_store *s, uint64_t *out) __attribute__((warn_unused_result));
 
