@@ -146,6 +146,29 @@ describe("cairn.recorder", function()
     end)
   end)
 
+  it("rekeys in one transaction, reporting progress in data keys now and then", function()
+    local key, new_key = core.keygen(), core.keygen()
+    local enc = recorder.open("lmdb:" .. dir .. "/enc", { sync = "none", cipher_key = key })
+    finally(function() enc:close() end)
+    local batch, k = {}, 0
+    for i = 1, 1500 do
+      k = recorder.add(batch, k, ("00000000-0000-4000-8000-%012d"):format(i), 1, 1700000000000000, "Rec.Noted",
+        core.encode({ n = i }), 1)
+    end
+    enc:append(batch)
+    local calls = {}
+    enc:rekey(new_key, function(done, total) calls[#calls + 1] = { done, total } end)
+    -- posts may be coalesced (the function gets the latest figures), the last one always comes
+    assert.are.same({ 1500, 1500 }, calls[#calls])
+    for i = 1, #calls do
+      assert.are.equal(1500, calls[i][2])
+      assert.is_true(calls[i][1] % 500 == 0 and (i == 1 or calls[i][1] > calls[i - 1][1]))
+    end
+    enc:close()
+    enc = recorder.open("lmdb:" .. dir .. "/enc", { sync = "none", cipher_key = new_key })
+    assert.are.equal(1500, #enc:read_log())
+  end)
+
   it("raises a StoreError after close(), and tostring says closed", function()
     local other = recorder.open("memory:")
     other:close()

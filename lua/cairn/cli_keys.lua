@@ -35,6 +35,7 @@ usage: cairn rekey [URI]
 Re-wraps every aggregate's data key under a new master key, in one transaction,
 without rewriting events. The current key comes from CAIRN_CIPHER_KEY, the new
 one from CAIRN_NEW_CIPHER_KEY. Afterwards only the new key opens the store.
+On a terminal, a progress bar with the rate and time left goes to stderr.
 ]],
 }
 
@@ -78,7 +79,9 @@ local function rekey_cmd(args)
   end
   if not new or new == "" then cli.usage_error("set CAIRN_NEW_CIPHER_KEY to the new key (cairn keygen prints one)") end
   local store = recorder.open(uri, { must_exist = true, sync = "full", cipher_key = old })
-  local ok, err = pcall(store.rekey, store, new)
+  local bar = progress.new("rekeying", "keys")
+  local ok, err = pcall(store.rekey, store, new, function(done, total) bar:update(done, total) end)
+  bar:finish(ok)
   store:close()
   if not ok then error(err, 0) end
   io.stderr:write(("rekeyed %s: use the new key from now on\n"):format(uri))

@@ -254,8 +254,9 @@ end
 --- Destroy an aggregate's data key (encrypted stores).
 function Recorder:forget(id) return self.store:forget(id) end
 
---- Re-wrap every data key under a new master key (base64).
-function Recorder:rekey(new_key) return self.store:rekey(new_key) end
+--- Re-wrap every data key under a new master key (base64), in one transaction;
+-- `progress(done, total)` (optional) is called now and then with the data keys re-wrapped.
+function Recorder:rekey(new_key, progress) return self.store:rekey(new_key, progress) end
 
 --- Check the whole store; `progress(done, total)` is called now and then.
 -- @param[opt] progress

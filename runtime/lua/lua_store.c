@@ -514,24 +514,6 @@ static int lforget(lua_State *L)
     return 0;
 }
 
-/* store:rekey(new_base64_key): re-wrap every data key under a new master key */
-static int lrekey(lua_State *L)
-{
-    cairn_store *s = check_store(L);
-    size_t len;
-    const char *b64 = luaL_checklstring(L, 2, &len);
-    uint8_t key[CAIRN_KEY_BYTES];
-    if (cairn_key_decode(b64, len, key) != CAIRN_OK) {
-        sodium_memzero(key, sizeof key);
-        return cairn_lua_raise(L, CAIRN_CONFIG, "the new cipher key is malformed: expected the base64 of 32 bytes, "
-                                                "as `cairn keygen` prints");
-    }
-    int rc = cairn_store_rekey(s, key);
-    sodium_memzero(key, sizeof key);
-    if (rc) return cairn_lua_raise_store(L, s, rc);
-    return 0;
-}
-
 /* Keep a problem's message (C memory only, on the verify thread or inside the walk). */
 typedef struct { cairn_gather *g; int failed; } problems_ctx;
 
@@ -541,17 +523,19 @@ static void keep_problem(void *ctxp, const char *msg)
     if (!c->failed && cairn_gather_entry(c->g, msg, strlen(msg), "", 0) != CAIRN_OK) c->failed = 1;
 }
 
-/* A verify with a progress function runs on a thread of its own: the check
- * holds one read (a transaction and the map lock) from start to end, and the
- * progress function is Lua, which must not run while C holds them. The
- * verify thread posts its progress and goes on; this thread, holding
- * nothing, calls the function with the latest figures. The handle belongs to
- * the verify thread meanwhile (box->verifying refuses other uses). */
+/* A verify (or a rekey) with a progress function runs on a thread of its
+ * own: the check holds one read (a rekey one write transaction) and the map
+ * lock from start to end, and the progress function is Lua, which must not
+ * run while C holds them. The job's thread posts its progress and goes on;
+ * this thread, holding nothing, calls the function with the latest figures.
+ * The handle belongs to the job's thread meanwhile (box->verifying refuses
+ * other uses). */
 typedef struct {
     cairn_store *s;
     cairn_verify_report report;
     void (*each)(void *, const char *); /* every problem (verify --all), or NULL */
     void *each_ctx;
+    const uint8_t *new_key;             /* set: the job is a rekey to this key */
     int rc;
     pthread_mutex_t mu;
     pthread_cond_t cv;
@@ -575,7 +559,8 @@ static int post_progress(void *ctx, uint64_t done, uint64_t total)
 static void *verify_thread(void *arg)
 {
     verify_job *j = arg;
-    j->rc = cairn_store_verify_each(j->s, &j->report, post_progress, j, j->each, j->each_ctx);
+    j->rc = j->new_key ? cairn_store_rekey_progress(j->s, j->new_key, post_progress, j)
+                       : cairn_store_verify_each(j->s, &j->report, post_progress, j, j->each, j->each_ctx);
     pthread_mutex_lock(&j->mu);
     j->finished = 1;
     pthread_cond_signal(&j->cv);
@@ -583,17 +568,19 @@ static void *verify_thread(void *arg)
     return NULL;
 }
 
-/* Run the check on its thread, calling the progress function at idx (only
- * ever through lua_pcall, so nothing jumps past the join) with what it
- * posts; an error in the function stops the check. */
+/* Run the check (or, with new_key, the rekey) on its thread, calling the
+ * progress function at idx (only ever through lua_pcall, so nothing jumps
+ * past the join) with what it posts; an error in the function stops a check
+ * (a rekey goes on: it is one transaction). */
 static int verify_with_progress(lua_State *L, store_box *box, int fn, cairn_verify_report *out,
-                                void (*each)(void *, const char *), void *each_ctx)
+                                void (*each)(void *, const char *), void *each_ctx, const uint8_t *new_key)
 {
     verify_job j;
     memset(&j, 0, sizeof j);
     j.s = box->store;
     j.each = each;
     j.each_ctx = each_ctx;
+    j.new_key = new_key;
     if (!lua_checkstack(L, 4) || pthread_mutex_init(&j.mu, NULL) != 0) return ENOMEM;
     if (pthread_cond_init(&j.cv, NULL) != 0) { pthread_mutex_destroy(&j.mu); return ENOMEM; }
     pthread_t th;
@@ -618,12 +605,32 @@ static int verify_with_progress(lua_State *L, store_box *box, int fn, cairn_veri
         pthread_mutex_unlock(&j.mu);
         pthread_join(th, NULL);
         rc = j.rc;
-        *out = j.report;
+        if (out) *out = j.report;
     }
     box->verifying = 0;
     pthread_cond_destroy(&j.cv);
     pthread_mutex_destroy(&j.mu);
     return rc;
+}
+
+/* store:rekey(new_base64_key [, progress(done, total)]): re-wrap every data key under a new master key */
+static int lrekey(lua_State *L)
+{
+    store_box *box = check_box(L, 1);
+    cairn_store *s = box->store;
+    size_t len;
+    const char *b64 = luaL_checklstring(L, 2, &len);
+    int with_progress = lua_isfunction(L, 3);
+    uint8_t key[CAIRN_KEY_BYTES];
+    if (cairn_key_decode(b64, len, key) != CAIRN_OK) {
+        sodium_memzero(key, sizeof key);
+        return cairn_lua_raise(L, CAIRN_CONFIG, "the new cipher key is malformed: expected the base64 of 32 bytes, "
+                                                "as `cairn keygen` prints");
+    }
+    int rc = with_progress ? verify_with_progress(L, box, 3, NULL, NULL, NULL, key) : cairn_store_rekey(s, key);
+    sodium_memzero(key, sizeof key);
+    if (rc) return cairn_lua_raise_store(L, s, rc);
+    return 0;
 }
 
 /* store:verify([progress(done, total) [, all]]) -> { records, streams, snapshots, keys_checked, problems,
@@ -636,7 +643,7 @@ static int lverify(lua_State *L)
     lua_settop(L, 3);
     problems_ctx pc = { all ? cairn_gather_new(L) : NULL, 0 };
     cairn_verify_report r;
-    int rc = lua_isfunction(L, 2) ? verify_with_progress(L, box, 2, &r, all ? keep_problem : NULL, &pc)
+    int rc = lua_isfunction(L, 2) ? verify_with_progress(L, box, 2, &r, all ? keep_problem : NULL, &pc, NULL)
                                   : cairn_store_verify_each(s, &r, NULL, NULL, all ? keep_problem : NULL, &pc);
     if (rc) return cairn_lua_raise_store(L, s, rc);
     if (pc.failed) return cairn_lua_raise(L, CAIRN_STORE, "out of memory keeping the problems verify found");

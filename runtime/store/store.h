@@ -129,6 +129,14 @@ int cairn_store_forget(cairn_store *s, const uint8_t id[16]) __attribute__((warn
 /** Re-wrap every data key under a new master key, in one transaction. */
 int cairn_store_rekey(cairn_store *s, const uint8_t new_key[32]) __attribute__((warn_unused_result));
 
+/** The same, calling progress (may be NULL; its return value is ignored: the
+ *  rekey is one transaction) now and then with the data keys re-wrapped so
+ *  far and their total, from inside the transaction: it must not call back
+ *  into the store, raise or block for long. */
+int cairn_store_rekey_progress(cairn_store *s, const uint8_t new_key[32],
+                               int (*progress)(void *ctx, uint64_t done, uint64_t total), void *progress_ctx)
+    __attribute__((warn_unused_result));
+
 /** What cairn_store_verify found. */
 typedef struct cairn_verify_report {
     uint64_t records, streams, snapshots, keys_checked, problems;
