@@ -292,7 +292,7 @@ static int gather_sorted(cairn_store *s, cairn_view_scan *q)
     }
     s->eng->ops->read_end(s->eng);
     if (rc != CAIRN_END) return rc;
-    qsort(v->e, v->n, sizeof *v->e, entry_cmp);
+    if (v->n) qsort(v->e, v->n, sizeof *v->e, entry_cmp); /* v->e is NULL when nothing matched */
     return CAIRN_OK;
 }
 
