@@ -19,7 +19,7 @@ local cli = require "cairn.cli"
 local cli_store = require "cairn.cli_store"
 local progress = require "cairn.progress"
 
-local type, pcall, error, tostring = type, pcall, error, tostring
+local type, pcall, error, tostring, ipairs = type, pcall, error, tostring, ipairs
 local os_getenv, os_remove, os_rename, io_stderr = os.getenv, os.remove, os.rename, io.stderr
 local encode, uuid_normalize = core.encode, core.uuid_normalize
 
@@ -128,9 +128,19 @@ end
 
 local function export_events(store, out, salvage, bar)
   local total, from, buf, skipped = store:max_id(), 1, {}, {}
+  -- DCB events are marked, so that an import indexes them again (engines without DCB have none)
+  local has_dcb = pcall(store.dcb_read, store, {}, 0, 1)
   while from do
     local page, next_from = log_page(store, from, salvage, skipped)
-    for i = 1, #page do buf[i] = json.encode(log_json.item(page[i])) end
+    local dcb = {}
+    if has_dcb and #page > 0 then
+      for _, id in ipairs((store:dcb_read({}, page[1].id - 1, page[#page].id - page[1].id + 1))) do dcb[id] = true end
+    end
+    for i = 1, #page do
+      local item = log_json.item(page[i])
+      item.dcb = dcb[item.id]
+      buf[i] = json.encode(item)
+    end
     flush_lines(out, buf, #page)
     from = next_from
     if from then bar:update(from - 1, total) end
@@ -304,6 +314,21 @@ local function release(place, failed)
   place.lock:unlock()
 end
 
+-- A DCB event of an export (`"dcb": true`): its type and tags, checked.
+local function dcb_entry(line_no, rec, n)
+  if rec.dcb ~= true then bad_line(line_no, "dcb must be true when present") end
+  local tags = n.event.tags
+  if #n.topic > 255 then bad_line(line_no, "a DCB event's type must be 1 to 255 bytes") end
+  if type(tags) ~= "table" then bad_line(line_no, "a DCB event needs its tags (fields.tags)") end
+  for i = 1, #tags do
+    if type(tags[i]) ~= "string" or #tags[i] == 0 or #tags[i] > 255 then
+      bad_line(line_no, "DCB tag %d must be a string of 1 to 255 bytes", i)
+    end
+  end
+  if n.originator_version ~= 1 then bad_line(line_no, "a DCB event is version 1 of a stream of its own") end
+  return { type = n.topic, tags = tags }
+end
+
 local EVENTS_PER_SAVE = 10000
 
 -- The import's writer: pending events, snapshots and view entries, written in
@@ -313,20 +338,20 @@ local Writer = {}
 Writer.__index = Writer
 
 local function new_writer(store, uri)
-  return setmetatable({ store = store, uri = uri, events = {}, n_events = 0, next_id = 1, snaps = {},
+  return setmetatable({ store = store, uri = uri, events = {}, dcb = {}, next_id = 1, snaps = {},
                         view = nil, ops = {}, counts = { event = 0, snapshot = 0, view = 0, tracking = 0 } },
                       Writer)
 end
 
 function Writer:flush_events()
   if #self.events == 0 then return end
-  local first = self.store:append(self.events)
+  local first = self.store:append(self.events, self.dcb[1] and { dcb = self.dcb } or nil)
   if first ~= self.next_id then
     errors.raise("StoreError", "import gave id %d to notification %d; another writer is using %s", first,
       self.next_id, self.uri)
   end
   self.next_id = self.next_id + #self.events / recorder.STRIDE
-  self.events = {}
+  self.events, self.dcb = {}, {}
 end
 
 function Writer:flush_snapshots()
@@ -365,6 +390,11 @@ function Writer:event(rec, line_no, last_version)
   if n.forgotten then
     bad_line(line_no, "aggregate %s version %d was forgotten: its fields are gone, so it cannot be imported",
       id, n.originator_version)
+  end
+  if rec.dcb ~= nil then
+    local d = dcb_entry(line_no, rec, n)
+    d.event = #self.events / recorder.STRIDE + 1
+    self.dcb[#self.dcb + 1] = d
   end
   recorder.add(self.events, #self.events, id, n.originator_version, us, n.topic, payload, n.class_version or 1,
     n.event.event_id, metadata)
