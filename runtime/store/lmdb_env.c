@@ -368,7 +368,11 @@ static int holds_other_files(const char *path, char *err, size_t errlen)
     struct dirent *e;
     while (!other && (e = readdir(dir)) != NULL) {
         const char *n = e->d_name;
-        if (strcmp(n, ".") && strcmp(n, "..") && strcmp(n, "lock.mdb") && strcmp(n, "wake")) other = n;
+        /* a store's own files; data.mdb may appear after the stat above when
+         * another process is making the store right now */
+        if (strcmp(n, ".") && strcmp(n, "..") && strcmp(n, "data.mdb") && strcmp(n, "lock.mdb") &&
+            strcmp(n, "wake"))
+            other = n;
     }
     if (other)
         snprintf(err, errlen, "%s holds other files (%s) and no store: name a new or empty directory for a store",
