@@ -279,7 +279,7 @@ app.log:select(1, 1)[1].event.timestamp
       local code, out = cairn("log " .. q(uri) .. " --from 2 --limit 2")
       assert.are.equal(0, code)
       local ids = {}
-      for id in out:gmatch("(%d+)\t[%x-]+\t%d+\tDog%.") do ids[#ids + 1] = tonumber(id) end
+      for id in out:gmatch("(%d+)\t[%dT:.Z-]+\t[%x-]+\t%d+\tDog%.") do ids[#ids + 1] = tonumber(id) end
       assert.are.same({ 2, 3 }, ids)
       code, out = cairn("log " .. q(uri) .. " --from=5")
       assert.are.equal(0, code)
@@ -306,7 +306,7 @@ app.log:select(1, 1)[1].event.timestamp
         assert.are.equal(2, code, uri)
         assert.are.equal("", out)
         assert.matches("^cairn stat: [^\n]*URI[^\n]*\n"
-          .. "usage: cairn stat %[URI%] %(cairn stat %-%-help says more%)\n$", err)
+          .. "usage: cairn stat %[URI%] %[%-%-topics%] %(cairn stat %-%-help says more%)\n$", err)
       end
     end)
 

@@ -61,6 +61,47 @@ describe("corrupt records (lmdb:)", function()
         assert.are.equal(1, code)
         assert.matches("IntegrityError: .*notification 2", err)
       end)
+
+      it("verify names the first problem and how many more; --all prints every one", function()
+        make_store(how)
+        local code, _, err = helper.run(("%s --corrupt %s 3 %s"):format(q(tests_bin), q(dir .. "/store"), how))
+        assert.are.equal(0, code, err)
+        local out
+        code, out, err = helper.run(q(helper.cairn_bin) .. " verify " .. q(uri))
+        assert.are.equal(1, code)
+        assert.matches("^cairn verify: IntegrityError: [^\n]*notification [23][^\n]*%(and %d+ more problems?: "
+          .. "cairn verify %-%-all lists them%)\n$", err)
+        assert.not_matches("problem: ", out)
+        local problems = tonumber(out:match("problems: (%d+)"))
+        code, out, err = helper.run(q(helper.cairn_bin) .. " verify --all " .. q(uri))
+        assert.are.equal(1, code)
+        local listed = {}
+        for line in out:gmatch("problem: ([^\n]+)") do listed[#listed + 1] = line end
+        assert.are.equal(problems, #listed)
+        local all = table.concat(listed, "\n")
+        assert.matches("notification 2", all, 1, true)
+        assert.matches("notification 3", all, 1, true)
+        assert.matches("more problems%)\n$", err)
+      end)
+
+      -- issue 14 item 5: an export of a damaged store must not launder it
+      it("export refuses the store, naming the damage; --salvage exports the rest and says what it skipped",
+        function()
+          make_store(how)
+          local code, out, err = helper.run(q(helper.cairn_bin) .. " export " .. q(uri))
+          assert.are.equal(1, code)
+          assert.are.equal("", out)
+          assert.matches("^cairn export: IntegrityError: .* fails its checks %(1 problem, the first: .*"
+            .. "notification 2.*cairn export %-%-salvage", err)
+          code, out, err = helper.run(q(helper.cairn_bin) .. " export --salvage " .. q(uri))
+          assert.are.equal(0, code, err)
+          assert.matches("cairn export: %-%-salvage: the store fails its checks %(1 problem", err)
+          assert.matches("skipped notification 2: IntegrityError", err)
+          assert.matches("left out 1 notification that failed its checks", err)
+          local ids = {}
+          for id in out:gmatch('"id":(%d+),"originator_id"') do ids[#ids + 1] = tonumber(id) end
+          assert.are.same({ 1, 3 }, ids)
+        end)
     end)
   end
 end)

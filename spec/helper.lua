@@ -184,6 +184,13 @@ function _M.run(cmd)
   return code, stdout, stderr
 end
 
+--- The non-empty lines of text, in order.
+function _M.lines(text)
+  local out = {}
+  for line in text:gmatch("[^\n]+") do out[#out + 1] = line end
+  return out
+end
+
 --- Run a Lua script in n `cairn run` processes at once: each gets the arguments
 -- dir, uri and its number (1..n) and should wait for the file dir/go before it
 -- starts, so that they race. Returns the shell's exit code once all have

@@ -429,7 +429,7 @@ describe("examples/http_service", function()
       -- and the command-line tool reads the same store
       local code, out = helper.run(q(helper.cairn_bin) .. " log " .. q(server.uri) .. " --from 1 --limit 1")
       assert.equals(0, code)
-      assert.matches('^1\t%S+\t1\tDog.Registered\t{"name":"Fido"}', out)
+      assert.matches('^1\t%S+\t%S+\t1\tDog.Registered\t{"name":"Fido"}', out)
     end)
   end)
 end)

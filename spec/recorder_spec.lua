@@ -132,6 +132,69 @@ describe("cairn.recorder", function()
     end)
   end)
 
+  describe("pages for backups and the tools", function()
+    local a, b = "00000000-0000-4000-8000-00000000000a", "00000000-0000-4000-8000-00000000000b"
+
+    it("list streams with their last versions and the streams holding snapshots, after an id, by limit", function()
+      local batch = stream_batch(a, 3)
+      for _, v in ipairs(stream_batch(b, 2)) do batch[#batch + 1] = v end
+      rec:append(batch)
+      assert.are.same({ a, 3, b, 2 }, rec:streams())
+      assert.are.same({ a, 3 }, rec:streams { limit = 1 })
+      assert.are.same({ b, 2 }, rec:streams { after = a })
+      assert.are.same({}, rec:streams { after = b })
+      assert.are.same({}, rec:snapshot_streams())
+      local snaps = {}
+      recorder.add(snaps, 0, b, 1, 1700000000000001, "Rec", core.encode({ n = 1 }), 1)
+      recorder.add(snaps, 8, b, 2, 1700000000000002, "Rec", core.encode({ n = 2 }), 1)
+      rec:append({}, { snapshots = snaps })
+      assert.are.same({ b }, rec:snapshot_streams())
+      assert.are.same({}, rec:snapshot_streams { after = b })
+      assert.matches("limit from 0 to 1000", tostring(error_of(rec.streams, rec, { limit = 1001 })))
+      assert.matches("bad option 'limit'", tostring(error_of(rec.streams, rec, { limit = -1 })))
+    end)
+
+    it("list tracking positions and view names, and clear a view with its tracking in one call", function()
+      rec:append(stream_batch(a, 1), { tracking = { application = "Leader", id = 7 } })
+      rec:view_write("Counts", { "x", core.encode(1), "y", core.encode(2) }, { application = "Leader", id = 5 })
+      rec:view_write("Fines", { "z", core.encode(3) }, { application = "Library", id = 2 })
+      assert.are.same({ "Counts/Leader", 5, "Fines/Library", 2, "Leader", 7 }, rec:tracking_scan())
+      assert.are.same({ "Fines/Library", 2 }, rec:tracking_scan { after = "Counts/Leader", limit = 1 })
+      assert.are.same({ "Counts", "Fines" }, rec:view_names())
+      assert.are.same({ "Fines" }, rec:view_names { after = "Counts" })
+      assert.are.same({ "Counts" }, rec:view_names { limit = 1 })
+      rec:view_clear("Counts")
+      assert.are.same({ "Fines" }, rec:view_names())
+      assert.are.same({ "Fines/Library", 2, "Leader", 7 }, rec:tracking_scan())
+      assert.are.equal(0, rec:view_tracking_max("Counts", "Leader"))
+      assert.are.equal(3, rec:view_get("Fines", "z"))
+      assert.matches("not a view name", assert_kind("StoreError", error_of(rec.view_clear, rec, "a/b")).message)
+    end)
+  end)
+
+  it("rekeys in one transaction, reporting progress in data keys now and then", function()
+    local key, new_key = core.keygen(), core.keygen()
+    local enc = recorder.open("lmdb:" .. dir .. "/enc", { sync = "none", cipher_key = key })
+    finally(function() enc:close() end)
+    local batch, k = {}, 0
+    for i = 1, 1500 do
+      k = recorder.add(batch, k, ("00000000-0000-4000-8000-%012d"):format(i), 1, 1700000000000000, "Rec.Noted",
+        core.encode({ n = i }), 1)
+    end
+    enc:append(batch)
+    local calls = {}
+    enc:rekey(new_key, function(done, total) calls[#calls + 1] = { done, total } end)
+    -- posts may be coalesced (the function gets the latest figures), the last one always comes
+    assert.are.same({ 1500, 1500 }, calls[#calls])
+    for i = 1, #calls do
+      assert.are.equal(1500, calls[i][2])
+      assert.is_true(calls[i][1] % 500 == 0 and (i == 1 or calls[i][1] > calls[i - 1][1]))
+    end
+    enc:close()
+    enc = recorder.open("lmdb:" .. dir .. "/enc", { sync = "none", cipher_key = new_key })
+    assert.are.equal(1500, #enc:read_log())
+  end)
+
   it("raises a StoreError after close(), and tostring says closed", function()
     local other = recorder.open("memory:")
     other:close()

@@ -17,12 +17,19 @@ Scripts and the REPL:
 
 Store tools (URI is memory: or lmdb:PATH; without it, CAIRN_STORE; never created):
   events [URI] AGGREGATE_ID     print an aggregate's events
-  log [URI] [--from N] [--limit M]
-                                print the notification log
-  stat [URI]                    print what a store holds
-  export [URI] [FILE|-]         write every event as JSON lines (to stdout by default)
-  import URI [FILE|-]           load JSON lines (from stdin by default) into a new, empty store
-  verify [URI]                  check hash chains, the log and the index; exit 1 if anything is wrong
+  log [URI] [--from N] [--limit M] [--topic T]... [--json] [--follow]
+                                print the notification log (--follow: as it grows)
+  stat [URI] [--topics]         print what a store holds: encryption, sizes, views, tracking
+  streams [URI] [--after ID] [--limit M]
+                                list aggregates with their last versions
+  view [URI] [PREFIX] [--view NAME]
+                                print views' keys and values
+  export [URI] [FILE|-] [--salvage]
+                                write a complete backup as JSON lines (to stdout by default):
+                                events, snapshots, views, tracking positions
+  import URI [FILE|-]           restore a backup (from stdin by default) into a new store
+  verify [URI] [--all]          check hash chains, the log and the index; exit 1 if anything is wrong
+                                (--all: print every problem, not just the first)
 
 Keys (encrypted stores take their key from CAIRN_CIPHER_KEY):
   keygen                        print a fresh cipher key
@@ -32,8 +39,9 @@ Systems and projections:
   sync SYSTEM_MODULE [--dry-run] [-v 0..3] [FOLLOWER...]
                                 let followers catch up with their leaders
   follow SYSTEM_MODULE FOLLOWER run one follower continuously (until SIGINT/SIGTERM)
-  project MODULE [--app URI] --view URI [--follow]
-                                run a projection into a view
+  status SYSTEM_MODULE          each follower's position, its leader's newest id, the lag
+  project MODULE [--app URI] --view URI [--rebuild] [--follow]
+                                run a projection into a view (--rebuild: empty it first)
 
 Options:
   -h, --help                    this text; `cairn COMMAND --help` describes a command
@@ -50,14 +58,17 @@ local COMMANDS = {
   events = "cairn.store_tools",
   log = "cairn.store_tools",
   stat = "cairn.store_tools",
-  export = "cairn.store_tools",
-  import = "cairn.store_tools",
+  view = "cairn.store_tools",
+  streams = "cairn.store_tools",
+  export = "cairn.cli_backup",
+  import = "cairn.cli_backup",
   verify = "cairn.cli_keys",
   keygen = "cairn.cli_keys",
   rekey = "cairn.cli_keys",
   sync = "cairn.cli_system",
   follow = "cairn.cli_system",
   project = "cairn.cli_system",
+  status = "cairn.cli_system",
 }
 
 --- A usage error: printed with a hint, exit status 2.
@@ -70,7 +81,7 @@ end
 
 --- Parse `--name value` and `--flag` options; the rest are positional.
 -- @param args array of strings
--- @param spec `{ name = "value" | "flag" }`
+-- @param spec `{ name = "value" | "flag" | "list" }` (a list option may be repeated: its values in order)
 -- @return options table, positional array
 function _M.parse_options(args, spec)
   local opts, rest, i = {}, {}, 1
@@ -85,6 +96,7 @@ function _M.parse_options(args, spec)
       local kind = spec[name]
       if not kind then _M.usage_error("unknown option --%s", name) end
       if kind == "flag" then
+        if inline then _M.usage_error("option --%s takes no value", name) end
         opts[name] = true
       else
         local v = inline
@@ -93,7 +105,13 @@ function _M.parse_options(args, spec)
           v = args[i]
           if v == nil then _M.usage_error("option --%s needs a value", name) end
         end
-        opts[name] = v
+        if kind == "list" then
+          local list = opts[name] or {}
+          list[#list + 1] = v
+          opts[name] = list
+        else
+          opts[name] = v
+        end
       end
     else
       rest[#rest + 1] = a

@@ -13,14 +13,15 @@ local _M = { _VERSION = "0.1.0" }
 
 local HELP = {
   verify = [[
-usage: cairn verify [URI]
+usage: cairn verify [URI] [--all]
 
 Checks the whole store: every aggregate's hash chain, that the notification log
 and the stream index agree one to one, that notification ids have no gaps,
 every record's format, and every snapshot. An encrypted store verifies without
 its key (the hashes cover the stored bytes); with CAIRN_CIPHER_KEY set, every
 record's encryption is checked as well. Prints a summary; exits 1 and names
-the first bad record if anything is wrong.
+the first bad record (and how many more) if anything is wrong. --all prints
+every problem found, one per line ("problem: ..."), not only the first.
 ]],
   keygen = [[
 usage: cairn keygen
@@ -34,6 +35,7 @@ usage: cairn rekey [URI]
 Re-wraps every aggregate's data key under a new master key, in one transaction,
 without rewriting events. The current key comes from CAIRN_CIPHER_KEY, the new
 one from CAIRN_NEW_CIPHER_KEY. Afterwards only the new key opens the store.
+On a terminal, a progress bar with the rate and time left goes to stderr.
 ]],
 }
 
@@ -42,18 +44,23 @@ function _M.help(cmd)
 end
 
 local function verify_cmd(args)
-  local store = cli_store.open_existing((cli_store.split(args, 0)))
+  local opts, rest = cli.parse_options(args, { all = "flag" })
+  local store = cli_store.open_existing((cli_store.split(rest, 0)))
   local bar = progress.new("verifying", "records")
-  local report = store:verify(function(done, total) bar:update(done, total) end)
+  local report = store:verify(function(done, total) bar:update(done, total) end, opts.all)
   bar:finish()
   store:close()
   io_write(("records checked: %d\nstreams: %d\nsnapshots: %d\n"):format(report.records, report.streams,
     report.snapshots))
   if report.keys_checked > 0 then io_write(("data keys checked: %d\n"):format(report.keys_checked)) end
   io_write(("problems: %d\n"):format(report.problems))
+  if opts.all then
+    for i = 1, #report.all do io_write("problem: ", report.all[i], "\n") end
+  end
   if report.problems > 0 then
     errors.raise("IntegrityError", "%s%s", report.first,
-      report.problems > 1 and (" (and %d more problems)"):format(report.problems - 1) or "")
+      report.problems > 1 and (" (and %d more problems%s)"):format(report.problems - 1,
+        opts.all and "" or ": cairn verify --all lists them") or "")
   end
   return 0
 end
@@ -72,7 +79,9 @@ local function rekey_cmd(args)
   end
   if not new or new == "" then cli.usage_error("set CAIRN_NEW_CIPHER_KEY to the new key (cairn keygen prints one)") end
   local store = recorder.open(uri, { must_exist = true, sync = "full", cipher_key = old })
-  local ok, err = pcall(store.rekey, store, new)
+  local bar = progress.new("rekeying", "keys")
+  local ok, err = pcall(store.rekey, store, new, function(done, total) bar:update(done, total) end)
+  bar:finish(ok)
   store:close()
   if not ok then error(err, 0) end
   io.stderr:write(("rekeyed %s: use the new key from now on\n"):format(uri))

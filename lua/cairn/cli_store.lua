@@ -113,6 +113,17 @@ function _M.open_existing(uri)
   return recorder.open(uri, { must_exist = true, sync = "none", cipher_key = key })
 end
 
+--- Open the existing store at uri (as open_existing), call fn(store), and
+-- close the store whether fn returns or raises.
+-- @return what fn returns
+function _M.with_store(uri, fn)
+  local store = _M.open_existing(uri)
+  local ok, result = pcall(fn, store)
+  store:close()
+  if not ok then error(result, 0) end
+  return result
+end
+
 --- Where a tool writes: FILE, or standard output for nil and `-`.
 -- @return the file, and whether the caller must close it
 function _M.output(file)

@@ -47,8 +47,19 @@ processes), until SIGINT or SIGTERM (or S seconds without anything new).
 It stops between transactions, so nothing is half done.
 Exit status: 0 stopped, 1 failure, 2 usage error.
 ]],
+  status = [[
+usage: cairn status SYSTEM_MODULE
+
+Prints, for each follower of the system and each of its leaders, one line
+(under a header): the follower, the leader, the follower's position (the last
+notification of the leader it processed), the leader's newest notification
+id, and the lag between them (what a `cairn sync` would process). Stores come
+from the env and CAIRN_STORE as for `cairn sync`; nothing is created (a
+follower without a store yet is at 0).
+Exit status: 0 success, 1 failure, 2 usage error.
+]],
   project = [[
-usage: cairn project MODULE [--app URI] --view URI [--name APP] [--follow] [--idle-timeout S]
+usage: cairn project MODULE [--app URI] --view URI [--name APP] [--rebuild] [--follow] [--idle-timeout S]
 
 Runs the projection that MODULE (a module name or a .lua file) returns, from
 the notification log of the store --app (default: <APP>_CAIRN_STORE or
@@ -56,7 +67,9 @@ CAIRN_STORE; it must exist) into the view store --view (which may be the
 same URI; made on the first run when its parent directory exists). APP is
 the application's name the view tracks (default: the projection's
 `application` option). Without --follow it catches up and exits; with it, it
-keeps following until SIGINT or SIGTERM.
+keeps following until SIGINT or SIGTERM. --rebuild first empties the view
+(its keys and tracking positions, in one transaction), so the whole log is
+replayed into it (after a change to the projection's handlers).
 Exit status: 0 success, 1 failure, 2 usage error.
 ]],
 }
@@ -356,7 +369,7 @@ end
 
 local function project(args)
   local opts, rest = cli.parse_options(args, { app = "value", view = "value", name = "value", follow = "flag",
-    ["idle-timeout"] = "value" })
+    ["idle-timeout"] = "value", rebuild = "flag" })
   if not rest[1] then cli.usage_error("no MODULE given (a projection's module name or .lua file)") end
   if rest[2] then cli.usage_error("unexpected argument '%s': project takes one MODULE", rest[2]) end
   if not opts.view then cli.usage_error("no --view URI given (the store the view is kept in)") end
@@ -380,6 +393,11 @@ local function project(args)
   local ok, r = pcall(projection.Runner.new, { application = app, projection = proj, view = opts.view })
   if not ok then store:close(); error(r, 0) end
   r.on_progress = progress_bar(proj.name)
+  if opts.rebuild then
+    -- keys and tracking go in one transaction: a view is never half emptied
+    local cleared, err = pcall(r.view.store.view_clear, r.view.store, r.view.name)
+    if not cleared then r:close(); store:close(); error(err, 0) end
+  end
   local read = 0
   local ok2, why = pcall(function()
     if opts.follow then
@@ -400,7 +418,47 @@ local function project(args)
   return 0
 end
 
-local COMMANDS = { sync = sync, follow = follow_cmd, project = project }
+-- An application's store to read, or nil when it has none yet (a follower
+-- that never ran), never creating one.
+local function open_if_there(uri, app_config)
+  local ok, store = pcall(open_existing, uri, app_config)
+  if ok then return store end
+  if errors.is(store, "ConfigError") and store.message:match("^no store at ") then return nil end
+  error(store, 0)
+end
+
+local function status(args)
+  local _, rest = cli.parse_options(args, {})
+  if not rest[1] then cli.usage_error("no SYSTEM_MODULE given") end
+  if rest[2] then cli.usage_error("unexpected argument '%s': the command takes one SYSTEM_MODULE", rest[2]) end
+  local system, env = load_system(rest[1])
+  local newest = {} -- leader name -> its newest notification id
+  local function leader_max(leader)
+    if newest[leader] == nil then
+      local uri, e = store_uri(system, env, leader)
+      local store = open_if_there(uri, config.new(leader, e))
+      newest[leader] = store and store:max_id() or 0
+      if store then store:close() end
+    end
+    return newest[leader]
+  end
+  local rows = {}
+  for _, name in ipairs(system.followers) do
+    local uri, e = store_uri(system, env, name)
+    local store = open_if_there(uri, config.new(name, e))
+    for _, leader in ipairs(system.follows[name]) do
+      local position = store and store:tracking_max(leader) or 0
+      local top = leader_max(leader)
+      rows[#rows + 1] = ("%s\t%s\t%d\t%d\t%d%s\n"):format(name, leader, position, top, top - position,
+        store and "" or " (no store yet)")
+    end
+    if store then store:close() end
+  end
+  io_stdout:write("follower\tleader\tposition\tleader's newest\tlag\n", table.concat(rows))
+  return 0
+end
+
+local COMMANDS = { sync = sync, follow = follow_cmd, project = project, status = status }
 
 function _M.main(cmd, args)
   return COMMANDS[cmd](args)

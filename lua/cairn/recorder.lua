@@ -226,14 +226,60 @@ function Recorder:max_id() return self.store:max_id() end
 --- The last notification id of a leader application recorded as processed here (0: none).
 function Recorder:tracking_max(app_name) return self.store:tracking_max(app_name) end
 
+local function check_page(q, fname)
+  if q == nil then return NO_OPTS end
+  if type(q) ~= "table" then error(("bad argument #1 to '%s' (options table expected)"):format(fname), 3) end
+  whole(q.limit, "limit", fname)
+  if q.after ~= nil and type(q.after) ~= "string" then
+    error(("bad option 'after' to '%s' (a string expected)"):format(fname), 3)
+  end
+  return q
+end
+
+--- A page of the tracking positions recorded here, in name order: followers'
+-- leader names and views' `view/leader` names with the last id processed.
+-- @param[opt] q `after` (a name), `limit` (default 1000)
+-- @return `{ name, id, name, id, ... }`
+function Recorder:tracking_scan(q)
+  q = check_page(q, "tracking_scan")
+  return self.store:tracking_scan(q.after, q.limit)
+end
+
+--- A page of the aggregates that have snapshots, in id order.
+-- @param[opt] q `after` (an aggregate id), `limit` (at most and by default 1000)
+-- @return array of aggregate ids
+function Recorder:snapshot_streams(q)
+  q = check_page(q, "snapshot_streams")
+  return self.store:snapshot_streams(q.after, q.limit)
+end
+
+--- A page of the aggregates (streams) with their last versions, in id order.
+-- @param[opt] q `after` (an aggregate id), `limit` (at most and by default 1000)
+-- @return `{ id, version, id, version, ... }`
+function Recorder:streams(q)
+  q = check_page(q, "streams")
+  return self.store:streams(q.after, q.limit)
+end
+
+--- A page of the names of the views that hold keys, in name order.
+-- @param[opt] q `after` (a view name), `limit` (default 1000)
+-- @return array of view names
+function Recorder:view_names(q)
+  q = check_page(q, "view_names")
+  return self.store:view_names(q.after, q.limit)
+end
+
 --- Destroy an aggregate's data key (encrypted stores).
 function Recorder:forget(id) return self.store:forget(id) end
 
---- Re-wrap every data key under a new master key (base64).
-function Recorder:rekey(new_key) return self.store:rekey(new_key) end
+--- Re-wrap every data key under a new master key (base64), in one transaction;
+-- `progress(done, total)` (optional) is called now and then with the data keys re-wrapped.
+function Recorder:rekey(new_key, progress) return self.store:rekey(new_key, progress) end
 
 --- Check the whole store; `progress(done, total)` is called now and then.
-function Recorder:verify(progress) return self.store:verify(progress) end
+-- @param[opt] progress
+-- @param[opt] all true: the report's `all` lists every problem found, not only the `first`
+function Recorder:verify(progress, all) return self.store:verify(progress, all) end
 
 --- What the store holds: engine, uri, events, streams, max_notification_id, sizes, format.
 function Recorder:stat() return self.store:stat() end
@@ -267,6 +313,9 @@ function Recorder:view_scan(view, q)
   q = q or NO_OPTS
   return self.store:view_scan(view, q.prefix or "", q.after, q.limit)
 end
+
+--- Empty a view: its keys and its tracking positions, in one transaction.
+function Recorder:view_clear(view) return self.store:view_clear(view) end
 
 --- How far a view has processed an application's log (0: not at all).
 function Recorder:view_tracking_max(view, app_name) return self.store:view_tracking_max(view, app_name) end

@@ -1,15 +1,14 @@
---- Store tools: `cairn events|log|stat|export|import` on any store URI.
+--- Store tools: `cairn events|log|stat` on any store URI (export and import: cairn.cli_backup).
 -- @module cairn.store_tools
 local core = require "cairn.core"
 local errors = require "cairn.errors"
 local event = require "cairn.event"
+local follow = require "cairn.follow"
 local json = require "cairn.json"
 local log_json = require "cairn.log_json"
-local recorder = require "cairn.recorder"
 local time = require "cairn.time"
 local cli = require "cairn.cli"
 local cli_store = require "cairn.cli_store"
-local progress = require "cairn.progress"
 
 local io_write, tonumber, floor = io.write, tonumber, math.floor
 
@@ -32,43 +31,43 @@ Prints the aggregate's events, oldest first, one per line:
 version, timestamp (UTC), topic and fields as JSON.
 ]] .. STORE_NOTE,
   log = [[
-usage: cairn log [URI] [--from N] [--limit M]
+usage: cairn log [URI] [--from N] [--limit M] [--topic T]... [--json] [--follow]
 
-Prints notifications in id order from N (default 1), at most M (default all):
-id, aggregate id, version, topic and fields as JSON.
+Prints notifications in id order from N (default 1), at most M (default all),
+one per line: id, timestamp (UTC, ISO 8601 with microseconds), aggregate id,
+version, topic and fields as JSON, separated by tabs, under a header line
+when standard output is a terminal.
+
+  --topic T   only notifications of topic T (repeat it for several topics)
+  --json      each notification as a JSON object, as `cairn export` writes it
+  --follow    after the last one, wait for new notifications and print them
+              as they are recorded (also by other processes), until SIGINT
+              or SIGTERM (or M are printed)
 ]] .. STORE_NOTE,
   stat = [[
-usage: cairn stat [URI]
+usage: cairn stat [URI] [--topics]
 
-Prints what the store holds: engine, events, streams, last notification id, size.
+Prints what the store holds: engine, format, whether it is encrypted, events,
+streams, last notification id, its size in use and its map size (LMDB), how
+many aggregates have snapshots, each view with its number of keys, and each
+tracking position (how far this store's followers and views have processed
+their leaders' logs). --topics adds the number of events of each topic (it
+reads the whole log).
 ]] .. STORE_NOTE,
-  export = [[
-usage: cairn export [URI] [FILE|-]
+  streams = [[
+usage: cairn streams [URI] [--after ID] [--limit M]
 
-Writes every event as one JSON object per line, in notification order, to FILE
-(standard output when FILE is - or not given):
-{"fields":{...},"id":N,"originator_id":"...","originator_version":V,
-"timestamp":"2026-11-22T09:34:10.123456Z","topic":"Dog.Registered"}, plus
-"class_version":N for events stored at a class version other than 1 and
-"forgotten":true (and empty fields) for events of forgotten aggregates.
-"fields" is always an object ({} for an event without fields).
-Strings that are not UTF-8 become {"$bytes":BASE64}, times {"$time":MICROSECONDS}.
-On a terminal, a progress bar with the rate and time left goes to stderr.
+Prints the store's aggregates (streams) in id order, one per line: the
+aggregate id and its last version, separated by a tab. Read a page at a
+time; --after starts after that aggregate id (to go on from the last line
+of a previous page), --limit prints at most M.
 ]] .. STORE_NOTE,
-  import = [[
-usage: cairn import URI [FILE|-]
+  view = [[
+usage: cairn view [URI] [PREFIX] [--view NAME] [--limit M]
 
-Loads JSON lines written by `cairn export` (from FILE, or standard input when
-FILE is - or not given) into an EMPTY store, which it creates, keeping
-notification ids, aggregate ids, versions and timestamps. The whole input is
-checked before anything is written; input without a single event is an error
-and creates nothing. With CAIRN_CIPHER_KEY (and CAIRN_COMPRESSOR=zstd) set,
-the new store is encrypted (and compressed). To encrypt a plain store:
-
-  export CAIRN_CIPHER_KEY=$(cairn keygen)    # keep it safe
-  cairn export lmdb:PLAIN | cairn import lmdb:ENCRYPTED
-
-On a terminal, progress bars with the rate and time left go to stderr.
+Prints the keys of the store's views that start with PREFIX (all keys
+without it), in key order, one per line: view name, key and value as JSON,
+separated by tabs. --view keeps one view; --limit prints at most M keys.
 ]] .. STORE_NOTE,
 }
 
@@ -118,175 +117,186 @@ local function count_option(opts, name, default)
   return n
 end
 
+local LOG_HEADER = "id\ttimestamp\taggregate\tversion\ttopic\tfields\n"
+
+local function log_line(n)
+  return ("%d\t%s\t%s\t%d\t%s\t%s\n"):format(n.id, iso(floor(n.event.timestamp * 1e6 + 0.5)), n.originator_id,
+    n.originator_version, n.topic, fields_json(n.event, n.forgotten))
+end
+
+local function json_line(n)
+  return json.encode(log_json.item(n)) .. "\n"
+end
+
 local function log_cmd(args)
-  local opts, rest = cli.parse_options(args, { from = "value", limit = "value" })
+  local opts, rest = cli.parse_options(args, { from = "value", limit = "value", topic = "list", json = "flag",
+                                               follow = "flag" })
   local uri = cli_store.split(rest, 0)
   local from = count_option(opts, "from", 1)
-  local limit = count_option(opts, "limit", math.huge)
+  local left = count_option(opts, "limit", math.huge)
   if from < 1 then from = 1 end
-  local store = open_existing(uri)
-  local left = limit
-  while left > 0 do
-    local page = store:read_log { from = from, limit = left < PAGE and left or PAGE }
-    for i = 1, #page do
-      local n = page[i]
-      io_write(("%d\t%s\t%d\t%s\t%s\n"):format(n.id, n.originator_id, n.originator_version, n.topic,
-        fields_json(n.event, n.forgotten)))
+  local topics = opts.topic
+  local line = opts.json and json_line or log_line
+  cli_store.with_store(uri, function(store)
+    if not opts.json and core.isatty(1) then io_write(LOG_HEADER) end
+    -- print what there is from `from` on, a page at a time; how many printed
+    local function step()
+      local printed, last = 0, store:max_id()
+      while left > 0 and from <= last do
+        local page = store:read_log { from = from, stop = last, limit = left < PAGE and left or PAGE, topics = topics }
+        -- past what a topic filter skipped: every id up to `last` was looked at
+        if #page == 0 then from = last + 1 break end
+        local buf = {}
+        for i = 1, #page do buf[i] = line(page[i]) end
+        io_write(table.concat(buf))
+        printed, left, from = printed + #page, left - #page, page[#page].id + 1
+      end
+      io.stdout:flush()
+      return printed
     end
+    if opts.follow then
+      follow.loop({ store }, step, function() return left <= 0 end, { signals = true })
+    else
+      step()
+    end
+  end)
+  return 0
+end
+
+-- 1536 as "1.5 KiB"
+local function human(bytes)
+  local units, n, i = { "bytes", "KiB", "MiB", "GiB", "TiB" }, bytes, 1
+  while n >= 1024 and i < #units do n, i = n / 1024, i + 1 end
+  return i == 1 and ("%d bytes"):format(n) or ("%.1f %s"):format(n, units[i])
+end
+
+-- Call fn(item) for every item of a paged listing (store:view_names, ...).
+local function each_page(list, fn, stride)
+  local after
+  repeat
+    local page = list(after)
+    for i = 1, #page, stride or 1 do fn(page[i], page[i + 1]) end
+    after = page[#page - (stride or 1) + 1]
+  until #page == 0
+end
+
+-- How many keys a view holds (a walk over them, a page at a time).
+local function count_keys(store, view)
+  local n, after = 0, nil
+  repeat
+    local page = store:view_scan(view, { after = after, limit = PAGE })
+    n = n + #page / 2
+    after = page[#page - 1]
+  until #page == 0
+  return n
+end
+
+local function topic_counts(store)
+  local counts, order, from = {}, {}, 1
+  while true do
+    local page = store:read_log { from = from, limit = PAGE }
     if #page == 0 then break end
-    left = left - #page
+    for i = 1, #page do
+      local t = page[i].topic
+      if not counts[t] then order[#order + 1] = t end
+      counts[t] = (counts[t] or 0) + 1
+    end
     from = page[#page].id + 1
   end
-  store:close()
-  return 0
+  table.sort(order)
+  return counts, order
 end
 
 local function stat_cmd(args)
-  local store = open_existing((cli_store.split(args, 0)))
-  local st = store:stat()
-  store:close()
-  io_write(("store: %s\nengine: %s\nformat: %d\nevents: %d\nstreams: %d\nmax_notification_id: %d\n"):format(
-    st.uri, st.engine, st.format, st.events, st.streams, st.max_notification_id))
-  if st.engine == "lmdb" then
-    io_write(("used_bytes: %d\nmap_size: %d\n"):format(st.used_bytes, st.map_size))
-  end
-  return 0
-end
-
-local function export_cmd(args)
-  local uri, rest = cli_store.split(args, 1, "optionally a FILE")
-  local store = open_existing(uri)
-  local ok, err = pcall(function()
-    local out, owned = cli_store.output(rest[1])
-    local total = store:max_id()
-    local bar = progress.new("exporting", "events")
-    local from, buf = 1, {}
-    -- DCB events are marked, so that an import indexes them again (engines without DCB have none)
-    local has_dcb = pcall(store.dcb_read, store, {}, 0, 1)
-    while true do
-      local page = store:read_log { from = from, limit = PAGE }
-      if #page == 0 then break end
-      local dcb = {}
-      if has_dcb then
-        for _, id in ipairs((store:dcb_read({}, from - 1, #page))) do dcb[id] = true end
-      end
-      for i = 1, #page do
-        local item = log_json.item(page[i])
-        item.dcb = dcb[item.id]
-        buf[i] = json.encode(item)
-      end
-      buf[#page + 1] = ""
-      local written, werr = out:write(table.concat(buf, "\n", 1, #page + 1))
-      if not written then error("cannot write the export: " .. tostring(werr), 0) end
-      for i = #page + 1, #buf do buf[i] = nil end
-      from = page[#page].id + 1
-      bar:update(from - 1, total)
+  local opts, rest = cli.parse_options(args, { topics = "flag" })
+  local uri = cli_store.split(rest, 0)
+  local encrypted = cli_store.needs_key(uri)
+  cli_store.with_store(uri, function(store)
+    local st = store:stat()
+    io_write(("store: %s\nengine: %s\nformat: %d\nencrypted: %s\nevents: %d\nstreams: %d\nmax_notification_id: %d\n")
+      :format(st.uri, st.engine, st.format, encrypted and "yes" or "no", st.events, st.streams,
+        st.max_notification_id))
+    if st.engine == "lmdb" then
+      io_write(("size: %s in use, map %s\n"):format(human(st.used_bytes), human(st.map_size)))
     end
-    bar:finish(true)
-    if owned then
-      local closed, cerr = out:close()
-      if not closed then error("cannot write the export: " .. tostring(cerr), 0) end
-    else
-      out:flush()
+    local snapshots = 0
+    each_page(function(after) return store:snapshot_streams { after = after } end,
+      function() snapshots = snapshots + 1 end)
+    io_write(("snapshots: %d aggregates\n"):format(snapshots))
+    each_page(function(after) return store:view_names { after = after } end, function(view)
+      local counted, n = pcall(count_keys, store, view)
+      if counted then
+        io_write(("view %s: %d keys\n"):format(view, n))
+      elseif errors.is(n, "ConfigError") then -- encrypted, opened without its key
+        io_write(("view %s: keys not counted (set CAIRN_CIPHER_KEY)\n"):format(view))
+      else
+        error(n, 0)
+      end
+    end)
+    each_page(function(after) return store:tracking_scan { after = after } end, function(name, id)
+      local view, app = name:match("^(.-)/(.*)$")
+      if view then
+        io_write(("tracking: view %s has processed %s up to %d\n"):format(view, app, id))
+      else
+        io_write(("tracking: processed %s up to %d\n"):format(name, id))
+      end
+    end, 2)
+    if opts.topics then
+      local counts, order = topic_counts(store)
+      for i = 1, #order do io_write(("topic %s: %d\n"):format(order[i], counts[order[i]])) end
     end
   end)
-  store:close()
-  if not ok then error(err, 0) end
   return 0
 end
 
-local function bad_line(n, fmt, ...)
-  errors.raise("SchemaError", "line %d: " .. fmt, n, ...)
-end
-
--- A DCB event of an export (`"dcb": true`): its type and tags, checked.
-local function dcb_entry(line_no, rec, n)
-  if rec.dcb ~= true then bad_line(line_no, "dcb must be true when present") end
-  local tags = n.event.tags
-  if #n.topic > 255 then bad_line(line_no, "a DCB event's type must be 1 to 255 bytes") end
-  if type(tags) ~= "table" then bad_line(line_no, "a DCB event needs its tags (fields.tags)") end
-  for i = 1, #tags do
-    if type(tags[i]) ~= "string" or #tags[i] == 0 or #tags[i] > 255 then
-      bad_line(line_no, "DCB tag %d must be a string of 1 to 255 bytes", i)
+local function streams_cmd(args)
+  local opts, rest = cli.parse_options(args, { after = "value", limit = "value" })
+  local uri = cli_store.split(rest, 0)
+  local after = opts.after
+  if after then
+    after = core.uuid_normalize(after) or cli.usage_error("--after must be an aggregate id (a UUID), got '%s'", after)
+  end
+  local left = count_option(opts, "limit", math.huge)
+  cli_store.with_store(uri, function(store)
+    while left > 0 do
+      local page = store:streams { after = after, limit = left < PAGE and left or PAGE }
+      if #page == 0 then break end
+      local buf = {}
+      for i = 1, #page, 2 do buf[#buf + 1] = ("%s\t%d\n"):format(page[i], page[i + 1]) end
+      io_write(table.concat(buf))
+      left, after = left - #page / 2, page[#page - 1]
     end
-  end
-  if n.originator_version ~= 1 then bad_line(line_no, "a DCB event is version 1 of a stream of its own") end
-  return { type = n.topic, tags = tags }
-end
-
-local function import_cmd(args)
-  local uri, rest = cli_store.split(args, 1, "optionally a FILE")
-  local input, owned, size = cli_store.input(rest[1])
-  -- check everything before writing anything
-  local batch, count, line_no, last_version, dcb_events = {}, 0, 0, {}, {}
-  local bar, bytes = progress.new("checking", "lines"), 0
-  for line in input:lines() do
-    line_no = line_no + 1
-    bytes = bytes + #line + 1
-    bar:update(size and bytes or line_no, size)
-    if line:match("%S") then
-      local rec, err = json.decode(line, log_json.DECODE)
-      if rec == nil then bad_line(line_no, "%s", err) end
-      if type(rec) ~= "table" or rec[1] ~= nil then bad_line(line_no, "expected a JSON object") end
-      count = count + 1
-      if rec.id ~= count then bad_line(line_no, "notification id %s should be %d (ids start at 1, no gaps)",
-        tostring(rec.id), count) end
-      local n, payload, us, metadata = log_json.notification(rec)
-      if not n then bad_line(line_no, "%s", payload) end
-      local id = n.originator_id
-      local last = last_version[id]
-      if last and n.originator_version ~= last + 1 then
-        bad_line(line_no, "aggregate %s version %d does not follow version %d", id, n.originator_version, last)
-      end
-      last_version[id] = n.originator_version
-      if n.forgotten then
-        bad_line(line_no, "aggregate %s version %d was forgotten: its fields are gone, so it cannot be imported",
-          id, n.originator_version)
-      end
-      if rec.dcb ~= nil then dcb_events[count] = dcb_entry(line_no, rec, n) end
-      recorder.add(batch, #batch, id, n.originator_version, us, n.topic, payload, n.class_version or 1,
-        n.event.event_id, metadata)
-    end
-  end
-  bar:finish()
-  if owned then input:close() end
-  if count == 0 then
-    errors.raise("SchemaError", "nothing to import: the input %s no events (an export writes one JSON object per line)",
-      line_no == 0 and "is empty, so it holds" or "holds")
-  end
-  local store = recorder.open(uri, { sync = "full", cipher_key = os.getenv("CAIRN_CIPHER_KEY"),
-                                     compressor = os.getenv("CAIRN_COMPRESSOR") })
-  if store:max_id() ~= 0 then
-    store:close()
-    errors.raise("ConfigError", "%s is not empty: import needs an empty store (name a new one)", uri)
-  end
-  -- write in chunks so a big import does not become one huge transaction
-  local CHUNK = 10000 * 6
-  bar = progress.new("importing", "events")
-  for start = 1, #batch, CHUNK do
-    local chunk = {}
-    for i = start, math.min(start + CHUNK - 1, #batch) do chunk[#chunk + 1] = batch[i] end
-    local expected = (start - 1) / recorder.STRIDE + 1
-    local dcb = {}
-    for k = expected, expected + #chunk / recorder.STRIDE - 1 do
-      local d = dcb_events[k]
-      if d then dcb[#dcb + 1] = { event = k - expected + 1, type = d.type, tags = d.tags } end
-    end
-    local first = store:append(chunk, dcb[1] and { dcb = dcb } or nil)
-    if first ~= expected then
-      store:close()
-      errors.raise("StoreError", "import gave id %d to notification %d; another writer is using %s",
-        first, expected, uri)
-    end
-    bar:update(math.min(start + CHUNK - 1, #batch) / 6, count)
-  end
-  bar:finish(true)
-  store:close()
-  io.stderr:write(("imported %d events into %s\n"):format(count, uri))
+  end)
   return 0
 end
 
-local HANDLERS = { events = events_cmd, log = log_cmd, stat = stat_cmd, export = export_cmd, import = import_cmd }
+local function view_cmd(args)
+  local opts, rest = cli.parse_options(args, { view = "value", limit = "value" })
+  local uri, others = cli_store.split(rest, 1, "optionally a key PREFIX")
+  local prefix = others[1] or ""
+  local left = count_option(opts, "limit", math.huge)
+  cli_store.with_store(uri, function(store)
+    local function print_view(view)
+      local after
+      while left > 0 do
+        local page = store:view_scan(view, { prefix = prefix, after = after, limit = left < PAGE and left or PAGE })
+        if #page == 0 then break end
+        local buf = {}
+        for i = 1, #page, 2 do buf[#buf + 1] = ("%s\t%s\t%s\n"):format(view, page[i], json.encode(page[i + 1])) end
+        io_write(table.concat(buf))
+        left, after = left - #page / 2, page[#page - 1]
+      end
+    end
+    if opts.view then
+      print_view(opts.view)
+    else
+      each_page(function(after) return store:view_names { after = after } end, print_view)
+    end
+  end)
+  return 0
+end
+
+local HANDLERS = { events = events_cmd, log = log_cmd, stat = stat_cmd, view = view_cmd, streams = streams_cmd }
 
 function _M.main(cmd, args)
   return HANDLERS[cmd](args)

@@ -21,6 +21,7 @@
 #include "lua_gather.h"
 #include "lua_http.h"
 #include "lua_limits.h"
+#include "lua_lock.h"
 #include "lua_store.h"
 #include "lua_view.h"
 #include "uuid.h"
@@ -156,6 +157,7 @@ int luaopen_cairn_core(lua_State *L)
     cairn_lua_follow_init(L);
     cairn_lua_http_init(L);
     cairn_lua_limits_init(L);
+    cairn_lua_lock_init(L);
     luaL_getmetatable(L, CAIRN_ERROR_MT);
     lua_setfield(L, -2, "error_metatable");
     luaL_getmetatable(L, CAIRN_TIME_MT);

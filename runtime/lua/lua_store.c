@@ -549,33 +549,28 @@ static int lforget(lua_State *L)
     return 0;
 }
 
-/* store:rekey(new_base64_key): re-wrap every data key under a new master key */
-static int lrekey(lua_State *L)
+/* Keep a problem's message (C memory only, on the verify thread or inside the walk). */
+typedef struct { cairn_gather *g; int failed; } problems_ctx;
+
+static void keep_problem(void *ctxp, const char *msg)
 {
-    cairn_store *s = check_store(L);
-    size_t len;
-    const char *b64 = luaL_checklstring(L, 2, &len);
-    uint8_t key[CAIRN_KEY_BYTES];
-    if (cairn_key_decode(b64, len, key) != CAIRN_OK) {
-        sodium_memzero(key, sizeof key);
-        return cairn_lua_raise(L, CAIRN_CONFIG, "the new cipher key is malformed: expected the base64 of 32 bytes, "
-                                                "as `cairn keygen` prints");
-    }
-    int rc = cairn_store_rekey(s, key);
-    sodium_memzero(key, sizeof key);
-    if (rc) return cairn_lua_raise_store(L, s, rc);
-    return 0;
+    problems_ctx *c = ctxp;
+    if (!c->failed && cairn_gather_entry(c->g, msg, strlen(msg), "", 0) != CAIRN_OK) c->failed = 1;
 }
 
-/* A verify with a progress function runs on a thread of its own: the check
- * holds one read (a transaction and the map lock) from start to end, and the
- * progress function is Lua, which must not run while C holds them. The
- * verify thread posts its progress and goes on; this thread, holding
- * nothing, calls the function with the latest figures. The handle belongs to
- * the verify thread meanwhile (box->verifying refuses other uses). */
+/* A verify (or a rekey) with a progress function runs on a thread of its
+ * own: the check holds one read (a rekey one write transaction) and the map
+ * lock from start to end, and the progress function is Lua, which must not
+ * run while C holds them. The job's thread posts its progress and goes on;
+ * this thread, holding nothing, calls the function with the latest figures.
+ * The handle belongs to the job's thread meanwhile (box->verifying refuses
+ * other uses). */
 typedef struct {
     cairn_store *s;
     cairn_verify_report report;
+    void (*each)(void *, const char *); /* every problem (verify --all), or NULL */
+    void *each_ctx;
+    const uint8_t *new_key;             /* set: the job is a rekey to this key */
     int rc;
     pthread_mutex_t mu;
     pthread_cond_t cv;
@@ -599,7 +594,8 @@ static int post_progress(void *ctx, uint64_t done, uint64_t total)
 static void *verify_thread(void *arg)
 {
     verify_job *j = arg;
-    j->rc = cairn_store_verify(j->s, &j->report, post_progress, j);
+    j->rc = j->new_key ? cairn_store_rekey_progress(j->s, j->new_key, post_progress, j)
+                       : cairn_store_verify_each(j->s, &j->report, post_progress, j, j->each, j->each_ctx);
     pthread_mutex_lock(&j->mu);
     j->finished = 1;
     pthread_cond_signal(&j->cv);
@@ -607,14 +603,19 @@ static void *verify_thread(void *arg)
     return NULL;
 }
 
-/* Run the check on its thread, calling the progress function at idx (only
- * ever through lua_pcall, so nothing jumps past the join) with what it
- * posts; an error in the function stops the check. */
-static int verify_with_progress(lua_State *L, store_box *box, int fn, cairn_verify_report *out)
+/* Run the check (or, with new_key, the rekey) on its thread, calling the
+ * progress function at idx (only ever through lua_pcall, so nothing jumps
+ * past the join) with what it posts; an error in the function stops a check
+ * (a rekey goes on: it is one transaction). */
+static int verify_with_progress(lua_State *L, store_box *box, int fn, cairn_verify_report *out,
+                                void (*each)(void *, const char *), void *each_ctx, const uint8_t *new_key)
 {
     verify_job j;
     memset(&j, 0, sizeof j);
     j.s = box->store;
+    j.each = each;
+    j.each_ctx = each_ctx;
+    j.new_key = new_key;
     if (!lua_checkstack(L, 4) || pthread_mutex_init(&j.mu, NULL) != 0) return ENOMEM;
     if (pthread_cond_init(&j.cv, NULL) != 0) { pthread_mutex_destroy(&j.mu); return ENOMEM; }
     pthread_t th;
@@ -639,7 +640,7 @@ static int verify_with_progress(lua_State *L, store_box *box, int fn, cairn_veri
         pthread_mutex_unlock(&j.mu);
         pthread_join(th, NULL);
         rc = j.rc;
-        *out = j.report;
+        if (out) *out = j.report;
     }
     box->verifying = 0;
     pthread_cond_destroy(&j.cv);
@@ -647,15 +648,41 @@ static int verify_with_progress(lua_State *L, store_box *box, int fn, cairn_veri
     return rc;
 }
 
-/* store:verify([progress(done, total)]) -> { records, streams, snapshots, keys_checked, problems, first } */
+/* store:rekey(new_base64_key [, progress(done, total)]): re-wrap every data key under a new master key */
+static int lrekey(lua_State *L)
+{
+    store_box *box = check_box(L, 1);
+    cairn_store *s = box->store;
+    size_t len;
+    const char *b64 = luaL_checklstring(L, 2, &len);
+    int with_progress = lua_isfunction(L, 3);
+    uint8_t key[CAIRN_KEY_BYTES];
+    if (cairn_key_decode(b64, len, key) != CAIRN_OK) {
+        sodium_memzero(key, sizeof key);
+        return cairn_lua_raise(L, CAIRN_CONFIG, "the new cipher key is malformed: expected the base64 of 32 bytes, "
+                                                "as `cairn keygen` prints");
+    }
+    int rc = with_progress ? verify_with_progress(L, box, 3, NULL, NULL, NULL, key) : cairn_store_rekey(s, key);
+    sodium_memzero(key, sizeof key);
+    if (rc) return cairn_lua_raise_store(L, s, rc);
+    return 0;
+}
+
+/* store:verify([progress(done, total) [, all]]) -> { records, streams, snapshots, keys_checked, problems,
+ * first [, all = { every problem }] } */
 static int lverify(lua_State *L)
 {
     store_box *box = check_box(L, 1);
     cairn_store *s = box->store;
+    int all = lua_toboolean(L, 3);
+    lua_settop(L, 3);
+    problems_ctx pc = { all ? cairn_gather_new(L) : NULL, 0 };
     cairn_verify_report r;
-    int rc = lua_isfunction(L, 2) ? verify_with_progress(L, box, 2, &r) : cairn_store_verify(s, &r, NULL, NULL);
+    int rc = lua_isfunction(L, 2) ? verify_with_progress(L, box, 2, &r, all ? keep_problem : NULL, &pc, NULL)
+                                  : cairn_store_verify_each(s, &r, NULL, NULL, all ? keep_problem : NULL, &pc);
     if (rc) return cairn_lua_raise_store(L, s, rc);
-    lua_createtable(L, 0, 6);
+    if (pc.failed) return cairn_lua_raise(L, CAIRN_STORE, "out of memory keeping the problems verify found");
+    lua_createtable(L, 0, 7);
     set_number(L, "records", r.records);
     set_number(L, "streams", r.streams);
     set_number(L, "snapshots", r.snapshots);
@@ -664,6 +691,15 @@ static int lverify(lua_State *L)
     if (r.problems) {
         lua_pushstring(L, r.first);
         lua_setfield(L, -2, "first");
+    }
+    if (all) {
+        lua_createtable(L, (int)pc.g->n, 0);
+        for (size_t i = 0; i < pc.g->n; i++) {
+            lua_pushlstring(L, cairn_gather_bytes(pc.g, pc.g->recs[i].topic), pc.g->recs[i].topic_len);
+            lua_rawseti(L, -2, (int)i + 1);
+        }
+        lua_setfield(L, -2, "all");
+        cairn_gather_free(pc.g);
     }
     return 1;
 }
@@ -680,6 +716,82 @@ static int ltracking_max(lua_State *L)
     lua_pushnumber(L, (lua_Number)id);
     return 1;
 }
+
+static int gather_tracking(void *ctx, cairn_slice name, uint64_t id)
+{
+    char be[8];
+    for (int i = 0; i < 8; i++) be[i] = (char)(id >> (56 - 8 * i));
+    return cairn_gather_entry(ctx, name.ptr, name.len, be, sizeof be);
+}
+
+/* store:tracking_scan([after [, limit]]) -> { name, id, name, id, ... } in name order
+ * (followers' application names, views' "view/application") */
+static int ltracking_scan(lua_State *L)
+{
+    cairn_store *s = check_store(L);
+    cairn_slice after = { NULL, 0 };
+    if (!lua_isnoneornil(L, 2)) after.ptr = luaL_checklstring(L, 2, &after.len);
+    lua_Integer limit = luaL_optinteger(L, 3, 1000);
+    luaL_argcheck(L, limit >= 0, 3, "limit >= 0 expected");
+    lua_settop(L, 3);
+    cairn_gather *g = cairn_lua_store_gather(L, 1);
+    int rc = cairn_store_tracking_scan(s, after, (size_t)limit, gather_tracking, g);
+    char msg[512];
+    snprintf(msg, sizeof msg, "%s", rc == ENOMEM ? "out of memory listing tracking positions" : cairn_store_errmsg(s));
+    if (rc) return cairn_lua_raise_rc(L, rc, msg);
+    lua_createtable(L, (int)(2 * g->n), 0);
+    for (size_t i = 0; i < g->n; i++) {
+        const cairn_gathered *r = &g->recs[i];
+        const uint8_t *be = (const uint8_t *)cairn_gather_bytes(g, r->payload);
+        uint64_t id = 0;
+        for (int j = 0; j < 8; j++) id = id << 8 | be[j];
+        lua_pushlstring(L, cairn_gather_bytes(g, r->topic), r->topic_len);
+        lua_rawseti(L, -2, (int)(2 * i + 1));
+        lua_pushnumber(L, (lua_Number)id);
+        lua_rawseti(L, -2, (int)(2 * i + 2));
+    }
+    cairn_lua_store_gathered(L, 1, g);
+    return 1;
+}
+
+#define ID_PAGE 1000
+
+/* A page of aggregate ids from after (argument 2) on, at most limit (argument 3): those holding
+ * snapshots, or (with_versions) every stream with its last version after its id. */
+static int id_page(lua_State *L, int with_versions)
+{
+    cairn_store *s = check_store(L);
+    uint8_t after[16], ids[ID_PAGE][16];
+    uint64_t versions[ID_PAGE];
+    size_t len;
+    int has_after = !lua_isnoneornil(L, 2);
+    if (has_after) parse_id(L, 2, after, &len);
+    lua_Integer limit = luaL_optinteger(L, 3, ID_PAGE);
+    luaL_argcheck(L, limit >= 0 && limit <= ID_PAGE, 3, "limit from 0 to 1000 expected");
+    size_t n = 0;
+    int rc = with_versions ? cairn_store_stream_heads(s, has_after ? after : NULL, (size_t)limit, ids, versions, &n)
+                           : cairn_store_snapshot_streams(s, has_after ? after : NULL, (size_t)limit, ids, &n);
+    if (rc) return cairn_lua_raise_store(L, s, rc);
+    int step = with_versions ? 2 : 1;
+    lua_createtable(L, (int)(step * n), 0);
+    for (size_t i = 0; i < n; i++) {
+        char id[CAIRN_UUID_STRLEN];
+        cairn_uuid_format(ids[i], id);
+        lua_pushlstring(L, id, sizeof id);
+        lua_rawseti(L, -2, (int)(step * i + 1));
+        if (with_versions) {
+            lua_pushnumber(L, (lua_Number)versions[i]);
+            lua_rawseti(L, -2, (int)(step * i + 2));
+        }
+    }
+    return 1;
+}
+
+/* store:snapshot_streams([after [, limit]]) -> { id, ... }: the aggregates holding snapshots, in id order */
+static int lsnapshot_streams(lua_State *L) { return id_page(L, 0); }
+
+/* store:streams([after [, limit]]) -> { id, version, ... }: the aggregates with their last versions, in id order */
+static int lstreams(lua_State *L) { return id_page(L, 1); }
 
 static int lstat(lua_State *L)
 {
@@ -720,6 +832,9 @@ void cairn_lua_store_init(lua_State *L)
         { "append", lappend },
         { "max_id", lmax_id },
         { "tracking_max", ltracking_max },
+        { "tracking_scan", ltracking_scan },
+        { "snapshot_streams", lsnapshot_streams },
+        { "streams", lstreams },
         { "read_snapshot", lread_snapshot },
         { "forget", lforget },
         { "rekey", lrekey },

@@ -124,6 +124,43 @@ static int lview_tracking_max(lua_State *L)
     return 1;
 }
 
+/* store:view_clear(view): delete the view's keys and tracking positions in one transaction */
+static int lview_clear(lua_State *L)
+{
+    cairn_store *s = cairn_lua_check_store(L, 1);
+    int rc = cairn_view_clear(s, check_slice(L, 2));
+    if (rc) return cairn_lua_raise_store(L, s, rc);
+    return 0;
+}
+
+static int gather_name(void *ctx, cairn_slice view)
+{
+    return cairn_gather_entry(ctx, view.ptr, view.len, "", 0);
+}
+
+/* store:view_names([after [, limit]]) -> { name, ... }: the views holding keys, in name order */
+static int lview_names(lua_State *L)
+{
+    cairn_store *s = cairn_lua_check_store(L, 1);
+    cairn_slice after = { NULL, 0 };
+    if (!lua_isnoneornil(L, 2)) after = check_slice(L, 2);
+    lua_Integer limit = luaL_optinteger(L, 3, 1000);
+    luaL_argcheck(L, limit >= 0, 3, "limit >= 0 expected");
+    lua_settop(L, 3);
+    cairn_gather *g = cairn_lua_store_gather(L, 1);
+    int rc = cairn_view_names(s, after, (size_t)limit, gather_name, g);
+    char msg[512];
+    snprintf(msg, sizeof msg, "%s", rc == ENOMEM ? "out of memory listing views" : cairn_store_errmsg(s));
+    if (rc) return cairn_lua_raise_rc(L, rc, msg);
+    lua_createtable(L, (int)g->n, 0);
+    for (size_t i = 0; i < g->n; i++) {
+        lua_pushlstring(L, cairn_gather_bytes(g, g->recs[i].topic), g->recs[i].topic_len);
+        lua_rawseti(L, -2, (int)i + 1);
+    }
+    cairn_lua_store_gathered(L, 1, g);
+    return 1;
+}
+
 void cairn_lua_view_init(lua_State *L)
 {
     static const luaL_Reg methods[] = {
@@ -131,6 +168,8 @@ void cairn_lua_view_init(lua_State *L)
         { "view_write", lview_write },
         { "view_scan", lview_scan },
         { "view_tracking_max", lview_tracking_max },
+        { "view_names", lview_names },
+        { "view_clear", lview_clear },
         { NULL, NULL },
     };
     luaL_getmetatable(L, CAIRN_STORE_MT);

@@ -35,6 +35,15 @@ GUARDED(once_get, "reading an idempotency record",
         (cairn_engine *e, cairn_slice key, uint64_t *first_id, uint64_t *n), (e, key, first_id, n))
 GUARDED(tracking_get, "reading a tracking record", (cairn_engine *e, cairn_slice name, uint64_t *out),
         (e, name, out))
+GUARDED(tracking_scan, "reading the tracking records",
+        (cairn_engine *e, cairn_slice after, size_t limit, int (*each)(void *ctx, cairn_slice name, uint64_t id),
+         void *ctx),
+        (e, after, limit, each, ctx))
+GUARDED(snapshot_streams, "listing snapshots",
+        (cairn_engine *e, const uint8_t *after, size_t limit, uint8_t (*ids)[16], size_t *n), (e, after, limit, ids, n))
+GUARDED(stream_heads, "listing streams",
+        (cairn_engine *e, const uint8_t *after, size_t limit, uint8_t (*ids)[16], uint64_t *versions, size_t *n),
+        (e, after, limit, ids, versions, n))
 GUARDED(stat, "reading statistics", (cairn_engine *e, cairn_store_stats *out), (e, out))
 GUARDED(view_get, "reading a view", (cairn_engine *e, cairn_slice key, cairn_slice *value, int *found),
         (e, key, value, found))
@@ -59,8 +68,12 @@ const cairn_engine_ops cairn_lmdb_engine = {
     .dcb_read = guarded_dcb_read,
     .once_get = guarded_once_get,
     .tracking_get = guarded_tracking_get,
+    .tracking_scan = guarded_tracking_scan,
+    .snapshot_streams = guarded_snapshot_streams,
+    .stream_heads = guarded_stream_heads,
     .stat = guarded_stat,
     .view_write = cairn_lmdb_view_write,
+    .view_clear = cairn_lmdb_view_clear,
     .view_get = guarded_view_get,
     .view_scan = guarded_view_scan,
     .view_next = guarded_view_next,

@@ -227,9 +227,15 @@ int cairn_lmdb_read_snapshot(cairn_engine *e, const uint8_t id[16], int has_lte,
                              uint8_t event_hash[CAIRN_HASH_BYTES]);
 int cairn_lmdb_max_id(cairn_engine *e, uint64_t *out);
 int cairn_lmdb_tracking_get(cairn_engine *e, cairn_slice name, uint64_t *out);
+int cairn_lmdb_tracking_scan(cairn_engine *e, cairn_slice after, size_t limit,
+                             int (*each)(void *ctx, cairn_slice name, uint64_t id), void *ctx);
+int cairn_lmdb_stream_heads(cairn_engine *e, const uint8_t *after, size_t limit, uint8_t (*ids)[16],
+                            uint64_t *versions, size_t *n);
+int cairn_lmdb_snapshot_streams(cairn_engine *e, const uint8_t *after, size_t limit, uint8_t (*ids)[16], size_t *n);
 int cairn_lmdb_stat(cairn_engine *e, cairn_store_stats *out);
 int cairn_lmdb_view_write(cairn_engine *e, const cairn_view_put *puts, size_t n, const cairn_tracking *t,
                           cairn_guard guard);
+int cairn_lmdb_view_clear(cairn_engine *e, cairn_slice keys_prefix, cairn_slice tracking_prefix, cairn_guard guard);
 int cairn_lmdb_view_get(cairn_engine *e, cairn_slice key, cairn_slice *value, int *found);
 int cairn_lmdb_view_scan(cairn_engine *e, cairn_slice from, int after);
 int cairn_lmdb_view_next(cairn_engine *e, cairn_slice *key, cairn_slice *value);

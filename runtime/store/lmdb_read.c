@@ -322,3 +322,69 @@ int cairn_lmdb_tracking_get(cairn_engine *e, cairn_slice name, uint64_t *out)
     cairn_lmdb_read_end(e);
     return cairn_lmdb_failure(h, rc, "reading a tracking record");
 }
+
+int cairn_lmdb_tracking_scan(cairn_engine *e, cairn_slice after, size_t limit,
+                             int (*each)(void *ctx, cairn_slice name, uint64_t id), void *ctx)
+{
+    cairn_lmdb *h = LMDB(e);
+    int rc = cairn_lmdb_begin_read(h);
+    if (rc) return rc;
+    MDB_cursor *cur;
+    rc = mdb_cursor_open(h->rtxn, h->sh->tracking, &cur);
+    if (rc == 0) {
+        MDB_val k = { after.len, (void *)after.ptr }, v;
+        rc = mdb_cursor_get(cur, &k, &v, after.ptr ? MDB_SET_RANGE : MDB_FIRST);
+        if (rc == 0 && after.ptr && k.mv_size == after.len && memcmp(k.mv_data, after.ptr, after.len) == 0)
+            rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT);
+        for (size_t n = 0; rc == 0 && n < limit; n++) {
+            if (v.mv_size != 8) {
+                rc = cairn_engine_fail(e, CAIRN_CORRUPT, "the tracking record of %.*s in %s is malformed",
+                                       (int)k.mv_size, (const char *)k.mv_data, e->where);
+                break;
+            }
+            rc = each(ctx, (cairn_slice){ k.mv_data, k.mv_size }, cairn_get_be64(v.mv_data));
+            if (rc == 0) rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT);
+        }
+        if (rc == MDB_NOTFOUND) rc = 0;
+        mdb_cursor_close(cur);
+    }
+    if (rc == 0) rc = cairn_lmdb_read_still_valid(h, "reading the tracking records");
+    cairn_lmdb_read_end(e);
+    return cairn_lmdb_failure(h, rc, "reading the tracking records");
+}
+
+int cairn_lmdb_snapshot_streams(cairn_engine *e, const uint8_t *after, size_t limit, uint8_t (*ids)[16], size_t *n)
+{
+    cairn_lmdb *h = LMDB(e);
+    *n = 0;
+    int rc = cairn_lmdb_begin_read(h);
+    if (rc) return rc;
+    MDB_cursor *cur;
+    rc = mdb_cursor_open(h->rtxn, h->sh->snapshots, &cur);
+    if (rc == 0) {
+        uint8_t from[CAIRN_STREAM_KEY];
+        MDB_val k = { sizeof from, from }, v;
+        /* the first key past every version of `after`: its id, then the largest version */
+        if (after) cairn_stream_key(from, after, UINT64_MAX);
+        rc = mdb_cursor_get(cur, &k, &v, after ? MDB_SET_RANGE : MDB_FIRST);
+        if (rc == 0 && after && k.mv_size >= 16 && memcmp(k.mv_data, after, 16) == 0)
+            rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT);
+        while (rc == 0 && *n < limit) {
+            if (k.mv_size != CAIRN_STREAM_KEY) {
+                rc = cairn_engine_fail(e, CAIRN_CORRUPT, "a snapshot key in %s is malformed", e->where);
+                break;
+            }
+            memcpy(ids[(*n)++], k.mv_data, 16);
+            /* on to the next stream: past this one's last version */
+            cairn_stream_key(from, k.mv_data, UINT64_MAX);
+            k = (MDB_val){ sizeof from, from };
+            rc = mdb_cursor_get(cur, &k, &v, MDB_SET_RANGE);
+            if (rc == 0 && memcmp(k.mv_data, from, 16) == 0) rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT);
+        }
+        if (rc == MDB_NOTFOUND) rc = 0;
+        mdb_cursor_close(cur);
+    }
+    if (rc == 0) rc = cairn_lmdb_read_still_valid(h, "listing snapshots");
+    cairn_lmdb_read_end(e);
+    return cairn_lmdb_failure(h, rc, "listing snapshots");
+}

@@ -66,3 +66,46 @@ uint32_t *cairn_lmdb_wake_word(cairn_engine *e)
 {
     return cairn_wake_words(LMDB(e)->sh->wake);
 }
+
+int cairn_lmdb_stream_heads(cairn_engine *e, const uint8_t *after, size_t limit, uint8_t (*ids)[16],
+                            uint64_t *versions, size_t *n)
+{
+    cairn_lmdb *h = LMDB(e);
+    *n = 0;
+    int rc = cairn_lmdb_begin_read(h);
+    if (rc) return rc;
+    MDB_cursor *cur;
+    rc = mdb_cursor_open(h->rtxn, h->sh->streams, &cur);
+    if (rc == 0) {
+        uint8_t key[CAIRN_STREAM_KEY];
+        MDB_val k, v;
+        if (after) {
+            /* past every entry of `after`: its id, then the largest version */
+            cairn_stream_key(key, after, UINT64_MAX);
+            k = (MDB_val){ CAIRN_STREAM_KEY, key };
+            rc = mdb_cursor_get(cur, &k, &v, MDB_SET_RANGE);
+        } else {
+            rc = mdb_cursor_get(cur, &k, &v, MDB_FIRST);
+        }
+        while (rc == 0 && *n < limit) {
+            if (k.mv_size == 16) { rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT); continue; } /* a data key */
+            if (k.mv_size != CAIRN_STREAM_KEY) { rc = MDB_CORRUPTED; break; }
+            /* the stream's last entry: just before the first key past all of its versions */
+            cairn_stream_key(key, k.mv_data, UINT64_MAX);
+            MDB_val past = { CAIRN_STREAM_KEY, key };
+            rc = mdb_cursor_get(cur, &past, &v, MDB_SET_RANGE);
+            if (rc == MDB_NOTFOUND) rc = mdb_cursor_get(cur, &k, &v, MDB_LAST); /* the last stream */
+            else if (rc == 0) rc = mdb_cursor_get(cur, &k, &v, MDB_PREV);
+            if (rc) break;
+            if (k.mv_size != CAIRN_STREAM_KEY) { rc = MDB_CORRUPTED; break; }
+            memcpy(ids[*n], k.mv_data, 16);
+            versions[(*n)++] = cairn_get_be64((const uint8_t *)k.mv_data + 16);
+            rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT);
+        }
+        if (rc == MDB_NOTFOUND) rc = 0;
+        mdb_cursor_close(cur);
+    }
+    if (rc == 0) rc = cairn_lmdb_read_still_valid(h, "listing streams");
+    cairn_lmdb_read_end(e);
+    return cairn_lmdb_failure(h, rc, "listing streams");
+}

@@ -42,6 +42,45 @@ int cairn_lmdb_view_write(cairn_engine *e, const cairn_view_put *puts, size_t n,
     return cairn_lmdb_write(LMDB(e), "writing a view", view_write_in, &c);
 }
 
+typedef struct {
+    cairn_slice keys, tracking;
+    cairn_guard guard;
+} clear_ctx;
+
+/* Delete every entry of dbi whose key starts with prefix. */
+static int delete_prefixed(MDB_txn *txn, MDB_dbi dbi, cairn_slice prefix)
+{
+    MDB_cursor *cur;
+    int rc = mdb_cursor_open(txn, dbi, &cur);
+    if (rc) return rc;
+    MDB_val k, v;
+    /* seek again after each delete: the cursor's position after one is not portable across LMDB versions */
+    for (;;) {
+        k = (MDB_val){ prefix.len, (void *)prefix.ptr };
+        rc = mdb_cursor_get(cur, &k, &v, MDB_SET_RANGE);
+        if (rc || k.mv_size < prefix.len || memcmp(k.mv_data, prefix.ptr, prefix.len) != 0) break;
+        rc = mdb_cursor_del(cur, 0);
+        if (rc) break;
+    }
+    mdb_cursor_close(cur);
+    return rc == MDB_NOTFOUND ? 0 : rc;
+}
+
+static int view_clear_in(cairn_lmdb *h, MDB_txn *txn, void *ctxp)
+{
+    clear_ctx *c = ctxp;
+    int rc = cairn_lmdb_guarded(h, txn, c->guard);
+    if (rc == 0) rc = delete_prefixed(txn, h->sh->views, c->keys);
+    if (rc == 0) rc = delete_prefixed(txn, h->sh->tracking, c->tracking);
+    return rc;
+}
+
+int cairn_lmdb_view_clear(cairn_engine *e, cairn_slice keys_prefix, cairn_slice tracking_prefix, cairn_guard guard)
+{
+    clear_ctx c = { keys_prefix, tracking_prefix, guard };
+    return cairn_lmdb_write(LMDB(e), "clearing a view", view_clear_in, &c);
+}
+
 int cairn_lmdb_view_get(cairn_engine *e, cairn_slice key, cairn_slice *value, int *found)
 {
     cairn_lmdb *h = LMDB(e);
@@ -68,7 +107,8 @@ int cairn_lmdb_view_scan(cairn_engine *e, cairn_slice from, int after)
     if (rc) return rc;
     rc = mdb_cursor_open(h->rtxn, h->sh->views, &h->rcur);
     MDB_val k = { from.len, (void *)from.ptr }, v;
-    if (rc == 0) rc = mdb_cursor_get(h->rcur, &k, &v, MDB_SET_RANGE);
+    /* LMDB takes no empty key: from "" is from the first */
+    if (rc == 0) rc = mdb_cursor_get(h->rcur, &k, &v, from.len ? MDB_SET_RANGE : MDB_FIRST);
     if (rc == 0 && after && k.mv_size == from.len && memcmp(k.mv_data, from.ptr, from.len) == 0)
         rc = mdb_cursor_get(h->rcur, &k, &v, MDB_NEXT);
     h->reading = LREAD_VIEW;

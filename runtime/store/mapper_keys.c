@@ -433,7 +433,12 @@ int cairn_store_forget(cairn_store *s, const uint8_t id[16])
 typedef struct {
     cairn_store *s;
     const uint8_t *fresh;
+    int (*progress)(void *ctx, uint64_t done, uint64_t total); /* NULL: none */
+    void *progress_ctx;
+    uint64_t done, total;
 } rekey_ctx;
+
+#define REKEY_PROGRESS_EVERY 1000 /* data keys between two progress calls */
 
 static int rewrap(void *ctxp, const uint8_t id[16], cairn_slice stored, uint8_t out[CAIRN_WRAPPED_KEY_BYTES])
 {
@@ -449,10 +454,19 @@ static int rewrap(void *ctxp, const uint8_t id[16], cairn_slice stored, uint8_t 
     }
     cairn_seal(ctx->fresh, ad, sizeof ad, dk, sizeof dk, out);
     sodium_memzero(dk, sizeof dk);
+    /* progress only reports: the rekey is one transaction, finished or not at all */
+    if (ctx->progress && ++ctx->done % REKEY_PROGRESS_EVERY == 0)
+        (void)ctx->progress(ctx->progress_ctx, ctx->done, ctx->total > ctx->done ? ctx->total : ctx->done);
     return CAIRN_OK;
 }
 
 int cairn_store_rekey(cairn_store *s, const uint8_t new_key[32])
+{
+    return cairn_store_rekey_progress(s, new_key, NULL, NULL);
+}
+
+int cairn_store_rekey_progress(cairn_store *s, const uint8_t new_key[32],
+                               int (*progress)(void *ctx, uint64_t done, uint64_t total), void *progress_ctx)
 {
     s->eng->errmsg[0] = '\0';
     if (s->read_only) return cairn_store_read_only(s);
@@ -461,10 +475,18 @@ int cairn_store_rekey(cairn_store *s, const uint8_t new_key[32])
     if (!s->master) return no_key(s);
     uint8_t check[CHECK_LEN];
     make_keycheck(new_key, check);
-    rekey_ctx ctx = { s, new_key };
+    rekey_ctx ctx = { s, new_key, progress, progress_ctx, 0, 0 };
+    if (progress) {
+        /* the total, for the progress: one data key per stream of an encrypted store */
+        cairn_store_stats st;
+        memset(&st, 0, sizeof st);
+        if (s->eng->ops->stat(s->eng, &st) == CAIRN_OK) ctx.total = st.streams;
+        s->eng->errmsg[0] = '\0';
+    }
     cairn_guard g = { write_check, s };
     int rc = s->eng->ops->rekey(s->eng, rewrap, &ctx, (cairn_slice){ (const char *)check, sizeof check }, g);
     if (rc) return rc;
+    if (progress) (void)progress(progress_ctx, ctx.done, ctx.done);
     sodium_mprotect_readwrite(s->master);
     memcpy(s->master, new_key, CAIRN_KEY_BYTES);
     sodium_mprotect_readonly(s->master);

@@ -130,6 +130,40 @@ int cairn_store_tracking_max(cairn_store *s, const char *app, size_t app_len, ui
     return ops(s)->tracking_get(s->eng, (cairn_slice){ app, app_len }, out);
 }
 
+static int not_offered(cairn_store *s, const char *what)
+{
+    return cairn_store_fail(s, CAIRN_CONFIG, "store %s cannot list its %s (this engine does not offer it)",
+                            s->eng->where, what);
+}
+
+int cairn_store_tracking_scan(cairn_store *s, cairn_slice after, size_t limit,
+                              int (*each)(void *ctx, cairn_slice name, uint64_t id), void *ctx)
+{
+    cairn_store_read_end(s);
+    s->eng->errmsg[0] = '\0';
+    if (!ops(s)->tracking_scan) return not_offered(s, "tracking positions");
+    return ops(s)->tracking_scan(s->eng, after, limit, each, ctx);
+}
+
+int cairn_store_snapshot_streams(cairn_store *s, const uint8_t *after, size_t limit, uint8_t (*ids)[16], size_t *n)
+{
+    cairn_store_read_end(s);
+    s->eng->errmsg[0] = '\0';
+    *n = 0;
+    if (!ops(s)->snapshot_streams) return not_offered(s, "snapshots");
+    return ops(s)->snapshot_streams(s->eng, after, limit, ids, n);
+}
+
+int cairn_store_stream_heads(cairn_store *s, const uint8_t *after, size_t limit, uint8_t (*ids)[16],
+                             uint64_t *versions, size_t *n)
+{
+    cairn_store_read_end(s);
+    s->eng->errmsg[0] = '\0';
+    *n = 0;
+    if (!ops(s)->stream_heads) return not_offered(s, "streams");
+    return ops(s)->stream_heads(s->eng, after, limit, ids, versions, n);
+}
+
 int cairn_store_max_id(cairn_store *s, uint64_t *out)
 {
     s->eng->errmsg[0] = '\0';

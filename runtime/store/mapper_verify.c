@@ -25,6 +25,8 @@ typedef struct {
     cairn_verify_report *r;
     int (*progress)(void *, uint64_t, uint64_t);
     void *ctx;
+    void (*each)(void *, const char *); /* every problem, when set */
+    void *each_ctx;
     uint8_t stream[16], prev[CAIRN_HASH_BYTES];
     uint64_t last_version;
     int in_stream;
@@ -33,11 +35,14 @@ typedef struct {
 static void problem(verifier *v, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 static void problem(verifier *v, const char *fmt, ...)
 {
-    if (v->r->problems++ > 0) return;
+    if (v->r->problems++ > 0 && !v->each) return;
+    char msg[sizeof v->r->first];
     va_list ap;
     va_start(ap, fmt);
-    vsnprintf(v->r->first, sizeof v->r->first, fmt, ap);
+    vsnprintf(msg, sizeof msg, fmt, ap);
     va_end(ap);
+    if (v->r->problems == 1) memcpy(v->r->first, msg, sizeof msg);
+    if (v->each) v->each(v->each_ctx, msg);
 }
 
 static void on_problem(void *ctx, const char *msg) { problem(ctx, "%s", msg); }
@@ -148,10 +153,17 @@ static int on_progress(void *ctx, uint64_t done, uint64_t total)
 int cairn_store_verify(cairn_store *s, cairn_verify_report *report,
                        int (*progress)(void *ctx, uint64_t done, uint64_t total), void *ctx)
 {
+    return cairn_store_verify_each(s, report, progress, ctx, NULL, NULL);
+}
+
+int cairn_store_verify_each(cairn_store *s, cairn_verify_report *report,
+                            int (*progress)(void *ctx, uint64_t done, uint64_t total), void *ctx,
+                            void (*each)(void *each_ctx, const char *problem), void *each_ctx)
+{
     memset(report, 0, sizeof *report);
     cairn_store_read_end(s);
     s->eng->errmsg[0] = '\0';
-    verifier v = { .s = s, .r = report, .progress = progress, .ctx = ctx };
+    verifier v = { .s = s, .r = report, .progress = progress, .ctx = ctx, .each = each, .each_ctx = each_ctx };
     cairn_verify_walk w = { &v, on_problem, on_event, on_key, on_snapshot, on_progress };
     cairn_store_keys_reset(s); /* unwrap every data key again, none from the cache */
     int rc = s->eng->ops->verify(s->eng, &w);

@@ -292,7 +292,7 @@ static int gather_sorted(cairn_store *s, cairn_view_scan *q)
     }
     s->eng->ops->read_end(s->eng);
     if (rc != CAIRN_END) return rc;
-    qsort(v->e, v->n, sizeof *v->e, entry_cmp);
+    if (v->n) qsort(v->e, v->n, sizeof *v->e, entry_cmp); /* v->e is NULL when nothing matched */
     return CAIRN_OK;
 }
 
@@ -339,4 +339,60 @@ int cairn_view_scan_next(cairn_store *s, cairn_view_scan *q, cairn_slice *key, c
     *key = (cairn_slice){ k.ptr + head, k.len - head };
     cairn_slice unused;
     return value_open(s, q->view, *key, k, (const uint8_t *)v.ptr, v.len, &unused, value);
+}
+
+int cairn_view_names(cairn_store *s, cairn_slice after, size_t limit,
+                     int (*each)(void *ctx, cairn_slice view), void *ctx)
+{
+    char from[KEY_MAX + 1];
+    size_t from_len = 0;
+    s->eng->errmsg[0] = '\0';
+    if (after.ptr) {
+        if (after.len >= KEY_MAX) return cairn_store_fail(s, CAIRN_INVALID, "a view name is at most %d bytes", KEY_MAX - 1);
+        /* past every "after \0 key": names are identifiers, so "after \1" sorts before the next view */
+        memcpy(from, after.ptr, after.len);
+        from[after.len] = 1;
+        from_len = after.len + 1;
+    }
+    int rc = CAIRN_OK;
+    for (size_t n = 0; n < limit && rc == CAIRN_OK; n++) {
+        cairn_store_read_end(s);
+        rc = s->eng->ops->view_scan(s->eng, (cairn_slice){ from, from_len }, 0);
+        cairn_slice k, v;
+        if (rc == CAIRN_OK) rc = s->eng->ops->view_next(s->eng, &k, &v);
+        if (rc != CAIRN_OK) break;
+        size_t name_len = strnlen(k.ptr, k.len);
+        if (name_len == k.len || name_len == 0) {
+            rc = cairn_store_fail(s, CAIRN_CORRUPT, "a stored view key in %s is malformed", cairn_store_uri(s));
+            break;
+        }
+        memcpy(from, k.ptr, name_len);
+        from[name_len] = 1;
+        from_len = name_len + 1;
+        cairn_store_read_end(s);
+        rc = each(ctx, (cairn_slice){ from, name_len });
+    }
+    cairn_store_read_end(s);
+    return rc == CAIRN_END ? CAIRN_OK : rc;
+}
+
+int cairn_view_clear(cairn_store *s, cairn_slice view)
+{
+    s->eng->errmsg[0] = '\0';
+    if (s->read_only) return cairn_store_read_only(s);
+    if (!s->eng->ops->view_clear)
+        return cairn_store_fail(s, CAIRN_CONFIG, "store %s cannot clear a view (this engine does not offer it)",
+                                s->eng->where);
+    if (view.len == 0 || view.len + 1 > KEY_MAX || memchr(view.ptr, '/', view.len) || memchr(view.ptr, 0, view.len))
+        return cairn_store_fail(s, CAIRN_INVALID, "'%.*s' is not a view name", (int)(view.len > 64 ? 64 : view.len),
+                                view.ptr);
+    char keys[KEY_MAX], tracking[KEY_MAX];
+    memcpy(keys, view.ptr, view.len);
+    keys[view.len] = 0;
+    memcpy(tracking, view.ptr, view.len);
+    tracking[view.len] = '/';
+    cairn_guard g = { write_check, s };
+    cairn_store_read_end(s);
+    return s->eng->ops->view_clear(s->eng, (cairn_slice){ keys, view.len + 1 }, (cairn_slice){ tracking, view.len + 1 },
+                                   g);
 }

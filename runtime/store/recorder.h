@@ -208,10 +208,27 @@ struct cairn_engine_ops {
     int (*once_get)(cairn_engine *e, cairn_slice key, uint64_t *first_id, uint64_t *n);
     int (*tracking_get)(cairn_engine *e, cairn_slice name, uint64_t *out);
     int (*stat)(cairn_engine *e, cairn_store_stats *out);
+    /* pages for backups and the tools, each in one read: the tracking
+     * positions (application names, and views' "view/application") after
+     * `after` (ptr NULL: from the first) in name order, at most limit, each
+     * given to each() (non-zero stops with that code); and the streams that
+     * hold snapshots, ids after `after` (NULL: from the first) in id order,
+     * at most limit into ids, *n of them */
+    int (*tracking_scan)(cairn_engine *e, cairn_slice after, size_t limit,
+                         int (*each)(void *ctx, cairn_slice name, uint64_t id), void *ctx);
+    int (*snapshot_streams)(cairn_engine *e, const uint8_t *after, size_t limit, uint8_t (*ids)[16], size_t *n);
+    /* and the streams with their last versions (forgotten ones too), ids after `after` (NULL: from
+     * the first) in id order, at most limit into ids and versions, *n of them */
+    int (*stream_heads)(cairn_engine *e, const uint8_t *after, size_t limit, uint8_t (*ids)[16], uint64_t *versions,
+                        size_t *n);
 
     /* views: puts and deletes with a tracking position (NULL: none), in one transaction */
     int (*view_write)(cairn_engine *e, const cairn_view_put *puts, size_t n, const cairn_tracking *t,
                       cairn_guard guard);
+    /* optional (NULL: not offered): delete every stored view key that starts
+     * with keys_prefix and every tracking position whose name starts with
+     * tracking_prefix, in one transaction (a view rebuilt from scratch) */
+    int (*view_clear)(cairn_engine *e, cairn_slice keys_prefix, cairn_slice tracking_prefix, cairn_guard guard);
     /* a stored key's value (found 0: none); the read stays open */
     int (*view_get)(cairn_engine *e, cairn_slice key, cairn_slice *value, int *found);
     /* keys from `from` on (after it when `after`); next gives CAIRN_END at the end */

@@ -168,6 +168,14 @@ int cairn_store_forget(cairn_store *s, const uint8_t id[16]) __attribute__((warn
 /** Re-wrap every data key under a new master key, in one transaction. */
 int cairn_store_rekey(cairn_store *s, const uint8_t new_key[32]) __attribute__((warn_unused_result));
 
+/** The same, calling progress (may be NULL; its return value is ignored: the
+ *  rekey is one transaction) now and then with the data keys re-wrapped so
+ *  far and their total, from inside the transaction: it must not call back
+ *  into the store, raise or block for long. */
+int cairn_store_rekey_progress(cairn_store *s, const uint8_t new_key[32],
+                               int (*progress)(void *ctx, uint64_t done, uint64_t total), void *progress_ctx)
+    __attribute__((warn_unused_result));
+
 /** What cairn_store_verify found. */
 typedef struct cairn_verify_report {
     uint64_t records, streams, snapshots, keys_checked, problems;
@@ -184,6 +192,13 @@ typedef struct cairn_verify_report {
  */
 int cairn_store_verify(cairn_store *s, cairn_verify_report *report,
                        int (*progress)(void *ctx, uint64_t done, uint64_t total), void *ctx)
+    __attribute__((warn_unused_result));
+
+/** cairn_store_verify, also giving every problem's message to each() as it
+ *  is found (each must not raise or call back into the store). */
+int cairn_store_verify_each(cairn_store *s, cairn_verify_report *report,
+                            int (*progress)(void *ctx, uint64_t done, uint64_t total), void *ctx,
+                            void (*each)(void *each_ctx, const char *problem), void *each_ctx)
     __attribute__((warn_unused_result));
 
 /**
@@ -205,6 +220,26 @@ int cairn_store_once_get(cairn_store *s, cairn_slice key, uint64_t *first_id, ui
 /** The last notification id of app recorded as processed (0: none). */
 int cairn_store_tracking_max(cairn_store *s, const char *app, size_t app_len, uint64_t *out)
     __attribute__((warn_unused_result));
+
+/**
+ * A page of the tracking positions (followers' "application", views'
+ * "view/application") named after `after` (ptr NULL: from the first), in
+ * name order, at most limit, each given to each() (non-zero stops the page
+ * with that code; each() must not raise). CAIRN_CONFIG for an engine without it.
+ */
+int cairn_store_tracking_scan(cairn_store *s, cairn_slice after, size_t limit,
+                              int (*each)(void *ctx, cairn_slice name, uint64_t id), void *ctx)
+    __attribute__((warn_unused_result));
+
+/** A page of the streams holding snapshots: ids after `after` (NULL: from the
+ *  first) in id order, at most limit into ids; *n of them. */
+int cairn_store_snapshot_streams(cairn_store *s, const uint8_t *after, size_t limit, uint8_t (*ids)[16], size_t *n)
+    __attribute__((warn_unused_result));
+
+/** A page of the streams with their last versions: ids after `after` (NULL:
+ *  from the first) in id order, at most limit into ids and versions; *n of them. */
+int cairn_store_stream_heads(cairn_store *s, const uint8_t *after, size_t limit, uint8_t (*ids)[16],
+                             uint64_t *versions, size_t *n) __attribute__((warn_unused_result));
 
 /** The highest notification id, 0 when the log is empty. */
 int cairn_store_max_id(cairn_store *s, uint64_t *out) __attribute__((warn_unused_result));
@@ -255,6 +290,10 @@ typedef struct cairn_view_op {
 int cairn_view_write(cairn_store *s, cairn_slice view, const cairn_view_op *ops, size_t n,
                      const cairn_tracking *t) __attribute__((warn_unused_result));
 
+/** Empty a view: delete its keys and its tracking positions, in one
+ *  transaction (a rebuild replays the log into it from the start). */
+int cairn_view_clear(cairn_store *s, cairn_slice view) __attribute__((warn_unused_result));
+
 /** How far view has processed app's log (0: not at all). */
 int cairn_view_tracking_max(cairn_store *s, cairn_slice view, cairn_slice app, uint64_t *out)
     __attribute__((warn_unused_result));
@@ -280,6 +319,11 @@ int cairn_view_scan_start(cairn_store *s, cairn_view_scan *q) __attribute__((war
 int cairn_view_scan_next(cairn_store *s, cairn_view_scan *q, cairn_slice *key, cairn_slice *value)
     __attribute__((warn_unused_result));
 
+/** A page of the names of views holding keys, after `after` (ptr NULL: from
+ *  the first) in name order, at most limit, each given to each() (non-zero
+ *  stops with that code). */
+int cairn_view_names(cairn_store *s, cairn_slice after, size_t limit,
+                     int (*each)(void *ctx, cairn_slice view), void *ctx) __attribute__((warn_unused_result));
 
 /* ---- Following (wake.c) --------------------------------------------------- */
 

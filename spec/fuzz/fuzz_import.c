@@ -1,5 +1,5 @@
 /*
- * fuzz_import.c -- libFuzzer target for `cairn import` (store_tools.lua and
+ * fuzz_import.c -- libFuzzer target for `cairn import` (cli_backup.lua and
  * the JSON parser, cairn/json.lua) driven through an embedded LuaJIT state:
  * the input is the JSON-lines file, the store a fresh memory: store. Every
  * input must import or fail with a typed cairn error (ConfigError,
@@ -15,7 +15,7 @@
 #include "fuzz_lua.h"
 
 static const char *HARNESS =
-    "local tools = require 'cairn.store_tools'\n"
+    "local tools = require 'cairn.cli_backup'\n"
     "local errors = require 'cairn.errors'\n"
     "io.stderr = assert(io.open('/dev/null', 'w'))\n"
     "return function(path)\n"
