@@ -26,9 +26,8 @@ static uint64_t rec_version(const void *ctx, size_t i) { return ((const cairn_pg
 static int check_records(cairn_pg *pg, const cairn_pg_record *r, size_t n, const char *what, int events)
 {
     for (size_t i = 0; i < n; i++) {
-        if (!r[i].stream_id || !r[i].bytes.len || (events && !r[i].topic.len) || r[i].version == 0 ||
-            r[i].version > INT64_MAX)
-            return pg_fail(pg, CAIRN_INVALID, "%s %zu: needs a stream id, a version from 1 to 2^63-1, %s bytes",
+        if (!r[i].stream_id || !r[i].bytes.len || (events && !r[i].topic.len) || r[i].version > INT64_MAX)
+            return pg_fail(pg, CAIRN_INVALID, "%s %zu: needs a stream id, a version from 0 to 2^63-1, %s bytes",
                            what, i + 1, events ? "a topic and its" : "its");
         if (events && i > 0 && memcmp(r[i].stream_id, r[i - 1].stream_id, 16) == 0 &&
             r[i].version != r[i - 1].version + 1)

@@ -137,6 +137,9 @@ static int valid_schema(const char *s)
  * fix: password, role, database) rather than no server (one to wait for). */
 static int refused_by_server(const char *msg)
 {
+    /* libpq checks some settings only when it connects ("invalid integer value ... for
+     * connection option \"port\"", "invalid sslmode value"): a setting to fix too */
+    if (strncmp(msg, "invalid ", 8) == 0) return 1;
     if (!strstr(msg, "FATAL:")) return 0;
     return !strstr(msg, "starting up") && !strstr(msg, "shutting down") && !strstr(msg, "too many") &&
            !strstr(msg, "recovery mode");
@@ -202,6 +205,7 @@ int cairn_pg_open(const char *uri, const cairn_pg_options *opt, cairn_pg **out, 
         return CAIRN_STORE;
     }
     pg->read_only = opt && opt->read_only;
+    pg->must_exist = pg->read_only || (opt && opt->must_exist);
     const char *schema = opt && opt->schema ? opt->schema : uri_schema ? uri_schema : "cairn";
     char *perr = NULL;
     PQconninfoOption *opts = PQconninfoParse(pg->conninfo, &perr);

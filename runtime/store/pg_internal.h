@@ -41,6 +41,7 @@ struct cairn_pg {
     char *qschema;              /* the schema as a quoted SQL identifier */
     char *channel;              /* NOTIFY channel, a quoted identifier (for LISTEN) */
     int read_only;
+    int must_exist;             /* open only a store that is there */
     int listening;              /* LISTEN done on this connection */
     char *sql[PG_SQL_COUNT];    /* the statements, with this schema's name in them */
     uint64_t saves, deferred;   /* saves with events; those numbered after their commit */

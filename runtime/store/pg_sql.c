@@ -106,7 +106,7 @@ static const char schema_sql[] =
     "  IF cardinality(p_stream) > 0 THEN\n"
     "    SELECT w.s, w.v, h.head INTO v_stream, v_want, v_head\n"
     "      FROM (SELECT s, min(v) AS v FROM unnest(p_stream, p_version) AS u(s, v) GROUP BY s) w\n"
-    "      CROSS JOIN LATERAL (SELECT coalesce(max(e.version), 0) AS head FROM @.events e\n"
+    "      CROSS JOIN LATERAL (SELECT max(e.version) AS head FROM @.events e\n"
     "                           WHERE e.stream_id = w.s) h\n"
     "     WHERE h.head <> w.v - 1 LIMIT 1;\n"
     "    IF FOUND AND v_want <= v_head THEN\n"
@@ -239,9 +239,9 @@ static const char *const statements[PG_SQL_COUNT] = {
     [PG_SQL_SAVE] = "SELECT @.save($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)",
     [PG_SQL_NUMBER] = "SELECT @.number($1, $2)",
     [PG_SQL_STREAM_ASC] = "SELECT id, version, stream_id, record FROM @.events "
-                          "WHERE stream_id = $1 AND version > $2 AND version <= $3 ORDER BY version LIMIT $4",
+                          "WHERE stream_id = $1 AND version >= $2 AND version <= $3 ORDER BY version LIMIT $4",
     [PG_SQL_STREAM_DESC] = "SELECT id, version, stream_id, record FROM @.events "
-                           "WHERE stream_id = $1 AND version > $2 AND version <= $3 ORDER BY version DESC LIMIT $4",
+                           "WHERE stream_id = $1 AND version >= $2 AND version <= $3 ORDER BY version DESC LIMIT $4",
     /* what a save depends on, in one round trip: kind 0 the key state (version: keygen,
      * record: cipher, key: keycheck, flag: no events), kind 1 each stream's head and data
      * key, kind 2 the event each snapshot was taken at; in the order asked */
@@ -341,9 +341,12 @@ int pg_schema_open(cairn_pg *pg)
     unsigned format;
     int rc = find_store(pg, &found, &format);
     if (rc) return rc;
-    if (!found && pg->read_only)
-        return pg_fail(pg, CAIRN_CONFIG, "schema %s holds no cairn store (a read-only open creates none)",
-                       pg->schema);
+    if (!found && pg->must_exist) {
+        /* worded as LMDB's missing store, which the tools recognise */
+        snprintf(pg->errmsg, sizeof pg->errmsg, "no store at postgresql://%s?schema=%s (the schema holds no "
+                 "cairn tables; %s creates none)", pg->server, pg->schema, pg->read_only ? "a read-only open" : "this open");
+        return CAIRN_CONFIG;
+    }
     if (!found) {
         /* the first writer creates it; the advisory lock keeps two first writers apart */
         char *body = expand(pg, schema_sql);
