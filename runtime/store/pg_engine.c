@@ -10,6 +10,13 @@
  * the key state moved in between (cairn_pg_keys_changed) it prepares and
  * seals again; a stream that moved is the caller's conflict.
  *
+ * A plain store's save that snapshots nothing skips the prepare round trip:
+ * each stream's head comes from the handle's head cache (what it saved or
+ * read last: a stream's version and that event's hash, immutable once
+ * recorded; save() checks the version is still the head), and a stream not
+ * in it is sealed as new and save() refuses if it has events; either miss
+ * means prepare and seal again.
+ *
  * Reads fetch rows in batches (READ_BATCH) and hand them out one by one;
  * the bytes stay valid until read_end. The mapper's view keys ("view \0 key")
  * and view tracking names ("view / app") are split onto the views table's
@@ -31,6 +38,15 @@
 #define RETRIES 64          /* key-state changes a save or key change rides out */
 #define VIEW_KEY_MAX 512
 #define WAIT_POLL_S 0.5     /* a wait that cannot LISTEN sleeps this long */
+#define HEAD_CACHE 1024     /* streams whose head a handle remembers (direct-mapped) */
+
+/* A stream's last event as this handle saw it. */
+typedef struct {
+    uint8_t id[16];
+    uint64_t version;
+    uint8_t hash[CAIRN_HASH_BYTES];
+    int used;
+} head_slot;
 
 typedef struct cairn_pgx {
     cairn_engine base;      /* first: a cairn_engine * is a cairn_pgx * */
@@ -55,6 +71,7 @@ typedef struct cairn_pgx {
     cairn_pg_rows *held;    /* rows other lookups of this read point into */
     size_t nheld, held_cap;
     uint64_t wake_last;     /* the last id wake_seq saw */
+    head_slot *heads;       /* HEAD_CACHE slots, or NULL (out of memory: always prepare) */
 } cairn_pgx;
 
 #define PGX(e) ((cairn_pgx *)(e))
@@ -120,6 +137,7 @@ static int pgx_open(const char *uri, const cairn_engine_options *opt, cairn_engi
              cairn_pg_schema(x->pg));
     x->base.where = x->where;
     x->base.read_only = opt->read_only ? CAIRN_ENGINE_ASKED : 0;
+    x->heads = calloc(HEAD_CACHE, sizeof *x->heads);
     *out = &x->base;
     return CAIRN_OK;
 }
@@ -129,6 +147,7 @@ static void pgx_close(cairn_engine *e)
     cairn_pgx *x = PGX(e);
     pgx_read_end(e);
     free(x->held);
+    free(x->heads);
     cairn_pg_close(x->pg);
     free(x);
 }
@@ -257,6 +276,53 @@ static int fill_heads(cairn_pgx *x, cairn_write *w, const cairn_pg_prepared *p)
     return CAIRN_OK;
 }
 
+static head_slot *head_slot_of(cairn_pgx *x, const uint8_t id[16])
+{
+    uint32_t h;
+    memcpy(&h, id + 12, 4); /* ids are random or hashed */
+    return &x->heads[h % HEAD_CACHE];
+}
+
+/* Remember a stream's last event from its stored bytes. */
+static void remember(cairn_pgx *x, const uint8_t *bytes, size_t len)
+{
+    cairn_record rec;
+    if (!x->heads || cairn_record_parse(bytes, len, &rec) != CAIRN_OK) return;
+    head_slot *slot = head_slot_of(x, rec.stream_id);
+    memcpy(slot->id, rec.stream_id, 16);
+    slot->version = rec.version;
+    memcpy(slot->hash, rec.hash, CAIRN_HASH_BYTES);
+    slot->used = 1;
+}
+
+/* Step 1 without a round trip, when the save needs nothing but heads: each from
+ * the cache when it holds the version before the batch's first, else sealed as
+ * new (listed in new_ids for save() to check). 0: not possible, prepare. */
+static int heads_from_cache(cairn_pgx *x, cairn_write *w, uint8_t (*new_ids)[16], size_t *nnew)
+{
+    *nnew = 0;
+    if (!x->heads || w->want || w->nsnapshots || w->n == 0) return 0;
+    /* heads are the batch's streams in the order their first events come */
+    size_t k = 0;
+    for (size_t i = 0; i < w->n && k < w->nheads; i++) {
+        cairn_stream_head *h = &w->heads[k];
+        if (memcmp(w->events[i].stream_id, h->id, 16) != 0) continue;
+        head_slot *slot = head_slot_of(x, h->id);
+        h->key = (cairn_slice){ NULL, 0 };
+        h->found = slot->used && memcmp(slot->id, h->id, 16) == 0 && w->events[i].version > 0 &&
+                   slot->version == w->events[i].version - 1;
+        if (h->found) {
+            h->version = slot->version;
+            memcpy(h->hash, slot->hash, CAIRN_HASH_BYTES);
+        } else {
+            h->version = 0;
+            memcpy(new_ids[(*nnew)++], h->id, 16);
+        }
+        k++;
+    }
+    return k == w->nheads;
+}
+
 static int pgx_append(cairn_engine *e, cairn_write *w, uint64_t *first_id)
 {
     cairn_pgx *x = PGX(e);
@@ -267,25 +333,33 @@ static int pgx_append(cairn_engine *e, cairn_write *w, uint64_t *first_id)
     m.events = malloc((w->n ? w->n : 1) * sizeof *m.events);
     m.snapshots = malloc((w->nsnapshots ? w->nsnapshots : 1) * sizeof *m.snapshots);
     m.keys = malloc((w->nheads ? w->nheads : 1) * sizeof *m.keys);
-    int rc = CAIRN_OK;
+    int rc = CAIRN_OK, cached = 1;
     if (!m.ids || !m.snaps || !m.events || !m.snapshots || !m.keys) {
         save_mem_free(&m);
         return cairn_engine_fail(e, CAIRN_STORE, "out of memory saving to %s", x->where);
     }
-    for (size_t i = 0; i < w->nheads; i++) memcpy(m.ids[i], w->heads[i].id, 16);
     for (size_t j = 0; j < w->nsnapshots; j++)
         m.snaps[j] = (cairn_pg_snapshot_ref){ w->snapshots[j].stream_id, w->snapshots[j].version };
     for (int tries = 0;;) {
         cairn_pg_prepared p;
-        rc = cairn_pg_prepare(x->pg, (const uint8_t (*)[16])m.ids, w->nheads, m.snaps, w->nsnapshots,
-                              (w->want & CAIRN_WANT_DATA_KEYS) != 0, &p);
-        if (rc) {
-            rc = failed(x, rc);
-            break;
+        size_t nnew = 0;
+        /* m.ids doubles as the list of streams sealed as new on the cached path */
+        cached = cached && heads_from_cache(x, w, m.ids, &nnew);
+        if (cached) {
+            memset(&p, 0, sizeof p);
+        } else {
+            nnew = 0;
+            for (size_t i = 0; i < w->nheads; i++) memcpy(m.ids[i], w->heads[i].id, 16);
+            rc = cairn_pg_prepare(x->pg, (const uint8_t (*)[16])m.ids, w->nheads, m.snaps, w->nsnapshots,
+                                  (w->want & CAIRN_WANT_DATA_KEYS) != 0, &p);
+            if (rc) {
+                rc = failed(x, rc);
+                break;
+            }
         }
         cairn_key_state ks = { 0 };
         if (w->want & CAIRN_WANT_KEY_STATE) key_state_of(&p, &ks);
-        rc = fill_heads(x, w, &p);
+        rc = cached ? CAIRN_OK : fill_heads(x, w, &p);
         if (rc == CAIRN_OK) rc = w->seal(w, &ks);
         if (rc) {
             cairn_pg_prepared_free(&p);
@@ -305,17 +379,23 @@ static int pgx_append(cairn_engine *e, cairn_write *w, uint64_t *first_id)
                 m.keys[nkeys++] = (cairn_pg_key){ w->heads[i].id, { w->heads[i].new_key, CAIRN_WRAPPED_KEY_BYTES } };
         cairn_pg_batch b = { .events = m.events, .n = w->n, .snapshots = m.snapshots, .nsnapshots = w->nsnapshots,
                              .keys = m.keys, .nkeys = nkeys, .check_keygen = (w->want & CAIRN_WANT_KEY_STATE) != 0,
-                             .keygen = p.ks.keygen };
+                             .keygen = p.ks.keygen, .new_streams = (const uint8_t (*)[16])m.ids,
+                             .nnew = nnew };
         if (w->tracking) {
             b.track_app = (cairn_pg_bytes){ (const uint8_t *)w->tracking->app, w->tracking->app_len };
             b.track_id = w->tracking->id;
         }
         rc = cairn_pg_append(x->pg, &b, first_id);
         cairn_pg_prepared_free(&p);
-        if (rc == CAIRN_OK || !again(x, rc, &tries)) {
-            if (rc) rc = failed(x, rc);
+        if (rc == CAIRN_OK) {
+            for (size_t i = 0; i < w->n; i++) remember(x, (const uint8_t *)w->stored[i].ptr, w->stored[i].len);
             break;
         }
+        if (!again(x, rc, &tries)) {
+            rc = failed(x, rc);
+            break;
+        }
+        cached = 0; /* the cache or a guess was wrong: read what the save depends on */
     }
     save_mem_free(&m);
     return rc;
@@ -426,6 +506,7 @@ static int pgx_next(cairn_engine *e, cairn_record *out)
                                  x->where);
     }
     out->notification_id = r->id;
+    if (x->reading == PREAD_STREAM && !x->descending) remember(x, r->bytes.ptr, r->bytes.len);
     return CAIRN_OK;
 }
 

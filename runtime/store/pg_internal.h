@@ -45,13 +45,14 @@ struct cairn_pg {
     int listening;              /* LISTEN done on this connection */
     char *sql[PG_SQL_COUNT];    /* the statements, with this schema's name in them */
     uint64_t saves, deferred;   /* saves with events; those numbered after their commit */
-    int keys_changed;           /* the last failure: the key state moved since it was read */
+    int keys_changed;           /* the last failure: what a save depended on moved since it was read
+                                 * (the key state, or a stream it took as new): prepare again */
     int walking;                /* a walk's transaction is open (pg_walk.c) */
     char errmsg[512];
 };
 
 /* Parameters of one statement, in binary form. */
-#define PG_PARAMS_MAX 12
+#define PG_PARAMS_MAX 16
 typedef struct pg_params {
     int n;
     Oid type[PG_PARAMS_MAX];

@@ -86,10 +86,14 @@ static const char schema_sql[] =
      * the numbering lock is free (else 0: the caller numbers after commit). */
     "CREATE OR REPLACE FUNCTION @.save(p_stream uuid[], p_version bigint[], p_topic bytea[], p_record bytea[],\n"
     "    s_stream uuid[], s_version bigint[], s_record bytea[], t_app bytea, t_id bigint,\n"
-    "    k_stream uuid[], k_key bytea[], p_keygen bigint)\n"
+    "    k_stream uuid[], k_key bytea[], p_keygen bigint, p_new uuid[])\n"
     "RETURNS bigint LANGUAGE plpgsql AS $$\n"
     "DECLARE v_stream uuid; v_head bigint; v_want bigint; v_first bigint := 0;\n"
     "BEGIN\n"
+    /* streams the caller sealed as new without reading them (its events chain to no head) */
+    "  IF cardinality(p_new) > 0 AND EXISTS (SELECT 1 FROM @.events WHERE stream_id = ANY(p_new)) THEN\n"
+    "    RAISE EXCEPTION 'a stream this save took as new has events' USING ERRCODE = 'CN005';\n"
+    "  END IF;\n"
     "  IF p_keygen IS NOT NULL OR cardinality(k_stream) > 0 THEN\n"
     "    PERFORM pg_advisory_xact_lock_shared(@.keys_lock());\n"
     "    PERFORM @.check_keygen(p_keygen);\n"
@@ -236,7 +240,7 @@ static const char schema_sql[] =
     "INSERT INTO @.meta VALUES ('format', '1') ON CONFLICT DO NOTHING;\n";
 
 static const char *const statements[PG_SQL_COUNT] = {
-    [PG_SQL_SAVE] = "SELECT @.save($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)",
+    [PG_SQL_SAVE] = "SELECT @.save($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)",
     [PG_SQL_NUMBER] = "SELECT @.number($1, $2)",
     [PG_SQL_STREAM_ASC] = "SELECT id, version, stream_id, record FROM @.events "
                           "WHERE stream_id = $1 AND version >= $2 AND version <= $3 ORDER BY version LIMIT $4",

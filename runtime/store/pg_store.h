@@ -62,6 +62,8 @@ typedef struct cairn_pg_batch {
     size_t nkeys;
     int check_keygen;           /* refuse (CAIRN_CONFLICT, cairn_pg_keys_changed) unless the key */
     uint64_t keygen;            /* state is still at this generation (from cairn_pg_prepare) */
+    const uint8_t (*new_streams)[16]; /* streams sealed as having no events (no prepare read them): */
+    size_t nnew;                /* refuse (CAIRN_CONFLICT, cairn_pg_keys_changed) if one has */
 } cairn_pg_batch;
 
 /** One row of a read. Pointers stay valid until cairn_pg_rows_free(). */
@@ -166,7 +168,8 @@ int cairn_pg_prepare(cairn_pg *pg, const uint8_t (*ids)[16], size_t n, const cai
                      size_t m, int want_keys, cairn_pg_prepared *out) __attribute__((warn_unused_result));
 void cairn_pg_prepared_free(cairn_pg_prepared *p);
 
-/** After a CAIRN_CONFLICT: was it the key state moving (prepare again), not a stream? */
+/** After a CAIRN_CONFLICT: was it the key state moving, or a stream taken as new having
+ *  events (prepare again), not a stream that moved on? */
 int cairn_pg_keys_changed(const cairn_pg *pg);
 
 /** Forget a stream: its data key becomes one 0 byte and its snapshots go, if
