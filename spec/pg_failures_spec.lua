@@ -108,4 +108,63 @@ describe_pg("PostgreSQL server failures", function()
     assert.are.equal(5, app.repository:get(id).total)
     assert.are.equal(2, app.store:max_id())
   end)
+
+  it("cairn follow rides out a server restart and resumes exactly where it was", function()
+    local q = helper.shell_quote
+    local school_module, counters_module = helper.school("training_school"), helper.school("counters")
+    local base = helper.store_uri(dir, "system")
+    local function member(name) return helper.member_uri(base, name) end
+    local school = school_module.TrainingSchool.new { store = member("TrainingSchool") }
+    finally(function() school:close() end)
+    school:register("Fido")
+    local code, pid = helper.run(("cd %s && CAIRN_STORE=%s %s follow system.lua Counters >%s 2>&1 & echo $!"):format(
+      q(helper.SCHOOL), q(base), q(helper.cairn_bin), q(dir .. "/follow.out")))
+    assert.are.equal(0, code)
+    pid = tonumber(pid)
+    finally(function() os.execute("kill -TERM " .. pid .. " 2>/dev/null") end)
+    -- this process's handles meet the restart too: a look that fails is a look again later
+    local counters
+    local function processed()
+      local ok, n = pcall(function()
+        counters = counters or counters_module.Counters.new { store = member("Counters") }
+        return counters.store:tracking_max("TrainingSchool")
+      end)
+      return ok and n or -1
+    end
+    local function wait_for(n)
+      local deadline = os.time() + 30
+      while processed() ~= n do
+        assert(os.time() < deadline, "the follower did not reach " .. n .. ": "
+          .. tostring(helper.read_file(dir .. "/follow.out")))
+        require("cairn.core").sleep(0.05)
+      end
+    end
+    local function add(i)
+      local ok, err = pcall(school.add_trick, school, "Fido", "trick" .. (i % 3))
+      if not ok then -- once, right after the restart
+        helper.assert_kind("StoreError", err)
+        school:add_trick("Fido", "trick" .. (i % 3))
+      end
+    end
+    for i = 1, 9 do add(i) end
+    wait_for(10)
+    pg_tool("restart")
+    for i = 10, 18 do add(i) end
+    wait_for(19)
+    pg_tool("halt")
+    require("cairn.core").sleep(1) -- the follower meets a server that is away, and waits
+    pg_tool("restart")
+    for i = 19, 21 do add(i) end
+    wait_for(22)
+    -- every notification counted exactly once: trick0..trick2 seven times each
+    for t = 0, 2 do assert.are.equal(7, counters:learned("trick" .. t)) end
+    counters:close()
+    os.execute("kill -TERM " .. pid)
+    local deadline = os.time() + 10
+    while helper.read_file("/proc/" .. pid .. "/stat") and os.time() < deadline do
+      require("cairn.core").sleep(0.05)
+    end
+    local out = helper.read_file(dir .. "/follow.out")
+    assert.matches("stopped %(signal%); 22 notifications processed", out)
+  end)
 end)
