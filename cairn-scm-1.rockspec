@@ -67,6 +67,7 @@ local core_sources = {
   "runtime/store/lmdb_engine.c",
   "runtime/store/lmdb_env.c",
   "runtime/store/lmdb_error.c",
+  "runtime/store/lmdb_fault.c",
   "runtime/store/lmdb_keys.c",
   "runtime/store/lmdb_read.c",
   "runtime/store/lmdb_stat.c",

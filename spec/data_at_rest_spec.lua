@@ -355,6 +355,65 @@ describe("data at rest", function()
       assert.truthy(fido)
     end)
 
+    -- issue 14 item 7: the counts projection wrote `dog:<name>` keys in plaintext into data.mdb
+    it("of an encrypted store keep their keys out of the file; get, prefix scans and deletes still work", function()
+      local view_uri = helper.store_uri(dir, "keys")
+      local view = cairn.view(view_uri, "Counts", { cipher_key = KEY })
+      local names = {}
+      for i = 1, 1200 do names[i] = ("dog:%s%04d"):format(MARKER, i) end -- more than a scan page (1000)
+      view:begin()
+      for i = #names, 1, -1 do view:put(names[i], i) end
+      view:put("cat:" .. MARKER, "c")
+      view:commit()
+      view:delete(names[7])
+      assert.are.equal(5, view:get(names[5]))
+      assert.is_nil(view:get(names[7]))
+      assert.is_nil(view:get("dog:" .. MARKER))
+      assert.are.equal(2, view:incr(names[1]))
+      -- scans: the prefix only, in byte order, across pages, merged with pending writes
+      local seen = {}
+      for k, v in view:scan("dog:") do
+        seen[#seen + 1] = k
+        local i = tonumber(k:sub(-4))
+        assert.are.equal(i == 1 and 2 or i, v)
+      end
+      assert.are.equal(#names - 1, #seen)
+      for i = 2, #seen do assert.is_true(seen[i - 1] < seen[i], seen[i - 1] .. " before " .. seen[i]) end
+      view:begin()
+      view:put("dog:" .. MARKER .. "0007x", 7)
+      local pending = {}
+      local prefix = "dog:" .. MARKER .. "000"
+      for k in view:scan(prefix) do pending[#pending + 1] = k:sub(#prefix + 1) end
+      assert.are.same({ "1", "2", "3", "4", "5", "6", "7x", "8", "9" }, pending)
+      view:discard()
+      local cats = {}
+      for k, v in view:scan("cat:") do cats[#cats + 1] = k .. "=" .. v end
+      assert.are.same({ "cat:" .. MARKER .. "=c" }, cats)
+      view:close()
+      local stored = helper.stored_bytes(view_uri)
+      assert.is_nil(stored:find(MARKER, 1, true))
+      assert.is_nil(stored:find("dog:", 1, true))
+    end)
+
+    it("stay readable after cairn rekey: their key is wrapped like a data key", function()
+      local view_uri = helper.store_uri(dir, "rekeyed")
+      local view = cairn.view(view_uri, "Counts", { cipher_key = KEY })
+      view:put("dog:Rex", 3)
+      view:close()
+      local code, _, err = cairn_cmd({ CAIRN_CIPHER_KEY = KEY, CAIRN_NEW_CIPHER_KEY = OTHER_KEY },
+        "rekey " .. q(view_uri))
+      assert.are.equal(0, code, err)
+      view = cairn.view(view_uri, "Counts", { cipher_key = OTHER_KEY })
+      assert.are.equal(3, view:get("dog:Rex"))
+      assert.are.equal(4, view:incr("dog:Rex"))
+      local seen = {}
+      for k, v in view:scan("dog:") do seen[#seen + 1] = k .. "=" .. v end
+      assert.are.same({ "dog:Rex=4" }, seen)
+      view:close()
+      code, err = cairn_cmd({ CAIRN_CIPHER_KEY = OTHER_KEY }, "verify " .. q(view_uri))
+      assert.are.equal(0, code, err)
+    end)
+
     it("cairn project works on an encrypted application, with the key from the environment", function()
       fill { cipher_key = KEY }
       helper.write_file(dir .. "/names.lua", ([[

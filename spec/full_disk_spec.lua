@@ -102,4 +102,41 @@ describe("a full disk (lmdb: on a 4 MiB tmpfs)", function()
     assert.is_true(cairn.errors.is(err, "StoreError"), tostring(err))
     assert.matches("disk full", err.message, 1, true)
   end)
+
+  -- a disk filled to the last block
+  local function fill_disk()
+    os.execute(("dd if=/dev/zero of=%s bs=4096 2>/dev/null"):format(q(mnt .. "/filler")))
+  end
+
+  -- Issue 14 item 5: LMDB made lock.mdb as a file of holes and wrote it through a shared map:
+  -- on a full disk the process died of SIGBUS (exit 135).
+  it("opening a new store on a full disk is a StoreError saying so (it was a SIGBUS); nothing is left behind",
+    function()
+      if skip_unless_mounted() then return end
+      fill_disk()
+      local err = helper.assert_error_kind("StoreError", function() App.new { store = uri } end, "disk full")
+      assert.matches(mnt, err.message, 1, true)
+      -- the tools never create a store; a script does
+      helper.write_file(dir .. "/open.lua", ("require('cairn').application('D').new { store = %q }"):format(uri))
+      local code, _, stderr = helper.run(("%s run %s"):format(q(helper.cairn_bin), q(dir .. "/open.lua")))
+      assert.are.equal(1, code, stderr)
+      assert.matches("disk full", stderr, 1, true)
+      assert.is_nil(io.open(mnt .. "/store/lock.mdb"), "a lock file was left behind")
+    end)
+
+  it("the read-only tools read a store whose lock file is gone on a full disk (they died of SIGBUS)", function()
+    if skip_unless_mounted() then return end
+    local app = App.new { store = uri }
+    for _ = 1, 20 do app:save(Item("x")) end
+    app:close()
+    assert.is_true(os.remove(mnt .. "/store/lock.mdb"))
+    fill_disk()
+    for _, tool in ipairs { "verify", "stat", "log", "export" } do
+      local code, out, stderr = helper.run(("%s %s %s"):format(q(helper.cairn_bin), tool, q(uri)))
+      assert.are.equal(0, code, tool .. ": " .. stderr)
+      if tool == "stat" then assert.matches("events: 20", out, 1, true) end
+    end
+    -- a writer cannot make the lock file: an error, not a signal
+    helper.assert_error_kind("StoreError", function() App.new { store = uri } end, "disk full")
+  end)
 end)

@@ -188,6 +188,25 @@ describe("a read that fails in Lua", function()
       assert.is_true(saved)
     end)
 
+  it("is not in verify's progress function either: it runs beside the check's read, so a save that grows "
+    .. "the map works there, while the store itself refuses to be used", function()
+    local a, b = setup()
+    finally(function() a:close(); b:close() end)
+    local saved, refused = false, nil
+    local report = a.store:verify(function(done, total)
+      if done == total and not saved then
+        save_growing(b)
+        saved = true
+        refused = select(2, pcall(a.store.max_id, a.store))
+      end
+    end)
+    assert.is_true(saved)
+    assert.are.equal(0, report.problems)
+    assert.are.equal(3000, report.records)
+    assert.matches("being verified", assert_kind("StoreError", refused).message)
+    assert.are.equal(3001, a.store:max_id())
+  end)
+
   -- An error from a finalizer surfaces at an allocation, as "not enough
   -- memory" does. The finalizer raises only when the binding's read_log is on
   -- the stack (else it arms a new one), and the collector runs on every

@@ -10,6 +10,7 @@
  */
 #include <errno.h>
 #include <lauxlib.h>
+#include <pthread.h>
 #include <sodium.h>
 #include <stdio.h>
 #include <string.h>
@@ -28,12 +29,15 @@
 typedef struct {
     cairn_store *store;
     cairn_gather spare;     /* the memory of the last read, for the next */
+    int verifying;          /* a verify thread uses the handle (see lverify) */
 } store_box;
 
 static store_box *check_box(lua_State *L, int idx)
 {
     store_box *box = luaL_checkudata(L, idx, STORE_MT);
     if (!box->store) cairn_lua_raise(L, CAIRN_STORE, "the store is closed: it cannot be used after close()");
+    if (box->verifying)
+        cairn_lua_raise(L, CAIRN_STORE, "the store is being verified: its verify progress function cannot use it");
     return box;
 }
 
@@ -121,6 +125,9 @@ static int lopen(lua_State *L)
 static int lclose(lua_State *L)
 {
     store_box *box = luaL_checkudata(L, 1, STORE_MT);
+    if (box->verifying)
+        return cairn_lua_raise(L, CAIRN_STORE, "the store is being verified: its verify progress function cannot "
+                                               "close it");
     cairn_store_close(box->store);
     box->store = NULL;
     cairn_gather_free(&box->spare);
@@ -525,32 +532,93 @@ static int lrekey(lua_State *L)
     return 0;
 }
 
+/* A verify with a progress function runs on a thread of its own: the check
+ * holds one read (a transaction and the map lock) from start to end, and the
+ * progress function is Lua, which must not run while C holds them. The
+ * verify thread posts its progress and goes on; this thread, holding
+ * nothing, calls the function with the latest figures. The handle belongs to
+ * the verify thread meanwhile (box->verifying refuses other uses). */
 typedef struct {
-    lua_State *L;
-    int fn;
-} progress_ctx;
+    cairn_store *s;
+    cairn_verify_report report;
+    int rc;
+    pthread_mutex_t mu;
+    pthread_cond_t cv;
+    uint64_t done, total;
+    int posted, finished, stop;
+} verify_job;
 
-/* Call the Lua progress function, protected: an error in it (or no memory)
- * stops the check and is not raised through the store. */
-static int verify_progress(void *ctxp, uint64_t done, uint64_t total)
+static int post_progress(void *ctx, uint64_t done, uint64_t total)
 {
-    progress_ctx *c = ctxp;
-    if (!lua_checkstack(c->L, 3)) return 1;
-    lua_pushvalue(c->L, c->fn);
-    lua_pushnumber(c->L, (lua_Number)done);
-    lua_pushnumber(c->L, (lua_Number)total);
-    if (lua_pcall(c->L, 2, 0, 0) != 0) { lua_pop(c->L, 1); return 1; }
-    return 0;
+    verify_job *j = ctx;
+    pthread_mutex_lock(&j->mu);
+    j->done = done;
+    j->total = total;
+    j->posted = 1;
+    int stop = j->stop;
+    pthread_cond_signal(&j->cv);
+    pthread_mutex_unlock(&j->mu);
+    return stop;
+}
+
+static void *verify_thread(void *arg)
+{
+    verify_job *j = arg;
+    j->rc = cairn_store_verify(j->s, &j->report, post_progress, j);
+    pthread_mutex_lock(&j->mu);
+    j->finished = 1;
+    pthread_cond_signal(&j->cv);
+    pthread_mutex_unlock(&j->mu);
+    return NULL;
+}
+
+/* Run the check on its thread, calling the progress function at idx (only
+ * ever through lua_pcall, so nothing jumps past the join) with what it
+ * posts; an error in the function stops the check. */
+static int verify_with_progress(lua_State *L, store_box *box, int fn, cairn_verify_report *out)
+{
+    verify_job j;
+    memset(&j, 0, sizeof j);
+    j.s = box->store;
+    if (!lua_checkstack(L, 4) || pthread_mutex_init(&j.mu, NULL) != 0) return ENOMEM;
+    if (pthread_cond_init(&j.cv, NULL) != 0) { pthread_mutex_destroy(&j.mu); return ENOMEM; }
+    pthread_t th;
+    box->verifying = 1;
+    int rc = pthread_create(&th, NULL, verify_thread, &j);
+    if (rc == 0) {
+        pthread_mutex_lock(&j.mu);
+        while (!j.finished || j.posted) {
+            while (!j.posted && !j.finished) pthread_cond_wait(&j.cv, &j.mu);
+            if (!j.posted) continue;
+            uint64_t done = j.done, total = j.total;
+            j.posted = 0;
+            pthread_mutex_unlock(&j.mu);
+            lua_pushvalue(L, fn);
+            lua_pushnumber(L, (lua_Number)done);
+            lua_pushnumber(L, (lua_Number)total);
+            int failed = lua_pcall(L, 2, 0, 0) != 0;
+            if (failed) lua_pop(L, 1);
+            pthread_mutex_lock(&j.mu);
+            if (failed) j.stop = 1;
+        }
+        pthread_mutex_unlock(&j.mu);
+        pthread_join(th, NULL);
+        rc = j.rc;
+        *out = j.report;
+    }
+    box->verifying = 0;
+    pthread_cond_destroy(&j.cv);
+    pthread_mutex_destroy(&j.mu);
+    return rc;
 }
 
 /* store:verify([progress(done, total)]) -> { records, streams, snapshots, keys_checked, problems, first } */
 static int lverify(lua_State *L)
 {
-    cairn_store *s = check_store(L);
-    progress_ctx ctx = { L, 2 };
-    int with_progress = lua_isfunction(L, 2);
+    store_box *box = check_box(L, 1);
+    cairn_store *s = box->store;
     cairn_verify_report r;
-    int rc = cairn_store_verify(s, &r, with_progress ? verify_progress : NULL, &ctx);
+    int rc = lua_isfunction(L, 2) ? verify_with_progress(L, box, 2, &r) : cairn_store_verify(s, &r, NULL, NULL);
     if (rc) return cairn_lua_raise_store(L, s, rc);
     lua_createtable(L, 0, 6);
     set_number(L, "records", r.records);

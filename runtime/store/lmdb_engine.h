@@ -22,13 +22,15 @@
  * lmdb_txn.c runs transactions (the map lock, reads, group commit),
  * lmdb_error.c names failures, lmdb_append.c saves and the key state,
  * lmdb_read.c reads, lmdb_views.c views, lmdb_keys.c forget and rekey,
- * lmdb_verify.c the walks of verify, lmdb_stat.c statistics and copies.
+ * lmdb_verify.c the walks of verify, lmdb_stat.c statistics and copies,
+ * lmdb_fault.c damaged pages met by reads (errors instead of signals).
  */
 #ifndef CAIRN_LMDB_ENGINE_H
 #define CAIRN_LMDB_ENGINE_H
 
 #include <lmdb.h>
 #include <pthread.h>
+#include <setjmp.h>
 
 #include "recorder.h"
 #include "wake.h"
@@ -46,6 +48,8 @@ typedef struct cairn_env {
     int is_private;             /* memory: never shared, never in the registry */
     int read_only;              /* opened MDB_RDONLY: this process cannot write the files */
     int unlocked;               /* opened MDB_NOLOCK: the lock file could not be written (lmdb_env.c) */
+    int damaged;                /* a read met a broken page: writes are refused (lmdb_fault.c) */
+    unsigned psize;             /* the page size */
     MDB_env *env;
     MDB_dbi meta, log, streams, tracking, snapshots, views;
     cairn_wake *wake;           /* NULL: no wake word, followers poll */
@@ -84,6 +88,7 @@ typedef struct cairn_lmdb {
     int has_gt;
     cairn_log_query lq;
     uint64_t unlocked_txnid;    /* MDB_NOLOCK reads: the commit the read began at */
+    MDB_cursor *local[4];       /* cursors a read opened for itself (closed after a fault) */
 } cairn_lmdb;
 
 #define LMDB(e) ((cairn_lmdb *)(e))
@@ -93,6 +98,42 @@ typedef struct cairn_lmdb {
 /* Turn an LMDB or system error met while `doing` something into a message
  * (cairn's own codes pass through: their message is set). */
 int cairn_lmdb_failure(cairn_lmdb *h, int rc, const char *doing);
+
+/* --- lmdb_fault.c: reads of a damaged data file fail instead of crashing --- */
+
+typedef struct cairn_fault_frame {
+    sigjmp_buf jb;
+    struct cairn_fault_frame *prev;
+} cairn_fault_frame;
+
+/* Install the fault handlers (once per process) and env's assertion hook. */
+void cairn_lmdb_fault_setup(MDB_env *env);
+void cairn_fault_enter(cairn_fault_frame *f);
+void cairn_fault_leave(cairn_fault_frame *f);
+/* After the jump: end the read, mark the environment damaged, set the message. CAIRN_CORRUPT. */
+int cairn_lmdb_fault(cairn_lmdb *h, cairn_fault_frame *f, const char *doing);
+/* CAIRN_CORRUPT for a write on an environment a read found damaged. */
+int cairn_lmdb_refuse_damaged(cairn_lmdb *h, const char *doing);
+/* A cursor of the read in progress that the read closes itself
+ * (cairn_lmdb_local_close), or, should the read fault, lmdb_fault.c does. */
+int cairn_lmdb_local_cursor(cairn_lmdb *h, MDB_dbi dbi, MDB_cursor **cur);
+void cairn_lmdb_local_close(cairn_lmdb *h, MDB_cursor *cur);
+
+/* Touch every page of a value a read returns, inside the read's guard: a
+ * damaged node size would otherwise send the mapper past the data file. */
+void cairn_lmdb_probe(const MDB_val *v);
+
+/* `return call;` with SIGSEGV, SIGBUS and LMDB assertions inside it turned
+ * into CAIRN_CORRUPT "store ... damaged at ..." (see lmdb_fault.c). */
+#define CAIRN_LMDB_GUARDED(h, doing, call)                                                                  \
+    do {                                                                                                    \
+        cairn_fault_frame fault_frame_;                                                                     \
+        cairn_fault_enter(&fault_frame_);                                                                   \
+        if (sigsetjmp(fault_frame_.jb, 0)) return cairn_lmdb_fault((h), &fault_frame_, (doing));            \
+        int guarded_rc_ = (call);                                                                           \
+        cairn_fault_leave(&fault_frame_);                                                                   \
+        return guarded_rc_;                                                                                 \
+    } while (0)
 
 /* --- lmdb_env.c --- */
 

@@ -6,6 +6,7 @@
  */
 #include <dirent.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <limits.h>
 #include <pthread.h>
 #include <stdio.h>
@@ -130,8 +131,51 @@ static int setup_databases(cairn_env *sh, int write, int *is_new, char *err, siz
         snprintf(err, errlen, "%s is an LMDB environment but not a cairn store", sh->path);
         return CAIRN_CONFIG;
     }
+    if (rc == MDB_CORRUPTED || rc == MDB_PAGE_NOTFOUND) {
+        snprintf(err, errlen, "store %s damaged at a page LMDB finds broken (%s), while opening it", sh->path,
+                 mdb_strerror(rc));
+        return CAIRN_CORRUPT;
+    }
     if (!CAIRN_IS_OWN_CODE(rc)) snprintf(err, errlen, "cannot open store %s: %s", sh->path, mdb_strerror(rc));
     return rc;
+}
+
+/* The read-only first step of setup_databases, guarded: the first pages a
+ * store's open reads may be damaged (lmdb_fault.c). */
+static int setup_databases_guarded(cairn_env *sh, int *is_new, char *err, size_t errlen)
+{
+    cairn_fault_frame f;
+    cairn_fault_enter(&f);
+    if (sigsetjmp(f.jb, 0)) {
+        cairn_fault_leave(&f);
+        snprintf(err, errlen, "store %s damaged at the pages that name its databases: restore it from a copy",
+                 sh->path);
+        sh->damaged = 1;
+        return CAIRN_CORRUPT;
+    }
+    int rc = setup_databases(sh, 0, is_new, err, errlen);
+    cairn_fault_leave(&f);
+    return rc;
+}
+
+/* LMDB makes lock.mdb with ftruncate (a file of holes) and writes it through
+ * a shared map: on a full disk that write finds no block and the process
+ * dies with SIGBUS. Give the file its blocks first, so that a full disk is an
+ * error here. The size is LMDB's for its default 126 readers (a bigger file
+ * only gives more reader slots). Where the directory may not be written,
+ * LMDB opens read-only instead (env_open_flags): nothing to do. */
+#define LOCK_FILE_BYTES 8192
+static int reserve_lock_file(const char *lock, char *err, size_t errlen)
+{
+    int fd = open(lock, O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0644);
+    if (fd < 0) return 0;
+    struct stat st;
+    off_t size = fstat(fd, &st) == 0 && st.st_size > LOCK_FILE_BYTES ? st.st_size : LOCK_FILE_BYTES;
+    int rc = posix_fallocate(fd, 0, size);
+    close(fd);
+    if (rc != ENOSPC && rc != EDQUOT) return 0; /* done, or a file system without fallocate: as before */
+    snprintf(err, errlen, "disk full: cannot make the lock file %s (%s)", lock, strerror(rc));
+    return ENOSPC;
 }
 
 /* A fresh directory for a memory: store, under $TMPDIR or /tmp. */
@@ -178,14 +222,15 @@ static int check_file_size(cairn_env *sh, char *err, size_t errlen)
 /* Open the LMDB environment of a directory. A read-only open that may not
  * write the files (a user with read permission only, a read-only mount)
  * falls back to MDB_RDONLY, and, when even lock.mdb cannot be written, to
- * MDB_NOLOCK (see cairn_lmdb_read_still_valid and docs/ARCHITECTURE.md). */
-static int env_open_flags(cairn_env *sh, const char *path, unsigned flags, size_t map, int read_only)
+ * MDB_NOLOCK (see cairn_lmdb_read_still_valid and docs/ARCHITECTURE.md);
+ * so does one whose lock file could not be given its blocks (!lock_ok). */
+static int env_open_flags(cairn_env *sh, const char *path, unsigned flags, size_t map, int read_only, int lock_ok)
 {
-    int rc = mdb_env_open(sh->env, path, flags, 0644);
-    if (!read_only || (rc != EACCES && rc != EPERM && rc != EROFS)) return rc;
+    int rc = lock_ok ? mdb_env_open(sh->env, path, flags, 0644) : ENOSPC;
+    if (!read_only || (rc != EACCES && rc != EPERM && rc != EROFS && rc != ENOSPC)) return rc;
     /* a failed mdb_env_open leaves the environment unusable: make it again */
     unsigned tries[] = { MDB_RDONLY, MDB_RDONLY | MDB_NOLOCK };
-    for (size_t i = 0; i < 2; i++) {
+    for (size_t i = lock_ok ? 0 : 1; i < 2; i++) {
         mdb_env_close(sh->env);
         sh->env = NULL;
         rc = mdb_env_create(&sh->env);
@@ -212,13 +257,14 @@ static int open_env(const char *path, const cairn_engine_options *opt, cairn_env
     }
     sh->queue_tail = &sh->queue;
     char dir[PATH_MAX], lock[PATH_MAX + 16];
-    int rc = 0, had_lock = 1, is_new = 0;
+    int rc = 0, had_lock = 1, is_new = 0, lock_ok = 1;
     if (!path) {
         rc = private_dir(dir, sizeof dir, err, errlen);
         if (rc) { cairn_env_locks_destroy(sh); free(sh); return rc; }
         sh->is_private = 1;
         path = dir;
     }
+    int read_only = (opt->read_only || opt->must_exist) && !sh->is_private; /* may fall back to reading */
     sh->path = strdup(path);
     rc = sh->path ? mdb_env_create(&sh->env) : ENOMEM;
     if (rc == 0) rc = mdb_env_set_maxdbs(sh->env, 16);
@@ -230,12 +276,18 @@ static int open_env(const char *path, const cairn_engine_options *opt, cairn_env
     }
     /* a refused directory keeps no lock file of ours */
     struct stat ls;
-    if (!sh->is_private && (size_t)snprintf(lock, sizeof lock, "%s/lock.mdb", path) < sizeof lock)
+    if (!sh->is_private && (size_t)snprintf(lock, sizeof lock, "%s/lock.mdb", path) < sizeof lock) {
         had_lock = stat(lock, &ls) == 0;
+        if ((rc = reserve_lock_file(lock, err, errlen)) != 0) {
+            if (!had_lock) unlink(lock);
+            if (!read_only) goto fail;
+            lock_ok = 0; /* a reader goes on without the lock file */
+        }
+    }
     /* MDB_NOTLS: read transactions belong to handles, not threads */
     sh->nosync = opt->sync == CAIRN_SYNC_NONE || sh->is_private;
     unsigned flags = MDB_NOTLS | (sh->nosync ? MDB_NOSYNC : 0);
-    rc = env_open_flags(sh, path, flags, map, (opt->read_only || opt->must_exist) && !sh->is_private);
+    rc = env_open_flags(sh, path, flags, map, read_only, lock_ok);
     if (rc) {
         if (rc == MDB_INVALID || rc == MDB_VERSION_MISMATCH || rc == EISDIR) {
             snprintf(err, errlen, "%s does not hold an LMDB store (%s)", path, mdb_strerror(rc));
@@ -245,9 +297,12 @@ static int open_env(const char *path, const cairn_engine_options *opt, cairn_env
         }
         goto fail;
     }
+    MDB_stat est;
+    sh->psize = mdb_env_stat(sh->env, &est) == 0 ? est.ms_psize : 0;
+    cairn_lmdb_fault_setup(sh->env);
     if (sh->is_private) unlink_private(path);
     else if ((rc = check_file_size(sh, err, errlen)) != 0) goto fail;
-    rc = setup_databases(sh, 0, &is_new, err, errlen);
+    rc = setup_databases_guarded(sh, &is_new, err, errlen);
     if (rc == 0 && is_new && opt->read_only && !sh->is_private) {
         snprintf(err, errlen, "no store at %s", path);
         rc = CAIRN_CONFIG;
@@ -260,7 +315,7 @@ static int open_env(const char *path, const cairn_engine_options *opt, cairn_env
 fail:
     if (sh->env) mdb_env_close(sh->env);
     if (sh->is_private) unlink_private(path);
-    else if (!had_lock && (rc == CAIRN_CONFIG || rc == CAIRN_CORRUPT)) unlink(lock);
+    else if (!had_lock && (rc == CAIRN_CONFIG || rc == CAIRN_CORRUPT || rc == ENOSPC)) unlink(lock);
     cairn_env_locks_destroy(sh);
     free(sh->path);
     free(sh);

@@ -25,7 +25,7 @@ int cairn_lmdb_failure(cairn_lmdb *h, int rc, const char *doing)
     if (rc == EIO && disk_is_full(h->sh)) rc = ENOSPC;
     if (rc == ENOSPC) return cairn_engine_fail(e, rc, "disk full while %s in %s", doing, e->where);
     if (rc == MDB_CORRUPTED || rc == MDB_PAGE_NOTFOUND)
-        return cairn_engine_fail(e, CAIRN_CORRUPT, "store %s is corrupt (%s) while %s", e->where, mdb_strerror(rc),
-                                 doing);
+        return cairn_engine_fail(e, CAIRN_CORRUPT, "store %s damaged at a page LMDB finds broken (%s), while %s",
+                                 e->where, mdb_strerror(rc), doing);
     return cairn_engine_fail(e, rc, "store %s: %s while %s", e->where, mdb_strerror(rc), doing);
 }

@@ -48,6 +48,7 @@ int cairn_lmdb_event_at(cairn_lmdb *h, MDB_txn *txn, const uint8_t id[16], uint6
         return cairn_engine_fail(e, CAIRN_CORRUPT, "the stream index names notification %llu for %s, which is missing",
                                  (unsigned long long)nid, what);
     }
+    if (rc == 0) cairn_lmdb_probe(&v);
     if (rc) return rc;
     if (cairn_record_parse(v.mv_data, v.mv_size, out) != CAIRN_OK) {
         cairn_record_describe(id, version, what, sizeof what);
@@ -189,6 +190,7 @@ int cairn_lmdb_next(cairn_engine *e, cairn_record *out)
         if (k.mv_size != 8) return cairn_engine_fail(e, CAIRN_CORRUPT, "log key in %s is malformed", e->where);
         uint64_t id = cairn_get_be64(k.mv_data);
         if (h->lq.stop && id > h->lq.stop) return at_end(h, "reading the log");
+        cairn_lmdb_probe(&v);
         if (cairn_record_parse(v.mv_data, v.mv_size, out) != CAIRN_OK)
             return cairn_engine_fail(e, CAIRN_CORRUPT, "notification %llu in %s is not a valid record",
                                      (unsigned long long)id, e->where);
@@ -216,6 +218,7 @@ int cairn_lmdb_data_key(cairn_engine *e, const uint8_t id[16], cairn_slice *stor
     MDB_val k = { 16, (void *)id }, v;
     int rc = mdb_get(h->rtxn, h->sh->streams, &k, &v);
     if (rc == MDB_NOTFOUND) return CAIRN_END;
+    if (rc == 0) cairn_lmdb_probe(&v);
     if (rc) return cairn_lmdb_failure(h, rc, "reading a data key");
     *stored = (cairn_slice){ v.mv_data, v.mv_size };
     return CAIRN_OK;
@@ -229,12 +232,13 @@ int cairn_lmdb_read_snapshot(cairn_engine *e, const uint8_t id[16], int has_lte,
     if (rc) return rc;
     MDB_cursor *cur;
     MDB_val k, v;
-    rc = mdb_cursor_open(h->rtxn, h->sh->snapshots, &cur);
+    rc = cairn_lmdb_local_cursor(h, h->sh->snapshots, &cur);
     if (rc == 0) {
         rc = cairn_lmdb_seek_at_or_below(cur, id, has_lte ? lte : UINT64_MAX, &k, &v);
-        mdb_cursor_close(cur);
+        cairn_lmdb_local_close(h, cur);
     }
     if (rc == MDB_NOTFOUND) return CAIRN_END;
+    if (rc == 0) cairn_lmdb_probe(&v);
     if (rc) return cairn_lmdb_failure(h, rc, "reading a snapshot");
     uint64_t version = cairn_get_be64((const uint8_t *)k.mv_data + 16);
     char what[80];
@@ -260,12 +264,12 @@ int cairn_lmdb_max_id(cairn_engine *e, uint64_t *out)
     if (rc) return rc;
     MDB_cursor *cur;
     MDB_val k, v;
-    rc = mdb_cursor_open(h->rtxn, h->sh->log, &cur);
+    rc = cairn_lmdb_local_cursor(h, h->sh->log, &cur);
     if (rc == 0) {
         rc = mdb_cursor_get(cur, &k, &v, MDB_LAST);
         if (rc == 0 && k.mv_size == 8) *out = cairn_get_be64(k.mv_data);
         if (rc == MDB_NOTFOUND) rc = 0;
-        mdb_cursor_close(cur);
+        cairn_lmdb_local_close(h, cur);
     }
     if (rc == 0) rc = cairn_lmdb_read_still_valid(h, "reading the log");
     cairn_lmdb_read_end(e);

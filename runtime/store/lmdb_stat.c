@@ -9,7 +9,7 @@
 static int count_streams(cairn_lmdb *h, uint64_t *out)
 {
     MDB_cursor *cur;
-    int rc = mdb_cursor_open(h->rtxn, h->sh->streams, &cur);
+    int rc = cairn_lmdb_local_cursor(h, h->sh->streams, &cur);
     if (rc) return rc;
     MDB_val k, v;
     rc = mdb_cursor_get(cur, &k, &v, MDB_FIRST);
@@ -23,7 +23,7 @@ static int count_streams(cairn_lmdb *h, uint64_t *out)
         rc = mdb_cursor_get(cur, &k, &v, MDB_SET_RANGE);
         if (rc == 0 && memcmp(k.mv_data, key, CAIRN_STREAM_KEY) == 0) rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT);
     }
-    mdb_cursor_close(cur);
+    cairn_lmdb_local_close(h, cur);
     return rc == MDB_NOTFOUND ? 0 : rc;
 }
 
@@ -49,12 +49,12 @@ int cairn_lmdb_stat(cairn_engine *e, cairn_store_stats *out)
     if (rc == 0) {
         MDB_cursor *lc;
         MDB_val k, v;
-        rc = mdb_cursor_open(h->rtxn, h->sh->log, &lc);
+        rc = cairn_lmdb_local_cursor(h, h->sh->log, &lc);
         if (rc == 0) {
             rc = mdb_cursor_get(lc, &k, &v, MDB_LAST);
             if (rc == 0 && k.mv_size == 8) out->max_notification_id = cairn_get_be64(k.mv_data);
             if (rc == MDB_NOTFOUND) rc = 0;
-            mdb_cursor_close(lc);
+            cairn_lmdb_local_close(h, lc);
         }
     }
     if (rc == 0) rc = cairn_lmdb_read_still_valid(h, "reading statistics");

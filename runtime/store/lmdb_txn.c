@@ -247,6 +247,19 @@ static void settle_all(write_req *group, write_req *from, int rc)
     }
 }
 
+/* The highest notification id in txn (0: none), recorded with each commit. */
+static int last_log_id(cairn_env *sh, MDB_txn *txn, uint64_t *out)
+{
+    MDB_cursor *cur;
+    MDB_val k, v;
+    int rc = mdb_cursor_open(txn, sh->log, &cur);
+    if (rc) return rc;
+    rc = mdb_cursor_get(cur, &k, &v, MDB_LAST);
+    if (rc == 0 && k.mv_size == 8) *out = cairn_get_be64(k.mv_data);
+    mdb_cursor_close(cur);
+    return rc == MDB_NOTFOUND ? 0 : rc;
+}
+
 /*
  * Commit a group in one write transaction; sets every request's rc. The
  * saves run one after another in the transaction, each seeing the ones
@@ -276,9 +289,12 @@ static void commit_group(cairn_env *sh, write_req *group)
             rc = r->fn(r->h, txn, r->ctx);
             if (rc) failed = r;
         }
+        uint64_t max_id = 0;
         if (!failed) {
+            rc = last_log_id(sh, txn, &max_id);
             set_sync(sh, nosync);
-            rc = mdb_txn_commit(txn);
+            if (rc == 0) rc = mdb_txn_commit(txn);
+            else mdb_txn_abort(txn);
         } else {
             mdb_txn_abort(txn);
         }
@@ -304,6 +320,10 @@ static void commit_group(cairn_env *sh, write_req *group)
         }
         for (write_req *r = group; r; r = r->next)
             if (r->rc == PENDING) r->rc = CAIRN_OK;
+        /* after the commit, what LMDB says it is (a transaction that changed
+         * nothing commits nothing): never ahead of the data file */
+        MDB_envinfo info;
+        if (mdb_env_info(sh->env, &info) == 0) cairn_wake_record_commit(sh->wake, info.me_last_txnid, max_id);
         cairn_wake_bump(sh->wake); /* after the commit: followers may look now */
         return;
     }
@@ -355,6 +375,7 @@ int cairn_lmdb_write(cairn_lmdb *h, const char *doing, cairn_lmdb_write_fn fn, v
     if (h->read_only || sh->read_only)
         return cairn_engine_fail(&h->base, CAIRN_CONFIG, "store %s is open read-only%s", h->base.where,
                                  sh->read_only ? " (this user may not write its files)" : "");
+    if (__atomic_load_n(&sh->damaged, __ATOMIC_ACQUIRE)) return cairn_lmdb_refuse_damaged(h, doing);
     /* a condition of its own: the leader wakes exactly the saves it settled */
     if (pthread_cond_init(&req.wake, NULL) != 0)
         return cairn_engine_fail(&h->base, ENOMEM, "out of memory while %s", doing);

@@ -33,7 +33,7 @@ static void problem(const cairn_verify_walk *w, const char *fmt, ...)
 static int walk_index(cairn_lmdb *h, const cairn_verify_walk *w, uint64_t total, uint64_t *entries)
 {
     MDB_cursor *cur;
-    int rc = mdb_cursor_open(h->rtxn, h->sh->streams, &cur);
+    int rc = cairn_lmdb_local_cursor(h, h->sh->streams, &cur);
     if (rc) return rc;
     MDB_val k, iv, lv;
     for (rc = mdb_cursor_get(cur, &k, &iv, MDB_FIRST); rc == 0; rc = mdb_cursor_get(cur, &k, &iv, MDB_NEXT)) {
@@ -60,7 +60,7 @@ static int walk_index(cairn_lmdb *h, const cairn_verify_walk *w, uint64_t total,
         w->event(w->ctx, id, version, nid, found, usable ? &rec : NULL, usable ? lv.mv_data : NULL,
                  usable ? lv.mv_size : 0);
     }
-    mdb_cursor_close(cur);
+    cairn_lmdb_local_close(h, cur);
     return rc == MDB_NOTFOUND ? 0 : rc;
 }
 
@@ -68,7 +68,7 @@ static int walk_index(cairn_lmdb *h, const cairn_verify_walk *w, uint64_t total,
 static int walk_log(cairn_lmdb *h, const cairn_verify_walk *w, uint64_t index_entries)
 {
     MDB_cursor *cur;
-    int rc = mdb_cursor_open(h->rtxn, h->sh->log, &cur);
+    int rc = cairn_lmdb_local_cursor(h, h->sh->log, &cur);
     if (rc) return rc;
     MDB_val k, val;
     uint64_t expect = 1, count = 0;
@@ -81,11 +81,11 @@ static int walk_log(cairn_lmdb *h, const cairn_verify_walk *w, uint64_t index_en
                     (unsigned long long)id);
         expect = id + 1;
     }
-    mdb_cursor_close(cur);
+    cairn_lmdb_local_close(h, cur);
     if (rc != MDB_NOTFOUND) return rc;
     if (count == index_entries) return 0;
     /* find the first record the index does not name */
-    rc = mdb_cursor_open(h->rtxn, h->sh->log, &cur);
+    rc = cairn_lmdb_local_cursor(h, h->sh->log, &cur);
     if (rc) return rc;
     for (rc = mdb_cursor_get(cur, &k, &val, MDB_FIRST); rc == 0; rc = mdb_cursor_get(cur, &k, &val, MDB_NEXT)) {
         cairn_record rec, named;
@@ -102,7 +102,7 @@ static int walk_log(cairn_lmdb *h, const cairn_verify_walk *w, uint64_t index_en
             problem(w, "notification %llu (%s) is not in the stream index", (unsigned long long)id, desc);
         }
     }
-    mdb_cursor_close(cur);
+    cairn_lmdb_local_close(h, cur);
     problem(w, "the log holds %llu records but the stream index %llu entries", (unsigned long long)count,
             (unsigned long long)index_entries);
     return rc == MDB_NOTFOUND ? 0 : rc;
@@ -111,7 +111,7 @@ static int walk_log(cairn_lmdb *h, const cairn_verify_walk *w, uint64_t index_en
 static int walk_snapshots(cairn_lmdb *h, const cairn_verify_walk *w)
 {
     MDB_cursor *cur;
-    int rc = mdb_cursor_open(h->rtxn, h->sh->snapshots, &cur);
+    int rc = cairn_lmdb_local_cursor(h, h->sh->snapshots, &cur);
     if (rc) return rc;
     MDB_val k, val;
     for (rc = mdb_cursor_get(cur, &k, &val, MDB_FIRST); rc == 0; rc = mdb_cursor_get(cur, &k, &val, MDB_NEXT)) {
@@ -131,15 +131,47 @@ static int walk_snapshots(cairn_lmdb *h, const cairn_verify_walk *w)
         int got = cairn_lmdb_find_event(h, h->rtxn, snap.stream_id, snap.version, &ev);
         w->snapshot(w->ctx, &snap, val.mv_data, val.mv_size, got == CAIRN_OK ? ev.hash : NULL);
     }
-    mdb_cursor_close(cur);
+    cairn_lmdb_local_close(h, cur);
     return rc == MDB_NOTFOUND ? 0 : rc;
+}
+
+/* A store that opens at an older commit than one made: LMDB picks the newer
+ * of its two meta pages, so one damaged meta page silently rolls it back to
+ * the commit before. The wake file records each commit after it (wake.c), so
+ * the newest commit LMDB knows of, read after it, is at least as new -- unless
+ * the data file lost commits. (With sync=none a power loss may lose commits
+ * too; that is what this reports then.) */
+static void check_rollback(cairn_lmdb *h, const cairn_verify_walk *w, uint64_t recorded, uint64_t recorded_max)
+{
+    MDB_envinfo info;
+    if (mdb_env_info(h->sh->env, &info) != 0 || info.me_last_txnid >= recorded) return;
+    uint64_t max_id = 0;
+    MDB_cursor *cur;
+    MDB_val k, v;
+    if (cairn_lmdb_local_cursor(h, h->sh->log, &cur) == 0) {
+        if (mdb_cursor_get(cur, &k, &v, MDB_LAST) == 0 && k.mv_size == 8) max_id = cairn_get_be64(k.mv_data);
+        cairn_lmdb_local_close(h, cur);
+    }
+    char lost[96] = "";
+    if (recorded_max == max_id + 1)
+        snprintf(lost, sizeof lost, " (notification id %llu)", (unsigned long long)recorded_max);
+    else if (recorded_max > max_id)
+        snprintf(lost, sizeof lost, " (notification ids %llu to %llu)", (unsigned long long)max_id + 1,
+                 (unsigned long long)recorded_max);
+    problem(w, "store rolled back: it opens at commit %llu, but commit %llu was made (recorded in %s/wake); "
+            "the commits after %llu are gone%s -- a damaged meta page makes LMDB open the commit before: restore "
+            "the store from a copy", (unsigned long long)info.me_last_txnid, (unsigned long long)recorded,
+            h->sh->path, (unsigned long long)info.me_last_txnid, lost);
 }
 
 int cairn_lmdb_verify(cairn_engine *e, const cairn_verify_walk *w)
 {
     cairn_lmdb *h = LMDB(e);
+    uint64_t recorded = 0, recorded_max = 0;
+    int has_record = cairn_wake_last_commit(h->sh->wake, &recorded, &recorded_max); /* before the read */
     int rc = cairn_lmdb_begin_read(h);
     if (rc) return rc;
+    if (has_record) check_rollback(h, w, recorded, recorded_max);
     MDB_stat st;
     uint64_t entries = 0, total = 0;
     rc = mdb_stat(h->rtxn, h->sh->log, &st);

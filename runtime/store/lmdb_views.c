@@ -51,6 +51,7 @@ int cairn_lmdb_view_get(cairn_engine *e, cairn_slice key, cairn_slice *value, in
     MDB_val k = { key.len, (void *)key.ptr }, v;
     rc = mdb_get(h->rtxn, h->sh->views, &k, &v);
     if (rc == MDB_NOTFOUND) return CAIRN_OK;
+    if (rc == 0) cairn_lmdb_probe(&v);
     if (rc) {
         cairn_lmdb_read_end(e);
         return cairn_lmdb_failure(h, rc, "reading a view");
@@ -93,6 +94,7 @@ int cairn_lmdb_view_next(cairn_engine *e, cairn_slice *key, cairn_slice *value)
     int rc = mdb_cursor_get(h->rcur, &k, &v, h->started ? MDB_NEXT : MDB_GET_CURRENT);
     h->started = 1;
     if (rc == MDB_NOTFOUND) { h->remaining = 0; return CAIRN_END; }
+    if (rc == 0) cairn_lmdb_probe(&v);
     if (rc) return cairn_lmdb_failure(h, rc, "scanning a view");
     *key = (cairn_slice){ k.mv_data, k.mv_size };
     *value = (cairn_slice){ v.mv_data, v.mv_size };

@@ -29,7 +29,9 @@ struct cairn_store {
     int have_prev;
     /* data at rest (mapper_keys.c) */
     uint8_t *master;            /* the master key in secret memory, or NULL */
-    uint8_t *view_key;          /* derived from it for view values, or NULL */
+    uint8_t *view_key;          /* the view key, once loaded (cairn_store_view_key), or NULL */
+    uint8_t *view_names;        /* derived from it: hashes view entry keys */
+    struct cairn_view_sorted *vscan; /* an encrypted view's scan, sorted (mapper_views.c) */
     int encrypted;              /* the store is encrypted (its key state says so) */
     int plain_for_good;         /* this handle saved plaintext events: the store can never become encrypted */
     uint64_t checked_keygen;    /* the keygen under which the key check last matched the master key */
@@ -57,6 +59,16 @@ int cairn_store_reserve(uint8_t **buf, size_t *cap, size_t n);
 void cairn_store_save_free(cairn_store *s);
 
 /* --- mapper_keys.c --- */
+
+/* The stream id that holds the view key as its data key (no aggregate's). */
+extern const uint8_t CAIRN_VIEW_KEY_ID[16];
+
+/* Load the view key of an encrypted store into s->view_key (create: make it
+ * if the store has none yet). CAIRN_OK, CAIRN_END (none, !create) or an error. */
+int cairn_store_view_key(cairn_store *s, int create);
+
+/* Free an encrypted view scan's entries (mapper_views.c). */
+void cairn_view_scan_free(cairn_store *s);
 
 /* Set up the handle's cipher from opt at open: check the key against the
  * store, or mark a new store encrypted. */

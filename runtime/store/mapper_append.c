@@ -78,6 +78,9 @@ static int check_batch(cairn_store *s, const cairn_batch *b)
     for (size_t i = 0; i < b->n; i++) {
         int rc = check_record(s, &ev[i], "event", i);
         if (rc) return rc;
+        if (memcmp(ev[i].stream_id, CAIRN_VIEW_KEY_ID, 16) == 0)
+            return cairn_store_fail(s, CAIRN_INVALID, "event %zu: its aggregate id is reserved for cairn's view key",
+                                    i + 1);
         if (i > 0 && memcmp(ev[i].stream_id, ev[i - 1].stream_id, 16) == 0 &&
             ev[i].version != ev[i - 1].version + 1)
             return cairn_store_conflict(s, ev[i].stream_id, ev[i].version, 0, 0);

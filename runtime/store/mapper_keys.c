@@ -257,17 +257,12 @@ static int open_check(void *ctxp, const cairn_key_state *ks)
 
 static int lock_key(cairn_store *s, const uint8_t *given, char *err, size_t errlen)
 {
-    if (!(s->master = cairn_secret_new()) || !(s->keys = sodium_malloc(sizeof *s->keys)) ||
-        !(s->view_key = cairn_secret_new())) {
+    if (!(s->master = cairn_secret_new()) || !(s->keys = sodium_malloc(sizeof *s->keys))) {
         snprintf(err, errlen, "cannot lock memory for the cipher key of %s", where(s));
         return ENOMEM;
     }
     memcpy(s->master, given, CAIRN_KEY_BYTES);
-    /* view values get their own key: BLAKE2b keyed with the master key */
-    crypto_generichash(s->view_key, CAIRN_KEY_BYTES, (const uint8_t *)"cairn view key", 14, s->master,
-                       CAIRN_KEY_BYTES);
     sodium_mprotect_readonly(s->master);
-    sodium_mprotect_readonly(s->view_key);
     cairn_store_keys_reset(s);
     return CAIRN_OK;
 }
@@ -302,9 +297,109 @@ void cairn_store_cipher_close(cairn_store *s)
 {
     cairn_secret_free(s->master);
     cairn_secret_free(s->view_key);
-    s->master = s->view_key = NULL;
+    cairn_secret_free(s->view_names);
+    s->master = s->view_key = s->view_names = NULL;
     if (s->keys) sodium_free(s->keys);
     s->keys = NULL;
+}
+
+/* --- the view key ---
+ *
+ * Views of an encrypted store are sealed under one random view key, stored
+ * as the data key of a reserved stream (VIEW_KEY_ID, which no aggregate may
+ * use): wrapped by the master key like every data key, so rekey re-wraps it
+ * and views stay readable; forget refuses it. The first view write makes it
+ * (inside its own write transaction, which sees one another process made
+ * meanwhile). Keys of view entries are hashed with a key derived from it
+ * (mapper_views.c). */
+
+const uint8_t CAIRN_VIEW_KEY_ID[16] = { 'c', 'a', 'i', 'r', 'n', ' ', 'v', 'i', 'e', 'w', ' ', 'k', 'e', 'y', 0, 0 };
+
+typedef struct {
+    cairn_store *s;
+    uint8_t wrapped[CAIRN_WRAPPED_KEY_BYTES];
+    int have;
+} view_key_ctx;
+
+/* The append's seal step for the reserved stream: keep its key, or make one. */
+static int view_key_seal(cairn_write *w, const cairn_key_state *ks)
+{
+    view_key_ctx *c = w->ctx;
+    int rc = cairn_store_check_keys(c->s, ks);
+    if (rc) return rc;
+    cairn_stream_head *head = &w->heads[0];
+    head->put_key = 0;
+    if (head->key.ptr) {
+        if (head->key.len != CAIRN_WRAPPED_KEY_BYTES)
+            return cairn_store_fail(c->s, CAIRN_CORRUPT, "the view key of %s is malformed", where(c->s));
+        memcpy(c->wrapped, head->key.ptr, CAIRN_WRAPPED_KEY_BYTES);
+    } else {
+        uint8_t key[CAIRN_KEY_BYTES], ad[KEY_AD_LEN];
+        key_ad(ad, CAIRN_VIEW_KEY_ID);
+        cairn_random_fill(key, sizeof key);
+        cairn_seal(c->s->master, ad, sizeof ad, key, sizeof key, head->new_key);
+        sodium_memzero(key, sizeof key);
+        memcpy(c->wrapped, head->new_key, CAIRN_WRAPPED_KEY_BYTES);
+        head->put_key = 1;
+    }
+    c->have = 1;
+    return CAIRN_OK;
+}
+
+/* The stored (wrapped) view key, read in a read of its own (have 0: none yet). */
+static int read_view_key(cairn_store *s, view_key_ctx *c)
+{
+    cairn_stream_query q = { .limit = 1 };
+    cairn_slice stored;
+    int rc = s->eng->ops->read_stream(s->eng, CAIRN_VIEW_KEY_ID, &q);
+    if (rc == CAIRN_OK) rc = s->eng->ops->data_key(s->eng, CAIRN_VIEW_KEY_ID, &stored);
+    if (rc == CAIRN_OK && stored.len != CAIRN_WRAPPED_KEY_BYTES)
+        rc = cairn_store_fail(s, CAIRN_CORRUPT, "the view key of %s is malformed", where(s));
+    if (rc == CAIRN_OK) {
+        memcpy(c->wrapped, stored.ptr, CAIRN_WRAPPED_KEY_BYTES);
+        c->have = 1;
+    }
+    s->eng->ops->read_end(s->eng);
+    return rc == CAIRN_END ? CAIRN_OK : rc;
+}
+
+int cairn_store_view_key(cairn_store *s, int create)
+{
+    if (s->view_key) return CAIRN_OK;
+    if (!s->master) return no_key(s);
+    view_key_ctx c = { .s = s };
+    int rc = read_view_key(s, &c);
+    if (rc) return rc;
+    if (!c.have && !create) return CAIRN_END;
+    if (!c.have) {
+        if (s->read_only) return cairn_store_read_only(s);
+        cairn_stream_head head = { .key = { NULL, 0 } };
+        memcpy(head.id, CAIRN_VIEW_KEY_ID, 16);
+        cairn_write w = { .heads = &head, .nheads = 1, .want = CAIRN_WANT_KEY_STATE | CAIRN_WANT_DATA_KEYS,
+                          .seal = view_key_seal, .ctx = &c };
+        uint64_t first;
+        rc = s->eng->ops->append(s->eng, &w, &first);
+        if (rc) return rc;
+    }
+    uint8_t ad[KEY_AD_LEN];
+    key_ad(ad, CAIRN_VIEW_KEY_ID);
+    if (!(s->view_key = cairn_secret_new()) || !(s->view_names = cairn_secret_new())) {
+        cairn_secret_free(s->view_key);
+        s->view_key = NULL;
+        return cairn_store_fail(s, ENOMEM, "cannot lock memory for the view key of %s", where(s));
+    }
+    if (cairn_open(s->master, ad, sizeof ad, c.wrapped, sizeof c.wrapped, s->view_key) != 0) {
+        cairn_secret_free(s->view_key);
+        cairn_secret_free(s->view_names);
+        s->view_key = s->view_names = NULL;
+        return cairn_store_fail(s, CAIRN_CORRUPT, "the view key of %s fails authentication", where(s));
+    }
+    /* view entry keys are hashed under a key of their own, derived from it */
+    crypto_generichash(s->view_names, CAIRN_KEY_BYTES, (const uint8_t *)"cairn view key names", 20, s->view_key,
+                       CAIRN_KEY_BYTES);
+    sodium_mprotect_readonly(s->view_key);
+    sodium_mprotect_readonly(s->view_names);
+    return CAIRN_OK;
 }
 
 /* --- forgetting and rekeying --- */
@@ -323,6 +418,8 @@ int cairn_store_forget(cairn_store *s, const uint8_t id[16])
                                 "store %s is not encrypted: forgetting an aggregate needs CAIRN_CIPHER_KEY set "
                                 "when the store is made", where(s));
     if (!s->master) return no_key(s);
+    if (memcmp(id, CAIRN_VIEW_KEY_ID, 16) == 0)
+        return cairn_store_fail(s, CAIRN_INVALID, "that id holds the view key of %s, not an aggregate", where(s));
     cairn_guard g = { write_check, s };
     int rc = s->eng->ops->forget(s->eng, id, g);
     if (rc == CAIRN_NOTFOUND && !s->eng->errmsg[0]) {

@@ -123,6 +123,7 @@ void cairn_store_close(cairn_store *s)
         cairn_store_read_end(s);
         s->eng->ops->close(s->eng);
     }
+    cairn_view_scan_free(s);
     cairn_store_cipher_close(s);
     cairn_store_save_free(s);
     cairn_compressor_free(s->zc);

@@ -181,7 +181,8 @@ const char *cairn_store_uri(const cairn_store *s);
 /* ---- Views (mapper_views.c) ----------------------------------------------
  * A view is a named key/value space in a store, with its own tracking of the
  * applications it follows. Keys are bytes (view name + key at most 510
- * bytes); values are msgpack bytes, sealed by cairn_view_value_seal. */
+ * bytes); values are msgpack bytes. On an encrypted store keys and values
+ * are sealed (mapper_views.c): gets stay one lookup, scans read the view. */
 
 /** One write of a view batch: a put of value, or a delete. */
 typedef struct cairn_view_op {
@@ -224,11 +225,6 @@ int cairn_view_scan_start(cairn_store *s, cairn_view_scan *q) __attribute__((war
 int cairn_view_scan_next(cairn_store *s, cairn_view_scan *q, cairn_slice *key, cairn_slice *value)
     __attribute__((warn_unused_result));
 
-/** The stored form of a view value (format byte; encryption goes here). */
-size_t cairn_view_value_size(cairn_store *s, size_t plain_len);
-int cairn_view_value_seal(cairn_store *s, cairn_slice stored_key, cairn_slice plain, uint8_t *out);
-int cairn_view_value_open(cairn_store *s, cairn_slice stored_key, const uint8_t *stored, size_t len,
-                          cairn_slice *plain);
 
 /* ---- Following (wake.c) --------------------------------------------------- */
 

@@ -3,13 +3,17 @@
  *
  * Beside LMDB's files each store directory holds `wake`: 64 bytes mapped
  * shared by every process that opens the store. Word 0 is a sequence number
- * that every write transaction bumps after it commits; word 1 counts the
+ * that every write transaction bumps after it commits; bytes 8..23 hold the
+ * newest commit (LMDB's transaction id and the highest notification id,
+ * cairn_wake_record_commit) for verify; word 1 counts the
  * processes sleeping on it, so writers make the FUTEX_WAKE system call only
  * when somebody waits. A follower notes the sequence, reads what is new, and
  * sleeps in FUTEX_WAIT until the sequence moves (a futex on a shared file
  * mapping is keyed by inode and offset, so unrelated processes meet there).
  *
- * When the file cannot be created or mapped (a read-only directory, a file
+ * The file gets its blocks before it is mapped (posix_fallocate, not
+ * ftruncate): a write through the map to a hole on a full disk is a SIGBUS.
+ * When the file cannot be created, given its blocks or mapped (a read-only directory, a file
  * system without shared mappings, `wake` taken by something else) the store
  * has no wake word and waiting falls back to polling. `memory:` stores get a
  * process-local word: nobody else can write them.
@@ -54,7 +58,7 @@ cairn_wake *cairn_wake_open(const char *dir, int create)
             int fd = open(path, O_RDWR | O_CLOEXEC | O_NOFOLLOW | (create ? O_CREAT : 0), 0644);
             struct stat st;
             if (fd >= 0 && (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode) ||
-                            (st.st_size < WAKE_FILE_SIZE && ftruncate(fd, WAKE_FILE_SIZE) != 0))) {
+                            posix_fallocate(fd, 0, WAKE_FILE_SIZE) != 0)) {
                 close(fd);
                 fd = -1;
             }
@@ -92,6 +96,32 @@ void cairn_wake_bump(cairn_wake *w)
     __atomic_add_fetch(&w->words[0], 1, __ATOMIC_SEQ_CST);
     if (__atomic_load_n(&w->words[1], __ATOMIC_SEQ_CST) > 0)
         syscall(SYS_futex, &w->words[0], FUTEX_WAKE, INT_MAX, NULL, NULL, 0);
+}
+
+/* The commit words: u64 at bytes 8 and 16 of the (page-aligned) mapping. */
+static uint64_t *commit_words(cairn_wake *w) { return w && w->mapped ? (uint64_t *)(void *)(w->words + 2) : NULL; }
+
+static void atomic_max(uint64_t *word, uint64_t v)
+{
+    uint64_t old = __atomic_load_n(word, __ATOMIC_RELAXED);
+    while (old < v && !__atomic_compare_exchange_n(word, &old, v, 1, __ATOMIC_SEQ_CST, __ATOMIC_RELAXED)) {}
+}
+
+void cairn_wake_record_commit(cairn_wake *w, uint64_t txnid, uint64_t max_id)
+{
+    uint64_t *c = commit_words(w);
+    if (!c) return;
+    atomic_max(&c[0], txnid);
+    atomic_max(&c[1], max_id);
+}
+
+int cairn_wake_last_commit(cairn_wake *w, uint64_t *txnid, uint64_t *max_id)
+{
+    uint64_t *c = commit_words(w);
+    if (!c) return 0;
+    *txnid = __atomic_load_n(&c[0], __ATOMIC_SEQ_CST);
+    *max_id = __atomic_load_n(&c[1], __ATOMIC_SEQ_CST);
+    return *txnid != 0;
 }
 
 int cairn_store_wake_seq(cairn_store *s, uint32_t *seq)

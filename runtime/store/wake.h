@@ -21,4 +21,14 @@ uint32_t *cairn_wake_words(cairn_wake *w);
 /* Tell sleepers the store changed: called after every commit. */
 void cairn_wake_bump(cairn_wake *w);
 
+/* The newest commit made, recorded outside the data file so that verify can
+ * see a store that opens at an older one (one damaged meta page rolls LMDB
+ * back to the commit before). Writers record each commit after it: the
+ * engine's transaction id and its highest notification id (each an atomic
+ * maximum: commits of several processes may record out of order). */
+void cairn_wake_record_commit(cairn_wake *w, uint64_t txnid, uint64_t max_id);
+/* What was recorded: 1 with both set, 0 when nothing was (no wake file, an
+ * older cairn's, a process-local word). */
+int cairn_wake_last_commit(cairn_wake *w, uint64_t *txnid, uint64_t *max_id);
+
 #endif
