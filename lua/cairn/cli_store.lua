@@ -26,7 +26,7 @@ function _M.check_uri(uri)
     if path == "" then cli.usage_error("'lmdb:' is not a store URI: it needs a directory, lmdb:PATH") end
     return uri
   end
-  cli.usage_error("'%s' is not a store URI (memory:, lmdb:PATH)", uri)
+  cli.usage_error("'%s' is not a store URI (memory:, lmdb:PATH, postgresql://…)", uri)
 end
 
 --- The store a tool works on: the given URI, else CAIRN_STORE; a usage
