@@ -40,7 +40,7 @@ local function samples()
 end
 
 -- Documented as optional: nil until the user sets them.
-local OPTIONAL = { ["runner.on_progress"] = true }
+local OPTIONAL = { ["runner.on_progress"] = true, ["app.repository.cache"] = true }
 
 -- Public names that are the machinery of other public names, not for users.
 local INTERNAL = {
@@ -56,7 +56,8 @@ local INTERNAL = {
   ["remote.max_bytes"] = "an option", ["remote.poll_interval"] = "an option",
   ["processing.aggregates"] = "what collect collected", ["proc.leaders"] = "what follow set",
   ["app.log.app"] = "its application", ["app.repository.app"] = "its application",
-  ["app.snapshots.app"] = "its application",
+  ["app.snapshots.app"] = "its application", ["app.events.app"] = "its application",
+  ["app.repository.saved"] = "app:save keeps the aggregate cache up to date",
   ["system_runner.apps"] = "its applications (get gives them)", ["system_runner.env"] = "the env given",
   ["system_runner.system"] = "the system given", ["system_runner.queue"] = "saves waiting for followers",
   ["system_runner.queued"] = "saves waiting for followers", ["system_runner.draining"] = "followers at work",
@@ -164,6 +165,7 @@ describe("docs/API.md", function()
     check(roots.app.repository, "app.repository")
     check(roots.app.log, "app.log")
     check(roots.app.snapshots, "app.snapshots")
+    check(roots.app.events, "app.events")
     -- classes: what every class has (the sample's own methods are the user's)
     for _, k in ipairs { "create", "create_id", "created", "event", "trigger", "collect_events", "discard" } do
       if not documented["Dog." .. k] and not documented["agg." .. k] then undocumented[#undocumented + 1] = k end

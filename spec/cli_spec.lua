@@ -347,6 +347,41 @@ app.log:select(1, 1)[1].event.timestamp
       assert.are.equal(0, code, err)
     end)
 
+    it("round-trips DCB events, marked, and the copy's DCB index answers queries", function()
+      local uri = school_store(dir)
+      local Courses = require("cairn").application("CliCourses")
+      local app = Courses.new { store = uri, sync = "none" }
+      app.events:append { { type = "CourseDefined", data = { capacity = 2 }, tags = { "course:c1" } },
+                          { type = "StudentSubscribed", data = {}, tags = { "course:c1", "student:s1" } } }
+      app:close()
+      local code, exported, err = cairn("export " .. q(uri))
+      assert.are.equal(0, code, err)
+      local lines = {}
+      for line in exported:gmatch("[^\n]+") do lines[#lines + 1] = line end
+      assert.are.equal(7, #lines)
+      assert.not_matches('"dcb"', lines[5], 1, true)
+      assert.matches('"dcb":true', lines[6], 1, true)
+      helper.write_file(dir .. "/dump.jsonl", exported)
+      local copy = helper.store_uri(dir, "copy")
+      code, _, err = cairn("import " .. q(copy) .. " " .. q(dir .. "/dump.jsonl"))
+      assert.are.equal(0, code, err)
+      local again
+      code, again = cairn("export " .. q(copy))
+      assert.are.equal(0, code)
+      assert.are.equal(exported, again)
+      app = Courses.new { store = copy, sync = "none" }
+      finally(function() app:close() end)
+      local events = app.events:read({ { tags = { "student:s1" } } })
+      assert.are.equal(1, #events)
+      assert.are.equal(7, events[1].position)
+      -- a DCB line whose tags are not strings is refused before anything is written
+      helper.write_file(dir .. "/bad.jsonl", (lines[1] .. "\n" .. lines[2] .. "\n" .. lines[3] .. "\n" .. lines[4]
+        .. "\n" .. lines[5] .. "\n" .. lines[6]:gsub('"course:c1"', "7") .. "\n"))
+      code, _, err = cairn("import " .. q(helper.store_uri(dir, "bad")) .. " " .. q(dir .. "/bad.jsonl"))
+      assert.are.equal(1, code)
+      assert.matches("line 6: DCB tag 1 must be a string of 1 to 255 bytes", err, 1, true)
+    end)
+
     it("round-trips binary strings, times, nested values and big integers", function()
       helper.write_file(dir .. "/s.lua", [[
         local cairn = require "cairn"
@@ -478,6 +513,20 @@ app.log:select(1, 1)[1].event.timestamp
         .. "cannot withdraw 50.00\n", out, 1, true)
       assert.matches("balances: Alice -25.00, Bob 125.00", out, 1, true)
       assert.not_matches("%d%d%d%d", (out:gsub("%x+%-%x+%-%x+%-%x+%-%x+", ""))) -- no amount in cents
+    end)
+
+    it("course enrolment from four processes exceeds no course's capacity and no student's limit", function()
+      local tmp = helper.tmpdir()
+      finally(function() helper.rmrf(tmp) end)
+      local code, out, err = helper.run(("CAIRN_BIN=%s %s %s"):format(q(helper.cairn_bin),
+        q(helper.root .. "/examples/course_enrolment/run.sh"), q(tmp)))
+      assert.are.equal(0, code, err)
+      local n = 0
+      for took in out:gmatch("worker %d: (%d+) subscribed") do n = n + tonumber(took) end
+      assert.matches(n .. " subscriptions: the fullest course has 10 of 10 seats, the busiest student 3 of 3 "
+        .. "courses: no limit exceeded", out, 1, true)
+      -- 20 courses of 10 seats (or 100 students of 3 courses) are the most there can be
+      assert.is_true(n > 0 and n <= 200)
     end)
   end)
 end)

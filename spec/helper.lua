@@ -215,6 +215,22 @@ function _M.run(cmd)
   return code, stdout, stderr
 end
 
+--- Run a Lua script in n `cairn run` processes at once: each gets the arguments
+-- dir, uri and its number (1..n) and should wait for the file dir/go before it
+-- starts, so that they race. Returns the shell's exit code once all have
+-- ended, and what they wrote to stderr.
+function _M.race_processes(script, dir, uri, n)
+  local child = dir .. "/child.lua"
+  _M.write_file(child, script)
+  local cmd = {}
+  for i = 1, n do
+    cmd[#cmd + 1] = ("%s run %s %s %s %d &"):format(shell_quote(_M.cairn_bin), shell_quote(child), shell_quote(dir),
+      shell_quote(uri), i)
+  end
+  local code, _, err = _M.run(table.concat(cmd, " ") .. " sleep 0.3; touch " .. shell_quote(dir .. "/go") .. "; wait")
+  return code, err
+end
+
 --- Assert that err is a cairn error of this kind (naming what it was if not); returns err.
 function _M.assert_kind(kind, err)
   -- this module is required, not run by busted: luassert is not its global assert

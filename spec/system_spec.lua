@@ -109,6 +109,49 @@ describe("cairn.SingleThreadedRunner", function()
     assert.are.equal(3, notes.store:tracking_max("Counters"))
   end)
 
+  it("records each policy's events with causation_id and correlation_id (API.md §9)", function()
+    local runner = start()
+    finally(function() runner:stop() end)
+    local school = runner:get(TrainingSchool)
+    school:register("Fido")
+    local added = school:add_trick("Fido", "roll")[1].event
+    local counted = runner:get(Counters).log:select(2, 1)[1].event
+    assert.are.equal("Tally.Counted", counted.topic)
+    -- the school's event had no correlation: its own id starts one
+    assert.are.same({ causation_id = added.event_id, correlation_id = added.event_id }, counted.metadata)
+    local note = runner:get(Notes).log:select(1, 1)[1].event
+    assert.are.same({ causation_id = counted.event_id, correlation_id = added.event_id }, note.metadata)
+    -- events triggered outside a policy carry none
+    assert.are.same({}, school:register("Rex")[1].event.metadata)
+  end)
+
+  it("lets a policy's own metadata keys win over the causation metadata", function()
+    local Marking = cairn.process_application("Marking")
+    Marking:policy("Dog.TrickAdded", function(_, event, processing)
+      local note = Note("x")
+      note:trigger("Discarded", {}, { correlation_id = "mine", by = event.trick })
+      processing:collect(note)
+    end)
+    local runner = start({ { TrainingSchool, Marking } })
+    finally(function() runner:stop() end)
+    local school = runner:get(TrainingSchool)
+    school:register("Fido")
+    local added = school:add_trick("Fido", "sit")[1].event
+    local items = runner:get(Marking).log:select(1, 2)
+    assert.are.same({ causation_id = added.event_id, correlation_id = added.event_id }, items[1].event.metadata)
+    assert.are.same({ causation_id = added.event_id, correlation_id = "mine", by = "sit" }, items[2].event.metadata)
+  end)
+
+  it("prompts followers after save_once and after DCB appends too", function()
+    local runner = start({ { TrainingSchool, Counters } })
+    finally(function() runner:stop() end)
+    local school, counters = runner:get(TrainingSchool), runner:get(Counters)
+    school:save_once("reg-fido", Dog("Fido"))
+    assert.are.equal(1, counters.store:tracking_max("TrainingSchool"))
+    school.events:append { { type = "Note", data = "x", tags = { "n" } } }
+    assert.are.equal(2, counters.store:tracking_max("TrainingSchool"))
+  end)
+
   it("catches up on start with what was recorded while it was stopped, exactly once", function()
     local runner = start()
     runner:get(TrainingSchool):register("Fido")

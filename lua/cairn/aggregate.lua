@@ -102,10 +102,25 @@ local function apply_event(agg, ev_class, ev)
   agg.version = ev.originator_version
 end
 
+-- Metadata every event triggered now carries besides its own (set while a
+-- process application's policy runs: the causation and correlation ids of the
+-- event it reacts to); the trigger's own metadata keys win.
+local context_metadata = nil
+
+local function with_context(metadata)
+  local merged = {}
+  for k, v in pairs(context_metadata) do merged[k] = v end
+  if metadata then
+    for k, v in pairs(metadata) do merged[k] = v end
+  end
+  return merged
+end
+
 -- Trigger: check the schema, stamp, encode (refusing unstorable values now),
 -- apply, then keep as pending.
 -- fresh: the fields table was built here, so the event may take it over.
 local function fire(agg, ev_class, fields, fresh, metadata)
+  if context_metadata then metadata = with_context(metadata) end
   local check = ev_class.check
   if check then
     local problem = check(fields)
@@ -374,6 +389,14 @@ function _M.define(name, opts)
   define_event(cls, "Discarded", function(self) end, nil, false) -- luacheck: ignore 212
   classes[name] = cls
   return cls
+end
+
+--- Internal (cairn.process): the metadata added to every event triggered from
+-- now on (nil: none); returns the one set before, for the caller to put back.
+function _M.set_context_metadata(metadata)
+  local outer = context_metadata
+  context_metadata = metadata
+  return outer
 end
 
 --- Internal: take the pending events of an aggregate and their records (a

@@ -9,6 +9,7 @@ local recorder = require "cairn.recorder"
 local repository = require "cairn.repository"
 local snapshot_store = require "cairn.snapshot_store"
 local notification_log = require "cairn.notification_log"
+local dcb_events = require "cairn.events"
 
 local setmetatable, getmetatable, select = setmetatable, getmetatable, select
 local type, tonumber, pcall, error, tostring, pairs = type, tonumber, pcall, error, tostring, pairs
@@ -60,6 +61,18 @@ local function open_store(env)
                           cipher_key = env:get("CAIRN_CIPHER_KEY") })
 end
 
+-- CAIRN_AGGREGATE_CACHE: how many aggregates the repository keeps (0: none).
+local function cache_size(env)
+  local given = env:get("CAIRN_AGGREGATE_CACHE")
+  if given == nil then return 0 end
+  local n = tonumber(given)
+  if not (n and n % 1 == 0 and n >= 0 and n <= 2 ^ 31) then
+    errors.raise("ConfigError", "CAIRN_AGGREGATE_CACHE must be a whole number of aggregates from 0 to 2^31 (got '%s')",
+      tostring(given))
+  end
+  return n
+end
+
 -- Snapshot records (a batch, see cairn.recorder) of the aggregates whose new
 -- version reaches a multiple of their class's snapshotting interval; records
 -- are the aggregates' pending records.
@@ -85,18 +98,20 @@ local function interval_snapshots(intervals, aggs, records)
   return snaps
 end
 
--- One append: the batch, snapshots that intervals call for, a tracking position.
-local function append(self, batch, tracking_app, tracking_id, aggs, records)
+-- One append: the batch, snapshots that intervals call for, a tracking
+-- position, an idempotency key.
+local function append(self, batch, tracking_app, tracking_id, aggs, records, once)
   local intervals = self.snapshotting_intervals
   local snaps = intervals and interval_snapshots(intervals, aggs, records)
-  if not (snaps or tracking_app) then return self.store:append(batch) end
+  if not (snaps or tracking_app or once) then return self.store:append(batch) end
   return self.store:append(batch, {
-    tracking = tracking_app and { application = tracking_app, id = tracking_id }, snapshots = snaps })
+    tracking = tracking_app and { application = tracking_app, id = tracking_id }, snapshots = snaps, once = once })
 end
 
 -- Record the pending events of aggs[1..n_aggs] in one transaction, with a
--- tracking position (tracking_app, tracking_id) when a follower saves.
-local function record(self, tracking_app, tracking_id, aggs, n_aggs)
+-- tracking position (tracking_app, tracking_id) when a follower saves, and
+-- an idempotency key (once) for save_once.
+local function record(self, tracking_app, tracking_id, aggs, n_aggs, once)
   local taken_aggs, taken_events, taken_records = {}, {}, {}
   local seen = n_aggs > 1 and {} or nil
   for i = 1, n_aggs do
@@ -116,7 +131,7 @@ local function record(self, tracking_app, tracking_id, aggs, n_aggs)
   local recordings = {}
   local batch = taken_records[1]
   if not batch then
-    if not tracking_app then return recordings end
+    if not (tracking_app or once) then return recordings end
     batch = {}
   elseif taken_records[2] then
     -- several aggregates: one batch of all their records
@@ -128,7 +143,7 @@ local function record(self, tracking_app, tracking_id, aggs, n_aggs)
       n = n + #list
     end
   end
-  local ok, first, heads = pcall(append, self, batch, tracking_app, tracking_id, taken_aggs, taken_records)
+  local ok, first, heads = pcall(append, self, batch, tracking_app, tracking_id, taken_aggs, taken_records, once)
   if not ok then
     -- the aggregates keep their events, so nothing triggered is lost
     for i = 1, #taken_aggs do aggregate.restore_pending(taken_aggs[i], taken_events[i], taken_records[i]) end
@@ -143,6 +158,7 @@ local function record(self, tracking_app, tracking_id, aggs, n_aggs)
     end
     n = n + #events
   end
+  self.repository:saved(taken_aggs, taken_events)
   return recordings
 end
 
@@ -152,6 +168,52 @@ end
 -- @raise ConcurrencyError if any aggregate is stale; nothing is then recorded
 function Base:save(...)
   return record(self, nil, nil, { ... }, select("#", ...))
+end
+
+-- The recordings of n events recorded from notification id first on.
+local function recordings_of(self, first, n)
+  local recordings = {}
+  if n == 0 then return recordings end
+  local ids, events = self.store:read_events { from = first, limit = n }
+  for i = 1, #ids do recordings[i] = { notification_id = ids[i], event = events[i] } end
+  return recordings
+end
+
+-- A retried command's aggregates: their new events are the first save's, not recorded again.
+local function drop_pending(aggs, n_aggs)
+  for i = 1, n_aggs do
+    local agg = aggs[i]
+    if type(agg) == "table" and getmetatable(agg) then aggregate.take_pending(agg) end
+  end
+end
+
+local MAX_ONCE_KEY = 255
+
+--- Record the pending events of the given aggregates, once for `key`: a
+-- command that may be retried (API.md §9). The key and the events commit in
+-- one transaction.
+-- @param key a string of 1 to 255 bytes naming the command
+-- @param ... aggregates
+-- @return the recordings; when `key` was saved before (by any process), the
+--   first save's, and nothing is recorded (the aggregates' pending events are dropped)
+-- @raise ConcurrencyError if an aggregate is stale (nothing recorded)
+function Base:save_once(key, ...)
+  if type(key) ~= "string" or #key == 0 or #key > MAX_ONCE_KEY then
+    error(("bad argument #1 to 'save_once' (a key of 1 to %d bytes expected)"):format(MAX_ONCE_KEY), 2)
+  end
+  local n_aggs = select("#", ...)
+  local aggs = { ... }
+  local first, n = self.store:once_get(key)
+  if not first then
+    local ok, recordings = pcall(record, self, nil, nil, aggs, n_aggs, key)
+    if ok then return recordings end
+    -- another process may have saved the key meanwhile: then its save stands
+    if not errors.is(recordings, "ConcurrencyError") then error(recordings, 0) end
+    first, n = self.store:once_get(key)
+    if not first then error(recordings, 0) end
+  end
+  drop_pending(aggs, n_aggs)
+  return recordings_of(self, first, n)
 end
 
 --- Internal (process applications): save with the position of the
@@ -184,7 +246,9 @@ end
 --- Destroy an aggregate's data key (crypto-shredding; encrypted stores only).
 -- Its events and snapshots become unreadable for good; the log keeps its ids and topics.
 function Base:forget(id)
-  self.store:forget(self.repository:check_id(id))
+  id = self.repository:check_id(id)
+  self.store:forget(id)
+  if self.repository.cache then self.repository.cache:drop(id) end
 end
 
 --- The highest notification id (0 when nothing is recorded).
@@ -222,8 +286,9 @@ function _M.define(name)
     self.store = open_store(self.env)
     self.snapshotting = self.snapshotting_intervals ~= nil or self.env:flag("CAIRN_SNAPSHOTTING", false)
     self.snapshots = snapshot_store.new(self)
-    self.repository = repository.new(self)
+    self.repository = repository.new(self, cache_size(self.env))
     self.log = notification_log.new(self)
+    self.events = dcb_events.new(self)
     return self
   end
   return App

@@ -5,7 +5,8 @@
 -- An item: `{ id, originator_id, originator_version, topic, timestamp
 -- (ISO 8601 UTC, µs), fields, event_id (when the event has one), metadata
 -- (only when not empty), forgotten (only when true), class_version (only
--- when not 1) }`. Notifications themselves are shaped by cairn.recorder.
+-- when not 1) }`; `cairn export` adds `dcb = true` to DCB events (API.md
+-- §9). Notifications themselves are shaped by cairn.recorder.
 -- @module cairn.log_json
 local core = require "cairn.core"
 local event = require "cairn.event"

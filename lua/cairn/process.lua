@@ -3,6 +3,7 @@
 -- new events of a notification and the record that it was processed are
 -- saved in one transaction, so each notification is processed exactly once.
 -- @module cairn.process
+local aggregate = require "cairn.aggregate"
 local application = require "cairn.application"
 local errors = require "cairn.errors"
 local guard = require "cairn.guard"
@@ -54,6 +55,22 @@ local function run_policy(policy, app, event, processing)
   if run then run(policy, app, event, processing) else policy(app, event, processing) end
 end
 
+-- What every event a policy triggers carries (API.md §9): the event it reacts
+-- to as its cause, and that event's correlation (its own id when it had none).
+local function caused_by(event)
+  local upstream = event.metadata
+  local correlation = type(upstream) == "table" and upstream.correlation_id or nil
+  return { causation_id = event.event_id, correlation_id = correlation or event.event_id }
+end
+
+-- Run a policy with the causation metadata in force; xpcall's results.
+local function react(policy, app, event, processing)
+  local outer = aggregate.set_context_metadata(event.event_id and caused_by(event) or nil)
+  local ok, err = xpcall(run_policy, on_error, policy, app, event, processing)
+  aggregate.set_context_metadata(outer)
+  return ok, err
+end
+
 -- Methods of process application instances.
 local Process = {}
 
@@ -99,7 +116,7 @@ function Process:pull_and_process(leader_name, opts)
         tracking = { application_name = leader_name, notification_id = id } }, Processing)
       if opts and opts.trace then opts.trace(leader_name, id, event.topic) end
       local ok, err = true, nil
-      if policy then ok, err = xpcall(run_policy, on_error, policy, self, event, processing) end
+      if policy then ok, err = react(policy, self, event, processing) end
       if not ok then
         if id - 1 > tracked then mark_processed(store, leader_name, id - 1) end
         local msg = ("%s: notification %d of %s (%s) failed: %s"):format(self.name, id, leader_name,

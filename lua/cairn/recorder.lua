@@ -7,8 +7,10 @@
 --
 -- Reads take named options: a stream `{ after =, upto =, limit =, reverse = }`
 -- (versions after < v <= upto), the log `{ from =, stop =, limit =, topics = }`
--- (ids from <= id <= stop). The binding gathers what a read returns, ends the
--- read, and only then makes Lua values; upcasting runs here, after the read.
+-- (ids from <= id <= stop; or `ids = { ... }`: exactly these ids, ascending;
+-- `replay = true`: events without event_id and metadata).
+-- The binding gathers what a read returns, ends the read, and only then makes
+-- Lua values; upcasting runs here, after the read.
 -- @module cairn.recorder
 local core = require "cairn.core"
 local event = require "cairn.event"
@@ -134,6 +136,9 @@ local function check_log_query(q, fname)
   if q.topics ~= nil and type(q.topics) ~= "table" then
     error(("bad option 'topics' to '%s' (array of topics expected)"):format(fname), 3)
   end
+  if q.ids ~= nil and type(q.ids) ~= "table" then
+    error(("bad option 'ids' to '%s' (array of notification ids expected)"):format(fname), 3)
+  end
   return q
 end
 
@@ -141,17 +146,30 @@ end
 -- @param records a batch (flat list, see `add`) of events: each stream's
 --   events adjacent, with consecutive versions following the recorded ones
 -- @param[opt] opts `tracking = { application = name, id = n }` (a follower's
---   position, recorded with the events), `snapshots` (a batch of aggregate states)
+--   position, recorded with the events), `snapshots` (a batch of aggregate states),
+--   `once` (an idempotency key: ConcurrencyError if it was saved before),
+--   `dcb` (the batch's DCB events: `{ event = index in the batch, type =, tags = }`),
+--   `fail_if` (a DCB query) and `after` (a position: ConcurrencyError when an
+--   event matching `fail_if` was recorded after it)
 -- @return the notification id of the first event, and the hash of the last
 --   event of each run of one stream
 -- @raise ConcurrencyError (nothing recorded), StoreError
 function Recorder:append(records, opts)
-  local tracking, snapshots = opts and opts.tracking, opts and opts.snapshots
+  if not opts then return self.store:append(records) end
+  local tracking = opts.tracking
   if tracking then
-    return self.store:append(records, tracking.application, tracking.id, snapshots)
+    return self.store:append(records, tracking.application, tracking.id, opts.snapshots, opts)
   end
-  return self.store:append(records, nil, nil, snapshots)
+  return self.store:append(records, nil, nil, opts.snapshots, opts)
 end
+
+--- The positions of the DCB events matching a query (cairn.events checks it).
+-- @return the positions, ascending (at most `limit`), and the log's last id, read together
+function Recorder:dcb_read(query, after, limit) return self.store:dcb_read(query, after, limit) end
+
+--- The save recorded under an idempotency key: its first notification id and
+-- number of events, or nil.
+function Recorder:once_get(key) return self.store:once_get(key) end
 
 --- A stream's events, oldest first (newest first with `reverse`), upcast.
 -- @param id the aggregate id (a UUID string)

@@ -88,12 +88,24 @@ function Runner:start()
     local app = self.apps[name]
     for _, leader in ipairs(system.follows[name]) do app:follow(leader, self.apps[leader]) end
     if #system.leads[name] > 0 then
-      local save, runner = app.save, self
-      -- the instance's save prompts the followers once its events are recorded
+      local save, save_once, runner = app.save, app.save_once, self
+      -- the instance's saves prompt the followers once their events are recorded
       app.save = function(a, ...)
         local recordings = save(a, ...)
         if #recordings > 0 then prompt(runner, name) end
         return recordings
+      end
+      app.save_once = function(a, key, ...)
+        local recordings = save_once(a, key, ...)
+        if #recordings > 0 then prompt(runner, name) end
+        return recordings
+      end
+      local events = app.events
+      local append = events.append
+      events.append = function(e, ...)
+        local position = append(e, ...)
+        prompt(runner, name)
+        return position
       end
     end
   end

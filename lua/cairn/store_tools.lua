@@ -161,11 +161,19 @@ local function export_cmd(args)
     local total = store:max_id()
     local bar = progress.new("exporting", "events")
     local from, buf = 1, {}
+    -- DCB events are marked, so that an import indexes them again (engines without DCB have none)
+    local has_dcb = pcall(store.dcb_read, store, {}, 0, 1)
     while true do
       local page = store:read_log { from = from, limit = PAGE }
       if #page == 0 then break end
+      local dcb = {}
+      if has_dcb then
+        for _, id in ipairs((store:dcb_read({}, from - 1, #page))) do dcb[id] = true end
+      end
       for i = 1, #page do
-        buf[i] = json.encode(log_json.item(page[i]))
+        local item = log_json.item(page[i])
+        item.dcb = dcb[item.id]
+        buf[i] = json.encode(item)
       end
       buf[#page + 1] = ""
       local written, werr = out:write(table.concat(buf, "\n", 1, #page + 1))
@@ -191,11 +199,26 @@ local function bad_line(n, fmt, ...)
   errors.raise("SchemaError", "line %d: " .. fmt, n, ...)
 end
 
+-- A DCB event of an export (`"dcb": true`): its type and tags, checked.
+local function dcb_entry(line_no, rec, n)
+  if rec.dcb ~= true then bad_line(line_no, "dcb must be true when present") end
+  local tags = n.event.tags
+  if #n.topic > 255 then bad_line(line_no, "a DCB event's type must be 1 to 255 bytes") end
+  if type(tags) ~= "table" then bad_line(line_no, "a DCB event needs its tags (fields.tags)") end
+  for i = 1, #tags do
+    if type(tags[i]) ~= "string" or #tags[i] == 0 or #tags[i] > 255 then
+      bad_line(line_no, "DCB tag %d must be a string of 1 to 255 bytes", i)
+    end
+  end
+  if n.originator_version ~= 1 then bad_line(line_no, "a DCB event is version 1 of a stream of its own") end
+  return { type = n.topic, tags = tags }
+end
+
 local function import_cmd(args)
   local uri, rest = cli_store.split(args, 1, "optionally a FILE")
   local input, owned, size = cli_store.input(rest[1])
   -- check everything before writing anything
-  local batch, count, line_no, last_version = {}, 0, 0, {}
+  local batch, count, line_no, last_version, dcb_events = {}, 0, 0, {}, {}
   local bar, bytes = progress.new("checking", "lines"), 0
   for line in input:lines() do
     line_no = line_no + 1
@@ -220,6 +243,7 @@ local function import_cmd(args)
         bad_line(line_no, "aggregate %s version %d was forgotten: its fields are gone, so it cannot be imported",
           id, n.originator_version)
       end
+      if rec.dcb ~= nil then dcb_events[count] = dcb_entry(line_no, rec, n) end
       recorder.add(batch, #batch, id, n.originator_version, us, n.topic, payload, n.class_version or 1,
         n.event.event_id, metadata)
     end
@@ -242,8 +266,13 @@ local function import_cmd(args)
   for start = 1, #batch, CHUNK do
     local chunk = {}
     for i = start, math.min(start + CHUNK - 1, #batch) do chunk[#chunk + 1] = batch[i] end
-    local first = store:append(chunk)
     local expected = (start - 1) / recorder.STRIDE + 1
+    local dcb = {}
+    for k = expected, expected + #chunk / recorder.STRIDE - 1 do
+      local d = dcb_events[k]
+      if d then dcb[#dcb + 1] = { event = k - expected + 1, type = d.type, tags = d.tags } end
+    end
+    local first = store:append(chunk, dcb[1] and { dcb = dcb } or nil)
     if first ~= expected then
       store:close()
       errors.raise("StoreError", "import gave id %d to notification %d; another writer is using %s",

@@ -14,6 +14,7 @@
 #include "cairn.h"
 #include "crypto.h"
 #include "lua_codec.h"
+#include "lua_dcb.h"
 #include "lua_error.h"
 #include "lua_event.h"
 #include "lua_follow.h"
@@ -151,6 +152,7 @@ int luaopen_cairn_core(lua_State *L)
     cairn_lua_event_init(L);
     cairn_lua_store_init(L);
     cairn_lua_view_init(L);
+    cairn_lua_dcb_init(L);
     cairn_lua_follow_init(L);
     cairn_lua_http_init(L);
     cairn_lua_limits_init(L);

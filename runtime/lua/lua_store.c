@@ -17,6 +17,7 @@
 
 #include "cairn.h"
 #include "crypto.h"
+#include "lua_dcb.h"
 #include "lua_error.h"
 #include "lua_event.h"
 #include "lua_gather.h"
@@ -184,7 +185,7 @@ static void push_hash(lua_State *L, const uint8_t *hash)
     lua_pushlstring(L, hex, CAIRN_HASH_BYTES * 2);
 }
 
-/* store:append(records [, tracking_app, tracking_id [, snapshots]]) -> first id, heads
+/* store:append(records [, tracking_app, tracking_id [, snapshots [, extras]]]) -> first id, heads
  * records and snapshots are flat lists in the batch protocol (read_records);
  * heads holds the hash of the last event of each run of one stream, in order. */
 static int lappend(lua_State *L)
@@ -197,7 +198,9 @@ static int lappend(lua_State *L)
         luaL_checktype(L, 5, LUA_TTABLE);
         slen = lua_objlen(L, 5);
     }
-    if ((len == 0 && !t && slen == 0) || len % RECORD_STRIDE != 0 || slen % RECORD_STRIDE != 0)
+    int once = lua_istable(L, 6) && (lua_getfield(L, 6, "once"), !lua_isnil(L, -1));
+    if (lua_istable(L, 6)) lua_pop(L, 1);
+    if ((len == 0 && !t && slen == 0 && !once) || len % RECORD_STRIDE != 0 || slen % RECORD_STRIDE != 0)
         return cairn_lua_raise(L, CAIRN_SCHEMA, "append: a batch holds %d values per record", RECORD_STRIDE);
     size_t n = len / RECORD_STRIDE, ns = slen / RECORD_STRIDE;
     /* userdata, so the arrays are collected even if an argument check raises */
@@ -206,7 +209,10 @@ static int lappend(lua_State *L)
     read_records(L, 2, ev, n, "event");
     if (ns) read_records(L, 5, ev + n, ns, "snapshot");
     uint64_t first = 0;
-    cairn_batch batch = { ev, n, t, ev + n, ns, hashes };
+    cairn_batch batch = { .events = ev, .n = n, .tracking = t, .snapshots = ev + n, .nsnapshots = ns,
+                          .hashes = hashes };
+    cairn_dcb_query fail_if;
+    cairn_lua_batch_extras(L, 6, &batch, &fail_if); /* extras: DCB events, condition, idempotency key */
     int rc = cairn_store_append(s, &batch, &first);
     if (rc) return cairn_lua_raise_store(L, s, rc);
     lua_pushnumber(L, (lua_Number)first);
@@ -392,8 +398,21 @@ static int lread_stream(lua_State *L)
     return 3;
 }
 
-/* store:read_log({ from, stop, limit, topics } [, versions]) -> ids, events, odd
+/* store:read_log({ from, stop, limit, topics, ids } [, versions]) -> ids, events, odd
+ * (ids: read exactly these notification ids, ascending, instead of from..stop;
+ * replay: events without event_id and metadata, for reads no user sees whole)
  * ids[i] is the notification id of events[i]. */
+/* The id at index i (0-based) of the ids list at idx: a whole number >= 1 */
+static uint64_t ids_at(lua_State *L, int idx, size_t i)
+{
+    lua_rawgeti(L, idx, (int)i + 1);
+    lua_Number v = lua_tonumber(L, -1);
+    lua_pop(L, 1);
+    if (!(v >= 1 && v < 9007199254740992.0) || v != (lua_Number)(uint64_t)v)
+        cairn_lua_raise(L, CAIRN_SCHEMA, "read_log: ids must be whole numbers >= 1, ascending");
+    return (uint64_t)v;
+}
+
 static int lread_log(lua_State *L)
 {
     cairn_store *s = check_store(L);
@@ -421,13 +440,29 @@ static int lread_log(lua_State *L)
         }
         q.topics = topics; /* an empty list filters nothing, as in the Python library */
     }
-    if (empty) { lua_newtable(L); lua_newtable(L); lua_newtable(L); return 3; }
+    cairn_event_kind kind = field_bool(L, 2, "replay") ? CAIRN_EVENT_REPLAY : CAIRN_EVENT_FULL;
+    lua_getfield(L, 2, "ids");          /* exactly these ids (ascending), read in runs */
+    int want = lua_gettop(L);
+    size_t nids = lua_istable(L, want) ? lua_objlen(L, want) : 0;
+    for (size_t i = 0; i < nids; i++) /* checked before any read */
+        if (i > 0 && ids_at(L, want, i) <= ids_at(L, want, i - 1))
+            return cairn_lua_raise(L, CAIRN_SCHEMA, "read_log: ids must be ascending");
+    if (nids == 1) (void)ids_at(L, want, 0);
+    if (empty || (lua_istable(L, want) && nids == 0)) { lua_newtable(L); lua_newtable(L); lua_newtable(L); return 3; }
     cairn_gather *g = cairn_lua_store_gather(L, 1);
     read_failure f;
-    int rc = cairn_store_read_log(s, &q);
-    if (rc) { cairn_store_read_end(s); return cairn_lua_raise_store(L, s, rc); }
-    gather_read(s, g, &f);
-    if (f.rc != CAIRN_END) return raise_read(L, &f);
+    size_t at = 0;
+    do {
+        if (nids) { /* the next run of consecutive ids */
+            q.start = q.stop = ids_at(L, want, at++);
+            while (at < nids && ids_at(L, want, at) == q.stop + 1) q.stop = ids_at(L, want, at++);
+            q.limit = 0;
+        }
+        int rc = cairn_store_read_log(s, &q);
+        if (rc) { cairn_store_read_end(s); return cairn_lua_raise_store(L, s, rc); }
+        gather_read(s, g, &f); /* adds to what earlier runs gathered */
+        if (f.rc != CAIRN_END) return raise_read(L, &f);
+    } while (at < nids);
     cairn_event_keys k;
     cairn_event_keys_push(L, &k);
     int last_at = lua_gettop(L) + 1;
@@ -450,7 +485,7 @@ static int lread_log(lua_State *L)
         }
         lua_pushnumber(L, (lua_Number)r->notification_id);
         lua_rawseti(L, ids, (int)i + 1);
-        if (cairn_lua_push_event(L, &k, g, r, last_at, CAIRN_EVENT_FULL) != CAIRN_OK) return raise_malformed(L, r);
+        if (cairn_lua_push_event(L, &k, g, r, last_at, kind) != CAIRN_OK) return raise_malformed(L, r);
         lua_rawseti(L, events, (int)i + 1);
         note_odd(L, &o, g, r, (int)i + 1);
     }

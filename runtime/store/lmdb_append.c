@@ -170,6 +170,7 @@ static int append_in(cairn_lmdb *h, MDB_txn *txn, void *ctxp)
     if (rc == 0) rc = mdb_cursor_open(txn, sh->log, &lcur);
     if (rc == 0) rc = read_heads(h, txn, w, scur);
     if (rc == 0) rc = w->seal(w, &ks);
+    if (rc == 0) rc = cairn_lmdb_dcb_check(h, txn, w);
     if (rc) goto done;
 
     /* step 3: new data keys, then the records under the next ids */
@@ -204,6 +205,7 @@ static int append_in(cairn_lmdb *h, MDB_txn *txn, void *ctxp)
         }
         if (rc) goto done;
     }
+    if ((rc = cairn_lmdb_dcb_index(h, txn, w, *ctx->first_id)) != 0) goto done;
     if (w->nsnapshots && (rc = mdb_cursor_open(txn, sh->snapshots, &pcur)) != 0) goto done;
     for (size_t j = 0; j < w->nsnapshots; j++) {
         uint8_t key[CAIRN_STREAM_KEY];

@@ -27,6 +27,12 @@ GUARDED(read_snapshot, "reading a snapshot",
          uint8_t event_hash[CAIRN_HASH_BYTES]),
         (e, id, has_lte, lte, out, event_hash))
 GUARDED(max_id, "reading the log", (cairn_engine *e, uint64_t *out), (e, out))
+GUARDED(dcb_read, "reading DCB events",
+        (cairn_engine *e, const cairn_dcb_query *q, uint64_t limit, int (*found)(void *ctx, uint64_t id), void *ctx,
+         uint64_t *last_id),
+        (e, q, limit, found, ctx, last_id))
+GUARDED(once_get, "reading an idempotency record",
+        (cairn_engine *e, cairn_slice key, uint64_t *first_id, uint64_t *n), (e, key, first_id, n))
 GUARDED(tracking_get, "reading a tracking record", (cairn_engine *e, cairn_slice name, uint64_t *out),
         (e, name, out))
 GUARDED(stat, "reading statistics", (cairn_engine *e, cairn_store_stats *out), (e, out))
@@ -50,6 +56,8 @@ const cairn_engine_ops cairn_lmdb_engine = {
     .read_snapshot = guarded_read_snapshot,
     .read_end = cairn_lmdb_read_end,
     .max_id = guarded_max_id,
+    .dcb_read = guarded_dcb_read,
+    .once_get = guarded_once_get,
     .tracking_get = guarded_tracking_get,
     .stat = guarded_stat,
     .view_write = cairn_lmdb_view_write,

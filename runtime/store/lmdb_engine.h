@@ -13,6 +13,8 @@
  *   tracking  application name (or view "/" application) -> last notification id processed (u64 big-endian)
  *   snapshots stream id || version -> record (record.h) of the aggregate's state
  *   views     stored view key -> stored view value (mapper_views.c)
+ *   index     DCB events by type and tag, idempotency keys (lmdb_dcb.c); stores made
+ *             before it get it from their first writer
  *
  * Every store is an LMDB environment. `memory:` is one in a private
  * directory that is unlinked as soon as it is open: the same code and the
@@ -22,8 +24,9 @@
  * lmdb_txn.c runs transactions (the map lock, reads, group commit),
  * lmdb_error.c names failures, lmdb_append.c saves and the key state,
  * lmdb_read.c reads, lmdb_views.c views, lmdb_keys.c forget and rekey,
- * lmdb_verify.c the walks of verify, lmdb_stat.c statistics and copies,
- * lmdb_fault.c damaged pages met by reads (errors instead of signals).
+ * lmdb_dcb.c DCB queries and idempotency keys, lmdb_verify.c the walks of
+ * verify, lmdb_stat.c statistics and copies, lmdb_fault.c damaged pages met
+ * by reads (errors instead of signals).
  */
 #ifndef CAIRN_LMDB_ENGINE_H
 #define CAIRN_LMDB_ENGINE_H
@@ -51,7 +54,8 @@ typedef struct cairn_env {
     int damaged;                /* a read met a broken page: writes are refused (lmdb_fault.c) */
     unsigned psize;             /* the page size */
     MDB_env *env;
-    MDB_dbi meta, log, streams, tracking, snapshots, views;
+    MDB_dbi meta, log, streams, tracking, snapshots, views, index;
+    int no_index;               /* a store made before `index`, opened by a reader only */
     cairn_wake *wake;           /* NULL: no wake word, followers poll */
     int refs;                   /* handles open on it (under the registry lock) */
     struct cairn_env *next;
@@ -192,6 +196,14 @@ int cairn_lmdb_guarded(cairn_lmdb *h, MDB_txn *txn, cairn_guard g);
 
 /* Bump meta "keygen" (forget, rekey). */
 int cairn_lmdb_bump_keygen(cairn_lmdb *h, MDB_txn *txn);
+
+/* lmdb_dcb.c: inside a save's transaction, its append condition (before it
+ * writes) and its index entries (after its events got ids from first_id). */
+int cairn_lmdb_dcb_check(cairn_lmdb *h, MDB_txn *txn, const cairn_write *w);
+int cairn_lmdb_dcb_index(cairn_lmdb *h, MDB_txn *txn, const cairn_write *w, uint64_t first_id);
+int cairn_lmdb_dcb_read(cairn_engine *e, const cairn_dcb_query *q, uint64_t limit,
+                        int (*found)(void *ctx, uint64_t id), void *ctx, uint64_t *last_id);
+int cairn_lmdb_once_get(cairn_engine *e, cairn_slice key, uint64_t *first_id, uint64_t *n);
 
 /* A tracking position inside a write transaction (must rise). */
 int cairn_lmdb_tracking_put(cairn_lmdb *h, MDB_txn *txn, const cairn_tracking *t);

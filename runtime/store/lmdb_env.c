@@ -73,6 +73,12 @@ static int open_dbis(cairn_env *sh, MDB_txn *txn, unsigned flags)
     if (rc == 0) rc = mdb_dbi_open(txn, "tracking", flags, &sh->tracking);
     if (rc == 0) rc = mdb_dbi_open(txn, "snapshots", flags, &sh->snapshots);
     if (rc == 0) rc = mdb_dbi_open(txn, "views", flags, &sh->views);
+    if (rc == 0) {
+        /* added later (lmdb_dcb.c): a store made before has it from its first writer */
+        rc = mdb_dbi_open(txn, "index", flags, &sh->index);
+        sh->no_index = rc == MDB_NOTFOUND;
+        if (sh->no_index) rc = 0;
+    }
     return rc;
 }
 
@@ -125,6 +131,8 @@ static int setup_databases(cairn_env *sh, int write, int *is_new, char *err, siz
         rc = mdb_txn_commit(txn); /* a read transaction's commit keeps its database handles */
         txn = NULL;
     }
+    /* only `index` missing: a writer makes it, a reader goes without */
+    if (rc == 0 && sh->no_index && !write) *is_new = 2;
     if (rc == 0) return 0;
     if (txn) mdb_txn_abort(txn);
     if (rc == MDB_INCOMPATIBLE) {
@@ -303,6 +311,7 @@ static int open_env(const char *path, const cairn_engine_options *opt, cairn_env
     if (sh->is_private) unlink_private(path);
     else if ((rc = check_file_size(sh, err, errlen)) != 0) goto fail;
     rc = setup_databases_guarded(sh, &is_new, err, errlen);
+    if (rc == 0 && is_new == 2 && (opt->read_only || sh->read_only)) is_new = 0;
     if (rc == 0 && is_new && opt->read_only && !sh->is_private) {
         snprintf(err, errlen, "no store at %s", path);
         rc = CAIRN_CONFIG;
@@ -359,7 +368,11 @@ static int holds_other_files(const char *path, char *err, size_t errlen)
     struct dirent *e;
     while (!other && (e = readdir(dir)) != NULL) {
         const char *n = e->d_name;
-        if (strcmp(n, ".") && strcmp(n, "..") && strcmp(n, "lock.mdb") && strcmp(n, "wake")) other = n;
+        /* a store's own files; data.mdb may appear after the stat above when
+         * another process is making the store right now */
+        if (strcmp(n, ".") && strcmp(n, "..") && strcmp(n, "data.mdb") && strcmp(n, "lock.mdb") &&
+            strcmp(n, "wake"))
+            other = n;
     }
     if (other)
         snprintf(err, errlen, "%s holds other files (%s) and no store: name a new or empty directory for a store",

@@ -72,6 +72,46 @@ static int check_record(cairn_store *s, const cairn_record *r, const char *what,
 }
 
 /* The batch's shape, before any transaction. */
+static int bad_name(cairn_slice name)
+{
+    return name.len == 0 || name.len > CAIRN_DCB_NAME_MAX || !name.ptr;
+}
+
+static int check_names(cairn_store *s, const cairn_slice *names, size_t n, const char *what)
+{
+    for (size_t i = 0; i < n; i++)
+        if (bad_name(names[i]))
+            return cairn_store_fail(s, CAIRN_INVALID, "a DCB %s must be 1 to %d bytes", what, CAIRN_DCB_NAME_MAX);
+    return CAIRN_OK;
+}
+
+/* DCB events, the append condition and the idempotency key (store.h). */
+static int check_dcb(cairn_store *s, const cairn_batch *b)
+{
+    if ((b->ndcb || b->fail_if) && !s->eng->ops->dcb_read)
+        return cairn_store_fail(s, CAIRN_CONFIG, "the %s engine does not record DCB events yet", s->eng->name);
+    if (b->once.ptr && !s->eng->ops->once_get)
+        return cairn_store_fail(s, CAIRN_CONFIG, "the %s engine does not record idempotent saves yet", s->eng->name);
+    if (b->once.ptr && (b->once.len == 0 || b->once.len > CAIRN_ONCE_KEY_MAX))
+        return cairn_store_fail(s, CAIRN_INVALID, "an idempotency key must be 1 to %d bytes", CAIRN_ONCE_KEY_MAX);
+    for (size_t i = 0; i < b->ndcb; i++) {
+        const cairn_dcb_event *d = &b->dcb[i];
+        if (d->event >= b->n || (i > 0 && d->event <= b->dcb[i - 1].event))
+            return cairn_store_fail(s, CAIRN_INVALID, "DCB event %zu names no event of the batch", i + 1);
+        if (bad_name(d->type))
+            return cairn_store_fail(s, CAIRN_INVALID, "a DCB type must be 1 to %d bytes", CAIRN_DCB_NAME_MAX);
+        int rc = check_names(s, d->tags, d->ntags, "tag");
+        if (rc) return rc;
+    }
+    for (size_t i = 0; b->fail_if && i < b->fail_if->nitems; i++) {
+        const cairn_dcb_item *it = &b->fail_if->items[i];
+        int rc = check_names(s, it->types, it->ntypes, "type");
+        if (rc == 0) rc = check_names(s, it->tags, it->ntags, "tag");
+        if (rc) return rc;
+    }
+    return CAIRN_OK;
+}
+
 static int check_batch(cairn_store *s, const cairn_batch *b)
 {
     const cairn_record *ev = b->events;
@@ -91,7 +131,7 @@ static int check_batch(cairn_store *s, const cairn_batch *b)
     }
     if (b->tracking && (b->tracking->app_len == 0 || b->tracking->app_len > 511 || b->tracking->id == 0))
         return cairn_store_fail(s, CAIRN_INVALID, "a tracking record needs an application name and an id above 0");
-    return CAIRN_OK;
+    return check_dcb(s, b);
 }
 
 /* The heads index of a stream, added when new. */
@@ -233,7 +273,8 @@ int cairn_store_append(cairn_store *s, const cairn_batch *b, uint64_t *first_id)
     s->eng->errmsg[0] = '\0';
     *first_id = 0;
     if (s->read_only) return cairn_store_read_only(s);
-    if (b->n == 0 && !b->tracking && b->nsnapshots == 0) return cairn_store_fail(s, CAIRN_INVALID, "nothing to append");
+    if (b->n == 0 && !b->tracking && b->nsnapshots == 0 && !b->once.ptr)
+        return cairn_store_fail(s, CAIRN_INVALID, "nothing to append");
     int rc = check_batch(s, b);
     if (rc) return rc;
     if (!s->save && !(s->save = calloc(1, sizeof *s->save))) return cairn_store_fail(s, ENOMEM, "out of memory");
@@ -242,7 +283,8 @@ int cairn_store_append(cairn_store *s, const cairn_batch *b, uint64_t *first_id)
     sv->b = b;
     size_t records = b->n + b->nsnapshots;
     cairn_write w = { .events = b->events, .n = b->n, .snapshots = b->snapshots, .nsnapshots = b->nsnapshots,
-                      .tracking = b->tracking, .seal = seal_batch, .ctx = sv };
+                      .tracking = b->tracking, .dcb = b->dcb, .ndcb = b->ndcb, .fail_if = b->fail_if,
+                      .once = b->once, .seal = seal_batch, .ctx = sv };
     if (s->encrypted) w.want = CAIRN_WANT_KEY_STATE | CAIRN_WANT_DATA_KEYS;
     else if (!s->plain_for_good) w.want = CAIRN_WANT_KEY_STATE;
     sv->preps = room(sv, M_PREPS, records * sizeof *sv->preps);

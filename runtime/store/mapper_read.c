@@ -136,6 +136,25 @@ int cairn_store_max_id(cairn_store *s, uint64_t *out)
     return ops(s)->max_id(s->eng, out);
 }
 
+int cairn_store_dcb_read(cairn_store *s, const cairn_dcb_query *q, uint64_t limit,
+                         int (*found)(void *ctx, uint64_t id), void *ctx, uint64_t *last_id)
+{
+    s->eng->errmsg[0] = '\0';
+    *last_id = 0;
+    if (!ops(s)->dcb_read)
+        return cairn_store_fail(s, CAIRN_CONFIG, "the %s engine does not record DCB events yet", s->eng->name);
+    return ops(s)->dcb_read(s->eng, q, limit, found, ctx, last_id);
+}
+
+int cairn_store_once_get(cairn_store *s, cairn_slice key, uint64_t *first_id, uint64_t *n)
+{
+    s->eng->errmsg[0] = '\0';
+    *first_id = *n = 0;
+    if (!ops(s)->once_get)
+        return cairn_store_fail(s, CAIRN_CONFIG, "the %s engine does not record idempotent saves yet", s->eng->name);
+    return ops(s)->once_get(s->eng, key, first_id, n);
+}
+
 int cairn_store_stat(cairn_store *s, cairn_store_stats *out)
 {
     s->eng->errmsg[0] = '\0';

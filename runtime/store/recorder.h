@@ -116,6 +116,12 @@ typedef struct cairn_write {
     const cairn_record *snapshots;
     size_t nsnapshots;
     const cairn_tracking *tracking; /* NULL, or a position that must rise */
+    const cairn_dcb_event *dcb;     /* events to index by type and tag (store.h), with their ids */
+    size_t ndcb;
+    const cairn_dcb_query *fail_if; /* NULL, or checked in step 3 before anything is written:
+                                     * CAIRN_CONFLICT when a DCB event matching it is recorded */
+    cairn_slice once;               /* ptr NULL, or an idempotency key, recorded in step 3 with
+                                     * the first id and n (CAIRN_CONFLICT if recorded before) */
     unsigned want;                  /* what step 1 must read besides heads: CAIRN_WANT_* */
     cairn_stream_head *heads;       /* every distinct stream of events and snapshots */
     size_t nheads;
@@ -195,6 +201,11 @@ struct cairn_engine_ops {
     void (*read_end)(cairn_engine *e);
 
     int (*max_id)(cairn_engine *e, uint64_t *out);
+    /* optional (NULL: not offered): DCB and idempotency, as cairn_store_dcb_read
+     * and cairn_store_once_get (store.h) describe them, each in one read */
+    int (*dcb_read)(cairn_engine *e, const cairn_dcb_query *q, uint64_t limit,
+                    int (*found)(void *ctx, uint64_t id), void *ctx, uint64_t *last_id);
+    int (*once_get)(cairn_engine *e, cairn_slice key, uint64_t *first_id, uint64_t *n);
     int (*tracking_get)(cairn_engine *e, cairn_slice name, uint64_t *out);
     int (*stat)(cairn_engine *e, cairn_store_stats *out);
 

@@ -87,6 +87,39 @@ typedef struct cairn_tracking {
     uint64_t id;            /* the notification id processed */
 } cairn_tracking;
 
+/**
+ * Dynamic consistency boundaries (API.md §9). An event matches an item when
+ * its type is one of `types` (any type when ntypes is 0) and it carries every
+ * one of `tags` (ntags 0: no tag needed). A query matches an event when one
+ * of its items does; a query of no items matches every DCB event. Types and
+ * tags are 1 to CAIRN_DCB_NAME_MAX bytes.
+ */
+#define CAIRN_DCB_NAME_MAX 255
+
+typedef struct cairn_dcb_item {
+    const cairn_slice *types;
+    size_t ntypes;
+    const cairn_slice *tags;
+    size_t ntags;
+} cairn_dcb_item;
+
+typedef struct cairn_dcb_query {
+    const cairn_dcb_item *items;
+    size_t nitems;
+    uint64_t after;         /* only events at positions (notification ids) above it */
+} cairn_dcb_query;
+
+/** events[event] of a batch is a DCB event with this type and these tags. */
+typedef struct cairn_dcb_event {
+    size_t event;
+    cairn_slice type;
+    const cairn_slice *tags;
+    size_t ntags;
+} cairn_dcb_event;
+
+/** An idempotency key: 1 to CAIRN_ONCE_KEY_MAX bytes. */
+#define CAIRN_ONCE_KEY_MAX 255
+
 /** What one save records, all in one transaction. */
 typedef struct cairn_batch {
     const cairn_record *events;
@@ -95,6 +128,12 @@ typedef struct cairn_batch {
     const cairn_record *snapshots;    /* aggregate states (topic: the class name) at versions */
     size_t nsnapshots;                /* recorded with the events, or alone */
     uint8_t *hashes;                  /* NULL, or [out] n * 32 bytes: each event's hash */
+    const cairn_dcb_event *dcb;       /* the batch's DCB events, indexed by type and tag */
+    size_t ndcb;
+    const cairn_dcb_query *fail_if;   /* NULL, or CAIRN_CONFLICT (nothing recorded) when an
+                                       * event matching it was recorded after fail_if->after */
+    cairn_slice once;                 /* ptr NULL, or an idempotency key: CAIRN_CONFLICT (nothing
+                                       * recorded) if it was saved before */
 } cairn_batch;
 
 /**
@@ -145,6 +184,22 @@ typedef struct cairn_verify_report {
  */
 int cairn_store_verify(cairn_store *s, cairn_verify_report *report,
                        int (*progress)(void *ctx, uint64_t done, uint64_t total), void *ctx)
+    __attribute__((warn_unused_result));
+
+/**
+ * The positions of the DCB events matching q, ascending, at most limit (0: no
+ * limit), handed to found() (non-zero stops and is returned); *last_id is the
+ * log's highest notification id in the same read.
+ */
+int cairn_store_dcb_read(cairn_store *s, const cairn_dcb_query *q, uint64_t limit,
+                         int (*found)(void *ctx, uint64_t id), void *ctx, uint64_t *last_id)
+    __attribute__((warn_unused_result));
+
+/**
+ * The save recorded under an idempotency key: the id of its first event and
+ * how many it recorded. @return CAIRN_OK, CAIRN_END (no such key).
+ */
+int cairn_store_once_get(cairn_store *s, cairn_slice key, uint64_t *first_id, uint64_t *n)
     __attribute__((warn_unused_result));
 
 /** The last notification id of app recorded as processed (0: none). */
