@@ -11,6 +11,8 @@
 --   --n 20000  --m 20000  --cmd-aggs 1000  --stream 10000  --batch 1000
 --   --batches 5  --full-n 2000 (S1full)  --sync none|full (S1..S5, default none)
 --   --only S1,S1c,S3,S3snap,S5,S1full
+--   --pg URI  (a PostgreSQL database: each store a fresh schema bench_<time>_<n> there,
+--              dropped by nothing: use a scratch cluster, e.g. tools/pg run)
 --
 -- Each scenario prints one line for bench/run:
 --   S1 value=48123.4 unit=saves/s n=20000 wall_ms=415.6 cpu_ms=410.2 detail=-
@@ -38,12 +40,12 @@ end
 local function usage(problem)
   io.stderr:write("scenarios.lua: ", problem, "\n",
     "usage: scenarios.lua DIR [--quick] [--n N] [--m M] [--cmd-aggs K] [--stream E] [--batch B] ",
-    "[--batches C] [--full-n F] [--sync none|full] [--only S1,S1c,S3,S3snap,S5,S1full]\n")
+    "[--batches C] [--full-n F] [--sync none|full] [--only S1,S1c,S3,S3snap,S5,S1full] [--pg URI]\n")
   os.exit(2)
 end
 
 local N = { n = 20000, m = 20000, cmd_aggs = 1000, stream = 10000, batch = 1000, batches = 5, full_n = 2000 }
-local dir, sync, only
+local dir, sync, only, pg
 do
   local i = 1
   while i <= #argv do
@@ -51,6 +53,10 @@ do
     if a == "--quick" then
       -- bench.py --quick: n, m, cmd_aggs, stream, batch, batches
       N.n, N.m, N.cmd_aggs, N.stream, N.batch, N.batches, N.full_n = 2000, 2000, 100, 1000, 100, 2, 200
+    elseif a == "--pg" then
+      pg = argv[i + 1]
+      if not pg or not pg:match("^postgres") then usage("--pg needs a postgresql:// URI") end
+      i = i + 1
     elseif a == "--sync" or a == "--only" or a:match("^%-%-[%a-]+$") then
       local v = argv[i + 1]
       if v == nil then usage("option " .. a .. " needs a value") end
@@ -122,6 +128,9 @@ local function open(App, env)
   local path = ("%s/store-%d"):format(dir, stores)
   env = env or {}
   env.store, env.sync = "lmdb:" .. path, env.sync or sync
+  if pg then -- PostgreSQL's durability is the server's (synchronous_commit), not CAIRN_SYNC
+    env.store = ("%s%sschema=bench_%d_%d"):format(pg, pg:find("?", 1, true) and "&" or "?", os.time(), stores)
+  end
   local app = App.new(env)
   app.bench_path = path
   return app

@@ -612,9 +612,10 @@ describe("cairn.application", function()
     end)
 
     it("refuses bad store URIs with ConfigError naming the URI", function()
-      for _, uri in ipairs { "foo:bar", "lmdb:", "memory:x", "postgres://x", "LMDB:/tmp/x", "/tmp/x" } do
+      for _, uri in ipairs { "foo:bar", "lmdb:", "memory:x", "postgres://x:y:z", "LMDB:/tmp/x", "/tmp/x" } do
         local err = config_error { store = uri }
-        assert.matches(uri, err.message, 1, true)
+        assert.matches(uri:match("^postgres") and "invalid integer value \"y:z\" for connection option \"port\"" or uri,
+          err.message, 1, true)
       end
     end)
 
@@ -705,6 +706,31 @@ describe("cairn.application", function()
         assert.are.same({ "roll", "sit" }, b:get_tricks("Fido"))
         b:register("Rex")
         assert.are.equal(4, b:max_notification_id())
+      end)
+
+      -- a handle chains a new event to the stream's last one also when it never saw that
+      -- event (loaded from a snapshot with nothing after it; saved by another handle)
+      it("chains saves correctly across handles that did not see each other's events", function()
+        local a = open { snapshotting = "y" }
+        a:register("Fido")
+        a:add_trick("Fido", "roll")
+        a:take_snapshot(Dog.create_id("Fido"))
+        local b = open { snapshotting = "y" }
+        b:add_trick("Fido", "sit")   -- from the snapshot at version 2, nothing after it
+        a:add_trick("Fido", "beg")
+        b:add_trick("Fido", "stay")
+        a:take_snapshot(Dog.create_id("Fido"))
+        local c = open { snapshotting = "y" }
+        c:register("Rex")            -- (a handle's first save also reads the store's key state)
+        c:add_trick("Fido", "down")  -- from the snapshot at version 5, nothing after it
+        c:close()
+        assert.are.same({ "roll", "sit", "beg", "stay", "down" }, a:get_tricks("Fido"))
+        a:close()
+        b:close()
+        local code, out, err = helper.run(("%s verify %s"):format(helper.shell_quote(helper.cairn_bin),
+          helper.shell_quote(ctx.uri)))
+        assert.are.equal(0, code, err)
+        assert.matches("problems: 0", out, 1, true)
       end)
     end, { helper.engine })
   end)

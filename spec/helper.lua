@@ -101,11 +101,29 @@ end
 -- one has written yet (a test's stores are told apart by name; dir is the test's temporary
 -- directory), remove(uri), when present, deletes what fresh made outside dir; stored(uri)
 -- returns every byte the engine keeps for the store, for specs that look for plaintext.
-local function not_yet(what)
-  return function()
-    error(("CAIRN_TEST_ENGINE=postgresql: the specs cannot %s yet (spec/helper.lua: "
-      .. "engines.postgresql is to create a fresh schema per test)"):format(what), 0)
-  end
+-- PostgreSQL: the test server is CAIRN_TEST_PG (tools/pg run sets it); each fresh store is
+-- a schema of its own, named at random, on that server.
+local function pg_server()
+  return assert(os.getenv("CAIRN_TEST_PG"),
+    "CAIRN_TEST_ENGINE=postgresql needs CAIRN_TEST_PG (run the specs through tools/pg run)")
+end
+
+local function random_hex(bytes)
+  local f = assert(io.open("/dev/urandom", "rb"))
+  local raw = f:read(bytes)
+  f:close()
+  return (raw:gsub(".", function(c) return ("%02x"):format(c:byte()) end))
+end
+
+-- Run SQL on the test server with psql; its output, without the trailing newline.
+local function psql(sql)
+  local uri = pg_server()
+  local host, port = uri:match("host=([^&]+)"), uri:match("port=(%d+)")
+  local p = assert(io.popen(("psql -X -q -At -h %s -p %s -U postgres -d postgres -c %s 2>&1"):format(
+    shell_quote(host), port, shell_quote(sql))))
+  local out = p:read("*a")
+  p:close()
+  return (out:gsub("\n$", ""))
 end
 
 local engines = {
@@ -114,10 +132,23 @@ local engines = {
     stored = function(uri) return assert(read_all(uri:match("^lmdb:(.*)$") .. "/data.mdb"), "no store at " .. uri) end,
   },
   postgresql = {
-    -- The hook for the PostgreSQL engine: fresh creates a fresh schema (or database) on the
-    -- test server and returns its URI, remove drops it, stored dumps its tables.
-    fresh = not_yet("make PostgreSQL stores"),
-    stored = not_yet("read a PostgreSQL store's bytes"),
+    fresh = function() return pg_server() .. "&schema=t" .. random_hex(8) end,
+    remove = function(uri)
+      -- a system's applications live in schemas named after the base's (cairn.system)
+      local schema = uri:match("schema=([%w_]+)")
+      psql(("DO $$DECLARE s text; BEGIN FOR s IN SELECT nspname FROM pg_namespace WHERE nspname = '%s' "
+        .. "OR nspname LIKE '%s\\_%%' LOOP EXECUTE format('DROP SCHEMA %%I CASCADE', s); END LOOP; END $$"):format(
+        schema, schema))
+    end,
+    stored = function(uri)
+      local schema = assert(uri:match("schema=([%w_]+)"), "no schema in " .. uri)
+      local hex = psql(("SELECT encode(string_agg(b, ''::bytea), 'hex') FROM ("
+        .. "SELECT topic || record AS b FROM %s.events UNION ALL SELECT record FROM %s.snapshots "
+        .. "UNION ALL SELECT key FROM %s.keys UNION ALL SELECT name || key || value FROM %s.views "
+        .. "UNION ALL SELECT app FROM %s.tracking UNION ALL SELECT value FROM %s.meta) t"):format(
+        schema, schema, schema, schema, schema, schema))
+      return (hex:gsub("%s", ""):gsub("..", function(h) return string.char(tonumber(h, 16)) end))
+    end,
   },
 }
 

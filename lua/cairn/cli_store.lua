@@ -26,7 +26,7 @@ function _M.check_uri(uri)
     if path == "" then cli.usage_error("'lmdb:' is not a store URI: it needs a directory, lmdb:PATH") end
     return uri
   end
-  cli.usage_error("'%s' is not a store URI (memory:, lmdb:PATH)", uri)
+  cli.usage_error("'%s' is not a store URI (memory:, lmdb:PATH, postgresql://…)", uri)
 end
 
 --- The store a tool works on: the given URI, else CAIRN_STORE; a usage
@@ -86,7 +86,8 @@ local function open_keyless(uri)
   local ok, store = pcall(recorder.open, uri, { must_exist = true, sync = "none", keyless = true })
   if ok then return store end
   if errors.is(store, "ConfigError") and store.message:match("^no store at ") then
-    errors.raise("ConfigError", "%s (check the path: the tools never create a store they read)", store.message)
+    errors.raise("ConfigError", "%s (check the %s: the tools never create a store they read)", store.message,
+      uri:match("^postgres") and "URI's schema" or "path")
   end
   error(store, 0)
 end

@@ -16,7 +16,8 @@ local _M = { _VERSION = "0.1.0" }
 -- @param[opt] opts `idle_timeout` (return after this many seconds without
 --   anything new), `max_wait` (longest single sleep, default 1 s), `poll`
 --   (sleep between looks when a store has no wake word, default 0.01 s),
---   `signals` (stop on SIGINT/SIGTERM)
+--   `signals` (stop on SIGINT/SIGTERM), `reconnect` (function(err) -> seconds: when
+--   step raises err, wait that long and go on instead of raising; nil raises)
 -- @return "stopped", "idle" or "signal"
 function _M.loop(stores, step, should_stop, opts)
   opts = opts or {}
@@ -38,7 +39,19 @@ function _M.loop(stores, step, should_stop, opts)
   local function run()
     while true do
       for i = 1, #stores do seen[i] = stores[i]:wake_seq() or 0 end
-      local n = step()
+      local n
+      if opts.reconnect then
+        local ok, r = pcall(step)
+        if not ok then
+          local pause = opts.reconnect(r)
+          if not pause then error(r, 0) end
+          core.sleep(pause) -- a signal ends it early; the check below sees the signal
+          r = 0
+        end
+        n = r
+      else
+        n = step()
+      end
       if should_stop() then return "stopped" end
       if opts.signals and core.signal_caught() then return "signal" end
       if n > 0 then

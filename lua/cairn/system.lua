@@ -135,6 +135,21 @@ end
 --- The env an application of this system is made with: unless
 -- `<APPNAME>_CAIRN_STORE` names its store, `CAIRN_STORE=lmdb:DIR` becomes
 -- `lmdb:DIR/<AppName>` (each application keeps its own log); `memory:` stays.
+-- The store of application `name` in a system whose store is `base`: a subdirectory of an
+-- lmdb: store; on PostgreSQL a schema of the same database named after the base's schema and
+-- the application (`schema=S` -> S_name, lower case; no schema -> name); memory: stays memory:.
+local function member_store(base, name)
+  local dir = base:match("^lmdb:(.*)$")
+  if dir then return "lmdb:" .. dir:gsub("/+$", "") .. "/" .. name end
+  if not base:match("^postgres") then return base end
+  local app = name:lower():gsub("[^%w_]", "_")
+  local schema = base:match("[?&]schema=([^&#]*)")
+  if schema then
+    return (base:gsub("([?&]schema=)[^&#]*", "%1" .. schema .. "_" .. app, 1))
+  end
+  return base .. (base:find("?", 1, true) and "&" or "?") .. "schema=" .. app
+end
+
 function System:application_env(name, env)
   self:get_app_cls(name)
   local cfg = config.new(name, env)
@@ -144,8 +159,7 @@ function System:application_env(name, env)
   for k, v in pairs(env or {}) do
     if k ~= "store" and k ~= "CAIRN_STORE" then out[k] = v end
   end
-  local dir = base:match("^lmdb:(.*)$")
-  out.CAIRN_STORE = dir and "lmdb:" .. dir:gsub("/+$", "") .. "/" .. name or base
+  out.CAIRN_STORE = member_store(base, name)
   return out
 end
 

@@ -21,14 +21,18 @@ static cairn_pg_bytes rec_topic(const void *ctx, size_t i) { return ((const cair
 
 static cairn_pg_bytes rec_bytes(const void *ctx, size_t i) { return ((const cairn_pg_record *)ctx)[i].bytes; }
 
+static cairn_pg_bytes new_stream(const void *ctx, size_t i)
+{
+    return (cairn_pg_bytes){ ((const uint8_t (*)[16])ctx)[i], 16 };
+}
+
 static uint64_t rec_version(const void *ctx, size_t i) { return ((const cairn_pg_record *)ctx)[i].version; }
 
 static int check_records(cairn_pg *pg, const cairn_pg_record *r, size_t n, const char *what, int events)
 {
     for (size_t i = 0; i < n; i++) {
-        if (!r[i].stream_id || !r[i].bytes.len || (events && !r[i].topic.len) || r[i].version == 0 ||
-            r[i].version > INT64_MAX)
-            return pg_fail(pg, CAIRN_INVALID, "%s %zu: needs a stream id, a version from 1 to 2^63-1, %s bytes",
+        if (!r[i].stream_id || !r[i].bytes.len || (events && !r[i].topic.len) || r[i].version > INT64_MAX)
+            return pg_fail(pg, CAIRN_INVALID, "%s %zu: needs a stream id, a version from 0 to 2^63-1, %s bytes",
                            what, i + 1, events ? "a topic and its" : "its");
         if (events && i > 0 && memcmp(r[i].stream_id, r[i - 1].stream_id, 16) == 0 &&
             r[i].version != r[i - 1].version + 1)
@@ -62,7 +66,7 @@ static int save_params(const cairn_pg_batch *b, pg_params *p)
     if (rc) return rc;
     if (b->check_keygen) pg_param_int8(p, b->keygen);
     else pg_param_null(p, PG_INT8);
-    return CAIRN_OK;
+    return pg_param_array(p, PG_UUID_ARRAY, PG_UUID, b->nnew, new_stream, b->new_streams);
 }
 
 int cairn_pg_append(cairn_pg *pg, const cairn_pg_batch *b, uint64_t *first_id)

@@ -137,6 +137,9 @@ static int valid_schema(const char *s)
  * fix: password, role, database) rather than no server (one to wait for). */
 static int refused_by_server(const char *msg)
 {
+    /* libpq checks some settings only when it connects ("invalid integer value ... for
+     * connection option \"port\"", "invalid sslmode value"): a setting to fix too */
+    if (strncmp(msg, "invalid ", 8) == 0) return 1;
     if (!strstr(msg, "FATAL:")) return 0;
     return !strstr(msg, "starting up") && !strstr(msg, "shutting down") && !strstr(msg, "too many") &&
            !strstr(msg, "recovery mode");
@@ -202,6 +205,7 @@ int cairn_pg_open(const char *uri, const cairn_pg_options *opt, cairn_pg **out, 
         return CAIRN_STORE;
     }
     pg->read_only = opt && opt->read_only;
+    pg->must_exist = pg->read_only || (opt && opt->must_exist);
     const char *schema = opt && opt->schema ? opt->schema : uri_schema ? uri_schema : "cairn";
     char *perr = NULL;
     PQconninfoOption *opts = PQconninfoParse(pg->conninfo, &perr);
@@ -266,6 +270,7 @@ int cairn_pg_keys_changed(const cairn_pg *pg) { return pg->keys_changed; }
 #define SQLSTATE_STALE_TRACKING "CN001"
 #define SQLSTATE_KEYS_CHANGED "CN003"
 #define SQLSTATE_NO_KEY "CN004"
+#define SQLSTATE_NOT_NEW "CN005"
 
 static int map_error(cairn_pg *pg, PGresult *r)
 {
@@ -285,7 +290,7 @@ static int map_error(cairn_pg *pg, PGresult *r)
     if (!state) return pg_fail(pg, CAIRN_STORE, "%s", line);
     if (strcmp(state, SQLSTATE_STALE_STREAM) == 0 || strcmp(state, SQLSTATE_STALE_TRACKING) == 0)
         return pg_fail(pg, CAIRN_CONFLICT, "%s", line);
-    if (strcmp(state, SQLSTATE_KEYS_CHANGED) == 0) {
+    if (strcmp(state, SQLSTATE_KEYS_CHANGED) == 0 || strcmp(state, SQLSTATE_NOT_NEW) == 0) {
         pg->keys_changed = 1;
         return pg_fail(pg, CAIRN_CONFLICT, "%s", line);
     }

@@ -41,16 +41,18 @@ struct cairn_pg {
     char *qschema;              /* the schema as a quoted SQL identifier */
     char *channel;              /* NOTIFY channel, a quoted identifier (for LISTEN) */
     int read_only;
+    int must_exist;             /* open only a store that is there */
     int listening;              /* LISTEN done on this connection */
     char *sql[PG_SQL_COUNT];    /* the statements, with this schema's name in them */
     uint64_t saves, deferred;   /* saves with events; those numbered after their commit */
-    int keys_changed;           /* the last failure: the key state moved since it was read */
+    int keys_changed;           /* the last failure: what a save depended on moved since it was read
+                                 * (the key state, or a stream it took as new): prepare again */
     int walking;                /* a walk's transaction is open (pg_walk.c) */
     char errmsg[512];
 };
 
 /* Parameters of one statement, in binary form. */
-#define PG_PARAMS_MAX 12
+#define PG_PARAMS_MAX 16
 typedef struct pg_params {
     int n;
     Oid type[PG_PARAMS_MAX];

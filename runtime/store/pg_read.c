@@ -27,14 +27,14 @@ static void param_limit(pg_params *p, size_t limit)
 
 static int bounded(uint64_t v) { return v > 0 && v <= INT8_MAX_VALUE; }
 
-int cairn_pg_read_stream(cairn_pg *pg, const uint8_t id[16], uint64_t gt, uint64_t lte, int descending,
+int cairn_pg_read_stream(cairn_pg *pg, const uint8_t id[16], uint64_t from, uint64_t to, int descending,
                          size_t limit, cairn_pg_rows *out)
 {
     memset(out, 0, sizeof *out);
     pg_params p = { 0 };
     pg_param_bytes(&p, PG_UUID, id, 16);
-    pg_param_int8(&p, gt > INT8_MAX_VALUE ? INT8_MAX_VALUE : gt);
-    pg_param_int8(&p, bounded(lte) ? lte : INT8_MAX_VALUE);
+    pg_param_int8(&p, from > INT8_MAX_VALUE ? INT8_MAX_VALUE : from);
+    pg_param_int8(&p, to > INT8_MAX_VALUE ? INT8_MAX_VALUE : to);
     param_limit(&p, limit);
     PGresult *r;
     int rc = pg_exec(pg, descending ? PG_SQL_STREAM_DESC : PG_SQL_STREAM_ASC, &p, &r);
@@ -64,7 +64,7 @@ int cairn_pg_read_snapshot(cairn_pg *pg, const uint8_t id[16], uint64_t lte, cai
     memset(out, 0, sizeof *out);
     pg_params p = { 0 };
     pg_param_bytes(&p, PG_UUID, id, 16);
-    pg_param_int8(&p, bounded(lte) ? lte : INT8_MAX_VALUE);
+    pg_param_int8(&p, lte > INT8_MAX_VALUE ? INT8_MAX_VALUE : lte);
     PGresult *r;
     int rc = pg_exec(pg, PG_SQL_SNAPSHOT, &p, &r);
     return rc ? rc : take(pg, r, out, -1, 0, 1, 2, 3);

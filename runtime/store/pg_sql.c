@@ -86,10 +86,14 @@ static const char schema_sql[] =
      * the numbering lock is free (else 0: the caller numbers after commit). */
     "CREATE OR REPLACE FUNCTION @.save(p_stream uuid[], p_version bigint[], p_topic bytea[], p_record bytea[],\n"
     "    s_stream uuid[], s_version bigint[], s_record bytea[], t_app bytea, t_id bigint,\n"
-    "    k_stream uuid[], k_key bytea[], p_keygen bigint)\n"
+    "    k_stream uuid[], k_key bytea[], p_keygen bigint, p_new uuid[])\n"
     "RETURNS bigint LANGUAGE plpgsql AS $$\n"
     "DECLARE v_stream uuid; v_head bigint; v_want bigint; v_first bigint := 0;\n"
     "BEGIN\n"
+    /* streams the caller sealed as new without reading them (its events chain to no head) */
+    "  IF cardinality(p_new) > 0 AND EXISTS (SELECT 1 FROM @.events WHERE stream_id = ANY(p_new)) THEN\n"
+    "    RAISE EXCEPTION 'a stream this save took as new has events' USING ERRCODE = 'CN005';\n"
+    "  END IF;\n"
     "  IF p_keygen IS NOT NULL OR cardinality(k_stream) > 0 THEN\n"
     "    PERFORM pg_advisory_xact_lock_shared(@.keys_lock());\n"
     "    PERFORM @.check_keygen(p_keygen);\n"
@@ -106,7 +110,7 @@ static const char schema_sql[] =
     "  IF cardinality(p_stream) > 0 THEN\n"
     "    SELECT w.s, w.v, h.head INTO v_stream, v_want, v_head\n"
     "      FROM (SELECT s, min(v) AS v FROM unnest(p_stream, p_version) AS u(s, v) GROUP BY s) w\n"
-    "      CROSS JOIN LATERAL (SELECT coalesce(max(e.version), 0) AS head FROM @.events e\n"
+    "      CROSS JOIN LATERAL (SELECT max(e.version) AS head FROM @.events e\n"
     "                           WHERE e.stream_id = w.s) h\n"
     "     WHERE h.head <> w.v - 1 LIMIT 1;\n"
     "    IF FOUND AND v_want <= v_head THEN\n"
@@ -236,12 +240,12 @@ static const char schema_sql[] =
     "INSERT INTO @.meta VALUES ('format', '1') ON CONFLICT DO NOTHING;\n";
 
 static const char *const statements[PG_SQL_COUNT] = {
-    [PG_SQL_SAVE] = "SELECT @.save($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)",
+    [PG_SQL_SAVE] = "SELECT @.save($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)",
     [PG_SQL_NUMBER] = "SELECT @.number($1, $2)",
     [PG_SQL_STREAM_ASC] = "SELECT id, version, stream_id, record FROM @.events "
-                          "WHERE stream_id = $1 AND version > $2 AND version <= $3 ORDER BY version LIMIT $4",
+                          "WHERE stream_id = $1 AND version >= $2 AND version <= $3 ORDER BY version LIMIT $4",
     [PG_SQL_STREAM_DESC] = "SELECT id, version, stream_id, record FROM @.events "
-                           "WHERE stream_id = $1 AND version > $2 AND version <= $3 ORDER BY version DESC LIMIT $4",
+                           "WHERE stream_id = $1 AND version >= $2 AND version <= $3 ORDER BY version DESC LIMIT $4",
     /* what a save depends on, in one round trip: kind 0 the key state (version: keygen,
      * record: cipher, key: keycheck, flag: no events), kind 1 each stream's head and data
      * key, kind 2 the event each snapshot was taken at; in the order asked */
@@ -341,9 +345,12 @@ int pg_schema_open(cairn_pg *pg)
     unsigned format;
     int rc = find_store(pg, &found, &format);
     if (rc) return rc;
-    if (!found && pg->read_only)
-        return pg_fail(pg, CAIRN_CONFIG, "schema %s holds no cairn store (a read-only open creates none)",
-                       pg->schema);
+    if (!found && pg->must_exist) {
+        /* worded as LMDB's missing store, which the tools recognise */
+        snprintf(pg->errmsg, sizeof pg->errmsg, "no store at postgresql://%s?schema=%s (the schema holds no "
+                 "cairn tables; %s creates none)", pg->server, pg->schema, pg->read_only ? "a read-only open" : "this open");
+        return CAIRN_CONFIG;
+    }
     if (!found) {
         /* the first writer creates it; the advisory lock keeps two first writers apart */
         char *body = expand(pg, schema_sql);

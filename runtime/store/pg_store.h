@@ -27,6 +27,7 @@ typedef struct cairn_pg cairn_pg;
 typedef struct cairn_pg_options {
     const char *schema; /* the application's schema; NULL: the URI's `schema` parameter, else "cairn" */
     int read_only;      /* never create or write: a schema without cairn's tables is CAIRN_CONFIG */
+    int must_exist;     /* never create: a schema without cairn's tables is CAIRN_CONFIG (store tools) */
 } cairn_pg_options;
 
 /** Bytes borrowed from the caller. */
@@ -61,6 +62,8 @@ typedef struct cairn_pg_batch {
     size_t nkeys;
     int check_keygen;           /* refuse (CAIRN_CONFLICT, cairn_pg_keys_changed) unless the key */
     uint64_t keygen;            /* state is still at this generation (from cairn_pg_prepare) */
+    const uint8_t (*new_streams)[16]; /* streams sealed as having no events (no prepare read them): */
+    size_t nnew;                /* refuse (CAIRN_CONFLICT, cairn_pg_keys_changed) if one has */
 } cairn_pg_batch;
 
 /** One row of a read. Pointers stay valid until cairn_pg_rows_free(). */
@@ -116,9 +119,9 @@ int cairn_pg_append(cairn_pg *pg, const cairn_pg_batch *b, uint64_t *first_id)
  *  the numbering lock taken and were numbered after their commit. */
 void cairn_pg_save_stats(const cairn_pg *pg, uint64_t *saves, uint64_t *deferred);
 
-/** A stream's records with gt < version (<= lte when lte > 0), ascending or
- *  descending, at most limit (0: all). */
-int cairn_pg_read_stream(cairn_pg *pg, const uint8_t id[16], uint64_t gt, uint64_t lte, int descending,
+/** A stream's records with from <= version <= to (UINT64_MAX: no bound; versions
+ *  may start at 0), ascending or descending, at most limit (0: all). */
+int cairn_pg_read_stream(cairn_pg *pg, const uint8_t id[16], uint64_t from, uint64_t to, int descending,
                          size_t limit, cairn_pg_rows *out) __attribute__((warn_unused_result));
 
 /* ---- Keys and what a save depends on (pg_keys.c) ------------------------
@@ -165,7 +168,8 @@ int cairn_pg_prepare(cairn_pg *pg, const uint8_t (*ids)[16], size_t n, const cai
                      size_t m, int want_keys, cairn_pg_prepared *out) __attribute__((warn_unused_result));
 void cairn_pg_prepared_free(cairn_pg_prepared *p);
 
-/** After a CAIRN_CONFLICT: was it the key state moving (prepare again), not a stream? */
+/** After a CAIRN_CONFLICT: was it the key state moving, or a stream taken as new having
+ *  events (prepare again), not a stream that moved on? */
 int cairn_pg_keys_changed(const cairn_pg *pg);
 
 /** Forget a stream: its data key becomes one 0 byte and its snapshots go, if
@@ -198,7 +202,7 @@ int cairn_pg_set_cipher(cairn_pg *pg, cairn_pg_bytes cipher, cairn_pg_bytes keyc
 int cairn_pg_read_log(cairn_pg *pg, uint64_t start, uint64_t stop, const cairn_pg_bytes *topics,
                       size_t ntopics, size_t limit, cairn_pg_rows *out) __attribute__((warn_unused_result));
 
-/** The newest snapshot of a stream at or below lte (any when lte is 0): 0 or
+/** The newest snapshot of a stream at or below lte (any: UINT64_MAX): 0 or
  *  1 row; key: the record of the event it was taken at (ptr NULL: none). */
 int cairn_pg_read_snapshot(cairn_pg *pg, const uint8_t id[16], uint64_t lte, cairn_pg_rows *out)
     __attribute__((warn_unused_result));

@@ -6,7 +6,7 @@
  *     -> the mapper (mapper_*.c): record format, msgpack bodies, zstd, AEAD,
  *        hash chains, data keys; the same for every engine
  *       -> an engine (cairn_engine_ops): LMDB (lmdb_*.c; `memory:` is a
- *          private LMDB), PostgreSQL next
+ *          private LMDB), PostgreSQL (pg_engine.c over pg_store.h)
  *
  * Engines store and return record bytes (record.h) without looking inside
  * the body: they parse headers (for keys, topics and the checks that their
@@ -261,5 +261,6 @@ struct cairn_engine_ops {
 
 /** The engines of this build. */
 extern const cairn_engine_ops cairn_lmdb_engine;
+extern const cairn_engine_ops cairn_pg_engine;    /* pg_engine.c: postgresql:// and postgres:// URIs */
 
 #endif

@@ -76,9 +76,13 @@ static int pick_engine(const char *uri, const cairn_engine_ops **ops, const char
     if (strncmp(uri, "memory:", 7) == 0)
         return open_failed(err, errlen, CAIRN_CONFIG, "bad store URI '%s': memory: takes no path", uri);
     if (strncmp(uri, "postgres://", 11) == 0 || strncmp(uri, "postgresql://", 13) == 0)
-        return open_failed(err, errlen, CAIRN_CONFIG,
-                           "store URI '%s': PostgreSQL stores are not available in this build", uri);
-    return open_failed(err, errlen, CAIRN_CONFIG, "bad store URI '%s': expected memory: or lmdb:PATH", uri);
+    {
+        *ops = &cairn_pg_engine;
+        *location = uri; /* a libpq URI, whole */
+        return CAIRN_OK;
+    }
+    return open_failed(err, errlen, CAIRN_CONFIG,
+                       "bad store URI '%s': expected memory:, lmdb:PATH or postgresql://…", uri);
 }
 
 int cairn_store_open(const char *uri, const cairn_store_options *opt, cairn_store **out,

@@ -159,8 +159,11 @@ int cairn_store_wait(cairn_store *const *stores, const uint32_t *seen, size_t n,
     if (interrupt_flag && *interrupt_flag) return CAIRN_INTERRUPTED;
     uint32_t *words[MAX];
     const cairn_engine_ops *one = stores[0]->eng->ops;
-    if (n == 1 && one->wait && !one->wake_word(stores[0]->eng)) /* the engine's own way to wait */
-        return one->wait(stores[0]->eng, seen[0], timeout_s);
+    if (n == 1 && one->wait && !one->wake_word(stores[0]->eng)) { /* the engine's own way to wait */
+        int rc = one->wait(stores[0]->eng, seen[0], timeout_s);
+        /* a signal ends its sleep early: say whether it was a trapped one */
+        return rc == CAIRN_OK && interrupt_flag && *interrupt_flag ? CAIRN_INTERRUPTED : rc;
+    }
     for (size_t i = 0; i < n; i++) {
         words[i] = stores[i]->eng->ops->wake_word(stores[i]->eng);
         if (!words[i]) { /* one store without a wake word: poll them all */
