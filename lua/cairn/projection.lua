@@ -119,9 +119,11 @@ local function process(self, pos, stop)
   local run = guard.runner(proj)
   local ok, err = xpcall(handle, on_error, proj.handlers, view, events, 1, #events, state, run)
   if ok then
-    local committed, cerr = pcall(view.commit, view, app.name, stop)
-    -- another runner of this view got there first: its commit stands, go on from its position
-    if not committed and not (errors.is(cerr, "ConcurrencyError") and view:max_tracking_id(app.name) >= stop)
+    local committed, cerr = pcall(view.commit, view, app.name, stop, pos + 1)
+    -- another writer of this view moved its position past pos (another runner, or the
+    -- write of a killed one that the server committed after it died): its commit stands,
+    -- nothing of this batch is written, the next step goes on from the new position
+    if not committed and not (errors.is(cerr, "ConcurrencyError") and view:max_tracking_id(app.name) > pos)
     then
       error(cerr, 0)
     end
@@ -134,7 +136,7 @@ local function process(self, pos, stop)
   if failed_id - 1 > pos then
     view:begin()
     local ok2 = xpcall(handle, on_error, proj.handlers, view, events, 1, at - 1, state, run)
-    if ok2 then view:commit(app.name, failed_id - 1) else view:discard() end
+    if ok2 then view:commit(app.name, failed_id - 1, pos + 1) else view:discard() end
   end
   local msg = ("projection %s: notification %d of %s (%s) failed: %s"):format(proj.name, failed_id, app.name,
     topic, errors.is(err) and tostring(err) or err)

@@ -300,9 +300,12 @@ function Recorder:close() return self.store:close() end
 function Recorder:view_get(view, key) return self.store:view_get(view, key) end
 
 --- Apply view writes `{ key, msgpack bytes | false (delete), ... }` and a
--- tracking position `{ application =, id = }` (optional) in one transaction.
+-- tracking position `{ application =, id = [, first =] }` (optional) in one
+-- transaction. `first` is the first notification of the batch that ends at
+-- `id` (default `id`): ConcurrencyError, nothing written, when the position
+-- recorded for the application is at or above it (the batch was processed).
 function Recorder:view_write(view, ops, tracking)
-  if tracking then return self.store:view_write(view, ops, tracking.application, tracking.id) end
+  if tracking then return self.store:view_write(view, ops, tracking.application, tracking.id, tracking.first) end
   return self.store:view_write(view, ops)
 end
 

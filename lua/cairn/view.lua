@@ -53,8 +53,8 @@ local function check_key(key, fname)
   end
 end
 
-local function commit(self, ops, app, id)
-  self.store:view_write(self.name, ops, app and { application = app, id = id })
+local function commit(self, ops, app, id, first)
+  self.store:view_write(self.name, ops, app and { application = app, id = id, first = first })
 end
 
 --- The value of key, or nil.
@@ -202,8 +202,10 @@ function View:discard()
   self.pending = nil
 end
 
---- Internal (runners): commit the collected writes with a tracking position.
-function View:commit(app_name, id)
+--- Internal (runners): commit the collected writes with a tracking position:
+-- the batch of app_name's notifications first..id (first defaults to id);
+-- ConcurrencyError, nothing written, if the view's position is at or above first.
+function View:commit(app_name, id, first)
   local pending, ops, n = self.pending, {}, 0
   self.pending = nil
   for k, v in pairs(pending) do
@@ -211,7 +213,7 @@ function View:commit(app_name, id)
     ops[n + 2] = v ~= DELETED and encoded(self, k, v) or false
     n = n + 2
   end
-  commit(self, ops, app_name, id)
+  commit(self, ops, app_name, id, first)
 end
 
 --- Close the view's store if the view opened it.

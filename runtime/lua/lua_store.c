@@ -141,6 +141,7 @@ cairn_tracking *cairn_lua_opt_tracking(lua_State *L, int idx, cairn_tracking *t)
     t->app = luaL_checklstring(L, idx, &t->app_len);
     lua_Number id = luaL_checknumber(L, idx + 1);
     t->id = id < 1 ? 0 : (uint64_t)id;
+    t->first = 0;
     return t;
 }
 

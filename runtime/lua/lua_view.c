@@ -53,13 +53,18 @@ static int lview_get(lua_State *L)
     return 1;
 }
 
-/* store:view_write(view, { key, msgpack|false, ... } [, app, id]): false deletes */
+/* store:view_write(view, { key, msgpack|false, ... } [, app, id [, first]]): false deletes;
+ * first: the batch's first notification id (refused if app's position is at or above it) */
 static int lview_write(lua_State *L)
 {
     cairn_store *s = cairn_lua_check_store(L, 1);
     cairn_slice view = check_slice(L, 2);
     luaL_checktype(L, 3, LUA_TTABLE);
     cairn_tracking t, *tp = cairn_lua_opt_tracking(L, 4, &t);
+    if (tp && !lua_isnoneornil(L, 6)) {
+        lua_Number first = luaL_checknumber(L, 6);
+        t.first = first < 1 ? 0 : (uint64_t)first;
+    }
     size_t len = lua_objlen(L, 3);
     if (len % 2) return cairn_lua_raise(L, CAIRN_SCHEMA, "view_write: ops must come in key, value pairs");
     size_t n = len / 2;

@@ -106,10 +106,12 @@ int cairn_lmdb_tracking_put(cairn_lmdb *h, MDB_txn *txn, const cairn_tracking *t
                                  t->app, e->where);
     if (rc == 0) last = cairn_get_be64(v.mv_data);
     else if (rc != MDB_NOTFOUND) return rc;
-    if (t->id <= last)
+    /* the whole batch must be new: a writer that read an older position redid some of it */
+    uint64_t first = cairn_tracking_first(t);
+    if (first <= last)
         return cairn_engine_fail(e, CAIRN_CONFLICT,
                                  "notification %llu of %.*s was already processed (tracked up to %llu)",
-                                 (unsigned long long)t->id, (int)t->app_len, t->app, (unsigned long long)last);
+                                 (unsigned long long)first, (int)t->app_len, t->app, (unsigned long long)last);
     uint8_t idv[8];
     cairn_put_be64(idv, t->id);
     v = (MDB_val){ 8, idv };

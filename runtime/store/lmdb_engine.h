@@ -211,7 +211,7 @@ int cairn_lmdb_dcb_read(cairn_engine *e, const cairn_dcb_query *q, uint64_t limi
                         int (*found)(void *ctx, uint64_t id), void *ctx, uint64_t *last_id);
 int cairn_lmdb_once_get(cairn_engine *e, cairn_slice key, uint64_t *first_id, uint64_t *n);
 
-/* A tracking position inside a write transaction (must rise). */
+/* A tracking position inside a write transaction (its batch must start above the recorded one). */
 int cairn_lmdb_tracking_put(cairn_lmdb *h, MDB_txn *txn, const cairn_tracking *t);
 
 /* The engine's operations (lmdb_engine.c gathers them). */

@@ -131,6 +131,9 @@ static int check_batch(cairn_store *s, const cairn_batch *b)
     }
     if (b->tracking && (b->tracking->app_len == 0 || b->tracking->app_len > 511 || b->tracking->id == 0))
         return cairn_store_fail(s, CAIRN_INVALID, "a tracking record needs an application name and an id above 0");
+    if (b->tracking && b->tracking->first > b->tracking->id)
+        return cairn_store_fail(s, CAIRN_INVALID, "a tracking record's batch starts at %llu, after its id %llu",
+                                (unsigned long long)b->tracking->first, (unsigned long long)b->tracking->id);
     return check_dcb(s, b);
 }
 

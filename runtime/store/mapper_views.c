@@ -142,13 +142,16 @@ int cairn_view_write(cairn_store *s, cairn_slice view, const cairn_view_op *ops,
     if (n == 0 && !t) return CAIRN_OK;
     if (s->read_only) return cairn_store_read_only(s);
     if (t && t->id == 0) return cairn_store_fail(s, CAIRN_INVALID, "a tracking record needs an id above 0");
+    if (t && t->first > t->id)
+        return cairn_store_fail(s, CAIRN_INVALID, "a tracking record's batch starts at %llu, after its id %llu",
+                                (unsigned long long)t->first, (unsigned long long)t->id);
     char tk[KEY_MAX];
     cairn_tracking track;
     if (t) {
         size_t tlen = 0;
         int rc = tracking_key(s, tk, view, (cairn_slice){ t->app, t->app_len }, &tlen);
         if (rc) return rc;
-        track = (cairn_tracking){ tk, tlen, t->id };
+        track = (cairn_tracking){ tk, tlen, t->id, t->first };
     }
     int rc = s->encrypted ? cairn_store_view_key(s, 1) : CAIRN_OK;
     if (rc) return rc;

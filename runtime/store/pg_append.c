@@ -57,8 +57,10 @@ static int save_params(const cairn_pg_batch *b, pg_params *p)
     if (b->track_app.ptr) {
         pg_param_bytes(p, PG_BYTEA, b->track_app.ptr, b->track_app.len);
         pg_param_int8(p, b->track_id);
+        pg_param_int8(p, b->track_first ? b->track_first : b->track_id);
     } else {
         pg_param_null(p, PG_BYTEA);
+        pg_param_null(p, PG_INT8);
         pg_param_null(p, PG_INT8);
     }
     rc = pg_param_array(p, PG_UUID_ARRAY, PG_UUID, b->nkeys, pg_key_stream, b->keys);
@@ -80,6 +82,9 @@ int cairn_pg_append(cairn_pg *pg, const cairn_pg_batch *b, uint64_t *first_id)
     if (b->track_app.ptr && (b->track_id == 0 || b->track_id > INT64_MAX))
         return pg_fail(pg, CAIRN_INVALID, "tracking position %llu is not from 1 to 2^63-1",
                        (unsigned long long)b->track_id);
+    if (b->track_app.ptr && b->track_first > b->track_id)
+        return pg_fail(pg, CAIRN_INVALID, "tracking position %llu: its batch starts after it, at %llu",
+                       (unsigned long long)b->track_id, (unsigned long long)b->track_first);
     for (size_t i = 0; i < b->nkeys; i++)
         if (!b->keys[i].stream_id || b->keys[i].key.len < 2)
             return pg_fail(pg, CAIRN_INVALID, "data key %zu: needs a stream id and a sealed key", i + 1);

@@ -384,6 +384,7 @@ static int pgx_append(cairn_engine *e, cairn_write *w, uint64_t *first_id)
         if (w->tracking) {
             b.track_app = (cairn_pg_bytes){ (const uint8_t *)w->tracking->app, w->tracking->app_len };
             b.track_id = w->tracking->id;
+            b.track_first = w->tracking->first;
         }
         rc = cairn_pg_append(x->pg, &b, first_id);
         cairn_pg_prepared_free(&p);
@@ -646,7 +647,7 @@ static int pgx_view_write(cairn_engine *e, const cairn_view_put *puts, size_t n,
     if (rc == CAIRN_OK && view.ptr) rc = guarded(x, guard, &p);
     if (rc == CAIRN_OK && view.ptr) {
         cairn_pg_prepared_free(&p);
-        rc = cairn_pg_view_write(x->pg, view, ops, n, app, t ? t->id : 0);
+        rc = cairn_pg_view_write(x->pg, view, ops, n, app, t ? t->id : 0, t ? t->first : 0);
         if (rc) rc = failed(x, rc);
     }
     free(ops);

@@ -85,7 +85,7 @@ static const char schema_sql[] =
     /* A save: tracking, version check, events, snapshots, and the ids when
      * the numbering lock is free (else 0: the caller numbers after commit). */
     "CREATE OR REPLACE FUNCTION @.save(p_stream uuid[], p_version bigint[], p_topic bytea[], p_record bytea[],\n"
-    "    s_stream uuid[], s_version bigint[], s_record bytea[], t_app bytea, t_id bigint,\n"
+    "    s_stream uuid[], s_version bigint[], s_record bytea[], t_app bytea, t_id bigint, t_first bigint,\n"
     "    k_stream uuid[], k_key bytea[], p_keygen bigint, p_new uuid[])\n"
     "RETURNS bigint LANGUAGE plpgsql AS $$\n"
     "DECLARE v_stream uuid; v_head bigint; v_want bigint; v_first bigint := 0;\n"
@@ -101,9 +101,9 @@ static const char schema_sql[] =
     "  END IF;\n"
     "  IF t_app IS NOT NULL THEN\n"
     "    INSERT INTO @.tracking AS t (app, id) VALUES (t_app, t_id)\n"
-    "      ON CONFLICT (app) DO UPDATE SET id = excluded.id WHERE t.id < excluded.id;\n"
+    "      ON CONFLICT (app) DO UPDATE SET id = excluded.id WHERE t.id < t_first;\n"
     "    IF NOT FOUND THEN\n"
-    "      RAISE EXCEPTION 'notification % of %: processed before (tracking is further on)', t_id,\n"
+    "      RAISE EXCEPTION 'notification % of %: processed before (tracking is further on)', t_first,\n"
     "        encode(t_app, 'escape') USING ERRCODE = 'CN001';\n"
     "    END IF;\n"
     "  END IF;\n"
@@ -175,14 +175,14 @@ static const char schema_sql[] =
     "END $$;\n"
     /* A view batch: the last op on each key wins; tracking in the same transaction. */
     "CREATE OR REPLACE FUNCTION @.view_write(p_name bytea, p_key bytea[], p_value bytea[], p_del boolean[],\n"
-    "    t_app bytea, t_id bigint) RETURNS void LANGUAGE plpgsql AS $$\n"
+    "    t_app bytea, t_id bigint, t_first bigint) RETURNS void LANGUAGE plpgsql AS $$\n"
     "BEGIN\n"
     "  IF t_app IS NOT NULL THEN\n"
     "    INSERT INTO @.view_tracking AS t (name, app, id) VALUES (p_name, t_app, t_id)\n"
-    "      ON CONFLICT (name, app) DO UPDATE SET id = excluded.id WHERE t.id < excluded.id;\n"
+    "      ON CONFLICT (name, app) DO UPDATE SET id = excluded.id WHERE t.id < t_first;\n"
     "    IF NOT FOUND THEN\n"
     "      RAISE EXCEPTION 'view %: notification % of % processed before (tracking is further on)',\n"
-    "        encode(p_name, 'escape'), t_id, encode(t_app, 'escape') USING ERRCODE = 'CN001';\n"
+    "        encode(p_name, 'escape'), t_first, encode(t_app, 'escape') USING ERRCODE = 'CN001';\n"
     "    END IF;\n"
     "  END IF;\n"
     "  WITH o AS (SELECT DISTINCT ON (k) k, v, d FROM unnest(p_key, p_value, p_del) WITH ORDINALITY\n"
@@ -240,7 +240,7 @@ static const char schema_sql[] =
     "INSERT INTO @.meta VALUES ('format', '1') ON CONFLICT DO NOTHING;\n";
 
 static const char *const statements[PG_SQL_COUNT] = {
-    [PG_SQL_SAVE] = "SELECT @.save($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)",
+    [PG_SQL_SAVE] = "SELECT @.save($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)",
     [PG_SQL_NUMBER] = "SELECT @.number($1, $2)",
     [PG_SQL_STREAM_ASC] = "SELECT id, version, stream_id, record FROM @.events "
                           "WHERE stream_id = $1 AND version >= $2 AND version <= $3 ORDER BY version LIMIT $4",
@@ -283,7 +283,7 @@ static const char *const statements[PG_SQL_COUNT] = {
                     "(SELECT count(*) FROM @.events WHERE id IS NULL)",
     [PG_SQL_META_GET] = "SELECT value FROM @.meta WHERE key = $1",
     [PG_SQL_META_PUT] = "INSERT INTO @.meta VALUES ($1, $2) ON CONFLICT (key) DO UPDATE SET value = excluded.value",
-    [PG_SQL_VIEW_WRITE] = "SELECT @.view_write($1, $2, $3, $4, $5, $6)",
+    [PG_SQL_VIEW_WRITE] = "SELECT @.view_write($1, $2, $3, $4, $5, $6, $7)",
     [PG_SQL_VIEW_GET] = "SELECT key, value FROM @.views WHERE name = $1 AND key = $2",
     [PG_SQL_VIEW_SCAN] = "SELECT key, value FROM @.views WHERE name = $1 AND key >= $2 "
                          "AND ($3::bytea IS NULL OR key < $3) AND ($4::bytea IS NULL OR key > $4) "

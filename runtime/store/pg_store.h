@@ -57,7 +57,8 @@ typedef struct cairn_pg_batch {
     const cairn_pg_record *snapshots;
     size_t nsnapshots;
     cairn_pg_bytes track_app;   /* ptr NULL: no tracking position */
-    uint64_t track_id;          /* must be above the one recorded for track_app */
+    uint64_t track_id;          /* the position recorded for track_app */
+    uint64_t track_first;       /* its batch's first id (0: track_id): must be above the recorded one */
     const cairn_pg_key *keys;   /* data keys of new streams (a stream that has one: CAIRN_CONFLICT) */
     size_t nkeys;
     int check_keygen;           /* refuse (CAIRN_CONFLICT, cairn_pg_keys_changed) unless the key */
@@ -244,11 +245,12 @@ typedef struct cairn_pg_view_op {
 } cairn_pg_view_op;
 
 /** Apply ops in order (a later op on a key wins) and record the tracking
- *  position (app.ptr NULL: none) in one transaction, or nothing.
- *  @return CAIRN_OK, CAIRN_CONFLICT (position not above the recorded one),
+ *  position id (app.ptr NULL: none) of a batch starting at first (0: id)
+ *  in one transaction, or nothing.
+ *  @return CAIRN_OK, CAIRN_CONFLICT (recorded position at or above first),
  *          CAIRN_INVALID (view name + key above 510 bytes), CAIRN_STORE. */
 int cairn_pg_view_write(cairn_pg *pg, cairn_pg_bytes view, const cairn_pg_view_op *ops, size_t n,
-                        cairn_pg_bytes app, uint64_t id) __attribute__((warn_unused_result));
+                        cairn_pg_bytes app, uint64_t id, uint64_t first) __attribute__((warn_unused_result));
 /** 0 or 1 row (key, bytes = the value). */
 int cairn_pg_view_get(cairn_pg *pg, cairn_pg_bytes view, cairn_pg_bytes key, cairn_pg_rows *out)
     __attribute__((warn_unused_result));

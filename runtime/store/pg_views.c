@@ -24,7 +24,7 @@ static cairn_pg_bytes op_del(const void *ctx, size_t i)
 }
 
 int cairn_pg_view_write(cairn_pg *pg, cairn_pg_bytes view, const cairn_pg_view_op *ops, size_t n,
-                        cairn_pg_bytes app, uint64_t id)
+                        cairn_pg_bytes app, uint64_t id, uint64_t first)
 {
     pg->errmsg[0] = '\0';
     if (pg_writable(pg)) return CAIRN_CONFIG;
@@ -34,6 +34,10 @@ int cairn_pg_view_write(cairn_pg *pg, cairn_pg_bytes view, const cairn_pg_view_o
                            view.len + ops[i].key.len, CAIRN_PG_VIEW_KEY_MAX);
     if (app.ptr && (id == 0 || id > INT64_MAX))
         return pg_fail(pg, CAIRN_INVALID, "tracking position %llu is not from 1 to 2^63-1", (unsigned long long)id);
+    if (first == 0) first = id;
+    if (app.ptr && first > id)
+        return pg_fail(pg, CAIRN_INVALID, "tracking position %llu: its batch starts after it, at %llu",
+                       (unsigned long long)id, (unsigned long long)first);
     pg_params p = { 0 };
     pg_param_bytes(&p, PG_BYTEA, view.ptr, view.len);
     int rc = pg_param_array(&p, PG_BYTEA_ARRAY, PG_BYTEA, n, op_key, ops);
@@ -42,8 +46,10 @@ int cairn_pg_view_write(cairn_pg *pg, cairn_pg_bytes view, const cairn_pg_view_o
     if (app.ptr) {
         pg_param_bytes(&p, PG_BYTEA, app.ptr, app.len);
         pg_param_int8(&p, id);
+        pg_param_int8(&p, first);
     } else {
         pg_param_null(&p, PG_BYTEA);
+        pg_param_null(&p, PG_INT8);
         pg_param_null(&p, PG_INT8);
     }
     PGresult *r = NULL;

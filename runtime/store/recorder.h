@@ -115,7 +115,7 @@ typedef struct cairn_write {
     size_t n;
     const cairn_record *snapshots;
     size_t nsnapshots;
-    const cairn_tracking *tracking; /* NULL, or a position that must rise */
+    const cairn_tracking *tracking; /* NULL, or a position whose batch starts above the recorded one */
     const cairn_dcb_event *dcb;     /* events to index by type and tag (store.h), with their ids */
     size_t ndcb;
     const cairn_dcb_query *fail_if; /* NULL, or checked in step 3 before anything is written:

@@ -85,7 +85,12 @@ typedef struct cairn_tracking {
     const char *app;        /* the leader application's name */
     size_t app_len;
     uint64_t id;            /* the notification id processed */
+    uint64_t first;         /* the first notification of the batch that id ends (0: id alone):
+                             * refused (CAIRN_CONFLICT) when the recorded position is at or above it */
 } cairn_tracking;
+
+/** The first notification id a tracking position covers. */
+static inline uint64_t cairn_tracking_first(const cairn_tracking *t) { return t->first ? t->first : t->id; }
 
 /**
  * Dynamic consistency boundaries (API.md §9). An event matches an item when
@@ -140,8 +145,8 @@ typedef struct cairn_batch {
  * Record a batch in one transaction, or nothing of it. Events of one stream
  * must be adjacent and have consecutive versions; the first event of each
  * stream must follow that stream's last recorded version (or start the stream).
- * A tracking position must be above the one recorded for its application, so
- * a notification is processed once.
+ * A tracking position's batch (first, or id alone) must start above the one
+ * recorded for its application, so a notification is processed once.
  * @param[out] first_id the notification id given to events[0]; the rest follow.
  * @return CAIRN_OK, CAIRN_CONFLICT (nothing recorded), CAIRN_INVALID, or a
  *         system/LMDB error (nothing recorded).
@@ -284,8 +289,9 @@ typedef struct cairn_view_op {
 /**
  * Apply ops to view and record the tracking position (t->app is the
  * followed application; NULL: none) in one transaction, or nothing.
- * @return CAIRN_OK, CAIRN_CONFLICT (position not above the recorded one),
- *         CAIRN_INVALID (key too long), or a system/LMDB error.
+ * @return CAIRN_OK, CAIRN_CONFLICT (the recorded position is at or above
+ *         the batch's first id: nothing written), CAIRN_INVALID (key too
+ *         long), or a system/LMDB error.
  */
 int cairn_view_write(cairn_store *s, cairn_slice view, const cairn_view_op *ops, size_t n,
                      const cairn_tracking *t) __attribute__((warn_unused_result));

@@ -68,7 +68,7 @@ static int append(cairn_store *s, const cairn_record *ev, size_t n, uint64_t *fi
 
 static int track(cairn_store *s, const char *app, uint64_t id, const cairn_record *ev, size_t n)
 {
-    cairn_tracking t = { app, strlen(app), id };
+    cairn_tracking t = { app, strlen(app), id, 0 };
     cairn_batch b = { .events = ev, .n = n, .tracking = &t };
     uint64_t first;
     return cairn_store_append(s, &b, &first);
@@ -398,7 +398,7 @@ static void test_views(const char *uri, const uint8_t *key)
     cairn_view_op ops[] = {
         { SL("b"), SL("\x02"), 0 }, { SL("a"), SL("\x01"), 0 }, { SL("c"), SL("\x03"), 0 }, { SL("x"), SL(""), 1 },
     };
-    cairn_tracking t = { "App", 3, 7 };
+    cairn_tracking t = { "App", 3, 7, 0 };
     uint32_t seq0 = 0, seq1 = 0;
     int has_wake = cairn_store_wake_seq(s, &seq0);
     CHECK(has_wake == 1);
@@ -418,6 +418,21 @@ static void test_views(const char *uri, const uint8_t *key)
     cairn_store_read_end(s);
     CHECK(cairn_view_get(s, SL("V"), SL("b"), &v, &found) == CAIRN_OK && found && v.len == 1 && v.ptr[0] == 2);
     cairn_store_read_end(s);
+    /* a batch must start above the position: one that ends above it but began at or
+     * below it (a writer that read an older position) is refused whole */
+    cairn_tracking overlap = { "App", 3, 20, 7 }, next = { "App", 3, 20, 8 }, inverted = { "App", 3, 20, 21 };
+    CHECK(cairn_view_write(s, SL("V"), &again, 1, &overlap) == CAIRN_CONFLICT);
+    CHECK(cairn_view_tracking_max(s, SL("V"), SL("App"), &at) == CAIRN_OK && at == 7);
+    CHECK(cairn_view_get(s, SL("V"), SL("d"), &v, &found) == CAIRN_OK && !found);
+    cairn_store_read_end(s);
+    CHECK(cairn_view_write(s, SL("V"), &again, 1, &inverted) == CAIRN_INVALID);
+    CHECK(cairn_view_write(s, SL("V"), &again, 1, &next) == CAIRN_OK);
+    CHECK(cairn_view_tracking_max(s, SL("V"), SL("App"), &at) == CAIRN_OK && at == 20);
+    CHECK(cairn_view_get(s, SL("V"), SL("d"), &v, &found) == CAIRN_OK && found && v.len == 1 && v.ptr[0] == 4);
+    cairn_store_read_end(s);
+    cairn_view_op undo_d = { SL("d"), SL(""), 1 };
+    cairn_tracking after = { "App", 3, 21, 0 };
+    CHECK(cairn_view_write(s, SL("V"), &undo_d, 1, &after) == CAIRN_OK);
     cairn_view_scan q = { SL("V"), SL(""), { NULL, 0 }, 0 };
     CHECK(cairn_view_scan_start(s, &q) == CAIRN_OK);
     cairn_slice k;

@@ -174,7 +174,7 @@ static void test_open(void)
     uint64_t first;
     E(cairn_pg_append(pg, &b, &first) == CAIRN_CONFIG && strstr(cairn_pg_errmsg(pg), "open read-only"));
     cairn_pg_view_op op = { str("k"), str("v"), 0 };
-    E(cairn_pg_view_write(pg, str("v"), &op, 1, (cairn_pg_bytes){ NULL, 0 }, 0) == CAIRN_CONFIG);
+    E(cairn_pg_view_write(pg, str("v"), &op, 1, (cairn_pg_bytes){ NULL, 0 }, 0, 0) == CAIRN_CONFIG);
     E(cairn_pg_forget(pg, id, 0, 0) == CAIRN_CONFIG);
 
     cairn_pg_close(pg);
@@ -255,6 +255,14 @@ static void test_append(void)
     cairn_pg_batch only = { .track_app = str("leader"), .track_id = 8 };
     OK(cairn_pg_append(pg, &only, &first));
     E(first == 0);
+    OK(cairn_pg_tracking_max(pg, str("leader"), &pos));
+    E(pos == 8);
+    /* a batch that began at or below the position (a writer that read an older one) records nothing */
+    cairn_pg_batch overlap = { .events = &t2, .n = 1, .track_app = str("leader"), .track_id = 20, .track_first = 8 };
+    E(cairn_pg_append(pg, &overlap, &first) == CAIRN_CONFLICT && strstr(cairn_pg_errmsg(pg), "processed before"));
+    E(stream_len(pg, b) == 2);
+    overlap.track_first = 21;
+    E(cairn_pg_append(pg, &overlap, &first) == CAIRN_INVALID);
     OK(cairn_pg_tracking_max(pg, str("leader"), &pos));
     E(pos == 8);
 
@@ -530,7 +538,7 @@ static void test_views(void)
         { str("user:1"), str("v1"), 0 }, { str("user:2"), str("v2"), 0 }, { str("user:3"), str("v3"), 0 },
         { str("other"), str("o"), 0 }, { str("user:2"), str(""), 1 }, /* later op wins: user:2 is gone */
     };
-    OK(cairn_pg_view_write(pg, str("users"), ops, 5, str("app"), 3));
+    OK(cairn_pg_view_write(pg, str("users"), ops, 5, str("app"), 3, 0));
     cairn_pg_rows rows;
     OK(cairn_pg_view_get(pg, str("users"), str("user:1"), &rows));
     E(rows.n == 1 && bytes_are(rows.row[0].bytes, "v1") && bytes_are(rows.row[0].key, "user:1"));
@@ -553,24 +561,32 @@ static void test_views(void)
     /* a prefix ending in 0xff bytes */
     static const uint8_t k1[] = { 'p', 0xff, 0xff, 1 }, k2[] = { 'q' }, pre[] = { 'p', 0xff, 0xff };
     cairn_pg_view_op ff[2] = { { { k1, 4 }, str("1"), 0 }, { { k2, 1 }, str("2"), 0 } };
-    OK(cairn_pg_view_write(pg, str("bin"), ff, 2, (cairn_pg_bytes){ NULL, 0 }, 0));
+    OK(cairn_pg_view_write(pg, str("bin"), ff, 2, (cairn_pg_bytes){ NULL, 0 }, 0, 0));
     OK(cairn_pg_view_scan(pg, str("bin"), (cairn_pg_bytes){ pre, 3 }, (cairn_pg_bytes){ NULL, 0 }, 0, &rows));
     E(rows.n == 1 && rows.row[0].key.len == 4);
     cairn_pg_rows_free(&rows);
     /* tracking must rise; a refused batch writes nothing */
     cairn_pg_view_op late = { str("user:9"), str("v9"), 0 };
-    E(cairn_pg_view_write(pg, str("users"), &late, 1, str("app"), 3) == CAIRN_CONFLICT);
+    E(cairn_pg_view_write(pg, str("users"), &late, 1, str("app"), 3, 0) == CAIRN_CONFLICT);
     OK(cairn_pg_view_get(pg, str("users"), str("user:9"), &rows));
     E(rows.n == 0);
     cairn_pg_rows_free(&rows);
     uint64_t pos;
     OK(cairn_pg_view_tracking_max(pg, str("users"), str("app"), &pos));
     E(pos == 3);
+    /* ... and a batch must start above it: 3..10 overlaps, 4..10 follows */
+    E(cairn_pg_view_write(pg, str("users"), &late, 1, str("app"), 10, 3) == CAIRN_CONFLICT);
+    OK(cairn_pg_view_get(pg, str("users"), str("user:9"), &rows));
+    E(rows.n == 0);
+    cairn_pg_rows_free(&rows);
+    OK(cairn_pg_view_write(pg, str("users"), &late, 1, str("app"), 10, 4));
+    OK(cairn_pg_view_tracking_max(pg, str("users"), str("app"), &pos));
+    E(pos == 10);
     char big[600];
     memset(big, 'k', sizeof big - 1);
     big[sizeof big - 1] = '\0';
     cairn_pg_view_op too_long = { str(big), str("v"), 0 };
-    E(cairn_pg_view_write(pg, str("users"), &too_long, 1, (cairn_pg_bytes){ NULL, 0 }, 0) == CAIRN_INVALID);
+    E(cairn_pg_view_write(pg, str("users"), &too_long, 1, (cairn_pg_bytes){ NULL, 0 }, 0, 0) == CAIRN_INVALID);
     cairn_pg_close(pg);
     drop_schema("t_views");
     printf("ok - views: batches with tracking, last op wins, prefix scans\n");
