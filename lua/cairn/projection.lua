@@ -110,7 +110,8 @@ local function on_error(err)
   return traceback(tostring(err), 2)
 end
 
--- Process notifications (pos, stop] and commit them with the position stop.
+-- Process notifications (pos, stop] and commit them with the position stop;
+-- returns the position the view is at afterwards.
 local function process(self, pos, stop)
   local app, view, proj = self.application, self.view, self.projection
   local ids, events = app.store:read_events { from = pos + 1, stop = stop, topics = self.topics }
@@ -120,14 +121,13 @@ local function process(self, pos, stop)
   local ok, err = xpcall(handle, on_error, proj.handlers, view, events, 1, #events, state, run)
   if ok then
     local committed, cerr = pcall(view.commit, view, app.name, stop, pos + 1)
+    if committed then return stop end
     -- another writer of this view moved its position past pos (another runner, or the
     -- write of a killed one that the server committed after it died): its commit stands,
     -- nothing of this batch is written, the next step goes on from the new position
-    if not committed and not (errors.is(cerr, "ConcurrencyError") and view:max_tracking_id(app.name) > pos)
-    then
-      error(cerr, 0)
-    end
-    return #events
+    local now = errors.is(cerr, "ConcurrencyError") and view:max_tracking_id(app.name)
+    if not now or now <= pos then error(cerr, 0) end
+    return now
   end
   -- nothing of the failing notification is committed; the ones before it are
   view:discard()
@@ -144,7 +144,8 @@ local function process(self, pos, stop)
   error(msg, 0)
 end
 
---- Process one batch; returns how many notifications it read (0: caught up).
+--- Process one batch; returns how far the view's position moved (0: caught
+-- up), by this runner's commit or, when another writer got there first, by its.
 function Runner:step()
   local app = self.application
   local pos = self.view:max_tracking_id(app.name)
@@ -152,13 +153,13 @@ function Runner:step()
   if pos >= max then return 0 end
   local stop = pos + self.batch
   if stop > max then stop = max end
-  process(self, pos, stop)
-  if self.on_progress then self.on_progress(stop, max) end
-  return stop - pos
+  local now = process(self, pos, stop)
+  if self.on_progress then self.on_progress(now, max) end
+  return now - pos
 end
 
 --- Process everything recorded so far, then return.
--- @return the number of notifications read
+-- @return how far the view's position moved
 function Runner:run()
   local total = 0
   while true do
