@@ -110,11 +110,21 @@ describe("followers in other processes", function()
     wait_until("the first batches", function() return view:max_tracking_id("TrainingSchool") >= 500 end)
     os.execute("kill -9 " .. pid)
     wait_until("the child to die", function() return not alive(pid) end)
-    local at = view:max_tracking_id("TrainingSchool")
+    -- each commit holds its writes and its position. On PostgreSQL the child's last write may
+    -- still commit on the server after the child died: read both until no commit came between.
+    local at, dogs
+    repeat
+      at = view:max_tracking_id("TrainingSchool")
+      dogs = view:get("dogs")
+    until view:max_tracking_id("TrainingSchool") == at
     assert.is_true(at < n, "the child finished before it was killed")
-    assert.are.equal(at, view:get("dogs")) -- each commit holds its writes and its position
+    assert.are.equal(at, dogs)
+    -- the runner goes on from the position it reads; a late commit of the child after that
+    -- refuses the runner's overlapping batch (nothing written) and it goes on from there
     local runner = cairn.ProjectionRunner.new { application = school, projection = Counts, view = view }
-    assert.are.equal(n - at, runner:run())
+    local moved = runner:run()
+    assert.is_true(moved > 0 and moved <= n - at)
+    assert.are.equal(n, view:max_tracking_id("TrainingSchool"))
     assert.are.equal(n, view:get("dogs"))
   end)
 
