@@ -160,6 +160,9 @@ describe("cairn.application", function()
         app:register("Fido")
         local err = error_of(app.register, app, "Fido")
         assert_kind("ConcurrencyError", err)
+        -- it says the aggregate exists and what to do instead
+        assert.matches("Dog " .. Dog.create_id("Fido") .. " already exists (it was created before): get it with "
+          .. "repository:get instead of creating it again", err.message, 1, true)
         assert.are.equal(1, app:max_notification_id())
       end)
 

@@ -108,6 +108,20 @@ local function append(self, batch, tracking_app, tracking_id, aggs, records, onc
     tracking = tracking_app and { application = tracking_app, id = tracking_id }, snapshots = snaps, once = once })
 end
 
+-- A conflict on an aggregate that was being created means one with its id
+-- exists already: say so, and what to do instead.
+local function explain_conflict(err, aggs, events)
+  if not errors.is(err, "ConcurrencyError") then return err end
+  for i = 1, #aggs do
+    local agg, class = aggs[i], getmetatable(aggs[i])
+    if events[i][1].originator_version == class.__initial_version and err.message:find(agg.id, 1, true) then
+      return errors.new("ConcurrencyError", ("%s %s already exists (it was created before): get it with "
+        .. "repository:get instead of creating it again (%s)"):format(class.__name, agg.id, err.message))
+    end
+  end
+  return err
+end
+
 -- Record the pending events of aggs[1..n_aggs] in one transaction, with a
 -- tracking position (tracking_app, tracking_id) when a follower saves, and
 -- an idempotency key (once) for save_once.
@@ -147,7 +161,7 @@ local function record(self, tracking_app, tracking_id, aggs, n_aggs, once)
   if not ok then
     -- the aggregates keep their events, so nothing triggered is lost
     for i = 1, #taken_aggs do aggregate.restore_pending(taken_aggs[i], taken_events[i], taken_records[i]) end
-    error(first, 0)
+    error(explain_conflict(first, taken_aggs, taken_events), 0)
   end
   local n = 0
   for i = 1, #taken_events do
