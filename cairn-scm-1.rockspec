@@ -87,6 +87,7 @@ local core_sources = {
   "runtime/store/pg_conn.c",
   "runtime/store/pg_engine.c",
   "runtime/store/pg_keys.c",
+  "runtime/store/pg_list.c",
   "runtime/store/pg_read.c",
   "runtime/store/pg_sql.c",
   "runtime/store/pg_views.c",

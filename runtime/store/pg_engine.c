@@ -68,6 +68,7 @@ typedef struct cairn_pgx {
     uint8_t view[VIEW_KEY_MAX], vprefix[VIEW_KEY_MAX], vafter[VIEW_KEY_MAX], vkey[VIEW_KEY_MAX];
     size_t view_len, vprefix_len, vafter_len;
     int has_after;
+    int across;             /* a view scan from a point between views: stored keys of every view */
     cairn_pg_rows *held;    /* rows other lookups of this read point into */
     size_t nheld, held_cap;
     uint64_t wake_last;     /* the last id wake_seq saw */
@@ -609,6 +610,57 @@ static int pgx_stat(cairn_engine *e, cairn_store_stats *out)
     return CAIRN_OK;
 }
 
+/* ---- the store tools' pages ------------------------------------------------------ */
+
+static int pgx_tracking_scan(cairn_engine *e, cairn_slice after, size_t limit,
+                             int (*each)(void *ctx, cairn_slice name, uint64_t id), void *ctx)
+{
+    cairn_pgx *x = PGX(e);
+    pgx_read_end(e);
+    if (limit == 0) return CAIRN_OK;
+    cairn_pg_rows rows;
+    int rc = cairn_pg_tracking_scan(x->pg, (cairn_pg_bytes){ (const uint8_t *)after.ptr, after.len }, limit, &rows);
+    if (rc) return failed(x, rc);
+    for (size_t i = 0; i < rows.n && rc == CAIRN_OK; i++) rc = each(ctx, slice(rows.row[i].bytes), rows.row[i].id);
+    cairn_pg_rows_free(&rows);
+    return rc;
+}
+
+/* A page of stream ids (and their last versions when versions is not NULL). */
+static int stream_page(cairn_pgx *x, int heads, const uint8_t *after, size_t limit, uint8_t (*ids)[16],
+                       uint64_t *versions, size_t *n)
+{
+    *n = 0;
+    pgx_read_end(&x->base);
+    if (limit == 0) return CAIRN_OK;
+    cairn_pg_rows rows;
+    int rc = heads ? cairn_pg_stream_heads(x->pg, after, limit, &rows)
+                   : cairn_pg_snapshot_streams(x->pg, after, limit, &rows);
+    if (rc) return failed(x, rc);
+    for (size_t i = 0; i < rows.n && i < limit; i++) {
+        if (!rows.row[i].stream_id) {
+            rc = cairn_engine_fail(&x->base, CAIRN_CORRUPT, "a stream id in %s is malformed", x->where);
+            break;
+        }
+        memcpy(ids[*n], rows.row[i].stream_id, 16);
+        if (versions) versions[*n] = rows.row[i].version;
+        ++*n;
+    }
+    cairn_pg_rows_free(&rows);
+    return rc;
+}
+
+static int pgx_snapshot_streams(cairn_engine *e, const uint8_t *after, size_t limit, uint8_t (*ids)[16], size_t *n)
+{
+    return stream_page(PGX(e), 0, after, limit, ids, NULL, n);
+}
+
+static int pgx_stream_heads(cairn_engine *e, const uint8_t *after, size_t limit, uint8_t (*ids)[16],
+                            uint64_t *versions, size_t *n)
+{
+    return stream_page(PGX(e), 1, after, limit, ids, versions, n);
+}
+
 /* ---- views ------------------------------------------------------------------- */
 
 /* A stored view key "view \0 key": its two parts (CAIRN_INVALID when it has no \0). */
@@ -679,6 +731,18 @@ static int pgx_view_scan(cairn_engine *e, cairn_slice from, int after)
     cairn_pgx *x = PGX(e);
     pgx_read_end(e);
     cairn_pg_bytes view = { NULL, 0 }, k = { NULL, 0 };
+    x->across = !memchr(from.ptr, 0, from.len);
+    if (x->across) {
+        /* no view's name in it ("", or "name \1" past a view: listing the views): every stored
+         * key at or after it, which are the keys of the views named `from` or later */
+        if (from.len > sizeof x->view) return cairn_engine_fail(e, CAIRN_INVALID, "a view scan from a key too long");
+        memcpy(x->view, from.ptr, from.len);
+        x->view_len = from.len;
+        x->has_after = 0;
+        x->reading = PREAD_VIEW;
+        x->more = 1;
+        return CAIRN_OK;
+    }
     int rc = split_view_key(x, from, &view, &k);
     if (rc) return rc;
     memcpy(x->view, view.ptr, view.len);
@@ -706,10 +770,10 @@ static int pgx_view_next(cairn_engine *e, cairn_slice *key, cairn_slice *value)
             memset(&x->rows, 0, sizeof x->rows);
             if (rc) return rc;
         }
-        int rc = cairn_pg_view_scan(x->pg, (cairn_pg_bytes){ x->view, x->view_len },
-                                    (cairn_pg_bytes){ x->vprefix, x->vprefix_len },
-                                    (cairn_pg_bytes){ x->has_after ? x->vafter : NULL, x->vafter_len }, VIEW_BATCH,
-                                    &x->rows);
+        cairn_pg_bytes view = { x->view, x->view_len }, after = { x->has_after ? x->vafter : NULL, x->vafter_len };
+        int rc = x->across ? cairn_pg_view_scan_all(x->pg, view, after, VIEW_BATCH, &x->rows)
+                           : cairn_pg_view_scan(x->pg, view, (cairn_pg_bytes){ x->vprefix, x->vprefix_len }, after,
+                                                VIEW_BATCH, &x->rows);
         x->at = 0;
         if (rc) {
             x->more = 0;
@@ -717,13 +781,25 @@ static int pgx_view_next(cairn_engine *e, cairn_slice *key, cairn_slice *value)
         }
         x->more = x->rows.n == VIEW_BATCH;
         if (x->rows.n == 0) return CAIRN_END;
-        const cairn_pg_row *last = &x->rows.row[x->rows.n - 1];
-        if (last->key.len > sizeof x->vafter) return cairn_engine_fail(e, CAIRN_CORRUPT, "a view key too long");
-        memcpy(x->vafter, last->key.ptr, last->key.len);
-        x->vafter_len = last->key.len;
+        cairn_pg_bytes last = x->rows.row[x->rows.n - 1].key;
+        if (x->across) { /* the next batch: after this view's key */
+            cairn_pg_bytes name = { NULL, 0 };
+            rc = split_view_key(x, slice(last), &name, &last);
+            if (rc) return rc;
+            memcpy(x->view, name.ptr, name.len);
+            x->view_len = name.len;
+        }
+        if (last.len > sizeof x->vafter) return cairn_engine_fail(e, CAIRN_CORRUPT, "a view key too long");
+        memcpy(x->vafter, last.ptr, last.len);
+        x->vafter_len = last.len;
         x->has_after = 1;
     }
     const cairn_pg_row *r = &x->rows.row[x->at++];
+    if (x->across) { /* the stored key as it is */
+        *key = slice(r->key);
+        *value = slice(r->bytes);
+        return CAIRN_OK;
+    }
     if (x->view_len + 1 + r->key.len > sizeof x->vkey) return cairn_engine_fail(e, CAIRN_CORRUPT, "a view key too long");
     /* the stored key as the mapper made it: view \0 key (valid until the next call) */
     memcpy(x->vkey, x->view, x->view_len);
@@ -732,6 +808,25 @@ static int pgx_view_next(cairn_engine *e, cairn_slice *key, cairn_slice *value)
     *key = (cairn_slice){ (const char *)x->vkey, x->view_len + 1 + r->key.len };
     *value = slice(r->bytes);
     return CAIRN_OK;
+}
+
+/* The mapper clears a view by its stored prefixes: "view \0" for its keys, "view /" for its
+ * tracking; here both are the view's name. */
+static int pgx_view_clear(cairn_engine *e, cairn_slice keys_prefix, cairn_slice tracking_prefix, cairn_guard guard)
+{
+    cairn_pgx *x = PGX(e);
+    cairn_pg_bytes view = { NULL, 0 }, rest = { NULL, 0 };
+    int rc = split_view_key(x, keys_prefix, &view, &rest);
+    if (rc) return rc;
+    if (rest.len != 0 || tracking_prefix.len != view.len + 1 || memcmp(tracking_prefix.ptr, view.ptr, view.len) != 0 ||
+        tracking_prefix.ptr[view.len] != '/')
+        return cairn_engine_fail(e, CAIRN_INVALID, "a view clear must name one view's keys and tracking");
+    cairn_pg_prepared p;
+    rc = guarded(x, guard, &p);
+    if (rc) return rc;
+    cairn_pg_prepared_free(&p);
+    rc = cairn_pg_view_clear(x->pg, view);
+    return rc ? failed(x, rc) : CAIRN_OK;
 }
 
 /* ---- key changes --------------------------------------------------------------- */
@@ -990,7 +1085,11 @@ const cairn_engine_ops cairn_pg_engine = {
     .max_id = pgx_max_id,
     .tracking_get = pgx_tracking_get,
     .stat = pgx_stat,
+    .tracking_scan = pgx_tracking_scan,
+    .snapshot_streams = pgx_snapshot_streams,
+    .stream_heads = pgx_stream_heads,
     .view_write = pgx_view_write,
+    .view_clear = pgx_view_clear,
     .view_get = pgx_view_get,
     .view_scan = pgx_view_scan,
     .view_next = pgx_view_next,

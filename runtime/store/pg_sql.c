@@ -289,6 +289,22 @@ static const char *const statements[PG_SQL_COUNT] = {
                          "AND ($3::bytea IS NULL OR key < $3) AND ($4::bytea IS NULL OR key > $4) "
                          "ORDER BY key LIMIT $5",
     [PG_SQL_VIEW_TRACKING] = "SELECT id FROM @.view_tracking WHERE name = $1 AND app = $2",
+    /* keys across views, as the mapper stores them ("name \0 key"), from the first view named
+     * $1 or later, after ($1, $3) when $3 is given (listing the views: names hold no \0) */
+    [PG_SQL_VIEW_SCAN_ALL] = "SELECT name || '\\x00'::bytea || key, value FROM @.views WHERE name >= $1 "
+                             "AND ($2::bytea IS NULL OR (name, key) > ($1, $2)) ORDER BY name, key LIMIT $3",
+    /* the store tools' pages (pg_list.c): tracking names as the mapper spells them (a view's
+     * "view/app"), in byte order; streams after ($1, $2), which keeps to the (stream_id, version)
+     * indexes (the first page starts after version -1 of the nil UUID) */
+    [PG_SQL_TRACKING_SCAN] = "SELECT t.id, t.n FROM (SELECT app AS n, id FROM @.tracking UNION ALL "
+                             "SELECT name || '/'::bytea || app, id FROM @.view_tracking) t "
+                             "WHERE $1::bytea IS NULL OR t.n > $1 ORDER BY t.n LIMIT $2",
+    [PG_SQL_SNAPSHOT_STREAMS] = "SELECT DISTINCT stream_id FROM @.snapshots WHERE (stream_id, version) > ($1, $2) "
+                                "ORDER BY stream_id LIMIT $3",
+    [PG_SQL_STREAM_HEADS] = "SELECT max(version), stream_id FROM @.events WHERE (stream_id, version) > ($1, $2) "
+                            "GROUP BY stream_id ORDER BY stream_id LIMIT $3",
+    /* a view rebuilt from scratch: its keys and its tracking, in one statement */
+    [PG_SQL_VIEW_CLEAR] = "WITH k AS (DELETE FROM @.views WHERE name = $1) DELETE FROM @.view_tracking WHERE name = $1",
 };
 
 /* tmpl with `@` → the quoted schema and `#` → the plain one (malloc'd). */

@@ -258,7 +258,30 @@ int cairn_pg_view_get(cairn_pg *pg, cairn_pg_bytes view, cairn_pg_bytes key, cai
  *  byte order, at most limit (0: all). */
 int cairn_pg_view_scan(cairn_pg *pg, cairn_pg_bytes view, cairn_pg_bytes prefix, cairn_pg_bytes after,
                        size_t limit, cairn_pg_rows *out) __attribute__((warn_unused_result));
+/** Keys of every view whose name is `from` or later, in (name, key) order, after
+ *  (from, after) when after.ptr is set, at most limit (0: all): rows with key = the
+ *  stored key "name \0 key" and bytes = the value. */
+int cairn_pg_view_scan_all(cairn_pg *pg, cairn_pg_bytes from, cairn_pg_bytes after, size_t limit, cairn_pg_rows *out)
+    __attribute__((warn_unused_result));
 int cairn_pg_view_tracking_max(cairn_pg *pg, cairn_pg_bytes view, cairn_pg_bytes app, uint64_t *out)
+    __attribute__((warn_unused_result));
+
+/** Delete a view's keys and its tracking positions in one transaction (a rebuild). */
+int cairn_pg_view_clear(cairn_pg *pg, cairn_pg_bytes view) __attribute__((warn_unused_result));
+
+/* ---- The store tools' pages (pg_list.c) -------------------------------------
+ * At most limit rows (0: all) after `after` (ptr NULL: from the first). */
+
+/** Tracking positions by name as the mapper spells them ("app", a view's
+ *  "view/app"), in byte order: rows with id and bytes = the name. */
+int cairn_pg_tracking_scan(cairn_pg *pg, cairn_pg_bytes after, size_t limit, cairn_pg_rows *out)
+    __attribute__((warn_unused_result));
+/** The streams that hold snapshots, in id order: rows with stream_id. */
+int cairn_pg_snapshot_streams(cairn_pg *pg, const uint8_t *after, size_t limit, cairn_pg_rows *out)
+    __attribute__((warn_unused_result));
+/** Every stream with events (forgotten ones too), in id order: rows with stream_id and
+ *  version = its last. */
+int cairn_pg_stream_heads(cairn_pg *pg, const uint8_t *after, size_t limit, cairn_pg_rows *out)
     __attribute__((warn_unused_result));
 
 /* ---- Wake-ups (pg_wake.c): LISTEN/NOTIFY ---------------------------------- */

@@ -110,6 +110,22 @@ int cairn_pg_view_scan(cairn_pg *pg, cairn_pg_bytes view, cairn_pg_bytes prefix,
     return CAIRN_OK;
 }
 
+int cairn_pg_view_scan_all(cairn_pg *pg, cairn_pg_bytes from, cairn_pg_bytes after, size_t limit, cairn_pg_rows *out)
+{
+    memset(out, 0, sizeof *out);
+    pg_params p = { 0 };
+    pg_param_bytes(&p, PG_BYTEA, from.ptr, from.len);
+    if (after.ptr) pg_param_bytes(&p, PG_BYTEA, after.ptr, after.len);
+    else pg_param_null(&p, PG_BYTEA);
+    if (limit == 0 || limit > INT64_MAX) pg_param_null(&p, PG_INT8);
+    else pg_param_int8(&p, limit);
+    PGresult *r;
+    int rc = pg_exec(pg, PG_SQL_VIEW_SCAN_ALL, &p, &r);
+    if (rc) return rc;
+    if (pg_rows_take(r, out, -1, -1, -1, 1, 0)) return pg_fail(pg, CAIRN_STORE, "out of memory reading");
+    return CAIRN_OK;
+}
+
 int cairn_pg_view_tracking_max(cairn_pg *pg, cairn_pg_bytes view, cairn_pg_bytes app, uint64_t *out)
 {
     pg_params p = { 0 };

@@ -592,6 +592,90 @@ static void test_views(void)
     printf("ok - views: batches with tracking, last op wins, prefix scans\n");
 }
 
+/* The store tools' pages: tracking positions of both kinds in name order, the streams that hold
+ * snapshots, every stream with its last version, each a page at a time; a view listed across
+ * views, and cleared with its tracking. */
+static void test_lists(void)
+{
+    drop_schema("t_lists");
+    cairn_pg *pg = open_schema("t_lists", 0);
+    uint8_t a[16], b[16], c[16];
+    make_id(a, 20, 1);
+    make_id(b, 20, 2);
+    make_id(c, 20, 3);
+    cairn_pg_record ev[5] = { rec(a, 1, "T", "a1"), rec(a, 2, "T", "a2"), rec(b, 1, "T", "b1"), rec(c, 1, "T", "c1"),
+                              rec(c, 2, "T", "c2") };
+    cairn_pg_record snaps[3] = { rec(a, 1, "", "sa1"), rec(a, 2, "", "sa2"), rec(c, 2, "", "sc2") };
+    uint64_t first;
+    OK(cairn_pg_append(pg, &(cairn_pg_batch){ .events = ev, .n = 5, .snapshots = snaps, .nsnapshots = 3 }, &first));
+    /* stream heads, one page of two, then the rest */
+    cairn_pg_rows rows;
+    OK(cairn_pg_stream_heads(pg, NULL, 2, &rows));
+    E(rows.n == 2 && memcmp(rows.row[0].stream_id, a, 16) == 0 && rows.row[0].version == 2 &&
+      memcmp(rows.row[1].stream_id, b, 16) == 0 && rows.row[1].version == 1);
+    cairn_pg_rows_free(&rows);
+    OK(cairn_pg_stream_heads(pg, b, 2, &rows));
+    E(rows.n == 1 && memcmp(rows.row[0].stream_id, c, 16) == 0 && rows.row[0].version == 2);
+    cairn_pg_rows_free(&rows);
+    OK(cairn_pg_stream_heads(pg, c, 0, &rows));
+    E(rows.n == 0);
+    cairn_pg_rows_free(&rows);
+    /* streams with snapshots: a once (two snapshots), then c */
+    OK(cairn_pg_snapshot_streams(pg, NULL, 1, &rows));
+    E(rows.n == 1 && memcmp(rows.row[0].stream_id, a, 16) == 0);
+    cairn_pg_rows_free(&rows);
+    OK(cairn_pg_snapshot_streams(pg, a, 0, &rows));
+    E(rows.n == 1 && memcmp(rows.row[0].stream_id, c, 16) == 0);
+    cairn_pg_rows_free(&rows);
+    /* tracking: applications' and views' ("view/app") in one byte order */
+    PGconn *raw_c = raw();
+    sql(raw_c, "INSERT INTO t_lists.tracking VALUES ('Zed', 9), ('Able', 4)");
+    PQfinish(raw_c);
+    cairn_pg_view_op put[2] = { { str("k1"), str("v1"), 0 }, { str("k2"), str("v2"), 0 } };
+    OK(cairn_pg_view_write(pg, str("Counts"), put, 2, str("App"), 5));
+    OK(cairn_pg_view_write(pg, str("Other"), put, 1, str("App"), 2));
+    OK(cairn_pg_tracking_scan(pg, (cairn_pg_bytes){ NULL, 0 }, 0, &rows));
+    E(rows.n == 4 && bytes_are(rows.row[0].bytes, "Able") && rows.row[0].id == 4 &&
+      bytes_are(rows.row[1].bytes, "Counts/App") && rows.row[1].id == 5 && bytes_are(rows.row[2].bytes, "Other/App") &&
+      bytes_are(rows.row[3].bytes, "Zed") && rows.row[3].id == 9);
+    cairn_pg_rows_free(&rows);
+    OK(cairn_pg_tracking_scan(pg, str("Counts/App"), 1, &rows));
+    E(rows.n == 1 && bytes_are(rows.row[0].bytes, "Other/App") && rows.row[0].id == 2);
+    cairn_pg_rows_free(&rows);
+    /* across views: from the start, from a name, after a key of the first view */
+    static const char k1[] = "Counts\0k1", k2[] = "Counts\0k2", o1[] = "Other\0k1";
+    OK(cairn_pg_view_scan_all(pg, str(""), (cairn_pg_bytes){ NULL, 0 }, 0, &rows));
+    E(rows.n == 3 && rows.row[0].key.len == 9 && memcmp(rows.row[0].key.ptr, k1, 9) == 0 &&
+      memcmp(rows.row[1].key.ptr, k2, 9) == 0 && rows.row[2].key.len == 8 && memcmp(rows.row[2].key.ptr, o1, 8) == 0 &&
+      bytes_are(rows.row[2].bytes, "v1"));
+    cairn_pg_rows_free(&rows);
+    OK(cairn_pg_view_scan_all(pg, str("Counts\1"), (cairn_pg_bytes){ NULL, 0 }, 1, &rows));
+    E(rows.n == 1 && memcmp(rows.row[0].key.ptr, o1, 8) == 0);
+    cairn_pg_rows_free(&rows);
+    OK(cairn_pg_view_scan_all(pg, str("Counts"), str("k1"), 0, &rows));
+    E(rows.n == 2 && memcmp(rows.row[0].key.ptr, k2, 9) == 0);
+    cairn_pg_rows_free(&rows);
+    /* clearing a view takes its keys and tracking, nothing of another's */
+    OK(cairn_pg_view_clear(pg, str("Counts")));
+    OK(cairn_pg_view_scan(pg, str("Counts"), str(""), (cairn_pg_bytes){ NULL, 0 }, 0, &rows));
+    E(rows.n == 0);
+    cairn_pg_rows_free(&rows);
+    uint64_t pos;
+    OK(cairn_pg_view_tracking_max(pg, str("Counts"), str("App"), &pos));
+    E(pos == 0);
+    OK(cairn_pg_view_tracking_max(pg, str("Other"), str("App"), &pos));
+    E(pos == 2);
+    OK(cairn_pg_tracking_scan(pg, (cairn_pg_bytes){ NULL, 0 }, 0, &rows));
+    E(rows.n == 3);
+    cairn_pg_rows_free(&rows);
+    cairn_pg_close(pg);
+    cairn_pg *ro = open_schema("t_lists", 1);
+    E(cairn_pg_view_clear(ro, str("Other")) == CAIRN_CONFIG);
+    cairn_pg_close(ro);
+    drop_schema("t_lists");
+    printf("ok - lists: stream heads, snapshot streams, tracking and views across, by page; view clear\n");
+}
+
 /* ---- failures ----------------------------------------------------------- */
 
 /* A save run on another thread, so the test can end its connection midway. */
@@ -1094,7 +1178,7 @@ int main(int argc, char **argv)
     if (argc == 3 && strcmp(argv[1], "--lag") == 0) return lag(atoi(argv[2]));
     static const struct { const char *name; void (*run)(void); } tests[] = {
         { "open", test_open }, { "append", test_append }, { "keys", test_keys }, { "walk", test_walk },
-        { "apps", test_apps_apart }, { "views", test_views },
+        { "apps", test_apps_apart }, { "views", test_views }, { "lists", test_lists },
         { "wake", test_wake }, { "failures", test_failures }, { "ids", test_gap_free },
     };
     int ran = 0;
