@@ -632,8 +632,8 @@ static void test_lists(void)
     sql(raw_c, "INSERT INTO t_lists.tracking VALUES ('Zed', 9), ('Able', 4)");
     PQfinish(raw_c);
     cairn_pg_view_op put[2] = { { str("k1"), str("v1"), 0 }, { str("k2"), str("v2"), 0 } };
-    OK(cairn_pg_view_write(pg, str("Counts"), put, 2, str("App"), 5));
-    OK(cairn_pg_view_write(pg, str("Other"), put, 1, str("App"), 2));
+    OK(cairn_pg_view_write(pg, str("Counts"), put, 2, str("App"), 5, 0));
+    OK(cairn_pg_view_write(pg, str("Other"), put, 1, str("App"), 2, 0));
     OK(cairn_pg_tracking_scan(pg, (cairn_pg_bytes){ NULL, 0 }, 0, &rows));
     E(rows.n == 4 && bytes_are(rows.row[0].bytes, "Able") && rows.row[0].id == 4 &&
       bytes_are(rows.row[1].bytes, "Counts/App") && rows.row[1].id == 5 && bytes_are(rows.row[2].bytes, "Other/App") &&
