@@ -297,6 +297,11 @@ static int map_error(cairn_pg *pg, PGresult *r)
     if (strcmp(state, SQLSTATE_NO_KEY) == 0) return pg_fail(pg, CAIRN_NOTFOUND, "%s", line);
     if (strcmp(state, "23505") == 0) /* unique_violation: two saves raced for one version */
         return pg_fail(pg, CAIRN_CONFLICT, "%s", line);
+    /* deadlock_detected: two writers took the same rows (stream versions, view keys) in
+     * different orders; the server aborted this one, so nothing of it was recorded */
+    if (strcmp(state, "40P01") == 0)
+        return pg_fail(pg, CAIRN_CONFLICT, "a concurrent write took the same rows first, nothing was recorded (%s)",
+                       line);
     if (strncmp(state, "28", 2) == 0 || strcmp(state, "42501") == 0) /* authorization, privilege */
         return pg_fail(pg, CAIRN_CONFIG, "%s", line);
     if (strcmp(state, "42P01") == 0 || strcmp(state, "3F000") == 0 || strcmp(state, "42883") == 0)
