@@ -109,62 +109,173 @@ describe_pg("PostgreSQL server failures", function()
     assert.are.equal(2, app.store:max_id())
   end)
 
-  it("cairn follow rides out a server restart and resumes exactly where it was", function()
+  -- Start `cairn CMD` in the background in the dog school's directory, with CAIRN_STORE=store
+  -- when given (its output in dir/NAME.out and .err); its pid.
+  local function start_cmd(cmd, name, store)
     local q = helper.shell_quote
+    local code, pid = helper.run(("cd %s && %s%s %s >%s 2>%s & echo $!"):format(q(helper.SCHOOL),
+      store and "CAIRN_STORE=" .. q(store) .. " " or "", q(helper.cairn_bin), cmd, q(dir .. "/" .. name .. ".out"),
+      q(dir .. "/" .. name .. ".err")))
+    assert.are.equal(0, code)
+    pid = tonumber(pid)
+    finally(function() os.execute("kill -TERM " .. pid .. " 2>/dev/null") end)
+    return pid
+  end
+
+  -- SIGTERM, and wait until the process has gone.
+  local function stop_cmd(pid)
+    os.execute("kill -TERM " .. pid)
+    local deadline = os.time() + 10
+    while helper.read_file("/proc/" .. pid .. "/stat") and os.time() < deadline do
+      require("cairn.core").sleep(0.05)
+    end
+  end
+
+  -- Wait until look() gives n. This process's handles meet the restarts too: a look
+  -- that fails (look returns nil) is a look again later.
+  local function wait_for(look, n, name)
+    local deadline = os.time() + 30
+    while true do
+      local ok, at = pcall(look)
+      if ok and at == n then return end
+      assert(os.time() < deadline, name .. " did not reach " .. n .. ": "
+        .. tostring(helper.read_file(dir .. "/" .. name .. ".err")))
+      require("cairn.core").sleep(0.05)
+    end
+  end
+
+  -- Teach Fido trick i % 3. Right after a restart the first call may fail, having recorded
+  -- nothing (the connection was gone before it was sent): taught again then.
+  local function teach(school, i)
+    local ok, err = pcall(school.add_trick, school, "Fido", "trick" .. (i % 3))
+    if not ok then
+      helper.assert_kind("StoreError", err)
+      assert.matches("^PostgreSQL server [^\n]+: connection lost", err.message)
+      school:add_trick("Fido", "trick" .. (i % 3))
+    end
+  end
+
+  -- Teach 21 tricks across a server restart and a server stopped for a second, each
+  -- third waited for until look() (the follower's position) has the last of them: 22.
+  local function across_outages(school, look, name)
+    for i = 1, 9 do teach(school, i) end
+    wait_for(look, 10, name)
+    pg_tool("restart")
+    for i = 10, 18 do teach(school, i) end
+    wait_for(look, 19, name)
+    pg_tool("halt")
+    require("cairn.core").sleep(1) -- the follower meets a server that is away, and waits
+    pg_tool("restart")
+    for i = 19, 21 do teach(school, i) end
+    wait_for(look, 22, name)
+  end
+
+  -- What a background follower said on stderr: one line per outage at most, not one per try.
+  local function said_once_per_outage(name, who, outages)
+    local lines = helper.lines(helper.read_file(dir .. "/" .. name .. ".err") or "")
+    assert.is_true(#lines <= outages, table.concat(lines, "\n"))
+    for _, line in ipairs(lines) do
+      assert.matches("^" .. who .. ": PostgreSQL server [^\n]+; trying again until it is back", line)
+    end
+  end
+
+  it("cairn follow rides out a server restart and resumes exactly where it was", function()
     local school_module, counters_module = helper.school("training_school"), helper.school("counters")
     local base = helper.store_uri(dir, "system")
     local function member(name) return helper.member_uri(base, name) end
     local school = school_module.TrainingSchool.new { store = member("TrainingSchool") }
     finally(function() school:close() end)
     school:register("Fido")
-    local code, pid = helper.run(("cd %s && CAIRN_STORE=%s %s follow system.lua Counters >%s 2>&1 & echo $!"):format(
-      q(helper.SCHOOL), q(base), q(helper.cairn_bin), q(dir .. "/follow.out")))
-    assert.are.equal(0, code)
-    pid = tonumber(pid)
-    finally(function() os.execute("kill -TERM " .. pid .. " 2>/dev/null") end)
-    -- this process's handles meet the restart too: a look that fails is a look again later
+    local pid = start_cmd("follow system.lua Counters", "follow", base)
     local counters
     local function processed()
-      local ok, n = pcall(function()
-        counters = counters or counters_module.Counters.new { store = member("Counters") }
-        return counters.store:tracking_max("TrainingSchool")
-      end)
-      return ok and n or -1
+      counters = counters or counters_module.Counters.new { store = member("Counters") }
+      return counters.store:tracking_max("TrainingSchool")
     end
-    local function wait_for(n)
-      local deadline = os.time() + 30
-      while processed() ~= n do
-        assert(os.time() < deadline, "the follower did not reach " .. n .. ": "
-          .. tostring(helper.read_file(dir .. "/follow.out")))
-        require("cairn.core").sleep(0.05)
-      end
-    end
-    local function add(i)
-      local ok, err = pcall(school.add_trick, school, "Fido", "trick" .. (i % 3))
-      if not ok then -- once, right after the restart
-        helper.assert_kind("StoreError", err)
-        school:add_trick("Fido", "trick" .. (i % 3))
-      end
-    end
-    for i = 1, 9 do add(i) end
-    wait_for(10)
-    pg_tool("restart")
-    for i = 10, 18 do add(i) end
-    wait_for(19)
-    pg_tool("halt")
-    require("cairn.core").sleep(1) -- the follower meets a server that is away, and waits
-    pg_tool("restart")
-    for i = 19, 21 do add(i) end
-    wait_for(22)
+    across_outages(school, processed, "follow")
     -- every notification counted exactly once: trick0..trick2 seven times each
     for t = 0, 2 do assert.are.equal(7, counters:learned("trick" .. t)) end
     counters:close()
-    os.execute("kill -TERM " .. pid)
-    local deadline = os.time() + 10
-    while helper.read_file("/proc/" .. pid .. "/stat") and os.time() < deadline do
-      require("cairn.core").sleep(0.05)
+    stop_cmd(pid)
+    assert.matches("stopped %(signal%); 22 notifications processed", helper.read_file(dir .. "/follow.out"))
+    said_once_per_outage("follow", "Counters", 2)
+  end)
+
+  it("cairn project --follow rides out a server restart: says so once, counts every notification once", function()
+    local q = helper.shell_quote
+    local school_module = helper.school("training_school")
+    local app_uri, view_uri = helper.store_uri(dir, "school"), helper.store_uri(dir, "counts")
+    local school = school_module.TrainingSchool.new { store = app_uri }
+    finally(function() school:close() end)
+    school:register("Fido")
+    local pid = start_cmd(("project counts.lua --app %s --view %s --follow"):format(q(app_uri), q(view_uri)),
+      "project")
+    local view
+    local function at()
+      view = view or cairn.view(view_uri, "Counts")
+      return view:max_tracking_id("TrainingSchool")
     end
-    local out = helper.read_file(dir .. "/follow.out")
-    assert.matches("stopped %(signal%); 22 notifications processed", out)
+    across_outages(school, at, "project")
+    -- every notification counted exactly once
+    assert.are.equal(21, view:get("tricks"))
+    for t = 0, 2 do assert.are.equal(7, view:get("trick:trick" .. t)) end
+    assert.are.equal(1, view:get("dogs"))
+    view:close()
+    stop_cmd(pid)
+    assert.matches("Counts: stopped %(signal%) at notification 22 of TrainingSchool",
+      helper.read_file(dir .. "/project.out"))
+    said_once_per_outage("project", "Counts", 2)
+  end)
+
+  it("a SingleThreadedRunner rides out a server restart: its followers resume where they were, once", function()
+    local school_module, counters_module = helper.school("training_school"), helper.school("counters")
+    local system = cairn.system { pipes = { { school_module.TrainingSchool, counters_module.Counters } } }
+    local said = {}
+    local runner = cairn.SingleThreadedRunner.new(system, { store = helper.store_uri(dir, "system") },
+      { say = function(line) said[#said + 1] = line end })
+    runner:start()
+    finally(function() runner:stop() end)
+    local school, counters = runner:get(school_module.TrainingSchool), runner:get(counters_module.Counters)
+    school:register("Fido")
+    -- a save that raised recorded nothing (the leader's own connection was gone): taught
+    -- again; one that returned had its followers processed
+    for i = 1, 3 do teach(school, i) end
+    pg_tool("restart")
+    for i = 4, 6 do teach(school, i) end
+    assert.are.equal(7, counters.store:tracking_max("TrainingSchool"))
+    for t = 0, 2 do assert.are.equal(2, counters:learned("trick" .. t)) end
+    -- the follower met the lost connection after the leader's save had recorded: it said so once
+    assert.are.equal(1, #said)
+    assert.matches("^Counters: PostgreSQL server [^\n]+: connection lost", said[1])
+  end)
+
+  it("a SingleThreadedRunner raises once its follower's server stayed away server_wait; the next save catches up",
+    function()
+    local school_module, counters_module = helper.school("training_school"), helper.school("counters")
+    local system = cairn.system { pipes = { { school_module.TrainingSchool, counters_module.Counters } } }
+    -- the leader on LMDB, the follower on PostgreSQL: the leader's saves go on while the server is away
+    local said = {}
+    local runner = cairn.SingleThreadedRunner.new(system, { store = helper.store_uri(dir, "system"),
+      TRAININGSCHOOL_CAIRN_STORE = helper.store_uri(dir, "school", "lmdb") },
+      { server_wait = 0.5, say = function(line) said[#said + 1] = line end })
+    runner:start()
+    finally(function() runner:stop() end)
+    local school, counters = runner:get(school_module.TrainingSchool), runner:get(counters_module.Counters)
+    school:register("Fido")
+    school:add_trick("Fido", "sit")
+    assert.are.equal(2, counters.store:tracking_max("TrainingSchool"))
+    pg_tool("halt")
+    local t0 = require("cairn.core").now_us()
+    local err = helper.error_of(school.add_trick, school, "Fido", "sit") -- recorded; its follower waited
+    helper.assert_kind("StoreError", err)
+    assert.matches("PostgreSQL server [^\n]+: ", err.message)
+    assert.is_true((require("cairn.core").now_us() - t0) / 1e6 >= 0.45)
+    assert.are.equal(1, #said)
+    assert.are.equal(3, school:max_notification_id())
+    pg_tool("restart")
+    school:add_trick("Fido", "sit") -- the follower goes on from where its tracking says: 3, then 4
+    assert.are.equal(4, counters.store:tracking_max("TrainingSchool"))
+    assert.are.equal(3, counters:learned("sit"))
+    assert.are.equal(1, #said) -- the server came back before the follower looked again: no second outage
   end)
 end)

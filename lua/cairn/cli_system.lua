@@ -316,23 +316,6 @@ local function idle_timeout(opts)
   return s
 end
 
--- A follower whose PostgreSQL server went away (restarted, or the network) says so
--- and tries again, backing off to 5 s; its tracking records say where it was, so it
--- resumes exactly there. Other errors stop it.
-local function server_away(name)
-  local pause = 0.2
-  return function(err)
-    if not (errors.is(err, "StoreError") and tostring(err.message):match("^PostgreSQL server [^\n]*: "
-        .. "[^\n]*(connect)")) then
-      return nil
-    end
-    io.stderr:write(("%s: %s; trying again in %.1f s\n"):format(name, err.message, pause))
-    local p = pause
-    pause = math.min(pause * 2, 5)
-    return p
-  end
-end
-
 local function follow_cmd(args)
   local opts, rest = cli.parse_options(args, { ["idle-timeout"] = "value" })
   if not rest[1] or not rest[2] or rest[3] then cli.usage_error("needs SYSTEM_MODULE and FOLLOWER") end
@@ -360,7 +343,7 @@ local function follow_cmd(args)
     read, recorded = read + r, recorded + e
     return r
   end, function() return false end, { signals = true, idle_timeout = idle_timeout(opts),
-    reconnect = server_away(name) })
+    reconnect = follow.server_away(name) })
   for _, a in pairs(apps) do pcall(a.close, a) end
   if not ok then error(why, 0) end
   io_stdout:write(("%s: stopped (%s); %d notifications processed, %d new events\n"):format(name, why, read,
@@ -420,7 +403,9 @@ local function project(args)
   local ok2, why = pcall(function()
     if opts.follow then
       local n0 = r.view:max_tracking_id(name)
-      local result = r:follow { signals = true, idle_timeout = idle_timeout(opts) }
+      -- a PostgreSQL server that goes away is waited for; the view's tracking says where to resume
+      local result = r:follow { signals = true, idle_timeout = idle_timeout(opts),
+        reconnect = follow.server_away(proj.name) }
       read = r.view:max_tracking_id(name) - n0
       return result
     end

@@ -3,9 +3,11 @@
 -- to stop. Without a wake word it polls.
 -- @module cairn.follow
 local core = require "cairn.core"
+local errors = require "cairn.errors"
 local recorder = require "cairn.recorder"
 
 local now_us, wait, is_recorder, pcall, error = core.now_us, recorder.wait, recorder.is_recorder, pcall, error
+local tostring, min = tostring, math.min
 
 local _M = { _VERSION = "0.1.0" }
 
@@ -17,7 +19,8 @@ local _M = { _VERSION = "0.1.0" }
 --   anything new), `max_wait` (longest single sleep, default 1 s), `poll`
 --   (sleep between looks when a store has no wake word, default 0.01 s),
 --   `signals` (stop on SIGINT/SIGTERM), `reconnect` (function(err) -> seconds: when
---   step raises err, wait that long and go on instead of raising; nil raises)
+--   step raises err, wait that long and go on instead of raising; nil raises; called
+--   with no error once a step succeeds after a failure: see `server_away`)
 -- @return "stopped", "idle" or "signal"
 function _M.loop(stores, step, should_stop, opts)
   opts = opts or {}
@@ -36,6 +39,7 @@ function _M.loop(stores, step, should_stop, opts)
     end
   end
   local idle_since = now_us()
+  local failing = false -- the last step raised an error `reconnect` rode out
   local function run()
     while true do
       for i = 1, #stores do seen[i] = stores[i]:wake_seq() or 0 end
@@ -46,7 +50,10 @@ function _M.loop(stores, step, should_stop, opts)
           local pause = opts.reconnect(r)
           if not pause then error(r, 0) end
           core.sleep(pause) -- a signal ends it early; the check below sees the signal
-          r = 0
+          r, failing = 0, true
+        elseif failing then
+          opts.reconnect(nil)
+          failing = false
         end
         n = r
       else
@@ -75,6 +82,44 @@ function _M.loop(stores, step, should_stop, opts)
   if opts.signals then core.restore_signals() end -- also when step raised
   if not ok then error(result, 0) end
   return result
+end
+
+--- Whether err says a PostgreSQL server went away (restarted, stopped, the network):
+-- a lost connection or one that cannot be made again yet, also when a runner's
+-- message wraps it. Every other error (a policy's, a conflict, a bad setting) is not.
+function _M.is_server_away(err)
+  if not errors.is(err, "StoreError") then return false end
+  local msg = tostring(err.message)
+  return msg:match("PostgreSQL server [^\n]*: connection lost") ~= nil
+    or msg:match("PostgreSQL server [^\n]*: cannot connect") ~= nil
+end
+
+--- A `reconnect` policy for `loop` (and the SingleThreadedRunner): while the server
+-- is away, try again after 0.2 s, backing off to 5 s; say so once on stderr (one line
+-- per outage, naming who waits and the server's message). Followers resume exactly
+-- where they were: their tracking records commit with what they processed.
+-- @param name who is waiting (a follower's or projection's name), for the message
+-- @param[opt] write function(line) (default: io.stderr)
+-- @return function(err) -> seconds to wait, or nil (not a server away: raise it);
+--   function() after a success (the outage is over)
+function _M.server_away(name, write)
+  write = write or function(line) io.stderr:write(line) end
+  local pause, said = 0.2, false
+  return function(err)
+    if err == nil then
+      pause, said = 0.2, false
+      return nil
+    end
+    if not _M.is_server_away(err) then return nil end
+    if not said then
+      write(("%s: %s; trying again until it is back (backing off to 5 s)\n"):format(name,
+        (tostring(err.message):gsub("\n.*", ""))))
+      said = true
+    end
+    local p = pause
+    pause = min(pause * 2, 5)
+    return p
+  end
 end
 
 return _M
