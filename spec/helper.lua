@@ -115,7 +115,7 @@ local function random_hex(bytes)
   return (raw:gsub(".", function(c) return ("%02x"):format(c:byte()) end))
 end
 
--- Run SQL on the test server with psql; its output, without the trailing newline.
+--- Run SQL on the PostgreSQL test server with psql; its output, without the trailing newline.
 local function psql(sql)
   local uri = pg_server()
   local host, port = uri:match("host=([^&]+)"), uri:match("port=(%d+)")
@@ -125,6 +125,8 @@ local function psql(sql)
   p:close()
   return (out:gsub("\n$", ""))
 end
+
+_M.psql = psql
 
 local engines = {
   lmdb = {

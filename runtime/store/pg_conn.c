@@ -27,7 +27,9 @@ int pg_fail(cairn_pg *pg, int rc, const char *fmt, ...)
 
 int pg_writable(cairn_pg *pg)
 {
-    return pg->read_only ? pg_fail(pg, CAIRN_CONFIG, "schema %s is open read-only", pg->schema) : CAIRN_OK;
+    if (pg->read_only) return pg_fail(pg, CAIRN_CONFIG, "schema %s is open read-only", pg->schema);
+    /* a tool's open left an older schema as it was: its first write brings it up to date */
+    return pg->outdated ? pg_schema_update(pg) : CAIRN_OK;
 }
 
 /* libpq's messages span lines ("...failed: FATAL: ...\n\tIs the server
@@ -271,6 +273,31 @@ int cairn_pg_keys_changed(const cairn_pg *pg) { return pg->keys_changed; }
 #define SQLSTATE_KEYS_CHANGED "CN003"
 #define SQLSTATE_NO_KEY "CN004"
 #define SQLSTATE_NOT_NEW "CN005"
+#define SQLSTATE_NEWER_SCHEMA "CN006"
+
+/* Two saves raced for one stream version (or one new stream's data key) and met at the
+ * unique index: the one that waited is refused whole. Named as the version check names
+ * it, from the server's detail: Key (stream_id, version)=(ID, V) already exists. */
+static int unique_violation(cairn_pg *pg, const PGresult *r, const char *line)
+{
+    const char *constraint = PQresultErrorField(r, PG_DIAG_CONSTRAINT_NAME);
+    const char *detail = PQresultErrorField(r, PG_DIAG_MESSAGE_DETAIL);
+    const char *key = detail ? strstr(detail, ")=(") : NULL;
+    if (!constraint || !key) return pg_fail(pg, CAIRN_CONFLICT, "%s", line);
+    key += 3;
+    int keylen = (int)strcspn(key, ")");
+    if (strcmp(constraint, "events_stream_version") == 0) {
+        const char *comma = memchr(key, ',', (size_t)keylen);
+        if (comma)
+            return pg_fail(pg, CAIRN_CONFLICT, "aggregate %.*s: version %.*s was recorded by a concurrent save "
+                           "(nothing of this one was recorded)", (int)(comma - key), key,
+                           keylen - (int)(comma - key) - 2, comma + 2);
+    } else if (strcmp(constraint, "keys_pkey") == 0) {
+        return pg_fail(pg, CAIRN_CONFLICT, "aggregate %.*s was created by a concurrent save (nothing of this one "
+                       "was recorded)", keylen, key);
+    }
+    return pg_fail(pg, CAIRN_CONFLICT, "%s", line);
+}
 
 static int map_error(cairn_pg *pg, PGresult *r)
 {
@@ -295,8 +322,8 @@ static int map_error(cairn_pg *pg, PGresult *r)
         return pg_fail(pg, CAIRN_CONFLICT, "%s", line);
     }
     if (strcmp(state, SQLSTATE_NO_KEY) == 0) return pg_fail(pg, CAIRN_NOTFOUND, "%s", line);
-    if (strcmp(state, "23505") == 0) /* unique_violation: two saves raced for one version */
-        return pg_fail(pg, CAIRN_CONFLICT, "%s", line);
+    if (strcmp(state, SQLSTATE_NEWER_SCHEMA) == 0) return pg_fail(pg, CAIRN_CONFIG, "%s", line);
+    if (strcmp(state, "23505") == 0) return unique_violation(pg, r, line);
     /* deadlock_detected: two writers took the same rows (stream versions, view keys) in
      * different orders; the server aborted this one, so nothing of it was recorded */
     if (strcmp(state, "40P01") == 0)

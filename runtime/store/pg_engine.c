@@ -695,12 +695,21 @@ static int pgx_view_write(cairn_engine *e, const cairn_view_put *puts, size_t n,
             rc = cairn_engine_fail(e, CAIRN_INVALID, "a view's tracking names another view");
         view = tview;
     }
-    cairn_pg_prepared p;
-    if (rc == CAIRN_OK && view.ptr) rc = guarded(x, guard, &p);
-    if (rc == CAIRN_OK && view.ptr) {
+    /* the guard sees the key state, and the write commits only while it is still that
+     * one: a rekey or an encryption in between is seen by the guard on the next try */
+    for (int tries = 0; rc == CAIRN_OK && view.ptr;) {
+        cairn_pg_prepared p;
+        rc = guarded(x, guard, &p);
+        if (rc) break;
+        uint64_t keygen = p.ks.keygen;
         cairn_pg_prepared_free(&p);
-        rc = cairn_pg_view_write(x->pg, view, ops, n, app, t ? t->id : 0, t ? t->first : 0);
-        if (rc) rc = failed(x, rc);
+        rc = cairn_pg_view_write(x->pg, view, ops, n, app, t ? t->id : 0, t ? t->first : 0, 1, keygen);
+        if (rc == CAIRN_OK) break;
+        if (!again(x, rc, &tries)) {
+            rc = failed(x, rc);
+            break;
+        }
+        rc = CAIRN_OK;
     }
     free(ops);
     return rc;

@@ -10,7 +10,8 @@
 #include "pg_store.h"
 
 #define CAIRN_PG_SCHEMA_MAX 48      /* leaves room in a 63-byte NOTIFY channel name */
-#define CAIRN_PG_FORMAT 1           /* the tables' layout; meta key "format" */
+#define CAIRN_PG_FORMAT 2           /* the schema's version (tables and functions); meta key "format" */
+#define CAIRN_PG_FORMAT_READS 1     /* the oldest version a read-only open reads as it is */
 #define CAIRN_PG_VIEW_KEY_MAX 510   /* view name + key, as on LMDB */
 
 /* Type oids of the parameters we send (pg_type.h, stable across versions). */
@@ -49,6 +50,7 @@ struct cairn_pg {
     int keys_changed;           /* the last failure: what a save depended on moved since it was read
                                  * (the key state, or a stream it took as new): prepare again */
     int walking;                /* a walk's transaction is open (pg_walk.c) */
+    int outdated;               /* an older schema a tool's open left as it was (pg_schema_update) */
     char errmsg[512];
 };
 
@@ -104,5 +106,8 @@ int pg_rows_take(PGresult *r, cairn_pg_rows *out, int id_col, int version_col, i
  * tables, creating them first for a writer. */
 int pg_sql_make(cairn_pg *pg);
 int pg_schema_open(cairn_pg *pg);
+/* Make the schema or bring an older one up to date (a writer's open; the first write of a
+ * tool's open that found it older). */
+int pg_schema_update(cairn_pg *pg);
 
 #endif

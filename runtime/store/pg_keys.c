@@ -68,7 +68,8 @@ void cairn_pg_prepared_free(cairn_pg_prepared *p)
 
 int cairn_pg_forget(cairn_pg *pg, const uint8_t id[16], int check_keygen, uint64_t keygen)
 {
-    if (pg_writable(pg)) return CAIRN_CONFIG;
+    int wrc = pg_writable(pg);
+    if (wrc) return wrc;
     pg_params p = { 0 };
     pg_param_bytes(&p, PG_UUID, id, 16);
     if (check_keygen) pg_param_int8(&p, keygen);
@@ -95,7 +96,8 @@ int cairn_pg_read_keys(cairn_pg *pg, const uint8_t *after, size_t limit, cairn_p
 
 int cairn_pg_rekey(cairn_pg *pg, const cairn_pg_key *keys, size_t n, cairn_pg_bytes keycheck, uint64_t keygen)
 {
-    if (pg_writable(pg)) return CAIRN_CONFIG;
+    int wrc = pg_writable(pg);
+    if (wrc) return wrc;
     pg_params p = { 0 };
     int rc = pg_param_array(&p, PG_UUID_ARRAY, PG_UUID, n, pg_key_stream, keys);
     if (!rc) rc = pg_param_array(&p, PG_BYTEA_ARRAY, PG_BYTEA, n, pg_key_bytes, keys);
@@ -112,7 +114,8 @@ int cairn_pg_rekey(cairn_pg *pg, const cairn_pg_key *keys, size_t n, cairn_pg_by
 int cairn_pg_set_cipher(cairn_pg *pg, cairn_pg_bytes cipher, cairn_pg_bytes keycheck, uint64_t keygen, int *done)
 {
     *done = 0;
-    if (pg_writable(pg)) return CAIRN_CONFIG;
+    int wrc = pg_writable(pg);
+    if (wrc) return wrc;
     pg_params p = { 0 };
     pg_param_bytes(&p, PG_BYTEA, cipher.ptr, cipher.len);
     pg_param_bytes(&p, PG_BYTEA, keycheck.ptr, keycheck.len);

@@ -61,7 +61,8 @@ int cairn_pg_stream_heads(cairn_pg *pg, const uint8_t *after, size_t limit, cair
 int cairn_pg_view_clear(cairn_pg *pg, cairn_pg_bytes view)
 {
     pg->errmsg[0] = '\0';
-    if (pg_writable(pg)) return CAIRN_CONFIG;
+    int wrc = pg_writable(pg);
+    if (wrc) return wrc;
     pg_params p = { 0 };
     pg_param_bytes(&p, PG_BYTEA, view.ptr, view.len);
     PGresult *r = NULL;

@@ -19,6 +19,19 @@
  *     ids and then numbers in a second short transaction, where it waits for
  *     the lock; whoever gets the lock numbers all that is pending, so one
  *     numbering commit serves many saves.
+ *
+ * Rows are written in one canonical order, (stream id, version), whatever the
+ * batch's order: two saves that write the same streams then wait for each other
+ * at the first row they share, and the second meets the unique index (a
+ * ConcurrencyError) instead of a deadlock. A save numbered after its commit keeps
+ * its batch's order in `pos`, which numbering follows.
+ *
+ * The schema's version (meta key "format", CAIRN_PG_FORMAT) covers its tables and
+ * its functions. schema_sql makes a new schema and brings an older one up to date
+ * in one transaction, under the schema's lock: every step below is one an older
+ * schema can run again (IF NOT EXISTS), the functions are dropped and made anew,
+ * and a schema newer than this cairn knows is left alone (SQLSTATE CN006). A change
+ * to a table or a function bumps CAIRN_PG_FORMAT and adds its step here.
  */
 #include <stdlib.h>
 #include <string.h>
@@ -26,9 +39,24 @@
 #include "cairn.h"
 #include "pg_internal.h"
 
+#define PG_STR_(x) #x
+#define PG_STR(x) PG_STR_(x)
+
 static const char schema_sql[] =
+    "BEGIN;\n"
+    /* two writers making or updating one schema take turns */
+    "SELECT pg_advisory_xact_lock(hashtext('cairn schema #'));\n"
     "CREATE SCHEMA IF NOT EXISTS @;\n"
     "CREATE TABLE IF NOT EXISTS @.meta (key text PRIMARY KEY, value bytea NOT NULL);\n"
+    /* a newer cairn's schema: not ours to change */
+    "DO $guard$ DECLARE v int := (SELECT convert_from(value, 'UTF8')::int FROM @.meta WHERE key = 'format');\n"
+    "BEGIN\n"
+    "  IF v > " PG_STR(CAIRN_PG_FORMAT) " THEN\n"
+    "    RAISE EXCEPTION 'schema # has version %, newer than this cairn knows (" PG_STR(CAIRN_PG_FORMAT)
+    "): use a newer cairn', v USING ERRCODE = 'CN006';\n"
+    "  END IF;\n"
+    "END $guard$;\n"
+    /* version 1: the tables */
     "CREATE TABLE IF NOT EXISTS @.events (\n"
     "  seq bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,\n"
     "  stream_id uuid NOT NULL, version bigint NOT NULL, topic bytea NOT NULL, record bytea NOT NULL,\n"
@@ -50,6 +78,16 @@ static const char schema_sql[] =
     "CREATE TABLE IF NOT EXISTS @.views (name bytea, key bytea, value bytea NOT NULL, PRIMARY KEY (name, key));\n"
     "CREATE TABLE IF NOT EXISTS @.view_tracking (name bytea, app bytea, id bigint NOT NULL,\n"
     "  PRIMARY KEY (name, app));\n"
+    /* version 2: a save numbered after its commit keeps its batch's order (rows go in
+     * in stream order); the functions below as they are now */
+    "ALTER TABLE @.events ADD COLUMN IF NOT EXISTS pos integer;\n"
+    /* the functions, made anew (a signature may have changed) */
+    "DO $drop$ DECLARE f regprocedure;\n"
+    "BEGIN\n"
+    "  FOR f IN SELECT oid::regprocedure FROM pg_proc WHERE pronamespace = '@'::regnamespace LOOP\n"
+    "    EXECUTE 'DROP FUNCTION ' || f;\n"
+    "  END LOOP;\n"
+    "END $drop$;\n"
     /* The lock that orders numbering: a transaction-level advisory lock, which
      * needs no transaction id and writes no WAL, so a numbering that finds
      * nothing to do commits without an fsync. The key: "cair" and the schema's oid. */
@@ -73,7 +111,7 @@ static const char schema_sql[] =
     "CREATE OR REPLACE FUNCTION @.number_pending() RETURNS bigint LANGUAGE plpgsql AS $$\n"
     "DECLARE v_last bigint;\n"
     "BEGIN\n"
-    "  WITH p AS MATERIALIZED (SELECT seq, row_number() OVER (ORDER BY batch, seq) AS rn\n"
+    "  WITH p AS MATERIALIZED (SELECT seq, row_number() OVER (ORDER BY batch, pos, seq) AS rn\n"
     "                           FROM @.events WHERE id IS NULL),\n"
     "       c AS (UPDATE @.counter SET last = last + (SELECT count(*) FROM p) WHERE EXISTS (SELECT 1 FROM p)\n"
     "             RETURNING last - (SELECT count(*) FROM p) AS base),\n"
@@ -97,7 +135,7 @@ static const char schema_sql[] =
     "  IF p_keygen IS NOT NULL OR cardinality(k_stream) > 0 THEN\n"
     "    PERFORM pg_advisory_xact_lock_shared(@.keys_lock());\n"
     "    PERFORM @.check_keygen(p_keygen);\n"
-    "    INSERT INTO @.keys SELECT * FROM unnest(k_stream, k_key);\n"
+    "    INSERT INTO @.keys SELECT s, k FROM unnest(k_stream, k_key) AS u(s, k) ORDER BY s;\n"
     "  END IF;\n"
     "  IF t_app IS NOT NULL THEN\n"
     "    INSERT INTO @.tracking AS t (app, id) VALUES (t_app, t_id)\n"
@@ -128,20 +166,20 @@ static const char schema_sql[] =
     "        INTO v_first;\n"
     "      INSERT INTO @.events (stream_id, version, topic, record, id)\n"
     "        SELECT s, v, t, r, v_first + o FROM unnest(p_stream, p_version, p_topic, p_record) WITH ORDINALITY\n"
-    "          AS u(s, v, t, r, o) ORDER BY o;\n"
+    "          AS u(s, v, t, r, o) ORDER BY s, v;\n"
     "      v_first := v_first + 1;\n"
     "      PERFORM pg_notify('cairn_#', (v_first + cardinality(p_stream) - 1)::text);\n"
     "    ELSE\n"
-    "      INSERT INTO @.events (stream_id, version, topic, record, batch)\n"
-    "        SELECT s, v, t, r, pg_current_xact_id()::text::bigint\n"
-    "          FROM unnest(p_stream, p_version, p_topic, p_record) WITH ORDINALITY AS u(s, v, t, r, o) ORDER BY o;\n"
+    "      INSERT INTO @.events (stream_id, version, topic, record, batch, pos)\n"
+    "        SELECT s, v, t, r, pg_current_xact_id()::text::bigint, o\n"
+    "          FROM unnest(p_stream, p_version, p_topic, p_record) WITH ORDINALITY AS u(s, v, t, r, o) ORDER BY s, v;\n"
     /* the saver waits for its numbering, whose synchronous commit flushes this one too */
     "      PERFORM set_config('synchronous_commit', 'off', true);\n"
     "    END IF;\n"
     "  END IF;\n"
     "  IF cardinality(s_stream) > 0 THEN\n"
     "    INSERT INTO @.snapshots (stream_id, version, record)\n"
-    "      SELECT s, v, r FROM unnest(s_stream, s_version, s_record) AS u(s, v, r)\n"
+    "      SELECT s, v, r FROM unnest(s_stream, s_version, s_record) AS u(s, v, r) ORDER BY s, v\n"
     "      ON CONFLICT (stream_id, version) DO UPDATE SET record = excluded.record;\n"
     "  END IF;\n"
     "  RETURN v_first;\n"
@@ -175,8 +213,14 @@ static const char schema_sql[] =
     "END $$;\n"
     /* A view batch: the last op on each key wins; tracking in the same transaction. */
     "CREATE OR REPLACE FUNCTION @.view_write(p_name bytea, p_key bytea[], p_value bytea[], p_del boolean[],\n"
-    "    t_app bytea, t_id bigint, t_first bigint) RETURNS void LANGUAGE plpgsql AS $$\n"
+    "    t_app bytea, t_id bigint, t_first bigint, p_keygen bigint DEFAULT NULL) RETURNS void LANGUAGE plpgsql AS $$\n"
     "BEGIN\n"
+    /* values sealed under the key state the caller checked: still that one (a rekey or
+     * an encryption waits for this write, or this write sees it and is refused) */
+    "  IF p_keygen IS NOT NULL THEN\n"
+    "    PERFORM pg_advisory_xact_lock_shared(@.keys_lock());\n"
+    "    PERFORM @.check_keygen(p_keygen);\n"
+    "  END IF;\n"
     "  IF t_app IS NOT NULL THEN\n"
     "    INSERT INTO @.view_tracking AS t (name, app, id) VALUES (p_name, t_app, t_id)\n"
     "      ON CONFLICT (name, app) DO UPDATE SET id = excluded.id WHERE t.id < t_first;\n"
@@ -188,7 +232,7 @@ static const char schema_sql[] =
     "  WITH o AS (SELECT DISTINCT ON (k) k, v, d FROM unnest(p_key, p_value, p_del) WITH ORDINALITY\n"
     "               AS u(k, v, d, n) ORDER BY k, n DESC),\n"
     "       gone AS (DELETE FROM @.views w USING o WHERE o.d AND w.name = p_name AND w.key = o.k)\n"
-    "  INSERT INTO @.views (name, key, value) SELECT p_name, k, v FROM o WHERE NOT d\n"
+    "  INSERT INTO @.views (name, key, value) SELECT p_name, k, v FROM o WHERE NOT d ORDER BY k\n"
     "    ON CONFLICT (name, key) DO UPDATE SET value = excluded.value;\n"
     "END $$;\n"
     /* Forget a stream: its data key becomes one 0 byte, its snapshots go.
@@ -237,7 +281,9 @@ static const char schema_sql[] =
     "  UPDATE @.keystate SET cipher = p_cipher, keycheck = p_keycheck, keygen = keygen + 1;\n"
     "  RETURN true;\n"
     "END $$;\n"
-    "INSERT INTO @.meta VALUES ('format', '1') ON CONFLICT DO NOTHING;\n";
+    "INSERT INTO @.meta VALUES ('format', '" PG_STR(CAIRN_PG_FORMAT) "')\n"
+    "  ON CONFLICT (key) DO UPDATE SET value = excluded.value;\n"
+    "COMMIT;\n";
 
 static const char *const statements[PG_SQL_COUNT] = {
     [PG_SQL_SAVE] = "SELECT @.save($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)",
@@ -283,7 +329,7 @@ static const char *const statements[PG_SQL_COUNT] = {
                     "(SELECT count(*) FROM @.events WHERE id IS NULL)",
     [PG_SQL_META_GET] = "SELECT value FROM @.meta WHERE key = $1",
     [PG_SQL_META_PUT] = "INSERT INTO @.meta VALUES ($1, $2) ON CONFLICT (key) DO UPDATE SET value = excluded.value",
-    [PG_SQL_VIEW_WRITE] = "SELECT @.view_write($1, $2, $3, $4, $5, $6, $7)",
+    [PG_SQL_VIEW_WRITE] = "SELECT @.view_write($1, $2, $3, $4, $5, $6, $7, $8)",
     [PG_SQL_VIEW_GET] = "SELECT key, value FROM @.views WHERE name = $1 AND key = $2",
     [PG_SQL_VIEW_SCAN] = "SELECT key, value FROM @.views WHERE name = $1 AND key >= $2 "
                          "AND ($3::bytea IS NULL OR key < $3) AND ($4::bytea IS NULL OR key > $4) "
@@ -355,6 +401,25 @@ static int find_store(cairn_pg *pg, int *found, unsigned *format)
     return CAIRN_OK;
 }
 
+/* Make the schema, or bring an older one up to date: schema_sql, one transaction; then
+ * check it is at this cairn's version. A writer's open does it; so does the first write
+ * through a tool's open, which found an older schema and left it as it was. */
+int pg_schema_update(cairn_pg *pg)
+{
+    char *script = expand(pg, schema_sql);
+    if (!script) return pg_fail(pg, CAIRN_STORE, "out of memory");
+    int rc = pg_exec_script(pg, script);
+    free(script);
+    int found;
+    unsigned format;
+    if (rc == CAIRN_OK) rc = find_store(pg, &found, &format);
+    if (rc == CAIRN_OK && (!found || format != CAIRN_PG_FORMAT))
+        rc = pg_fail(pg, CAIRN_STORE, "schema %s: version %u after bringing it up to date, not %d", pg->schema,
+                     format, CAIRN_PG_FORMAT);
+    if (rc == CAIRN_OK) pg->outdated = 0;
+    return rc;
+}
+
 int pg_schema_open(cairn_pg *pg)
 {
     int found;
@@ -367,29 +432,24 @@ int pg_schema_open(cairn_pg *pg)
                  "cairn tables; %s creates none)", pg->server, pg->schema, pg->read_only ? "a read-only open" : "this open");
         return CAIRN_CONFIG;
     }
-    if (!found) {
-        /* the first writer creates it; the advisory lock keeps two first writers apart */
-        char *body = expand(pg, schema_sql);
-        size_t len = body ? strlen(body) + 256 : 0;
-        char *script = body ? malloc(len) : NULL;
-        if (!script) {
-            free(body);
-            return pg_fail(pg, CAIRN_STORE, "out of memory");
-        }
-        snprintf(script, len, "BEGIN; SELECT pg_advisory_xact_lock(hashtext('cairn schema %s'));\n%sCOMMIT;",
-                 pg->schema, body);
-        free(body);
-        rc = pg_exec_script(pg, script);
-        free(script);
-        if (rc) return rc;
-        if ((rc = find_store(pg, &found, &format))) return rc;
-    }
-    if (format == 0)
-        return pg_fail(pg, CAIRN_CONFIG, "schema %s has cairn's tables but no format record", pg->schema);
+    if (found && format == 0)
+        return pg_fail(pg, CAIRN_CONFIG, "schema %s has cairn's tables but no version record", pg->schema);
     if (format > CAIRN_PG_FORMAT)
-        return pg_fail(pg, CAIRN_CONFIG, "schema %s has format %u; this cairn reads format %d", pg->schema,
-                       format, CAIRN_PG_FORMAT);
+        return pg_fail(pg, CAIRN_CONFIG, "schema %s has version %u, newer than this cairn knows (%d): use a newer "
+                       "cairn", pg->schema, format, CAIRN_PG_FORMAT);
+    if (found && format < CAIRN_PG_FORMAT && pg->must_exist) {
+        /* a reader or a tool reads an older schema as it is, if it can, and writes
+         * nothing; a tool that writes brings it up to date first (pg_writable) */
+        if (format < CAIRN_PG_FORMAT_READS)
+            return pg_fail(pg, CAIRN_CONFIG, "schema %s has version %u; this cairn reads versions %d to %d (a "
+                           "writer's open brings it up to date)", pg->schema, format, CAIRN_PG_FORMAT_READS,
+                           CAIRN_PG_FORMAT);
+        pg->outdated = 1;
+        return CAIRN_OK;
+    }
     if (pg->read_only) return CAIRN_OK;
+    /* the first writer makes it; a writer of a newer cairn updates an older one */
+    if ((!found || format < CAIRN_PG_FORMAT) && (rc = pg_schema_update(pg))) return rc;
     PGresult *r;
     char *sql = expand(pg, "SELECT @.number_all()");
     if (!sql) return pg_fail(pg, CAIRN_STORE, "out of memory");

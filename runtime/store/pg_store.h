@@ -246,11 +246,15 @@ typedef struct cairn_pg_view_op {
 
 /** Apply ops in order (a later op on a key wins) and record the tracking
  *  position id (app.ptr NULL: none) of a batch starting at first (0: id)
- *  in one transaction, or nothing.
- *  @return CAIRN_OK, CAIRN_CONFLICT (recorded position at or above first),
- *          CAIRN_INVALID (view name + key above 510 bytes), CAIRN_STORE. */
+ *  in one transaction, or nothing; when check_keygen, only if the key state
+ *  is still at keygen (checked in that transaction, under the keys lock: the
+ *  values were sealed under it).
+ *  @return CAIRN_OK, CAIRN_CONFLICT (recorded position at or above first; or
+ *          the key state moved: cairn_pg_keys_changed), CAIRN_INVALID (view
+ *          name + key above 510 bytes), CAIRN_STORE. */
 int cairn_pg_view_write(cairn_pg *pg, cairn_pg_bytes view, const cairn_pg_view_op *ops, size_t n,
-                        cairn_pg_bytes app, uint64_t id, uint64_t first) __attribute__((warn_unused_result));
+                        cairn_pg_bytes app, uint64_t id, uint64_t first, int check_keygen, uint64_t keygen)
+    __attribute__((warn_unused_result));
 /** 0 or 1 row (key, bytes = the value). */
 int cairn_pg_view_get(cairn_pg *pg, cairn_pg_bytes view, cairn_pg_bytes key, cairn_pg_rows *out)
     __attribute__((warn_unused_result));

@@ -24,10 +24,11 @@ static cairn_pg_bytes op_del(const void *ctx, size_t i)
 }
 
 int cairn_pg_view_write(cairn_pg *pg, cairn_pg_bytes view, const cairn_pg_view_op *ops, size_t n,
-                        cairn_pg_bytes app, uint64_t id, uint64_t first)
+                        cairn_pg_bytes app, uint64_t id, uint64_t first, int check_keygen, uint64_t keygen)
 {
     pg->errmsg[0] = '\0';
-    if (pg_writable(pg)) return CAIRN_CONFIG;
+    int wrc = pg_writable(pg);
+    if (wrc) return wrc;
     for (size_t i = 0; i < n; i++)
         if (view.len + ops[i].key.len > CAIRN_PG_VIEW_KEY_MAX)
             return pg_fail(pg, CAIRN_INVALID, "view key %zu: view name and key are %zu bytes, above %d", i + 1,
@@ -38,6 +39,8 @@ int cairn_pg_view_write(cairn_pg *pg, cairn_pg_bytes view, const cairn_pg_view_o
     if (app.ptr && first > id)
         return pg_fail(pg, CAIRN_INVALID, "tracking position %llu: its batch starts after it, at %llu",
                        (unsigned long long)id, (unsigned long long)first);
+    if (check_keygen && keygen > INT64_MAX)
+        return pg_fail(pg, CAIRN_INVALID, "key generation %llu out of range", (unsigned long long)keygen);
     pg_params p = { 0 };
     pg_param_bytes(&p, PG_BYTEA, view.ptr, view.len);
     int rc = pg_param_array(&p, PG_BYTEA_ARRAY, PG_BYTEA, n, op_key, ops);
@@ -52,6 +55,8 @@ int cairn_pg_view_write(cairn_pg *pg, cairn_pg_bytes view, const cairn_pg_view_o
         pg_param_null(&p, PG_INT8);
         pg_param_null(&p, PG_INT8);
     }
+    if (check_keygen) pg_param_int8(&p, keygen);
+    else pg_param_null(&p, PG_INT8);
     PGresult *r = NULL;
     if (rc) rc = pg_fail(pg, rc, "a view batch too large to send");
     else rc = pg_exec(pg, PG_SQL_VIEW_WRITE, &p, &r);

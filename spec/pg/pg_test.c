@@ -174,18 +174,59 @@ static void test_open(void)
     uint64_t first;
     E(cairn_pg_append(pg, &b, &first) == CAIRN_CONFIG && strstr(cairn_pg_errmsg(pg), "open read-only"));
     cairn_pg_view_op op = { str("k"), str("v"), 0 };
-    E(cairn_pg_view_write(pg, str("v"), &op, 1, (cairn_pg_bytes){ NULL, 0 }, 0, 0) == CAIRN_CONFIG);
+    E(cairn_pg_view_write(pg, str("v"), &op, 1, (cairn_pg_bytes){ NULL, 0 }, 0, 0, 0, 0) == CAIRN_CONFIG);
     E(cairn_pg_forget(pg, id, 0, 0) == CAIRN_CONFIG);
 
     cairn_pg_close(pg);
-    /* a store of a newer format is refused */
-    sql(c, "UPDATE t_open.meta SET value = '9' WHERE key = 'format'");
+    /* a schema an older cairn left (version 1: no pos column, its own functions) is read as it is
+     * by a reader, which writes nothing, and brought up to date by a writer's open */
+    sql(c, "UPDATE t_open.meta SET value = '1' WHERE key = 'format'");
+    sql(c, "ALTER TABLE t_open.events DROP COLUMN pos");
+    sql(c, "DROP FUNCTION t_open.number(uuid, bigint)");
+    pg = NULL;
+    OK(cairn_pg_open(with("schema=t_open"), &ro2, &pg, err, sizeof err));
+    uint64_t max;
+    OK(cairn_pg_max_id(pg, &max));
+    cairn_pg_close(pg);
+    E(sql_int(c, "SELECT convert_from(value, 'UTF8')::int FROM t_open.meta WHERE key = 'format'") == 1);
+    /* a tool's open (must_exist) leaves it too, until it writes */
+    cairn_pg_options tool = { .schema = "t_open", .must_exist = 1 };
+    pg = NULL;
+    OK(cairn_pg_open(uri, &tool, &pg, err, sizeof err));
+    OK(cairn_pg_max_id(pg, &max));
+    E(sql_int(c, "SELECT convert_from(value, 'UTF8')::int FROM t_open.meta WHERE key = 'format'") == 1);
+    OK(cairn_pg_append(pg, &b, &first));
+    E(first == 1);
+    cairn_pg_close(pg);
+    E(sql_int(c, "SELECT convert_from(value, 'UTF8')::int FROM t_open.meta WHERE key = 'format'") == 2);
+    /* and a writer's open at once */
+    sql(c, "UPDATE t_open.meta SET value = '1' WHERE key = 'format'");
+    sql(c, "ALTER TABLE t_open.events DROP COLUMN pos");
+    sql(c, "DROP FUNCTION t_open.number(uuid, bigint)");
     cairn_pg_options rw = { .schema = "t_open" };
     pg = NULL;
-    E(cairn_pg_open(uri, &rw, &pg, err, sizeof err) == CAIRN_CONFIG && strstr(err, "format 9"));
+    OK(cairn_pg_open(uri, &rw, &pg, err, sizeof err));
+    E(sql_int(c, "SELECT convert_from(value, 'UTF8')::int FROM t_open.meta WHERE key = 'format'") == 2);
+    make_id(id, 1, 2);
+    OK(cairn_pg_append(pg, &b, &first));
+    E(first == 2);
+    cairn_pg_close(pg);
+    E(sql_int(c, "SELECT convert_from(value, 'UTF8')::int FROM t_open.meta WHERE key = 'format'") == 2);
+    E(sql_int(c, "SELECT count(*) FROM information_schema.columns WHERE table_schema = 't_open' "
+                 "AND table_name = 'events' AND column_name = 'pos'") == 1);
+    E(sql_int(c, "SELECT count(*) FROM pg_proc WHERE proname = 'number' AND "
+                 "pronamespace = 't_open'::regnamespace") == 1);
+    /* a schema of a newer cairn is refused, by writers and readers, naming both versions; left as it is */
+    sql(c, "UPDATE t_open.meta SET value = '9' WHERE key = 'format'");
+    pg = NULL;
+    E(cairn_pg_open(uri, &rw, &pg, err, sizeof err) == CAIRN_CONFIG && strstr(err, "version 9") &&
+      strstr(err, "newer than this cairn knows (2)"));
+    E(cairn_pg_open(uri, &ro, &pg, err, sizeof err) == CAIRN_CONFIG && strstr(err, "version 9"));
+    E(sql_int(c, "SELECT convert_from(value, 'UTF8')::int FROM t_open.meta WHERE key = 'format'") == 9);
     PQfinish(c);
     drop_schema("t_open");
-    printf("ok - open: read-only opens create nothing, writers create the schema, names checked\n");
+    printf("ok - open: read-only opens create nothing, writers create the schema and update an older one, "
+           "names and versions checked\n");
 }
 
 /* ---- saves and reads ---------------------------------------------------- */
@@ -538,7 +579,7 @@ static void test_views(void)
         { str("user:1"), str("v1"), 0 }, { str("user:2"), str("v2"), 0 }, { str("user:3"), str("v3"), 0 },
         { str("other"), str("o"), 0 }, { str("user:2"), str(""), 1 }, /* later op wins: user:2 is gone */
     };
-    OK(cairn_pg_view_write(pg, str("users"), ops, 5, str("app"), 3, 0));
+    OK(cairn_pg_view_write(pg, str("users"), ops, 5, str("app"), 3, 0, 0, 0));
     cairn_pg_rows rows;
     OK(cairn_pg_view_get(pg, str("users"), str("user:1"), &rows));
     E(rows.n == 1 && bytes_are(rows.row[0].bytes, "v1") && bytes_are(rows.row[0].key, "user:1"));
@@ -561,13 +602,13 @@ static void test_views(void)
     /* a prefix ending in 0xff bytes */
     static const uint8_t k1[] = { 'p', 0xff, 0xff, 1 }, k2[] = { 'q' }, pre[] = { 'p', 0xff, 0xff };
     cairn_pg_view_op ff[2] = { { { k1, 4 }, str("1"), 0 }, { { k2, 1 }, str("2"), 0 } };
-    OK(cairn_pg_view_write(pg, str("bin"), ff, 2, (cairn_pg_bytes){ NULL, 0 }, 0, 0));
+    OK(cairn_pg_view_write(pg, str("bin"), ff, 2, (cairn_pg_bytes){ NULL, 0 }, 0, 0, 0, 0));
     OK(cairn_pg_view_scan(pg, str("bin"), (cairn_pg_bytes){ pre, 3 }, (cairn_pg_bytes){ NULL, 0 }, 0, &rows));
     E(rows.n == 1 && rows.row[0].key.len == 4);
     cairn_pg_rows_free(&rows);
     /* tracking must rise; a refused batch writes nothing */
     cairn_pg_view_op late = { str("user:9"), str("v9"), 0 };
-    E(cairn_pg_view_write(pg, str("users"), &late, 1, str("app"), 3, 0) == CAIRN_CONFLICT);
+    E(cairn_pg_view_write(pg, str("users"), &late, 1, str("app"), 3, 0, 0, 0) == CAIRN_CONFLICT);
     OK(cairn_pg_view_get(pg, str("users"), str("user:9"), &rows));
     E(rows.n == 0);
     cairn_pg_rows_free(&rows);
@@ -575,21 +616,41 @@ static void test_views(void)
     OK(cairn_pg_view_tracking_max(pg, str("users"), str("app"), &pos));
     E(pos == 3);
     /* ... and a batch must start above it: 3..10 overlaps, 4..10 follows */
-    E(cairn_pg_view_write(pg, str("users"), &late, 1, str("app"), 10, 3) == CAIRN_CONFLICT);
+    E(cairn_pg_view_write(pg, str("users"), &late, 1, str("app"), 10, 3, 0, 0) == CAIRN_CONFLICT);
     OK(cairn_pg_view_get(pg, str("users"), str("user:9"), &rows));
     E(rows.n == 0);
     cairn_pg_rows_free(&rows);
-    OK(cairn_pg_view_write(pg, str("users"), &late, 1, str("app"), 10, 4));
+    OK(cairn_pg_view_write(pg, str("users"), &late, 1, str("app"), 10, 4, 0, 0));
     OK(cairn_pg_view_tracking_max(pg, str("users"), str("app"), &pos));
     E(pos == 10);
     char big[600];
     memset(big, 'k', sizeof big - 1);
     big[sizeof big - 1] = '\0';
     cairn_pg_view_op too_long = { str(big), str("v"), 0 };
-    E(cairn_pg_view_write(pg, str("users"), &too_long, 1, (cairn_pg_bytes){ NULL, 0 }, 0, 0) == CAIRN_INVALID);
+    E(cairn_pg_view_write(pg, str("users"), &too_long, 1, (cairn_pg_bytes){ NULL, 0 }, 0, 0, 0, 0) == CAIRN_INVALID);
+    /* values sealed under a key state that moved before the write (another handle made the
+     * store encrypted in between): refused in the write's own transaction, nothing stored */
+    cairn_pg_prepared prep;
+    OK(cairn_pg_prepare(pg, NULL, 0, NULL, 0, 0, &prep));
+    uint64_t seen_gen = prep.ks.keygen;
+    cairn_pg_prepared_free(&prep);
+    cairn_pg *other = open_schema("t_views", 0);
+    int done = 0;
+    OK(cairn_pg_set_cipher(other, str("xchacha20poly1305"), str("check"), seen_gen, &done));
+    E(done);
+    cairn_pg_close(other);
+    cairn_pg_view_op stale = { str("user:5"), str("plain"), 0 };
+    E(cairn_pg_view_write(pg, str("users"), &stale, 1, str("app"), 11, 0, 1, seen_gen) == CAIRN_CONFLICT);
+    E(cairn_pg_keys_changed(pg));
+    OK(cairn_pg_view_get(pg, str("users"), str("user:5"), &rows));
+    E(rows.n == 0);
+    cairn_pg_rows_free(&rows);
+    OK(cairn_pg_view_tracking_max(pg, str("users"), str("app"), &pos));
+    E(pos == 10);
+    OK(cairn_pg_view_write(pg, str("users"), &stale, 1, str("app"), 11, 0, 1, seen_gen + 1));
     cairn_pg_close(pg);
     drop_schema("t_views");
-    printf("ok - views: batches with tracking, last op wins, prefix scans\n");
+    printf("ok - views: batches with tracking, last op wins, prefix scans, the key state checked in the write\n");
 }
 
 /* The store tools' pages: tracking positions of both kinds in name order, the streams that hold
@@ -632,8 +693,8 @@ static void test_lists(void)
     sql(raw_c, "INSERT INTO t_lists.tracking VALUES ('Zed', 9), ('Able', 4)");
     PQfinish(raw_c);
     cairn_pg_view_op put[2] = { { str("k1"), str("v1"), 0 }, { str("k2"), str("v2"), 0 } };
-    OK(cairn_pg_view_write(pg, str("Counts"), put, 2, str("App"), 5, 0));
-    OK(cairn_pg_view_write(pg, str("Other"), put, 1, str("App"), 2, 0));
+    OK(cairn_pg_view_write(pg, str("Counts"), put, 2, str("App"), 5, 0, 0, 0));
+    OK(cairn_pg_view_write(pg, str("Other"), put, 1, str("App"), 2, 0, 0, 0));
     OK(cairn_pg_tracking_scan(pg, (cairn_pg_bytes){ NULL, 0 }, 0, &rows));
     E(rows.n == 4 && bytes_are(rows.row[0].bytes, "Able") && rows.row[0].id == 4 &&
       bytes_are(rows.row[1].bytes, "Counts/App") && rows.row[1].id == 5 && bytes_are(rows.row[2].bytes, "Other/App") &&
