@@ -48,7 +48,8 @@ when standard output is a terminal.
 usage: cairn stat [URI] [--topics]
 
 Prints what the store holds: engine, format, whether it is encrypted, events,
-streams, last notification id, its size in use and its map size (LMDB), how
+streams, last notification id, its size (LMDB: in use and its map size;
+PostgreSQL: the schema's tables and indexes), how
 many aggregates have snapshots, each view with its number of keys, and each
 tracking position (how far this store's followers and views have processed
 their leaders' logs). --topics adds the number of events of each topic (it
@@ -218,6 +219,8 @@ local function stat_cmd(args)
         st.max_notification_id))
     if st.engine == "lmdb" then
       io_write(("size: %s in use, map %s\n"):format(human(st.used_bytes), human(st.map_size)))
+    elseif st.engine == "postgresql" then
+      io_write(("size: %s (the schema's tables and indexes)\n"):format(human(st.used_bytes)))
     end
     local snapshots = 0
     each_page(function(after) return store:snapshot_streams { after = after } end,

@@ -606,7 +606,8 @@ static int pgx_stat(cairn_engine *e, cairn_store_stats *out)
     out->events = st.events;
     out->streams = st.streams;
     out->max_notification_id = st.max_id;
-    out->format = 1;
+    out->used_bytes = st.bytes;
+    out->format = (unsigned)st.version;
     return CAIRN_OK;
 }
 

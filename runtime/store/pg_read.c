@@ -101,6 +101,8 @@ int cairn_pg_stat(cairn_pg *pg, cairn_pg_stats *out)
     out->snapshots = pg_get_u64(r, 0, 2);
     out->max_id = pg_get_u64(r, 0, 3);
     out->pending = pg_get_u64(r, 0, 4);
+    out->bytes = pg_get_u64(r, 0, 5);
+    out->version = pg_get_u64(r, 0, 6);
     PQclear(r);
     return CAIRN_OK;
 }

@@ -324,9 +324,13 @@ static const char *const statements[PG_SQL_COUNT] = {
                         "WHERE s.stream_id = $1 AND s.version <= $2 ORDER BY s.version DESC LIMIT 1",
     [PG_SQL_MAX_ID] = "SELECT last FROM @.counter",
     [PG_SQL_TRACKING] = "SELECT id FROM @.tracking WHERE app = $1",
+    /* and the schema's size on disk: its tables with their indexes and TOAST; its version */
     [PG_SQL_STAT] = "SELECT (SELECT count(*) FROM @.events), (SELECT count(DISTINCT stream_id) FROM @.events), "
                     "(SELECT count(*) FROM @.snapshots), (SELECT last FROM @.counter), "
-                    "(SELECT count(*) FROM @.events WHERE id IS NULL)",
+                    "(SELECT count(*) FROM @.events WHERE id IS NULL), "
+                    "(SELECT coalesce(sum(pg_total_relation_size(oid)), 0)::bigint FROM pg_class "
+                    "WHERE relnamespace = '@'::regnamespace AND relkind IN ('r', 'p', 'm')), "
+                    "(SELECT convert_from(value, 'UTF8')::bigint FROM @.meta WHERE key = 'format')",
     [PG_SQL_META_GET] = "SELECT value FROM @.meta WHERE key = $1",
     [PG_SQL_META_PUT] = "INSERT INTO @.meta VALUES ($1, $2) ON CONFLICT (key) DO UPDATE SET value = excluded.value",
     [PG_SQL_VIEW_WRITE] = "SELECT @.view_write($1, $2, $3, $4, $5, $6, $7, $8)",

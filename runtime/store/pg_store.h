@@ -216,6 +216,8 @@ int cairn_pg_tracking_max(cairn_pg *pg, cairn_pg_bytes app, uint64_t *out) __att
 
 typedef struct cairn_pg_stats {
     uint64_t events, streams, snapshots, max_id, pending;  /* pending: committed, not numbered yet */
+    uint64_t bytes;             /* the schema's tables with their indexes and TOAST (pg_total_relation_size) */
+    uint64_t version;           /* the schema's version (meta "format") */
 } cairn_pg_stats;
 int cairn_pg_stat(cairn_pg *pg, cairn_pg_stats *out) __attribute__((warn_unused_result));
 

@@ -65,8 +65,8 @@ typedef struct cairn_store_stat {
     uint64_t streams;
     uint64_t max_notification_id;
     uint64_t map_size;      /* lmdb only */
-    uint64_t used_bytes;    /* bytes of pages in use */
-    unsigned format;
+    uint64_t used_bytes;    /* bytes of pages in use; postgresql: the schema's tables and indexes */
+    unsigned format;        /* the store's format; postgresql: the schema's version */
 } cairn_store_stats;
 
 /**
