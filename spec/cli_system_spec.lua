@@ -26,6 +26,12 @@ local pipes = { { school.TrainingSchool, Broken }, { school.TrainingSchool, coun
 return { system = cairn.system { pipes = pipes }, env = { store = os.getenv("SYS_STORE"), sync = "none" } }
 ]]
 
+-- The dry runs' copies a PostgreSQL server holds (schemas cairn_dry_…); 0 on LMDB.
+local function dry_copies()
+  if helper.engine ~= "postgresql" then return 0 end
+  return tonumber(helper.psql("SELECT count(*) FROM pg_namespace WHERE nspname LIKE 'cairn\\_dry\\_%'"))
+end
+
 describe("cairn sync", function()
   local dir, base, env
   local function member(name) return helper.member_uri(base, name) end
@@ -80,25 +86,22 @@ describe("cairn sync", function()
     school:close()
     local before = contents()
     assert.matches("Broken: 1\n", before) -- Broken has no store yet: the dry run must not make one
-    if helper.engine ~= "lmdb" then
-      -- a dry run works on copies of the followers' stores in directories: an engine that
-      -- cannot copy a store to one refuses, changing nothing
-      local err
-      code, out, err = cairn_cmd("sync --dry-run " .. q(dir .. "/sys.lua") .. " Counters", env)
-      assert.are.equal(1, code, out)
-      assert.matches("ConfigError: store [^\n]* cannot be copied to a directory", err)
-      assert.are.equal(before, contents())
-      return
-    end
-    code, out = cairn_cmd("sync --dry-run -v 3 " .. q(dir .. "/sys.lua") .. " Counters", env)
-    assert.are.equal(0, code)
-    assert.matches("Counters: TrainingSchool #5 Dog.TrickAdded", out)
-    assert.matches("Counters: synchronised %(1 notifications processed, 2 new events%), rolled back", out)
+    -- on LMDB the copies are in a private directory, on PostgreSQL in new schemas cairn_dry_…
+    local code2, out2, err2 = cairn_cmd("sync --dry-run -v 3 " .. q(dir .. "/sys.lua") .. " Counters", env)
+    assert.are.equal(0, code2, err2)
+    assert.matches("Counters: TrainingSchool #5 Dog.TrickAdded", out2)
+    assert.matches("Counters: synchronised %(1 notifications processed, 2 new events%), rolled back", out2)
     assert.are.equal(before, contents())
     code, out = cairn_cmd("sync -n -v0 " .. q(dir .. "/sys.lua") .. " Counters", env)
     assert.are.equal(0, code)
     assert.are.equal("", out)
     assert.are.equal(before, contents())
+    -- a follower without a store yet works on an empty copy, which goes too
+    code, out2, err2 = cairn_cmd("sync -n " .. q(dir .. "/sys.lua") .. " Broken", env)
+    assert.are.equal(1, code, out2)
+    assert.matches("Broken failed: Broken: notification 3 of TrainingSchool", err2)
+    assert.are.equal(before, contents())
+    assert.are.equal(0, dry_copies())
   end)
 
   -- issue 14 item 7: the copies were left in a world-readable /tmp/lua_XXXXXX
@@ -142,6 +145,7 @@ return { system = cairn.system { pipes = { { school.TrainingSchool, Slow } } },
         assert.are.equal(status, exit_status)
         assert.are.equal("0", left)
         assert.matches("stopped by signal", helper.read_file(dir .. "/err"), 1, true)
+        assert.are.equal(0, dry_copies()) -- a PostgreSQL follower's copy is dropped too
       end)
     end
 
@@ -150,6 +154,11 @@ return { system = cairn.system { pipes = { { school.TrainingSchool, Slow } } },
       assert.are.equal("700", mode)
       assert.are.equal("137", exit_status)
       assert.are.equal("1", left)
+      if helper.engine == "postgresql" then -- and a PostgreSQL follower's copy schema, dropped here
+        assert.are.equal(1, dry_copies())
+        helper.psql("DO $$DECLARE s text; BEGIN FOR s IN SELECT nspname FROM pg_namespace WHERE nspname "
+          .. "LIKE 'cairn\\_dry\\_%' LOOP EXECUTE format('DROP SCHEMA %I CASCADE', s); END LOOP; END $$")
+      end
     end)
   end)
 

@@ -11,6 +11,7 @@ local progress = require "cairn.progress"
 local projection = require "cairn.projection"
 local recorder = require "cairn.recorder"
 local runner = require "cairn.runner"
+local cairn_uuid = require "cairn.uuid"
 
 local io_stderr, io_stdout, tonumber, tostring, type = io.stderr, io.stdout, tonumber, tostring, type
 local ipairs, pairs, pcall = ipairs, pairs, pcall
@@ -182,6 +183,19 @@ local function private_tmpdir()
   return dir
 end
 
+-- A new schema name for a dry run's copy of a PostgreSQL store (pg_copy.c: cairn_dry_…).
+local function pg_copy_name()
+  return "cairn_dry_" .. cairn_uuid.v4():gsub("-", ""):sub(1, 20)
+end
+
+-- The URI with its schema= parameter set to schema (added when it has none).
+local function with_schema(uri, schema)
+  local base, fragment = uri:match("^([^#]*)(.*)$")
+  local replaced, n = base:gsub("([?&])schema=[^&]*", "%1schema=" .. schema)
+  if n == 0 then replaced = base .. (base:find("?", 1, true) and "&" or "?") .. "schema=" .. schema end
+  return replaced .. fragment
+end
+
 local function sync(args)
   local opts, rest = cli.parse_options(short_options(args), { ["dry-run"] = "flag", verbosity = "value" })
   local verbosity = tonumber(opts.verbosity or "1")
@@ -206,10 +220,12 @@ local function sync(args)
   local is_selected = {}
   for _, name in ipairs(selected) do is_selected[name] = true end
 
-  -- a dry run works on copies of the followers' stores in a private
-  -- directory, removed at the end, also after SIGINT or SIGTERM (they only
-  -- stop the run, between notifications); only SIGKILL leaves it behind
+  -- a dry run works on copies of the followers' stores: for LMDB in a private
+  -- directory, for PostgreSQL in new schemas cairn_dry_… of the same database;
+  -- removed at the end, also after SIGINT or SIGTERM (they only stop the run,
+  -- between notifications); only SIGKILL leaves them behind
   local tmp, app_env = nil, function(name) return system:application_env(name, env) end
+  local pg_copies = {} -- the URIs of the PostgreSQL copies, to drop
   local stop_requested
   if opts["dry-run"] then
     core.trap_signals()
@@ -224,14 +240,27 @@ local function sync(args)
       for k, v in pairs(e) do copy[k] = v end
       local app_config = config.new(name, e)
       local uri = store_uri(system, env, name)
-      local target = tmp .. "/" .. name
-      os.execute("mkdir -p " .. shell_quote(target))
+      -- a follower without a store yet starts from an empty copy
       local ok, original = pcall(open_existing, uri, app_config)
-      if ok then
-        original:copy(target)
-        original:close()
+      if not ok and not (errors.is(original, "ConfigError") and original.message:match("^no store at ")) then
+        error(original, 0)
       end
-      copy[name:upper() .. "_CAIRN_STORE"] = "lmdb:" .. target -- wins over CAIRN_STORE
+      local target, copy_uri
+      if uri:match("^postgres") then
+        target = pg_copy_name()
+        copy_uri = with_schema(uri, target)
+        pg_copies[#pg_copies + 1] = copy_uri -- dropped at the end, whatever happens from here
+      else
+        target = tmp .. "/" .. name
+        copy_uri = "lmdb:" .. target
+        os.execute("mkdir -p " .. shell_quote(target))
+      end
+      if ok then
+        local copied, err = pcall(original.copy, original, target)
+        original:close()
+        if not copied then error(err, 0) end
+      end
+      copy[name:upper() .. "_CAIRN_STORE"] = copy_uri -- wins over CAIRN_STORE
       return copy
     end
   end
@@ -293,6 +322,13 @@ local function sync(args)
     end
   end)
   for _, app in pairs(apps) do pcall(app.close, app) end
+  for _, copy_uri in ipairs(pg_copies) do
+    local dropped, err = pcall(core.drop_copy, copy_uri)
+    if not dropped then
+      io_stderr:write(("cairn sync: the dry run's copy %s is left (%s): drop it with DROP SCHEMA %s CASCADE\n")
+        :format(copy_uri:match("schema=([%w_]+)"), message_of(err), copy_uri:match("schema=([%w_]+)")))
+    end
+  end
   if tmp then
     os.execute("rm -rf " .. shell_quote(tmp))
     local sig = core.signal_caught()

@@ -22,12 +22,22 @@ static int lwake_seq(lua_State *L)
     return 1;
 }
 
-/* store:copy(dir): a compact copy into an empty directory */
+/* store:copy(target): a compact copy into an empty directory (lmdb:) or a new schema
+ * cairn_dry_… of the same database (postgresql://) */
 static int lcopy(lua_State *L)
 {
     cairn_store *s = cairn_lua_check_store(L, 1);
     int rc = cairn_store_copy(s, luaL_checkstring(L, 2));
     if (rc) return cairn_lua_raise_rc(L, rc, cairn_store_errmsg(s));
+    return 0;
+}
+
+/* core.drop_copy(uri): drop the PostgreSQL copy (schema cairn_dry_…) a URI names */
+static int ldrop_copy(lua_State *L)
+{
+    char err[512];
+    int rc = cairn_store_drop_copy(luaL_checkstring(L, 1), err, sizeof err);
+    if (rc) return cairn_lua_raise_rc(L, rc, err);
     return 0;
 }
 
@@ -101,6 +111,7 @@ void cairn_lua_follow_init(lua_State *L)
         { "restore_signals", lrestore_signals },
         { "signal_caught", lsignal_caught },
         { "sleep", lsleep },
+        { "drop_copy", ldrop_copy },
         { NULL, NULL },
     };
     luaL_setfuncs(L, fns, 0);

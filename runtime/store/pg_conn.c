@@ -192,7 +192,9 @@ int pg_connect(cairn_pg *pg)
     return CAIRN_OK;
 }
 
-int cairn_pg_open(const char *uri, const cairn_pg_options *opt, cairn_pg **out, char *err, size_t errlen)
+int pg_valid_schema(const char *s) { return valid_schema(s); }
+
+int pg_new(const char *uri, const cairn_pg_options *opt, cairn_pg **out, char *err, size_t errlen)
 {
     *out = NULL;
     if (strncmp(uri, "postgresql://", 13) != 0 && strncmp(uri, "postgres://", 11) != 0) {
@@ -232,12 +234,26 @@ int cairn_pg_open(const char *uri, const cairn_pg_options *opt, cairn_pg **out, 
     if (rc == CAIRN_OK) {
         strcpy(pg->schema, schema);
         rc = pg_connect(pg);
-        if (rc == CAIRN_OK) rc = pg_sql_make(pg);
-        if (rc == CAIRN_OK) rc = pg_schema_open(pg);
         if (rc) snprintf(err, errlen, "%s", pg->errmsg);
     }
     free(uri_schema);
     if (rc) {
+        cairn_pg_close(pg);
+        return rc;
+    }
+    *out = pg;
+    return CAIRN_OK;
+}
+
+int cairn_pg_open(const char *uri, const cairn_pg_options *opt, cairn_pg **out, char *err, size_t errlen)
+{
+    cairn_pg *pg;
+    int rc = pg_new(uri, opt, &pg, err, errlen);
+    if (rc) return rc;
+    rc = pg_sql_make(pg);
+    if (rc == CAIRN_OK) rc = pg_schema_open(pg);
+    if (rc) {
+        snprintf(err, errlen, "%s", pg->errmsg);
         cairn_pg_close(pg);
         return rc;
     }

@@ -1047,6 +1047,15 @@ static int pgx_verify(cairn_engine *e, const cairn_verify_walk *w)
 
 /* ---- following: LISTEN/NOTIFY --------------------------------------------------------- */
 
+/* ---- a dry run's copy: a new schema of the same database ---------------------------- */
+
+static int pgx_copy(cairn_engine *e, const char *schema)
+{
+    cairn_pgx *x = PGX(e);
+    int rc = cairn_pg_copy(x->pg, schema);
+    return rc ? failed(x, rc) : CAIRN_OK;
+}
+
 static uint32_t *pgx_wake_word(cairn_engine *e)
 {
     (void)e;
@@ -1106,6 +1115,7 @@ const cairn_engine_ops cairn_pg_engine = {
     .forget = pgx_forget,
     .rekey = pgx_rekey,
     .verify = pgx_verify,
+    .copy = pgx_copy,
     .wake_word = pgx_wake_word,
     .wake_seq = pgx_wake_seq,
     .wait = pgx_wait,

@@ -93,6 +93,11 @@ int pg_writable(cairn_pg *pg);
 int pg_fail(cairn_pg *pg, int rc, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
 /* (Re)connect if needed: CAIRN_OK or an error with the message set. */
 int pg_connect(cairn_pg *pg);
+/* A connected handle for the URI's schema (opt->schema when set), without looking at the
+ * schema: cairn_pg_open goes on to make its statements and open the schema. */
+int pg_new(const char *uri, const cairn_pg_options *opt, cairn_pg **out, char *err, size_t errlen);
+/* A schema name cairn accepts: 1 to CAIRN_PG_SCHEMA_MAX of a-z, 0-9, _, not a digit or pg_ first. */
+int pg_valid_schema(const char *s);
 
 /* A statement whose answer is one int8 (0 when there is no row, or NULL). */
 int pg_one_u64(cairn_pg *pg, enum pg_sql_id which, const pg_params *p, uint64_t *out);
@@ -105,6 +110,8 @@ int pg_rows_take(PGresult *r, cairn_pg_rows *out, int id_col, int version_col, i
 /* pg_sql.c: make pg->sql (CAIRN_OK or out of memory); check the schema's
  * tables, creating them first for a writer. */
 int pg_sql_make(cairn_pg *pg);
+/* schema_sql for another schema of the same database, expanded (malloc'd; NULL: out of memory). */
+char *pg_schema_script(cairn_pg *pg, const char *schema);
 int pg_schema_open(cairn_pg *pg);
 /* Make the schema or bring an older one up to date (a writer's open; the first write of a
  * tool's open that found it older). */

@@ -358,19 +358,29 @@ static const char *const statements[PG_SQL_COUNT] = {
 };
 
 /* tmpl with `@` → the quoted schema and `#` → the plain one (malloc'd). */
-static char *expand(const cairn_pg *pg, const char *tmpl)
+static char *expand_names(const char *schema, const char *qschema, const char *tmpl)
 {
-    size_t q = strlen(pg->qschema), s = strlen(pg->schema), len = 1;
+    size_t q = strlen(qschema), s = strlen(schema), len = 1;
     for (const char *c = tmpl; *c; c++) len += *c == '@' ? q : *c == '#' ? s : 1;
     char *out = malloc(len), *w = out;
     if (!out) return NULL;
     for (const char *c = tmpl; *c; c++) {
-        if (*c == '@') { memcpy(w, pg->qschema, q); w += q; }
-        else if (*c == '#') { memcpy(w, pg->schema, s); w += s; }
+        if (*c == '@') { memcpy(w, qschema, q); w += q; }
+        else if (*c == '#') { memcpy(w, schema, s); w += s; }
         else *w++ = *c;
     }
     *w = '\0';
     return out;
+}
+
+static char *expand(const cairn_pg *pg, const char *tmpl) { return expand_names(pg->schema, pg->qschema, tmpl); }
+
+char *pg_schema_script(cairn_pg *pg, const char *schema)
+{
+    char *q = PQescapeIdentifier(pg->conn, schema, strlen(schema));
+    char *script = q ? expand_names(schema, q, schema_sql) : NULL;
+    PQfreemem(q);
+    return script;
 }
 
 int pg_sql_make(cairn_pg *pg)

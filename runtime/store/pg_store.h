@@ -290,6 +290,20 @@ int cairn_pg_snapshot_streams(cairn_pg *pg, const uint8_t *after, size_t limit, 
 int cairn_pg_stream_heads(cairn_pg *pg, const uint8_t *after, size_t limit, cairn_pg_rows *out)
     __attribute__((warn_unused_result));
 
+/* ---- Copies (pg_copy.c): what `cairn sync --dry-run` works on ------------- */
+
+#define CAIRN_PG_COPY_PREFIX "cairn_dry_" /* the names of copies, the only schemas dropped */
+
+/** Copy the handle's schema, consistently (one snapshot), into the new schema dest
+ *  of the same database, named CAIRN_PG_COPY_PREFIX…, at this cairn's version.
+ *  @return CAIRN_OK; CAIRN_CONFIG (a bad name, or dest exists); CAIRN_STORE (nothing
+ *          of dest is left). */
+int cairn_pg_copy(cairn_pg *pg, const char *dest) __attribute__((warn_unused_result));
+
+/** Drop the copy a URI names (its schema= must start with CAIRN_PG_COPY_PREFIX, else
+ *  CAIRN_CONFIG); no such schema is fine. */
+int cairn_pg_drop_copy(const char *uri, char *err, size_t errlen) __attribute__((warn_unused_result));
+
 /* ---- Wake-ups (pg_wake.c): LISTEN/NOTIFY ---------------------------------- */
 
 /**

@@ -254,8 +254,9 @@ struct cairn_engine_ops {
      * CAIRN_INTERRUPTED when a trapped signal arrived) */
     int (*wake_seq)(cairn_engine *e, uint32_t *seq);
     int (*wait)(cairn_engine *e, uint32_t seen, double timeout_s);
-    /* optional (NULL: not offered) */
-    int (*copy)(cairn_engine *e, const char *dir);
+    /* optional (NULL: not offered): a consistent copy into target, an empty directory
+     * (LMDB) or a new schema of the same database (PostgreSQL, cairn_pg_copy) */
+    int (*copy)(cairn_engine *e, const char *target);
     void (*group_stats)(cairn_engine *e, uint64_t *groups, uint64_t *saves);
 };
 

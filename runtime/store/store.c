@@ -10,6 +10,7 @@
 
 #include "cairn.h"
 #include "mapper.h"
+#include "pg_store.h"
 #include "uuid.h"
 
 int cairn_engine_fail(cairn_engine *e, int rc, const char *fmt, ...)
@@ -137,11 +138,17 @@ const char *cairn_store_errmsg(const cairn_store *s) { return s->eng->errmsg; }
 
 const char *cairn_store_uri(const cairn_store *s) { return s->uri; }
 
-int cairn_store_copy(cairn_store *s, const char *dir)
+int cairn_store_copy(cairn_store *s, const char *target)
 {
-    if (!s->eng->ops->copy)
-        return cairn_store_fail(s, CAIRN_CONFIG, "store %s cannot be copied to a directory", s->eng->where);
-    return s->eng->ops->copy(s->eng, dir);
+    if (!s->eng->ops->copy) return cairn_store_fail(s, CAIRN_CONFIG, "store %s cannot be copied", s->eng->where);
+    return s->eng->ops->copy(s->eng, target);
+}
+
+int cairn_store_drop_copy(const char *uri, char *err, size_t errlen)
+{
+    if (strncmp(uri, "postgres://", 11) != 0 && strncmp(uri, "postgresql://", 13) != 0)
+        return open_failed(err, errlen, CAIRN_CONFIG, "'%s' is not a PostgreSQL copy: only those are dropped", uri);
+    return cairn_pg_drop_copy(uri, err, errlen);
 }
 
 void cairn_store_group_stats(cairn_store *s, uint64_t *groups, uint64_t *saves)

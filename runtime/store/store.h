@@ -355,7 +355,12 @@ void cairn_wake_set_interrupt_flag(volatile sig_atomic_t *flag);
  *  the saves they held (saves / groups is the mean group size). */
 void cairn_store_group_stats(cairn_store *s, uint64_t *groups, uint64_t *saves);
 
-/** A compact, consistent copy of the store into an empty directory. */
-int cairn_store_copy(cairn_store *s, const char *dir) __attribute__((warn_unused_result));
+/** A compact, consistent copy of the store into target: an empty directory (lmdb:), or a
+ *  new schema of the same database named cairn_dry_… (postgresql://). */
+int cairn_store_copy(cairn_store *s, const char *target) __attribute__((warn_unused_result));
+
+/** Drop the PostgreSQL copy (cairn_store_copy) a URI names, whose schema is cairn_dry_…;
+ *  no such schema is fine. CAIRN_CONFIG for any other URI. */
+int cairn_store_drop_copy(const char *uri, char *err, size_t errlen) __attribute__((warn_unused_result));
 
 #endif

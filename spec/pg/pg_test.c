@@ -737,6 +737,79 @@ static void test_lists(void)
     printf("ok - lists: stream heads, snapshot streams, tracking and views across, by page; view clear\n");
 }
 
+/* A dry run's copy: every table, consistently, into a new schema cairn_dry_…, whose saves go on
+ * from the original's ids while the original stays as it was; only such schemas are dropped. */
+static void test_copy(void)
+{
+    drop_schema("t_copy");
+    drop_schema("cairn_dry_t1");
+    cairn_pg *pg = open_schema("t_copy", 0);
+    uint8_t a[16], b[16];
+    make_id(a, 7, 1);
+    make_id(b, 7, 2);
+    cairn_pg_record evs[3] = { rec(a, 1, "T", "a1"), rec(a, 2, "T", "a2"), rec(b, 1, "U", "b1") };
+    cairn_pg_record snap = rec(a, 2, "", "state");
+    cairn_pg_batch batch = { .events = evs, .n = 3, .snapshots = &snap, .nsnapshots = 1,
+                             .track_app = str("Leader"), .track_id = 5 };
+    uint64_t first;
+    OK(cairn_pg_append(pg, &batch, &first));
+    cairn_pg_view_op op = { str("k"), str("v"), 0 };
+    OK(cairn_pg_view_write(pg, str("Counts"), &op, 1, str("Leader"), 5, 0, 0, 0));
+    /* names: a copy goes into a new schema named cairn_dry_… */
+    E(cairn_pg_copy(pg, "t_other") == CAIRN_CONFIG && strstr(cairn_pg_errmsg(pg), "cairn_dry_"));
+    E(cairn_pg_copy(pg, "cairn_dry_Bad") == CAIRN_CONFIG);
+    OK(cairn_pg_copy(pg, "cairn_dry_t1"));
+    E(cairn_pg_copy(pg, "cairn_dry_t1") == CAIRN_CONFIG && strstr(cairn_pg_errmsg(pg), "exists"));
+    cairn_pg *copy = open_schema("cairn_dry_t1", 0);
+    cairn_pg_rows rows;
+    OK(cairn_pg_read_log(copy, 1, 0, NULL, 0, 0, &rows));
+    E(rows.n == 3 && rows.row[2].id == 3 && bytes_are(rows.row[2].bytes, "b1"));
+    cairn_pg_rows_free(&rows);
+    OK(cairn_pg_read_snapshot(copy, a, UINT64_MAX, &rows));
+    E(rows.n == 1 && bytes_are(rows.row[0].bytes, "state"));
+    cairn_pg_rows_free(&rows);
+    uint64_t pos;
+    OK(cairn_pg_tracking_max(copy, str("Leader"), &pos));
+    E(pos == 5);
+    OK(cairn_pg_view_get(copy, str("Counts"), str("k"), &rows));
+    E(rows.n == 1 && bytes_are(rows.row[0].bytes, "v"));
+    cairn_pg_rows_free(&rows);
+    /* the copy's saves go on from its ids (and its seq); the original does not see them */
+    cairn_pg_record next = rec(b, 2, "U", "b2");
+    cairn_pg_batch nb = { .events = &next, .n = 1 };
+    OK(cairn_pg_append(copy, &nb, &first));
+    E(first == 4);
+    uint64_t max;
+    OK(cairn_pg_max_id(pg, &max));
+    E(max == 3);
+    cairn_pg_close(copy);
+    /* only copies are dropped */
+    char err2[512];
+    E(cairn_pg_drop_copy(with("schema=t_copy"), err2, sizeof err2) == CAIRN_CONFIG && strstr(err2, "not a copy"));
+    OK(cairn_pg_max_id(pg, &max));
+    OK(cairn_pg_drop_copy(with("schema=cairn_dry_t1"), err2, sizeof err2));
+    OK(cairn_pg_drop_copy(with("schema=cairn_dry_t1"), err2, sizeof err2)); /* gone already: fine */
+    PGconn *c = raw();
+    E(sql_int(c, "SELECT count(*) FROM pg_namespace WHERE nspname = 'cairn_dry_t1'") == 0);
+    /* a schema an older cairn left is copied (columns by name) into one of this version, and left as it is */
+    sql(c, "UPDATE t_copy.meta SET value = '1' WHERE key = 'format'");
+    sql(c, "ALTER TABLE t_copy.events DROP COLUMN pos");
+    cairn_pg_close(pg);
+    cairn_pg_options tool = { .schema = "t_copy", .must_exist = 1 };
+    pg = NULL;
+    OK(cairn_pg_open(uri, &tool, &pg, err, sizeof err));
+    OK(cairn_pg_copy(pg, "cairn_dry_t1"));
+    E(sql_int(c, "SELECT convert_from(value, 'UTF8')::int FROM t_copy.meta WHERE key = 'format'") == 1);
+    E(sql_int(c, "SELECT convert_from(value, 'UTF8')::int FROM cairn_dry_t1.meta WHERE key = 'format'") == 2);
+    E(sql_int(c, "SELECT count(*) FROM cairn_dry_t1.events") == 3);
+    OK(cairn_pg_drop_copy(with("schema=cairn_dry_t1"), err2, sizeof err2));
+    PQfinish(c);
+    cairn_pg_close(pg);
+    drop_schema("t_copy");
+    printf("ok - copy: a dry run's copy holds every table, goes on from the ids, leaves the original; only copies "
+           "are dropped\n");
+}
+
 /* ---- failures ----------------------------------------------------------- */
 
 /* A save run on another thread, so the test can end its connection midway. */
@@ -1239,7 +1312,7 @@ int main(int argc, char **argv)
     if (argc == 3 && strcmp(argv[1], "--lag") == 0) return lag(atoi(argv[2]));
     static const struct { const char *name; void (*run)(void); } tests[] = {
         { "open", test_open }, { "append", test_append }, { "keys", test_keys }, { "walk", test_walk },
-        { "apps", test_apps_apart }, { "views", test_views }, { "lists", test_lists },
+        { "apps", test_apps_apart }, { "views", test_views }, { "lists", test_lists }, { "copy", test_copy },
         { "wake", test_wake }, { "failures", test_failures }, { "ids", test_gap_free },
     };
     int ran = 0;
@@ -1249,7 +1322,7 @@ int main(int argc, char **argv)
         ran++;
     }
     if (!ran) {
-        fprintf(stderr, "usage: cairn_pg_tests [open|append|keys|walk|apps|views|wake|failures|ids] | --bench 1,4,8 SECONDS"
+        fprintf(stderr, "usage: cairn_pg_tests [open|append|keys|walk|apps|views|lists|copy|wake|failures|ids] | --bench 1,4,8 SECONDS"
                 " | --lag N\n");
         return 2;
     }
