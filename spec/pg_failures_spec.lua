@@ -58,6 +58,34 @@ describe_pg("PostgreSQL server failures", function()
     app:close()
   end)
 
+  it("the store tools and messages show a URI's password as ***", function()
+    local q = helper.shell_quote
+    -- a trusted login: the password is not checked, only carried
+    local with_pw = uri:gsub("user=postgres", "user=postgres&password=s3cret-pw")
+    local userinfo = uri:gsub("^postgresql://", "postgresql://postgres:s3cret-pw@"):gsub("&user=postgres", "")
+    local app = Counters.new { store = with_pw }
+    app:create()
+    app:close()
+    for _, u in ipairs { with_pw, userinfo } do
+      local code, out, err = helper.run(("%s stat %s"):format(q(helper.cairn_bin), q(u)))
+      assert.are.equal(0, code, err)
+      assert.is_nil(out:find("s3cret", 1, true), out)
+      assert.matches("\nstore: postgresql://[^\n]*%*%*%*", "\n" .. out)
+      code, out, err = helper.run(("%s events %s 00000000-0000-0000-0000-000000000001"):format(q(helper.cairn_bin),
+        q(u)))
+      assert.are.equal(1, code)
+      assert.matches("AggregateNotFound: aggregate [^\n]* not found in postgresql://[^\n]*%*%*%*", err)
+      assert.is_nil((out .. err):find("s3cret", 1, true), err)
+    end
+    local err = helper.error_of(function()
+      local a = Counters.new { store = userinfo }
+      finally(function() a:close() end)
+      a.repository:get(cairn.uuid.v4())
+    end)
+    helper.assert_kind("AggregateNotFound", err)
+    assert.is_nil(err.message:find("s3cret", 1, true), err.message)
+  end)
+
   it("a server down at open is a StoreError naming the server; once it is back the open works", function()
     local app = Counters.new { store = uri }
     local id = app:create()

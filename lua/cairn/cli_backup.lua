@@ -510,7 +510,7 @@ local function import_cmd(args)
     store = recorder.open(write_uri, { sync = "full", cipher_key = os_getenv("CAIRN_CIPHER_KEY"),
                                        compressor = os_getenv("CAIRN_COMPRESSOR") })
     if not place and store:max_id() ~= 0 then
-      errors.raise("ConfigError", "%s is not empty: import needs an empty store (name a new one)", uri)
+      errors.raise("ConfigError", "%s is not empty: import needs an empty store (name a new one)", store:uri())
     end
     local writer = new_writer(store, uri)
     read_into(writer, input, size)

@@ -98,8 +98,9 @@ local function events_cmd(args)
   local store = open_existing(uri)
   local events = store:read_stream(canonical)
   if #events == 0 then
+    local shown = store:uri() -- without a password
     store:close()
-    errors.raise("AggregateNotFound", "aggregate %s not found in %s", canonical, uri)
+    errors.raise("AggregateNotFound", "aggregate %s not found in %s", canonical, shown)
   end
   for i = 1, #events do
     local e = events[i]

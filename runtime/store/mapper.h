@@ -20,7 +20,7 @@
 /* A handle: the mapper's state over one engine handle. */
 struct cairn_store {
     cairn_engine *eng;          /* its errmsg is the handle's */
-    char *uri;
+    char *uri;                  /* as shown: a PostgreSQL password replaced with *** */
     int read_only;
     /* the read in progress */
     enum { READ_NONE, READ_STREAM, READ_LOG } reading;

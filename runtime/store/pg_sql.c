@@ -80,13 +80,23 @@ static const char schema_sql[] =
     "  PRIMARY KEY (name, app));\n"
     /* version 2: a save numbered after its commit keeps its batch's order (rows go in
      * in stream order); the functions below as they are now */
-    "ALTER TABLE @.events ADD COLUMN IF NOT EXISTS pos integer;\n"
-    /* the functions, made anew (a signature may have changed) */
+    /* (each step looks first: an ALTER TABLE would lock the table even when it has nothing to do) */
+    "DO $v2$ BEGIN\n"
+    "  IF NOT EXISTS (SELECT 1 FROM pg_attribute WHERE attrelid = '@.events'::regclass AND attname = 'pos'\n"
+    "                 AND NOT attisdropped) THEN\n"
+    "    ALTER TABLE @.events ADD COLUMN pos integer;\n"
+    "  END IF;\n"
+    "END $v2$;\n"
+    /* an older schema's functions are dropped, to be made anew below (a signature may have
+     * changed); a writer that finds the schema made meanwhile replaces them in place */
     "DO $drop$ DECLARE f regprocedure;\n"
     "BEGIN\n"
-    "  FOR f IN SELECT oid::regprocedure FROM pg_proc WHERE pronamespace = '@'::regnamespace LOOP\n"
-    "    EXECUTE 'DROP FUNCTION ' || f;\n"
-    "  END LOOP;\n"
+    "  IF coalesce((SELECT convert_from(value, 'UTF8')::int FROM @.meta WHERE key = 'format'), 0) < "
+    PG_STR(CAIRN_PG_FORMAT) " THEN\n"
+    "    FOR f IN SELECT oid::regprocedure FROM pg_proc WHERE pronamespace = '@'::regnamespace LOOP\n"
+    "      EXECUTE 'DROP FUNCTION ' || f;\n"
+    "    END LOOP;\n"
+    "  END IF;\n"
     "END $drop$;\n"
     /* The lock that orders numbering: a transaction-level advisory lock, which
      * needs no transaction id and writes no WAL, so a numbering that finds

@@ -60,6 +60,40 @@ static int open_failed(char *err, size_t errlen, int rc, const char *fmt, const 
 }
 
 /* The engine of a URI and what its open takes (NULL location: a private store). */
+/* The URI as messages and tools show it: a PostgreSQL URI's password (user:PASSWORD@…,
+ * password=…) replaced with *** (malloc'd; NULL: out of memory). */
+static char *shown_uri(const char *uri)
+{
+    if (strncmp(uri, "postgres://", 11) != 0 && strncmp(uri, "postgresql://", 13) != 0) return strdup(uri);
+    size_t len = strlen(uri);
+    char *out = malloc(len + 4 * 8 + 1), *w = out; /* each password becomes 3 bytes; room for a few */
+    if (!out) return NULL;
+    const char *auth = strstr(uri, "://") + 3, *p = uri;
+    size_t authlen = strcspn(auth, "/?#");
+    const char *at = memchr(auth, '@', authlen), *colon = at ? memchr(auth, ':', (size_t)(at - auth)) : NULL;
+    int secrets = 0;
+    while (*p) {
+        const char *skip_to = NULL;
+        if (colon && p == colon + 1) skip_to = at;
+        else if ((p > uri && (p[-1] == '?' || p[-1] == '&')) && strncmp(p, "password=", 9) == 0) {
+            memcpy(w, p, 9);
+            w += 9;
+            p += 9;
+            skip_to = p + strcspn(p, "&#");
+        }
+        if (skip_to && secrets < 8) {
+            memcpy(w, "***", 3);
+            w += 3;
+            p = skip_to;
+            secrets++;
+            continue;
+        }
+        *w++ = *p++;
+    }
+    *w = '\0';
+    return out;
+}
+
 static int pick_engine(const char *uri, const cairn_engine_ops **ops, const char **location, char *err,
                        size_t errlen)
 {
@@ -97,7 +131,7 @@ int cairn_store_open(const char *uri, const cairn_store_options *opt, cairn_stor
     int rc = pick_engine(uri, &ops, &location, err, errlen);
     if (rc) return rc;
     cairn_store *s = calloc(1, sizeof *s);
-    if (!s || !(s->uri = strdup(uri))) {
+    if (!s || !(s->uri = shown_uri(uri))) {
         free(s);
         return open_failed(err, errlen, ENOMEM, "out of memory opening '%s'", uri);
     }

@@ -270,7 +270,7 @@ int cairn_store_stat(cairn_store *s, cairn_store_stats *out) __attribute__((warn
 /** The message for the last error on s (empty if none). */
 const char *cairn_store_errmsg(const cairn_store *s);
 
-/** The URI the store was opened with. */
+/** The URI the store was opened with, as messages show it (a PostgreSQL password is ***). */
 const char *cairn_store_uri(const cairn_store *s);
 
 /* ---- Views (mapper_views.c) ----------------------------------------------
