@@ -255,6 +255,33 @@ describe_pg("PostgreSQL server failures", function()
     said_once_per_outage("project", "Counts", 2)
   end)
 
+  it("a ProjectionRunner following in a program rides out a server restart; reconnect = false raises", function()
+    local school_module = helper.school("training_school")
+    local Counts = dofile(helper.SCHOOL .. "/counts.lua")
+    local school = school_module.TrainingSchool.new { store = helper.store_uri(dir, "school") }
+    finally(function() school:close() end)
+    school:register("Fido")
+    local said = {}
+    local runner = cairn.ProjectionRunner.new { application = school, projection = Counts,
+      view = helper.store_uri(dir, "counts") }
+    finally(function() runner:close() end)
+    assert.are.equal(1, runner:run())
+    teach(school, 1)
+    pg_tool("restart") -- the runner's connections are gone
+    assert.are.equal("idle", runner:follow { idle_timeout = 0.5,
+      reconnect = require("cairn.follow").server_away("Counts", function(line) said[#said + 1] = line end) })
+    assert.are.equal(2, runner.view:max_tracking_id("TrainingSchool"))
+    assert.are.equal(1, #said)
+    -- the default says so on stderr; false raises the StoreError instead
+    teach(school, 2)
+    pg_tool("restart")
+    local err = helper.error_of(runner.follow, runner, { idle_timeout = 0.5, reconnect = false })
+    helper.assert_kind("StoreError", err)
+    assert.are.equal("idle", runner:follow { idle_timeout = 0.5 })
+    assert.are.equal(3, runner.view:max_tracking_id("TrainingSchool"))
+    assert.are.equal(2, runner.view:get("tricks"))
+  end)
+
   it("a SingleThreadedRunner rides out a server restart: its followers resume where they were, once", function()
     local school_module, counters_module = helper.school("training_school"), helper.school("counters")
     local system = cairn.system { pipes = { { school_module.TrainingSchool, counters_module.Counters } } }

@@ -440,8 +440,7 @@ local function project(args)
     if opts.follow then
       local n0 = r.view:max_tracking_id(name)
       -- a PostgreSQL server that goes away is waited for; the view's tracking says where to resume
-      local result = r:follow { signals = true, idle_timeout = idle_timeout(opts),
-        reconnect = follow.server_away(proj.name) }
+      local result = r:follow { signals = true, idle_timeout = idle_timeout(opts) }
       read = r.view:max_tracking_id(name) - n0
       return result
     end

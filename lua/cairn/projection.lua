@@ -170,10 +170,17 @@ function Runner:run()
 end
 
 --- Keep processing new notifications, also those recorded by other processes,
--- until `stop()` (or opts.idle_timeout, or a signal with opts.signals).
+-- until `stop()` (or opts.idle_timeout, or a signal with opts.signals). A PostgreSQL
+-- server that goes away is waited for (`cairn.follow.server_away`) unless
+-- opts.reconnect says otherwise (false: raise its StoreError).
 -- @param[opt] opts see `cairn.follow.loop`
 function Runner:follow(opts)
   self.stopped = false
+  local o = {}
+  for k, v in pairs(opts or {}) do o[k] = v end
+  if o.reconnect == nil then o.reconnect = follow.server_away(self.projection.name) end
+  if o.reconnect == false then o.reconnect = nil end
+  opts = o
   local runner = self
   local function catch_up()
     local total = 0

@@ -289,7 +289,7 @@ int cairn_pg_keys_changed(const cairn_pg *pg) { return pg->keys_changed; }
 #define SQLSTATE_KEYS_CHANGED "CN003"
 #define SQLSTATE_NO_KEY "CN004"
 #define SQLSTATE_NOT_NEW "CN005"
-#define SQLSTATE_NEWER_SCHEMA "CN006"
+#define SQLSTATE_NEWER_SCHEMA "CNV01"
 
 /* Two saves raced for one stream version (or one new stream's data key) and met at the
  * unique index: the one that waited is refused whole. Named as the version check names

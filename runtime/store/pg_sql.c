@@ -30,7 +30,7 @@
  * its functions. schema_sql makes a new schema and brings an older one up to date
  * in one transaction, under the schema's lock: every step below is one an older
  * schema can run again (IF NOT EXISTS), the functions are dropped and made anew,
- * and a schema newer than this cairn knows is left alone (SQLSTATE CN006). A change
+ * and a schema newer than this cairn knows is left alone (SQLSTATE CNV01). A change
  * to a table or a function bumps CAIRN_PG_FORMAT and adds its step here.
  */
 #include <stdlib.h>
@@ -53,7 +53,7 @@ static const char schema_sql[] =
     "BEGIN\n"
     "  IF v > " PG_STR(CAIRN_PG_FORMAT) " THEN\n"
     "    RAISE EXCEPTION 'schema # has version %, newer than this cairn knows (" PG_STR(CAIRN_PG_FORMAT)
-    "): use a newer cairn', v USING ERRCODE = 'CN006';\n"
+    "): use a newer cairn', v USING ERRCODE = 'CNV01';\n"
     "  END IF;\n"
     "END $guard$;\n"
     /* version 1: the tables */
