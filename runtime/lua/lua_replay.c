@@ -22,6 +22,7 @@ typedef struct {
 typedef struct {
     topic_fields t[TOPICS_MAX];
     int n;
+    int last;           /* the entry found last: runs of one topic are the rule */
 } columns;
 
 static int slot_of(void *ctx, const char *name, size_t len)
@@ -36,8 +37,13 @@ static int slot_of(void *ctx, const char *name, size_t len)
  * NULL when the read cannot be columns: no field list, or a topic to upcast. */
 static topic_fields *lookup(lua_State *L, columns *c, int fields, int versions, const char *topic, size_t len)
 {
+    const topic_fields *last = &c->t[c->last];
+    if (c->n && last->topic_len == len && memcmp(last->topic, topic, len) == 0) return &c->t[c->last];
     for (int i = 0; i < c->n; i++)
-        if (c->t[i].topic_len == len && memcmp(c->t[i].topic, topic, len) == 0) return &c->t[i];
+        if (c->t[i].topic_len == len && memcmp(c->t[i].topic, topic, len) == 0) {
+            c->last = i;
+            return &c->t[i];
+        }
     if (c->n == TOPICS_MAX) return NULL;
     lua_pushlstring(L, topic, len);
     int slot = lua_gettop(L);
@@ -65,7 +71,7 @@ static topic_fields *lookup(lua_State *L, columns *c, int fields, int versions, 
     t->topic_len = len;
     t->topic_slot = slot;
     t->n = (int)n;
-    c->n++;
+    c->last = c->n++;
     return t;
 }
 
@@ -81,7 +87,7 @@ int cairn_lua_push_columns(lua_State *L, const cairn_gather *g, int fields, int 
     int top = lua_gettop(L);
     if (!lua_checkstack(L, TOPICS_MAX + 12)) return CAIRN_END;
     columns c;
-    c.n = 0;
+    c.n = c.last = 0;
     /* first pass: every record plain and in version order, every topic known */
     uint64_t first = g->recs[0].version;
     size_t total = 0;
