@@ -191,14 +191,7 @@ int cairn_lmdb_dcb_read(cairn_engine *e, const cairn_dcb_query *q, uint64_t limi
     int rc = cairn_lmdb_begin_read(h);
     if (rc) return rc;
     MDB_cursor *cur;
-    MDB_val k, v;
-    rc = cairn_lmdb_local_cursor(h, h->sh->log, &cur);
-    if (rc == 0) {
-        rc = mdb_cursor_get(cur, &k, &v, MDB_LAST);
-        if (rc == 0 && k.mv_size == 8) *last_id = cairn_get_be64(k.mv_data);
-        if (rc == MDB_NOTFOUND) rc = 0;
-        cairn_lmdb_local_close(h, cur);
-    }
+    rc = cairn_lmdb_last_id(h, last_id);
     if (rc == 0 && !h->sh->no_index && (rc = cairn_lmdb_local_cursor(h, h->sh->index, &cur)) == 0) {
         rc = walk_query(h->rtxn, h->sh->index, cur, q, limit, found, ctx);
         cairn_lmdb_local_close(h, cur);

@@ -125,6 +125,8 @@ int cairn_lmdb_refuse_damaged(cairn_lmdb *h, const char *doing);
  * (cairn_lmdb_local_close), or, should the read fault, lmdb_fault.c does. */
 int cairn_lmdb_local_cursor(cairn_lmdb *h, MDB_dbi dbi, MDB_cursor **cur);
 void cairn_lmdb_local_close(cairn_lmdb *h, MDB_cursor *cur);
+/* The log's last notification id (0: empty), inside the read in progress. */
+int cairn_lmdb_last_id(cairn_lmdb *h, uint64_t *out);
 
 /* Touch every page of a value a read returns, inside the read's guard: a
  * damaged node size would otherwise send the mapper past the data file. */

@@ -285,21 +285,27 @@ int cairn_lmdb_read_snapshot(cairn_engine *e, const uint8_t id[16], int has_lte,
     return CAIRN_OK;
 }
 
+int cairn_lmdb_last_id(cairn_lmdb *h, uint64_t *out)
+{
+    MDB_cursor *cur;
+    MDB_val k, v;
+    *out = 0;
+    int rc = cairn_lmdb_local_cursor(h, h->sh->log, &cur);
+    if (rc) return rc;
+    rc = mdb_cursor_get(cur, &k, &v, MDB_LAST);
+    if (rc == 0 && k.mv_size == 8) *out = cairn_get_be64(k.mv_data);
+    if (rc == MDB_NOTFOUND) rc = 0;
+    cairn_lmdb_local_close(h, cur);
+    return rc;
+}
+
 int cairn_lmdb_max_id(cairn_engine *e, uint64_t *out)
 {
     cairn_lmdb *h = LMDB(e);
     *out = 0;
     int rc = cairn_lmdb_begin_read(h);
     if (rc) return rc;
-    MDB_cursor *cur;
-    MDB_val k, v;
-    rc = cairn_lmdb_local_cursor(h, h->sh->log, &cur);
-    if (rc == 0) {
-        rc = mdb_cursor_get(cur, &k, &v, MDB_LAST);
-        if (rc == 0 && k.mv_size == 8) *out = cairn_get_be64(k.mv_data);
-        if (rc == MDB_NOTFOUND) rc = 0;
-        cairn_lmdb_local_close(h, cur);
-    }
+    rc = cairn_lmdb_last_id(h, out);
     if (rc == 0) rc = cairn_lmdb_read_still_valid(h, "reading the log");
     cairn_lmdb_read_end(e);
     return cairn_lmdb_failure(h, rc, "reading the log");
