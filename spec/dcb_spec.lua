@@ -148,15 +148,15 @@ helper.each_store(function(ctx)
       assert.are.equal("Maths", app.events:read({ { types = { "CourseRenamed" } } })[1].data.name)
     end)
   end)
-end, { "memory", "lmdb" })
+end)
 
-describe("DCB across processes (lmdb:)", function()
+describe("DCB across processes (" .. helper.engine .. ":)", function()
   local dir
   before_each(function() dir = helper.tmpdir() end)
   after_each(function() helper.rmrf(dir) end)
 
   it("lets exactly one of four processes append under the same condition", function()
-    local uri = helper.store_uri(dir, "race", "lmdb")
+    local uri = helper.store_uri(dir, "race")
     local script = [[
 local cairn = require "cairn"
 local dir, uri, name = arg[1], arg[2], arg[3]

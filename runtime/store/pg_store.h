@@ -50,6 +50,23 @@ typedef struct cairn_pg_key {
     cairn_pg_bytes key;
 } cairn_pg_key;
 
+/** One index entry of a DCB event: name is 'a' (every DCB event), 'y' || type or 'g' || tag. */
+typedef struct cairn_pg_posting {
+    cairn_pg_bytes name;
+    size_t event;               /* the batch's events[event] */
+    cairn_pg_bytes type;        /* the event's type */
+} cairn_pg_posting;
+
+/** A DCB query, flattened (store.h's cairn_dcb_query): names[k] ('y' || type or 'g' || tag)
+ *  belongs to item item[k] (1..nitems); an item without names, or no items, match every DCB event. */
+typedef struct cairn_pg_query {
+    size_t nitems;
+    const cairn_pg_bytes *names;
+    const uint64_t *item;
+    size_t nnames;
+    uint64_t after;             /* only events at positions above it */
+} cairn_pg_query;
+
 /** What one save records, in one transaction. */
 typedef struct cairn_pg_batch {
     const cairn_pg_record *events;  /* a stream's events adjacent, versions consecutive */
@@ -65,6 +82,11 @@ typedef struct cairn_pg_batch {
     uint64_t keygen;            /* state is still at this generation (from cairn_pg_prepare) */
     const uint8_t (*new_streams)[16]; /* streams sealed as having no events (no prepare read them): */
     size_t nnew;                /* refuse (CAIRN_CONFLICT, cairn_pg_keys_changed) if one has */
+    const cairn_pg_posting *postings; /* DCB events' postings (index entries) */
+    size_t npostings;
+    const cairn_pg_query *fail_if;    /* NULL, or refuse (CAIRN_CONFLICT) when a DCB event matching it
+                                       * was recorded after fail_if->after */
+    cairn_pg_bytes once;        /* ptr NULL, or an idempotency key: CAIRN_CONFLICT if saved before */
 } cairn_pg_batch;
 
 /** One row of a read. Pointers stay valid until cairn_pg_rows_free(). */
@@ -114,6 +136,16 @@ int cairn_pg_backend_pid(const cairn_pg *pg);
  *         CAIRN_INVALID, CAIRN_STORE.
  */
 int cairn_pg_append(cairn_pg *pg, const cairn_pg_batch *b, uint64_t *first_id)
+    __attribute__((warn_unused_result));
+
+/** The positions of the DCB events matching q (ascending, each once, at most limit; 0: all),
+ *  and the log's last id, in one statement (one snapshot). Free ids with free(). */
+int cairn_pg_dcb_read(cairn_pg *pg, const cairn_pg_query *q, uint64_t limit, uint64_t **ids, size_t *n,
+                      uint64_t *last_id) __attribute__((warn_unused_result));
+
+/** The save of an idempotency key: its first id (0: it recorded no events) and how many.
+ *  @return CAIRN_OK, CAIRN_END (never saved), CAIRN_STORE. */
+int cairn_pg_once_get(cairn_pg *pg, cairn_pg_bytes key, uint64_t *first_id, uint64_t *n)
     __attribute__((warn_unused_result));
 
 /** Saves with events made through this handle, and how many of them found
