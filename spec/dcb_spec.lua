@@ -140,6 +140,18 @@ helper.each_store(function(ctx)
       assert.are.equal(0, app:max_notification_id())
     end)
 
+    it("refuses a type that is the topic of an aggregate's event, recording nothing", function()
+      local app = ctx.open(Courses)
+      helper.school("training_school") -- defines Dog, whose events include Dog.Registered
+      helper.assert_error_kind("SchemaError", function()
+        app.events:append { ev("CourseDefined", { "course:c1" }), ev("Dog.Registered", { "dog:d1" }) }
+      end, "event 2: DCB type 'Dog.Registered' is the topic of an event of aggregate Dog")
+      assert.are.equal(0, app:max_notification_id())
+      assert.are.same({}, app.events:read({}))
+      -- a type that only looks like one is fine
+      assert.are.equal(1, app.events:append { ev("Dog.Adopted", { "dog:d1" }) })
+    end)
+
     it("works on an encrypted, compressed store", function()
       local app = ctx.open(Courses, { cipher_key = require("cairn.core").keygen(),
                                       compressor = "zstd" })
