@@ -220,3 +220,54 @@ describe("store:read_events { ids = ... }", function()
       "bad option 'ids' to 'read_events' (array of notification ids expected)")
   end)
 end)
+
+describe("verify checks the DCB index and idempotency records (" .. helper.engine .. ":)", function()
+  local dir
+  before_each(function() dir = helper.tmpdir() end)
+  after_each(function() helper.rmrf(dir) end)
+
+  local function hex(s) return (s:gsub(".", function(c) return ("%02x"):format(c:byte()) end)) end
+  local function be64(n) return ("%016x"):format(n) end
+
+  -- Damage the index: the tag entry of `tag` for event id gone, a type entry that names
+  -- the wrong event added, and the record of key `k` pointing past the log.
+  local damage = {
+    lmdb = function(uri, tag, id, wrong_type, wrong_id, key)
+      local store = helper.shell_quote(uri:match("^lmdb:(.*)$"))
+      local function name(kind, s) return kind .. ("%02x"):format(#s) .. hex(s) end
+      for _, args in ipairs { "--index-del " .. store .. " " .. name("67", tag) .. be64(id),
+                              "--index-put " .. store .. " " .. name("79", wrong_type) .. be64(wrong_id) .. " ''",
+                              "--index-put " .. store .. " " .. name("6f", key) .. " " .. be64(50) .. be64(1) } do
+        local code, _, err = helper.run(helper.shell_quote(helper.tests_bin) .. " " .. args)
+        assert.are.equal(0, code, err)
+      end
+    end,
+    postgresql = function(uri, tag, id, wrong_type, wrong_id, key)
+      local schema = uri:match("schema=([%w_]+)")
+      helper.pg_sql(("DELETE FROM %s.dcb WHERE name = '\\x67%s'::bytea AND id = %d; "
+        .. "INSERT INTO %s.dcb VALUES ('\\x79%s'::bytea, %d, '\\x%s'::bytea); "
+        .. "UPDATE %s.once SET first_id = 50, n = 1 WHERE key = '\\x%s'::bytea"):format(schema, hex(tag), id,
+        schema, hex(wrong_type), wrong_id, hex(wrong_type), schema, hex(key)))
+    end,
+  }
+
+  it("finds nothing wrong in a sound store, and reports entries gone, wrong and dangling", function()
+    local uri = helper.store_uri(dir, "v")
+    local app = Courses.new { store = uri, sync = "none" }
+    fill(app)
+    app:save_once("pay-1")
+    app:close()
+    local cairn_bin = helper.shell_quote(helper.cairn_bin)
+    local code, out, err = helper.run(cairn_bin .. " verify " .. helper.shell_quote(uri))
+    assert.are.equal(0, code, err)
+    assert.matches("problems: 0", out, 1, true)
+    damage[helper.engine](uri, "course:c1", 4, "Nothing", 3, "pay-1")
+    code, out, err = helper.run(cairn_bin .. " verify " .. helper.shell_quote(uri) .. " --all")
+    assert.are.equal(1, code, out)
+    local all = out .. err
+    assert.matches("DCB event 4 is not indexed by its tag 'course:c1'", all, 1, true)
+    assert.matches("the DCB index entry (type 'Nothing') says notification 3 is of type 'Nothing'; "
+      .. "it is 'StudentRegistered'", all, 1, true)
+    assert.matches("the idempotency record of 'pay-1' names notifications 50 to 50", all, 1, true)
+  end)
+end)

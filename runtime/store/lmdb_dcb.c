@@ -35,7 +35,7 @@ static size_t posting_key(uint8_t *out, char kind, cairn_slice name, int with_id
     return len;
 }
 
-static int has_posting(MDB_txn *txn, MDB_dbi dbi, char kind, cairn_slice name, uint64_t id)
+int cairn_lmdb_dcb_has(MDB_txn *txn, MDB_dbi dbi, char kind, cairn_slice name, uint64_t id)
 {
     uint8_t key[POSTING_MAX];
     MDB_val k = { posting_key(key, kind, name, 1, id), key }, v;
@@ -56,7 +56,7 @@ static int matches_rest(MDB_txn *txn, MDB_dbi dbi, const cairn_dcb_item *it, siz
         if (t == it->ntypes) return 0;
     }
     for (size_t t = from_tag; t < it->ntags; t++) {
-        int rc = has_posting(txn, dbi, 'g', it->tags[t], id);
+        int rc = cairn_lmdb_dcb_has(txn, dbi, 'g', it->tags[t], id);
         if (rc == MDB_NOTFOUND) return 0;
         if (rc) return rc;
     }

@@ -212,6 +212,8 @@ int cairn_lmdb_dcb_index(cairn_lmdb *h, MDB_txn *txn, const cairn_write *w, uint
 int cairn_lmdb_dcb_read(cairn_engine *e, const cairn_dcb_query *q, uint64_t limit,
                         int (*found)(void *ctx, uint64_t id), void *ctx, uint64_t *last_id);
 int cairn_lmdb_once_get(cairn_engine *e, cairn_slice key, uint64_t *first_id, uint64_t *n);
+/* Is there a posting kind || name || id in the index (0: yes, MDB_NOTFOUND: no)? */
+int cairn_lmdb_dcb_has(MDB_txn *txn, MDB_dbi dbi, char kind, cairn_slice name, uint64_t id);
 
 /* A tracking position inside a write transaction (its batch must start above the recorded one). */
 int cairn_lmdb_tracking_put(cairn_lmdb *h, MDB_txn *txn, const cairn_tracking *t);

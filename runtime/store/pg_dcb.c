@@ -72,3 +72,51 @@ int cairn_pg_once_get(cairn_pg *pg, cairn_pg_bytes key, uint64_t *first_id, uint
     PQclear(r);
     return found ? CAIRN_OK : CAIRN_END;
 }
+
+/* ---- verify (inside a walk, pg_walk.c) ---------------------------------------- */
+
+int cairn_pg_walk_dcb(cairn_pg *pg, cairn_pg_bytes after_name, uint64_t after_id, size_t limit, cairn_pg_rows *out)
+{
+    memset(out, 0, sizeof *out);
+    if (!pg->walking) return pg_fail(pg, CAIRN_INVALID, "no walk in progress (cairn_pg_walk_begin)");
+    pg_params p = { 0 };
+    if (after_name.ptr) pg_param_bytes(&p, PG_BYTEA, after_name.ptr, after_name.len);
+    else pg_param_null(&p, PG_BYTEA);
+    pg_param_int8(&p, after_id > INT64_MAX ? INT64_MAX : after_id);
+    if (limit == 0 || limit > INT64_MAX) pg_param_null(&p, PG_INT8);
+    else pg_param_int8(&p, limit);
+    PGresult *r;
+    int rc = pg_exec(pg, PG_SQL_WALK_DCB, &p, &r);
+    if (rc) return rc;
+    if (pg_rows_take(r, out, 0, 1, 2, 3, 4)) return pg_fail(pg, CAIRN_STORE, "out of memory reading");
+    for (size_t i = 0; i < out->n; i++) {
+        out->row[i].type.ptr = (const uint8_t *)PQgetvalue(r, (int)i, 5);
+        out->row[i].type.len = (size_t)PQgetlength(r, (int)i, 5);
+    }
+    return CAIRN_OK;
+}
+
+int cairn_pg_dcb_has(cairn_pg *pg, cairn_pg_bytes name, uint64_t id, int *found)
+{
+    *found = 0;
+    pg_params p = { 0 };
+    pg_param_bytes(&p, PG_BYTEA, name.ptr, name.len);
+    pg_param_int8(&p, id > INT64_MAX ? INT64_MAX : id);
+    PGresult *r;
+    int rc = pg_exec(pg, PG_SQL_DCB_HAS, &p, &r);
+    if (rc) return rc;
+    *found = PQntuples(r) > 0;
+    PQclear(r);
+    return CAIRN_OK;
+}
+
+int cairn_pg_walk_once_bad(cairn_pg *pg, size_t limit, cairn_pg_rows *out)
+{
+    memset(out, 0, sizeof *out);
+    pg_params p = { 0 };
+    pg_param_int8(&p, limit ? limit : 1);
+    PGresult *r;
+    int rc = pg_exec(pg, PG_SQL_ONCE_BAD, &p, &r);
+    if (rc) return rc;
+    return pg_rows_take(r, out, 0, 1, -1, -1, 2) ? pg_fail(pg, CAIRN_STORE, "out of memory reading") : CAIRN_OK;
+}

@@ -1111,6 +1111,72 @@ static int walk_snapshot(walk_state *ws, const cairn_pg_row *r)
     return CAIRN_OK;
 }
 
+/* has() of the DCB walk: one look-up in the walk's snapshot. */
+static int walk_dcb_has(void *hctx, char kind, cairn_slice name, uint64_t id)
+{
+    walk_state *ws = hctx;
+    uint8_t key[1 + CAIRN_DCB_NAME_MAX];
+    if (name.len > CAIRN_DCB_NAME_MAX) return 0;
+    key[0] = (uint8_t)kind;
+    memcpy(key + 1, name.ptr, name.len);
+    int found, rc = cairn_pg_dcb_has(ws->x->pg, (cairn_pg_bytes){ key, 1 + name.len }, id, &found);
+    if (rc == CAIRN_OK) return found;
+    ws->w->problem(ws->w->ctx, cairn_pg_errmsg(ws->x->pg));
+    return -1;
+}
+
+/* Every DCB index entry to w->dcb_entry, with the event it names; then the idempotency records. */
+static int walk_dcb(walk_state *ws)
+{
+    cairn_pgx *x = ws->x;
+    uint8_t after[1 + CAIRN_DCB_NAME_MAX];
+    cairn_pg_bytes after_name = { NULL, 0 };
+    uint64_t after_id = 0;
+    for (;;) {
+        cairn_pg_rows rows;
+        int rc = cairn_pg_walk_dcb(x->pg, after_name, after_id, READ_BATCH, &rows);
+        if (rc) return failed(x, rc);
+        for (size_t i = 0; i < rows.n; i++) {
+            const cairn_pg_row *r = &rows.row[i];
+            cairn_record rec;
+            int usable = r->bytes.ptr && r->stream_id && cairn_record_parse(r->bytes.ptr, r->bytes.len, &rec) == CAIRN_OK;
+            if (usable) rec.notification_id = r->id;
+            char kind = r->key.len ? (char)r->key.ptr[0] : 0;
+            if ((kind != 'a' && kind != 'y' && kind != 'g') || (kind == 'a') != (r->key.len == 1)) {
+                char msg[120];
+                snprintf(msg, sizeof msg, "the DCB index has a malformed entry (notification %llu)",
+                         (unsigned long long)r->id);
+                ws->w->problem(ws->w->ctx, msg);
+                continue;
+            }
+            cairn_slice name = { (const char *)r->key.ptr + 1, r->key.len - 1 };
+            ws->w->dcb_entry(ws->w->ctx, kind, name, r->id, slice(r->type), usable ? &rec : NULL, walk_dcb_has, ws);
+        }
+        size_t got = rows.n;
+        if (got) {
+            const cairn_pg_row *last = &rows.row[got - 1];
+            size_t len = last->key.len < sizeof after ? last->key.len : sizeof after;
+            memcpy(after, last->key.ptr, len);
+            after_name = (cairn_pg_bytes){ after, len };
+            after_id = last->id;
+        }
+        cairn_pg_rows_free(&rows);
+        if (got < READ_BATCH) break;
+    }
+    cairn_pg_rows bad;
+    int rc = cairn_pg_walk_once_bad(x->pg, 100, &bad);
+    if (rc) return failed(x, rc);
+    for (size_t i = 0; i < bad.n; i++) {
+        char msg[400];
+        snprintf(msg, sizeof msg, "the idempotency record of '%.*s' names notifications %llu to %llu, not all recorded",
+                 (int)bad.row[i].key.len, (const char *)bad.row[i].key.ptr, (unsigned long long)bad.row[i].id,
+                 (unsigned long long)(bad.row[i].id + bad.row[i].version - 1));
+        ws->w->problem(ws->w->ctx, msg);
+    }
+    cairn_pg_rows_free(&bad);
+    return CAIRN_OK;
+}
+
 static int pgx_verify(cairn_engine *e, const cairn_verify_walk *w)
 {
     cairn_pgx *x = PGX(e);
@@ -1132,6 +1198,7 @@ static int pgx_verify(cairn_engine *e, const cairn_verify_walk *w)
     }
     if (rc == CAIRN_OK) rc = walk_rows(&ws, WALK_KEYS, walk_key);
     if (rc == CAIRN_OK) rc = walk_rows(&ws, WALK_SNAPSHOTS, walk_snapshot);
+    if (rc == CAIRN_OK) rc = walk_dcb(&ws);
     if (rc == CAIRN_OK) w->progress(w->ctx, ws.total, ws.total);
     cairn_pg_walk_end(x->pg);
     return rc;

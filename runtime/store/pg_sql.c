@@ -375,6 +375,13 @@ static const char *const statements[PG_SQL_COUNT] = {
     [PG_SQL_DCB_READ] = "SELECT c.last, m.id FROM @.counter c LEFT JOIN LATERAL (SELECT DISTINCT d AS id "
                         "FROM @.dcb_match($1, $5, $2, $3, $4) AS d ORDER BY 1 LIMIT $5) m ON true ORDER BY m.id",
     [PG_SQL_ONCE_GET] = "SELECT first_id, n FROM @.once WHERE key = $1",
+    /* verify: the DCB index with the event each entry names, and keys whose events are not all there */
+    [PG_SQL_WALK_DCB] = "SELECT d.id, e.version, e.stream_id, e.record, d.name, d.type FROM @.dcb d "
+                        "LEFT JOIN @.events e ON e.id = d.id WHERE $1::bytea IS NULL OR (d.name, d.id) > ($1, $2) "
+                        "ORDER BY d.name, d.id LIMIT $3",
+    [PG_SQL_DCB_HAS] = "SELECT 1 FROM @.dcb WHERE name = $1 AND id = $2",
+    [PG_SQL_ONCE_BAD] = "SELECT first_id, n, key FROM @.once WHERE n > 0 AND (first_id < 1 OR first_id + n - 1 > "
+                        "(SELECT last FROM @.counter)) ORDER BY key LIMIT $1",
     [PG_SQL_VIEW_CLEAR] = "WITH k AS (DELETE FROM @.views WHERE name = $1) DELETE FROM @.view_tracking WHERE name = $1",
 };
 

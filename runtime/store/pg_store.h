@@ -95,7 +95,8 @@ typedef struct cairn_pg_row {
     uint64_t version;           /* stream version (stream, head and snapshot reads) */
     const uint8_t *stream_id;   /* 16 bytes (stream, head, snapshot and log reads) */
     cairn_pg_bytes bytes;       /* the record; a view value for view reads */
-    cairn_pg_bytes key;         /* view reads: the key; snapshot reads: the event's record */
+    cairn_pg_bytes key;         /* view reads: the key; snapshot reads: the event's record; DCB walks: the name */
+    cairn_pg_bytes type;        /* DCB walks: the type an index entry records */
 } cairn_pg_row;
 
 typedef struct cairn_pg_rows {
@@ -268,6 +269,16 @@ int cairn_pg_walk_events(cairn_pg *pg, const uint8_t *after_stream, uint64_t aft
 int cairn_pg_walk_snapshots(cairn_pg *pg, const uint8_t *after_stream, uint64_t after_version, size_t limit,
                             cairn_pg_rows *out) __attribute__((warn_unused_result));
 void cairn_pg_walk_end(cairn_pg *pg);
+/** Inside a walk: DCB index entries in (name, id) order after (after_name, after_id) (after_name.ptr
+ *  NULL: from the first), at most limit: rows with id, key = the name ('a', 'y' || type, 'g' || tag),
+ *  type, and the event recorded at that id (stream_id, version, bytes; bytes.ptr NULL: none). */
+int cairn_pg_walk_dcb(cairn_pg *pg, cairn_pg_bytes after_name, uint64_t after_id, size_t limit, cairn_pg_rows *out)
+    __attribute__((warn_unused_result));
+/** Inside a walk: is there a DCB index entry (name, id)? */
+int cairn_pg_dcb_has(cairn_pg *pg, cairn_pg_bytes name, uint64_t id, int *found) __attribute__((warn_unused_result));
+/** Inside a walk: idempotency records whose events are not all in the log (at most limit): rows
+ *  with key = the key, id = its first id, version = its count. */
+int cairn_pg_walk_once_bad(cairn_pg *pg, size_t limit, cairn_pg_rows *out) __attribute__((warn_unused_result));
 
 /* ---- Views (pg_views.c): named key/value spaces with their own tracking ---- */
 
