@@ -94,6 +94,7 @@ typedef struct cairn_lmdb {
     uint64_t gt, lte;           /* stream bounds, inclusive lte */
     int has_gt;
     cairn_log_query lq;
+    size_t id_at;               /* a log read of listed ids: the next one to look up */
     uint64_t unlocked_txnid;    /* MDB_NOLOCK reads: the commit the read began at */
     MDB_cursor *local[4];       /* cursors a read opened for itself (closed after a fault) */
 } cairn_lmdb;

@@ -62,6 +62,8 @@ typedef struct cairn_pgx {
     uint64_t from, to;      /* stream versions still to read, inclusive */
     int descending;
     uint64_t next_id, stop; /* log */
+    uint64_t *ids;          /* a log read of listed ids: a copy of them, and the next to fetch */
+    size_t nids, id_at;
     cairn_pg_bytes *topics;
     size_t ntopics;
     char *topic_mem;
@@ -108,6 +110,9 @@ static void pgx_read_end(cairn_engine *e)
     x->nheld = 0;
     free(x->topics);
     free(x->topic_mem);
+    free(x->ids);
+    x->ids = NULL;
+    x->nids = x->id_at = 0;
     x->topics = NULL;
     x->topic_mem = NULL;
     x->ntopics = 0;
@@ -490,6 +495,13 @@ static int fetch(cairn_pgx *x)
     x->at = 0;
     size_t want = x->remaining < READ_BATCH ? x->remaining : READ_BATCH;
     int rc;
+    if (x->reading == PREAD_LOG && x->nids) { /* listed ids: the next READ_BATCH of them */
+        size_t n = x->nids - x->id_at < READ_BATCH ? x->nids - x->id_at : READ_BATCH;
+        rc = cairn_pg_read_log_ids(x->pg, x->ids + x->id_at, n, x->topics, x->ntopics, &x->rows);
+        x->id_at += n;
+        x->more = x->id_at < x->nids;
+        return rc ? failed(x, rc) : CAIRN_OK;
+    }
     if (x->reading == PREAD_STREAM)
         rc = cairn_pg_read_stream(x->pg, x->stream_id, x->from, x->to, x->descending, want, &x->rows);
     else
@@ -551,6 +563,14 @@ static int pgx_read_log(cairn_engine *e, const cairn_log_query *q)
         }
         x->ntopics = q->ntopics;
     }
+    if (q->nids) {
+        if (!(x->ids = malloc(q->nids * sizeof *x->ids))) {
+            pgx_read_end(e);
+            return cairn_engine_fail(e, CAIRN_STORE, "out of memory reading %s", x->where);
+        }
+        memcpy(x->ids, q->ids, q->nids * sizeof *x->ids);
+        x->nids = q->nids;
+    }
     x->reading = PREAD_LOG;
     x->more = 1;
     return CAIRN_OK;
@@ -569,6 +589,7 @@ static int pgx_next(cairn_engine *e, cairn_record *out)
             if (rc) return rc;
         }
         int rc = fetch(x);
+        while (rc == CAIRN_OK && x->rows.n == 0 && x->more && x->nids) rc = fetch(x); /* none of a batch there */
         if (rc) return rc;
         if (x->rows.n == 0) return CAIRN_END;
     }

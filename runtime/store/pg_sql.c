@@ -336,6 +336,8 @@ static const char *const statements[PG_SQL_COUNT] = {
     [PG_SQL_SET_CIPHER] = "SELECT @.set_cipher($1, $2, $3)",
     [PG_SQL_LOG] = "SELECT id, version, stream_id, record FROM @.events "
                    "WHERE id >= $1 AND id <= $2 ORDER BY id LIMIT $3",
+    [PG_SQL_LOG_IDS] = "SELECT id, version, stream_id, record FROM @.events WHERE id = ANY($1) "
+                       "AND ($2::bytea[] IS NULL OR topic = ANY($2)) ORDER BY id",
     [PG_SQL_LOG_TOPICS] = "SELECT id, version, stream_id, record FROM @.events "
                           "WHERE id >= $1 AND id <= $2 AND topic = ANY($4) ORDER BY id LIMIT $3",
     /* with the event it was taken at (the mapper checks the snapshot's hash against it) */

@@ -236,6 +236,11 @@ int cairn_pg_set_cipher(cairn_pg *pg, cairn_pg_bytes cipher, cairn_pg_bytes keyc
 int cairn_pg_read_log(cairn_pg *pg, uint64_t start, uint64_t stop, const cairn_pg_bytes *topics,
                       size_t ntopics, size_t limit, cairn_pg_rows *out) __attribute__((warn_unused_result));
 
+/** Log records with these ids (ascending; those that exist) whose topic is one of topics (all
+ *  when ntopics is 0), ascending. */
+int cairn_pg_read_log_ids(cairn_pg *pg, const uint64_t *ids, size_t n, const cairn_pg_bytes *topics, size_t ntopics,
+                          cairn_pg_rows *out) __attribute__((warn_unused_result));
+
 /** The newest snapshot of a stream at or below lte (any: UINT64_MAX): 0 or
  *  1 row; key: the record of the event it was taken at (ptr NULL: none). */
 int cairn_pg_read_snapshot(cairn_pg *pg, const uint8_t id[16], uint64_t lte, cairn_pg_rows *out)
