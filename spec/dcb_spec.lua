@@ -221,7 +221,7 @@ describe("store:read_events { ids = ... }", function()
   end)
 end)
 
-describe("verify checks the DCB index and idempotency records (" .. helper.engine .. ":)", function()
+describe("the DCB index and idempotency records, checked and upgraded (" .. helper.engine .. ":)", function()
   local dir
   before_each(function() dir = helper.tmpdir() end)
   after_each(function() helper.rmrf(dir) end)
@@ -270,4 +270,27 @@ describe("verify checks the DCB index and idempotency records (" .. helper.engin
       .. "it is 'StudentRegistered'", all, 1, true)
     assert.matches("the idempotency record of 'pay-1' names notifications 50 to 50", all, 1, true)
   end)
+
+  if helper.engine == "postgresql" then
+    it("reads a PostgreSQL store made before DCB events as holding none until a writer adds the tables", function()
+      local uri = helper.store_uri(dir, "old")
+      local app = Courses.new { store = uri, sync = "none" }
+      local Dog = helper.school("training_school").Dog
+      app:save(Dog("Fido"))
+      app:close()
+      local schema = uri:match("schema=([%w_]+)")
+      helper.pg_sql(("DROP TABLE %s.dcb, %s.once; DROP FUNCTION %s.dcb_match"):format(schema, schema, schema))
+      -- a tool's open changes nothing and finds no DCB events
+      local code, out, err = helper.run(helper.shell_quote(helper.cairn_bin) .. " export " .. helper.shell_quote(uri))
+      assert.are.equal(0, code, err)
+      assert.not_matches('"dcb"', out, 1, true)
+      assert.are.equal("f", helper.pg_sql(("SELECT to_regclass('%s.dcb') IS NOT NULL"):format(schema)))
+      app = Courses.new { store = uri, sync = "none" }
+      finally(function() app:close() end)
+      assert.are.same({}, app.events:read({}))
+      assert.are.equal(2, app.events:append({ ev("CourseDefined", { "course:c1" }) },
+        { fail_if_events_match = { { tags = { "course:c1" } } }, after = 1 }))
+      assert.are.same({ 2 }, positions(app.events:read({ { tags = { "course:c1" } } })))
+    end)
+  end
 end)

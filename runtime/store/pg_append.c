@@ -108,6 +108,9 @@ int cairn_pg_append(cairn_pg *pg, const cairn_pg_batch *b, uint64_t *first_id)
     if (b->fail_if && b->fail_if->after > INT64_MAX)
         return pg_fail(pg, CAIRN_INVALID, "append condition: position %llu out of range",
                        (unsigned long long)b->fail_if->after);
+    if (pg->no_dcb && (b->npostings || b->fail_if || b->once.ptr))
+        return pg_fail(pg, CAIRN_CONFIG, "schema %s was made before DCB events and idempotent saves: open it once "
+                       "for writing with this version", pg->schema);
     if (b->check_keygen && b->keygen > INT64_MAX)
         return pg_fail(pg, CAIRN_INVALID, "key generation %llu out of range", (unsigned long long)b->keygen);
     pg_params p = { 0 };

@@ -31,6 +31,7 @@ int cairn_pg_dcb_read(cairn_pg *pg, const cairn_pg_query *q, uint64_t limit, uin
     pg->errmsg[0] = '\0';
     if (q->after > INT64_MAX || limit > INT64_MAX)
         return pg_fail(pg, CAIRN_INVALID, "DCB read: position or limit out of range");
+    if (pg->no_dcb) return cairn_pg_max_id(pg, last_id);
     pg_params p = { 0 };
     int rc = pg_param_query(&p, q);
     if (limit) pg_param_int8(&p, limit);
@@ -59,6 +60,7 @@ int cairn_pg_once_get(cairn_pg *pg, cairn_pg_bytes key, uint64_t *first_id, uint
 {
     *first_id = *n = 0;
     pg->errmsg[0] = '\0';
+    if (pg->no_dcb) return CAIRN_END;
     pg_params p = { 0 };
     pg_param_bytes(&p, PG_BYTEA, key.ptr, key.len);
     PGresult *r;
@@ -79,6 +81,7 @@ int cairn_pg_walk_dcb(cairn_pg *pg, cairn_pg_bytes after_name, uint64_t after_id
 {
     memset(out, 0, sizeof *out);
     if (!pg->walking) return pg_fail(pg, CAIRN_INVALID, "no walk in progress (cairn_pg_walk_begin)");
+    if (pg->no_dcb) return CAIRN_OK;
     pg_params p = { 0 };
     if (after_name.ptr) pg_param_bytes(&p, PG_BYTEA, after_name.ptr, after_name.len);
     else pg_param_null(&p, PG_BYTEA);
@@ -113,6 +116,7 @@ int cairn_pg_dcb_has(cairn_pg *pg, cairn_pg_bytes name, uint64_t id, int *found)
 int cairn_pg_walk_once_bad(cairn_pg *pg, size_t limit, cairn_pg_rows *out)
 {
     memset(out, 0, sizeof *out);
+    if (pg->no_dcb) return CAIRN_OK;
     pg_params p = { 0 };
     pg_param_int8(&p, limit ? limit : 1);
     PGresult *r;

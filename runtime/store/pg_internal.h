@@ -50,6 +50,7 @@ struct cairn_pg {
     int keys_changed;           /* the last failure: what a save depended on moved since it was read
                                  * (the key state, or a stream it took as new): prepare again */
     int walking;                /* a walk's transaction is open (pg_walk.c) */
+    int no_dcb;                 /* a tool's open of a store made before DCB events: no dcb, once tables */
     char errmsg[512];
 };
 

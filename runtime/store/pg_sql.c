@@ -412,11 +412,11 @@ int pg_sql_make(cairn_pg *pg)
     return CAIRN_OK;
 }
 
-/* Does the schema hold cairn's tables? *format: the layout recorded there. */
-static int find_store(cairn_pg *pg, int *found, unsigned *format)
+/* Does the schema hold this table? */
+static int has_table(cairn_pg *pg, const char *table, int *found)
 {
-    char name[CAIRN_PG_SCHEMA_MAX * 2 + 16];
-    snprintf(name, sizeof name, "%s.meta", pg->qschema);
+    char name[CAIRN_PG_SCHEMA_MAX * 2 + 32];
+    snprintf(name, sizeof name, "%s.%s", pg->qschema, table);
     pg_params p = { 0 };
     pg_param_bytes(&p, PG_TEXT, name, strlen(name));
     PGresult *r;
@@ -424,10 +424,37 @@ static int find_store(cairn_pg *pg, int *found, unsigned *format)
     if (rc) return rc;
     *found = PQntuples(r) == 1 && PQgetvalue(r, 0, 0)[0] == 1;
     PQclear(r);
+    return CAIRN_OK;
+}
+
+/* Make (or complete) the schema: every statement of schema_sql is idempotent. The advisory lock
+ * keeps two first writers apart. */
+static int create_schema(cairn_pg *pg)
+{
+    char *body = expand(pg, schema_sql);
+    size_t len = body ? strlen(body) + 256 : 0;
+    char *script = body ? malloc(len) : NULL;
+    if (!script) {
+        free(body);
+        return pg_fail(pg, CAIRN_STORE, "out of memory");
+    }
+    snprintf(script, len, "BEGIN; SELECT pg_advisory_xact_lock(hashtext('cairn schema %s'));\n%sCOMMIT;",
+             pg->schema, body);
+    free(body);
+    int rc = pg_exec_script(pg, script);
+    free(script);
+    return rc;
+}
+
+/* Does the schema hold cairn's tables? *format: the layout recorded there. */
+static int find_store(cairn_pg *pg, int *found, unsigned *format)
+{
     *format = 0;
-    if (!*found) return CAIRN_OK;
+    int rc = has_table(pg, "meta", found);
+    if (rc || !*found) return rc;
+    pg_params p = { 0 };
+    PGresult *r;
     static const char key[] = "format";
-    p.n = 0;
     pg_param_bytes(&p, PG_TEXT, key, sizeof key - 1);
     if ((rc = pg_exec(pg, PG_SQL_META_GET, &p, &r))) return rc;
     if (PQntuples(r) == 1) *format = (unsigned)strtoul(PQgetvalue(r, 0, 0), NULL, 10);
@@ -447,28 +474,21 @@ int pg_schema_open(cairn_pg *pg)
                  "cairn tables; %s creates none)", pg->server, pg->schema, pg->read_only ? "a read-only open" : "this open");
         return CAIRN_CONFIG;
     }
-    if (!found) {
-        /* the first writer creates it; the advisory lock keeps two first writers apart */
-        char *body = expand(pg, schema_sql);
-        size_t len = body ? strlen(body) + 256 : 0;
-        char *script = body ? malloc(len) : NULL;
-        if (!script) {
-            free(body);
-            return pg_fail(pg, CAIRN_STORE, "out of memory");
-        }
-        snprintf(script, len, "BEGIN; SELECT pg_advisory_xact_lock(hashtext('cairn schema %s'));\n%sCOMMIT;",
-                 pg->schema, body);
-        free(body);
-        rc = pg_exec_script(pg, script);
-        free(script);
-        if (rc) return rc;
-        if ((rc = find_store(pg, &found, &format))) return rc;
+    if (!found) { /* the first writer creates it */
+        if ((rc = create_schema(pg)) || (rc = find_store(pg, &found, &format))) return rc;
     }
     if (format == 0)
         return pg_fail(pg, CAIRN_CONFIG, "schema %s has cairn's tables but no format record", pg->schema);
     if (format > CAIRN_PG_FORMAT)
         return pg_fail(pg, CAIRN_CONFIG, "schema %s has format %u; this cairn reads format %d", pg->schema,
                        format, CAIRN_PG_FORMAT);
+    /* a store made before DCB events and idempotent saves: its first writer (not a tool's open)
+     * adds their tables and functions; until then a handle finds no DCB events and no keys there */
+    int has_dcb;
+    int upgrade = !pg->read_only && !pg->must_exist;
+    if ((rc = has_table(pg, "once", &has_dcb))) return rc;
+    if (!has_dcb && upgrade && (rc = create_schema(pg))) return rc;
+    pg->no_dcb = !has_dcb && !upgrade;
     if (pg->read_only) return CAIRN_OK;
     PGresult *r;
     char *sql = expand(pg, "SELECT @.number_all()");
