@@ -160,7 +160,7 @@ static void test_open(void)
     pg = open_schema("t_open", 0);
     E(strcmp(cairn_pg_schema(pg), "t_open") == 0);
     cairn_pg_close(pg);
-    E(sql_int(c, "SELECT count(*) FROM information_schema.tables WHERE table_schema = 't_open'") == 9);
+    E(sql_int(c, "SELECT count(*) FROM information_schema.tables WHERE table_schema = 't_open'") == 11); /* with dcb and once */
     pg = NULL;
     cairn_pg_options ro2 = { .read_only = 1 };
     OK(cairn_pg_open(with("schema=t_open"), &ro2, &pg, err, sizeof err));
