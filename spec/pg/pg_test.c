@@ -317,19 +317,16 @@ static void test_append(void)
     printf("ok - append: multi-stream saves, conflicts reject the whole batch, tracking, snapshots, log reads\n");
 }
 
-/* ---- keys: encryption state, data keys, forget, rekey ------------------- */
+/* ---- DCB postings and conditions, reads of listed ids, idempotency keys (pg_dcb.c) ---- */
 
-/* DCB postings and conditions, reads of listed ids, idempotency keys (pg_dcb.c) */
 static void test_dcb(void)
 {
     drop_schema("t_dcb");
     cairn_pg *pg = open_schema("t_dcb", 0);
-    uint8_t a[16], b[16], c[16];
-    make_id(a, 9, 1);
-    make_id(b, 9, 2);
-    make_id(c, 9, 3);
+    uint8_t id[3][16];
+    for (int i = 0; i < 3; i++) make_id(id[i], 9, i + 1);
     /* two DCB events: 1 Defined {course:c1}, 2 Subscribed {course:c1, student:s1} */
-    cairn_pg_record ev[2] = { rec(a, 1, "Defined", "e1"), rec(b, 1, "Subscribed", "e2") };
+    cairn_pg_record ev[2] = { rec(id[0], 1, "Defined", "e1"), rec(id[1], 1, "Subscribed", "e2") };
     cairn_pg_posting post[] = {
         { str("a"), 0, str("Defined") }, { str("yDefined"), 0, str("Defined") }, { str("gcourse:c1"), 0, str("Defined") },
         { str("a"), 1, str("Subscribed") }, { str("ySubscribed"), 1, str("Subscribed") },
@@ -356,7 +353,7 @@ static void test_dcb(void)
     E(n == 1 && ids[0] == 1);
     free(ids);
     /* a condition that matches after position 1 refuses the append, recording nothing */
-    cairn_pg_record more = rec(c, 1, "Subscribed", "e3");
+    cairn_pg_record more = rec(id[2], 1, "Subscribed", "e3");
     cairn_pg_posting mp[] = { { str("a"), 0, str("Subscribed") }, { str("ySubscribed"), 0, str("Subscribed") } };
     q.after = 1;
     cairn_pg_batch cond = { .events = &more, .n = 1, .postings = mp, .npostings = 2, .fail_if = &q };
@@ -385,6 +382,8 @@ static void test_dcb(void)
     drop_schema("t_dcb");
     printf("ok - dcb: postings, queries, conditions, keys, listed ids\n");
 }
+
+/* ---- keys: encryption state, data keys, forget, rekey ------------------- */
 
 static void test_keys(void)
 {
