@@ -563,9 +563,18 @@ int pg_schema_open(cairn_pg *pg)
         pg->no_dcb = !has_dcb;
         return CAIRN_OK;
     }
+    /* one whose DCB tables are missing (made before them): a tool's open finds no DCB
+     * events there until it writes; a writer's open adds them */
+    int has_dcb = 1;
+    if (found && (rc = has_table(pg, "once", &has_dcb))) return rc;
+    if (!has_dcb && pg->must_exist) {
+        pg->no_dcb = 1;
+        pg->outdated = !pg->read_only;
+        return CAIRN_OK;
+    }
     if (pg->read_only) return CAIRN_OK;
     /* the first writer makes it; a writer of a newer cairn updates an older one */
-    if ((!found || format < CAIRN_PG_FORMAT) && (rc = pg_schema_update(pg))) return rc;
+    if ((!found || format < CAIRN_PG_FORMAT || !has_dcb) && (rc = pg_schema_update(pg))) return rc;
     PGresult *r;
     char *sql = expand(pg, "SELECT @.number_all()");
     if (!sql) return pg_fail(pg, CAIRN_STORE, "out of memory");
