@@ -72,6 +72,7 @@ local core_sources = {
   "runtime/store/lmdb_error.c",
   "runtime/store/lmdb_fault.c",
   "runtime/store/lmdb_keys.c",
+  "runtime/store/lmdb_map.c",
   "runtime/store/lmdb_read.c",
   "runtime/store/lmdb_stat.c",
   "runtime/store/lmdb_txn.c",

@@ -329,7 +329,7 @@ local function dcb_entry(line_no, rec, n)
   return { type = n.topic, tags = tags }
 end
 
-local EVENTS_PER_SAVE = 10000
+local EVENTS_PER_SAVE = 2000
 
 -- The import's writer: pending events, snapshots and view entries, written in
 -- bounded batches, in the order that the store needs (an event before a
