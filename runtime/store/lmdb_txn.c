@@ -229,12 +229,12 @@ static void release_map(cairn_env *sh)
  * cache keeps large folios, and a fault maps a whole one): an import of
  * 1,000,000 events would end with most of the file resident. So the writer
  * counts what it writes, and every WRITE_CHECK bytes it looks at how much
- * of files the process has mapped (statm's "shared"); past RELEASE_AFTER more
+ * of files the process has mapped (statm's "shared"); past WRITE_RELEASE_AFTER more
  * than after its last release, it lets the map's pages go, also in the middle
  * of a write transaction (safe for a shared mapping: the pages and their
  * changes stay in the page cache, and a touch maps them back). */
 #define WRITE_CHECK ((size_t)256 << 10)
-#define WRITE_RELEASE_AFTER ((size_t)16 << 20)
+#define WRITE_RELEASE_AFTER ((size_t)32 << 20)
 
 static size_t mapped_file_bytes(void)
 {
