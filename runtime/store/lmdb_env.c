@@ -329,7 +329,6 @@ static int open_env(const char *path, const cairn_engine_options *opt, cairn_env
         if (rc == 0) rc = mdb_env_set_mapsize(sh->env, map);
         if (rc == 0) rc = mdb_env_open(sh->env, path, flags & ~MDB_WRITEMAP, 0644);
     }
-    cairn_lmdb_map_end(sh); /* LMDB has set the file's size: other processes may resize again */
     if (rc) {
         if (rc == MDB_INVALID || rc == MDB_VERSION_MISMATCH || rc == EISDIR) {
             snprintf(err, errlen, "%s does not hold an LMDB store (%s)", path, mdb_strerror(rc));
@@ -344,6 +343,10 @@ static int open_env(const char *path, const cairn_engine_options *opt, cairn_env
     cairn_lmdb_fault_setup(sh->env);
     if (sh->is_private) unlink_private(path);
     else if ((rc = check_file_size(sh, file_size, err, errlen)) != 0) goto fail;
+    /* LMDB has set the file's size and the check is done (under the lock no
+     * other writer could have grown the file and committed past its old end
+     * meanwhile): other processes may resize again */
+    cairn_lmdb_map_end(sh);
     rc = setup_databases_guarded(sh, &is_new, err, errlen);
     if (rc == 0 && is_new == 2 && (opt->read_only || sh->read_only)) is_new = 0;
     if (rc == 0 && is_new && opt->read_only && !sh->is_private) {
