@@ -343,10 +343,6 @@ static int open_env(const char *path, const cairn_engine_options *opt, cairn_env
     cairn_lmdb_fault_setup(sh->env);
     if (sh->is_private) unlink_private(path);
     else if ((rc = check_file_size(sh, file_size, err, errlen)) != 0) goto fail;
-    /* LMDB has set the file's size and the check is done (under the lock no
-     * other writer could have grown the file and committed past its old end
-     * meanwhile): other processes may resize again */
-    cairn_lmdb_map_end(sh);
     rc = setup_databases_guarded(sh, &is_new, err, errlen);
     if (rc == 0 && is_new == 2 && (opt->read_only || sh->read_only)) is_new = 0;
     if (rc == 0 && is_new && opt->read_only && !sh->is_private) {
@@ -354,6 +350,10 @@ static int open_env(const char *path, const cairn_engine_options *opt, cairn_env
         rc = CAIRN_CONFIG;
     }
     if (rc == 0 && is_new) rc = setup_databases(sh, 1, &is_new, err, errlen);
+    /* Until here no writer through the map could grow the file and commit past
+     * its old end (the check above, and the first transactions, which would
+     * meet MDB_MAP_RESIZED): other processes may resize again */
+    cairn_lmdb_map_end(sh);
     if (rc) goto fail;
     sh->wake = cairn_wake_open(sh->is_private ? NULL : path, !sh->read_only); /* NULL: followers poll */
     *out = sh;
