@@ -127,8 +127,8 @@ describe("cairn.recorder", function()
       assert_kind("SchemaError", err)
       assert.matches("8 values per record", err.message, 1, true)
       local batch = stream_batch(cairn.uuid.v4(), 1)
-      batch[1] = "not a uuid"
-      assert_kind("SchemaError", error_of(rec.append, rec, batch))
+      batch[1] = "" -- neither a UUID nor a string id
+      assert.matches("is empty", assert_kind("SchemaError", error_of(rec.append, rec, batch)).message, 1, true)
     end)
   end)
 

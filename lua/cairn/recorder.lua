@@ -210,14 +210,15 @@ function Recorder:read_events(q)
 end
 
 --- The newest snapshot of an aggregate (at or below `q.upto`), as stored.
--- @return `{ version, class_version, class_name, state, head, timestamp_us }`, or nil
+-- @return `{ version, class_version, class_name, state, head, timestamp_us, originator_id }` (the
+--   aggregate id it was saved under: a string id, or id), or nil
 function Recorder:read_snapshot(id, q)
   local upto = q and q.upto
   whole(upto, "upto", "read_snapshot")
-  local state, version, class_version, head, ts, class_name = self.store:read_snapshot(id, upto)
+  local state, version, class_version, head, ts, class_name, string_id = self.store:read_snapshot(id, upto)
   if not state then return nil end
   return { version = version, class_version = class_version, class_name = class_name, state = state,
-           head = head, timestamp_us = ts }
+           head = head, timestamp_us = ts, originator_id = string_id or id }
 end
 
 --- The highest notification id (0 when the log is empty).

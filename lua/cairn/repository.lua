@@ -6,7 +6,7 @@ local errors = require "cairn.errors"
 local core = require "cairn.core"
 
 local setmetatable, type, pcall, error = setmetatable, type, pcall, error
-local uuid_normalize = core.uuid_normalize
+local aggregate_id = core.aggregate_id
 local remove = table.remove
 
 local _M = { _VERSION = "0.1.0" }
@@ -62,19 +62,19 @@ function _M:saved(aggs, events)
   end
 end
 
---- The canonical (lower-case) form of an aggregate id.
--- @raise AggregateNotFound if it is not a UUID
+--- The canonical form of an aggregate id: a UUID in lower case, or a string id as it is.
+-- @raise AggregateNotFound if it is neither (not a string, empty, above 255 bytes, not UTF-8)
 function _M:check_id(id)
-  local canonical = uuid_normalize(id)
+  local canonical, problem = aggregate_id(id)
   if not canonical then
-    errors.raise("AggregateNotFound", "no aggregate %s in %s: the id is not a UUID",
-      tostring(id), self.app.store:uri())
+    errors.raise("AggregateNotFound", "no aggregate %s in %s: the id %s",
+      type(id) == "string" and ("'%s'"):format(id:sub(1, 64)) or tostring(id), self.app.store:uri(), problem)
   end
   return canonical
 end
 
 --- Get an aggregate, at its latest version or at `opts.version`.
--- @param id the aggregate id (a UUID string)
+-- @param id the aggregate id (a UUID or a string id)
 -- @param[opt] opts `{ version = v }`
 -- @return the aggregate
 -- @raise AggregateNotFound if there is no such aggregate (or it was discarded)
@@ -124,7 +124,7 @@ end
 
 --- Is there an aggregate with this id (recorded and not discarded)?
 function _M:contains(id)
-  local canonical = uuid_normalize(id)
+  local canonical = aggregate_id(id)
   if not canonical then return false end
   local ok, events = pcall(self.app.store.read_stream, self.app.store, canonical,
     { reverse = true, limit = 1, replay = true })

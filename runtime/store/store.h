@@ -164,6 +164,18 @@ int cairn_store_read_snapshot(cairn_store *s, const uint8_t id[16], int has_lte,
     __attribute__((warn_unused_result));
 
 /**
+ * The stream key of a string aggregate id (string_id.h): its hash, keyed in
+ * an encrypted store with a key derived from the view key (made first when
+ * create is set and the store has none). Records of a string id carry it as
+ * cairn_record.name beside this key in stream_id.
+ * @return CAIRN_OK; CAIRN_SCHEMA when name is empty, above 255 bytes or not
+ *         UTF-8; CAIRN_END (!create) when no stream of a string id can exist
+ *         yet; CAIRN_CONFIG when the handle has no key for the store.
+ */
+int cairn_store_string_id(cairn_store *s, const char *name, size_t len, int create, uint8_t out[16])
+    __attribute__((warn_unused_result));
+
+/**
  * Destroy a stream's data key (encrypted stores only): its events and
  * snapshots become unreadable for good; the log keeps their ids and topics.
  * @return CAIRN_OK (also if forgotten before), CAIRN_NOTFOUND, CAIRN_CONFIG.
