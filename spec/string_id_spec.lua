@@ -256,6 +256,54 @@ describe("string aggregate ids", function()
       assert.matches('"kind":"snapshot"', out)
     end)
 
+    it("cairn sync and cairn project hand the string to followers and projections", function()
+      helper.write_file(dir .. "/bank.lua", [[
+local cairn = require "cairn"
+local Account = cairn.aggregate("Account", { id = "string" })
+function Account.create_id(email) return email end
+Account:created("Opened", function(self, email) self.email = email end)
+local Statement = cairn.aggregate("Statement", { id = "string" })
+function Statement.create_id(account) return "statement/" .. account end
+Statement:created("Started", function(self, account) self.account = account end)
+local Bank = cairn.application("Bank")
+local Statements = cairn.process_application("Statements")
+Statements:policy("Account.Opened", function(_, event, processing)
+  processing:collect(Statement(event.originator_id))
+end)
+local Owners = cairn.projection("Owners", { topics = { "Account.Opened" }, application = "Bank" })
+Owners:on("Account.Opened", function(view, event) view:put("owner:" .. event.originator_id, event.email) end)
+return { Bank = Bank, Statements = Statements, Owners = Owners, Account = Account,
+  system = cairn.system { pipes = { { Bank, Statements } } } }
+]])
+      helper.write_file(dir .. "/sys.lua", ("package.path = %q .. '/?.lua;' .. package.path\n"):format(dir)
+        .. 'local bank = require "bank"\nreturn { system = bank.system, env = { store = os.getenv("SYS_STORE"), '
+        .. 'sync = "none" } }\n')
+      helper.write_file(dir .. "/owners.lua", ("package.path = %q .. '/?.lua;' .. package.path\n"):format(dir)
+        .. 'return require("bank").Owners\n')
+      local base = helper.store_uri(dir, "system")
+      local bank_uri = helper.member_uri(base, "Bank")
+      helper.write_file(dir .. "/fill.lua", ("package.path = %q .. '/?.lua;' .. package.path\n"):format(dir)
+        .. ('local bank = require "bank"\nlocal app = bank.Bank.new { store = %q }\n'
+        .. 'app:save(bank.Account(%q))\n'):format(bank_uri, NATURAL))
+      local code, _, err = helper.run(q(helper.cairn_bin) .. " run " .. q(dir .. "/fill.lua"))
+      assert.are.equal(0, code, err)
+      local out
+      code, out, err = helper.run(("SYS_STORE=%s %s sync %s"):format(q(base), q(helper.cairn_bin),
+        q(dir .. "/sys.lua")))
+      assert.are.equal(0, code, err)
+      assert.matches("Statements: synchronised %(1 notifications? processed, 1 new event", out)
+      code, out, err = cairn_cmd({}, "log " .. q(helper.member_uri(base, "Statements")))
+      assert.are.equal(0, code, err)
+      assert.matches("\tstatement/" .. NATURAL:gsub("%p", "%%%0") .. "\t1\tStatement.Started\t", out)
+      local view_uri = helper.store_uri(dir, "owners")
+      code, _, err = cairn_cmd({}, ("project %s --app %s --view %s"):format(q(dir .. "/owners.lua"), q(bank_uri),
+        q(view_uri)))
+      assert.are.equal(0, code, err)
+      local view = cairn.view(view_uri, "Owners")
+      finally(function() view:close() end)
+      assert.are.equal(NATURAL, view:get("owner:" .. NATURAL))
+    end)
+
     it("exports from one store and imports into a store with another key, or none", function()
       local from = helper.store_uri(dir, "from")
       fill(from, KEY)
