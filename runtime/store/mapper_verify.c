@@ -70,7 +70,10 @@ static void check_seal(verifier *v, cairn_record *rec, const char *what)
     uint8_t key[16];
     const char *bad = cairn_string_id_problem(rec->name, rec->name_len);
     if (bad) { problem(v, "%s: its string id %s", what, bad); return; }
-    if (s->encrypted && !s->id_key) { problem(v, "%s: holds a string id, but the store has no view key", what); return; }
+    if (s->encrypted && !s->id_key) {
+        problem(v, "%s: holds a string id, but the store has no view key", what);
+        return;
+    }
     cairn_string_id_key(s->encrypted ? s->id_key : NULL, rec->name, rec->name_len, key);
     if (memcmp(key, rec->stream_id, 16) != 0)
         problem(v, "%s: its string id '%.*s' is not the one its stream key was made from", what, (int)rec->name_len,
