@@ -95,14 +95,17 @@ function _M:get(id, opts)
   if self.app.snapshotting then
     local snap = store:read_snapshot(id, version and { upto = version })
     if snap then
-      agg = aggregate.from_snapshot(snap.class_name, id, snap.version, snap.class_version, snap.state,
-        snap.timestamp_us, snap.head)
+      -- the id it was saved under: a string id also when id is its stream key (API.md §2)
+      agg = aggregate.from_snapshot(snap.class_name, snap.originator_id, snap.version, snap.class_version,
+        snap.state, snap.timestamp_us, snap.head)
       after = snap.version
     end
   end
-  local events, head = store:read_stream(id, { after = after, upto = version, replay = true })
+  local events, head, cols = store:read_replay(id, { after = after, upto = version, replay = true })
   local discarded
-  if agg then
+  if cols then
+    agg, discarded = aggregate.replay_columns(cols, agg, id)
+  elseif agg then
     agg, discarded = aggregate.replay(events, agg)
   else
     if #events == 0 then
