@@ -28,9 +28,10 @@ typedef struct cairn_event_keys {
     const char *topic[EV_TOPICS_N];
     size_t topic_len[EV_TOPICS_N];
     int next_topic;
+    cairn_codec_names names; /* the payload's field names, likewise */
 } cairn_event_keys;
 
-/** Push the EV_SLOTS keys of a batch. */
+/** Push the EV_SLOTS keys of a batch, then the slots of its names cache. */
 void cairn_event_keys_push(lua_State *L, cairn_event_keys *k);
 
 /** The stack index of a slot. */
