@@ -17,6 +17,7 @@ local event = require "cairn.event"
 
 local setmetatable, getmetatable, type, error, tostring = setmetatable, getmetatable, type, error, tostring
 local open, wait = core.open, core.wait
+local new_tab = require "table.new" -- LuaJIT's: a table with room for n keys
 local event_fields, with_header = event.fields, event.with_header
 
 local _M = { _VERSION = "0.1.0" }
@@ -213,8 +214,9 @@ end
 -- @return array of notifications (see `notification`)
 function Recorder:read_log(q)
   local ids, events, odd = self.store:read_log(check_log_query(q, "read_log"), versions)
-  local out = {}
-  for i = 1, #ids do out[i] = notification(ids[i], events[i], 1) end
+  local n = #ids
+  local out = new_tab(n, 0)
+  for i = 1, n do out[i] = notification(ids[i], events[i], 1) end
   if odd[1] then
     upcast(events, odd)
     for j = 1, #odd, 3 do
