@@ -183,6 +183,12 @@ function Recorder:read_stream(id, q)
   return events, head
 end
 
+--- A stream's head, in one short read (no payload opened, no chain checked).
+-- @param id the aggregate id (a UUID string)
+-- @return its last version (0: no events), that event's hash as `read_stream`
+--   gives it (nil when none), and true when its data key was destroyed (forgotten)
+function Recorder:stream_head(id) return self.store:stream_head(id) end
+
 --- Notifications of the log in id order, with upcast events.
 -- @param[opt] q `from` (default 1), `stop`, `limit`, `topics`
 -- @return array of notifications (see `notification`)

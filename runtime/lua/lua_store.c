@@ -399,6 +399,27 @@ static int lread_stream(lua_State *L)
     return 3;
 }
 
+/* store:stream_head(id) -> version (0: no events), head (the last event's
+ * hash, as read_stream gives it; nil when none), forgotten (true when the
+ * stream's data key was destroyed) */
+static int lstream_head(lua_State *L)
+{
+    cairn_store *s = check_store(L);
+    size_t len;
+    uint8_t raw[16];
+    parse_id(L, 2, raw, &len);
+    uint64_t version;
+    uint8_t hash[CAIRN_HASH_BYTES];
+    int forgotten;
+    int rc = cairn_store_stream_head(s, raw, &version, hash, &forgotten);
+    if (rc) return cairn_lua_raise_store(L, s, rc);
+    lua_pushnumber(L, (lua_Number)version);
+    if (version) push_hash(L, hash);
+    else lua_pushnil(L);
+    lua_pushboolean(L, forgotten);
+    return 3;
+}
+
 /* store:read_log({ from, stop, limit, topics, ids } [, versions]) -> ids, events, odd
  * (ids: read exactly these notification ids, ascending, instead of from..stop;
  * replay: events without event_id and metadata, for reads no user sees whole)
@@ -841,6 +862,7 @@ void cairn_lua_store_init(lua_State *L)
         { "rekey", lrekey },
         { "verify", lverify },
         { "read_stream", lread_stream },
+        { "stream_head", lstream_head },
         { "read_log", lread_log },
         { "stat", lstat },
         { "uri", luri },
