@@ -94,6 +94,8 @@ typedef struct cairn_lmdb {
     uint64_t gt, lte;           /* stream bounds, inclusive lte */
     int has_gt;
     cairn_log_query lq;
+    const uint64_t *ids;        /* a log read of exactly these ids (ascending; NULL: lq's range) */
+    size_t nids, ids_at;
     uint64_t unlocked_txnid;    /* MDB_NOLOCK reads: the commit the read began at */
     MDB_cursor *local[4];       /* cursors a read opened for itself (closed after a fault) */
 } cairn_lmdb;
@@ -220,6 +222,7 @@ int cairn_lmdb_set_cipher(cairn_engine *e, cairn_slice cipher, cairn_slice keych
 int cairn_lmdb_append(cairn_engine *e, cairn_write *w, uint64_t *first_id);
 int cairn_lmdb_read_stream(cairn_engine *e, const uint8_t id[16], const cairn_stream_query *q);
 int cairn_lmdb_read_log(cairn_engine *e, const cairn_log_query *q);
+int cairn_lmdb_read_ids(cairn_engine *e, const uint64_t *ids, size_t n);
 int cairn_lmdb_next(cairn_engine *e, cairn_record *out);
 int cairn_lmdb_event_hash(cairn_engine *e, const uint8_t id[16], uint64_t version, uint8_t out[CAIRN_HASH_BYTES]);
 int cairn_lmdb_data_key(cairn_engine *e, const uint8_t id[16], cairn_slice *stored);

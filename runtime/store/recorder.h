@@ -188,6 +188,10 @@ struct cairn_engine_ops {
      * filter topics and count the limit in matches */
     int (*read_stream)(cairn_engine *e, const uint8_t id[16], const cairn_stream_query *q);
     int (*read_log)(cairn_engine *e, const cairn_log_query *q);
+    /* optional (NULL: not offered): a log read of exactly these notification
+     * ids (ascending, valid until read_end) in one read; ids the log does not
+     * hold are passed over */
+    int (*read_ids)(cairn_engine *e, const uint64_t *ids, size_t n);
     int (*next)(cairn_engine *e, cairn_record *out);
     /* inside the read in progress: the hash of a stream's event (CAIRN_END: none),
      * and a stream's stored data key (CAIRN_END: none) */
