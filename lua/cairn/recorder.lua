@@ -8,7 +8,8 @@
 -- Reads take named options: a stream `{ after =, upto =, limit =, reverse = }`
 -- (versions after < v <= upto), the log `{ from =, stop =, limit =, topics = }`
 -- (ids from <= id <= stop; or `ids = { ... }`: exactly these ids, ascending;
--- `replay = true`: events without event_id and metadata).
+-- `replay = true`: events without event_id and metadata; `dcb = true`: DCB
+-- events as `app.events:read` hands them out, `{ position, type, data, tags }`).
 -- The binding gathers what a read returns, ends the read, and only then makes
 -- Lua values; upcasting runs here, after the read.
 -- @module cairn.recorder

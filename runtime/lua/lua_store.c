@@ -422,7 +422,8 @@ static int lstream_head(lua_State *L)
 
 /* store:read_log({ from, stop, limit, topics, ids } [, versions]) -> ids, events, odd
  * (ids: read exactly these notification ids, ascending, instead of from..stop;
- * replay: events without event_id and metadata, for reads no user sees whole)
+ * replay: events without event_id and metadata, for reads no user sees whole;
+ * dcb: DCB events' tables { position, type, data, tags }, see lua_event.h)
  * ids[i] is the notification id of events[i]. */
 /* The id at index i (0-based) of the ids list at idx: a whole number >= 1 */
 static uint64_t ids_at(lua_State *L, int idx, size_t i)
@@ -462,7 +463,9 @@ static int lread_log(lua_State *L)
         }
         q.topics = topics; /* an empty list filters nothing, as in the Python library */
     }
-    cairn_event_kind kind = field_bool(L, 2, "replay") ? CAIRN_EVENT_REPLAY : CAIRN_EVENT_FULL;
+    cairn_event_kind kind = field_bool(L, 2, "dcb")      ? CAIRN_EVENT_DCB
+                            : field_bool(L, 2, "replay") ? CAIRN_EVENT_REPLAY
+                                                         : CAIRN_EVENT_FULL;
     lua_getfield(L, 2, "ids");          /* exactly these ids (ascending), read in runs */
     int want = lua_gettop(L);
     size_t nids = lua_istable(L, want) ? lua_objlen(L, want) : 0;
@@ -512,7 +515,7 @@ static int lread_log(lua_State *L)
     const uint8_t *last_stream = NULL;
     for (size_t i = 0; i < g->n; i++) {
         const cairn_gathered *r = &g->recs[i];
-        if (!last_stream || memcmp(last_stream, r->stream_id, 16) != 0) {
+        if (kind != CAIRN_EVENT_DCB && (!last_stream || memcmp(last_stream, r->stream_id, 16) != 0)) {
             char id[CAIRN_UUID_STRLEN];
             cairn_uuid_format(r->stream_id, id);
             lua_pushlstring(L, id, sizeof id);
