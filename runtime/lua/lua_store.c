@@ -181,9 +181,14 @@ static void read_records(lua_State *L, int list, cairn_record *recs, size_t n, c
 
 static void push_hash(lua_State *L, const uint8_t *hash)
 {
-    char hex[CAIRN_HASH_BYTES * 2 + 1];
-    sodium_bin2hex(hex, sizeof hex, hash, CAIRN_HASH_BYTES);
-    lua_pushlstring(L, hex, CAIRN_HASH_BYTES * 2);
+    /* hashes are not secret: a table, not libsodium's constant-time hex (every save and cached get pushes one) */
+    static const char digits[] = "0123456789abcdef";
+    char hex[CAIRN_HASH_BYTES * 2];
+    for (size_t i = 0; i < CAIRN_HASH_BYTES; i++) {
+        hex[2 * i] = digits[hash[i] >> 4];
+        hex[2 * i + 1] = digits[hash[i] & 15];
+    }
+    lua_pushlstring(L, hex, sizeof hex);
 }
 
 /* store:append(records [, tracking_app, tracking_id [, snapshots [, extras]]]) -> first id, heads
