@@ -489,42 +489,24 @@ static int lread_log(lua_State *L)
     cairn_event_kind kind = field_bool(L, 2, "dcb")      ? CAIRN_EVENT_DCB
                             : field_bool(L, 2, "replay") ? CAIRN_EVENT_REPLAY
                                                          : CAIRN_EVENT_FULL;
-    lua_getfield(L, 2, "ids");          /* exactly these ids (ascending), read in runs */
+    lua_getfield(L, 2, "ids");          /* exactly these ids (ascending), in one read */
     int want = lua_gettop(L);
     size_t nids = lua_istable(L, want) ? lua_objlen(L, want) : 0;
-    /* the ids, checked before any read (the userdata is anchored until this returns) */
-    uint64_t *list = nids ? lua_newuserdata(L, nids * sizeof *list) : NULL;
-    for (size_t i = 0; i < nids; i++) {
-        list[i] = ids_at(L, want, i);
-        if (i > 0 && list[i] <= list[i - 1]) return cairn_lua_raise(L, CAIRN_SCHEMA, "read_log: ids must be ascending");
+    uint64_t *listed = nids ? lua_newuserdata(L, nids * sizeof *listed) : NULL; /* anchored on the stack */
+    for (size_t i = 0; i < nids; i++) { /* checked before any read */
+        listed[i] = ids_at(L, want, i);
+        if (i > 0 && listed[i] <= listed[i - 1])
+            return cairn_lua_raise(L, CAIRN_SCHEMA, "read_log: ids must be ascending");
     }
     if (empty || (lua_istable(L, want) && nids == 0)) { lua_newtable(L); lua_newtable(L); lua_newtable(L); return 3; }
+    q.ids = listed;
+    q.nids = nids;
     cairn_gather *g = cairn_lua_store_gather(L, 1);
     read_failure f;
-    size_t at = 0;
-    if (nids) { /* all the ids in one read, when the engine offers it */
-        int rc = cairn_store_read_ids(s, list, nids);
-        if (rc == CAIRN_OK) {
-            gather_read(s, g, &f);
-            if (f.rc != CAIRN_END) return raise_read(L, &f);
-            at = nids;
-        } else if (rc != CAIRN_END) {
-            cairn_store_read_end(s);
-            return cairn_lua_raise_store(L, s, rc);
-        }
-    }
-    while (at < nids || !nids) {
-        if (nids) { /* the next run of consecutive ids */
-            q.start = q.stop = list[at++];
-            while (at < nids && list[at] == q.stop + 1) q.stop = list[at++];
-            q.limit = 0;
-        }
-        int rc = cairn_store_read_log(s, &q);
-        if (rc) { cairn_store_read_end(s); return cairn_lua_raise_store(L, s, rc); }
-        gather_read(s, g, &f); /* adds to what earlier runs gathered */
-        if (f.rc != CAIRN_END) return raise_read(L, &f);
-        if (!nids) break;
-    }
+    int rc = cairn_store_read_log(s, &q);
+    if (rc) { cairn_store_read_end(s); return cairn_lua_raise_store(L, s, rc); }
+    gather_read(s, g, &f);
+    if (f.rc != CAIRN_END) return raise_read(L, &f);
     cairn_event_keys k;
     cairn_event_keys_push(L, &k);
     int last_at = lua_gettop(L) + 1;

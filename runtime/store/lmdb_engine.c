@@ -16,7 +16,6 @@ GUARDED(key_state, "reading the key state",
 GUARDED(read_stream, "reading a stream", (cairn_engine *e, const uint8_t id[16], const cairn_stream_query *q),
         (e, id, q))
 GUARDED(read_log, "reading the log", (cairn_engine *e, const cairn_log_query *q), (e, q))
-GUARDED(read_ids, "reading the log", (cairn_engine *e, const uint64_t *ids, size_t n), (e, ids, n))
 GUARDED(next, "reading records", (cairn_engine *e, cairn_record *out), (e, out))
 GUARDED(event_hash, "reading a stream",
         (cairn_engine *e, const uint8_t id[16], uint64_t version, uint8_t out[CAIRN_HASH_BYTES]),
@@ -60,7 +59,6 @@ const cairn_engine_ops cairn_lmdb_engine = {
     .append = cairn_lmdb_append,
     .read_stream = guarded_read_stream,
     .read_log = guarded_read_log,
-    .read_ids = guarded_read_ids,
     .next = guarded_next,
     .event_hash = guarded_event_hash,
     .data_key = guarded_data_key,

@@ -140,50 +140,9 @@ int cairn_lmdb_read_log(cairn_engine *e, const cairn_log_query *q)
     if (rc) return rc;
     h->reading = LREAD_LOG;
     h->lq = *q;
-    h->ids = NULL;
-    h->remaining = q->limit ? q->limit : SIZE_MAX;
+    h->id_at = 0;
+    h->remaining = q->limit && !q->nids ? q->limit : SIZE_MAX;
     return CAIRN_OK;
-}
-
-int cairn_lmdb_read_ids(cairn_engine *e, const uint64_t *ids, size_t n)
-{
-    cairn_lmdb *h = LMDB(e);
-    int rc = open_read_cursor(h, h->sh->log, "reading the log");
-    if (rc) return rc;
-    h->reading = LREAD_LOG;
-    memset(&h->lq, 0, sizeof h->lq);
-    h->ids = ids;
-    h->nids = n;
-    h->ids_at = 0;
-    h->remaining = SIZE_MAX;
-    return CAIRN_OK;
-}
-
-/* The next of the ids a log read asks for: one step when it follows the last
- * one found, else a seek; an id the log does not hold is passed over. */
-static int next_of_ids(cairn_lmdb *h, MDB_val *k, MDB_val *v, uint64_t *id)
-{
-    while (h->ids_at < h->nids) {
-        uint64_t want = h->ids[h->ids_at++];
-        int rc;
-        if (h->started && want == h->lcur_at + 1) {
-            rc = mdb_cursor_get(h->rcur, k, v, MDB_NEXT);
-        } else {
-            uint8_t key[8];
-            cairn_put_be64(key, want);
-            *k = (MDB_val){ 8, key };
-            rc = mdb_cursor_get(h->rcur, k, v, MDB_SET_KEY);
-        }
-        h->started = 1;
-        h->lcur_at = 0;
-        if (rc == MDB_NOTFOUND) continue;
-        if (rc) return rc;
-        if (k->mv_size != 8 || cairn_get_be64(k->mv_data) != want) continue;
-        h->lcur_at = want;
-        *id = want;
-        return 0;
-    }
-    return MDB_NOTFOUND;
 }
 
 /* Position the stream cursor on the next index entry within bounds. */
@@ -219,18 +178,6 @@ static int topic_matches(const cairn_log_query *q, const cairn_record *rec)
     return 0;
 }
 
-/* Notification id's record (v, in the map) parsed into out. */
-static int log_record(cairn_lmdb *h, uint64_t id, MDB_val *v, cairn_record *out)
-{
-    cairn_lmdb_probe(v);
-    if (cairn_record_parse(v->mv_data, v->mv_size, out) != CAIRN_OK)
-        return cairn_engine_fail(&h->base, CAIRN_CORRUPT, "notification %llu in %s is not a valid record",
-                                 (unsigned long long)id, h->base.where);
-    out->notification_id = id;
-    h->walked += v->mv_size;
-    return CAIRN_OK;
-}
-
 /* The end of a read: without the lock file, only if no commit overtook it. */
 static int at_end(cairn_lmdb *h, const char *doing)
 {
@@ -257,16 +204,16 @@ int cairn_lmdb_next(cairn_engine *e, cairn_record *out)
     }
     if (h->reading != LREAD_LOG) return CAIRN_END;
     if (h->remaining == 0) return at_end(h, "reading the log");
-    if (h->ids) {
-        uint64_t id;
-        rc = next_of_ids(h, &k, &v, &id);
-        if (rc == MDB_NOTFOUND) return at_end(h, "reading the log");
-        if (rc) return cairn_lmdb_failure(h, rc, "reading the log");
-        return log_record(h, id, &v, out);
-    }
     for (;;) {
-        if (!h->started) {
-            uint8_t key[8];
+        uint8_t key[8];
+        if (h->lq.nids) { /* the next listed id that is there */
+            rc = MDB_NOTFOUND;
+            while (rc == MDB_NOTFOUND && h->id_at < h->lq.nids) {
+                cairn_put_be64(key, h->lq.ids[h->id_at++]);
+                k = (MDB_val){ 8, key };
+                rc = mdb_cursor_get(h->rcur, &k, &v, MDB_SET_KEY);
+            }
+        } else if (!h->started) {
             cairn_put_be64(key, h->lq.start);
             k = (MDB_val){ 8, key };
             h->started = 1;
@@ -278,8 +225,13 @@ int cairn_lmdb_next(cairn_engine *e, cairn_record *out)
         if (rc) return cairn_lmdb_failure(h, rc, "reading the log");
         if (k.mv_size != 8) return cairn_engine_fail(e, CAIRN_CORRUPT, "log key in %s is malformed", e->where);
         uint64_t id = cairn_get_be64(k.mv_data);
-        if (h->lq.stop && id > h->lq.stop) return at_end(h, "reading the log");
-        if ((rc = log_record(h, id, &v, out)) != CAIRN_OK) return rc;
+        if (!h->lq.nids && h->lq.stop && id > h->lq.stop) return at_end(h, "reading the log");
+        cairn_lmdb_probe(&v);
+        if (cairn_record_parse(v.mv_data, v.mv_size, out) != CAIRN_OK)
+            return cairn_engine_fail(e, CAIRN_CORRUPT, "notification %llu in %s is not a valid record",
+                                     (unsigned long long)id, e->where);
+        out->notification_id = id;
+        h->walked += v.mv_size;
         if (topic_matches(&h->lq, out)) {
             h->remaining--;
             return CAIRN_OK;
@@ -341,21 +293,27 @@ int cairn_lmdb_read_snapshot(cairn_engine *e, const uint8_t id[16], int has_lte,
     return CAIRN_OK;
 }
 
+int cairn_lmdb_last_id(cairn_lmdb *h, uint64_t *out)
+{
+    MDB_cursor *cur;
+    MDB_val k, v;
+    *out = 0;
+    int rc = cairn_lmdb_local_cursor(h, h->sh->log, &cur);
+    if (rc) return rc;
+    rc = mdb_cursor_get(cur, &k, &v, MDB_LAST);
+    if (rc == 0 && k.mv_size == 8) *out = cairn_get_be64(k.mv_data);
+    if (rc == MDB_NOTFOUND) rc = 0;
+    cairn_lmdb_local_close(h, cur);
+    return rc;
+}
+
 int cairn_lmdb_max_id(cairn_engine *e, uint64_t *out)
 {
     cairn_lmdb *h = LMDB(e);
     *out = 0;
     int rc = cairn_lmdb_begin_read(h);
     if (rc) return rc;
-    MDB_cursor *cur;
-    MDB_val k, v;
-    rc = cairn_lmdb_local_cursor(h, h->sh->log, &cur);
-    if (rc == 0) {
-        rc = mdb_cursor_get(cur, &k, &v, MDB_LAST);
-        if (rc == 0 && k.mv_size == 8) *out = cairn_get_be64(k.mv_data);
-        if (rc == MDB_NOTFOUND) rc = 0;
-        cairn_lmdb_local_close(h, cur);
-    }
+    rc = cairn_lmdb_last_id(h, out);
     if (rc == 0) rc = cairn_lmdb_read_still_valid(h, "reading the log");
     cairn_lmdb_read_end(e);
     return cairn_lmdb_failure(h, rc, "reading the log");

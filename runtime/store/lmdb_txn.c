@@ -232,7 +232,6 @@ void cairn_lmdb_read_end(cairn_engine *e)
         map_unshare(h->sh);
     }
     h->reading = LREAD_NONE;
-    h->ids = NULL;
 }
 
 int cairn_lmdb_copy(cairn_engine *e, const char *dir)

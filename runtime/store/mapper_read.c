@@ -38,14 +38,6 @@ int cairn_store_read_log(cairn_store *s, const cairn_log_query *q)
     return began(s, ops(s)->read_log(s->eng, q), READ_LOG);
 }
 
-int cairn_store_read_ids(cairn_store *s, const uint64_t *ids, size_t n)
-{
-    cairn_store_read_end(s);
-    s->eng->errmsg[0] = '\0';
-    if (!ops(s)->read_ids) return CAIRN_END;
-    return began(s, ops(s)->read_ids(s->eng, ids, n), READ_LOG);
-}
-
 /* Check a stream record against the previous one read (ascending reads;
  * hashes are not secret, so plain memcmp): the first one read is checked
  * against its predecessor in the store. */

@@ -57,6 +57,8 @@ typedef struct cairn_log_query {
     size_t limit;           /* 0: no limit; counts matching records only */
     const cairn_slice *topics;
     size_t ntopics;         /* 0: every topic */
+    const uint64_t *ids;    /* nids > 0: exactly these ids (ascending; those that exist), in one read; */
+    size_t nids;            /* start, stop and limit are then ignored */
 } cairn_log_query;
 
 typedef struct cairn_store_stat {
@@ -265,12 +267,6 @@ int cairn_store_read_stream(cairn_store *s, const uint8_t id[16], const cairn_st
     __attribute__((warn_unused_result));
 int cairn_store_read_log(cairn_store *s, const cairn_log_query *q)
     __attribute__((warn_unused_result));
-
-/** Start reading exactly these notification ids (ascending; the array must
- *  stay valid until the read ends) in one read, when the engine offers it:
- *  CAIRN_END when it does not (read them as ranges with cairn_store_read_log).
- *  Ids the log does not hold are passed over. */
-int cairn_store_read_ids(cairn_store *s, const uint64_t *ids, size_t n) __attribute__((warn_unused_result));
 
 /** @return CAIRN_OK with *out filled, CAIRN_END when done, or an error. */
 int cairn_store_next(cairn_store *s, cairn_record *out) __attribute__((warn_unused_result));
