@@ -10,7 +10,7 @@
 -- and defaults; --quick sets the peer's --quick counts):
 --   --n 20000  --m 20000  --cmd-aggs 1000  --stream 10000  --batch 1000
 --   --batches 5  --full-n 2000 (S1full)  --sync none|full (S1..S5, default none)
---   --only S1,S1c,S3,S3snap,S5,S1full
+--   --only S1,S1c,S3,S3snap,S5,S1full (S1 runs S2, S4, S4d and S2c after it)
 --   --pg URI  (a PostgreSQL database: each store a fresh schema bench_<time>_<n> there,
 --              dropped by nothing: use a scratch cluster, e.g. tools/pg run)
 --
@@ -88,7 +88,7 @@ local status = os.execute("test -d '" .. dir .. "'")
 if status ~= 0 and status ~= true then usage("DIR '" .. dir .. "' is not an existing directory") end
 for name in pairs(only or {}) do
   if not ({ S1 = 1, S1c = 1, S3 = 1, S3snap = 1, S5 = 1, S1full = 1 })[name] then
-    usage("--only takes S1 (with S2, S4, S4d), S1c, S3, S3snap, S5, S1full; not '" .. name .. "'")
+    usage("--only takes S1 (with S2, S4, S4d, S2c), S1c, S3, S3snap, S5, S1full; not '" .. name .. "'")
   end
 end
 sync = sync or "none"
@@ -132,7 +132,7 @@ local function open(App, env)
     env.store = ("%s%sschema=bench_%d_%d"):format(pg, pg:find("?", 1, true) and "&" or "?", os.time(), stores)
   end
   local app = App.new(env)
-  app.bench_path = path
+  app.bench_path, app.bench_env = path, env
   return app
 end
 
@@ -161,7 +161,8 @@ local function timed(fn)
 end
 
 -- S1 create (construction timed, ids kept as bench.py keeps them), then on
--- the same application S2 commands and S4/S4d log reads.
+-- the same application S2 commands and S4/S4d log reads; then S2c, S2 with
+-- the aggregate cache on other dogs of the same store.
 local function s1_s2_s4()
   local app = open(TrainingSchool)
   local n, m, k = N.n, N.m, N.cmd_aggs
@@ -225,6 +226,26 @@ local function s1_s2_s4()
   end)
   check(count == total and sum > 0, "S4d: read %d notifications, expected %d", count, total)
   report("S4d", total / (wall / 1e6), "notifications/s", total, wall, cpu, "pages=1000,fields_read")
+
+  -- S2c: S2 with the aggregate cache (CAIRN_AGGREGATE_CACHE = the 1,000 dogs),
+  -- on another 1,000 dogs of the same store (streams grow from 1 to 21 events
+  -- as in S2), through a second application handle
+  local env = {}
+  for key, v in pairs(app.bench_env) do env[key] = v end
+  env.aggregate_cache = k
+  local cached = TrainingSchool.new(env)
+  local others = {}
+  for i = 1, k do others[i] = ids[k + i] end
+  check(others[k] ~= nil, "S2c: needs at least %d dogs from S1, has %d", 2 * k, #ids)
+  wall, cpu = timed(function()
+    for i = 0, m - 1 do
+      cached:add_trick(others[i % k + 1], "trick-" .. i)
+    end
+  end)
+  report("S2c", m / (wall / 1e6), "commands/s", m, wall, cpu, "aggregates=" .. k .. ",cache=" .. k)
+  tricks = #app.repository:get(others[1]).tricks -- read past the cache, by the other handle
+  check(tricks == expected, "S2c: the first dog has %d tricks, expected %d", tricks, expected)
+  cached:close()
   close(app)
 end
 

@@ -8,7 +8,8 @@
 -- Reads take named options: a stream `{ after =, upto =, limit =, reverse = }`
 -- (versions after < v <= upto), the log `{ from =, stop =, limit =, topics = }`
 -- (ids from <= id <= stop; or `ids = { ... }`: exactly these ids, ascending;
--- `replay = true`: events without event_id and metadata).
+-- `replay = true`: events without event_id and metadata; `dcb = true`: DCB
+-- events as `app.events:read` hands them out, `{ position, type, data, tags }`).
 -- The binding gathers what a read returns, ends the read, and only then makes
 -- Lua values; upcasting runs here, after the read.
 -- @module cairn.recorder
@@ -193,6 +194,12 @@ function Recorder:read_stream(id, q)
   if odd[1] then upcast(events, odd) end
   return events, head
 end
+
+--- A stream's head, in one short read (no payload opened, no chain checked).
+-- @param id the aggregate id (a UUID string)
+-- @return its last version (0: no events), that event's hash as `read_stream`
+--   gives it (nil when none), and true when its data key was destroyed (forgotten)
+function Recorder:stream_head(id) return self.store:stream_head(id) end
 
 --- A stream read for rebuilding an aggregate (`q` as `read_stream`'s, with
 -- `replay = true`): when every record is plain (nothing to upcast or

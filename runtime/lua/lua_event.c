@@ -98,10 +98,19 @@ int cairn_lua_push_event(lua_State *L, cairn_event_keys *k, const cairn_gather *
     /* room for the fields (a fixmap's count) and the header, so the table is
      * never rehashed while it is filled */
     int fields = r->has_payload && r->payload_len && (payload[0] & 0xf0) == 0x80 ? payload[0] & 0x0f : 4;
-    lua_createtable(L, 0, fields + (kind == CAIRN_EVENT_FULL ? 6 : 4));
+    lua_createtable(L, 0, fields + (kind == CAIRN_EVENT_FULL ? 6 : kind == CAIRN_EVENT_DCB ? 2 : 4));
     if (r->has_payload) {
         int rc = cairn_codec_decode_fields(L, payload, r->payload_len, -1, &k->names);
         if (rc) { lua_pop(L, 1); return rc; }
+    }
+    if (kind == CAIRN_EVENT_DCB) {
+        lua_pushliteral(L, "position");
+        lua_pushnumber(L, (lua_Number)r->notification_id);
+        lua_rawset(L, -3);
+        lua_pushliteral(L, "type");
+        push_topic(L, k, cairn_gather_bytes(g, r->topic), r->topic_len);
+        lua_rawset(L, -3);
+        return CAIRN_OK;
     }
     set_header(L, k, cairn_gather_bytes(g, r->topic), r->topic_len, id_idx, r->stream_id, r->version,
                r->timestamp_us);

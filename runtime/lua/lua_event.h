@@ -38,8 +38,10 @@ void cairn_event_keys_push(lua_State *L, cairn_event_keys *k);
 #define EV_KEY(k, slot) ((k)->base + (slot))
 
 /** What an event table holds: everything, or (for replay, where no event
- *  reaches user code) the header without event_id and metadata. */
-typedef enum { CAIRN_EVENT_FULL, CAIRN_EVENT_REPLAY } cairn_event_kind;
+ *  reaches user code) the header without event_id and metadata, or (a DCB
+ *  event, API.md §9) `position` (its notification id), `type` (its topic) and
+ *  its payload's fields (`data`, `tags`), the table app.events:read hands out. */
+typedef enum { CAIRN_EVENT_FULL, CAIRN_EVENT_REPLAY, CAIRN_EVENT_DCB } cairn_event_kind;
 
 /**
  * Push the event of a gathered record (g holds it; the read has ended).
