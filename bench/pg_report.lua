@@ -25,6 +25,9 @@ for line in io.lines(path) do
       local rec = {}
       for k, v in rest:gmatch("([%w_]+)=(%S*)") do rec[k] = tonumber(v) or v end
       runs[source][key] = runs[source][key] or {}
+      local before = runs[source][key][tonumber(run)]
+      -- a reference measured twice in a run (fsync: before the scenarios and after S6): the mean
+      if before and before.value and rec.value then rec.value = (before.value + rec.value) / 2 end
       runs[source][key][tonumber(run)] = rec
     end
   end
@@ -91,12 +94,13 @@ print("# " .. (opt.title or "cairn on PostgreSQL"))
 print(("\nmedians (min–max) of %s run(s); the Python library: %s\n"):format(opt.runs or "?", opt.peer or "?"))
 print("| scenario | what | unit | cairn | Python library | cairn ÷ Python | target | |")
 print("|---|---|---|---|---|---|---|---|")
-local misses = 0
+local misses, judged = 0, 0
 for _, row in ipairs(rows) do
   local key, what, unit, target, lower = row[1], row[2], row[3], row[4], row[5]
   local r = ratio("cairn", key, "peer", key, lower)
   local verdict = ""
   if target and r then
+    judged = judged + 1
     verdict = r >= target and "ok" or ("MISS (%.0f%% of it)"):format(100 * r / target)
     if r < target then misses = misses + 1 end
   end
@@ -118,9 +122,22 @@ end
 local cs, ps = scaling("cairn"), scaling("peer")
 local c8 = median(cs)
 local verdict = c8 and (c8 >= 3 and "ok" or ("MISS (%.0f%% of it)"):format(100 * c8 / 3)) or ""
+if c8 then judged = judged + 1 end
 if c8 and c8 < 3 then misses = misses + 1 end
 print(("| S6 8÷1 | 8 processes' total ÷ 1 process's | ratio | %s | %s | | ≥ 3× (cairn) | %s |"):format(
   cs[1] and cell(cs) .. "×" or "—", ps[1] and cell(ps) .. "×" or "—", verdict))
+
+-- the disk's ceiling for a save that waits for its own commit
+local fs, s1_of = {}, {}
+for run, rec in pairs(runs.cairn.fsync or {}) do
+  fs[#fs + 1] = rec.value
+  local s1 = (runs.cairn.S1 or {})[run]
+  if s1 then s1_of[#s1_of + 1] = s1.value / rec.value end
+end
+print(("| fsync | pg_test_fsync: one 8 kB fdatasync after another, this disk | per s | %s | | | | |"):format(
+  cell(fs)))
+print(("| S1 ÷ fsync | cairn's S1 over that ceiling (1.0: a save costs one fsync, nothing else) | ratio | %s | | | | |")
+  :format(s1_of[1] and cell(s1_of) or "—"))
 
 -- the gap checks
 local checks = {}
@@ -139,4 +156,5 @@ for _, p in ipairs({ 1, 4, 8 }) do
 end
 print("\nS6 gap and duplicate check (the log is exactly 1..N, each save once), runs passed: " .. concat(checks, "; "))
 for _, n in ipairs(notes) do print("peer note: " .. n) end
-print(("\n%d of issue 13's targets missed"):format(misses))
+print(("\nissue 13's targets: %d judged (the ratios need the Python library's run), %d missed"):format(judged,
+  misses))
