@@ -70,7 +70,8 @@ static const char schema_sql[] =
     /* Number every committed event that has no id yet. The caller holds the
      * numbering lock, taken in an earlier statement. One statement, so one
      * snapshot: the events counted are the events numbered. */
-    "CREATE OR REPLACE FUNCTION @.number_pending() RETURNS bigint LANGUAGE plpgsql AS $$\n"
+    "CREATE OR REPLACE FUNCTION @.number_pending() RETURNS bigint LANGUAGE plpgsql\n"
+    "SET enable_seqscan = off SET jit = off AS $$\n"
     "DECLARE v_last bigint;\n"
     "BEGIN\n"
     "  WITH p AS MATERIALIZED (SELECT seq, row_number() OVER (ORDER BY batch, seq) AS rn\n"
@@ -86,11 +87,16 @@ static const char schema_sql[] =
      * the numbering lock is free (else 0: the caller numbers after commit).
      * Generic plans: with arrays for parameters, a plan made for each call's values
      * looks cheaper to the planner (it sees the arrays' lengths), so it would plan
-     * every statement on every call (then half of a save's server time). */
+     * every statement on every call (then half of a save's server time). A generic
+     * plan lives as long as the session (or until the next ANALYZE): made while the
+     * table was empty it would scan it whole for "id IS NULL" ever after, so these
+     * functions plan without sequential scans (every statement here has its index),
+     * and without JIT (which that setting's cost penalty would set off, for 0.3 s). */
     "CREATE OR REPLACE FUNCTION @.save(p_stream uuid[], p_version bigint[], p_topic bytea[], p_record bytea[],\n"
     "    s_stream uuid[], s_version bigint[], s_record bytea[], t_app bytea, t_id bigint, t_first bigint,\n"
     "    k_stream uuid[], k_key bytea[], p_keygen bigint, p_new uuid[])\n"
-    "RETURNS bigint LANGUAGE plpgsql SET plan_cache_mode = force_generic_plan AS $$\n"
+    "RETURNS bigint LANGUAGE plpgsql\n"
+    "SET plan_cache_mode = force_generic_plan SET enable_seqscan = off SET jit = off AS $$\n"
     "DECLARE v_stream uuid; v_head bigint; v_want bigint; v_new boolean; v_first bigint := 0;\n"
     "BEGIN\n"
     "  IF p_keygen IS NOT NULL OR cardinality(k_stream) > 0 THEN\n"
@@ -156,7 +162,7 @@ static const char schema_sql[] =
     /* After a save committed without ids: wait for the lock and number what is
      * pending, unless another numbering got to this save's events first. */
     "CREATE OR REPLACE FUNCTION @.number(p_stream uuid, p_version bigint) RETURNS bigint\n"
-    "LANGUAGE plpgsql SET plan_cache_mode = force_generic_plan AS $$\n"
+    "LANGUAGE plpgsql SET plan_cache_mode = force_generic_plan SET enable_seqscan = off SET jit = off AS $$\n"
     "DECLARE v_first bigint;\n"
     "BEGIN\n"
     "  SELECT id INTO v_first FROM @.events WHERE stream_id = p_stream AND version = p_version;\n"
@@ -183,7 +189,7 @@ static const char schema_sql[] =
     /* A view batch: the last op on each key wins; tracking in the same transaction. */
     "CREATE OR REPLACE FUNCTION @.view_write(p_name bytea, p_key bytea[], p_value bytea[], p_del boolean[],\n"
     "    t_app bytea, t_id bigint, t_first bigint) RETURNS void LANGUAGE plpgsql\n"
-    "SET plan_cache_mode = force_generic_plan AS $$\n"
+    "SET plan_cache_mode = force_generic_plan SET enable_seqscan = off SET jit = off AS $$\n"
     "BEGIN\n"
     "  IF t_app IS NOT NULL THEN\n"
     "    INSERT INTO @.view_tracking AS t (name, app, id) VALUES (p_name, t_app, t_id)\n"
