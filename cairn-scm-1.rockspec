@@ -59,6 +59,7 @@ local core_sources = {
   "runtime/lua/lua_http.c",
   "runtime/lua/lua_limits.c",
   "runtime/lua/lua_lock.c",
+  "runtime/lua/lua_replay.c",
   "runtime/lua/lua_store.c",
   "runtime/lua/lua_view.c",
   "runtime/net/http_client.c",

@@ -33,6 +33,11 @@ local classes, by_topic = {}, {}
 -- the others need no look-up): reads upcast records stored at an older one.
 local versions = {}
 
+-- The field names of every event topic, in apply's parameter order: replay
+-- reads come as columns of values in this order (recorder.read_replay).
+local replay_fields = {}
+recorder.set_replay_fields(replay_fields)
+
 -- Called by the recorder after reading a record stored at another class
 -- version than its topic's current one (1 when not in `versions`).
 -- @return the fields at the current version and that version; nothing for a
@@ -241,6 +246,7 @@ local function define_event(cls, name, apply, opts, creation)
   cls.__events[name] = ev_class
   by_topic[topic] = { class = cls, event = ev_class }
   versions[topic] = version ~= 1 and version or nil
+  replay_fields[topic] = ev_class.params
   return ev_class
 end
 
@@ -494,6 +500,57 @@ function _M.replay(events, agg)
   return agg, events[#events].topic == cls.__name .. ".Discarded"
 end
 
+-- Apply the events of columns (recorder.read_replay) to agg: the values of
+-- event i start after position j of values; returns the index of the first
+-- event that cls does not define, if any.
+local function apply_columns(cols, agg, cls, run)
+  local topics, stamps, values, first = cols.topics, cols.stamps, cols.values, cols.first
+  local j = 0
+  for i = 1, #topics do
+    replaying = i
+    local found = by_topic[topics[i]]
+    if not found or found.class ~= cls then return i end
+    local ev_class = found.event
+    local apply, n = ev_class.apply, #ev_class.params
+    if run then run(apply, agg, unpack(values, j + 1, j + n))
+    elseif n == 0 then apply(agg)
+    elseif n == 1 then apply(agg, values[j + 1])
+    elseif n == 2 then apply(agg, values[j + 1], values[j + 2])
+    elseif n == 3 then apply(agg, values[j + 1], values[j + 2], values[j + 3])
+    else apply(agg, unpack(values, j + 1, j + n)) end
+    j = j + n
+    local ts = stamps[i]
+    if ev_class.creation then agg.created_on = ts end
+    agg.modified_on = ts
+    agg.version = first + i - 1
+  end
+end
+
+--- Internal: `replay` for a read that came as columns (recorder.read_replay),
+-- optionally on top of a snapshot's aggregate; id is the aggregate's id.
+-- @return the aggregate, and whether its last event discarded it
+function _M.replay_columns(cols, agg, id)
+  local topics = cols.topics
+  local entry = by_topic[topics[1]]
+  if not entry then
+    errors.raise("SchemaError", "no aggregate class defines event '%s' (aggregate %s version %d)",
+      topics[1], id, cols.first)
+  end
+  local cls = agg and getmetatable(agg) or entry.class
+  agg = agg or setmetatable({ id = id }, cls)
+  local ok, err = pcall(apply_columns, cols, agg, cls, runner_of(cls))
+  if ok and err then
+    errors.raise("SchemaError", "%s has no event '%s' (aggregate %s version %d)",
+      cls.__name, topics[err], agg.id, cols.first + err - 1)
+  elseif not ok then
+    local where = ("replaying %s %s version %d (%s)"):format(cls.__name, agg.id, cols.first + replaying - 1,
+      topics[replaying])
+    if errors.is(err) then errors.raise(err.kind, "%s: %s", where, err.message) end
+    errors.raise("SchemaError", "%s: the apply function raised: %s", where, tostring(err))
+  end
+  return agg, topics[#topics] == cls.__name .. ".Discarded"
+end
+
 --- Internal (cairn.reload): set while a module is being reloaded; a class
 -- defined again under its name then replaces the old one and its events.
 _M.reloading = false
@@ -511,15 +568,17 @@ end
 
 --- Internal (cairn.reload): the class registry as it is now.
 function _M.save_registry()
-  return { classes = copy(classes), by_topic = copy(by_topic), versions = copy(versions) }
+  return { classes = copy(classes), by_topic = copy(by_topic), versions = copy(versions),
+           replay_fields = copy(replay_fields) }
 end
 
 --- Internal (cairn.reload): put back a registry saved by `save_registry`
--- (the tables are refilled in place: the store's upcaster holds `versions`).
+-- (the tables are refilled in place: the recorder holds `versions` and `replay_fields`).
 function _M.restore_registry(saved)
   refill(classes, saved.classes)
   refill(by_topic, saved.by_topic)
   refill(versions, saved.versions)
+  refill(replay_fields, saved.replay_fields)
 end
 
 --- The class registered under a name, if any.

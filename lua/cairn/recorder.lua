@@ -74,6 +74,16 @@ local function upcast(events, odd)
   end
 end
 
+-- Replay as columns (set by cairn.aggregate): topic -> the names of its
+-- fields in the order its apply function takes them.
+local replay_fields = nil
+
+--- Internal (cairn.aggregate): the field names of every event topic, so that
+-- reads for rebuilding aggregates can come as columns (`read_replay`).
+function _M.set_replay_fields(fields)
+  replay_fields = fields
+end
+
 --- The shape of a notification (API.md §3), made here and nowhere else:
 -- `{ id, originator_id, originator_version, topic, event }`, with
 -- `forgotten = true` for an event whose aggregate was forgotten and
@@ -179,6 +189,21 @@ function Recorder:once_get(key) return self.store:once_get(key) end
 -- @raise AggregateNotFound (not a UUID, or forgotten), IntegrityError
 function Recorder:read_stream(id, q)
   local events, head, odd = self.store:read_stream(id, check_stream_query(q), versions)
+  if odd[1] then upcast(events, odd) end
+  return events, head
+end
+
+--- A stream read for rebuilding an aggregate (`q` as `read_stream`'s, with
+-- `replay = true`): when every record is plain (nothing to upcast or
+-- forgotten) and its topic's fields are known (`set_replay_fields`), the
+-- events come as columns, with no table per event: `{ first = version of the
+-- first, topics = {...}, stamps = {...} (timestamps), values = {...} }`, the
+-- values of each event in its apply function's parameter order, one event
+-- after the other (`cairn.aggregate.replay_columns` applies them).
+-- @return nil, the head hash and the columns; or the events and the head hash
+function Recorder:read_replay(id, q)
+  local events, head, odd, cols = self.store:read_stream(id, check_stream_query(q), versions, replay_fields)
+  if cols then return nil, head, cols end
   if odd[1] then upcast(events, odd) end
   return events, head
 end

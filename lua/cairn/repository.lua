@@ -100,9 +100,11 @@ function _M:get(id, opts)
       after = snap.version
     end
   end
-  local events, head = store:read_stream(id, { after = after, upto = version, replay = true })
+  local events, head, cols = store:read_replay(id, { after = after, upto = version, replay = true })
   local discarded
-  if agg then
+  if cols then
+    agg, discarded = aggregate.replay_columns(cols, agg, id)
+  elseif agg then
     agg, discarded = aggregate.replay(events, agg)
   else
     if #events == 0 then

@@ -37,6 +37,19 @@ int cairn_codec_decode(lua_State *L, const uint8_t *p, size_t len);
 /** Decode a msgpack map into the table at idx (fields of an event). */
 int cairn_codec_decode_into(lua_State *L, const uint8_t *p, size_t len, int idx);
 
+/** Where a replay puts a field's value: its slot (0-based) among the
+ *  fields its event class takes, or -1 to drop it. */
+typedef int (*cairn_codec_slot_fn)(void *ctx, const char *name, size_t len);
+
+/**
+ * Decode an event's msgpack map (the fields; an empty array is no fields)
+ * into the array at dest: the value of the field `slot_of` puts in slot k
+ * goes to dest[base + k]. CAIRN_CORRUPT (nothing left pushed) if malformed;
+ * CAIRN_END if a key is not a string (the caller then builds a table).
+ */
+int cairn_codec_decode_slots(lua_State *L, const uint8_t *p, size_t len, int dest, int base,
+                             cairn_codec_slot_fn slot_of, void *ctx);
+
 /** Push a cairn.time value for µs since the epoch. */
 void cairn_codec_push_time(lua_State *L, int64_t us);
 

@@ -21,6 +21,7 @@
 #include "lua_error.h"
 #include "lua_event.h"
 #include "lua_gather.h"
+#include "lua_replay.h"
 #include "lua_store.h"
 #include "store.h"
 #include "uuid.h"
@@ -351,9 +352,11 @@ static const char *parse_id(lua_State *L, int idx, uint8_t raw[16], size_t *len)
     return id;
 }
 
-/* store:read_stream(id, { after, upto, limit, reverse, replay } [, versions]) -> events, head, odd
+/* store:read_stream(id, { after, upto, limit, reverse, replay } [, versions [, fields]]) -> events, head, odd
  * versions: topic -> current class version; replay: events without event_id
- * and metadata (for rebuilding aggregates, where no event reaches user code). */
+ * and metadata (for rebuilding aggregates, where no event reaches user code).
+ * With fields (topic -> list of field names) a replay read that can be is
+ * given as columns instead (lua_replay.h): -> nil, head, {}, columns. */
 static int lread_stream(lua_State *L)
 {
     cairn_store *s = check_store(L);
@@ -362,6 +365,7 @@ static int lread_stream(lua_State *L)
     const char *id = parse_id(L, 2, raw, &len);
     luaL_checktype(L, 3, LUA_TTABLE);
     int versions = versions_index(L, 4);
+    int fields = lua_istable(L, 5) ? 5 : 0;
     cairn_stream_query q = { 0 };
     q.gt = field_u64(L, 3, "after", &q.has_gt);
     q.lte = field_u64(L, 3, "upto", &q.has_lte);
@@ -369,15 +373,29 @@ static int lread_stream(lua_State *L)
     int has_limit;
     q.limit = (size_t)field_u64(L, 3, "limit", &has_limit);
     cairn_event_kind kind = field_bool(L, 3, "replay") ? CAIRN_EVENT_REPLAY : CAIRN_EVENT_FULL;
-    lua_settop(L, 4);
+    lua_settop(L, 5);
     if (has_limit && q.limit == 0) { lua_newtable(L); lua_pushnil(L); lua_newtable(L); return 3; }
-    cairn_gather *g = cairn_lua_store_gather(L, 1);  /* 5 */
+    cairn_gather *g = cairn_lua_store_gather(L, 1);  /* 6 */
     read_failure f;
     int rc = cairn_store_read_stream(s, raw, &q);
     if (rc) { cairn_store_read_end(s); return cairn_lua_raise_store(L, s, rc); }
     gather_read(s, g, &f);
     if (f.rc != CAIRN_END) return raise_read(L, &f);
     /* the read has ended: from here on, Lua values */
+    if (kind == CAIRN_EVENT_REPLAY && fields && !q.descending) {
+        size_t bad = 0;
+        rc = cairn_lua_push_columns(L, g, fields, versions, &bad);
+        if (rc == CAIRN_CORRUPT) return raise_malformed(L, &g->recs[bad]);
+        if (rc == CAIRN_OK) {
+            lua_pushnil(L);
+            if (g->recs[g->n - 1].has_hash) push_hash(L, g->recs[g->n - 1].hash);
+            else lua_pushnil(L);
+            lua_newtable(L);
+            lua_pushvalue(L, -4);
+            cairn_lua_store_gathered(L, 1, g);
+            return 4;
+        }
+    }
     cairn_event_keys k;
     cairn_event_keys_push(L, &k);
     lua_createtable(L, (int)g->n, 0);

@@ -1,0 +1,137 @@
+/* lua_replay.c -- see lua_replay.h. */
+#include <string.h>
+
+#include "cairn.h"
+#include "lua_codec.h"
+#include "lua_replay.h"
+
+#define TOPICS_MAX 8    /* distinct topics in one read (a class defines a few) */
+#define FIELDS_MAX 64   /* field names of one event class (apply's parameters) */
+
+/* A topic of the read, with its field names (pointers into the strings of
+ * the caller's field lists, which stay anchored on the stack). */
+typedef struct {
+    const char *topic;
+    size_t topic_len;
+    int topic_slot;     /* stack index of the topic string */
+    int n;
+    const char *name[FIELDS_MAX];
+    size_t len[FIELDS_MAX];
+} topic_fields;
+
+typedef struct {
+    topic_fields t[TOPICS_MAX];
+    int n;
+    int last;           /* the entry found last: runs of one topic are the rule */
+} columns;
+
+static int slot_of(void *ctx, const char *name, size_t len)
+{
+    const topic_fields *t = ctx;
+    for (int i = 0; i < t->n; i++)
+        if (t->len[i] == len && memcmp(t->name[i], name, len) == 0) return i;
+    return -1; /* a stored field the class no longer takes */
+}
+
+/* The topic's entry, made the first time (its string stays on the stack);
+ * NULL when the read cannot be columns: no field list, or a topic to upcast. */
+static topic_fields *lookup(lua_State *L, columns *c, int fields, int versions, const char *topic, size_t len)
+{
+    const topic_fields *last = &c->t[c->last];
+    if (c->n && last->topic_len == len && memcmp(last->topic, topic, len) == 0) return &c->t[c->last];
+    for (int i = 0; i < c->n; i++)
+        if (c->t[i].topic_len == len && memcmp(c->t[i].topic, topic, len) == 0) {
+            c->last = i;
+            return &c->t[i];
+        }
+    if (c->n == TOPICS_MAX) return NULL;
+    lua_pushlstring(L, topic, len);
+    int slot = lua_gettop(L);
+    if (versions) {
+        lua_pushvalue(L, slot);
+        lua_rawget(L, versions);
+        lua_Number current = lua_tonumber(L, -1);
+        lua_pop(L, 1);
+        if (current != 0 && current != 1) { lua_pop(L, 1); return NULL; }
+    }
+    lua_pushvalue(L, slot);
+    lua_rawget(L, fields);
+    size_t n = lua_istable(L, -1) ? lua_objlen(L, -1) : FIELDS_MAX + 1;
+    if (n > FIELDS_MAX) { lua_pop(L, 2); return NULL; }
+    topic_fields *t = &c->t[c->n];
+    for (size_t k = 0; k < n; k++) {
+        lua_rawgeti(L, -1, (int)k + 1);
+        int is_string = lua_type(L, -1) == LUA_TSTRING;
+        t->name[k] = is_string ? lua_tolstring(L, -1, &t->len[k]) : NULL; /* anchored by the list */
+        lua_pop(L, 1);
+        if (!is_string) { lua_pop(L, 2); return NULL; }
+    }
+    lua_pop(L, 1); /* the list; the topic string stays */
+    t->topic = topic;
+    t->topic_len = len;
+    t->topic_slot = slot;
+    t->n = (int)n;
+    c->last = c->n++;
+    return t;
+}
+
+static void set_list(lua_State *L, int cols, int list, const char *name)
+{
+    lua_pushvalue(L, list);
+    lua_setfield(L, cols, name);
+}
+
+int cairn_lua_push_columns(lua_State *L, const cairn_gather *g, int fields, int versions, size_t *bad)
+{
+    if (g->n == 0 || g->n > (size_t)INT32_MAX) return CAIRN_END;
+    int top = lua_gettop(L);
+    if (!lua_checkstack(L, TOPICS_MAX + 12)) return CAIRN_END;
+    columns c;
+    c.n = c.last = 0;
+    /* first pass: every record plain and in version order, every topic known */
+    uint64_t first = g->recs[0].version;
+    size_t total = 0;
+    for (size_t i = 0; i < g->n; i++) {
+        const cairn_gathered *r = &g->recs[i];
+        topic_fields *t = NULL;
+        if (!r->forgotten && r->class_version == 1 && r->has_payload && r->version == first + i)
+            t = lookup(L, &c, fields, versions, cairn_gather_bytes(g, r->topic), r->topic_len);
+        if (!t) { lua_settop(L, top); return CAIRN_END; }
+        total += (size_t)t->n;
+    }
+    if (total > (size_t)INT32_MAX) { lua_settop(L, top); return CAIRN_END; }
+    lua_createtable(L, 0, 4);
+    int cols = lua_gettop(L);
+    lua_createtable(L, (int)g->n, 0);
+    int topics = lua_gettop(L);
+    lua_createtable(L, (int)g->n, 0);
+    int stamps = lua_gettop(L);
+    lua_createtable(L, (int)total, 0);
+    int values = lua_gettop(L);
+    int base = 1;
+    for (size_t i = 0; i < g->n; i++) {
+        const cairn_gathered *r = &g->recs[i];
+        topic_fields *t = lookup(L, &c, fields, versions, cairn_gather_bytes(g, r->topic), r->topic_len);
+        lua_pushvalue(L, t->topic_slot);
+        lua_rawseti(L, topics, (int)i + 1);
+        lua_pushnumber(L, (lua_Number)r->timestamp_us / 1e6);
+        lua_rawseti(L, stamps, (int)i + 1);
+        int rc = cairn_codec_decode_slots(L, (const uint8_t *)cairn_gather_bytes(g, r->payload), r->payload_len,
+                                          values, base, slot_of, t);
+        if (rc) {
+            lua_settop(L, top);
+            if (rc != CAIRN_END) *bad = i;
+            return rc == CAIRN_END ? CAIRN_END : CAIRN_CORRUPT;
+        }
+        base += t->n;
+    }
+    set_list(L, cols, topics, "topics");
+    set_list(L, cols, stamps, "stamps");
+    set_list(L, cols, values, "values");
+    lua_pushnumber(L, (lua_Number)first);
+    lua_setfield(L, cols, "first");
+    lua_pushvalue(L, cols);
+    lua_replace(L, top + 1);
+    lua_settop(L, top + 1);
+    return CAIRN_OK;
+}
