@@ -86,6 +86,7 @@ local core_sources = {
   "runtime/store/mapper_views.c",
   "runtime/store/pg_append.c",
   "runtime/store/pg_conn.c",
+  "runtime/store/pg_dcb.c",
   "runtime/store/pg_engine.c",
   "runtime/store/pg_keys.c",
   "runtime/store/pg_list.c",

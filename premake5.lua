@@ -149,7 +149,7 @@ solution "cairn"
     -- only the Lua-free core files: this also proves they need no Lua
     files { "spec/c/*.c" }
     files(lua_free_core)
-    links { "lmdb", "sodium", "zstd", "pq", "pthread" }
+    links { "lmdb", "msgpackc", "sodium", "zstd", "pq", "pthread" }
     common("cairn_c_tests", "build/tests")
 
   -- many threads on one store: group commit, map growth (also built with tsan)
@@ -158,7 +158,7 @@ solution "cairn"
     targetname "cairn_thread_tests"
     files { "spec/threads/*.c" }
     files(lua_free_core)
-    links { "lmdb", "sodium", "zstd", "pq", "pthread" }
+    links { "lmdb", "msgpackc", "sodium", "zstd", "pq", "pthread" }
     common("cairn_thread_tests", "build/tests")
 
   -- the PostgreSQL engine against a real server: several writer processes, a
@@ -169,5 +169,5 @@ solution "cairn"
     targetname "cairn_pg_tests"
     files { "spec/pg/*.c" }
     files(lua_free_core)
-    links { "lmdb", "sodium", "zstd", "pq", "pthread" }
+    links { "lmdb", "msgpackc", "sodium", "zstd", "pq", "pthread" }
     common("cairn_pg_tests", "build/tests")

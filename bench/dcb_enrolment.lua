@@ -4,7 +4,7 @@
 --
 --   bin/cairn run bench/dcb_enrolment.lua fill dcb|agg URI [EVENTS]
 --   bin/cairn run bench/dcb_enrolment.lua run dcb|agg URI OPS SEED
---   bench/dcb_enrolment.sh DIR [EVENTS] [OPS]   (both fills, then 1 and 4 processes)
+--   bench/dcb_enrolment.sh DIR|POSTGRESQL_URI [EVENTS] [OPS]   (both fills, then 1 and 4 processes)
 --
 -- The shape: one course per 100 events (capacity 100), one student per 10
 -- (at most 10 courses), and the rest subscriptions spread evenly (about 89

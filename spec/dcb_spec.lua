@@ -140,6 +140,18 @@ helper.each_store(function(ctx)
       assert.are.equal(0, app:max_notification_id())
     end)
 
+    it("refuses a type that is the topic of an aggregate's event, recording nothing", function()
+      local app = ctx.open(Courses)
+      helper.school("training_school") -- defines Dog, whose events include Dog.Registered
+      helper.assert_error_kind("SchemaError", function()
+        app.events:append { ev("CourseDefined", { "course:c1" }), ev("Dog.Registered", { "dog:d1" }) }
+      end, "event 2: DCB type 'Dog.Registered' is the topic of an event of aggregate Dog")
+      assert.are.equal(0, app:max_notification_id())
+      assert.are.same({}, app.events:read({}))
+      -- a type that only looks like one is fine
+      assert.are.equal(1, app.events:append { ev("Dog.Adopted", { "dog:d1" }) })
+    end)
+
     it("works on an encrypted, compressed store", function()
       local app = ctx.open(Courses, { cipher_key = require("cairn.core").keygen(),
                                       compressor = "zstd" })
@@ -148,22 +160,25 @@ helper.each_store(function(ctx)
       assert.are.equal("Maths", app.events:read({ { types = { "CourseRenamed" } } })[1].data.name)
     end)
   end)
-end, { "memory", "lmdb" })
+end)
 
-describe("DCB across processes (lmdb:)", function()
+describe("DCB across processes (" .. helper.engine .. ":)", function()
   local dir
   before_each(function() dir = helper.tmpdir() end)
   after_each(function() helper.rmrf(dir) end)
 
-  it("lets exactly one of four processes append under the same condition", function()
-    local uri = helper.store_uri(dir, "race", "lmdb")
+  it("lets exactly one of four processes append under the same condition, beside aggregate saves", function()
+    local uri = helper.store_uri(dir, "race")
     local script = [[
 local cairn = require "cairn"
 local dir, uri, name = arg[1], arg[2], arg[3]
+local Note = cairn.aggregate("Note")
+Note:created("Written", function(self) self.written = true end)
 local app = cairn.application("Courses").new { store = uri, sync = "none" }
 local won = 0
 while not io.open(dir .. "/go") do end
 for k = 1, 30 do
+  app:save(Note()) -- aggregate saves between the appends (on PostgreSQL, often numbered after commit)
   local q = { { tags = { "seat:" .. k } } }
   local events, head = app.events:read(q)
   if #events == 0 then
@@ -189,7 +204,11 @@ f:close()
     local app = Courses.new { store = uri, sync = "none" }
     finally(function() app:close() end)
     for k = 1, 30 do assert.are.equal(1, #app.events:read({ { tags = { "seat:" .. k } } })) end
-    assert.are.equal(30, app:max_notification_id())
+    assert.are.equal(30 + 4 * 30, app:max_notification_id())
+    assert.are.equal(30, #app.events:read({}))
+    -- ids without gaps, the index agreeing with the log
+    local code2, out, err2 = helper.run(helper.shell_quote(helper.cairn_bin) .. " verify " .. helper.shell_quote(uri))
+    assert.are.equal(0, code2, out .. err2)
   end)
 end)
 
@@ -207,4 +226,78 @@ describe("store:read_events { ids = ... }", function()
     assert.has_error(function() app.store:read_events { ids = 3 } end,
       "bad option 'ids' to 'read_events' (array of notification ids expected)")
   end)
+end)
+
+describe("the DCB index and idempotency records, checked and upgraded (" .. helper.engine .. ":)", function()
+  local dir
+  before_each(function() dir = helper.tmpdir() end)
+  after_each(function() helper.rmrf(dir) end)
+
+  local function hex(s) return (s:gsub(".", function(c) return ("%02x"):format(c:byte()) end)) end
+  local function be64(n) return ("%016x"):format(n) end
+
+  -- Damage the index: the tag entry of `tag` for event id gone, a type entry that names
+  -- the wrong event added, and the record of key `k` pointing past the log.
+  local damage = {
+    lmdb = function(uri, tag, id, wrong_type, wrong_id, key)
+      local store = helper.shell_quote(uri:match("^lmdb:(.*)$"))
+      local function name(kind, s) return kind .. ("%02x"):format(#s) .. hex(s) end
+      for _, args in ipairs { "--index-del " .. store .. " " .. name("67", tag) .. be64(id),
+                              "--index-put " .. store .. " " .. name("79", wrong_type) .. be64(wrong_id) .. " ''",
+                              "--index-put " .. store .. " " .. name("6f", key) .. " " .. be64(50) .. be64(1) } do
+        local code, _, err = helper.run(helper.shell_quote(helper.tests_bin) .. " " .. args)
+        assert.are.equal(0, code, err)
+      end
+    end,
+    postgresql = function(uri, tag, id, wrong_type, wrong_id, key)
+      local schema = uri:match("schema=([%w_]+)")
+      helper.pg_sql(("DELETE FROM %s.dcb WHERE name = '\\x67%s'::bytea AND id = %d; "
+        .. "INSERT INTO %s.dcb VALUES ('\\x79%s'::bytea, %d, '\\x%s'::bytea); "
+        .. "UPDATE %s.once SET first_id = 50, n = 1 WHERE key = '\\x%s'::bytea"):format(schema, hex(tag), id,
+        schema, hex(wrong_type), wrong_id, hex(wrong_type), schema, hex(key)))
+    end,
+  }
+
+  it("finds nothing wrong in a sound store, and reports entries gone, wrong and dangling", function()
+    local uri = helper.store_uri(dir, "v")
+    local app = Courses.new { store = uri, sync = "none" }
+    fill(app)
+    app:save_once("pay-1")
+    app:close()
+    local cairn_bin = helper.shell_quote(helper.cairn_bin)
+    local code, out, err = helper.run(cairn_bin .. " verify " .. helper.shell_quote(uri))
+    assert.are.equal(0, code, err)
+    assert.matches("problems: 0", out, 1, true)
+    damage[helper.engine](uri, "course:c1", 4, "Nothing", 3, "pay-1")
+    code, out, err = helper.run(cairn_bin .. " verify " .. helper.shell_quote(uri) .. " --all")
+    assert.are.equal(1, code, out)
+    local all = out .. err
+    assert.matches("DCB event 4 is not indexed by its tag 'course:c1'", all, 1, true)
+    assert.matches("the DCB index entry (type 'Nothing') says notification 3 is of type 'Nothing'; "
+      .. "it is 'StudentRegistered'", all, 1, true)
+    assert.matches("the idempotency record of 'pay-1' names notifications 50 to 50", all, 1, true)
+  end)
+
+  if helper.engine == "postgresql" then
+    it("reads a PostgreSQL store made before DCB events as holding none until a writer adds the tables", function()
+      local uri = helper.store_uri(dir, "old")
+      local app = Courses.new { store = uri, sync = "none" }
+      local Dog = helper.school("training_school").Dog
+      app:save(Dog("Fido"))
+      app:close()
+      local schema = uri:match("schema=([%w_]+)")
+      helper.pg_sql(("DROP TABLE %s.dcb, %s.once; DROP FUNCTION %s.dcb_match"):format(schema, schema, schema))
+      -- a tool's open changes nothing and finds no DCB events
+      local code, out, err = helper.run(helper.shell_quote(helper.cairn_bin) .. " export " .. helper.shell_quote(uri))
+      assert.are.equal(0, code, err)
+      assert.not_matches('"dcb"', out, 1, true)
+      assert.are.equal("f", helper.pg_sql(("SELECT to_regclass('%s.dcb') IS NOT NULL"):format(schema)))
+      app = Courses.new { store = uri, sync = "none" }
+      finally(function() app:close() end)
+      assert.are.same({}, app.events:read({}))
+      assert.are.equal(2, app.events:append({ ev("CourseDefined", { "course:c1" }) },
+        { fail_if_events_match = { { tags = { "course:c1" } } }, after = 1 }))
+      assert.are.same({ 2 }, positions(app.events:read({ { tags = { "course:c1" } } })))
+    end)
+  end
 end)

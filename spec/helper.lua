@@ -125,6 +125,8 @@ local function psql(sql)
   p:close()
   return (out:gsub("\n$", ""))
 end
+--- Run SQL on the PostgreSQL test server (psql as the superuser); its output.
+_M.pg_sql = psql
 
 local engines = {
   lmdb = {

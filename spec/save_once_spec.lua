@@ -67,15 +67,15 @@ helper.each_store(function(ctx)
     assert.are.equal(0, app:max_notification_id())
     assert.are.equal(1, #app:save_once(("k"):rep(255), Payment(1)))
   end)
-end, { "memory", "lmdb" })
+end)
 
-describe("save_once across restarts and processes (lmdb:)", function()
+describe("save_once across restarts and processes (" .. helper.engine .. ":)", function()
   local dir
   before_each(function() dir = helper.tmpdir() end)
   after_each(function() helper.rmrf(dir) end)
 
   it("remembers a key after the store is closed and opened again", function()
-    local uri = helper.store_uri(dir, "pay", "lmdb")
+    local uri = helper.store_uri(dir, "pay")
     local app = Payments.new { store = uri, sync = "none" }
     local first = app:save_once("pay-9", Payment(9))
     app:close()
@@ -88,7 +88,7 @@ describe("save_once across restarts and processes (lmdb:)", function()
   end)
 
   it("records a key once when four processes save it at the same time", function()
-    local uri = helper.store_uri(dir, "race", "lmdb")
+    local uri = helper.store_uri(dir, "race")
     local script = [[
 local cairn = require "cairn"
 local dir, uri, name = arg[1], arg[2], arg[3]

@@ -1,13 +1,16 @@
 #!/bin/sh
 # Course enrolment from four processes at once on one store, then a check that
 # no course took more students than its capacity and no student more courses
-# than the limit.   examples/course_enrolment/run.sh [DIR]   (default: a temporary directory)
+# than the limit.   examples/course_enrolment/run.sh [DIR | STORE_URI]
+# (default: an lmdb: store in a temporary directory; a URI such as postgresql://… is used as it is)
 set -eu
 here=$(cd "$(dirname "$0")" && pwd)
 root=$(cd "$here/../.." && pwd)
 cairn=${CAIRN_BIN:-$root/bin/cairn}
-dir=${1:-$(mktemp -d "${TMPDIR:-/tmp}/cairn-enrolment.XXXXXX")}
-uri="lmdb:$dir/enrolment"
+case "${1:-}" in
+  *:*) uri=$1; dir=$1 ;;
+  *) dir=${1:-$(mktemp -d "${TMPDIR:-/tmp}/cairn-enrolment.XXXXXX")}; uri="lmdb:$dir/enrolment" ;;
+esac
 export CAIRN_SYNC=none
 "$cairn" run "$here/main.lua" setup "$uri" 20 10 100 3
 pids=""

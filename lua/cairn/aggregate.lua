@@ -586,4 +586,10 @@ function _M.class(name)
   return classes[name]
 end
 
+--- The name of the aggregate class one of whose events has this topic, if any.
+function _M.topic_owner(topic)
+  local entry = by_topic[topic]
+  return entry and entry.class.__name
+end
+
 return _M

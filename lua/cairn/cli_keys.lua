@@ -17,9 +17,12 @@ usage: cairn verify [URI] [--all]
 
 Checks the whole store: every aggregate's hash chain, that the notification log
 and the stream index agree one to one, that notification ids have no gaps,
-every record's format, and every snapshot. An encrypted store verifies without
-its key (the hashes cover the stored bytes); with CAIRN_CIPHER_KEY set, every
-record's encryption is checked as well. Prints a summary; exits 1 and names
+every record's format, every snapshot, the DCB index (every entry names a
+recorded DCB event of its type and tag; every DCB event is indexed by its type
+and tags) and the idempotency records (their events are in the log). An
+encrypted store verifies without its key (the hashes cover the stored bytes);
+with CAIRN_CIPHER_KEY set, every record's encryption is checked as well, and
+DCB events' tags against the index. Prints a summary; exits 1 and names
 the first bad record (and how many more) if anything is wrong. --all prints
 every problem found, one per line ("problem: ..."), not only the first.
 ]],

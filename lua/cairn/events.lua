@@ -11,6 +11,8 @@
 -- @module cairn.events
 local core = require "cairn.core"
 local recorder = require "cairn.recorder"
+local aggregate = require "cairn.aggregate"
+local errors = require "cairn.errors"
 
 local setmetatable, type, error, ipairs, next = setmetatable, type, error, ipairs, next
 local make_event, now_us, uuid4 = core.make_event, core.now_us, core.uuid4
@@ -107,7 +109,8 @@ end
 -- @param[opt] opts `fail_if_events_match` (a query) and `after` (a position, default 0):
 --   when an event matching the query was recorded after `after`, nothing is recorded
 -- @return the position of the last event recorded
--- @raise ConcurrencyError (the condition failed; nothing recorded), SchemaError
+-- @raise ConcurrencyError (the condition failed; nothing recorded), SchemaError (also for a type
+--   that is the topic of an aggregate's event)
 function Events:append(events, opts)
   if type(events) ~= "table" or #events == 0 then bad("append", "a non-empty array of events expected") end
   if opts ~= nil and type(opts) ~= "table" then bad("append", "options must be a table") end
@@ -124,6 +127,12 @@ function Events:append(events, opts)
       bad("append", "%s: type must be a string of 1 to %d bytes", where, MAX_NAME)
     end
     check_names(e.tags, "tags", "append", where)
+    -- a notification of that topic would be taken for the aggregate's event (replay, projections)
+    local owner = aggregate.topic_owner(e.type)
+    if owner then
+      errors.raise("SchemaError", "%s: DCB type '%s' is the topic of an event of aggregate %s: "
+        .. "DCB types must differ from aggregate topics (nothing was recorded)", where, e.type, owner)
+    end
     local tags = e.tags or {}
     local id = time_ordered_id(ts)
     local _, payload, metadata, event_id = make_event(e.type, id, 1, ts, { data = e.data, tags = tags })

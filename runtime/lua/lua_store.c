@@ -460,28 +460,24 @@ static int lread_log(lua_State *L)
         q.topics = topics; /* an empty list filters nothing, as in the Python library */
     }
     cairn_event_kind kind = field_bool(L, 2, "replay") ? CAIRN_EVENT_REPLAY : CAIRN_EVENT_FULL;
-    lua_getfield(L, 2, "ids");          /* exactly these ids (ascending), read in runs */
+    lua_getfield(L, 2, "ids");          /* exactly these ids (ascending), in one read */
     int want = lua_gettop(L);
     size_t nids = lua_istable(L, want) ? lua_objlen(L, want) : 0;
-    for (size_t i = 0; i < nids; i++) /* checked before any read */
-        if (i > 0 && ids_at(L, want, i) <= ids_at(L, want, i - 1))
+    uint64_t *listed = nids ? lua_newuserdata(L, nids * sizeof *listed) : NULL; /* anchored on the stack */
+    for (size_t i = 0; i < nids; i++) { /* checked before any read */
+        listed[i] = ids_at(L, want, i);
+        if (i > 0 && listed[i] <= listed[i - 1])
             return cairn_lua_raise(L, CAIRN_SCHEMA, "read_log: ids must be ascending");
-    if (nids == 1) (void)ids_at(L, want, 0);
+    }
     if (empty || (lua_istable(L, want) && nids == 0)) { lua_newtable(L); lua_newtable(L); lua_newtable(L); return 3; }
+    q.ids = listed;
+    q.nids = nids;
     cairn_gather *g = cairn_lua_store_gather(L, 1);
     read_failure f;
-    size_t at = 0;
-    do {
-        if (nids) { /* the next run of consecutive ids */
-            q.start = q.stop = ids_at(L, want, at++);
-            while (at < nids && ids_at(L, want, at) == q.stop + 1) q.stop = ids_at(L, want, at++);
-            q.limit = 0;
-        }
-        int rc = cairn_store_read_log(s, &q);
-        if (rc) { cairn_store_read_end(s); return cairn_lua_raise_store(L, s, rc); }
-        gather_read(s, g, &f); /* adds to what earlier runs gathered */
-        if (f.rc != CAIRN_END) return raise_read(L, &f);
-    } while (at < nids);
+    int rc = cairn_store_read_log(s, &q);
+    if (rc) { cairn_store_read_end(s); return cairn_lua_raise_store(L, s, rc); }
+    gather_read(s, g, &f);
+    if (f.rc != CAIRN_END) return raise_read(L, &f);
     cairn_event_keys k;
     cairn_event_keys_push(L, &k);
     int last_at = lua_gettop(L) + 1;

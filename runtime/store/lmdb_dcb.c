@@ -35,7 +35,7 @@ static size_t posting_key(uint8_t *out, char kind, cairn_slice name, int with_id
     return len;
 }
 
-static int has_posting(MDB_txn *txn, MDB_dbi dbi, char kind, cairn_slice name, uint64_t id)
+int cairn_lmdb_dcb_has(MDB_txn *txn, MDB_dbi dbi, char kind, cairn_slice name, uint64_t id)
 {
     uint8_t key[POSTING_MAX];
     MDB_val k = { posting_key(key, kind, name, 1, id), key }, v;
@@ -56,7 +56,7 @@ static int matches_rest(MDB_txn *txn, MDB_dbi dbi, const cairn_dcb_item *it, siz
         if (t == it->ntypes) return 0;
     }
     for (size_t t = from_tag; t < it->ntags; t++) {
-        int rc = has_posting(txn, dbi, 'g', it->tags[t], id);
+        int rc = cairn_lmdb_dcb_has(txn, dbi, 'g', it->tags[t], id);
         if (rc == MDB_NOTFOUND) return 0;
         if (rc) return rc;
     }
@@ -191,14 +191,7 @@ int cairn_lmdb_dcb_read(cairn_engine *e, const cairn_dcb_query *q, uint64_t limi
     int rc = cairn_lmdb_begin_read(h);
     if (rc) return rc;
     MDB_cursor *cur;
-    MDB_val k, v;
-    rc = cairn_lmdb_local_cursor(h, h->sh->log, &cur);
-    if (rc == 0) {
-        rc = mdb_cursor_get(cur, &k, &v, MDB_LAST);
-        if (rc == 0 && k.mv_size == 8) *last_id = cairn_get_be64(k.mv_data);
-        if (rc == MDB_NOTFOUND) rc = 0;
-        cairn_lmdb_local_close(h, cur);
-    }
+    rc = cairn_lmdb_last_id(h, last_id);
     if (rc == 0 && !h->sh->no_index && (rc = cairn_lmdb_local_cursor(h, h->sh->index, &cur)) == 0) {
         rc = walk_query(h->rtxn, h->sh->index, cur, q, limit, found, ctx);
         cairn_lmdb_local_close(h, cur);

@@ -94,6 +94,7 @@ typedef struct cairn_lmdb {
     uint64_t gt, lte;           /* stream bounds, inclusive lte */
     int has_gt;
     cairn_log_query lq;
+    size_t id_at;               /* a log read of listed ids: the next one to look up */
     uint64_t unlocked_txnid;    /* MDB_NOLOCK reads: the commit the read began at */
     MDB_cursor *local[4];       /* cursors a read opened for itself (closed after a fault) */
 } cairn_lmdb;
@@ -125,6 +126,8 @@ int cairn_lmdb_refuse_damaged(cairn_lmdb *h, const char *doing);
  * (cairn_lmdb_local_close), or, should the read fault, lmdb_fault.c does. */
 int cairn_lmdb_local_cursor(cairn_lmdb *h, MDB_dbi dbi, MDB_cursor **cur);
 void cairn_lmdb_local_close(cairn_lmdb *h, MDB_cursor *cur);
+/* The log's last notification id (0: empty), inside the read in progress. */
+int cairn_lmdb_last_id(cairn_lmdb *h, uint64_t *out);
 
 /* Touch every page of a value a read returns, inside the read's guard: a
  * damaged node size would otherwise send the mapper past the data file. */
@@ -210,6 +213,8 @@ int cairn_lmdb_dcb_index(cairn_lmdb *h, MDB_txn *txn, const cairn_write *w, uint
 int cairn_lmdb_dcb_read(cairn_engine *e, const cairn_dcb_query *q, uint64_t limit,
                         int (*found)(void *ctx, uint64_t id), void *ctx, uint64_t *last_id);
 int cairn_lmdb_once_get(cairn_engine *e, cairn_slice key, uint64_t *first_id, uint64_t *n);
+/* Is there a posting kind || name || id in the index (0: yes, MDB_NOTFOUND: no)? */
+int cairn_lmdb_dcb_has(MDB_txn *txn, MDB_dbi dbi, char kind, cairn_slice name, uint64_t id);
 
 /* A tracking position inside a write transaction (its batch must start above the recorded one). */
 int cairn_lmdb_tracking_put(cairn_lmdb *h, MDB_txn *txn, const cairn_tracking *t);

@@ -140,7 +140,8 @@ int cairn_lmdb_read_log(cairn_engine *e, const cairn_log_query *q)
     if (rc) return rc;
     h->reading = LREAD_LOG;
     h->lq = *q;
-    h->remaining = q->limit ? q->limit : SIZE_MAX;
+    h->id_at = 0;
+    h->remaining = q->limit && !q->nids ? q->limit : SIZE_MAX;
     return CAIRN_OK;
 }
 
@@ -204,8 +205,15 @@ int cairn_lmdb_next(cairn_engine *e, cairn_record *out)
     if (h->reading != LREAD_LOG) return CAIRN_END;
     if (h->remaining == 0) return at_end(h, "reading the log");
     for (;;) {
-        if (!h->started) {
-            uint8_t key[8];
+        uint8_t key[8];
+        if (h->lq.nids) { /* the next listed id that is there */
+            rc = MDB_NOTFOUND;
+            while (rc == MDB_NOTFOUND && h->id_at < h->lq.nids) {
+                cairn_put_be64(key, h->lq.ids[h->id_at++]);
+                k = (MDB_val){ 8, key };
+                rc = mdb_cursor_get(h->rcur, &k, &v, MDB_SET_KEY);
+            }
+        } else if (!h->started) {
             cairn_put_be64(key, h->lq.start);
             k = (MDB_val){ 8, key };
             h->started = 1;
@@ -217,7 +225,7 @@ int cairn_lmdb_next(cairn_engine *e, cairn_record *out)
         if (rc) return cairn_lmdb_failure(h, rc, "reading the log");
         if (k.mv_size != 8) return cairn_engine_fail(e, CAIRN_CORRUPT, "log key in %s is malformed", e->where);
         uint64_t id = cairn_get_be64(k.mv_data);
-        if (h->lq.stop && id > h->lq.stop) return at_end(h, "reading the log");
+        if (!h->lq.nids && h->lq.stop && id > h->lq.stop) return at_end(h, "reading the log");
         cairn_lmdb_probe(&v);
         if (cairn_record_parse(v.mv_data, v.mv_size, out) != CAIRN_OK)
             return cairn_engine_fail(e, CAIRN_CORRUPT, "notification %llu in %s is not a valid record",
@@ -285,21 +293,27 @@ int cairn_lmdb_read_snapshot(cairn_engine *e, const uint8_t id[16], int has_lte,
     return CAIRN_OK;
 }
 
+int cairn_lmdb_last_id(cairn_lmdb *h, uint64_t *out)
+{
+    MDB_cursor *cur;
+    MDB_val k, v;
+    *out = 0;
+    int rc = cairn_lmdb_local_cursor(h, h->sh->log, &cur);
+    if (rc) return rc;
+    rc = mdb_cursor_get(cur, &k, &v, MDB_LAST);
+    if (rc == 0 && k.mv_size == 8) *out = cairn_get_be64(k.mv_data);
+    if (rc == MDB_NOTFOUND) rc = 0;
+    cairn_lmdb_local_close(h, cur);
+    return rc;
+}
+
 int cairn_lmdb_max_id(cairn_engine *e, uint64_t *out)
 {
     cairn_lmdb *h = LMDB(e);
     *out = 0;
     int rc = cairn_lmdb_begin_read(h);
     if (rc) return rc;
-    MDB_cursor *cur;
-    MDB_val k, v;
-    rc = cairn_lmdb_local_cursor(h, h->sh->log, &cur);
-    if (rc == 0) {
-        rc = mdb_cursor_get(cur, &k, &v, MDB_LAST);
-        if (rc == 0 && k.mv_size == 8) *out = cairn_get_be64(k.mv_data);
-        if (rc == MDB_NOTFOUND) rc = 0;
-        cairn_lmdb_local_close(h, cur);
-    }
+    rc = cairn_lmdb_last_id(h, out);
     if (rc == 0) rc = cairn_lmdb_read_still_valid(h, "reading the log");
     cairn_lmdb_read_end(e);
     return cairn_lmdb_failure(h, rc, "reading the log");

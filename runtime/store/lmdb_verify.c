@@ -135,6 +135,74 @@ static int walk_snapshots(cairn_lmdb *h, const cairn_verify_walk *w)
     return rc == MDB_NOTFOUND ? 0 : rc;
 }
 
+/* The DCB index (lmdb_dcb.c): every entry to w->dcb_entry with the event it names; idempotency records. */
+
+static int verify_has(void *hctx, char kind, cairn_slice name, uint64_t id)
+{
+    cairn_lmdb *h = hctx;
+    if (name.len > CAIRN_DCB_NAME_MAX) return 0;
+    return cairn_lmdb_dcb_has(h->rtxn, h->sh->index, kind, name, id) == 0;
+}
+
+/* An idempotency record: its save's events must be in the log. */
+static void verify_once(const cairn_verify_walk *w, const MDB_val *k, const MDB_val *v, uint64_t last)
+{
+    int len = (int)k->mv_size - 2;
+    const char *key = (const char *)k->mv_data + 2;
+    if (v->mv_size != 16) {
+        problem(w, "the idempotency record of '%.*s' is malformed", len, key);
+        return;
+    }
+    uint64_t first = cairn_get_be64(v->mv_data), n = cairn_get_be64((const uint8_t *)v->mv_data + 8);
+    if (n && (first == 0 || first > last || n > last - first + 1))
+        problem(w, "the idempotency record of '%.*s' names notifications %llu to %llu; the log ends at %llu",
+                       len, key, (unsigned long long)first, (unsigned long long)(first + n - 1),
+                       (unsigned long long)last);
+}
+
+static int walk_dcb(cairn_lmdb *h, const cairn_verify_walk *w)
+{
+    if (h->sh->no_index) return 0;
+    uint64_t last;
+    int rc = cairn_lmdb_last_id(h, &last);
+    MDB_cursor *cur;
+    if (rc || (rc = cairn_lmdb_local_cursor(h, h->sh->index, &cur)) != 0) return rc;
+    MDB_val k, v;
+    for (rc = mdb_cursor_get(cur, &k, &v, MDB_FIRST); rc == 0; rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT)) {
+        const uint8_t *key = k.mv_data;
+        char kind = k.mv_size >= 2 ? (char)key[0] : 0;
+        size_t name_len = k.mv_size >= 2 ? key[1] : 0;
+        if (kind == 'o' && k.mv_size == 2 + name_len) {
+            verify_once(w, &k, &v, last);
+            continue;
+        }
+        if ((kind != 'a' && kind != 'y' && kind != 'g') || k.mv_size != 2 + name_len + 8 ||
+            (kind == 'a' && name_len != 0)) {
+            problem(w, "the DCB index has a malformed entry (%zu bytes, kind 0x%02x)", k.mv_size,
+                           (unsigned)(uint8_t)kind);
+            continue;
+        }
+        uint64_t id = cairn_get_be64(key + 2 + name_len);
+        uint8_t idkey[8];
+        cairn_put_be64(idkey, id);
+        MDB_val lk = { 8, idkey }, lv;
+        cairn_record rec;
+        int got = mdb_get(h->rtxn, h->sh->log, &lk, &lv);
+        if (got && got != MDB_NOTFOUND) {
+            rc = got;
+            break;
+        }
+        if (got == 0) cairn_lmdb_probe(&lv);
+        int usable = got == 0 && cairn_record_parse(lv.mv_data, lv.mv_size, &rec) == CAIRN_OK;
+        if (usable) rec.notification_id = id;
+        cairn_slice name = { (const char *)key + 2, name_len };
+        cairn_slice type = { kind == 'g' ? v.mv_data : NULL, kind == 'g' ? v.mv_size : 0 };
+        w->dcb_entry(w->ctx, kind, name, id, type, usable ? &rec : NULL, verify_has, h);
+    }
+    cairn_lmdb_local_close(h, cur);
+    return rc == MDB_NOTFOUND ? 0 : rc;
+}
+
 /* A store that opens at an older commit than one made: LMDB picks the newer
  * of its two meta pages, so one damaged meta page silently rolls it back to
  * the commit before. The wake file records each commit after it (wake.c), so
@@ -146,12 +214,7 @@ static void check_rollback(cairn_lmdb *h, const cairn_verify_walk *w, uint64_t r
     MDB_envinfo info;
     if (mdb_env_info(h->sh->env, &info) != 0 || info.me_last_txnid >= recorded) return;
     uint64_t max_id = 0;
-    MDB_cursor *cur;
-    MDB_val k, v;
-    if (cairn_lmdb_local_cursor(h, h->sh->log, &cur) == 0) {
-        if (mdb_cursor_get(cur, &k, &v, MDB_LAST) == 0 && k.mv_size == 8) max_id = cairn_get_be64(k.mv_data);
-        cairn_lmdb_local_close(h, cur);
-    }
+    if (cairn_lmdb_last_id(h, &max_id)) max_id = 0;
     char lost[96] = "";
     if (recorded_max == max_id + 1)
         snprintf(lost, sizeof lost, " (notification id %llu)", (unsigned long long)recorded_max);
@@ -181,6 +244,7 @@ int cairn_lmdb_verify(cairn_engine *e, const cairn_verify_walk *w)
     }
     if (rc == 0) rc = walk_log(h, w, entries);
     if (rc == 0) rc = walk_snapshots(h, w);
+    if (rc == 0) rc = walk_dcb(h, w);
     if (rc == 0) rc = cairn_lmdb_read_still_valid(h, "verifying");
     if (rc == 0) w->progress(w->ctx, total, total);
     cairn_lmdb_read_end(e);

@@ -11,8 +11,14 @@
  * match the store, and a snapshot's hash must chain from the event it was
  * taken at. Hashes cover the stored bytes, so all of this works without the
  * key; with the key every seal and data key is opened as well.
+ *
+ * The DCB index (engines that have one): every entry must name a recorded
+ * event of its type, listed as a DCB event; every DCB event must be indexed
+ * under its type and, where its payload can be read (a plain store, or the
+ * key given), under each of its tags, and carry every tag it is indexed by.
  */
 #include <errno.h>
+#include <msgpack.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
@@ -144,6 +150,87 @@ static void on_snapshot(void *ctx, const cairn_record *in, const uint8_t *bytes,
     else check_seal(v, &snap, what);
 }
 
+static int same(cairn_slice a, const char *b, size_t blen) { return a.len == blen && memcmp(a.ptr, b, blen) == 0; }
+
+#define DCB_TAGS_MAX 1024
+
+/* The tags a DCB event's payload carries (its `tags` field): *n of them into
+ * tags, pointing into u (destroy it after). 0: read; non-zero: the payload
+ * cannot be read here (encrypted without the key, forgotten, malformed; the
+ * walk of the events reports what is wrong with it). */
+static int event_tags(verifier *v, const cairn_record *in, msgpack_unpacked *u, cairn_slice *tags, size_t *n)
+{
+    cairn_store *s = v->s;
+    *n = 0;
+    if (s->encrypted && !s->master) return 1;
+    cairn_record rec = *in;
+    if (cairn_store_open_payload(s, &rec) != CAIRN_OK) {
+        s->eng->errmsg[0] = '\0';
+        return 1;
+    }
+    if (msgpack_unpack_next(u, (const char *)rec.payload, rec.payload_len, NULL) != MSGPACK_UNPACK_SUCCESS ||
+        u->data.type != MSGPACK_OBJECT_MAP)
+        return 1;
+    const msgpack_object_map *m = &u->data.via.map;
+    for (uint32_t i = 0; i < m->size; i++) {
+        const msgpack_object *k = &m->ptr[i].key, *val = &m->ptr[i].val;
+        if (k->type != MSGPACK_OBJECT_STR || k->via.str.size != 4 || memcmp(k->via.str.ptr, "tags", 4) != 0) continue;
+        if (val->type != MSGPACK_OBJECT_ARRAY) return 1;
+        for (uint32_t t = 0; t < val->via.array.size && *n < DCB_TAGS_MAX; t++) {
+            const msgpack_object *tag = &val->via.array.ptr[t];
+            if (tag->type != MSGPACK_OBJECT_STR) return 1;
+            tags[(*n)++] = (cairn_slice){ tag->via.str.ptr, tag->via.str.size };
+        }
+    }
+    return 0;
+}
+
+static void on_dcb_entry(void *ctx, char kind, cairn_slice name, uint64_t id, cairn_slice type,
+                         const cairn_record *rec, int (*has)(void *hctx, char kind, cairn_slice name, uint64_t id),
+                         void *hctx)
+{
+    verifier *v = ctx;
+    unsigned long long nid = (unsigned long long)id;
+    const char *what = kind == 'a' ? "every DCB event" : kind == 'y' ? "type" : "tag";
+    if (!rec) {
+        problem(v, "the DCB index entry (%s '%.*s') names notification %llu, which is not recorded", what,
+                (int)name.len, name.ptr, nid);
+        return;
+    }
+    cairn_slice topic = { rec->topic, rec->topic_len };
+    if ((kind == 'y' && !same(name, topic.ptr, topic.len)) || (type.ptr && !same(type, topic.ptr, topic.len))) {
+        problem(v, "the DCB index entry (%s '%.*s') says notification %llu is of type '%.*s'; it is '%.*s'", what,
+                (int)name.len, name.ptr, nid, (int)(kind == 'y' ? name.len : type.len),
+                kind == 'y' ? name.ptr : type.ptr, (int)topic.len, topic.ptr);
+        return;
+    }
+    static const cairn_slice none = { "", 0 };
+    if (kind != 'a' && has(hctx, 'a', none, id) == 0)
+        problem(v, "the DCB index entry (%s '%.*s') names notification %llu, which is not indexed as a DCB event",
+                what, (int)name.len, name.ptr, nid);
+    if (kind == 'a' && has(hctx, 'y', topic, id) == 0)
+        problem(v, "DCB event %llu is not indexed by its type '%.*s'", nid, (int)topic.len, topic.ptr);
+    if (kind == 'y') return;
+    cairn_slice tags[DCB_TAGS_MAX];
+    size_t n;
+    msgpack_unpacked u;
+    msgpack_unpacked_init(&u);
+    if (event_tags(v, rec, &u, tags, &n) == 0) {
+        if (kind == 'a') {
+            for (size_t t = 0; t < n; t++)
+                if (has(hctx, 'g', tags[t], id) == 0)
+                    problem(v, "DCB event %llu is not indexed by its tag '%.*s'", nid, (int)tags[t].len, tags[t].ptr);
+        } else {
+            size_t t = 0;
+            while (t < n && !same(name, tags[t].ptr, tags[t].len)) t++;
+            if (t == n)
+                problem(v, "the DCB index entry (tag '%.*s') names notification %llu, which does not carry that tag",
+                        (int)name.len, name.ptr, nid);
+        }
+    }
+    msgpack_unpacked_destroy(&u);
+}
+
 static int on_progress(void *ctx, uint64_t done, uint64_t total)
 {
     verifier *v = ctx;
@@ -164,7 +251,7 @@ int cairn_store_verify_each(cairn_store *s, cairn_verify_report *report,
     cairn_store_read_end(s);
     s->eng->errmsg[0] = '\0';
     verifier v = { .s = s, .r = report, .progress = progress, .ctx = ctx, .each = each, .each_ctx = each_ctx };
-    cairn_verify_walk w = { &v, on_problem, on_event, on_key, on_snapshot, on_progress };
+    cairn_verify_walk w = { &v, on_problem, on_event, on_key, on_snapshot, on_progress, on_dcb_entry };
     cairn_store_keys_reset(s); /* unwrap every data key again, none from the cache */
     int rc = s->eng->ops->verify(s->eng, &w);
     cairn_store_keys_reset(s);

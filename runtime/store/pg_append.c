@@ -28,6 +28,12 @@ static cairn_pg_bytes new_stream(const void *ctx, size_t i)
 
 static uint64_t rec_version(const void *ctx, size_t i) { return ((const cairn_pg_record *)ctx)[i].version; }
 
+static cairn_pg_bytes posting_name(const void *ctx, size_t i) { return ((const cairn_pg_posting *)ctx)[i].name; }
+
+static cairn_pg_bytes posting_type(const void *ctx, size_t i) { return ((const cairn_pg_posting *)ctx)[i].type; }
+
+static uint64_t posting_event(const void *ctx, size_t i) { return ((const cairn_pg_posting *)ctx)[i].event; }
+
 static int check_records(cairn_pg *pg, const cairn_pg_record *r, size_t n, const char *what, int events)
 {
     for (size_t i = 0; i < n; i++) {
@@ -68,7 +74,15 @@ static int save_params(const cairn_pg_batch *b, pg_params *p)
     if (rc) return rc;
     if (b->check_keygen) pg_param_int8(p, b->keygen);
     else pg_param_null(p, PG_INT8);
-    return pg_param_array(p, PG_UUID_ARRAY, PG_UUID, b->nnew, new_stream, b->new_streams);
+    rc = pg_param_array(p, PG_UUID_ARRAY, PG_UUID, b->nnew, new_stream, b->new_streams);
+    if (!rc) rc = pg_param_array(p, PG_BYTEA_ARRAY, PG_BYTEA, b->npostings, posting_name, b->postings);
+    if (!rc) rc = pg_param_int8_array(p, b->npostings, posting_event, b->postings);
+    if (!rc) rc = pg_param_array(p, PG_BYTEA_ARRAY, PG_BYTEA, b->npostings, posting_type, b->postings);
+    if (!rc) rc = pg_param_query(p, b->fail_if);
+    if (rc) return rc;
+    if (b->once.ptr) pg_param_bytes(p, PG_BYTEA, b->once.ptr, b->once.len);
+    else pg_param_null(p, PG_BYTEA);
+    return CAIRN_OK;
 }
 
 int cairn_pg_append(cairn_pg *pg, const cairn_pg_batch *b, uint64_t *first_id)
@@ -88,6 +102,15 @@ int cairn_pg_append(cairn_pg *pg, const cairn_pg_batch *b, uint64_t *first_id)
     for (size_t i = 0; i < b->nkeys; i++)
         if (!b->keys[i].stream_id || b->keys[i].key.len < 2)
             return pg_fail(pg, CAIRN_INVALID, "data key %zu: needs a stream id and a sealed key", i + 1);
+    for (size_t i = 0; i < b->npostings; i++)
+        if (b->postings[i].event >= b->n || !b->postings[i].name.len)
+            return pg_fail(pg, CAIRN_INVALID, "DCB posting %zu names no event of the batch", i + 1);
+    if (b->fail_if && b->fail_if->after > INT64_MAX)
+        return pg_fail(pg, CAIRN_INVALID, "append condition: position %llu out of range",
+                       (unsigned long long)b->fail_if->after);
+    if (pg->no_dcb && (b->npostings || b->fail_if || b->once.ptr))
+        return pg_fail(pg, CAIRN_CONFIG, "schema %s was made before DCB events and idempotent saves: open it once "
+                       "for writing with this version", pg->schema);
     if (b->check_keygen && b->keygen > INT64_MAX)
         return pg_fail(pg, CAIRN_INVALID, "key generation %llu out of range", (unsigned long long)b->keygen);
     pg_params p = { 0 };

@@ -272,6 +272,8 @@ int cairn_pg_keys_changed(const cairn_pg *pg) { return pg->keys_changed; }
 #define SQLSTATE_KEYS_CHANGED "CN003"
 #define SQLSTATE_NO_KEY "CN004"
 #define SQLSTATE_NOT_NEW "CN005"
+#define SQLSTATE_DCB_CONDITION "CN006"
+#define SQLSTATE_ONCE_TAKEN "CN007"
 
 static int map_error(cairn_pg *pg, PGresult *r)
 {
@@ -289,7 +291,8 @@ static int map_error(cairn_pg *pg, PGresult *r)
         return pg_fail(pg, CAIRN_STORE, "connection lost (%s); the next call connects again", line);
     }
     if (!state) return pg_fail(pg, CAIRN_STORE, "%s", line);
-    if (strcmp(state, SQLSTATE_STALE_STREAM) == 0 || strcmp(state, SQLSTATE_STALE_TRACKING) == 0)
+    if (strcmp(state, SQLSTATE_STALE_STREAM) == 0 || strcmp(state, SQLSTATE_STALE_TRACKING) == 0 ||
+        strcmp(state, SQLSTATE_DCB_CONDITION) == 0 || strcmp(state, SQLSTATE_ONCE_TAKEN) == 0)
         return pg_fail(pg, CAIRN_CONFLICT, "%s", line);
     if (strcmp(state, SQLSTATE_KEYS_CHANGED) == 0 || strcmp(state, SQLSTATE_NOT_NEW) == 0) {
         pg->keys_changed = 1;

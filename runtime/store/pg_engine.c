@@ -64,6 +64,8 @@ typedef struct cairn_pgx {
     int from_start;         /* an ascending stream read from version 0 ... */
     uint64_t first_version; /* ... whose first row is at this version (UINT64_MAX: none yet) */
     uint64_t next_id, stop; /* log */
+    uint64_t *ids;          /* a log read of listed ids: a copy of them, and the next to fetch */
+    size_t nids, id_at;
     cairn_pg_bytes *topics;
     size_t ntopics;
     char *topic_mem;
@@ -110,6 +112,9 @@ static void pgx_read_end(cairn_engine *e)
     x->nheld = 0;
     free(x->topics);
     free(x->topic_mem);
+    free(x->ids);
+    x->ids = NULL;
+    x->nids = x->id_at = 0;
     x->topics = NULL;
     x->topic_mem = NULL;
     x->ntopics = 0;
@@ -236,12 +241,83 @@ static int hash_of(cairn_pgx *x, cairn_pg_bytes bytes, const uint8_t *id, uint64
     return CAIRN_OK;
 }
 
+/* DCB events and queries as pg_store.h takes them: postings and a flattened query, their
+ * names prefixed with their kind ('a' every event, 'y' a type, 'g' a tag), in one block. */
+typedef struct {
+    cairn_pg_posting *postings;
+    size_t npostings;
+    cairn_pg_query query;
+    void *mem;
+} cairn_pg_dcb;
+
+static void pg_dcb_free(cairn_pg_dcb *d)
+{
+    free(d->mem);
+    memset(d, 0, sizeof *d);
+}
+
+/* kind || name into *at; the bytes written. */
+static cairn_pg_bytes prefixed(uint8_t **at, char kind, cairn_slice name)
+{
+    cairn_pg_bytes b = { *at, 1 + name.len };
+    (*at)[0] = (uint8_t)kind;
+    if (name.len) memcpy(*at + 1, name.ptr, name.len);
+    *at += b.len;
+    return b;
+}
+
+/* Non-zero: out of memory. */
+static int pg_dcb_make(cairn_pg_dcb *d, const cairn_dcb_event *ev, size_t nev, const cairn_dcb_query *q)
+{
+    size_t npost = 0, nnames = 0, bytes = 0;
+    memset(d, 0, sizeof *d);
+    for (size_t i = 0; i < nev; i++) {
+        npost += 2 + ev[i].ntags;
+        bytes += 2 + ev[i].type.len;
+        for (size_t t = 0; t < ev[i].ntags; t++) bytes += 1 + ev[i].tags[t].len;
+    }
+    for (size_t i = 0; q && i < q->nitems; i++) {
+        const cairn_dcb_item *it = &q->items[i];
+        nnames += it->ntypes + it->ntags;
+        for (size_t t = 0; t < it->ntypes; t++) bytes += 1 + it->types[t].len;
+        for (size_t t = 0; t < it->ntags; t++) bytes += 1 + it->tags[t].len;
+    }
+    size_t head = npost * sizeof(cairn_pg_posting) + nnames * (sizeof(cairn_pg_bytes) + sizeof(uint64_t));
+    if (!(d->mem = malloc(head + bytes + 1))) return 1;
+    d->postings = d->mem;
+    cairn_pg_bytes *names = (cairn_pg_bytes *)(d->postings + npost);
+    uint64_t *item = (uint64_t *)(names + nnames);
+    uint8_t *at = (uint8_t *)(item + nnames);
+    static const cairn_slice nothing = { "", 0 };
+    for (size_t i = 0; i < nev; i++) {
+        cairn_pg_bytes type = { (const uint8_t *)ev[i].type.ptr, ev[i].type.len };
+        d->postings[d->npostings++] = (cairn_pg_posting){ prefixed(&at, 'a', nothing), ev[i].event, type };
+        d->postings[d->npostings++] = (cairn_pg_posting){ prefixed(&at, 'y', ev[i].type), ev[i].event, type };
+        for (size_t t = 0; t < ev[i].ntags; t++)
+            d->postings[d->npostings++] = (cairn_pg_posting){ prefixed(&at, 'g', ev[i].tags[t]), ev[i].event, type };
+    }
+    d->query = (cairn_pg_query){ .nitems = q ? q->nitems : 0, .names = names, .item = item, .after = q ? q->after : 0 };
+    for (size_t i = 0; q && i < q->nitems; i++) {
+        const cairn_dcb_item *it = &q->items[i];
+        for (size_t t = 0; t < it->ntypes; t++) {
+            item[d->query.nnames] = i + 1;
+            names[d->query.nnames++] = prefixed(&at, 'y', it->types[t]);
+        }
+        for (size_t t = 0; t < it->ntags; t++) {
+            item[d->query.nnames] = i + 1;
+            names[d->query.nnames++] = prefixed(&at, 'g', it->tags[t]);
+        }
+    }
+    return 0;
+}
+
 /* The parts of one attempt at a save, built from what the mapper sealed. */
 typedef struct {
     uint8_t (*ids)[16];
     cairn_pg_snapshot_ref *snaps;
     cairn_pg_record *events, *snapshots;
     cairn_pg_key *keys;
+    cairn_pg_dcb dcb;
 } save_mem;
 
 static void save_mem_free(save_mem *m)
@@ -251,6 +327,7 @@ static void save_mem_free(save_mem *m)
     free(m->events);
     free(m->snapshots);
     free(m->keys);
+    pg_dcb_free(&m->dcb);
 }
 
 /* Step 1 from a prepared read: heads, data keys, snapshot bases. */
@@ -343,6 +420,10 @@ static int pgx_append(cairn_engine *e, cairn_write *w, uint64_t *first_id)
     }
     for (size_t j = 0; j < w->nsnapshots; j++)
         m.snaps[j] = (cairn_pg_snapshot_ref){ w->snapshots[j].stream_id, w->snapshots[j].version };
+    if (pg_dcb_make(&m.dcb, w->dcb, w->ndcb, w->fail_if)) {
+        save_mem_free(&m);
+        return cairn_engine_fail(e, CAIRN_STORE, "out of memory saving to %s", x->where);
+    }
     for (int tries = 0;;) {
         cairn_pg_prepared p;
         size_t nnew = 0;
@@ -383,7 +464,9 @@ static int pgx_append(cairn_engine *e, cairn_write *w, uint64_t *first_id)
         cairn_pg_batch b = { .events = m.events, .n = w->n, .snapshots = m.snapshots, .nsnapshots = w->nsnapshots,
                              .keys = m.keys, .nkeys = nkeys, .check_keygen = (w->want & CAIRN_WANT_KEY_STATE) != 0,
                              .keygen = p.ks.keygen, .new_streams = (const uint8_t (*)[16])m.ids,
-                             .nnew = nnew };
+                             .nnew = nnew, .postings = m.dcb.postings, .npostings = m.dcb.npostings,
+                             .fail_if = w->fail_if ? &m.dcb.query : NULL,
+                             .once = { (const uint8_t *)w->once.ptr, w->once.len } };
         if (w->tracking) {
             b.track_app = (cairn_pg_bytes){ (const uint8_t *)w->tracking->app, w->tracking->app_len };
             b.track_id = w->tracking->id;
@@ -414,6 +497,13 @@ static int fetch(cairn_pgx *x)
     x->at = 0;
     size_t want = x->remaining < READ_BATCH ? x->remaining : READ_BATCH;
     int rc;
+    if (x->reading == PREAD_LOG && x->nids) { /* listed ids: the next READ_BATCH of them */
+        size_t n = x->nids - x->id_at < READ_BATCH ? x->nids - x->id_at : READ_BATCH;
+        rc = cairn_pg_read_log_ids(x->pg, x->ids + x->id_at, n, x->topics, x->ntopics, &x->rows);
+        x->id_at += n;
+        x->more = x->id_at < x->nids;
+        return rc ? failed(x, rc) : CAIRN_OK;
+    }
     if (x->reading == PREAD_STREAM)
         rc = cairn_pg_read_stream(x->pg, x->stream_id, x->from, x->to, x->descending, want, &x->rows);
     else
@@ -478,6 +568,14 @@ static int pgx_read_log(cairn_engine *e, const cairn_log_query *q)
         }
         x->ntopics = q->ntopics;
     }
+    if (q->nids) {
+        if (!(x->ids = malloc(q->nids * sizeof *x->ids))) {
+            pgx_read_end(e);
+            return cairn_engine_fail(e, CAIRN_STORE, "out of memory reading %s", x->where);
+        }
+        memcpy(x->ids, q->ids, q->nids * sizeof *x->ids);
+        x->nids = q->nids;
+    }
     x->reading = PREAD_LOG;
     x->more = 1;
     return CAIRN_OK;
@@ -496,6 +594,7 @@ static int pgx_next(cairn_engine *e, cairn_record *out)
             if (rc) return rc;
         }
         int rc = fetch(x);
+        while (rc == CAIRN_OK && x->rows.n == 0 && x->more && x->nids) rc = fetch(x); /* none of a batch there */
         if (rc) return rc;
         if (x->rows.n == 0) return CAIRN_END;
     }
@@ -515,6 +614,30 @@ static int pgx_next(cairn_engine *e, cairn_record *out)
     out->notification_id = r->id;
     if (x->reading == PREAD_STREAM && !x->descending) remember(x, r->bytes.ptr, r->bytes.len);
     return CAIRN_OK;
+}
+
+static int pgx_dcb_read(cairn_engine *e, const cairn_dcb_query *q, uint64_t limit,
+                        int (*found)(void *ctx, uint64_t id), void *ctx, uint64_t *last_id)
+{
+    cairn_pgx *x = PGX(e);
+    cairn_pg_dcb d = { 0 };
+    uint64_t *ids = NULL;
+    size_t n = 0;
+    *last_id = 0;
+    if (pg_dcb_make(&d, NULL, 0, q)) return cairn_engine_fail(e, CAIRN_STORE, "out of memory reading %s", x->where);
+    int rc = cairn_pg_dcb_read(x->pg, &d.query, limit, &ids, &n, last_id);
+    pg_dcb_free(&d);
+    if (rc) return failed(x, rc);
+    for (size_t i = 0; i < n && rc == CAIRN_OK; i++) rc = found(ctx, ids[i]);
+    free(ids);
+    return rc;
+}
+
+static int pgx_once_get(cairn_engine *e, cairn_slice key, uint64_t *first_id, uint64_t *n)
+{
+    cairn_pgx *x = PGX(e);
+    int rc = cairn_pg_once_get(x->pg, (cairn_pg_bytes){ (const uint8_t *)key.ptr, key.len }, first_id, n);
+    return rc && rc != CAIRN_END ? failed(x, rc) : rc;
 }
 
 static int pgx_event_hash(cairn_engine *e, const uint8_t id[16], uint64_t version, uint8_t out[CAIRN_HASH_BYTES])
@@ -1021,6 +1144,72 @@ static int walk_snapshot(walk_state *ws, const cairn_pg_row *r)
     return CAIRN_OK;
 }
 
+/* has() of the DCB walk: one look-up in the walk's snapshot. */
+static int walk_dcb_has(void *hctx, char kind, cairn_slice name, uint64_t id)
+{
+    walk_state *ws = hctx;
+    uint8_t key[1 + CAIRN_DCB_NAME_MAX];
+    if (name.len > CAIRN_DCB_NAME_MAX) return 0;
+    key[0] = (uint8_t)kind;
+    memcpy(key + 1, name.ptr, name.len);
+    int found, rc = cairn_pg_dcb_has(ws->x->pg, (cairn_pg_bytes){ key, 1 + name.len }, id, &found);
+    if (rc == CAIRN_OK) return found;
+    ws->w->problem(ws->w->ctx, cairn_pg_errmsg(ws->x->pg));
+    return -1;
+}
+
+/* Every DCB index entry to w->dcb_entry, with the event it names; then the idempotency records. */
+static int walk_dcb(walk_state *ws)
+{
+    cairn_pgx *x = ws->x;
+    uint8_t after[1 + CAIRN_DCB_NAME_MAX];
+    cairn_pg_bytes after_name = { NULL, 0 };
+    uint64_t after_id = 0;
+    for (;;) {
+        cairn_pg_rows rows;
+        int rc = cairn_pg_walk_dcb(x->pg, after_name, after_id, READ_BATCH, &rows);
+        if (rc) return failed(x, rc);
+        for (size_t i = 0; i < rows.n; i++) {
+            const cairn_pg_row *r = &rows.row[i];
+            cairn_record rec;
+            int usable = r->bytes.ptr && r->stream_id && cairn_record_parse(r->bytes.ptr, r->bytes.len, &rec) == CAIRN_OK;
+            if (usable) rec.notification_id = r->id;
+            char kind = r->key.len ? (char)r->key.ptr[0] : 0;
+            if ((kind != 'a' && kind != 'y' && kind != 'g') || (kind == 'a') != (r->key.len == 1)) {
+                char msg[120];
+                snprintf(msg, sizeof msg, "the DCB index has a malformed entry (notification %llu)",
+                         (unsigned long long)r->id);
+                ws->w->problem(ws->w->ctx, msg);
+                continue;
+            }
+            cairn_slice name = { (const char *)r->key.ptr + 1, r->key.len - 1 };
+            ws->w->dcb_entry(ws->w->ctx, kind, name, r->id, slice(r->type), usable ? &rec : NULL, walk_dcb_has, ws);
+        }
+        size_t got = rows.n;
+        if (got) {
+            const cairn_pg_row *last = &rows.row[got - 1];
+            size_t len = last->key.len < sizeof after ? last->key.len : sizeof after;
+            memcpy(after, last->key.ptr, len);
+            after_name = (cairn_pg_bytes){ after, len };
+            after_id = last->id;
+        }
+        cairn_pg_rows_free(&rows);
+        if (got < READ_BATCH) break;
+    }
+    cairn_pg_rows bad;
+    int rc = cairn_pg_walk_once_bad(x->pg, 100, &bad);
+    if (rc) return failed(x, rc);
+    for (size_t i = 0; i < bad.n; i++) {
+        char msg[400];
+        snprintf(msg, sizeof msg, "the idempotency record of '%.*s' names notifications %llu to %llu, not all recorded",
+                 (int)bad.row[i].key.len, (const char *)bad.row[i].key.ptr, (unsigned long long)bad.row[i].id,
+                 (unsigned long long)(bad.row[i].id + bad.row[i].version - 1));
+        ws->w->problem(ws->w->ctx, msg);
+    }
+    cairn_pg_rows_free(&bad);
+    return CAIRN_OK;
+}
+
 static int pgx_verify(cairn_engine *e, const cairn_verify_walk *w)
 {
     cairn_pgx *x = PGX(e);
@@ -1042,6 +1231,7 @@ static int pgx_verify(cairn_engine *e, const cairn_verify_walk *w)
     }
     if (rc == CAIRN_OK) rc = walk_rows(&ws, WALK_KEYS, walk_key);
     if (rc == CAIRN_OK) rc = walk_rows(&ws, WALK_SNAPSHOTS, walk_snapshot);
+    if (rc == CAIRN_OK) rc = walk_dcb(&ws);
     if (rc == CAIRN_OK) w->progress(w->ctx, ws.total, ws.total);
     cairn_pg_walk_end(x->pg);
     return rc;
@@ -1095,6 +1285,8 @@ const cairn_engine_ops cairn_pg_engine = {
     .read_snapshot = pgx_read_snapshot,
     .read_end = pgx_read_end,
     .max_id = pgx_max_id,
+    .dcb_read = pgx_dcb_read,
+    .once_get = pgx_once_get,
     .tracking_get = pgx_tracking_get,
     .stat = pgx_stat,
     .tracking_scan = pgx_tracking_scan,

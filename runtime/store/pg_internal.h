@@ -31,7 +31,8 @@ enum pg_sql_id {
     PG_SQL_LOG_TOPICS, PG_SQL_SNAPSHOT, PG_SQL_MAX_ID, PG_SQL_TRACKING, PG_SQL_STAT, PG_SQL_META_GET,
     PG_SQL_META_PUT, PG_SQL_VIEW_WRITE, PG_SQL_VIEW_GET, PG_SQL_VIEW_SCAN, PG_SQL_VIEW_TRACKING,
     PG_SQL_TRACKING_SCAN, PG_SQL_SNAPSHOT_STREAMS, PG_SQL_STREAM_HEADS, PG_SQL_VIEW_CLEAR,
-    PG_SQL_VIEW_SCAN_ALL, PG_SQL_COUNT
+    PG_SQL_VIEW_SCAN_ALL, PG_SQL_DCB_READ, PG_SQL_ONCE_GET, PG_SQL_WALK_DCB,
+    PG_SQL_DCB_HAS, PG_SQL_ONCE_BAD, PG_SQL_LOG_IDS, PG_SQL_COUNT
 };
 
 struct cairn_pg {
@@ -50,11 +51,12 @@ struct cairn_pg {
     int keys_changed;           /* the last failure: what a save depended on moved since it was read
                                  * (the key state, or a stream it took as new): prepare again */
     int walking;                /* a walk's transaction is open (pg_walk.c) */
+    int no_dcb;                 /* a tool's open of a store made before DCB events: no dcb, once tables */
     char errmsg[512];
 };
 
 /* Parameters of one statement, in binary form. */
-#define PG_PARAMS_MAX 16
+#define PG_PARAMS_MAX 24
 typedef struct pg_params {
     int n;
     Oid type[PG_PARAMS_MAX];
@@ -73,6 +75,9 @@ int pg_param_array(pg_params *p, Oid array_type, Oid elem_type, size_t n,
                    cairn_pg_bytes (*elem)(const void *ctx, size_t i), const void *ctx);
 /* An int8[] of n values, value(i) giving element i. */
 int pg_param_int8_array(pg_params *p, size_t n, uint64_t (*value)(const void *ctx, size_t i), const void *ctx);
+/* A DCB query's four parameters: after (NULL: no query), the number of items, each name's
+ * item, the names (pg_dcb.c). */
+int pg_param_query(pg_params *p, const cairn_pg_query *q);
 /* Elements of a cairn_pg_key array: its stream ids, its keys. */
 cairn_pg_bytes pg_key_stream(const void *ctx, size_t i);
 cairn_pg_bytes pg_key_bytes(const void *ctx, size_t i);

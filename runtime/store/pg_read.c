@@ -43,6 +43,25 @@ int cairn_pg_read_stream(cairn_pg *pg, const uint8_t id[16], uint64_t from, uint
 
 static cairn_pg_bytes bytes_elem(const void *ctx, size_t i) { return ((const cairn_pg_bytes *)ctx)[i]; }
 
+static uint64_t u64_elem(const void *ctx, size_t i) { return ((const uint64_t *)ctx)[i]; }
+
+int cairn_pg_read_log_ids(cairn_pg *pg, const uint64_t *ids, size_t n, const cairn_pg_bytes *topics, size_t ntopics,
+                          cairn_pg_rows *out)
+{
+    memset(out, 0, sizeof *out);
+    pg_params p = { 0 };
+    int rc = pg_param_int8_array(&p, n, u64_elem, ids);
+    if (!rc) {
+        if (ntopics) rc = pg_param_array(&p, PG_BYTEA_ARRAY, PG_BYTEA, ntopics, bytes_elem, topics);
+        else pg_param_null(&p, PG_BYTEA_ARRAY);
+    }
+    PGresult *r = NULL;
+    if (rc) rc = pg_fail(pg, rc, "too many ids or topics in one read");
+    else rc = pg_exec(pg, PG_SQL_LOG_IDS, &p, &r);
+    pg_params_free(&p);
+    return rc ? rc : take(pg, r, out, 0, 1, 2, 3, -1);
+}
+
 int cairn_pg_read_log(cairn_pg *pg, uint64_t start, uint64_t stop, const cairn_pg_bytes *topics,
                       size_t ntopics, size_t limit, cairn_pg_rows *out)
 {

@@ -50,6 +50,41 @@ static const char schema_sql[] =
     "CREATE TABLE IF NOT EXISTS @.views (name bytea, key bytea, value bytea NOT NULL, PRIMARY KEY (name, key));\n"
     "CREATE TABLE IF NOT EXISTS @.view_tracking (name bytea, app bytea, id bigint NOT NULL,\n"
     "  PRIMARY KEY (name, app));\n"
+    /* DCB events by type and tag, each posting under its event's notification id: name is
+     * 'a' (every DCB event), 'y' || type or 'g' || tag; type the event's type. The primary
+     * key is the ordered (name, id) b-tree a query walks from its `after` on. */
+    "CREATE TABLE IF NOT EXISTS @.dcb (name bytea, id bigint, type bytea NOT NULL, PRIMARY KEY (name, id));\n"
+    /* idempotent saves: a key, the id of its save's first event (0: none) and how many it recorded */
+    "CREATE TABLE IF NOT EXISTS @.once (key bytea PRIMARY KEY, first_id bigint NOT NULL, n bigint NOT NULL);\n"
+    /* The DCB events matching a query, above p_after: at most p_limit from each posting list
+     * walked (NULL: all), in no particular order, maybe repeated. The query comes flattened:
+     * p_name[k] ('y' || type or 'g' || tag) belongs to item p_item[k] (1..p_nitems); no items:
+     * every DCB event. An item with tags walks its first tag's postings (which carry the type)
+     * and looks the other tags up; an item of types only walks each type's; an empty one 'a'. */
+    "CREATE OR REPLACE FUNCTION @.dcb_match(p_after bigint, p_limit bigint, p_nitems bigint, p_item bigint[],\n"
+    "    p_name bytea[]) RETURNS SETOF bigint LANGUAGE plpgsql STABLE AS $$\n"
+    "DECLARE v_types bytea[]; v_tags bytea[]; v_item bigint;\n"
+    "BEGIN\n"
+    "  FOR v_item IN 1..greatest(p_nitems, 1) LOOP\n"
+    "    SELECT coalesce(array_agg(substr(u.n, 2) ORDER BY u.o) FILTER (WHERE get_byte(u.n, 0) = 121), '{}'),\n"
+    "           coalesce(array_agg(u.n ORDER BY u.o) FILTER (WHERE get_byte(u.n, 0) = 103), '{}')\n"
+    "      INTO v_types, v_tags FROM unnest(p_item, p_name) WITH ORDINALITY AS u(i, n, o) WHERE u.i = v_item;\n"
+    "    IF cardinality(v_tags) > 0 THEN\n"
+    "      RETURN QUERY SELECT g.id FROM @.dcb g WHERE g.name = v_tags[1] AND g.id > p_after\n"
+    "        AND (cardinality(v_types) = 0 OR g.type = ANY(v_types))\n"
+    "        AND NOT EXISTS (SELECT 1 FROM unnest(v_tags[2:]) AS r(n)\n"
+    "                         WHERE NOT EXISTS (SELECT 1 FROM @.dcb h WHERE h.name = r.n AND h.id = g.id))\n"
+    "        ORDER BY g.id LIMIT p_limit;\n"
+    "    ELSIF cardinality(v_types) > 0 THEN\n"
+    "      RETURN QUERY SELECT m.id FROM unnest(v_types) AS y(n) CROSS JOIN LATERAL\n"
+    "        (SELECT d.id FROM @.dcb d WHERE d.name = '\\x79'::bytea || y.n AND d.id > p_after\n"
+    "          ORDER BY d.id LIMIT p_limit) m;\n"
+    "    ELSE\n"
+    "      RETURN QUERY SELECT d.id FROM @.dcb d WHERE d.name = '\\x61'::bytea AND d.id > p_after\n"
+    "        ORDER BY d.id LIMIT p_limit;\n"
+    "    END IF;\n"
+    "  END LOOP;\n"
+    "END $$;\n"
     /* The lock that orders numbering: a transaction-level advisory lock, which
      * needs no transaction id and writes no WAL, so a numbering that finds
      * nothing to do commits without an fsync. The key: "cair" and the schema's oid. */
@@ -94,10 +129,13 @@ static const char schema_sql[] =
      * and without JIT (which that setting's cost penalty would set off, for 0.3 s). */
     "CREATE OR REPLACE FUNCTION @.save(p_stream uuid[], p_version bigint[], p_topic bytea[], p_record bytea[],\n"
     "    s_stream uuid[], s_version bigint[], s_record bytea[], t_app bytea, t_id bigint, t_first bigint,\n"
-    "    k_stream uuid[], k_key bytea[], p_keygen bigint, p_new uuid[])\n"
+    "    k_stream uuid[], k_key bytea[], p_keygen bigint, p_new uuid[],\n"
+    "    d_name bytea[], d_event bigint[], d_type bytea[], c_after bigint, c_nitems bigint, c_item bigint[],\n"
+    "    c_name bytea[], p_once bytea)\n"
     "RETURNS bigint LANGUAGE plpgsql\n"
     "SET plan_cache_mode = force_generic_plan SET enable_seqscan = off SET jit = off AS $$\n"
-    "DECLARE v_stream uuid; v_head bigint; v_want bigint; v_new boolean; v_first bigint := 0;\n"
+    "DECLARE v_stream uuid; v_head bigint; v_want bigint; v_new boolean; v_first bigint := 0; v_at bigint;\n"
+    "  v_locked boolean;\n"
     "BEGIN\n"
     "  IF p_keygen IS NOT NULL OR cardinality(k_stream) > 0 THEN\n"
     "    PERFORM pg_advisory_xact_lock_shared(@.keys_lock());\n"
@@ -112,7 +150,7 @@ static const char schema_sql[] =
     "        encode(t_app, 'escape') USING ERRCODE = 'CN001';\n"
     "    END IF;\n"
     "  END IF;\n"
-    "  IF cardinality(p_stream) > 0 THEN\n"
+    "  IF cardinality(p_stream) > 0 OR p_once IS NOT NULL THEN\n"
     /* one look at each stream's head: its first event must follow it, and a stream the
      * caller sealed as new without reading it (p_new: its events chain to no head) must
      * have none (CN005: read the heads and seal again) */
@@ -132,18 +170,46 @@ static const char schema_sql[] =
     "      RAISE EXCEPTION 'aggregate %: version % does not follow the recorded version %',\n"
     "        v_stream, v_want, v_head USING ERRCODE = 'CN002';\n"
     "    END IF;\n"
-    /* the numbering lock free: number what is pending (an index probe finds whether
-     * anything is), then move the counter and insert with the next ids in one statement
-     * (each row written once); else insert without ids, to be numbered after commit */
-    "    IF pg_try_advisory_xact_lock(@.numbering_lock()) THEN\n"
+    /* The numbering lock: a save with DCB events, an append condition or an idempotency key
+     * waits for it, as it needs its ids (and the condition every id below them) in this
+     * transaction (docs/POSTGRES.md, "DCB events"); another save only tries it. Holding it:
+     * number what is pending (an index probe finds whether anything is; the next statements
+     * see every numbering before it), check the condition, insert the events with the next
+     * ids (each row written once), their postings and the key; else insert them without
+     * ids, to be numbered after commit. */
+    "    IF cardinality(d_name) > 0 OR c_after IS NOT NULL OR p_once IS NOT NULL THEN\n"
+    "      PERFORM pg_advisory_xact_lock(@.numbering_lock());\n"
+    "      v_locked := true;\n"
+    "    ELSE\n"
+    "      v_locked := pg_try_advisory_xact_lock(@.numbering_lock());\n"
+    "    END IF;\n"
+    "    IF v_locked THEN\n"
     "      IF EXISTS (SELECT 1 FROM @.events WHERE id IS NULL) THEN PERFORM @.number_pending(); END IF;\n"
-    "      WITH c AS (UPDATE @.counter SET last = last + cardinality(p_stream)\n"
-    "                 RETURNING last - cardinality(p_stream) AS base),\n"
-    "           i AS (INSERT INTO @.events (stream_id, version, topic, record, id)\n"
-    "                 SELECT s, v, t, r, c.base + o FROM c, unnest(p_stream, p_version, p_topic, p_record)\n"
-    "                   WITH ORDINALITY AS u(s, v, t, r, o) ORDER BY o)\n"
-    "      SELECT base + 1 INTO v_first FROM c;\n"
-    "      PERFORM pg_notify('cairn_#', (v_first + cardinality(p_stream) - 1)::text);\n"
+    "      IF c_after IS NOT NULL THEN\n"
+    "        SELECT min(m) INTO v_at FROM @.dcb_match(c_after, 1, c_nitems, c_item, c_name) AS m;\n"
+    "        IF v_at IS NOT NULL THEN\n"
+    "          RAISE EXCEPTION 'an event matching the append condition was recorded after position % (at %): '\n"
+    "            'nothing was recorded', c_after, v_at USING ERRCODE = 'CN006';\n"
+    "        END IF;\n"
+    "      END IF;\n"
+    "      UPDATE @.counter SET last = last + cardinality(p_stream) RETURNING last - cardinality(p_stream)\n"
+    "        INTO v_first;\n"
+    "      INSERT INTO @.events (stream_id, version, topic, record, id)\n"
+    "        SELECT s, v, t, r, v_first + o FROM unnest(p_stream, p_version, p_topic, p_record) WITH ORDINALITY\n"
+    "          AS u(s, v, t, r, o) ORDER BY o;\n"
+    "      INSERT INTO @.dcb SELECT n, v_first + 1 + e, t FROM unnest(d_name, d_event, d_type) AS u(n, e, t)\n"
+    "        ON CONFLICT DO NOTHING;\n"
+    "      v_first := CASE WHEN cardinality(p_stream) > 0 THEN v_first + 1 ELSE 0 END;\n"
+    "      IF p_once IS NOT NULL THEN\n"
+    "        INSERT INTO @.once VALUES (p_once, v_first, cardinality(p_stream)) ON CONFLICT DO NOTHING;\n"
+    "        IF NOT FOUND THEN\n"
+    "          RAISE EXCEPTION 'the save of idempotency key ''%'' was recorded before', encode(p_once, 'escape')\n"
+    "            USING ERRCODE = 'CN007';\n"
+    "        END IF;\n"
+    "      END IF;\n"
+    "      IF v_first > 0 THEN\n"
+    "        PERFORM pg_notify('cairn_#', (v_first + cardinality(p_stream) - 1)::text);\n"
+    "      END IF;\n"
     "    ELSE\n"
     "      INSERT INTO @.events (stream_id, version, topic, record, batch)\n"
     "        SELECT s, v, t, r, pg_current_xact_id()::text::bigint\n"
@@ -254,7 +320,8 @@ static const char schema_sql[] =
     "INSERT INTO @.meta VALUES ('format', '1') ON CONFLICT DO NOTHING;\n";
 
 static const char *const statements[PG_SQL_COUNT] = {
-    [PG_SQL_SAVE] = "SELECT @.save($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)",
+    [PG_SQL_SAVE] = "SELECT @.save($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, "
+                    "$20, $21, $22)",
     [PG_SQL_NUMBER] = "SELECT @.number($1, $2)",
     [PG_SQL_STREAM_ASC] = "SELECT id, version, stream_id, record FROM @.events "
                           "WHERE stream_id = $1 AND version >= $2 AND version <= $3 ORDER BY version LIMIT $4",
@@ -284,6 +351,8 @@ static const char *const statements[PG_SQL_COUNT] = {
     [PG_SQL_SET_CIPHER] = "SELECT @.set_cipher($1, $2, $3)",
     [PG_SQL_LOG] = "SELECT id, version, stream_id, record FROM @.events "
                    "WHERE id >= $1 AND id <= $2 ORDER BY id LIMIT $3",
+    [PG_SQL_LOG_IDS] = "SELECT id, version, stream_id, record FROM @.events WHERE id = ANY($1) "
+                       "AND ($2::bytea[] IS NULL OR topic = ANY($2)) ORDER BY id",
     [PG_SQL_LOG_TOPICS] = "SELECT id, version, stream_id, record FROM @.events "
                           "WHERE id >= $1 AND id <= $2 AND topic = ANY($4) ORDER BY id LIMIT $3",
     /* with the event it was taken at (the mapper checks the snapshot's hash against it) */
@@ -318,6 +387,18 @@ static const char *const statements[PG_SQL_COUNT] = {
     [PG_SQL_STREAM_HEADS] = "SELECT max(version), stream_id FROM @.events WHERE (stream_id, version) > ($1, $2) "
                             "GROUP BY stream_id ORDER BY stream_id LIMIT $3",
     /* a view rebuilt from scratch: its keys and its tracking, in one statement */
+    /* the DCB events a query matches (each once, ascending, at most $5) and the log's last id, in
+     * one snapshot: one row per event with the counter beside it, or one row with id NULL */
+    [PG_SQL_DCB_READ] = "SELECT c.last, m.id FROM @.counter c LEFT JOIN LATERAL (SELECT DISTINCT d AS id "
+                        "FROM @.dcb_match($1, $5, $2, $3, $4) AS d ORDER BY 1 LIMIT $5) m ON true ORDER BY m.id",
+    [PG_SQL_ONCE_GET] = "SELECT first_id, n FROM @.once WHERE key = $1",
+    /* verify: the DCB index with the event each entry names, and keys whose events are not all there */
+    [PG_SQL_WALK_DCB] = "SELECT d.id, e.version, e.stream_id, e.record, d.name, d.type FROM @.dcb d "
+                        "LEFT JOIN @.events e ON e.id = d.id WHERE $1::bytea IS NULL OR (d.name, d.id) > ($1, $2) "
+                        "ORDER BY d.name, d.id LIMIT $3",
+    [PG_SQL_DCB_HAS] = "SELECT 1 FROM @.dcb WHERE name = $1 AND id = $2",
+    [PG_SQL_ONCE_BAD] = "SELECT first_id, n, key FROM @.once WHERE n > 0 AND (first_id < 1 OR first_id + n - 1 > "
+                        "(SELECT last FROM @.counter)) ORDER BY key LIMIT $1",
     [PG_SQL_VIEW_CLEAR] = "WITH k AS (DELETE FROM @.views WHERE name = $1) DELETE FROM @.view_tracking WHERE name = $1",
 };
 
@@ -346,11 +427,11 @@ int pg_sql_make(cairn_pg *pg)
     return CAIRN_OK;
 }
 
-/* Does the schema hold cairn's tables? *format: the layout recorded there. */
-static int find_store(cairn_pg *pg, int *found, unsigned *format)
+/* Does the schema hold this table? */
+static int has_table(cairn_pg *pg, const char *table, int *found)
 {
-    char name[CAIRN_PG_SCHEMA_MAX * 2 + 16];
-    snprintf(name, sizeof name, "%s.meta", pg->qschema);
+    char name[CAIRN_PG_SCHEMA_MAX * 2 + 32];
+    snprintf(name, sizeof name, "%s.%s", pg->qschema, table);
     pg_params p = { 0 };
     pg_param_bytes(&p, PG_TEXT, name, strlen(name));
     PGresult *r;
@@ -358,10 +439,37 @@ static int find_store(cairn_pg *pg, int *found, unsigned *format)
     if (rc) return rc;
     *found = PQntuples(r) == 1 && PQgetvalue(r, 0, 0)[0] == 1;
     PQclear(r);
+    return CAIRN_OK;
+}
+
+/* Make (or complete) the schema: every statement of schema_sql is idempotent. The advisory lock
+ * keeps two first writers apart. */
+static int create_schema(cairn_pg *pg)
+{
+    char *body = expand(pg, schema_sql);
+    size_t len = body ? strlen(body) + 256 : 0;
+    char *script = body ? malloc(len) : NULL;
+    if (!script) {
+        free(body);
+        return pg_fail(pg, CAIRN_STORE, "out of memory");
+    }
+    snprintf(script, len, "BEGIN; SELECT pg_advisory_xact_lock(hashtext('cairn schema %s'));\n%sCOMMIT;",
+             pg->schema, body);
+    free(body);
+    int rc = pg_exec_script(pg, script);
+    free(script);
+    return rc;
+}
+
+/* Does the schema hold cairn's tables? *format: the layout recorded there. */
+static int find_store(cairn_pg *pg, int *found, unsigned *format)
+{
     *format = 0;
-    if (!*found) return CAIRN_OK;
+    int rc = has_table(pg, "meta", found);
+    if (rc || !*found) return rc;
+    pg_params p = { 0 };
+    PGresult *r;
     static const char key[] = "format";
-    p.n = 0;
     pg_param_bytes(&p, PG_TEXT, key, sizeof key - 1);
     if ((rc = pg_exec(pg, PG_SQL_META_GET, &p, &r))) return rc;
     if (PQntuples(r) == 1) *format = (unsigned)strtoul(PQgetvalue(r, 0, 0), NULL, 10);
@@ -381,28 +489,21 @@ int pg_schema_open(cairn_pg *pg)
                  "cairn tables; %s creates none)", pg->server, pg->schema, pg->read_only ? "a read-only open" : "this open");
         return CAIRN_CONFIG;
     }
-    if (!found) {
-        /* the first writer creates it; the advisory lock keeps two first writers apart */
-        char *body = expand(pg, schema_sql);
-        size_t len = body ? strlen(body) + 256 : 0;
-        char *script = body ? malloc(len) : NULL;
-        if (!script) {
-            free(body);
-            return pg_fail(pg, CAIRN_STORE, "out of memory");
-        }
-        snprintf(script, len, "BEGIN; SELECT pg_advisory_xact_lock(hashtext('cairn schema %s'));\n%sCOMMIT;",
-                 pg->schema, body);
-        free(body);
-        rc = pg_exec_script(pg, script);
-        free(script);
-        if (rc) return rc;
-        if ((rc = find_store(pg, &found, &format))) return rc;
+    if (!found) { /* the first writer creates it */
+        if ((rc = create_schema(pg)) || (rc = find_store(pg, &found, &format))) return rc;
     }
     if (format == 0)
         return pg_fail(pg, CAIRN_CONFIG, "schema %s has cairn's tables but no format record", pg->schema);
     if (format > CAIRN_PG_FORMAT)
         return pg_fail(pg, CAIRN_CONFIG, "schema %s has format %u; this cairn reads format %d", pg->schema,
                        format, CAIRN_PG_FORMAT);
+    /* a store made before DCB events and idempotent saves: its first writer (not a tool's open)
+     * adds their tables and functions; until then a handle finds no DCB events and no keys there */
+    int has_dcb;
+    int upgrade = !pg->read_only && !pg->must_exist;
+    if ((rc = has_table(pg, "once", &has_dcb))) return rc;
+    if (!has_dcb && upgrade && (rc = create_schema(pg))) return rc;
+    pg->no_dcb = !has_dcb && !upgrade;
     if (pg->read_only) return CAIRN_OK;
     PGresult *r;
     char *sql = expand(pg, "SELECT @.number_all()");

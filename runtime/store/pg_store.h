@@ -50,6 +50,23 @@ typedef struct cairn_pg_key {
     cairn_pg_bytes key;
 } cairn_pg_key;
 
+/** One index entry of a DCB event: name is 'a' (every DCB event), 'y' || type or 'g' || tag. */
+typedef struct cairn_pg_posting {
+    cairn_pg_bytes name;
+    size_t event;               /* the batch's events[event] */
+    cairn_pg_bytes type;        /* the event's type */
+} cairn_pg_posting;
+
+/** A DCB query, flattened (store.h's cairn_dcb_query): names[k] ('y' || type or 'g' || tag)
+ *  belongs to item item[k] (1..nitems); an item without names, or no items, match every DCB event. */
+typedef struct cairn_pg_query {
+    size_t nitems;
+    const cairn_pg_bytes *names;
+    const uint64_t *item;
+    size_t nnames;
+    uint64_t after;             /* only events at positions above it */
+} cairn_pg_query;
+
 /** What one save records, in one transaction. */
 typedef struct cairn_pg_batch {
     const cairn_pg_record *events;  /* a stream's events adjacent, versions consecutive */
@@ -65,6 +82,11 @@ typedef struct cairn_pg_batch {
     uint64_t keygen;            /* state is still at this generation (from cairn_pg_prepare) */
     const uint8_t (*new_streams)[16]; /* streams sealed as having no events (no prepare read them): */
     size_t nnew;                /* refuse (CAIRN_CONFLICT, cairn_pg_keys_changed) if one has */
+    const cairn_pg_posting *postings; /* DCB events' postings (index entries) */
+    size_t npostings;
+    const cairn_pg_query *fail_if;    /* NULL, or refuse (CAIRN_CONFLICT) when a DCB event matching it
+                                       * was recorded after fail_if->after */
+    cairn_pg_bytes once;        /* ptr NULL, or an idempotency key: CAIRN_CONFLICT if saved before */
 } cairn_pg_batch;
 
 /** One row of a read. Pointers stay valid until cairn_pg_rows_free(). */
@@ -73,7 +95,8 @@ typedef struct cairn_pg_row {
     uint64_t version;           /* stream version (stream, head and snapshot reads) */
     const uint8_t *stream_id;   /* 16 bytes (stream, head, snapshot and log reads) */
     cairn_pg_bytes bytes;       /* the record; a view value for view reads */
-    cairn_pg_bytes key;         /* view reads: the key; snapshot reads: the event's record */
+    cairn_pg_bytes key;         /* view reads: the key; snapshot reads: the event's record; DCB walks: the name */
+    cairn_pg_bytes type;        /* DCB walks: the type an index entry records */
 } cairn_pg_row;
 
 typedef struct cairn_pg_rows {
@@ -114,6 +137,16 @@ int cairn_pg_backend_pid(const cairn_pg *pg);
  *         CAIRN_INVALID, CAIRN_STORE.
  */
 int cairn_pg_append(cairn_pg *pg, const cairn_pg_batch *b, uint64_t *first_id)
+    __attribute__((warn_unused_result));
+
+/** The positions of the DCB events matching q (ascending, each once, at most limit; 0: all),
+ *  and the log's last id, in one statement (one snapshot). Free ids with free(). */
+int cairn_pg_dcb_read(cairn_pg *pg, const cairn_pg_query *q, uint64_t limit, uint64_t **ids, size_t *n,
+                      uint64_t *last_id) __attribute__((warn_unused_result));
+
+/** The save of an idempotency key: its first id (0: it recorded no events) and how many.
+ *  @return CAIRN_OK, CAIRN_END (never saved), CAIRN_STORE. */
+int cairn_pg_once_get(cairn_pg *pg, cairn_pg_bytes key, uint64_t *first_id, uint64_t *n)
     __attribute__((warn_unused_result));
 
 /** Saves with events made through this handle, and how many of them found
@@ -203,6 +236,11 @@ int cairn_pg_set_cipher(cairn_pg *pg, cairn_pg_bytes cipher, cairn_pg_bytes keyc
 int cairn_pg_read_log(cairn_pg *pg, uint64_t start, uint64_t stop, const cairn_pg_bytes *topics,
                       size_t ntopics, size_t limit, cairn_pg_rows *out) __attribute__((warn_unused_result));
 
+/** Log records with these ids (ascending; those that exist) whose topic is one of topics (all
+ *  when ntopics is 0), ascending. */
+int cairn_pg_read_log_ids(cairn_pg *pg, const uint64_t *ids, size_t n, const cairn_pg_bytes *topics, size_t ntopics,
+                          cairn_pg_rows *out) __attribute__((warn_unused_result));
+
 /** The newest snapshot of a stream at or below lte (any: UINT64_MAX): 0 or
  *  1 row; key: the record of the event it was taken at (ptr NULL: none). */
 int cairn_pg_read_snapshot(cairn_pg *pg, const uint8_t id[16], uint64_t lte, cairn_pg_rows *out)
@@ -236,6 +274,16 @@ int cairn_pg_walk_events(cairn_pg *pg, const uint8_t *after_stream, uint64_t aft
 int cairn_pg_walk_snapshots(cairn_pg *pg, const uint8_t *after_stream, uint64_t after_version, size_t limit,
                             cairn_pg_rows *out) __attribute__((warn_unused_result));
 void cairn_pg_walk_end(cairn_pg *pg);
+/** Inside a walk: DCB index entries in (name, id) order after (after_name, after_id) (after_name.ptr
+ *  NULL: from the first), at most limit: rows with id, key = the name ('a', 'y' || type, 'g' || tag),
+ *  type, and the event recorded at that id (stream_id, version, bytes; bytes.ptr NULL: none). */
+int cairn_pg_walk_dcb(cairn_pg *pg, cairn_pg_bytes after_name, uint64_t after_id, size_t limit, cairn_pg_rows *out)
+    __attribute__((warn_unused_result));
+/** Inside a walk: is there a DCB index entry (name, id)? */
+int cairn_pg_dcb_has(cairn_pg *pg, cairn_pg_bytes name, uint64_t id, int *found) __attribute__((warn_unused_result));
+/** Inside a walk: idempotency records whose events are not all in the log (at most limit): rows
+ *  with key = the key, id = its first id, version = its count. */
+int cairn_pg_walk_once_bad(cairn_pg *pg, size_t limit, cairn_pg_rows *out) __attribute__((warn_unused_result));
 
 /* ---- Views (pg_views.c): named key/value spaces with their own tracking ---- */
 

@@ -166,6 +166,14 @@ typedef struct cairn_verify_walk {
                      const uint8_t *event_hash);
     /* now and then: the events walked so far of total; non-zero stops */
     int (*progress)(void *ctx, uint64_t done, uint64_t total);
+    /* every entry of the DCB index (engines with dcb_read): its kind ('a' every DCB
+     * event, 'y' by type, 'g' by tag), its name (the type or tag; "" for 'a'), the
+     * notification id it names, the type it records (ptr NULL: it records none), and
+     * the record at that id (NULL: there is none); has() looks up another entry of
+     * that id in the same read (1: there, 0: not, < 0: the engine failed and said so
+     * through problem()). The engine checks the idempotency keys itself. */
+    void (*dcb_entry)(void *ctx, char kind, cairn_slice name, uint64_t id, cairn_slice type, const cairn_record *rec,
+                      int (*has)(void *hctx, char kind, cairn_slice name, uint64_t id), void *hctx);
 } cairn_verify_walk;
 
 struct cairn_engine_ops {

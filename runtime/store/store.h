@@ -57,6 +57,8 @@ typedef struct cairn_log_query {
     size_t limit;           /* 0: no limit; counts matching records only */
     const cairn_slice *topics;
     size_t ntopics;         /* 0: every topic */
+    const uint64_t *ids;    /* nids > 0: exactly these ids (ascending; those that exist), in one read; */
+    size_t nids;            /* start, stop and limit are then ignored */
 } cairn_log_query;
 
 typedef struct cairn_store_stat {

@@ -383,6 +383,34 @@ static int swap_or_delete(const char *path, uint64_t a, uint64_t b)
     return 0;
 }
 
+/* hex digits into out (at most cap bytes); the number of bytes. */
+static size_t unhex(const char *hex, uint8_t *out, size_t cap)
+{
+    size_t n = 0;
+    for (; hex[0] && hex[1] && n < cap; hex += 2) {
+        unsigned b;
+        E(sscanf(hex, "%2x", &b) == 1);
+        out[n++] = (uint8_t)b;
+    }
+    return n;
+}
+
+/* Damage the DCB index on purpose: put key (hex) -> value (hex), or delete
+ * the key when value is NULL (the specs check that verify reports it). */
+static int index_edit(const char *path, const char *key_hex, const char *value_hex)
+{
+    MDB_txn *txn;
+    MDB_dbi index;
+    MDB_env *env = open_raw(path, "index", &txn, &index);
+    static uint8_t kb[1024], vb[1024];
+    MDB_val k = { unhex(key_hex, kb, sizeof kb), kb };
+    MDB_val v = { value_hex ? unhex(value_hex, vb, sizeof vb) : 0, vb };
+    E((value_hex ? mdb_put(txn, index, &k, &v, 0) : mdb_del(txn, index, &k, NULL)) == 0);
+    E(mdb_txn_commit(txn) == 0);
+    mdb_env_close(env);
+    return 0;
+}
+
 #define SL(s) ((cairn_slice){ (s), sizeof(s) - 1 })
 
 static const uint8_t KEY1[32] = { 1, 1, 1 }, KEY2[32] = { 2, 2, 2 };
@@ -806,6 +834,8 @@ int main(int argc, char **argv)
         return swap_or_delete(argv[2], strtoull(argv[3], NULL, 10), strtoull(argv[4], NULL, 10));
     if (argc == 4 && strcmp(argv[1], "--delete") == 0)
         return swap_or_delete(argv[2], strtoull(argv[3], NULL, 10), 0);
+    if (argc == 4 && strcmp(argv[1], "--index-del") == 0) return index_edit(argv[2], argv[3], NULL);
+    if (argc == 5 && strcmp(argv[1], "--index-put") == 0) return index_edit(argv[2], argv[3], argv[4]);
     if (argc == 3 && strcmp(argv[1], "--hold-write") == 0) hold_write(argv[2]);
     if (argc == 4 && strcmp(argv[1], "--format") == 0)
         return set_format(argv[2], (unsigned)strtoul(argv[3], NULL, 10));

@@ -160,7 +160,7 @@ static void test_open(void)
     pg = open_schema("t_open", 0);
     E(strcmp(cairn_pg_schema(pg), "t_open") == 0);
     cairn_pg_close(pg);
-    E(sql_int(c, "SELECT count(*) FROM information_schema.tables WHERE table_schema = 't_open'") == 9);
+    E(sql_int(c, "SELECT count(*) FROM information_schema.tables WHERE table_schema = 't_open'") == 11); /* with dcb and once */
     pg = NULL;
     cairn_pg_options ro2 = { .read_only = 1 };
     OK(cairn_pg_open(with("schema=t_open"), &ro2, &pg, err, sizeof err));
@@ -315,6 +315,72 @@ static void test_append(void)
     cairn_pg_close(pg);
     drop_schema("t_append");
     printf("ok - append: multi-stream saves, conflicts reject the whole batch, tracking, snapshots, log reads\n");
+}
+
+/* ---- DCB postings and conditions, reads of listed ids, idempotency keys (pg_dcb.c) ---- */
+
+static void test_dcb(void)
+{
+    drop_schema("t_dcb");
+    cairn_pg *pg = open_schema("t_dcb", 0);
+    uint8_t id[3][16];
+    for (int i = 0; i < 3; i++) make_id(id[i], 9, i + 1);
+    /* two DCB events: 1 Defined {course:c1}, 2 Subscribed {course:c1, student:s1} */
+    cairn_pg_record ev[2] = { rec(id[0], 1, "Defined", "e1"), rec(id[1], 1, "Subscribed", "e2") };
+    cairn_pg_posting post[] = {
+        { str("a"), 0, str("Defined") }, { str("yDefined"), 0, str("Defined") }, { str("gcourse:c1"), 0, str("Defined") },
+        { str("a"), 1, str("Subscribed") }, { str("ySubscribed"), 1, str("Subscribed") },
+        { str("gcourse:c1"), 1, str("Subscribed") }, { str("gstudent:s1"), 1, str("Subscribed") },
+    };
+    cairn_pg_batch batch = { .events = ev, .n = 2, .postings = post, .npostings = 7 };
+    uint64_t first, last, *ids;
+    size_t n;
+    OK(cairn_pg_append(pg, &batch, &first));
+    E(first == 1);
+    /* one item, tags course:c1 and student:s1: event 2 only; types only; every DCB event */
+    cairn_pg_bytes both[] = { str("gcourse:c1"), str("gstudent:s1") }, sub[] = { str("ySubscribed") };
+    uint64_t item1[] = { 1, 1 };
+    cairn_pg_query q = { .nitems = 1, .names = both, .item = item1, .nnames = 2 };
+    OK(cairn_pg_dcb_read(pg, &q, 0, &ids, &n, &last));
+    E(n == 1 && ids[0] == 2 && last == 2);
+    free(ids);
+    cairn_pg_query qt = { .nitems = 1, .names = sub, .item = item1, .nnames = 1, .after = 2 };
+    OK(cairn_pg_dcb_read(pg, &qt, 0, &ids, &n, &last));
+    E(n == 0 && last == 2);
+    free(ids);
+    cairn_pg_query all = { 0 };
+    OK(cairn_pg_dcb_read(pg, &all, 1, &ids, &n, &last));
+    E(n == 1 && ids[0] == 1);
+    free(ids);
+    /* a condition that matches after position 1 refuses the append, recording nothing */
+    cairn_pg_record more = rec(id[2], 1, "Subscribed", "e3");
+    cairn_pg_posting mp[] = { { str("a"), 0, str("Subscribed") }, { str("ySubscribed"), 0, str("Subscribed") } };
+    q.after = 1;
+    cairn_pg_batch cond = { .events = &more, .n = 1, .postings = mp, .npostings = 2, .fail_if = &q };
+    E(cairn_pg_append(pg, &cond, &first) == CAIRN_CONFLICT);
+    E(strstr(cairn_pg_errmsg(pg), "recorded after position 1 (at 2)"));
+    OK(cairn_pg_max_id(pg, &last));
+    E(last == 2);
+    q.after = 2;
+    cond.once = str("key-1");
+    OK(cairn_pg_append(pg, &cond, &first));
+    E(first == 3);
+    /* the key: recorded with the save; a second save of it is refused */
+    uint64_t kf, kn;
+    OK(cairn_pg_once_get(pg, str("key-1"), &kf, &kn));
+    E(kf == 3 && kn == 1);
+    E(cairn_pg_once_get(pg, str("key-2"), &kf, &kn) == CAIRN_END);
+    cairn_pg_batch again = { .once = str("key-1") };
+    E(cairn_pg_append(pg, &again, &first) == CAIRN_CONFLICT && strstr(cairn_pg_errmsg(pg), "recorded before"));
+    /* listed ids, those that exist, in one read */
+    uint64_t want[] = { 1, 3, 7 };
+    cairn_pg_rows rows;
+    OK(cairn_pg_read_log_ids(pg, want, 3, NULL, 0, &rows));
+    E(rows.n == 2 && rows.row[0].id == 1 && rows.row[1].id == 3 && bytes_are(rows.row[1].bytes, "e3"));
+    cairn_pg_rows_free(&rows);
+    cairn_pg_close(pg);
+    drop_schema("t_dcb");
+    printf("ok - dcb: postings, queries, conditions, keys, listed ids\n");
 }
 
 /* ---- keys: encryption state, data keys, forget, rekey ------------------- */
@@ -1178,7 +1244,7 @@ int main(int argc, char **argv)
     if (argc == 3 && strcmp(argv[1], "--lag") == 0) return lag(atoi(argv[2]));
     static const struct { const char *name; void (*run)(void); } tests[] = {
         { "open", test_open }, { "append", test_append }, { "keys", test_keys }, { "walk", test_walk },
-        { "apps", test_apps_apart }, { "views", test_views }, { "lists", test_lists },
+        { "apps", test_apps_apart }, { "views", test_views }, { "lists", test_lists }, { "dcb", test_dcb },
         { "wake", test_wake }, { "failures", test_failures }, { "ids", test_gap_free },
     };
     int ran = 0;
