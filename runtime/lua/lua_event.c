@@ -10,7 +10,7 @@
 
 void cairn_event_keys_push(lua_State *L, cairn_event_keys *k)
 {
-    lua_checkstack(L, EV_SLOTS + 8);
+    lua_checkstack(L, EV_SLOTS + CAIRN_CODEC_NAMES_N + 8);
     k->base = lua_gettop(L) + 1;
     lua_pushliteral(L, "topic");
     lua_pushliteral(L, "originator_id");
@@ -24,6 +24,7 @@ void cairn_event_keys_push(lua_State *L, cairn_event_keys *k)
         k->topic_len[i] = 0;
     }
     k->next_topic = 0;
+    cairn_codec_names_push(L, &k->names);
 }
 
 /* Push the topic string, from the cache when it is one of the recent ones.
@@ -102,10 +103,19 @@ int cairn_lua_push_event(lua_State *L, cairn_event_keys *k, const cairn_gather *
     /* room for the fields (a fixmap's count) and the header, so the table is
      * never rehashed while it is filled */
     int fields = r->has_payload && r->payload_len && (payload[0] & 0xf0) == 0x80 ? payload[0] & 0x0f : 4;
-    lua_createtable(L, 0, fields + (kind == CAIRN_EVENT_FULL ? 6 : 4));
+    lua_createtable(L, 0, fields + (kind == CAIRN_EVENT_FULL ? 6 : kind == CAIRN_EVENT_DCB ? 2 : 4));
     if (r->has_payload) {
-        int rc = cairn_codec_decode_into(L, payload, r->payload_len, -1);
+        int rc = cairn_codec_decode_fields(L, payload, r->payload_len, -1, &k->names);
         if (rc) { lua_pop(L, 1); return rc; }
+    }
+    if (kind == CAIRN_EVENT_DCB) {
+        lua_pushliteral(L, "position");
+        lua_pushnumber(L, (lua_Number)r->notification_id);
+        lua_rawset(L, -3);
+        lua_pushliteral(L, "type");
+        push_topic(L, k, cairn_gather_bytes(g, r->topic), r->topic_len);
+        lua_rawset(L, -3);
+        return CAIRN_OK;
     }
     set_header(L, k, cairn_gather_bytes(g, r->topic), r->topic_len, id_idx, cairn_gather_bytes(g, r->name),
                r->name_len, r->stream_id, r->version, r->timestamp_us);

@@ -192,9 +192,14 @@ static void read_records(lua_State *L, cairn_store *s, int list, cairn_record *r
 
 static void push_hash(lua_State *L, const uint8_t *hash)
 {
-    char hex[CAIRN_HASH_BYTES * 2 + 1];
-    sodium_bin2hex(hex, sizeof hex, hash, CAIRN_HASH_BYTES);
-    lua_pushlstring(L, hex, CAIRN_HASH_BYTES * 2);
+    /* hashes are not secret: a table, not libsodium's constant-time hex (every save and cached get pushes one) */
+    static const char digits[] = "0123456789abcdef";
+    char hex[CAIRN_HASH_BYTES * 2];
+    for (size_t i = 0; i < CAIRN_HASH_BYTES; i++) {
+        hex[2 * i] = digits[hash[i] >> 4];
+        hex[2 * i + 1] = digits[hash[i] & 15];
+    }
+    lua_pushlstring(L, hex, sizeof hex);
 }
 
 /* store:append(records [, tracking_app, tracking_id [, snapshots [, extras]]]) -> first id, heads
@@ -439,9 +444,36 @@ static int lread_stream(lua_State *L)
     return 3;
 }
 
+/* store:stream_head(id) -> version (0: no events), head (the last event's
+ * hash, as read_stream gives it; nil when none), forgotten (true when the
+ * stream's data key was destroyed) */
+static int lstream_head(lua_State *L)
+{
+    cairn_store *s = check_store(L);
+    uint8_t raw[16];
+    int string;
+    if (!parse_id(L, s, 2, raw, &string)) { /* a string id no stream can have yet */
+        lua_pushnumber(L, 0);
+        lua_pushnil(L);
+        lua_pushboolean(L, 0);
+        return 3;
+    }
+    uint64_t version;
+    uint8_t hash[CAIRN_HASH_BYTES];
+    int forgotten;
+    int rc = cairn_store_stream_head(s, raw, &version, hash, &forgotten);
+    if (rc) return cairn_lua_raise_store(L, s, rc);
+    lua_pushnumber(L, (lua_Number)version);
+    if (version) push_hash(L, hash);
+    else lua_pushnil(L);
+    lua_pushboolean(L, forgotten);
+    return 3;
+}
+
 /* store:read_log({ from, stop, limit, topics, ids } [, versions]) -> ids, events, odd
  * (ids: read exactly these notification ids, ascending, instead of from..stop;
- * replay: events without event_id and metadata, for reads no user sees whole)
+ * replay: events without event_id and metadata, for reads no user sees whole;
+ * dcb: DCB events' tables { position, type, data, tags }, see lua_event.h)
  * ids[i] is the notification id of events[i]. */
 /* The id at index i (0-based) of the ids list at idx: a whole number >= 1 */
 static uint64_t ids_at(lua_State *L, int idx, size_t i)
@@ -481,7 +513,9 @@ static int lread_log(lua_State *L)
         }
         q.topics = topics; /* an empty list filters nothing, as in the Python library */
     }
-    cairn_event_kind kind = field_bool(L, 2, "replay") ? CAIRN_EVENT_REPLAY : CAIRN_EVENT_FULL;
+    cairn_event_kind kind = field_bool(L, 2, "dcb")      ? CAIRN_EVENT_DCB
+                            : field_bool(L, 2, "replay") ? CAIRN_EVENT_REPLAY
+                                                         : CAIRN_EVENT_FULL;
     lua_getfield(L, 2, "ids");          /* exactly these ids (ascending), in one read */
     int want = lua_gettop(L);
     size_t nids = lua_istable(L, want) ? lua_objlen(L, want) : 0;
@@ -513,8 +547,8 @@ static int lread_log(lua_State *L)
     const cairn_gathered *last_stream = NULL;
     for (size_t i = 0; i < g->n; i++) {
         const cairn_gathered *r = &g->recs[i];
-        if (!last_stream || memcmp(last_stream->stream_id, r->stream_id, 16) != 0 ||
-            last_stream->name_len != r->name_len) {
+        if (kind != CAIRN_EVENT_DCB && (!last_stream || memcmp(last_stream->stream_id, r->stream_id, 16) != 0 ||
+                                        last_stream->name_len != r->name_len)) {
             char id[CAIRN_UUID_STRLEN];
             if (r->name_len) lua_pushlstring(L, cairn_gather_bytes(g, r->name), r->name_len);
             else {
@@ -889,6 +923,7 @@ void cairn_lua_store_init(lua_State *L)
         { "rekey", lrekey },
         { "verify", lverify },
         { "read_stream", lread_stream },
+        { "stream_head", lstream_head },
         { "read_log", lread_log },
         { "stat", lstat },
         { "uri", luri },

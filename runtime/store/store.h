@@ -260,6 +260,13 @@ int cairn_store_snapshot_streams(cairn_store *s, const uint8_t *after, size_t li
 int cairn_store_stream_heads(cairn_store *s, const uint8_t *after, size_t limit, uint8_t (*ids)[16],
                              uint64_t *versions, size_t *n) __attribute__((warn_unused_result));
 
+/** A stream's head, in one short read: its last version (0: no events) and
+ *  that event's hash; *forgotten set when its data key was destroyed. No
+ *  payload is opened and no chain checked: a cache asks whether what it holds
+ *  is still the newest. */
+int cairn_store_stream_head(cairn_store *s, const uint8_t id[16], uint64_t *version, uint8_t hash[32],
+                            int *forgotten) __attribute__((warn_unused_result));
+
 /** The highest notification id, 0 when the log is empty. */
 int cairn_store_max_id(cairn_store *s, uint64_t *out) __attribute__((warn_unused_result));
 
