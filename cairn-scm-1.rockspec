@@ -99,6 +99,7 @@ local core_sources = {
   "runtime/store/record.c",
   "runtime/store/signals.c",
   "runtime/store/store.c",
+  "runtime/store/string_id.c",
   "runtime/store/uuid.c",
   "runtime/store/wake.c",
 
