@@ -73,6 +73,7 @@ local core_sources = {
   "runtime/store/lmdb_error.c",
   "runtime/store/lmdb_fault.c",
   "runtime/store/lmdb_keys.c",
+  "runtime/store/lmdb_map.c",
   "runtime/store/lmdb_read.c",
   "runtime/store/lmdb_stat.c",
   "runtime/store/lmdb_txn.c",
@@ -99,6 +100,7 @@ local core_sources = {
   "runtime/store/record.c",
   "runtime/store/signals.c",
   "runtime/store/store.c",
+  "runtime/store/string_id.c",
   "runtime/store/uuid.c",
   "runtime/store/wake.c",
 

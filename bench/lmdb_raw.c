@@ -2,7 +2,7 @@
  * lmdb_raw.c -- what LMDB alone can do: the references cairn's scenarios are
  * divided by (bench/README.md, "Raw references").
  *
- *   lmdb_raw put   DIR COMMITS full|none   one write transaction per put
+ *   lmdb_raw put   DIR COMMITS full|none [writemap]   one write transaction per put
  *   lmdb_raw batch DIR TXNS [EVENTS]       EVENTS (1,000) events per transaction
  *   lmdb_raw scan  DIR RECORDS PASSES      cursor scan, msgpack-decoding each record
  *
@@ -13,7 +13,10 @@
  * (MDB_NOTLS, a 256 MiB map, MDB_NOSYNC unless "full").
  *
  *   put:   each transaction puts one record under a new 8-byte big-endian key
- *          (sync=full: LMDB's default, each commit synced; none: MDB_NOSYNC).
+ *          (sync=full: LMDB's default, each commit synced; none: MDB_NOSYNC);
+ *          with "writemap" through a writable map (MDB_WRITEMAP), as cairn's
+ *          writers do: not a reference bench/run divides by (the issue's is
+ *          LMDB's default write path), but what LMDB can do that way.
  *   batch: (MDB_NOSYNC) each transaction appends EVENTS records to a log
  *          (8-byte big-endian ids, MDB_APPEND) and puts a random 24-byte
  *          index key (16-byte id, 8-byte version) -> the record's id in a
@@ -114,13 +117,15 @@ static size_t make_record(uint8_t *out, const uint8_t id[16], uint64_t version, 
     return at;
 }
 
+static unsigned writemap; /* MDB_WRITEMAP for put, or 0 */
+
 static int open_env(const char *dir, int sync, MDB_env **env)
 {
     int rc = mdb_env_create(env);
     if (rc) return fail("mdb_env_create", rc);
     rc = mdb_env_set_maxdbs(*env, 4);
     if (rc == 0) rc = mdb_env_set_mapsize(*env, MAP_SIZE);
-    if (rc == 0) rc = mdb_env_open(*env, dir, MDB_NOTLS | (sync ? 0 : MDB_NOSYNC), 0644);
+    if (rc == 0) rc = mdb_env_open(*env, dir, MDB_NOTLS | (sync ? 0 : MDB_NOSYNC) | writemap, 0644);
     if (rc) {
         mdb_env_close(*env);
         return fail("mdb_env_open", rc);
@@ -166,8 +171,8 @@ static int run_put(const char *dir, long commits, int sync)
     }
     double wall = now_us() - start;
     mdb_env_close(env);
-    printf("raw put_%s value=%.1f unit=commits/s n=%ld wall_ms=%.1f detail=one_record_per_txn\n",
-           sync ? "full" : "none", (double)commits / (wall / 1e6), commits, wall / 1e3);
+    printf("raw put_%s%s value=%.1f unit=commits/s n=%ld wall_ms=%.1f detail=one_record_per_txn\n",
+           sync ? "full" : "none", writemap ? "_writemap" : "", (double)commits / (wall / 1e6), commits, wall / 1e3);
     return 0;
 }
 
@@ -327,7 +332,7 @@ static long positive(const char *s, const char *what)
 
 static int usage(void)
 {
-    fprintf(stderr, "usage: lmdb_raw put DIR COMMITS full|none\n"
+    fprintf(stderr, "usage: lmdb_raw put DIR COMMITS full|none [writemap]\n"
                     "       lmdb_raw batch DIR TXNS [EVENTS]\n"
                     "       lmdb_raw scan DIR RECORDS PASSES\n");
     return 2;
@@ -337,8 +342,9 @@ int main(int argc, char **argv)
 {
     if (argc < 4) return usage();
     const char *mode = argv[1], *dir = argv[2];
-    if (strcmp(mode, "put") == 0 && argc == 5) {
+    if (strcmp(mode, "put") == 0 && (argc == 5 || (argc == 6 && strcmp(argv[5], "writemap") == 0))) {
         if (strcmp(argv[4], "full") != 0 && strcmp(argv[4], "none") != 0) return usage();
+        writemap = argc == 6 ? MDB_WRITEMAP : 0;
         return run_put(dir, positive(argv[3], "COMMITS"), strcmp(argv[4], "full") == 0);
     }
     if (strcmp(mode, "batch") == 0 && (argc == 4 || argc == 5))

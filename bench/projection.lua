@@ -2,8 +2,9 @@
 --   P1  catch-up of a counts projection over N notifications into an incr view
 --   P2  follower latency across processes: commit in a writer process -> handler in a follower process
 --   P3  pipeline: leader saves, a process application follows (SingleThreadedRunner)
--- usage: luajit bench/projection.lua [--quick] [--runs K] [P1|P2|P3 ...]
--- (--runs: P1 catches up K times, each into a fresh view, over the same log)
+-- usage: luajit bench/projection.lua [--quick] [--runs K] [--n N] [--pg URI] [P1|P2|P3 ...]
+-- (--runs: P1 catches up K times, each into a fresh view, over the same log; --n: P1's
+-- notifications; --pg: P1's log and views in fresh schemas of that PostgreSQL database)
 local root = (arg[0]:match("^(.*)/bench/[^/]*$") or ".")
 package.path = root .. "/lua/?.lua;" .. root .. "/lua/?/init.lua;" .. root .. "/stdlib/?.lua;" .. package.path
 package.cpath = root .. "/lib/?.so;" .. package.cpath
@@ -33,15 +34,23 @@ if arg[1] == "--writer" then
   os.exit(0)
 end
 
-local quick, only, runs = false, {}, 1
+local quick, only, runs, p1_n, pg = false, {}, 1, nil, nil
 do
   local i = 1
   while i <= #arg do
     if arg[i] == "--quick" then quick = true
     elseif arg[i] == "--runs" and tonumber(arg[i + 1]) and tonumber(arg[i + 1]) >= 1 then
       runs = math.floor(tonumber(arg[i + 1])); i = i + 1
+    elseif arg[i] == "--n" and tonumber(arg[i + 1]) and tonumber(arg[i + 1]) % 1000 == 0 then
+      p1_n = tonumber(arg[i + 1]); i = i + 1
+    elseif arg[i] == "--pg" and (arg[i + 1] or ""):match("^postgres") then
+      pg = arg[i + 1]; i = i + 1
     elseif arg[i]:match("^P%d$") then only[arg[i]] = true
-    else io.stderr:write("usage: bench/projection.lua [--quick] [--runs K] [P1|P2|P3]\n"); os.exit(2) end
+    else
+      io.stderr:write("usage: bench/projection.lua [--quick] [--runs K] [--n N (a multiple of 1000)] [--pg URI] ",
+        "[P1|P2|P3]\n")
+      os.exit(2)
+    end
     i = i + 1
   end
 end
@@ -57,10 +66,16 @@ local function report(name, value, unit, n, wall_us, detail)
 end
 
 -- P1: N notifications (a tenth registrations, the rest tricks), then a catch-up.
+-- a store: lmdb:DIR/NAME, or with --pg a fresh schema NAME_<time> of that database
+local function store_uri(dir, name)
+  if not pg then return "lmdb:" .. dir .. "/" .. name end
+  return ("%s%sschema=bench_%s_%d"):format(pg, pg:find("?", 1, true) and "&" or "?", name:gsub("%W", "_"), os.time())
+end
+
 if wanted("P1") then
-  local n = quick and 100000 or 1000000
+  local n = p1_n or (quick and 100000 or 1000000)
   local dir = tmpdir()
-  local school = School.new { store = "lmdb:" .. dir .. "/school", sync = "none" }
+  local school = School.new { store = store_uri(dir, "school"), sync = "none" }
   local per = 1000
   for _ = 1, n / per do
     local dogs = {}
@@ -76,14 +91,14 @@ if wanted("P1") then
   Counts:on("Dog.TrickAdded", function(view) view:incr("tricks", 1) end)
   for r = 1, runs do
     local runner = cairn.ProjectionRunner.new { application = school, projection = Counts,
-      view = "lmdb:" .. dir .. "/counts-" .. r, sync = "none" }
+      view = store_uri(dir, "counts-" .. r), sync = "none" }
     collectgarbage()
     local t0, c0 = core.now_us(), os.clock()
     local read = runner:run()
     local wall = core.now_us() - t0
     assert(read == n and runner.view:get("dogs") == n / 10 and runner.view:get("tricks") == n / 10 * 9)
-    report("P1", n / (wall / 1e6), "notifications/s", n, wall, ("cpu_ms=%.1f,batch=%d"):format(
-      (os.clock() - c0) * 1000, runner.batch))
+    report("P1", n / (wall / 1e6), "notifications/s", n, wall, ("cpu_ms=%.1f,batch=%d,store=%s"):format(
+      (os.clock() - c0) * 1000, runner.batch, pg and "postgresql" or "lmdb"))
     runner:close()
     os.execute("rm -rf " .. dir .. "/counts-" .. r)
   end

@@ -154,6 +154,7 @@ local rows = {
   { "S1", "S1 create, 1 save each (" .. n_of("S1", "?") .. ")", "saves/s", false, "put_none", "S1" },
   { "S1c", "S1c S1 + cipher + compressor", "saves/s", false, nil, "S1c" },
   { "S2", "S2 get + add_trick + save (" .. n_of("S2", "?") .. ")", "commands/s", false, "put_none", "S2" },
+  { "S2c", "S2c S2 with the aggregate cache", "commands/s", false, "put_none", nil },
   { "S3", "S3 get a " .. stream .. "-event aggregate", "ms/get", true, "scan", "S3" },
   { "S3snap", "S3snap the same from a snapshot", "ms/get", true, nil, "S3snap" },
   { "S4", "S4 log in pages of 1,000 (decoded)", "notifications/s", false, "scan", "S4" },
@@ -264,6 +265,10 @@ local targets = {
   { "cairn / Python POPO: S5", "S5/py", ">=", 10, x1 },
 }
 for _, t in ipairs(targets) do target(t[1], fig[t[2]], t[3], t[4], t[5]) end
+rule(T)
+-- issue 16's: S2 with the aggregate cache against S2 without it, the median of per-run ratios
+local cached_ratio = run_ratio("cairn", "S2c", "cairn", "S2")
+target("S2 with the aggregate cache / S2 (issue 16)", cached_ratio, ">=", 3, x1)
 rule(T)
 if quick then
   print("--quick: the peer's --quick counts (S1 2,000, S3 1,000 events, S5 2 x 100, P1 100,000), one run:")

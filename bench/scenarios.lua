@@ -10,9 +10,10 @@
 -- and defaults; --quick sets the peer's --quick counts):
 --   --n 20000  --m 20000  --cmd-aggs 1000  --stream 10000  --batch 1000
 --   --batches 5  --full-n 2000 (S1full)  --sync none|full (S1..S5, default none)
---   --only S1,S1c,S3,S3snap,S5,S1full
+--   --only S1,S1c,S3,S3snap,S5,S1full (S1 runs S2, S4, S4d and S2c after it)
 --   --pg URI  (a PostgreSQL database: each store a fresh schema bench_<time>_<n> there,
---              dropped by nothing: use a scratch cluster, e.g. tools/pg run)
+--              dropped by nothing: use a scratch cluster, e.g. tools/pg run, or bench/run --pg)
+--   --procs 1,4,8 --seconds 5  (S6, PostgreSQL only: P processes saving at once, as bench.py's S6)
 --
 -- Each scenario prints one line for bench/run:
 --   S1 value=48123.4 unit=saves/s n=20000 wall_ms=415.6 cpu_ms=410.2 detail=-
@@ -40,12 +41,15 @@ end
 local function usage(problem)
   io.stderr:write("scenarios.lua: ", problem, "\n",
     "usage: scenarios.lua DIR [--quick] [--n N] [--m M] [--cmd-aggs K] [--stream E] [--batch B] ",
-    "[--batches C] [--full-n F] [--sync none|full] [--only S1,S1c,S3,S3snap,S5,S1full] [--pg URI]\n")
+    "[--batches C] [--full-n F] [--sync none|full] [--only S1,S1c,S3,S3snap,S5,S1full,S6] [--pg URI] ",
+    "[--procs 1,4,8] [--seconds S]\n")
   os.exit(2)
 end
 
-local N = { n = 20000, m = 20000, cmd_aggs = 1000, stream = 10000, batch = 1000, batches = 5, full_n = 2000 }
-local dir, sync, only, pg
+local N = { n = 20000, m = 20000, cmd_aggs = 1000, stream = 10000, batch = 1000, batches = 5, full_n = 2000,
+  seconds = 5 }
+local dir, sync, only, pg, child
+local procs = { 1, 4, 8 }
 do
   local i = 1
   while i <= #argv do
@@ -57,6 +61,19 @@ do
       pg = argv[i + 1]
       if not pg or not pg:match("^postgres") then usage("--pg needs a postgresql:// URI") end
       i = i + 1
+    elseif a == "--procs" then
+      procs = {}
+      for p in (argv[i + 1] or ""):gmatch("[^,]+") do
+        local k = tonumber(p)
+        if not k or k < 1 or k % 1 ~= 0 then usage("--procs takes whole numbers >= 1, like 1,4,8") end
+        procs[#procs + 1] = k
+      end
+      if #procs == 0 then usage("--procs takes whole numbers >= 1, like 1,4,8") end
+      i = i + 1
+    elseif a == "--s6-child" then -- one of S6's writers: SCHEMA START_US (bench's own use)
+      child = { schema = argv[i + 1], start = tonumber(argv[i + 2]) }
+      if not (child.schema and child.start) then usage("--s6-child needs SCHEMA START_US") end
+      i = i + 2
     elseif a == "--sync" or a == "--only" or a:match("^%-%-[%a-]+$") then
       local v = argv[i + 1]
       if v == nil then usage("option " .. a .. " needs a value") end
@@ -87,12 +104,16 @@ if dir:find("'", 1, true) then usage("DIR may not contain a quote") end
 local status = os.execute("test -d '" .. dir .. "'")
 if status ~= 0 and status ~= true then usage("DIR '" .. dir .. "' is not an existing directory") end
 for name in pairs(only or {}) do
-  if not ({ S1 = 1, S1c = 1, S3 = 1, S3snap = 1, S5 = 1, S1full = 1 })[name] then
-    usage("--only takes S1 (with S2, S4, S4d), S1c, S3, S3snap, S5, S1full; not '" .. name .. "'")
+  if not ({ S1 = 1, S1c = 1, S3 = 1, S3snap = 1, S5 = 1, S1full = 1, S6 = 1 })[name] then
+    usage("--only takes S1 (with S2, S4, S4d, S2c), S1c, S3, S3snap, S5, S1full, S6; not '" .. name .. "'")
   end
 end
+if (only and only.S6 or child) and not pg then usage("S6 runs on PostgreSQL only: give --pg URI") end
 sync = sync or "none"
-local function wanted(name) return only == nil or only[name] == true end
+local function wanted(name)
+  if name == "S6" then return pg ~= nil and (only == nil or only.S6 == true) end
+  return only == nil or only[name] == true
+end
 
 -- The domain and the application, as in bench.py (the library's README).
 local Dog = cairn.aggregate("Dog")
@@ -123,16 +144,17 @@ SnapshottingTrainingSchool.snapshotting_intervals = { Dog = 100 }
 
 -- A fresh store for each application, removed when it closes.
 local stores = 0
-local function open(App, env)
+local function pg_store(schema) return ("%s%sschema=%s"):format(pg, pg:find("?", 1, true) and "&" or "?", schema) end
+local function open(App, env, schema)
   stores = stores + 1
   local path = ("%s/store-%d"):format(dir, stores)
   env = env or {}
   env.store, env.sync = "lmdb:" .. path, env.sync or sync
   if pg then -- PostgreSQL's durability is the server's (synchronous_commit), not CAIRN_SYNC
-    env.store = ("%s%sschema=bench_%d_%d"):format(pg, pg:find("?", 1, true) and "&" or "?", os.time(), stores)
+    env.store = pg_store(schema or ("bench_%d_%d"):format(os.time(), stores))
   end
   local app = App.new(env)
-  app.bench_path = path
+  app.bench_path, app.bench_env = path, env
   return app
 end
 
@@ -161,7 +183,8 @@ local function timed(fn)
 end
 
 -- S1 create (construction timed, ids kept as bench.py keeps them), then on
--- the same application S2 commands and S4/S4d log reads.
+-- the same application S2 commands and S4/S4d log reads; then S2c, S2 with
+-- the aggregate cache on other dogs of the same store.
 local function s1_s2_s4()
   local app = open(TrainingSchool)
   local n, m, k = N.n, N.m, N.cmd_aggs
@@ -225,6 +248,26 @@ local function s1_s2_s4()
   end)
   check(count == total and sum > 0, "S4d: read %d notifications, expected %d", count, total)
   report("S4d", total / (wall / 1e6), "notifications/s", total, wall, cpu, "pages=1000,fields_read")
+
+  -- S2c: S2 with the aggregate cache (CAIRN_AGGREGATE_CACHE = the 1,000 dogs),
+  -- on another 1,000 dogs of the same store (streams grow from 1 to 21 events
+  -- as in S2), through a second application handle
+  local env = {}
+  for key, v in pairs(app.bench_env) do env[key] = v end
+  env.aggregate_cache = k
+  local cached = TrainingSchool.new(env)
+  local others = {}
+  for i = 1, k do others[i] = ids[k + i] end
+  check(others[k] ~= nil, "S2c: needs at least %d dogs from S1, has %d", 2 * k, #ids)
+  wall, cpu = timed(function()
+    for i = 0, m - 1 do
+      cached:add_trick(others[i % k + 1], "trick-" .. i)
+    end
+  end)
+  report("S2c", m / (wall / 1e6), "commands/s", m, wall, cpu, "aggregates=" .. k .. ",cache=" .. k)
+  tricks = #app.repository:get(others[1]).tricks -- read past the cache, by the other handle
+  check(tricks == expected, "S2c: the first dog has %d tricks, expected %d", tricks, expected)
+  cached:close()
   close(app)
 end
 
@@ -306,12 +349,82 @@ local function s1full()
   close(app)
 end
 
+-- S6 (PostgreSQL): P processes, each with its own application on one schema,
+-- saving S1-style new dogs for --seconds after a common start (bench.py's S6:
+-- one warm-up save each first); total saves/s = all timed saves / (the last
+-- writer's end - the first one's start). Then the log must be exactly 1..N
+-- (N = the saves the writers counted + their warm-ups), each dog once.
+local function s6_child()
+  local app = open(TrainingSchool, nil, child.schema)
+  app:register_dog("warm-up")
+  while now_us() < child.start do core.sleep(0.0005) end
+  local stop, n, i = child.start + N.seconds * 1e6, 0, 0
+  local first = now_us()
+  local last = first
+  while last < stop do
+    app:register_dog("dog-" .. i)
+    n, i = n + 1, i + 1
+    last = now_us()
+  end
+  print(("S6child saves=%d first_us=%d last_us=%d late_ms=%.1f"):format(n, first, last, (first - child.start) / 1e3))
+  app:close()
+end
+
+local function s6()
+  local lua = os.getenv("CAIRN_BENCH_LUA") or "luajit"
+  for _, p in ipairs(procs) do
+    local schema = ("bench_s6_%d_%d"):format(os.time(), p)
+    local app = open(TrainingSchool, nil, schema) -- makes the tables before the writers come
+    local start = now_us() + (1.0 + 0.25 * p) * 1e6
+    local pipes = {}
+    for k = 1, p do
+      pipes[k] = io.popen(("%s '%s' '%s' --pg '%s' --seconds %d --s6-child %s %d 2>&1"):format(lua, script, dir, pg,
+        N.seconds, schema, start))
+    end
+    local saves, t0, t1, late = 0, math.huge, 0, 0
+    for k = 1, p do
+      local out = pipes[k]:read("*a")
+      pipes[k]:close()
+      local n, first, last, l = out:match("S6child saves=(%d+) first_us=(%d+) last_us=(%d+) late_ms=([%d.-]+)")
+      check(n, "S6: writer %d of %d failed: %s", k, p, out)
+      saves = saves + tonumber(n)
+      t0, t1 = math.min(t0, tonumber(first)), math.max(t1, tonumber(last))
+      late = math.max(late, tonumber(l))
+    end
+    -- the gap and duplicate check, on the log as a reader sees it
+    local want, nid, dogs, seen = saves + p, 0, 0, {}
+    local start_id = 1
+    while true do
+      local page = app.log:select(start_id, 1000)
+      if #page == 0 then break end
+      for j = 1, #page do
+        nid = nid + 1
+        check(page[j].id == nid, "S6 P=%d: notification %d where %d was due (a gap or a duplicate)", p, page[j].id, nid)
+        local dog = page[j].event.originator_id
+        check(not seen[dog], "S6 P=%d: dog %s recorded twice", p, dog)
+        seen[dog], dogs = true, dogs + 1
+      end
+      start_id = page[#page].id + 1
+    end
+    check(nid == want and dogs == want, "S6 P=%d: the log holds %d notifications, the writers made %d saves", p, nid,
+      want)
+    report("S6_P" .. p, saves / ((t1 - t0) / 1e6), "saves/s", saves, t1 - t0, 0,
+      ("procs=%d,ids=1..%d,gaps=0,duplicates=0,late_start_ms=%.0f"):format(p, want, late))
+    app:close()
+  end
+end
+
+if child then
+  s6_child()
+  os.exit(0)
+end
+
 print("INFO " .. concat({ "sync=" .. sync, "jit=" .. tostring(jit and jit.status()),
   ("n=%d m=%d cmd_aggs=%d stream=%d batch=%d batches=%d full_n=%d"):format(N.n, N.m, N.cmd_aggs, N.stream,
     N.batch, N.batches, N.full_n) }, " "))
 local steps = {
   { "S1", s1_s2_s4 }, { "S1c", s1c }, { "S3", function() s3(false) end }, { "S3snap", function() s3(true) end },
-  { "S5", s5 }, { "S1full", s1full },
+  { "S5", s5 }, { "S1full", s1full }, { "S6", s6 },
 }
 local failed = false
 for _, step in ipairs(steps) do

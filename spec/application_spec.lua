@@ -277,7 +277,7 @@ describe("cairn.application", function()
         assert.matches(id, err.message, 1, true)
       end)
 
-      it("raises AggregateNotFound for an id that is not a UUID", function()
+      it("raises AggregateNotFound for an id never recorded or that no aggregate can have", function()
         for _, id in ipairs { "fido", "", "6ba7b811-9dad-11d1-80b4-00c04fd430c", 42 } do
           local err = error_of(app.repository.get, app.repository, id)
           assert_kind("AggregateNotFound", err)

@@ -10,7 +10,8 @@ describe("crash test (" .. helper.engine .. ":)", function()
   it("keeps every acknowledged save, whole, when writers are killed with SIGKILL", function()
     local dir = helper.tmpdir()
     finally(function() helper.rmrf(dir) end)
-    local f = crash.run { rounds = 4, writers = 3, min_ms = 60, max_ms = 300, store = helper.store_uri(dir) }
+    local f = crash.run { rounds = 4, writers = 3, min_ms = 60, max_ms = 300, after_ack = true,
+      store = helper.store_uri(dir) }
     assert.are.same({}, f.messages)
     assert.are.equal(0, f.violations)
     assert.are.equal(12, f.kills)

@@ -23,8 +23,10 @@ describe("damaged data.mdb", function()
     local model = require "reliability.model"
     local app = model.App.new { store = "lmdb:" .. base }
     for s = 1, 300 do app:save(model.Item("w", s, 1)) end
+    -- the pages in use: a writer's data file is as long as its map (its blocks reserved)
+    local used = app.store:stat().used_bytes
     app:close()
-    clean = helper.read_file(base .. "/data.mdb")
+    clean = helper.read_file(base .. "/data.mdb"):sub(1, used)
   end)
 
   teardown(function() helper.rmrf(dir) end)

@@ -217,8 +217,13 @@ describe("store:read_events { ids = ... }", function()
     local app = Courses.new()
     finally(function() app:close() end)
     fill(app)
-    local ids = app.store:read_events { ids = { 1, 2, 4, 6, 9 } }
+    local ids, events = app.store:read_events { ids = { 1, 2, 4, 6, 9 } }
     assert.are.same({ 1, 2, 4, 6 }, ids)
+    -- each the event at its id (one read walks steps and seeks alike)
+    for i, id in ipairs(ids) do
+      local _, one = app.store:read_events { from = id, limit = 1 }
+      assert.are.same(one[1], events[i])
+    end
     helper.assert_error_kind("SchemaError", function() app.store:read_events { ids = { 4, 2 } } end,
       "read_log: ids must be ascending")
     helper.assert_error_kind("SchemaError", function() app.store:read_events { ids = { 0 } } end,

@@ -109,6 +109,26 @@ describe("cairn.recorder", function()
       assert.are.equal(3, rec:read_log()[1].class_version)
       assert.is_nil(rec:read_log { limit = 1 }[1].forgotten)
     end)
+
+    it("gives each event its own fields when a batch has more field names than the names cache", function()
+      -- events 1..40 with fields f(i % 13) and g(i % 11), names of several lengths;
+      -- the read caches recent names, and must evict and compare them correctly
+      local id, batch, k = cairn.uuid.v4(), {}, 0
+      for v = 1, 40 do
+        local fields = { ["f" .. v % 13] = v, ["g_" .. string.rep("x", v % 11)] = -v, shared = "s" .. v }
+        k = recorder.add(batch, k, id, v, 1700000000000000 + v, "Rec.Noted", core.encode(fields), 1)
+      end
+      rec:append(batch)
+      local ns = rec:read_log()
+      assert.are.equal(40, #ns)
+      for v = 1, 40 do
+        local e = ns[v].event
+        local names = {}
+        for name in pairs(e) do names[#names + 1] = name end
+        assert.are.equal(8, #names) -- 5 header fields (no event_id given) and 3 of its own
+        assert.are.same({ v, -v, "s" .. v }, { e["f" .. v % 13], e["g_" .. string.rep("x", v % 11)], e.shared })
+      end
+    end)
   end)
 
   describe(":append()", function()
@@ -127,8 +147,8 @@ describe("cairn.recorder", function()
       assert_kind("SchemaError", err)
       assert.matches("8 values per record", err.message, 1, true)
       local batch = stream_batch(cairn.uuid.v4(), 1)
-      batch[1] = "not a uuid"
-      assert_kind("SchemaError", error_of(rec.append, rec, batch))
+      batch[1] = "" -- neither a UUID nor a string id
+      assert.matches("is empty", assert_kind("SchemaError", error_of(rec.append, rec, batch)).message, 1, true)
     end)
   end)
 

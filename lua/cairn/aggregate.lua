@@ -13,6 +13,7 @@ local type, error, tostring, pairs, pcall = type, error, tostring, pairs, pcall
 local runner_of = guard.runner
 local debug_getlocal, select, unpack = debug.getlocal, select, unpack
 local make_event, now_us, uuid4, uuid_normalize = core.make_event, core.now_us, core.uuid4, core.uuid_normalize
+local aggregate_id = core.aggregate_id
 local new_tab = require "table.new" -- LuaJIT's: a table with room for n keys
 
 local _M = { _VERSION = "0.1.0" }
@@ -270,8 +271,13 @@ function Base:created(name, apply, opts)
   -- create_id(...) when the class defines it, else a random UUID
   local function new_aggregate(create_id, id)
     if not create_id then return setmetatable({ id = uuid4(), version = initial }, cls) end
-    local canonical = uuid_normalize(id)
+    local canonical, problem
+    if cls.__string_ids then canonical, problem = aggregate_id(id) else canonical = uuid_normalize(id) end
     if not canonical then
+      if problem then
+        errors.raise("SchemaError", "%s.create_id returned %s, which %s (a string id is 1 to 255 bytes of UTF-8)",
+          cls.__name, type(id) == "string" and ("'%s'"):format(id:sub(1, 64)) or tostring(id), problem)
+      end
       errors.raise("SchemaError", "%s.create_id returned %s, which is not a UUID", cls.__name, tostring(id))
     end
     return setmetatable({ id = canonical, version = initial }, cls)
@@ -361,13 +367,18 @@ end
 --- Define an aggregate class.
 -- @param name the class name; event topics are "<name>.<EventName>"
 -- @param[opt] opts `initial_version` (default 1), `version` (class version of
---   the state, for snapshots) and `upcast` (older snapshot states to newer)
+--   the state, for snapshots), `upcast` (older snapshot states to newer) and
+--   `id` ("uuid", the default, or "string": `create_id` may return any
+--   string of 1 to 255 bytes of UTF-8)
 -- @return the class
 function _M.define(name, opts)
   if type(name) ~= "string" or name == "" or name:find(".", 1, true) then
     error("bad argument #1 to 'aggregate' (a name without dots expected)", 2)
   end
   opts = opts or {}
+  if opts.id ~= nil and opts.id ~= "uuid" and opts.id ~= "string" then
+    error(("%s: id must be \"uuid\" or \"string\", got %s"):format(name, tostring(opts.id)), 2)
+  end
   local version, upcast = check_versioning(opts, name)
   local old = classes[name]
   if old and _M.reloading then
@@ -383,6 +394,7 @@ function _M.define(name, opts)
     __initial_version = opts.initial_version or 1,
     __class_version = version,
     __upcast = upcast,
+    __string_ids = opts.id == "string",
     __tostring = instance_tostring,
   }
   cls.__index = cls

@@ -21,7 +21,7 @@ local progress = require "cairn.progress"
 
 local type, pcall, error, tostring, ipairs = type, pcall, error, tostring, ipairs
 local os_getenv, os_remove, os_rename, io_stderr = os.getenv, os.remove, os.rename, io.stderr
-local encode, uuid_normalize = core.encode, core.uuid_normalize
+local encode, aggregate_id = core.encode, core.aggregate_id
 
 local _M = { _VERSION = "0.1.0" }
 
@@ -157,7 +157,7 @@ local function export_snapshots(store, out)
       if s then
         n = n + 1
         buf[n] = json.encode {
-          kind = "snapshot", originator_id = ids[i], originator_version = s.version, class_name = s.class_name,
+          kind = "snapshot", originator_id = s.originator_id, originator_version = s.version, class_name = s.class_name,
           class_version = s.class_version, timestamp = time.from_us(s.timestamp_us):iso(),
           state = json.object(s.state),
         }
@@ -329,7 +329,7 @@ local function dcb_entry(line_no, rec, n)
   return { type = n.topic, tags = tags }
 end
 
-local EVENTS_PER_SAVE = 10000
+local EVENTS_PER_SAVE = 2000
 
 -- The import's writer: pending events, snapshots and view entries, written in
 -- bounded batches, in the order that the store needs (an event before a
@@ -404,8 +404,8 @@ end
 local function whole(v) return type(v) == "number" and v >= 0 and v % 1 == 0 and v <= 2 ^ 53 end
 
 function Writer:snapshot(rec, line_no)
-  local id = uuid_normalize(rec.originator_id)
-  if not id then bad_line(line_no, "originator_id is not a UUID") end
+  local id, problem = aggregate_id(rec.originator_id)
+  if not id then bad_line(line_no, "originator_id %s", problem) end
   if not whole(rec.originator_version) or rec.originator_version < 1 then
     bad_line(line_no, "originator_version must be a whole number from 1 to 2^53")
   end

@@ -69,17 +69,16 @@ local function position(v, name, fname)
   return v or 0
 end
 
--- The DCB events at the given positions (ascending), in one call.
+-- The DCB events at the given positions (ascending), in one read: the binding
+-- makes their tables `{ position, type, data, tags }` itself.
 local function read_at(store, positions)
-  local out = {}
-  if not positions[1] then return out end
-  -- replay: a DCB event hands out only its type, data and tags
-  local ids, events = store:read_events { ids = positions, replay = true }
-  for k = 1, #ids do
+  if not positions[1] then return {} end
+  local _, events = store:read_events { ids = positions, dcb = true }
+  for k = 1, #events do
     local ev = events[k]
-    out[k] = { position = ids[k], type = ev.topic, data = ev.data, tags = ev.tags or {} }
+    if not ev.tags then ev.tags = {} end -- a forgotten event's payload is gone
   end
-  return out
+  return events
 end
 
 --- The DCB events matching a query, in position order.

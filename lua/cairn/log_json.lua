@@ -15,7 +15,7 @@ local recorder = require "cairn.recorder"
 local time = require "cairn.time"
 
 local type, pcall, tostring, next = type, pcall, tostring, next
-local make_event, uuid_normalize = core.make_event, core.uuid_normalize
+local make_event, uuid_normalize, aggregate_id = core.make_event, core.uuid_normalize, core.aggregate_id
 local event_fields, notification = event.fields, recorder.notification
 
 local _M = { _VERSION = "0.1.0" }
@@ -63,8 +63,8 @@ local function whole(v) return type(v) == "number" and v >= 0 and v % 1 == 0 and
 function _M.notification(rec)
   if type(rec) ~= "table" or rec[1] ~= nil then return nil, "expected a JSON object" end
   if not whole(rec.id) or rec.id < 1 then return nil, "id must be a whole number from 1 to 2^53" end
-  local id = uuid_normalize(rec.originator_id)
-  if not id then return nil, "originator_id is not a UUID" end
+  local id, problem = aggregate_id(rec.originator_id)
+  if not id then return nil, "originator_id " .. problem end
   if not whole(rec.originator_version) then
     return nil, "originator_version must be a whole number from 0 to 2^53"
   end

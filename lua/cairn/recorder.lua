@@ -8,7 +8,8 @@
 -- Reads take named options: a stream `{ after =, upto =, limit =, reverse = }`
 -- (versions after < v <= upto), the log `{ from =, stop =, limit =, topics = }`
 -- (ids from <= id <= stop; or `ids = { ... }`: exactly these ids, ascending;
--- `replay = true`: events without event_id and metadata).
+-- `replay = true`: events without event_id and metadata; `dcb = true`: DCB
+-- events as `app.events:read` hands them out, `{ position, type, data, tags }`).
 -- The binding gathers what a read returns, ends the read, and only then makes
 -- Lua values; upcasting runs here, after the read.
 -- @module cairn.recorder
@@ -17,6 +18,7 @@ local event = require "cairn.event"
 
 local setmetatable, getmetatable, type, error, tostring = setmetatable, getmetatable, type, error, tostring
 local open, wait = core.open, core.wait
+local new_tab = require "table.new" -- LuaJIT's: a table with room for n keys
 local event_fields, with_header = event.fields, event.with_header
 
 local _M = { _VERSION = "0.1.0" }
@@ -193,6 +195,12 @@ function Recorder:read_stream(id, q)
   return events, head
 end
 
+--- A stream's head, in one short read (no payload opened, no chain checked).
+-- @param id the aggregate id (a UUID string)
+-- @return its last version (0: no events), that event's hash as `read_stream`
+--   gives it (nil when none), and true when its data key was destroyed (forgotten)
+function Recorder:stream_head(id) return self.store:stream_head(id) end
+
 --- A stream read for rebuilding an aggregate (`q` as `read_stream`'s, with
 -- `replay = true`): when every record is plain (nothing to upcast or
 -- forgotten) and its topic's fields are known (`set_replay_fields`), the
@@ -213,8 +221,9 @@ end
 -- @return array of notifications (see `notification`)
 function Recorder:read_log(q)
   local ids, events, odd = self.store:read_log(check_log_query(q, "read_log"), versions)
-  local out = {}
-  for i = 1, #ids do out[i] = notification(ids[i], events[i], 1) end
+  local n = #ids
+  local out = new_tab(n, 0)
+  for i = 1, n do out[i] = notification(ids[i], events[i], 1) end
   if odd[1] then
     upcast(events, odd)
     for j = 1, #odd, 3 do
@@ -235,14 +244,15 @@ function Recorder:read_events(q)
 end
 
 --- The newest snapshot of an aggregate (at or below `q.upto`), as stored.
--- @return `{ version, class_version, class_name, state, head, timestamp_us }`, or nil
+-- @return `{ version, class_version, class_name, state, head, timestamp_us, originator_id }` (the
+--   aggregate id it was saved under: a string id, or id), or nil
 function Recorder:read_snapshot(id, q)
   local upto = q and q.upto
   whole(upto, "upto", "read_snapshot")
-  local state, version, class_version, head, ts, class_name = self.store:read_snapshot(id, upto)
+  local state, version, class_version, head, ts, class_name, string_id = self.store:read_snapshot(id, upto)
   if not state then return nil end
   return { version = version, class_version = class_version, class_name = class_name, state = state,
-           head = head, timestamp_us = ts }
+           head = head, timestamp_us = ts, originator_id = string_id or id }
 end
 
 --- The highest notification id (0 when the log is empty).

@@ -4,10 +4,11 @@ local aggregate = require "cairn.aggregate"
 local aggregate_cache = require "cairn.aggregate_cache"
 local errors = require "cairn.errors"
 local core = require "cairn.core"
+local event = require "cairn.event"
 
-local setmetatable, type, pcall, error = setmetatable, type, pcall, error
-local uuid_normalize = core.uuid_normalize
-local remove = table.remove
+local setmetatable, type, pcall, error, next, tostring = setmetatable, type, pcall, error, next, tostring
+local aggregate_id = core.aggregate_id
+local copy = aggregate_cache.copy
 
 local _M = { _VERSION = "0.1.0" }
 local mt = { __index = _M }
@@ -20,33 +21,50 @@ function _M.new(app, cache_size)
 end
 
 -- The cached aggregate brought up to date from the events recorded since it
--- was cached (by any process), as a copy; nil when it is not cached. The read
--- starts at the cached version's own event, so that a stream forgotten since
--- (its event no longer decrypts) or no longer what the cache holds is read
--- again from the store, which says why.
+-- was cached (by any process), as a copy; nil when it is not cached, or when
+-- the store no longer holds what the cache does (forgotten; an unknown head),
+-- to be read again from the store, which says why. One short read of the
+-- stream's head answers "is it still version v with this hash" without
+-- opening an event; only newer events, if any, are read and applied.
 local function from_cache(self, cache, id)
   local cached = cache:peek(id)
   if not cached then return nil end
   local store = self.app.store
-  local ok, events, head = pcall(store.read_stream, store, id, { after = cached.version - 1, replay = true })
-  local discarded = false
-  ok = ok and events[1] ~= nil and events[1].originator_version == cached.version
-  if ok and events[2] then
-    remove(events, 1)
-    ok, cached, discarded = pcall(aggregate.replay, events, cached)
-    if ok then cached.head = head or cached.head end
+  local version, head, forgotten = store:stream_head(id)
+  local current = not forgotten and version == cached.version and head == cached.head
+  if not current and not forgotten and version > cached.version then
+    local ok, events, new_head = pcall(store.read_stream, store, id, { after = cached.version, replay = true })
+    local discarded = false
+    ok = ok and events[1] ~= nil and events[1].originator_version == cached.version + 1
+    if ok then ok, cached, discarded = pcall(aggregate.replay, events, cached) end
+    if ok and not discarded then
+      cached.head = new_head
+      current = true
+    end
   end
-  if not ok or discarded then
-    cache:drop(id) -- forgotten, discarded, or not replayable: the store says why
+  if not current then
+    cache:drop(id) -- forgotten, discarded, not replayable, or not what the store holds
     return nil
   end
-  return aggregate_cache.copy(cached)
+  return copy(cached)
+end
+
+-- The events to apply to a cached aggregate: the saved ones themselves (apply
+-- only reads them), or copies when a field holds a table that apply may keep.
+local HEADER = event.HEADER
+local function private_events(list)
+  for i = 1, #list do
+    for k, v in next, list[i] do
+      if type(v) == "table" and not HEADER[k] then return copy(list) end
+    end
+  end
+  return list
 end
 
 --- Internal (app:save): keep the cache up to date with what was saved:
 -- aggs[i] saved the events events[i]. A cached aggregate at the version they
--- follow takes copies of them (the work of the new events only, not a copy of
--- the whole state); any other is dropped, to be read again on its next get.
+-- follow applies them (the work of the new events only, not a copy of the
+-- whole state); any other is dropped, to be read again on its next get.
 function _M:saved(aggs, events)
   local cache = self.cache
   if not cache then return end
@@ -54,7 +72,7 @@ function _M:saved(aggs, events)
     local id, list = aggs[i].id, events[i]
     local cached = cache:peek(id)
     if cached and cached.version == list[1].originator_version - 1 then
-      local ok, _, discarded = pcall(aggregate.replay, aggregate_cache.copy(list), cached)
+      local ok, _, discarded = pcall(aggregate.replay, private_events(list), cached)
       if ok and not discarded then cached.head = aggs[i].head else cache:drop(id) end
     elseif cached then
       cache:drop(id)
@@ -62,19 +80,19 @@ function _M:saved(aggs, events)
   end
 end
 
---- The canonical (lower-case) form of an aggregate id.
--- @raise AggregateNotFound if it is not a UUID
+--- The canonical form of an aggregate id: a UUID in lower case, or a string id as it is.
+-- @raise AggregateNotFound if it is neither (not a string, empty, above 255 bytes, not UTF-8)
 function _M:check_id(id)
-  local canonical = uuid_normalize(id)
+  local canonical, problem = aggregate_id(id)
   if not canonical then
-    errors.raise("AggregateNotFound", "no aggregate %s in %s: the id is not a UUID",
-      tostring(id), self.app.store:uri())
+    errors.raise("AggregateNotFound", "no aggregate %s in %s: the id %s",
+      type(id) == "string" and ("'%s'"):format(id:sub(1, 64)) or tostring(id), self.app.store:uri(), problem)
   end
   return canonical
 end
 
 --- Get an aggregate, at its latest version or at `opts.version`.
--- @param id the aggregate id (a UUID string)
+-- @param id the aggregate id (a UUID or a string id)
 -- @param[opt] opts `{ version = v }`
 -- @return the aggregate
 -- @raise AggregateNotFound if there is no such aggregate (or it was discarded)
@@ -95,8 +113,9 @@ function _M:get(id, opts)
   if self.app.snapshotting then
     local snap = store:read_snapshot(id, version and { upto = version })
     if snap then
-      agg = aggregate.from_snapshot(snap.class_name, id, snap.version, snap.class_version, snap.state,
-        snap.timestamp_us, snap.head)
+      -- the id it was saved under: a string id also when id is its stream key (API.md §2)
+      agg = aggregate.from_snapshot(snap.class_name, snap.originator_id, snap.version, snap.class_version,
+        snap.state, snap.timestamp_us, snap.head)
       after = snap.version
     end
   end
@@ -126,7 +145,7 @@ end
 
 --- Is there an aggregate with this id (recorded and not discarded)?
 function _M:contains(id)
-  local canonical = uuid_normalize(id)
+  local canonical = aggregate_id(id)
   if not canonical then return false end
   local ok, events = pcall(self.app.store.read_stream, self.app.store, canonical,
     { reverse = true, limit = 1, replay = true })

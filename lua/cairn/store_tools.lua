@@ -93,8 +93,8 @@ local function events_cmd(args)
   local uri, rest = cli_store.split(args, 1, "an AGGREGATE_ID")
   local id = rest[1]
   if not id then cli.usage_error("no AGGREGATE_ID given") end
-  local canonical = core.uuid_normalize(id)
-  if not canonical then cli.usage_error("'%s' is not an aggregate id (a UUID)", id) end
+  local canonical, problem = core.aggregate_id(id)
+  if not canonical then cli.usage_error("'%s' is not an aggregate id: it %s", id, problem) end
   local store = open_existing(uri)
   local events = store:read_stream(canonical)
   if #events == 0 then
@@ -253,12 +253,22 @@ local function stat_cmd(args)
   return 0
 end
 
+-- The aggregate id of a listed stream key: a version 8 UUID is the key of a
+-- string id (API.md §9), which its events carry (unless it was forgotten).
+local function stream_name(store, key)
+  if key:sub(15, 15) ~= "8" then return key end
+  local ok, last = pcall(store.read_stream, store, key, { reverse = true, limit = 1 })
+  return ok and last[1] and last[1].originator_id or key
+end
+
 local function streams_cmd(args)
   local opts, rest = cli.parse_options(args, { after = "value", limit = "value" })
   local uri = cli_store.split(rest, 0)
   local after = opts.after
   if after then
-    after = core.uuid_normalize(after) or cli.usage_error("--after must be an aggregate id (a UUID), got '%s'", after)
+    local problem
+    after, problem = core.aggregate_id(after)
+    if not after then cli.usage_error("--after must be an aggregate id: '%s' %s", opts.after, problem) end
   end
   local left = count_option(opts, "limit", math.huge)
   cli_store.with_store(uri, function(store)
@@ -266,7 +276,7 @@ local function streams_cmd(args)
       local page = store:streams { after = after, limit = left < PAGE and left or PAGE }
       if #page == 0 then break end
       local buf = {}
-      for i = 1, #page, 2 do buf[#buf + 1] = ("%s\t%d\n"):format(page[i], page[i + 1]) end
+      for i = 1, #page, 2 do buf[#buf + 1] = ("%s\t%d\n"):format(stream_name(store, page[i]), page[i + 1]) end
       io_write(table.concat(buf))
       left, after = left - #page / 2, page[#page - 1]
     end

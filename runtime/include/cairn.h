@@ -200,7 +200,8 @@ int cairn_runtime_load(cairn_runtime *rt, const char *module, const char *applic
  *   event fields (maps with sorted keys, UUID strings as ext 1, times as
  *   ext 2). An event becomes a map of its payload fields plus topic,
  *   originator_id, originator_version and timestamp; an aggregate a map of
- *   its fields (id, version, created_on, modified_on, head, its state). The
+ *   its fields (id, version, created_on, modified_on, head, its state);
+ *   string aggregate ids are msgpack strings, in arguments and results. The
  *   caller owns result->data and releases it with cairn_buf_free(). On
  *   failure result is {NULL, 0}.
  * @return CAIRN_OK, or:

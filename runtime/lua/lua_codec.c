@@ -363,16 +363,48 @@ static inline int push_item(lua_State *L, reader *r, int depth)
     return push_value(L, r, depth);
 }
 
-/* Read n key/value pairs into the table at the top of the stack. */
-static int read_pairs(lua_State *L, reader *r, uint32_t n, int depth)
+void cairn_codec_names_push(lua_State *L, cairn_codec_names *c)
+{
+    c->base = lua_gettop(L) + 1;
+    for (int i = 0; i < CAIRN_CODEC_NAMES_N; i++) {
+        lua_pushnil(L);
+        c->name[i] = NULL;
+        c->len[i] = 0;
+    }
+    c->next = 0;
+}
+
+/* Push the name of len bytes at r (checked to be there), from the cache when
+ * it holds it; otherwise intern it and keep it in the oldest slot. */
+static void push_name(lua_State *L, reader *r, size_t len, cairn_codec_names *c)
+{
+    const char *s = (const char *)r->p;
+    r->p += len;
+    for (int i = 0; i < CAIRN_CODEC_NAMES_N; i++)
+        if (c->len[i] == len && c->name[i] && memcmp(c->name[i], s, len) == 0) {
+            lua_pushvalue(L, c->base + i);
+            return;
+        }
+    int i = c->next;
+    c->next = (i + 1) % CAIRN_CODEC_NAMES_N;
+    lua_pushlstring(L, s, len);
+    lua_pushvalue(L, -1);
+    lua_replace(L, c->base + i);
+    c->name[i] = s;
+    c->len[i] = len;
+}
+
+/* Read n key/value pairs into the table at the top of the stack; names, when
+ * not NULL, caches the short string keys (the top level of an event only). */
+static int read_pairs(lua_State *L, reader *r, uint32_t n, int depth, cairn_codec_names *names)
 {
     if (!lua_checkstack(L, 4)) return CAIRN_CORRUPT; /* a key and a value (a time takes 3) at a time */
     for (uint32_t i = 0; i < n; i++) {
         int rc;
         if (need(r, 1) && (*r->p & 0xe0) == 0xa0) { /* a short string key, the usual case */
             size_t len = *r->p++ & 0x1f;
-            rc = push_str(L, r, len);
-            if (rc) return rc;
+            if (names && need(r, len)) push_name(L, r, len, names);
+            else if ((rc = push_str(L, r, len))) return rc;
             rc = push_item(L, r, depth + 1);
             if (rc) { lua_pop(L, 1); return rc; }
             lua_rawset(L, -3);
@@ -412,7 +444,7 @@ static int push_map(lua_State *L, reader *r, uint32_t n, int depth)
 {
     if (depth >= MAX_DEPTH || !need(r, (size_t)n * 2)) return CAIRN_CORRUPT;
     lua_createtable(L, 0, (int)n);
-    int rc = read_pairs(L, r, n, depth);
+    int rc = read_pairs(L, r, n, depth, NULL);
     if (rc) lua_pop(L, 1);
     return rc;
 }
@@ -514,13 +546,18 @@ static int fields_count(reader *r, uint32_t *n)
 
 int cairn_codec_decode_into(lua_State *L, const uint8_t *p, size_t len, int idx)
 {
+    return cairn_codec_decode_fields(L, p, len, idx, NULL);
+}
+
+int cairn_codec_decode_fields(lua_State *L, const uint8_t *p, size_t len, int idx, cairn_codec_names *c)
+{
     reader r = { p, p + len };
     uint32_t n;
     if (fields_count(&r, &n) != CAIRN_OK) return CAIRN_CORRUPT;
     if (idx < 0) idx = lua_gettop(L) + idx + 1;
     int top = lua_gettop(L);
     lua_pushvalue(L, idx);
-    int rc = read_pairs(L, &r, n, 0);
+    int rc = read_pairs(L, &r, n, 0, c);
     if (rc == CAIRN_OK && r.p != r.end) rc = CAIRN_CORRUPT;
     lua_settop(L, top);
     return rc;

@@ -37,6 +37,24 @@ int cairn_codec_decode(lua_State *L, const uint8_t *p, size_t len);
 /** Decode a msgpack map into the table at idx (fields of an event). */
 int cairn_codec_decode_into(lua_State *L, const uint8_t *p, size_t len, int idx);
 
+/** Field names seen lately in a batch of events, each kept in a stack slot so
+ *  that the next event with the same name pushes that string rather than
+ *  interning its bytes again. The names point into bytes that must stay put
+ *  while the cache is in use (a read's gathered records). */
+#define CAIRN_CODEC_NAMES_N 8
+typedef struct cairn_codec_names {
+    int base; /* stack index of the first of CAIRN_CODEC_NAMES_N slots */
+    const char *name[CAIRN_CODEC_NAMES_N];
+    size_t len[CAIRN_CODEC_NAMES_N];
+    int next;
+} cairn_codec_names;
+
+/** Push the CAIRN_CODEC_NAMES_N empty slots of a names cache. */
+void cairn_codec_names_push(lua_State *L, cairn_codec_names *c);
+
+/** cairn_codec_decode_into, taking top-level field names from the cache c. */
+int cairn_codec_decode_fields(lua_State *L, const uint8_t *p, size_t len, int idx, cairn_codec_names *c);
+
 /** Where a replay puts a field's value: its slot (0-based) among the
  *  fields its event class takes, or -1 to drop it. */
 typedef int (*cairn_codec_slot_fn)(void *ctx, const char *name, size_t len);

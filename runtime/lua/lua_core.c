@@ -24,6 +24,7 @@
 #include "lua_lock.h"
 #include "lua_store.h"
 #include "lua_view.h"
+#include "string_id.h"
 #include "uuid.h"
 
 static int lencode(lua_State *L)
@@ -87,6 +88,32 @@ static int luuid_normalize(lua_State *L)
     return 1;
 }
 
+/* core.aggregate_id(s) -> s as an aggregate id: a UUID's canonical form, or
+ * the string id itself; or nil and what is wrong with it (string_id.h) */
+static int laggregate_id(lua_State *L)
+{
+    if (lua_type(L, 1) != LUA_TSTRING) { /* checked first: lua_tolstring would turn a number into one */
+        lua_pushnil(L);
+        lua_pushfstring(L, "is a %s, not a string", luaL_typename(L, 1));
+        return 2;
+    }
+    size_t len;
+    const char *s = lua_tolstring(L, 1, &len);
+    uint8_t id[16];
+    if (cairn_uuid_parse(s, len, id) == 0) {
+        push_uuid(L, id);
+        return 1;
+    }
+    const char *problem = cairn_string_id_problem(s, len);
+    if (problem) {
+        lua_pushnil(L);
+        lua_pushstring(L, problem);
+        return 2;
+    }
+    lua_settop(L, 1);
+    return 1;
+}
+
 static int lnow_us(lua_State *L)
 {
     struct timespec ts;
@@ -140,6 +167,7 @@ int luaopen_cairn_core(lua_State *L)
         { "uuid4", luuid4 },
         { "uuid5", luuid5 },
         { "uuid_normalize", luuid_normalize },
+        { "aggregate_id", laggregate_id },
         { "now_us", lnow_us },
         { "random_bytes", lrandom_bytes },
         { NULL, NULL },

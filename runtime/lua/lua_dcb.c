@@ -156,10 +156,28 @@ static int collect(void *ctxp, uint64_t id)
     return 0;
 }
 
-static int by_id(const void *a, const void *b)
+/* Sort ids[0..n) by merging the ascending runs they come in (each walk of
+ * the index gives its postings in id order, so a query of k lists is k runs):
+ * linear for the usual few runs; tmp holds n ids. */
+static void sort_runs(uint64_t *ids, uint64_t *tmp, size_t n)
 {
-    uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
-    return x < y ? -1 : x > y;
+    for (;;) {
+        size_t runs = 0, out = 0;
+        for (size_t a = 0; a < n;) {
+            size_t b = a + 1;
+            while (b < n && ids[b - 1] <= ids[b]) b++;
+            size_t c = b < n ? b + 1 : b;
+            while (c < n && ids[c - 1] <= ids[c]) c++;
+            size_t i = a, j = b;
+            while (i < b && j < c) tmp[out++] = ids[i] <= ids[j] ? ids[i++] : ids[j++];
+            while (i < b) tmp[out++] = ids[i++];
+            while (j < c) tmp[out++] = ids[j++];
+            runs++;
+            a = c;
+        }
+        memcpy(ids, tmp, n * sizeof *ids);
+        if (runs <= 1) return;
+    }
 }
 
 /* store:dcb_read(query, after, limit) -> positions (ascending, unique, at most limit), the log's last id
@@ -180,13 +198,13 @@ static int ldcb_read(lua_State *L)
     if (rc) return cairn_lua_raise_store(L, s, rc);
     if (q.nitems > 1 && c.n > 1) {
         /* several items: in order, without repeats, at most limit */
-        uint64_t *ids = lua_newuserdata(L, (size_t)c.n * sizeof *ids);
+        uint64_t *ids = lua_newuserdata(L, 2 * (size_t)c.n * sizeof *ids);
         for (int i = 0; i < c.n; i++) {
             lua_rawgeti(L, c.list, i + 1);
             ids[i] = (uint64_t)lua_tonumber(L, -1);
             lua_pop(L, 1);
         }
-        qsort(ids, (size_t)c.n, sizeof *ids, by_id);
+        sort_runs(ids, ids + c.n, (size_t)c.n);
         int w = 0;
         for (int i = 0; i < c.n && !(limit && (uint64_t)w == limit); i++) {
             if (i > 0 && ids[i] == ids[i - 1]) continue;

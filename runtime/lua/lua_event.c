@@ -5,11 +5,12 @@
 #include "cairn.h"
 #include "lua_error.h"
 #include "lua_event.h"
+#include "string_id.h"
 #include "uuid.h"
 
 void cairn_event_keys_push(lua_State *L, cairn_event_keys *k)
 {
-    lua_checkstack(L, EV_SLOTS + 8);
+    lua_checkstack(L, EV_SLOTS + CAIRN_CODEC_NAMES_N + 8);
     k->base = lua_gettop(L) + 1;
     lua_pushliteral(L, "topic");
     lua_pushliteral(L, "originator_id");
@@ -23,6 +24,7 @@ void cairn_event_keys_push(lua_State *L, cairn_event_keys *k)
         k->topic_len[i] = 0;
     }
     k->next_topic = 0;
+    cairn_codec_names_push(L, &k->names);
 }
 
 /* Push the topic string, from the cache when it is one of the recent ones.
@@ -58,15 +60,19 @@ static void push_uuid(lua_State *L, const uint8_t id[16])
     lua_pushlstring(L, s, sizeof s);
 }
 
-/* Add topic, originator_id, originator_version and timestamp to the table at -1. */
+/* Add topic, originator_id, originator_version and timestamp to the table at
+ * -1. The originator id: the string at id_idx when not 0, else the string id
+ * name (name_len not 0), else stream_id as a UUID. */
 static void set_header(lua_State *L, cairn_event_keys *k, const char *topic, size_t topic_len, int id_idx,
-                       const uint8_t stream_id[16], uint64_t version, int64_t timestamp_us)
+                       const char *name, size_t name_len, const uint8_t stream_id[16], uint64_t version,
+                       int64_t timestamp_us)
 {
     lua_pushvalue(L, EV_KEY(k, EV_TOPIC));
     push_topic(L, k, topic, topic_len);
     lua_rawset(L, -3);
     lua_pushvalue(L, EV_KEY(k, EV_ORIGINATOR_ID));
     if (id_idx) lua_pushvalue(L, id_idx);
+    else if (name_len) lua_pushlstring(L, name, name_len);
     else push_uuid(L, stream_id);
     lua_rawset(L, -3);
     lua_pushvalue(L, EV_KEY(k, EV_ORIGINATOR_VERSION));
@@ -97,13 +103,22 @@ int cairn_lua_push_event(lua_State *L, cairn_event_keys *k, const cairn_gather *
     /* room for the fields (a fixmap's count) and the header, so the table is
      * never rehashed while it is filled */
     int fields = r->has_payload && r->payload_len && (payload[0] & 0xf0) == 0x80 ? payload[0] & 0x0f : 4;
-    lua_createtable(L, 0, fields + (kind == CAIRN_EVENT_FULL ? 6 : 4));
+    lua_createtable(L, 0, fields + (kind == CAIRN_EVENT_FULL ? 6 : kind == CAIRN_EVENT_DCB ? 2 : 4));
     if (r->has_payload) {
-        int rc = cairn_codec_decode_into(L, payload, r->payload_len, -1);
+        int rc = cairn_codec_decode_fields(L, payload, r->payload_len, -1, &k->names);
         if (rc) { lua_pop(L, 1); return rc; }
     }
-    set_header(L, k, cairn_gather_bytes(g, r->topic), r->topic_len, id_idx, r->stream_id, r->version,
-               r->timestamp_us);
+    if (kind == CAIRN_EVENT_DCB) {
+        lua_pushliteral(L, "position");
+        lua_pushnumber(L, (lua_Number)r->notification_id);
+        lua_rawset(L, -3);
+        lua_pushliteral(L, "type");
+        push_topic(L, k, cairn_gather_bytes(g, r->topic), r->topic_len);
+        lua_rawset(L, -3);
+        return CAIRN_OK;
+    }
+    set_header(L, k, cairn_gather_bytes(g, r->topic), r->topic_len, id_idx, cairn_gather_bytes(g, r->name),
+               r->name_len, r->stream_id, r->version, r->timestamp_us);
     if (kind == CAIRN_EVENT_FULL) {
         if (!is_zero(r->event_id)) { /* records written before event ids have none */
             lua_pushvalue(L, EV_KEY(k, EV_EVENT_ID));
@@ -157,9 +172,14 @@ static int lmake_event(lua_State *L)
     if (!lua_isnoneornil(L, 7)) luaL_checktype(L, 7, LUA_TTABLE);
     const char *eid = lua_isnoneornil(L, 8) ? NULL : luaL_checklstring(L, 8, &eid_len);
     lua_settop(L, 8);
-    uint8_t stream_id[16], event_id[16];
-    if (!cairn_uuid_is_canonical(id, id_len) || cairn_uuid_parse(id, id_len, stream_id) != 0)
-        return cairn_lua_raise(L, CAIRN_SCHEMA, "aggregate id '%s' is not a lower-case UUID", id);
+    uint8_t event_id[16];
+    if (!cairn_uuid_is_canonical(id, id_len)) { /* then a string id (string_id.h) */
+        const char *problem = cairn_uuid_parse(id, id_len, event_id) == 0 ? "is a UUID in upper case"
+                                                                           : cairn_string_id_problem(id, id_len);
+        if (problem)
+            return cairn_lua_raise(L, CAIRN_SCHEMA, "aggregate id '%.64s' %s (ids are lower-case UUIDs or strings "
+                                   "of 1 to %d bytes of UTF-8)", id, problem, CAIRN_STRING_ID_MAX);
+    }
     if (version < 0 || version != (lua_Number)(uint64_t)version)
         return cairn_lua_raise(L, CAIRN_SCHEMA, "%s: version must be a whole number >= 0", topic);
     if (topic_len == 0 || topic_len > CAIRN_TOPIC_MAX)
@@ -201,7 +221,7 @@ static int lmake_event(lua_State *L)
         if (cairn_codec_decode_into(L, payload, len, -1) != CAIRN_OK)
             return cairn_lua_raise(L, CAIRN_CORRUPT, "%s: the fields could not be decoded after encoding", topic);
     }
-    set_header(L, &keys, topic, topic_len, 2, stream_id, (uint64_t)version, (int64_t)ts);
+    set_header(L, &keys, topic, topic_len, 2, NULL, 0, NULL, (uint64_t)version, (int64_t)ts);
     lua_pushvalue(L, EV_KEY(&keys, EV_EVENT_ID));
     push_uuid(L, event_id);
     lua_rawset(L, -3);

@@ -28,17 +28,20 @@ typedef struct cairn_event_keys {
     const char *topic[EV_TOPICS_N];
     size_t topic_len[EV_TOPICS_N];
     int next_topic;
+    cairn_codec_names names; /* the payload's field names, likewise */
 } cairn_event_keys;
 
-/** Push the EV_SLOTS keys of a batch. */
+/** Push the EV_SLOTS keys of a batch, then the slots of its names cache. */
 void cairn_event_keys_push(lua_State *L, cairn_event_keys *k);
 
 /** The stack index of a slot. */
 #define EV_KEY(k, slot) ((k)->base + (slot))
 
 /** What an event table holds: everything, or (for replay, where no event
- *  reaches user code) the header without event_id and metadata. */
-typedef enum { CAIRN_EVENT_FULL, CAIRN_EVENT_REPLAY } cairn_event_kind;
+ *  reaches user code) the header without event_id and metadata, or (a DCB
+ *  event, API.md §9) `position` (its notification id), `type` (its topic) and
+ *  its payload's fields (`data`, `tags`), the table app.events:read hands out. */
+typedef enum { CAIRN_EVENT_FULL, CAIRN_EVENT_REPLAY, CAIRN_EVENT_DCB } cairn_event_kind;
 
 /**
  * Push the event of a gathered record (g holds it; the read has ended).

@@ -115,6 +115,10 @@ int cairn_gather_record(cairn_gather *g, const cairn_record *rec)
         if (add_bytes(g, rec->metadata, rec->metadata_len, &r->metadata)) return ENOMEM;
         r->metadata_len = rec->metadata_len;
     }
+    if (rec->name_len) {
+        if (add_bytes(g, rec->name, rec->name_len, &r->name)) return ENOMEM;
+        r->name_len = rec->name_len;
+    }
     g->n++;
     return CAIRN_OK;
 }

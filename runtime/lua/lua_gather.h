@@ -30,6 +30,7 @@ typedef struct cairn_gathered {
     size_t topic, topic_len;        /* also a view entry's key */
     size_t payload, payload_len;    /* also a view entry's value */
     size_t metadata, metadata_len;
+    size_t name, name_len;          /* the string id (name_len 0: a UUID id, or forgotten) */
 } cairn_gathered;
 
 typedef struct cairn_gather {

@@ -24,6 +24,7 @@
 #include "lua_replay.h"
 #include "lua_store.h"
 #include "store.h"
+#include "string_id.h"
 #include "uuid.h"
 
 #define STORE_MT CAIRN_STORE_MT
@@ -152,7 +153,7 @@ cairn_tracking *cairn_lua_opt_tracking(lua_State *L, int idx, cairn_tracking *t)
 enum { R_ID, R_VERSION, R_TIMESTAMP, R_TOPIC, R_PAYLOAD, R_CLASS_VERSION, R_EVENT_ID, R_METADATA, RECORD_STRIDE };
 
 /* Read n records from the list at idx into recs; the strings stay alive in the list. */
-static void read_records(lua_State *L, int list, cairn_record *recs, size_t n, const char *what)
+static void read_records(lua_State *L, cairn_store *s, int list, cairn_record *recs, size_t n, const char *what)
 {
     for (size_t i = 0; i < n; i++) {
         int base = (int)(i * RECORD_STRIDE);
@@ -162,8 +163,17 @@ static void read_records(lua_State *L, int list, cairn_record *recs, size_t n, c
         memset(r, 0, sizeof *r);
         size_t len;
         const char *id = lua_tolstring(L, at + R_ID, &len);
-        if (!id || cairn_uuid_parse(id, len, r->stream_id) != 0)
-            cairn_lua_raise(L, CAIRN_SCHEMA, "append: %s %d has no valid aggregate id", what, (int)i + 1);
+        if (!id) cairn_lua_raise(L, CAIRN_SCHEMA, "append: %s %d has no aggregate id", what, (int)i + 1);
+        if (i > 0 && id == recs[i - 1].name) { /* the same string id as the record before (interned) */
+            memcpy(r->stream_id, recs[i - 1].stream_id, 16);
+            r->name = id;
+            r->name_len = len;
+        } else if (cairn_uuid_parse(id, len, r->stream_id) != 0) { /* a string id */
+            int rc = cairn_store_string_id(s, id, len, 1, r->stream_id);
+            if (rc) cairn_lua_raise_store(L, s, rc);
+            r->name = id;
+            r->name_len = len;
+        }
         r->version = (uint64_t)lua_tonumber(L, at + R_VERSION);
         r->timestamp_us = (int64_t)lua_tonumber(L, at + R_TIMESTAMP);
         r->topic = lua_tolstring(L, at + R_TOPIC, &r->topic_len);
@@ -182,9 +192,14 @@ static void read_records(lua_State *L, int list, cairn_record *recs, size_t n, c
 
 static void push_hash(lua_State *L, const uint8_t *hash)
 {
-    char hex[CAIRN_HASH_BYTES * 2 + 1];
-    sodium_bin2hex(hex, sizeof hex, hash, CAIRN_HASH_BYTES);
-    lua_pushlstring(L, hex, CAIRN_HASH_BYTES * 2);
+    /* hashes are not secret: a table, not libsodium's constant-time hex (every save and cached get pushes one) */
+    static const char digits[] = "0123456789abcdef";
+    char hex[CAIRN_HASH_BYTES * 2];
+    for (size_t i = 0; i < CAIRN_HASH_BYTES; i++) {
+        hex[2 * i] = digits[hash[i] >> 4];
+        hex[2 * i + 1] = digits[hash[i] & 15];
+    }
+    lua_pushlstring(L, hex, sizeof hex);
 }
 
 /* store:append(records [, tracking_app, tracking_id [, snapshots [, extras]]]) -> first id, heads
@@ -208,8 +223,8 @@ static int lappend(lua_State *L)
     /* userdata, so the arrays are collected even if an argument check raises */
     cairn_record *ev = lua_newuserdata(L, (n + ns ? n + ns : 1) * sizeof *ev);
     uint8_t *hashes = lua_newuserdata(L, (n ? n : 1) * CAIRN_HASH_BYTES);
-    read_records(L, 2, ev, n, "event");
-    if (ns) read_records(L, 5, ev + n, ns, "snapshot");
+    read_records(L, s, 2, ev, n, "event");
+    if (ns) read_records(L, s, 5, ev + n, ns, "snapshot");
     uint64_t first = 0;
     cairn_batch batch = { .events = ev, .n = n, .tracking = t, .snapshots = ev + n, .nsnapshots = ns,
                           .hashes = hashes };
@@ -343,13 +358,20 @@ static int field_bool(lua_State *L, int t, const char *k)
     return b;
 }
 
-/* The aggregate id argument at idx as 16 bytes; returns the string (and its length). */
-static const char *parse_id(lua_State *L, int idx, uint8_t raw[16], size_t *len)
+/* The aggregate id argument at idx as 16 bytes: a UUID, or the key of a
+ * string id. Returns 1, or 0 when no stream of that string id can exist yet
+ * (an encrypted store with no string ids); *string says it is a string id. */
+static int parse_id(lua_State *L, cairn_store *s, int idx, uint8_t raw[16], int *string)
 {
-    const char *id = luaL_checklstring(L, idx, len);
-    if (cairn_uuid_parse(id, *len, raw) != 0)
-        cairn_lua_raise(L, CAIRN_NOTFOUND, "'%s' is not an aggregate id (not a UUID)", id);
-    return id;
+    size_t len;
+    const char *id = luaL_checklstring(L, idx, &len);
+    *string = cairn_uuid_parse(id, len, raw) != 0;
+    if (!*string) return 1;
+    int rc = cairn_store_string_id(s, id, len, 0, raw);
+    if (rc == CAIRN_END) return 0;
+    if (rc == CAIRN_SCHEMA) return cairn_lua_raise(L, CAIRN_NOTFOUND, "no such aggregate: %s", cairn_store_errmsg(s));
+    if (rc) return cairn_lua_raise_store(L, s, rc);
+    return 1;
 }
 
 /* store:read_stream(id, { after, upto, limit, reverse, replay } [, versions [, fields]]) -> events, head, odd
@@ -360,9 +382,8 @@ static const char *parse_id(lua_State *L, int idx, uint8_t raw[16], size_t *len)
 static int lread_stream(lua_State *L)
 {
     cairn_store *s = check_store(L);
-    size_t len;
     uint8_t raw[16];
-    const char *id = parse_id(L, 2, raw, &len);
+    int string, exists = parse_id(L, s, 2, raw, &string);
     luaL_checktype(L, 3, LUA_TTABLE);
     int versions = versions_index(L, 4);
     int fields = lua_istable(L, 5) ? 5 : 0;
@@ -374,7 +395,7 @@ static int lread_stream(lua_State *L)
     q.limit = (size_t)field_u64(L, 3, "limit", &has_limit);
     cairn_event_kind kind = field_bool(L, 3, "replay") ? CAIRN_EVENT_REPLAY : CAIRN_EVENT_FULL;
     lua_settop(L, 5);
-    if (has_limit && q.limit == 0) { lua_newtable(L); lua_pushnil(L); lua_newtable(L); return 3; }
+    if ((has_limit && q.limit == 0) || !exists) { lua_newtable(L); lua_pushnil(L); lua_newtable(L); return 3; }
     cairn_gather *g = cairn_lua_store_gather(L, 1);  /* 6 */
     read_failure f;
     int rc = cairn_store_read_stream(s, raw, &q);
@@ -382,7 +403,9 @@ static int lread_stream(lua_State *L)
     gather_read(s, g, &f);
     if (f.rc != CAIRN_END) return raise_read(L, &f);
     /* the read has ended: from here on, Lua values */
-    if (kind == CAIRN_EVENT_REPLAY && fields && !q.descending) {
+    /* columns carry no originator id: a string-id stream read by its key
+     * comes as events, which name it by its string */
+    if (kind == CAIRN_EVENT_REPLAY && fields && !q.descending && (string || !g->n || !g->recs[0].name_len)) {
         size_t bad = 0;
         rc = cairn_lua_push_columns(L, g, fields, versions, &bad);
         if (rc == CAIRN_CORRUPT) return raise_malformed(L, &g->recs[bad]);
@@ -402,7 +425,11 @@ static int lread_stream(lua_State *L)
     int events = lua_gettop(L);
     lua_newtable(L);
     odd_list o = { versions, lua_gettop(L), 0 };
-    int id_idx = cairn_uuid_is_canonical(id, len) ? 2 : 0;
+    /* the argument is the events' originator id when it is what they were saved
+     * under: a string id, or a canonical UUID that is not a string id's key */
+    size_t len;
+    const char *id = lua_tolstring(L, 2, &len);
+    int id_idx = string || (cairn_uuid_is_canonical(id, len) && !(g->n && g->recs[0].name_len)) ? 2 : 0;
     for (size_t i = 0; i < g->n; i++) {
         const cairn_gathered *r = &g->recs[i];
         if (cairn_lua_push_event(L, &k, g, r, id_idx, kind) != CAIRN_OK) return raise_malformed(L, r);
@@ -417,9 +444,36 @@ static int lread_stream(lua_State *L)
     return 3;
 }
 
+/* store:stream_head(id) -> version (0: no events), head (the last event's
+ * hash, as read_stream gives it; nil when none), forgotten (true when the
+ * stream's data key was destroyed) */
+static int lstream_head(lua_State *L)
+{
+    cairn_store *s = check_store(L);
+    uint8_t raw[16];
+    int string;
+    if (!parse_id(L, s, 2, raw, &string)) { /* a string id no stream can have yet */
+        lua_pushnumber(L, 0);
+        lua_pushnil(L);
+        lua_pushboolean(L, 0);
+        return 3;
+    }
+    uint64_t version;
+    uint8_t hash[CAIRN_HASH_BYTES];
+    int forgotten;
+    int rc = cairn_store_stream_head(s, raw, &version, hash, &forgotten);
+    if (rc) return cairn_lua_raise_store(L, s, rc);
+    lua_pushnumber(L, (lua_Number)version);
+    if (version) push_hash(L, hash);
+    else lua_pushnil(L);
+    lua_pushboolean(L, forgotten);
+    return 3;
+}
+
 /* store:read_log({ from, stop, limit, topics, ids } [, versions]) -> ids, events, odd
  * (ids: read exactly these notification ids, ascending, instead of from..stop;
- * replay: events without event_id and metadata, for reads no user sees whole)
+ * replay: events without event_id and metadata, for reads no user sees whole;
+ * dcb: DCB events' tables { position, type, data, tags }, see lua_event.h)
  * ids[i] is the notification id of events[i]. */
 /* The id at index i (0-based) of the ids list at idx: a whole number >= 1 */
 static uint64_t ids_at(lua_State *L, int idx, size_t i)
@@ -459,7 +513,9 @@ static int lread_log(lua_State *L)
         }
         q.topics = topics; /* an empty list filters nothing, as in the Python library */
     }
-    cairn_event_kind kind = field_bool(L, 2, "replay") ? CAIRN_EVENT_REPLAY : CAIRN_EVENT_FULL;
+    cairn_event_kind kind = field_bool(L, 2, "dcb")      ? CAIRN_EVENT_DCB
+                            : field_bool(L, 2, "replay") ? CAIRN_EVENT_REPLAY
+                                                         : CAIRN_EVENT_FULL;
     lua_getfield(L, 2, "ids");          /* exactly these ids (ascending), in one read */
     int want = lua_gettop(L);
     size_t nids = lua_istable(L, want) ? lua_objlen(L, want) : 0;
@@ -488,15 +544,19 @@ static int lread_log(lua_State *L)
     int events = lua_gettop(L);
     lua_newtable(L);
     odd_list o = { versions, lua_gettop(L), 0 };
-    const uint8_t *last_stream = NULL;
+    const cairn_gathered *last_stream = NULL;
     for (size_t i = 0; i < g->n; i++) {
         const cairn_gathered *r = &g->recs[i];
-        if (!last_stream || memcmp(last_stream, r->stream_id, 16) != 0) {
+        if (kind != CAIRN_EVENT_DCB && (!last_stream || memcmp(last_stream->stream_id, r->stream_id, 16) != 0 ||
+                                        last_stream->name_len != r->name_len)) {
             char id[CAIRN_UUID_STRLEN];
-            cairn_uuid_format(r->stream_id, id);
-            lua_pushlstring(L, id, sizeof id);
+            if (r->name_len) lua_pushlstring(L, cairn_gather_bytes(g, r->name), r->name_len);
+            else {
+                cairn_uuid_format(r->stream_id, id);
+                lua_pushlstring(L, id, sizeof id);
+            }
             lua_replace(L, last_at);
-            last_stream = r->stream_id;
+            last_stream = r;
         }
         lua_pushnumber(L, (lua_Number)r->notification_id);
         lua_rawseti(L, ids, (int)i + 1);
@@ -515,13 +575,13 @@ static void set_number(lua_State *L, const char *k, uint64_t v)
 }
 
 /* store:read_snapshot(id [, upto]) -> nil | state (plain table), version, class_version, head,
- * timestamp_us, class name */
+ * timestamp_us, class name, string id (nil: a UUID id) */
 static int lread_snapshot(lua_State *L)
 {
     cairn_store *s = check_store(L);
     uint8_t raw[16];
-    size_t len;
-    parse_id(L, 2, raw, &len);
+    int string;
+    if (!parse_id(L, s, 2, raw, &string)) { lua_pushnil(L); return 1; }
     int has_lte = !lua_isnoneornil(L, 3);
     lua_Number upto = has_lte ? luaL_checknumber(L, 3) : 0;
     uint64_t lte = upto <= 0 ? 0 : (uint64_t)upto;
@@ -548,8 +608,10 @@ static int lread_snapshot(lua_State *L)
     push_hash(L, r->hash);
     lua_pushnumber(L, (lua_Number)r->timestamp_us);
     lua_pushlstring(L, cairn_gather_bytes(g, r->topic), r->topic_len);
+    if (r->name_len) lua_pushlstring(L, cairn_gather_bytes(g, r->name), r->name_len);
+    else lua_pushnil(L);
     cairn_lua_store_gathered(L, 1, g);
-    return 6;
+    return 7;
 }
 
 /* store:forget(id): destroy the aggregate's data key */
@@ -557,9 +619,14 @@ static int lforget(lua_State *L)
 {
     cairn_store *s = check_store(L);
     uint8_t raw[16];
-    size_t len;
-    parse_id(L, 2, raw, &len);
+    int string;
+    if (!parse_id(L, s, 2, raw, &string))
+        return cairn_lua_raise(L, CAIRN_NOTFOUND, "aggregate %s not found in %s", lua_tostring(L, 2),
+                               cairn_store_uri(s));
     int rc = cairn_store_forget(s, raw);
+    if (rc == CAIRN_NOTFOUND && string) /* named by its string, not its key */
+        return cairn_lua_raise(L, CAIRN_NOTFOUND, "aggregate %s not found in %s", lua_tostring(L, 2),
+                               cairn_store_uri(s));
     if (rc) return cairn_lua_raise_store(L, s, rc);
     return 0;
 }
@@ -778,9 +845,10 @@ static int id_page(lua_State *L, int with_versions)
     cairn_store *s = check_store(L);
     uint8_t after[16], ids[ID_PAGE][16];
     uint64_t versions[ID_PAGE];
-    size_t len;
-    int has_after = !lua_isnoneornil(L, 2);
-    if (has_after) parse_id(L, 2, after, &len);
+    int has_after = !lua_isnoneornil(L, 2), string; /* pages go in key order: string ids by their keys */
+    if (has_after && !parse_id(L, s, 2, after, &string))
+        return cairn_lua_raise(L, CAIRN_NOTFOUND, "aggregate %s not found in %s", lua_tostring(L, 2),
+                               cairn_store_uri(s));
     lua_Integer limit = luaL_optinteger(L, 3, ID_PAGE);
     luaL_argcheck(L, limit >= 0 && limit <= ID_PAGE, 3, "limit from 0 to 1000 expected");
     size_t n = 0;
@@ -855,6 +923,7 @@ void cairn_lua_store_init(lua_State *L)
         { "rekey", lrekey },
         { "verify", lverify },
         { "read_stream", lread_stream },
+        { "stream_head", lstream_head },
         { "read_log", lread_log },
         { "stat", lstat },
         { "uri", luri },

@@ -124,6 +124,7 @@ static int read_heads(cairn_lmdb *h, MDB_txn *txn, cairn_write *w, MDB_cursor *s
     for (size_t i = 0; i < w->nheads; i++) {
         cairn_stream_head *head = &w->heads[i];
         MDB_val k, entry;
+        cairn_lmdb_touched(h->sh, h->sh->psize); /* the index page of a random id, and its last event's */
         head->found = 0;
         head->key = (cairn_slice){ NULL, 0 };
         int rc = cairn_lmdb_seek_at_or_below(scur, head->id, UINT64_MAX, &k, &entry);
@@ -206,6 +207,8 @@ static int append_in(cairn_lmdb *h, MDB_txn *txn, void *ctxp)
                                    hex, (unsigned long long)w->events[i].version);
         }
         if (rc) goto done;
+        /* the record, and the page of the stream index a random id lands on */
+        cairn_lmdb_touched(sh, w->stored[i].len + sh->psize);
     }
     if ((rc = cairn_lmdb_dcb_index(h, txn, w, *ctx->first_id)) != 0) goto done;
     if (w->nsnapshots && (rc = mdb_cursor_open(txn, sh->snapshots, &pcur)) != 0) goto done;

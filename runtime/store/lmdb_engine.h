@@ -26,7 +26,8 @@
  * lmdb_read.c reads, lmdb_views.c views, lmdb_keys.c forget and rekey,
  * lmdb_dcb.c DCB queries and idempotency keys, lmdb_verify.c the walks of
  * verify, lmdb_stat.c statistics and copies, lmdb_fault.c damaged pages met
- * by reads (errors instead of signals).
+ * by reads (errors instead of signals), lmdb_map.c the writable map's size
+ * and disk blocks.
  */
 #ifndef CAIRN_LMDB_ENGINE_H
 #define CAIRN_LMDB_ENGINE_H
@@ -53,6 +54,11 @@ typedef struct cairn_env {
     int unlocked;               /* opened MDB_NOLOCK: the lock file could not be written (lmdb_env.c) */
     int damaged;                /* a read met a broken page: writes are refused (lmdb_fault.c) */
     unsigned psize;             /* the page size */
+    int writemap;               /* opened MDB_WRITEMAP: its size agreed and its blocks reserved (lmdb_map.c) */
+    int map_fd;                 /* lmdb_map.c: our descriptor of data.mdb, flocked while a map size is set (-1: none) */
+    size_t used, written;       /* lmdb_txn.c: bytes of pages in use at the last commit, and bytes
+                                 * written since the writer last looked at what it has mapped */
+    size_t mapped;              /* bytes of files the process had mapped after it last let them go */
     MDB_env *env;
     MDB_dbi meta, log, streams, tracking, snapshots, views, index;
     int no_index;               /* a store made before `index`, opened by a reader only */
@@ -151,6 +157,25 @@ int cairn_lmdb_open(const char *path, const cairn_engine_options *opt, cairn_eng
                     size_t errlen);
 void cairn_lmdb_close(cairn_engine *e);
 
+/* --- lmdb_map.c: the writable map --- */
+
+/* Before a writer's mdb_env_open: take the map lock and agree on the map
+ * size, *size (the one asked for) raised to the data file's size; *file_size
+ * gets the file's size before LMDB sets it. 1: open with MDB_WRITEMAP at
+ * *size, reserve its blocks (cairn_lmdb_map_reserve: on failure open again
+ * without it), then call cairn_lmdb_map_end; 0: no lock taken, open without
+ * MDB_WRITEMAP (data.mdb not writable here). */
+int cairn_lmdb_map_begin(cairn_env *sh, const char *dir, size_t *size, size_t *file_size);
+int cairn_lmdb_map_reserve(cairn_env *sh, size_t size);
+void cairn_lmdb_map_end(cairn_env *sh);
+void cairn_lmdb_map_close(cairn_env *sh);
+
+/* With no transaction of the process active: grow a writable map to at
+ * least want (0: to the file's size, which another process grew), never
+ * below the file, blocks reserved first; a disk without room for want gets
+ * a smaller step. *got: the new size. ENOSPC: no room at all (unchanged). */
+int cairn_lmdb_map_grow(cairn_env *sh, size_t want, size_t *got);
+
 /* --- lmdb_txn.c --- */
 
 int cairn_env_locks_init(cairn_env *sh);
@@ -176,6 +201,11 @@ int cairn_lmdb_read_still_valid(cairn_lmdb *h, const char *doing);
  */
 typedef int (*cairn_lmdb_write_fn)(cairn_lmdb *h, MDB_txn *txn, void *ctx);
 int cairn_lmdb_write(cairn_lmdb *h, const char *doing, cairn_lmdb_write_fn fn, void *ctx);
+
+/* Inside a write: count bytes it touched (a random look-up or insert: a
+ * page) in a writable map, whose pages are let go when the process holds
+ * many mapped (resident memory, lmdb_txn.c). */
+void cairn_lmdb_touched(cairn_env *sh, size_t bytes);
 
 /* --- shared helpers --- */
 

@@ -18,6 +18,11 @@
 #include "cairn.h"
 #include "lmdb_engine.h"
 
+/* The initial map: a writable map's blocks are reserved on disk (lmdb_map.c),
+ * so it starts small and grows (doubling, at most 1 GiB a step); a read-only
+ * map only takes address space. */
+#define WRITEMAP_MAP_SIZE ((size_t)1 << 20)
+#define WRITEMAP_MIN_SIZE ((size_t)64 << 10) /* room for a new store's databases */
 #define DEFAULT_MAP_SIZE ((size_t)256 << 20)
 #define MEMORY_MAP_SIZE ((size_t)64 << 20)
 
@@ -211,7 +216,7 @@ static void unlink_private(const char *dir)
 /* A data file shorter than its last committed page (truncated by a copy, a
  * full disk or a crash with sync=none) would make LMDB read past its end
  * through the map, which kills the process with SIGBUS: refuse it here. */
-static int check_file_size(cairn_env *sh, char *err, size_t errlen)
+static int check_file_size(cairn_env *sh, size_t before, char *err, size_t errlen)
 {
     MDB_envinfo info;
     MDB_stat st;
@@ -220,10 +225,13 @@ static int check_file_size(cairn_env *sh, char *err, size_t errlen)
     if (mdb_env_info(sh->env, &info) || mdb_env_stat(sh->env, &st) || mdb_env_get_fd(sh->env, &fd) ||
         fstat(fd, &fs) != 0)
         return 0; /* nothing to compare with: let LMDB report what it finds */
+    /* a writable map's open has set the file's size to the map's: judge the size it had
+     * (an empty file is a new store, which LMDB has just begun) */
+    unsigned long long size = sh->writemap ? before : (unsigned long long)fs.st_size;
     unsigned long long need = ((unsigned long long)info.me_last_pgno + 1) * st.ms_psize;
-    if ((unsigned long long)fs.st_size >= need) return 0;
+    if (size >= need || (sh->writemap && before == 0)) return 0;
     snprintf(err, errlen, "store %s is damaged: its data file is truncated (%llu bytes, the last commit needs %llu)",
-             sh->path, (unsigned long long)fs.st_size, need);
+             sh->path, size, need);
     return CAIRN_CORRUPT;
 }
 
@@ -264,8 +272,10 @@ static int open_env(const char *path, const cairn_engine_options *opt, cairn_env
         return ENOMEM;
     }
     sh->queue_tail = &sh->queue;
+    sh->map_fd = -1;
     char dir[PATH_MAX], lock[PATH_MAX + 16];
     int rc = 0, had_lock = 1, is_new = 0, lock_ok = 1;
+    size_t file_size = 0; /* the data file's size before a writable map's open set it */
     if (!path) {
         rc = private_dir(dir, sizeof dir, err, errlen);
         if (rc) { cairn_env_locks_destroy(sh); free(sh); return rc; }
@@ -292,10 +302,33 @@ static int open_env(const char *path, const cairn_engine_options *opt, cairn_env
             lock_ok = 0; /* a reader goes on without the lock file */
         }
     }
+    /* A writer writes through the map when its size is agreed and its blocks
+     * reserved (lmdb_map.c); the tools (must_exist) mostly read, and open as before. */
+    if (!read_only) {
+        size_t agreed = opt->map_size ? opt->map_size : WRITEMAP_MAP_SIZE;
+        if (agreed < WRITEMAP_MIN_SIZE) agreed = WRITEMAP_MIN_SIZE;
+        sh->writemap = cairn_lmdb_map_begin(sh, path, &agreed, &file_size);
+        if (sh->writemap) map = agreed;
+        if (sh->writemap && (rc = mdb_env_set_mapsize(sh->env, map)) != 0) {
+            snprintf(err, errlen, "cannot open store %s: %s", path, mdb_strerror(rc));
+            goto fail;
+        }
+    }
     /* MDB_NOTLS: read transactions belong to handles, not threads */
     sh->nosync = opt->sync == CAIRN_SYNC_NONE || sh->is_private;
-    unsigned flags = MDB_NOTLS | (sh->nosync ? MDB_NOSYNC : 0);
+    unsigned flags = MDB_NOTLS | (sh->nosync ? MDB_NOSYNC : 0) | (sh->writemap ? MDB_WRITEMAP : 0);
     rc = env_open_flags(sh, path, flags, map, read_only, lock_ok);
+    if (rc == 0 && sh->writemap && cairn_lmdb_map_reserve(sh, map) != 0) {
+        /* no room on the disk for the map's blocks (or no fallocate here): nothing
+         * was written through it; open again to write with pwrite, as before */
+        mdb_env_close(sh->env);
+        sh->env = NULL;
+        sh->writemap = 0;
+        rc = mdb_env_create(&sh->env);
+        if (rc == 0) rc = mdb_env_set_maxdbs(sh->env, 16);
+        if (rc == 0) rc = mdb_env_set_mapsize(sh->env, map);
+        if (rc == 0) rc = mdb_env_open(sh->env, path, flags & ~MDB_WRITEMAP, 0644);
+    }
     if (rc) {
         if (rc == MDB_INVALID || rc == MDB_VERSION_MISMATCH || rc == EISDIR) {
             snprintf(err, errlen, "%s does not hold an LMDB store (%s)", path, mdb_strerror(rc));
@@ -309,7 +342,7 @@ static int open_env(const char *path, const cairn_engine_options *opt, cairn_env
     sh->psize = mdb_env_stat(sh->env, &est) == 0 ? est.ms_psize : 0;
     cairn_lmdb_fault_setup(sh->env);
     if (sh->is_private) unlink_private(path);
-    else if ((rc = check_file_size(sh, err, errlen)) != 0) goto fail;
+    else if ((rc = check_file_size(sh, file_size, err, errlen)) != 0) goto fail;
     rc = setup_databases_guarded(sh, &is_new, err, errlen);
     if (rc == 0 && is_new == 2 && (opt->read_only || sh->read_only)) is_new = 0;
     if (rc == 0 && is_new && opt->read_only && !sh->is_private) {
@@ -317,12 +350,18 @@ static int open_env(const char *path, const cairn_engine_options *opt, cairn_env
         rc = CAIRN_CONFIG;
     }
     if (rc == 0 && is_new) rc = setup_databases(sh, 1, &is_new, err, errlen);
+    /* Until here no writer through the map could grow the file and commit past
+     * its old end (the check above, and the first transactions, which would
+     * meet MDB_MAP_RESIZED): other processes may resize again */
+    cairn_lmdb_map_end(sh);
     if (rc) goto fail;
     sh->wake = cairn_wake_open(sh->is_private ? NULL : path, !sh->read_only); /* NULL: followers poll */
     *out = sh;
     return CAIRN_OK;
 fail:
     if (sh->env) mdb_env_close(sh->env);
+    cairn_lmdb_map_end(sh);
+    cairn_lmdb_map_close(sh);
     if (sh->is_private) unlink_private(path);
     else if (!had_lock && (rc == CAIRN_CONFIG || rc == CAIRN_CORRUPT || rc == ENOSPC)) unlink(lock);
     cairn_env_locks_destroy(sh);
@@ -337,6 +376,7 @@ static void env_release(cairn_env *sh)
     for (cairn_env **e = &registry; *e; e = &(*e)->next)
         if (*e == sh) { *e = sh->next; break; }
     mdb_env_close(sh->env);
+    cairn_lmdb_map_close(sh);
     cairn_wake_close(sh->wake);
     cairn_env_locks_destroy(sh);
     free(sh->path);

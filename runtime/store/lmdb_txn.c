@@ -20,6 +20,7 @@
  * (commit_group), and the others still commit.
  */
 #include <errno.h>
+#include <fcntl.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <sys/mman.h>
@@ -27,6 +28,7 @@
 #include <sys/sysmacros.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "cairn.h"
 #include "lmdb_engine.h"
@@ -122,7 +124,10 @@ static int resize_map(cairn_lmdb *h, size_t size, const char *doing)
                                  h->base.where, doing);
     }
     int rc = 0;
-    if (size == 0) {
+    size_t got;
+    if (sh->writemap) {
+        rc = cairn_lmdb_map_grow(sh, size, &got); /* agreed with the other processes (lmdb_map.c) */
+    } else if (size == 0) {
         rc = mdb_env_set_mapsize(sh->env, 0);
     } else {
         MDB_envinfo info;
@@ -188,16 +193,18 @@ int cairn_lmdb_read_still_valid(cairn_lmdb *h, const char *doing)
  * large store would count the whole file as resident. Every RELEASE_AFTER
  * bytes read, the handle lets the mapped pages go (they stay in the page
  * cache; any reader touching one again maps it back from there). Safe for
- * LMDB's shared, read-only file mapping, also while other handles read. */
+ * LMDB's shared file mapping, read-only or writable (a page written and not
+ * yet on disk stays dirty in the page cache), also while other handles read
+ * or write. */
 #define RELEASE_AFTER ((size_t)4 << 20)
 
-static void release_map(cairn_lmdb *h)
+static void release_map(cairn_env *sh)
 {
 #ifdef __linux__
     /* LMDB does not say where it mapped the file: find the mapping of its inode */
     mdb_filehandle_t fd;
     struct stat st;
-    if (mdb_env_get_fd(h->sh->env, &fd) || fstat(fd, &st)) return;
+    if (mdb_env_get_fd(sh->env, &fd) || fstat(fd, &st)) return;
     FILE *maps = fopen("/proc/self/maps", "r");
     if (!maps) return;
     char line[512];
@@ -213,8 +220,57 @@ static void release_map(cairn_lmdb *h)
     }
     fclose(maps);
 #else
-    (void)h;
+    (void)sh;
 #endif
+}
+
+/* A writable map keeps the pages a writer touched mapped as well, and a
+ * random insert into the stream index maps far more than its page (the page
+ * cache keeps large folios, and a fault maps a whole one): an import of
+ * 1,000,000 events would end with most of the file resident. So the writer
+ * counts what it writes, and every WRITE_CHECK bytes it looks at how much
+ * of files the process has mapped (statm's "shared"); past WRITE_RELEASE_AFTER more
+ * than after its last release, it lets the map's pages go, also in the middle
+ * of a write transaction (safe for a shared mapping: the pages and their
+ * changes stay in the page cache, and a touch maps them back). */
+#define WRITE_CHECK ((size_t)256 << 10)
+#define WRITE_RELEASE_AFTER ((size_t)32 << 20)
+
+static size_t mapped_file_bytes(void)
+{
+#ifdef __linux__
+    char buf[128];
+    int fd = open("/proc/self/statm", O_RDONLY | O_CLOEXEC);
+    if (fd < 0) return 0;
+    ssize_t n = read(fd, buf, sizeof buf - 1);
+    close(fd);
+    unsigned long size, resident, shared;
+    if (n <= 0) return 0;
+    buf[n] = '\0';
+    if (sscanf(buf, "%lu %lu %lu", &size, &resident, &shared) != 3) return 0;
+    return (size_t)shared * (size_t)sysconf(_SC_PAGESIZE);
+#else
+    return 0;
+#endif
+}
+
+void cairn_lmdb_touched(cairn_env *sh, size_t bytes)
+{
+    if (!sh->writemap || (sh->written += bytes) < WRITE_CHECK) return;
+    sh->written = 0;
+    if (mapped_file_bytes() < sh->mapped + WRITE_RELEASE_AFTER) return;
+    release_map(sh);
+    sh->mapped = mapped_file_bytes();
+}
+
+/* After a commit: what it added to the file (views, snapshots, tracking). */
+static void count_growth(cairn_env *sh)
+{
+    MDB_envinfo info;
+    if (mdb_env_info(sh->env, &info) != 0) return;
+    size_t used = ((size_t)info.me_last_pgno + 1) * sh->psize;
+    if (used > sh->used && sh->used) cairn_lmdb_touched(sh, used - sh->used);
+    sh->used = used;
 }
 
 void cairn_lmdb_read_end(cairn_engine *e)
@@ -223,7 +279,7 @@ void cairn_lmdb_read_end(cairn_engine *e)
     if (h->rcur) { mdb_cursor_close(h->rcur); h->rcur = NULL; }
     if (h->lcur) { mdb_cursor_close(h->lcur); h->lcur = NULL; }
     if (h->ractive && h->walked >= RELEASE_AFTER) {
-        release_map(h); /* while the map is shared: no resize moves it meanwhile */
+        release_map(h->sh); /* while the map is shared: no resize moves it meanwhile */
         h->walked = 0;
     }
     if (h->ractive) {
@@ -340,6 +396,7 @@ static void commit_group(cairn_env *sh, write_req *group)
         } else {
             mdb_txn_abort(txn);
         }
+        if (!failed && rc == 0 && sh->writemap) count_growth(sh); /* while shared: the map stays put */
         map_unshare(sh);
         if (rc == MDB_MAP_FULL) {
             /* double the map (by at most 1 GiB) and run the pending saves again */

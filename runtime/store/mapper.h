@@ -31,6 +31,7 @@ struct cairn_store {
     uint8_t *master;            /* the master key in secret memory, or NULL */
     uint8_t *view_key;          /* the view key, once loaded (cairn_store_view_key), or NULL */
     uint8_t *view_names;        /* derived from it: hashes view entry keys */
+    uint8_t *id_key;            /* derived from it: hashes string ids to stream keys (string_id.h) */
     struct cairn_view_sorted *vscan; /* an encrypted view's scan, sorted (mapper_views.c) */
     int encrypted;              /* the store is encrypted (its key state says so) */
     int plain_for_good;         /* this handle saved plaintext events: the store can never become encrypted */
@@ -50,7 +51,7 @@ int cairn_store_fail(cairn_store *s, int rc, const char *fmt, ...) __attribute__
 int cairn_store_read_only(cairn_store *s);
 
 /* Describe a version conflict the same way everywhere. */
-int cairn_store_conflict(cairn_store *s, const uint8_t id[16], uint64_t version, int has_last, uint64_t last);
+int cairn_store_conflict(cairn_store *s, const cairn_record *r, uint64_t version, int has_last, uint64_t last);
 
 /* Make sure a buffer holds n bytes (0 or ENOMEM). */
 int cairn_store_reserve(uint8_t **buf, size_t *cap, size_t n);

@@ -25,6 +25,7 @@ typedef struct {
 typedef struct {
     int has_events;         /* the batch has events of it (else only snapshots) */
     uint64_t first;         /* the version of its first event in the batch */
+    size_t first_at;        /* that event's index in the batch */
     uint64_t last;          /* of its last event in the batch so far */
     uint8_t prev[CAIRN_HASH_BYTES]; /* the chain while sealing */
 } head_info;
@@ -112,21 +113,41 @@ static int check_dcb(cairn_store *s, const cairn_batch *b)
     return CAIRN_OK;
 }
 
+/* A record of a string id must be keyed by that id's key (string_id.h);
+ * prev: the record before it in the batch, whose key was checked. */
+static int check_string_id(cairn_store *s, const cairn_record *r, const cairn_record *prev, const char *what,
+                           size_t i)
+{
+    if (!r->name_len) return CAIRN_OK;
+    if (prev && prev->name_len == r->name_len && memcmp(prev->stream_id, r->stream_id, 16) == 0 &&
+        memcmp(prev->name, r->name, r->name_len) == 0)
+        return CAIRN_OK;
+    uint8_t key[16];
+    int rc = cairn_store_string_id(s, r->name, r->name_len, 1, key);
+    if (rc) return rc;
+    if (memcmp(key, r->stream_id, 16) != 0)
+        return cairn_store_fail(s, CAIRN_INVALID, "%s %zu: its stream id is not the key of its string id", what,
+                                i + 1);
+    return CAIRN_OK;
+}
+
 static int check_batch(cairn_store *s, const cairn_batch *b)
 {
     const cairn_record *ev = b->events;
     for (size_t i = 0; i < b->n; i++) {
         int rc = check_record(s, &ev[i], "event", i);
+        if (rc == CAIRN_OK) rc = check_string_id(s, &ev[i], i ? &ev[i - 1] : NULL, "event", i);
         if (rc) return rc;
         if (memcmp(ev[i].stream_id, CAIRN_VIEW_KEY_ID, 16) == 0)
             return cairn_store_fail(s, CAIRN_INVALID, "event %zu: its aggregate id is reserved for cairn's view key",
                                     i + 1);
         if (i > 0 && memcmp(ev[i].stream_id, ev[i - 1].stream_id, 16) == 0 &&
             ev[i].version != ev[i - 1].version + 1)
-            return cairn_store_conflict(s, ev[i].stream_id, ev[i].version, 0, 0);
+            return cairn_store_conflict(s, &ev[i], ev[i].version, 0, 0);
     }
     for (size_t i = 0; i < b->nsnapshots; i++) {
         int rc = check_record(s, &b->snapshots[i], "snapshot", i);
+        if (rc == CAIRN_OK) rc = check_string_id(s, &b->snapshots[i], NULL, "snapshot", i);
         if (rc) return rc;
     }
     if (b->tracking && (b->tracking->app_len == 0 || b->tracking->app_len > 511 || b->tracking->id == 0))
@@ -177,8 +198,11 @@ static int plan_heads(cairn_save *sv, cairn_write *w)
         uint32_t h = head_of(sv, w, ev->stream_id);
         head_info *hi = &sv->info[h];
         if (hi->has_events && ev->version != hi->last + 1)
-            return cairn_store_conflict(sv->s, ev->stream_id, ev->version, 1, hi->last);
-        if (!hi->has_events) hi->first = ev->version;
+            return cairn_store_conflict(sv->s, ev, ev->version, 1, hi->last);
+        if (!hi->has_events) {
+            hi->first = ev->version;
+            hi->first_at = i;
+        }
         hi->has_events = 1;
         hi->last = ev->version;
         sv->preps[i].head = h;
@@ -240,7 +264,7 @@ static int seal_batch(cairn_write *w, const cairn_key_state *ks)
         head_info *hi = &sv->info[h];
         head->put_key = 0;
         if (hi->has_events && head->found && hi->first != head->version + 1)
-            return cairn_store_conflict(s, head->id, hi->first, 1, head->version);
+            return cairn_store_conflict(s, &b->events[hi->first_at], hi->first, 1, head->version);
         if (head->found) memcpy(hi->prev, head->hash, CAIRN_HASH_BYTES);
         else memset(hi->prev, 0, CAIRN_HASH_BYTES);
     }

@@ -24,6 +24,7 @@
 
 #include "cairn.h"
 #include "mapper.h"
+#include "string_id.h"
 #include "uuid.h"
 
 #define CIPHER_NAME "xchacha20poly1305"
@@ -298,7 +299,8 @@ void cairn_store_cipher_close(cairn_store *s)
     cairn_secret_free(s->master);
     cairn_secret_free(s->view_key);
     cairn_secret_free(s->view_names);
-    s->master = s->view_key = s->view_names = NULL;
+    cairn_secret_free(s->id_key);
+    s->master = s->view_key = s->view_names = s->id_key = NULL;
     if (s->keys) sodium_free(s->keys);
     s->keys = NULL;
 }
@@ -311,7 +313,8 @@ void cairn_store_cipher_close(cairn_store *s)
  * and views stay readable; forget refuses it. The first view write makes it
  * (inside its own write transaction, which sees one another process made
  * meanwhile). Keys of view entries are hashed with a key derived from it
- * (mapper_views.c). */
+ * (mapper_views.c), and so are string aggregate ids (cairn_store_string_id):
+ * rekey leaves it as it is, so stream keys stay where they are. */
 
 const uint8_t CAIRN_VIEW_KEY_ID[16] = { 'c', 'a', 'i', 'r', 'n', ' ', 'v', 'i', 'e', 'w', ' ', 'k', 'e', 'y', 0, 0 };
 
@@ -363,6 +366,14 @@ static int read_view_key(cairn_store *s, view_key_ctx *c)
     return rc == CAIRN_END ? CAIRN_OK : rc;
 }
 
+static void forget_view_key(cairn_store *s)
+{
+    cairn_secret_free(s->view_key);
+    cairn_secret_free(s->view_names);
+    cairn_secret_free(s->id_key);
+    s->view_key = s->view_names = s->id_key = NULL;
+}
+
 int cairn_store_view_key(cairn_store *s, int create)
 {
     if (s->view_key) return CAIRN_OK;
@@ -383,22 +394,42 @@ int cairn_store_view_key(cairn_store *s, int create)
     }
     uint8_t ad[KEY_AD_LEN];
     key_ad(ad, CAIRN_VIEW_KEY_ID);
-    if (!(s->view_key = cairn_secret_new()) || !(s->view_names = cairn_secret_new())) {
-        cairn_secret_free(s->view_key);
-        s->view_key = NULL;
+    s->view_key = cairn_secret_new();
+    s->view_names = cairn_secret_new();
+    s->id_key = cairn_secret_new();
+    if (!s->view_key || !s->view_names || !s->id_key) {
+        forget_view_key(s);
         return cairn_store_fail(s, ENOMEM, "cannot lock memory for the view key of %s", where(s));
     }
     if (cairn_open(s->master, ad, sizeof ad, c.wrapped, sizeof c.wrapped, s->view_key) != 0) {
-        cairn_secret_free(s->view_key);
-        cairn_secret_free(s->view_names);
-        s->view_key = s->view_names = NULL;
+        forget_view_key(s);
         return cairn_store_fail(s, CAIRN_CORRUPT, "the view key of %s fails authentication", where(s));
     }
-    /* view entry keys are hashed under a key of their own, derived from it */
+    /* view entry keys and string ids are hashed under keys of their own, derived from it */
     crypto_generichash(s->view_names, CAIRN_KEY_BYTES, (const uint8_t *)"cairn view key names", 20, s->view_key,
+                       CAIRN_KEY_BYTES);
+    crypto_generichash(s->id_key, CAIRN_KEY_BYTES, (const uint8_t *)"cairn string ids", 16, s->view_key,
                        CAIRN_KEY_BYTES);
     sodium_mprotect_readonly(s->view_key);
     sodium_mprotect_readonly(s->view_names);
+    sodium_mprotect_readonly(s->id_key);
+    return CAIRN_OK;
+}
+
+int cairn_store_string_id(cairn_store *s, const char *name, size_t len, int create, uint8_t out[16])
+{
+    const char *problem = cairn_string_id_problem(name, len);
+    if (problem) {
+        int cut = len > 64; /* enough to tell which id */
+        return cairn_store_fail(s, CAIRN_SCHEMA, "the aggregate id '%.*s%s' %s (a string id is 1 to %d bytes "
+                                "of UTF-8)", cut ? 64 : (int)len, name ? name : "", cut ? "..." : "", problem,
+                                CAIRN_STRING_ID_MAX);
+    }
+    if (s->encrypted) {
+        int rc = cairn_store_view_key(s, create);
+        if (rc) return rc;
+    }
+    cairn_string_id_key(s->encrypted ? s->id_key : NULL, name, len, out);
     return CAIRN_OK;
 }
 

@@ -87,6 +87,38 @@ int cairn_store_next(cairn_store *s, cairn_record *out)
     return rc;
 }
 
+int cairn_store_stream_head(cairn_store *s, const uint8_t id[16], uint64_t *version, uint8_t hash[CAIRN_HASH_BYTES],
+                            int *forgotten)
+{
+    cairn_store_read_end(s);
+    s->eng->errmsg[0] = '\0';
+    *version = 0;
+    *forgotten = 0;
+    const cairn_stream_query q = { .descending = 1, .limit = 1 };
+    int rc = began(s, ops(s)->read_stream(s->eng, id, &q), READ_STREAM);
+    if (rc) return rc;
+    cairn_record last;
+    rc = ops(s)->next(s->eng, &last);
+    if (rc == CAIRN_OK) {
+        *version = last.version;
+        memcpy(hash, last.hash, CAIRN_HASH_BYTES);
+        if (last.flags & CAIRN_RECORD_ENCRYPTED) {
+            /* the data key as a read would take it: the key cache follows forgets anywhere */
+            const uint8_t *dk;
+            rc = cairn_store_open_key(s, id, (cairn_slice){ NULL, 0 }, &dk);
+            if (rc == CAIRN_NOTFOUND) {
+                *forgotten = 1;
+                s->eng->errmsg[0] = '\0';
+                rc = CAIRN_OK;
+            }
+        }
+    } else if (rc == CAIRN_END) {
+        rc = CAIRN_OK;
+    }
+    cairn_store_read_end(s);
+    return rc;
+}
+
 void cairn_store_read_end(cairn_store *s)
 {
     ops(s)->read_end(s->eng);

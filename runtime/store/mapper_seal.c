@@ -26,7 +26,7 @@ int cairn_store_reserve(uint8_t **buf, size_t *cap, size_t n)
 size_t cairn_store_body_bound(const cairn_store *s, const cairn_record *rec)
 {
     size_t raw = cairn_record_body_size(rec);
-    size_t need = rec->metadata_len ? raw : 0;
+    size_t need = rec->metadata_len || rec->name_len ? raw : 0;
     if (s->compress && raw >= CAIRN_COMPRESS_MIN) need += cairn_compress_bound(raw);
     return need;
 }
@@ -37,11 +37,12 @@ int cairn_store_prepare_body(cairn_store *s, const cairn_record *rec, uint8_t *r
     size_t raw_len = cairn_record_body_size(rec);
     const uint8_t *raw = rec->payload;
     *flags = 0;
-    if (rec->metadata_len) {
+    if (rec->metadata_len || rec->name_len) {
         cairn_record_write_body(rec, room);
         raw = room;
         room += raw_len;
-        *flags |= CAIRN_RECORD_METADATA;
+        if (rec->metadata_len) *flags |= CAIRN_RECORD_METADATA;
+        if (rec->name_len) *flags |= CAIRN_RECORD_STRING_ID;
     }
     *body = (cairn_slice){ (const char *)raw, raw_len };
     if (s->compress && raw_len >= CAIRN_COMPRESS_MIN) {
@@ -123,7 +124,8 @@ int cairn_store_open_payload(cairn_store *s, cairn_record *rec)
     }
     if (cairn_record_split_body(rec, rec->payload, rec->payload_len) != CAIRN_OK) {
         cairn_record_describe(rec->stream_id, rec->version, what, sizeof what);
-        return cairn_store_fail(s, CAIRN_CORRUPT, "%s in %s: its metadata is malformed", what, s->eng->where);
+        return cairn_store_fail(s, CAIRN_CORRUPT, "%s in %s: its string id or metadata is malformed", what,
+                                s->eng->where);
     }
     return CAIRN_OK;
 }

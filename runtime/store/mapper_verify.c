@@ -25,6 +25,7 @@
 
 #include "cairn.h"
 #include "mapper.h"
+#include "string_id.h"
 
 typedef struct {
     cairn_store *s;
@@ -61,14 +62,28 @@ static void event_problem(verifier *v, const uint8_t id[16], uint64_t version, u
     problem(v, "%s (notification %llu): %s", desc, (unsigned long long)nid, what);
 }
 
-/* With the key, open the record's seal (a forgotten stream has none to open). */
+/* With the key, open the record's seal (a forgotten stream has none to
+ * open); in a plain store, open a record that holds a string id. Then a
+ * string id must be one and hash to the record's stream key. */
 static void check_seal(verifier *v, cairn_record *rec, const char *what)
 {
     cairn_store *s = v->s;
-    if (!s->encrypted || !s->master) return;
+    if (s->encrypted ? !s->master : !(rec->flags & CAIRN_RECORD_STRING_ID)) return;
     int rc = cairn_store_open_payload(s, rec);
     if (rc == CAIRN_NOTFOUND && rec->forgotten) return;
-    if (rc) problem(v, "%s: %s", what, s->eng->errmsg);
+    if (rc) { problem(v, "%s: %s", what, s->eng->errmsg); return; }
+    if (!rec->name_len) return;
+    uint8_t key[16];
+    const char *bad = cairn_string_id_problem(rec->name, rec->name_len);
+    if (bad) { problem(v, "%s: its string id %s", what, bad); return; }
+    if (s->encrypted && !s->id_key) {
+        problem(v, "%s: holds a string id, but the store has no view key", what);
+        return;
+    }
+    cairn_string_id_key(s->encrypted ? s->id_key : NULL, rec->name, rec->name_len, key);
+    if (memcmp(key, rec->stream_id, 16) != 0)
+        problem(v, "%s: its string id '%.*s' is not the one its stream key was made from", what, (int)rec->name_len,
+                rec->name);
 }
 
 static void on_event(void *ctx, const uint8_t *id, uint64_t version, uint64_t nid, int found,
@@ -108,7 +123,7 @@ static void on_event(void *ctx, const uint8_t *id, uint64_t version, uint64_t ni
     if (memcmp(want, rec.hash, CAIRN_HASH_BYTES) != 0)
         event_problem(v, id, version, nid, "the hash chain is broken (this record or the one before it was altered)");
     memcpy(v->prev, rec.hash, CAIRN_HASH_BYTES);
-    if (s->encrypted && s->master) {
+    if ((s->encrypted && s->master) || (rec.flags & CAIRN_RECORD_STRING_ID)) {
         char what[120], desc[80];
         cairn_record_describe(id, version, desc, sizeof desc);
         snprintf(what, sizeof what, "%s (notification %llu)", desc, (unsigned long long)nid);
@@ -253,7 +268,11 @@ int cairn_store_verify_each(cairn_store *s, cairn_verify_report *report,
     verifier v = { .s = s, .r = report, .progress = progress, .ctx = ctx, .each = each, .each_ctx = each_ctx };
     cairn_verify_walk w = { &v, on_problem, on_event, on_key, on_snapshot, on_progress, on_dcb_entry };
     cairn_store_keys_reset(s); /* unwrap every data key again, none from the cache */
-    int rc = s->eng->ops->verify(s->eng, &w);
+    /* string ids are checked against their keys (check_seal): the key they are
+     * hashed with comes from the view key, read before the walk's read starts */
+    int rc = s->encrypted && s->master ? cairn_store_view_key(s, 0) : CAIRN_OK;
+    if (rc != CAIRN_OK && rc != CAIRN_END) return rc;
+    rc = s->eng->ops->verify(s->eng, &w);
     cairn_store_keys_reset(s);
     return rc;
 }

@@ -160,6 +160,7 @@ int pg_connect(cairn_pg *pg)
     if (pg->conn && PQstatus(pg->conn) == CONNECTION_OK) return CAIRN_OK;
     if (pg->conn) PQfinish(pg->conn);
     pg->listening = 0;
+    memset(pg->prepared, 0, sizeof pg->prepared);
     /* later keywords override earlier ones: the URI's own settings win. TCP
      * keepalives notice a server gone from the network in about a minute, not
      * the system's two hours. */
@@ -355,25 +356,36 @@ static int map_error(cairn_pg *pg, PGresult *r)
     return pg_fail(pg, CAIRN_STORE, "%s (SQLSTATE %s)", line, state);
 }
 
-int pg_exec_sql(cairn_pg *pg, const char *sql, const pg_params *p, PGresult **res)
+/* A statement's result: CAIRN_OK with *res, or the error mapped (r freed). */
+static int finish(cairn_pg *pg, PGresult *r, PGresult **res)
 {
-    *res = NULL;
-    pg->keys_changed = 0;
-    /* a walk's reads must share its snapshot: no silent reconnect in the middle */
-    if (pg->walking && (!pg->conn || PQstatus(pg->conn) != CONNECTION_OK))
-        return pg_fail(pg, CAIRN_STORE, "connection lost during a walk; end it and walk again");
-    int rc = pg_connect(pg);
-    if (rc) return rc;
-    PGresult *r = p ? PQexecParams(pg->conn, sql, p->n, p->type, p->value, p->len, p->fmt, 1)
-                    : PQexecParams(pg->conn, sql, 0, NULL, NULL, NULL, NULL, 1);
     ExecStatusType st = r ? PQresultStatus(r) : PGRES_FATAL_ERROR;
     if (st == PGRES_TUPLES_OK || st == PGRES_COMMAND_OK) {
         *res = r;
         return CAIRN_OK;
     }
-    rc = map_error(pg, r);
+    int rc = map_error(pg, r);
     PQclear(r);
     return rc;
+}
+
+/* Connect when needed; a walk's reads must share its snapshot: no silent reconnect in the middle. */
+static int ready(cairn_pg *pg, PGresult **res)
+{
+    *res = NULL;
+    pg->keys_changed = 0;
+    if (pg->walking && (!pg->conn || PQstatus(pg->conn) != CONNECTION_OK))
+        return pg_fail(pg, CAIRN_STORE, "connection lost during a walk; end it and walk again");
+    return pg_connect(pg);
+}
+
+int pg_exec_sql(cairn_pg *pg, const char *sql, const pg_params *p, PGresult **res)
+{
+    int rc = ready(pg, res);
+    if (rc) return rc;
+    PGresult *r = p ? PQexecParams(pg->conn, sql, p->n, p->type, p->value, p->len, p->fmt, 1)
+                    : PQexecParams(pg->conn, sql, 0, NULL, NULL, NULL, NULL, 1);
+    return finish(pg, r, res);
 }
 
 int pg_exec_script(cairn_pg *pg, const char *sql)
@@ -390,9 +402,53 @@ int pg_exec_script(cairn_pg *pg, const char *sql)
     return rc;
 }
 
+/* The hot statements are prepared once per connection (named c<n>), so each call is
+ * Bind/Execute with no parse or analysis on the server, and the plan is cached. The
+ * others (pages with "$1 IS NULL OR key > $1", where only a plan made for the values
+ * uses the index's bound) are planned each time. */
+static int worth_preparing(enum pg_sql_id which)
+{
+    switch (which) {
+    case PG_SQL_SAVE: case PG_SQL_NUMBER: case PG_SQL_STREAM_ASC: case PG_SQL_STREAM_DESC: case PG_SQL_PREPARE:
+    case PG_SQL_LOG: case PG_SQL_LOG_TOPICS: case PG_SQL_SNAPSHOT: case PG_SQL_MAX_ID: case PG_SQL_TRACKING:
+    case PG_SQL_VIEW_WRITE: case PG_SQL_VIEW_GET: case PG_SQL_VIEW_TRACKING:
+        return 1;
+    default:
+        return 0;
+    }
+}
+
 int pg_exec(cairn_pg *pg, enum pg_sql_id which, const pg_params *p, PGresult **res)
 {
-    return pg_exec_sql(pg, pg->sql[which], p, res);
+    static const pg_params none = { 0 };
+    if (!worth_preparing(which)) return pg_exec_sql(pg, pg->sql[which], p, res);
+    if (!p) p = &none;
+    int rc = ready(pg, res);
+    if (rc) return rc;
+    char name[16];
+    snprintf(name, sizeof name, "c%d", (int)which);
+    for (int attempt = 0;; attempt++) {
+        if (!pg->prepared[which]) {
+            PGresult *r = PQprepare(pg->conn, name, pg->sql[which], p->n, p->type);
+            if ((rc = finish(pg, r, &r))) return rc;
+            PQclear(r);
+            pg->prepared[which] = 1;
+        }
+        PGresult *r = PQexecPrepared(pg->conn, name, p->n, p->value, p->len, p->fmt, 1);
+        /* a function the statement calls was replaced with another result type (a newer
+         * cairn's schema): the server refused before running it; prepare it again, once */
+        const char *state = r ? PQresultErrorField(r, PG_DIAG_SQLSTATE) : NULL;
+        if (attempt == 0 && state && strcmp(state, "0A000") == 0 && PQstatus(pg->conn) == CONNECTION_OK &&
+            PQtransactionStatus(pg->conn) == PQTRANS_IDLE) {
+            PQclear(r);
+            char drop[32];
+            snprintf(drop, sizeof drop, "DEALLOCATE %s", name);
+            PQclear(PQexec(pg->conn, drop));
+            pg->prepared[which] = 0;
+            continue;
+        }
+        return finish(pg, r, res);
+    }
 }
 
 /* ---- parameters ---------------------------------------------------------- */

@@ -47,6 +47,7 @@ struct cairn_pg {
     int must_exist;             /* open only a store that is there */
     int listening;              /* LISTEN done on this connection */
     char *sql[PG_SQL_COUNT];    /* the statements, with this schema's name in them */
+    unsigned char prepared[PG_SQL_COUNT]; /* prepared on this connection (reset when it is new) */
     uint64_t saves, deferred;   /* saves with events; those numbered after their commit */
     int keys_changed;           /* the last failure: what a save depended on moved since it was read
                                  * (the key state, or a stream it took as new): prepare again */

@@ -153,7 +153,8 @@ static const char schema_sql[] =
     /* Number every committed event that has no id yet. The caller holds the
      * numbering lock, taken in an earlier statement. One statement, so one
      * snapshot: the events counted are the events numbered. */
-    "CREATE OR REPLACE FUNCTION @.number_pending() RETURNS bigint LANGUAGE plpgsql AS $$\n"
+    "CREATE OR REPLACE FUNCTION @.number_pending() RETURNS bigint LANGUAGE plpgsql\n"
+    "SET enable_seqscan = off SET jit = off AS $$\n"
     "DECLARE v_last bigint;\n"
     "BEGIN\n"
     "  WITH p AS MATERIALIZED (SELECT seq, row_number() OVER (ORDER BY batch, pos, seq) AS rn\n"
@@ -166,19 +167,24 @@ static const char schema_sql[] =
     "  RETURN v_last;\n"
     "END $$;\n"
     /* A save: tracking, version check, events, snapshots, and the ids when
-     * the numbering lock is free (else 0: the caller numbers after commit). */
+     * the numbering lock is free (else 0: the caller numbers after commit).
+     * Generic plans: with arrays for parameters, a plan made for each call's values
+     * looks cheaper to the planner (it sees the arrays' lengths), so it would plan
+     * every statement on every call (then half of a save's server time). A generic
+     * plan lives as long as the session (or until the next ANALYZE): made while the
+     * table was empty it would scan it whole for "id IS NULL" ever after, so these
+     * functions plan without sequential scans (every statement here has its index),
+     * and without JIT (which that setting's cost penalty would set off, for 0.3 s). */
     "CREATE OR REPLACE FUNCTION @.save(p_stream uuid[], p_version bigint[], p_topic bytea[], p_record bytea[],\n"
     "    s_stream uuid[], s_version bigint[], s_record bytea[], t_app bytea, t_id bigint, t_first bigint,\n"
     "    k_stream uuid[], k_key bytea[], p_keygen bigint, p_new uuid[],\n"
     "    d_name bytea[], d_event bigint[], d_type bytea[], c_after bigint, c_nitems bigint, c_item bigint[],\n"
     "    c_name bytea[], p_once bytea)\n"
-    "RETURNS bigint LANGUAGE plpgsql AS $$\n"
-    "DECLARE v_stream uuid; v_head bigint; v_want bigint; v_first bigint := 0; v_at bigint; v_locked boolean;\n"
+    "RETURNS bigint LANGUAGE plpgsql\n"
+    "SET plan_cache_mode = force_generic_plan SET enable_seqscan = off SET jit = off AS $$\n"
+    "DECLARE v_stream uuid; v_head bigint; v_want bigint; v_new boolean; v_first bigint := 0; v_at bigint;\n"
+    "  v_locked boolean;\n"
     "BEGIN\n"
-    /* streams the caller sealed as new without reading them (its events chain to no head) */
-    "  IF cardinality(p_new) > 0 AND EXISTS (SELECT 1 FROM @.events WHERE stream_id = ANY(p_new)) THEN\n"
-    "    RAISE EXCEPTION 'a stream this save took as new has events' USING ERRCODE = 'CN005';\n"
-    "  END IF;\n"
     "  IF p_keygen IS NOT NULL OR cardinality(k_stream) > 0 THEN\n"
     "    PERFORM pg_advisory_xact_lock_shared(@.keys_lock());\n"
     "    PERFORM @.check_keygen(p_keygen);\n"
@@ -193,12 +199,19 @@ static const char schema_sql[] =
     "    END IF;\n"
     "  END IF;\n"
     "  IF cardinality(p_stream) > 0 OR p_once IS NOT NULL THEN\n"
-    "    SELECT w.s, w.v, h.head INTO v_stream, v_want, v_head\n"
-    "      FROM (SELECT s, min(v) AS v FROM unnest(p_stream, p_version) AS u(s, v) GROUP BY s) w\n"
+    /* one look at each stream's head: its first event must follow it, and a stream the
+     * caller sealed as new without reading it (p_new: its events chain to no head) must
+     * have none (CN005: read the heads and seal again) */
+    "    SELECT w.s, w.v, h.head, w.n INTO v_stream, v_want, v_head, v_new\n"
+    "      FROM (SELECT u.s, min(u.v) AS v, bool_or(n.s IS NOT NULL) AS n\n"
+    "              FROM unnest(p_stream, p_version) AS u(s, v) LEFT JOIN unnest(p_new) AS n(s) ON n.s = u.s\n"
+    "             GROUP BY u.s) w\n"
     "      CROSS JOIN LATERAL (SELECT max(e.version) AS head FROM @.events e\n"
     "                           WHERE e.stream_id = w.s) h\n"
-    "     WHERE h.head <> w.v - 1 LIMIT 1;\n"
-    "    IF FOUND AND v_want <= v_head THEN\n"
+    "     WHERE h.head <> w.v - 1 OR (w.n AND h.head IS NOT NULL) LIMIT 1;\n"
+    "    IF FOUND AND v_new THEN\n"
+    "      RAISE EXCEPTION 'a stream this save took as new has events' USING ERRCODE = 'CN005';\n"
+    "    ELSIF FOUND AND v_want <= v_head THEN\n"
     "      RAISE EXCEPTION 'aggregate %: version % was already recorded (the stream is at %)',\n"
     "        v_stream, v_want, v_head USING ERRCODE = 'CN002';\n"
     "    ELSIF FOUND THEN\n"
@@ -208,9 +221,10 @@ static const char schema_sql[] =
     /* The numbering lock: a save with DCB events, an append condition or an idempotency key
      * waits for it, as it needs its ids (and the condition every id below them) in this
      * transaction (docs/POSTGRES.md, "DCB events"); another save only tries it. Holding it:
-     * number what is pending (the next statements see every numbering before it), check
-     * the condition, insert the events with the next ids (each row written once), their
-     * postings and the key; else insert them without ids, to be numbered after commit. */
+     * number what is pending (an index probe finds whether anything is; the next statements
+     * see every numbering before it), check the condition, insert the events with the next
+     * ids (each row written once), their postings and the key; else insert them without
+     * ids, to be numbered after commit. */
     "    IF cardinality(d_name) > 0 OR c_after IS NOT NULL OR p_once IS NOT NULL THEN\n"
     "      PERFORM pg_advisory_xact_lock(@.numbering_lock());\n"
     "      v_locked := true;\n"
@@ -218,7 +232,7 @@ static const char schema_sql[] =
     "      v_locked := pg_try_advisory_xact_lock(@.numbering_lock());\n"
     "    END IF;\n"
     "    IF v_locked THEN\n"
-    "      PERFORM @.number_pending();\n"
+    "      IF EXISTS (SELECT 1 FROM @.events WHERE id IS NULL) THEN PERFORM @.number_pending(); END IF;\n"
     "      IF c_after IS NOT NULL THEN\n"
     "        SELECT min(m) INTO v_at FROM @.dcb_match(c_after, 1, c_nitems, c_item, c_name) AS m;\n"
     "        IF v_at IS NOT NULL THEN\n"
@@ -262,7 +276,7 @@ static const char schema_sql[] =
     /* After a save committed without ids: wait for the lock and number what is
      * pending, unless another numbering got to this save's events first. */
     "CREATE OR REPLACE FUNCTION @.number(p_stream uuid, p_version bigint) RETURNS bigint\n"
-    "LANGUAGE plpgsql AS $$\n"
+    "LANGUAGE plpgsql SET plan_cache_mode = force_generic_plan SET enable_seqscan = off SET jit = off AS $$\n"
     "DECLARE v_first bigint;\n"
     "BEGIN\n"
     "  SELECT id INTO v_first FROM @.events WHERE stream_id = p_stream AND version = p_version;\n"
@@ -288,7 +302,8 @@ static const char schema_sql[] =
     "END $$;\n"
     /* A view batch: the last op on each key wins; tracking in the same transaction. */
     "CREATE OR REPLACE FUNCTION @.view_write(p_name bytea, p_key bytea[], p_value bytea[], p_del boolean[],\n"
-    "    t_app bytea, t_id bigint, t_first bigint, p_keygen bigint DEFAULT NULL) RETURNS void LANGUAGE plpgsql AS $$\n"
+    "    t_app bytea, t_id bigint, t_first bigint, p_keygen bigint DEFAULT NULL) RETURNS void LANGUAGE plpgsql\n"
+    "SET plan_cache_mode = force_generic_plan SET enable_seqscan = off SET jit = off AS $$\n"
     "BEGIN\n"
     /* values sealed under the key state the caller checked: still that one (a rekey or
      * an encryption waits for this write, or this write sees it and is refused) */

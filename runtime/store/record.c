@@ -44,7 +44,7 @@ int cairn_record_parse(const uint8_t *buf, size_t len, cairn_record *out)
     unsigned format = buf[0];
     size_t fixed = fixed_size(format);
     unsigned known = CAIRN_RECORD_COMPRESSED | CAIRN_RECORD_ENCRYPTED |
-                     (format == CAIRN_RECORD_FORMAT ? CAIRN_RECORD_METADATA : 0);
+                     (format == CAIRN_RECORD_FORMAT ? CAIRN_RECORD_METADATA | CAIRN_RECORD_STRING_ID : 0);
     if (len < fixed + CAIRN_RECORD_HASH || (buf[1] & ~known) != 0) return CAIRN_CORRUPT;
     size_t topic_len = (size_t)buf[fixed - 2] << 8 | buf[fixed - 1];
     unsigned cv = (unsigned)buf[34] << 8 | buf[35];
@@ -71,11 +71,17 @@ int cairn_record_parse(const uint8_t *buf, size_t len, cairn_record *out)
 
 size_t cairn_record_body_size(const cairn_record *rec)
 {
-    return rec->metadata_len ? 4 + rec->metadata_len + rec->payload_len : rec->payload_len;
+    return (rec->name_len ? 1 + rec->name_len : 0) + (rec->metadata_len ? 4 + rec->metadata_len : 0) +
+           rec->payload_len;
 }
 
 void cairn_record_write_body(const cairn_record *rec, uint8_t *out)
 {
+    if (rec->name_len) {
+        out[0] = (uint8_t)rec->name_len;
+        memcpy(out + 1, rec->name, rec->name_len);
+        out += 1 + rec->name_len;
+    }
     if (rec->metadata_len) {
         out[0] = (uint8_t)(rec->metadata_len >> 24);
         out[1] = (uint8_t)(rec->metadata_len >> 16);
@@ -91,6 +97,15 @@ int cairn_record_split_body(cairn_record *rec, const uint8_t *body, size_t len)
 {
     rec->metadata = NULL;
     rec->metadata_len = 0;
+    rec->name = NULL;
+    rec->name_len = 0;
+    if (rec->flags & CAIRN_RECORD_STRING_ID) {
+        if (len < 1 || body[0] == 0 || body[0] > len - 1) return CAIRN_CORRUPT;
+        rec->name = (const char *)body + 1;
+        rec->name_len = body[0];
+        len -= 1 + rec->name_len;
+        body += 1 + rec->name_len;
+    }
     if (rec->flags & CAIRN_RECORD_METADATA) {
         if (len < 4) return CAIRN_CORRUPT;
         size_t m = (size_t)body[0] << 24 | (size_t)body[1] << 16 | (size_t)body[2] << 8 | body[3];

@@ -7,8 +7,9 @@
  *
  *   offset  size  field
  *        0     1  record format (3)
- *        1     1  flags: CAIRN_RECORD_COMPRESSED, CAIRN_RECORD_ENCRYPTED, CAIRN_RECORD_METADATA
- *        2    16  stream (aggregate) id
+ *        1     1  flags: CAIRN_RECORD_COMPRESSED, CAIRN_RECORD_ENCRYPTED, CAIRN_RECORD_METADATA,
+ *                 CAIRN_RECORD_STRING_ID
+ *        2    16  stream (aggregate) id; of a string id, its key (string_id.h)
  *       18     8  stream version, big-endian
  *       26     8  timestamp, microseconds since the epoch, big-endian two's complement
  *       34     2  class version of the payload (for upcasting), big-endian, >= 1
@@ -20,9 +21,12 @@
  *                 sealed (nonce || ciphertext || tag) if flagged
  *
  * The body is the event's msgpack map; with CAIRN_RECORD_METADATA it is
- * preceded by the metadata: its length (u32 big-endian) and a msgpack map.
- * Metadata may carry user data, so it is compressed and sealed with the
- * payload; the event id is in the header, so it is authenticated.
+ * preceded by the metadata: its length (u32 big-endian) and a msgpack map;
+ * with CAIRN_RECORD_STRING_ID, before that, the aggregate's string id: its
+ * length (one byte, 1..255) and its UTF-8 bytes. Metadata and a string id may
+ * carry user data (a natural key such as an e-mail address), so they are
+ * compressed and sealed with the payload; the event id is in the header, so
+ * it is authenticated.
  *
  * Format 2 (still read) has no event id: the topic length is at 36, the topic
  * at 38, and the body is the msgpack map alone. Readers give its event_id as
@@ -51,6 +55,7 @@
 #define CAIRN_RECORD_COMPRESSED 1
 #define CAIRN_RECORD_ENCRYPTED 2
 #define CAIRN_RECORD_METADATA 4        /* the body starts with metadata (format 3) */
+#define CAIRN_RECORD_STRING_ID 8       /* the body starts with the string id (format 3) */
 #define CAIRN_METADATA_MAX 0x7fffffff
 
 /** One event as it is written or read. Pointers borrow the caller's memory. */
@@ -70,6 +75,8 @@ typedef struct cairn_record {
     uint8_t event_id[16];       /* the event's id, given when it was triggered (all zero: none) */
     const uint8_t *metadata;    /* the event's metadata as a msgpack map; NULL (or len 0): empty */
     size_t metadata_len;
+    const char *name;           /* the aggregate's string id (its key is stream_id); NULL: a UUID id */
+    size_t name_len;
     unsigned format;            /* set by parse; on input 0 means CAIRN_RECORD_FORMAT */
     size_t header_len;          /* set by parse: bytes before the hash */
 } cairn_record;
@@ -84,7 +91,7 @@ static inline const uint8_t *cairn_record_header(const cairn_record *rec) { retu
  * (format 0: the current one; header_size of its topic bytes). */
 void cairn_record_write_header(const cairn_record *rec, unsigned flags, uint8_t *out);
 
-/** Bytes of rec's body before compression and sealing (metadata, payload). */
+/** Bytes of rec's body before compression and sealing (string id, metadata, payload). */
 size_t cairn_record_body_size(const cairn_record *rec);
 
 /** Write rec's body into out (cairn_record_body_size bytes). */
@@ -92,8 +99,8 @@ void cairn_record_write_body(const cairn_record *rec, uint8_t *out);
 
 /**
  * Split an opened body (decompressed, unsealed) of a record with these
- * flags into rec's metadata and payload; both point into body.
- * @return CAIRN_OK, or CAIRN_CORRUPT if the metadata does not fit.
+ * flags into rec's string id, metadata and payload; all point into body.
+ * @return CAIRN_OK, or CAIRN_CORRUPT if the string id or metadata do not fit.
  */
 int cairn_record_split_body(cairn_record *rec, const uint8_t *body, size_t len)
     __attribute__((warn_unused_result));

@@ -11,6 +11,7 @@
 #include "cairn.h"
 #include "mapper.h"
 #include "pg_store.h"
+#include "string_id.h"
 #include "uuid.h"
 
 int cairn_engine_fail(cairn_engine *e, int rc, const char *fmt, ...)
@@ -31,10 +32,11 @@ int cairn_store_fail(cairn_store *s, int rc, const char *fmt, ...)
     return rc;
 }
 
-int cairn_store_conflict(cairn_store *s, const uint8_t id[16], uint64_t version, int has_last, uint64_t last)
+int cairn_store_conflict(cairn_store *s, const cairn_record *r, uint64_t version, int has_last, uint64_t last)
 {
-    char hex[CAIRN_UUID_STRLEN + 1] = { 0 };
-    cairn_uuid_format(id, hex);
+    char hex[CAIRN_STRING_ID_MAX + 1] = { 0 };
+    if (r->name_len) snprintf(hex, sizeof hex, "%.*s", (int)r->name_len, r->name); /* a string id */
+    else cairn_uuid_format(r->stream_id, hex);
     if (has_last && version <= last)
         return cairn_store_fail(s, CAIRN_CONFLICT,
                                 "aggregate %s: version %llu was already recorded (the stream is at %llu)",

@@ -166,6 +166,18 @@ int cairn_store_read_snapshot(cairn_store *s, const uint8_t id[16], int has_lte,
     __attribute__((warn_unused_result));
 
 /**
+ * The stream key of a string aggregate id (string_id.h): its hash, keyed in
+ * an encrypted store with a key derived from the view key (made first when
+ * create is set and the store has none). Records of a string id carry it as
+ * cairn_record.name beside this key in stream_id.
+ * @return CAIRN_OK; CAIRN_SCHEMA when name is empty, above 255 bytes or not
+ *         UTF-8; CAIRN_END (!create) when no stream of a string id can exist
+ *         yet; CAIRN_CONFIG when the handle has no key for the store.
+ */
+int cairn_store_string_id(cairn_store *s, const char *name, size_t len, int create, uint8_t out[16])
+    __attribute__((warn_unused_result));
+
+/**
  * Destroy a stream's data key (encrypted stores only): its events and
  * snapshots become unreadable for good; the log keeps their ids and topics.
  * @return CAIRN_OK (also if forgotten before), CAIRN_NOTFOUND, CAIRN_CONFIG.
@@ -247,6 +259,13 @@ int cairn_store_snapshot_streams(cairn_store *s, const uint8_t *after, size_t li
  *  from the first) in id order, at most limit into ids and versions; *n of them. */
 int cairn_store_stream_heads(cairn_store *s, const uint8_t *after, size_t limit, uint8_t (*ids)[16],
                              uint64_t *versions, size_t *n) __attribute__((warn_unused_result));
+
+/** A stream's head, in one short read: its last version (0: no events) and
+ *  that event's hash; *forgotten set when its data key was destroyed. No
+ *  payload is opened and no chain checked: a cache asks whether what it holds
+ *  is still the newest. */
+int cairn_store_stream_head(cairn_store *s, const uint8_t id[16], uint64_t *version, uint8_t hash[32],
+                            int *forgotten) __attribute__((warn_unused_result));
 
 /** The highest notification id, 0 when the log is empty. */
 int cairn_store_max_id(cairn_store *s, uint64_t *out) __attribute__((warn_unused_result));

@@ -22,6 +22,7 @@
 #include "crypto.h"
 #include "record.h"
 #include "store.h"
+#include "string_id.h"
 #include "uuid.h"
 
 #define E(expr) do { if (!(expr)) { \
@@ -258,7 +259,7 @@ static void test_record_and_uuid(void)
     /* every truncation, a wrong format byte, unknown flags and class version 0 are refused */
     for (size_t cut = 0; cut < header + CAIRN_RECORD_HASH; cut++) CHECK(cairn_record_parse(buf, cut, &back) == CAIRN_CORRUPT);
     const size_t bad_at[] = { 0, 1, 34 };
-    const uint8_t bad_value[] = { 1, 8, 0 };
+    const uint8_t bad_value[] = { 1, 16, 0 };
     for (size_t i = 0; i < 3; i++) {
         uint8_t keep = buf[bad_at[i]], keep2 = buf[35];
         buf[bad_at[i]] = bad_value[i];
@@ -534,6 +535,67 @@ static void test_event_ids_and_metadata(const char *uri, int compress, const uin
     cairn_store_read_end(s);
     cairn_verify_report r;
     CHECK(cairn_store_verify(s, &r, NULL, NULL) == CAIRN_OK && r.problems == 0 && r.records >= 2);
+    cairn_store_close(s);
+}
+
+/* String ids: keys are version 8 UUIDs, keyed in encrypted stores (and
+ * stable across rekey); the string comes back from reads; a record whose key
+ * is not its string's is refused; invalid strings are refused. */
+static void test_string_ids(const char *uri, const uint8_t *key)
+{
+    char err[512];
+    cairn_store *s = NULL;
+    cairn_store_options opt = { .sync = CAIRN_SYNC_NONE, .compress = 1, .cipher_key = key };
+    CHECK(cairn_store_open(uri, &opt, &s, err, sizeof err) == CAIRN_OK);
+    static const char name[] = "order-2026-00017";
+    uint8_t id[16], plain[16], again[16];
+    CHECK(cairn_store_string_id(s, name, sizeof name - 1, 1, id) == CAIRN_OK);
+    CHECK(id[6] >> 4 == 8 && id[8] >> 6 == 2); /* RFC 9562: version 8, variant 10 */
+    cairn_string_id_key(NULL, name, sizeof name - 1, plain);
+    CHECK(!key == !memcmp(id, plain, 16)); /* keyed only when encrypted */
+    char longest[CAIRN_STRING_ID_MAX + 1];
+    memset(longest, 'x', sizeof longest);
+    CHECK(cairn_store_string_id(s, longest, sizeof longest - 1, 1, again) == CAIRN_OK);
+    CHECK(cairn_store_string_id(s, longest, sizeof longest, 1, again) == CAIRN_SCHEMA);
+    CHECK(strstr(cairn_store_errmsg(s), "longer than 255 bytes") != NULL);
+    CHECK(cairn_store_string_id(s, "", 0, 1, again) == CAIRN_SCHEMA);
+    CHECK(cairn_store_string_id(s, "\xc0\xaf", 2, 1, again) == CAIRN_SCHEMA); /* an overlong '/' */
+    CHECK(cairn_store_string_id(s, "\xf4\x90\x80\x80", 4, 1, again) == CAIRN_SCHEMA); /* above U+10FFFF */
+    CHECK(cairn_store_string_id(s, "\xe2\x82\xac", 3, 1, again) == CAIRN_OK); /* the euro sign */
+    cairn_record ev[] = { event(id, 1, "Order.Placed", "\x80"), event(id, 2, "Order.Shipped", "\x80") };
+    ev[0].name = ev[1].name = name;
+    ev[0].name_len = ev[1].name_len = sizeof name - 1;
+    ev[1].metadata = (const uint8_t *)MAP1;
+    ev[1].metadata_len = 4;
+    uint64_t first, max;
+    CHECK(append(s, ev, 2, &first) == CAIRN_OK);
+    cairn_stream_query all = { 0 };
+    cairn_record rec;
+    CHECK(cairn_store_read_stream(s, id, &all) == CAIRN_OK);
+    for (int i = 0; i < 2; i++) {
+        CHECK(cairn_store_next(s, &rec) == CAIRN_OK && (rec.flags & CAIRN_RECORD_STRING_ID));
+        CHECK(rec.name_len == sizeof name - 1 && memcmp(rec.name, name, rec.name_len) == 0);
+        CHECK(rec.payload_len == 1 && rec.metadata_len == (i ? 4u : 0u));
+    }
+    cairn_store_read_end(s);
+    /* a record keyed by anything but its string's key is refused, with nothing recorded */
+    cairn_record wrong = event(plain, 1, "Order.Placed", "\x80");
+    static const char other[] = "order-2026-00018";
+    wrong.name = other;
+    wrong.name_len = sizeof other - 1;
+    if (!key) cairn_uuid_v4(wrong.stream_id);
+    CHECK(append(s, &wrong, 1, &first) == CAIRN_INVALID);
+    CHECK(cairn_store_max_id(s, &max) == CAIRN_OK && max == 2);
+    cairn_verify_report r;
+    CHECK(cairn_store_verify(s, &r, NULL, NULL) == CAIRN_OK && r.problems == 0 && r.records == 2);
+    if (key && strncmp(uri, "lmdb:", 5) == 0) { /* rekey keeps the keys of string ids (memory: opens anew) */
+        CHECK(cairn_store_rekey(s, KEY2) == CAIRN_OK);
+        cairn_store_close(s);
+        opt.cipher_key = KEY2;
+        CHECK(cairn_store_open(uri, &opt, &s, err, sizeof err) == CAIRN_OK);
+        CHECK(cairn_store_string_id(s, name, sizeof name - 1, 0, again) == CAIRN_OK && memcmp(again, id, 16) == 0);
+        CHECK(count_stream(s, again, &all, NULL) == 2);
+    }
     cairn_store_close(s);
 }
 
@@ -862,6 +924,10 @@ int main(int argc, char **argv)
     snprintf(uri, sizeof uri, "lmdb:%s/sealed", base);
     test_event_ids_and_metadata(uri, 0, KEY1);
     test_format2_records(base);
+    test_string_ids("memory:", NULL);
+    test_string_ids("memory:", KEY1);
+    snprintf(uri, sizeof uri, "lmdb:%s/string-ids", base);
+    test_string_ids(uri, KEY1);
     test_read_only_makes_nothing(base);
     test_beside_stopped_writer(base);
     test_without_write_permission(base);

@@ -326,6 +326,41 @@ static void test_calls_and_results(void)
     cairn_runtime_close(rt);
 }
 
+/* string ids (API.md §9) are msgpack strings both ways */
+static void test_string_ids(void)
+{
+    cairn_runtime *rt = ledger("memory:");
+    args a;
+    result r;
+    args_begin(&a, 1);
+    args_str(&a, "ann@example.org");
+    CHECK_RC(rt, call(rt, "register", &a, &r), CAIRN_OK, "");
+    CHECK(is_str(item(&r, 0), "ann@example.org"));
+    result_free(&r);
+    args_begin(&a, 1);
+    args_str(&a, "ann@example.org");
+    CHECK_RC(rt, call(rt, "customer", &a, &r), CAIRN_OK, "");
+    CHECK(is_str(field(item(&r, 0), "id"), "ann@example.org") && as_int(field(item(&r, 0), "version")) == 1);
+    result_free(&r);
+    msgpack_unpacked u;
+    cairn_buf b;
+    read_log(rt, 1, 10, &u, &b);
+    CHECK(u.data.via.array.size == 1 && is_str(field(&u.data.via.array.ptr[0], "originator_id"), "ann@example.org"));
+    CHECK(is_str(field(field(&u.data.via.array.ptr[0], "event"), "originator_id"), "ann@example.org"));
+    msgpack_unpacked_destroy(&u);
+    cairn_buf_free(&b);
+    args_begin(&a, 1);
+    args_str(&a, "");
+    CHECK_RC(rt, call(rt, "register", &a, &r), CAIRN_SCHEMA, "is empty");
+    result_free(&r);
+    args_begin(&a, 1);
+    args_str(&a, "bob@example.org");
+    CHECK_RC(rt, call(rt, "customer", &a, &r), CAIRN_NOTFOUND, "bob@example.org");
+    result_free(&r);
+    CHECK(log_count(rt) == 1);
+    cairn_runtime_close(rt);
+}
+
 static void test_errors(void)
 {
     cairn_runtime *rt = open_runtime("memory:", tmp);
@@ -422,8 +457,11 @@ static void test_errors(void)
     args_str(&a, "00000000-0000-4000-8000-000000000000");
     CHECK_RC(rt, call(rt, "balance", &a, &r), CAIRN_NOTFOUND, "AggregateNotFound");
     args_begin(&a, 1);
-    args_str(&a, "not a uuid");
-    CHECK_RC(rt, call(rt, "balance", &a, &r), CAIRN_NOTFOUND, "not a UUID");
+    args_str(&a, "not a uuid"); /* a string id (API.md §9) that was never recorded */
+    CHECK_RC(rt, call(rt, "balance", &a, &r), CAIRN_NOTFOUND, "aggregate not a uuid not found");
+    args_begin(&a, 1);
+    msgpack_pack_int(&a.pk, 7);
+    CHECK_RC(rt, call(rt, "balance", &a, &r), CAIRN_NOTFOUND, "the id is a number, not a string");
     CHECK_RC(rt, cairn_read_log(rt, 0, 1, &b), CAIRN_INVALID, "start at 1");
 
     /* after all that, the runtime works */
@@ -840,6 +878,7 @@ int main(int argc, char **argv)
         made = 1;
     }
     test_calls_and_results();
+    test_string_ids();
     test_errors();
     test_reload();
     test_sandbox();

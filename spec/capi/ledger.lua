@@ -78,6 +78,23 @@ function Ledger:bad_deposit(id)
   account:deposit(function() end)
 end
 
+-- Customers keyed by their e-mail address: a string id (API.md §9).
+local Customer = cairn.aggregate("Customer", { id = "string" })
+function Customer.create_id(email) return email end
+Customer:created("Registered", function(self, email) self.email = email end)
+
+--- Register a customer; returns its id (the e-mail address).
+function Ledger:register(email)
+  local customer = Customer(email)
+  self:save(customer)
+  return customer.id
+end
+
+--- The customer (encoded as a map of its fields).
+function Ledger:customer(email)
+  return self.repository:get(email)
+end
+
 --- The recordings of a save (events become maps).
 function Ledger:open_recorded(owner)
   return self:save(Account(owner))

@@ -14,7 +14,9 @@ local _M = {}
 local WRITER = spec_dir .. "/reliability/writer.lua"
 
 --- Run the crash test. opts: rounds (20), writers (3), tallies (2), seed,
--- min_ms/max_ms (when each writer is killed, 30..400), dir (kept if given),
+-- min_ms/max_ms (when each writer is killed, 30..400), after_ack (count that
+-- time from the writer's first acknowledged save, so a loaded machine's slow
+-- start cannot leave a round with nothing saved), dir (kept if given),
 -- store (a fresh store URI; lmdb: in dir by default), say (progress printer).
 -- Returns the figures; figures.messages explains violations.
 function _M.run(opts)
@@ -44,6 +46,13 @@ function _M.run(opts)
         proc.quote(err)))
       children[w] = { pid = pid, name = name, err = err, at = proc.now() + math.random(min_ms, max_ms) / 1000 }
       acks[name] = ack
+    end
+    if opts.after_ack then
+      for _, c in ipairs(children) do
+        local deadline = proc.now() + 20
+        while proc.now() < deadline and (proc.read_file(acks[c.name]) or "") == "" do proc.sleep(0.01) end
+        c.at = proc.now() + math.random(min_ms, max_ms) / 1000
+      end
     end
     for _, c in ipairs(children) do
       proc.sleep(c.at - proc.now())
