@@ -104,6 +104,16 @@ static int keep(cairn_pgx *x, cairn_pg_rows *rows)
     return CAIRN_OK;
 }
 
+/* Before fetching the next batch of a read: the batch before stays held, as
+ * what next() returned from it is valid until read_end. */
+static int keep_batch(cairn_pgx *x)
+{
+    if (!x->rows.n) return CAIRN_OK;
+    int rc = keep(x, &x->rows);
+    memset(&x->rows, 0, sizeof x->rows);
+    return rc;
+}
+
 static void pgx_read_end(cairn_engine *e)
 {
     cairn_pgx *x = PGX(e);
@@ -587,13 +597,9 @@ static int pgx_next(cairn_engine *e, cairn_record *out)
     if (x->reading != PREAD_STREAM && x->reading != PREAD_LOG) return CAIRN_END;
     if (x->at == x->rows.n) {
         if (!x->more) return CAIRN_END;
-        /* the batch before stays held: what next() returned from it is valid until read_end */
-        if (x->rows.n) {
-            int rc = keep(x, &x->rows);
-            memset(&x->rows, 0, sizeof x->rows);
-            if (rc) return rc;
-        }
-        int rc = fetch(x);
+        int rc = keep_batch(x);
+        if (rc) return rc;
+        rc = fetch(x);
         while (rc == CAIRN_OK && x->rows.n == 0 && x->more && x->nids) rc = fetch(x); /* none of a batch there */
         if (rc) return rc;
         if (x->rows.n == 0) return CAIRN_END;
@@ -910,15 +916,12 @@ static int pgx_view_next(cairn_engine *e, cairn_slice *key, cairn_slice *value)
     if (x->reading != PREAD_VIEW) return CAIRN_END;
     if (x->at == x->rows.n) {
         if (!x->more) return CAIRN_END;
-        if (x->rows.n) {
-            int rc = keep(x, &x->rows);
-            memset(&x->rows, 0, sizeof x->rows);
-            if (rc) return rc;
-        }
+        int rc = keep_batch(x);
+        if (rc) return rc;
         cairn_pg_bytes view = { x->view, x->view_len }, after = { x->has_after ? x->vafter : NULL, x->vafter_len };
-        int rc = x->across ? cairn_pg_view_scan_all(x->pg, view, after, VIEW_BATCH, &x->rows)
-                           : cairn_pg_view_scan(x->pg, view, (cairn_pg_bytes){ x->vprefix, x->vprefix_len }, after,
-                                                VIEW_BATCH, &x->rows);
+        rc = x->across ? cairn_pg_view_scan_all(x->pg, view, after, VIEW_BATCH, &x->rows)
+                       : cairn_pg_view_scan(x->pg, view, (cairn_pg_bytes){ x->vprefix, x->vprefix_len }, after,
+                                            VIEW_BATCH, &x->rows);
         x->at = 0;
         if (rc) {
             x->more = 0;
