@@ -244,8 +244,5 @@ void cairn_lua_dcb_init(lua_State *L)
         { "once_get", lonce_get },
         { NULL, NULL },
     };
-    luaL_getmetatable(L, CAIRN_STORE_MT);
-    lua_getfield(L, -1, "__index");
-    luaL_setfuncs(L, methods, 0);
-    lua_pop(L, 2);
+    cairn_lua_store_methods(L, methods);
 }

@@ -115,8 +115,5 @@ void cairn_lua_follow_init(lua_State *L)
         { NULL, NULL },
     };
     luaL_setfuncs(L, fns, 0);
-    luaL_getmetatable(L, CAIRN_STORE_MT);
-    lua_getfield(L, -1, "__index");
-    luaL_setfuncs(L, methods, 0);
-    lua_pop(L, 2);
+    cairn_lua_store_methods(L, methods);
 }

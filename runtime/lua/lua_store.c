@@ -909,6 +909,14 @@ static int ltostring(lua_State *L)
     return 1;
 }
 
+void cairn_lua_store_methods(lua_State *L, const luaL_Reg *methods)
+{
+    luaL_getmetatable(L, CAIRN_STORE_MT);
+    lua_getfield(L, -1, "__index");
+    luaL_setfuncs(L, methods, 0);
+    lua_pop(L, 2);
+}
+
 void cairn_lua_store_init(lua_State *L)
 {
     static const luaL_Reg methods[] = {

@@ -2,6 +2,7 @@
 #ifndef CAIRN_LUA_STORE_H
 #define CAIRN_LUA_STORE_H
 
+#include <lauxlib.h>
 #include <lua.h>
 
 /** Register the store metatable, core.open, core.RECORD_STRIDE and core.RECORD_FORMAT into the table at -1. */
@@ -27,5 +28,8 @@ cairn_tracking *cairn_lua_opt_tracking(lua_State *L, int idx, cairn_tracking *t)
 
 /** The name of the store metatable, for bindings that add methods. */
 #define CAIRN_STORE_MT "cairn.store"
+
+/** Add methods (a NULL-terminated list) to the store's (registered) metatable. */
+void cairn_lua_store_methods(lua_State *L, const luaL_Reg *methods);
 
 #endif
