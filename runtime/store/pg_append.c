@@ -1,6 +1,7 @@
 /*
- * pg_append.c -- a save on PostgreSQL: one call of the schema's save()
- * function with the batch as binary arrays (one round trip, one transaction),
+ * pg_append.c -- a save on PostgreSQL: one call of the schema's append()
+ * (events only, the common save) or save() function with the batch as binary
+ * arrays (one round trip, one transaction),
  * then, only when another save held the numbering lock, one call of number()
  * that waits for the ids (pg_sql.c and docs/POSTGRES.md explain why).
  */
@@ -48,14 +49,38 @@ static int check_records(cairn_pg *pg, const cairn_pg_record *r, size_t n, const
     return CAIRN_OK;
 }
 
-/* The parameters of save(): arrays of the events, of the snapshots, tracking,
- * new data keys, the key state's generation. */
-static int save_params(const cairn_pg_batch *b, pg_params *p)
+/* Events and nothing else (no snapshots, tracking, data keys, key state, DCB events,
+ * condition or idempotency key): the schema's append() alone, with five parameters. */
+static int is_plain(const cairn_pg_batch *b)
+{
+    return b->n > 0 && !b->nsnapshots && !b->track_app.ptr && !b->nkeys && !b->check_keygen && !b->npostings &&
+           !b->fail_if && !b->once.ptr;
+}
+
+/* The events' arrays: stream ids, versions, topics, record bytes. */
+static int event_params(const cairn_pg_batch *b, pg_params *p)
 {
     int rc = pg_param_array(p, PG_UUID_ARRAY, PG_UUID, b->n, rec_stream, b->events);
     if (!rc) rc = pg_param_int8_array(p, b->n, rec_version, b->events);
     if (!rc) rc = pg_param_array(p, PG_BYTEA_ARRAY, PG_BYTEA, b->n, rec_topic, b->events);
     if (!rc) rc = pg_param_array(p, PG_BYTEA_ARRAY, PG_BYTEA, b->n, rec_bytes, b->events);
+    return rc;
+}
+
+/* The parameters of append(): the events, and the streams sealed as new. */
+static int append_params(const cairn_pg_batch *b, pg_params *p)
+{
+    int rc = event_params(b, p);
+    if (!rc) rc = pg_param_array(p, PG_UUID_ARRAY, PG_UUID, b->nnew, new_stream, b->new_streams);
+    return rc;
+}
+
+/* The parameters of save(): the events, the snapshots, tracking, new data keys, the
+ * key state's generation, the streams sealed as new, DCB postings, the condition and
+ * the idempotency key. */
+static int save_params(const cairn_pg_batch *b, pg_params *p)
+{
+    int rc = event_params(b, p);
     if (!rc) rc = pg_param_array(p, PG_UUID_ARRAY, PG_UUID, b->nsnapshots, rec_stream, b->snapshots);
     if (!rc) rc = pg_param_int8_array(p, b->nsnapshots, rec_version, b->snapshots);
     if (!rc) rc = pg_param_array(p, PG_BYTEA_ARRAY, PG_BYTEA, b->nsnapshots, rec_bytes, b->snapshots);
@@ -114,10 +139,11 @@ int cairn_pg_append(cairn_pg *pg, const cairn_pg_batch *b, uint64_t *first_id)
     if (b->check_keygen && b->keygen > INT64_MAX)
         return pg_fail(pg, CAIRN_INVALID, "key generation %llu out of range", (unsigned long long)b->keygen);
     pg_params p = { 0 };
-    rc = save_params(b, &p);
+    int plain = is_plain(b);
+    rc = plain ? append_params(b, &p) : save_params(b, &p);
     PGresult *r = NULL;
     if (rc) rc = pg_fail(pg, rc, "a batch too large to send");
-    else rc = pg_exec(pg, PG_SQL_SAVE, &p, &r);
+    else rc = pg_exec(pg, plain ? PG_SQL_APPEND : PG_SQL_SAVE, &p, &r);
     pg_params_free(&p);
     if (rc) return rc;
     uint64_t first = pg_get_u64(r, 0, 0);

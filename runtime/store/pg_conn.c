@@ -409,7 +409,7 @@ int pg_exec_script(cairn_pg *pg, const char *sql)
 static int worth_preparing(enum pg_sql_id which)
 {
     switch (which) {
-    case PG_SQL_SAVE: case PG_SQL_NUMBER: case PG_SQL_STREAM_ASC: case PG_SQL_STREAM_DESC: case PG_SQL_PREPARE:
+    case PG_SQL_SAVE: case PG_SQL_APPEND: case PG_SQL_NUMBER: case PG_SQL_STREAM_ASC: case PG_SQL_STREAM_DESC: case PG_SQL_PREPARE:
     case PG_SQL_LOG: case PG_SQL_LOG_TOPICS: case PG_SQL_SNAPSHOT: case PG_SQL_MAX_ID: case PG_SQL_TRACKING:
     case PG_SQL_VIEW_WRITE: case PG_SQL_VIEW_GET: case PG_SQL_VIEW_TRACKING:
         return 1;

@@ -14,13 +14,15 @@
 
 /* Every table of src into dst (made by schema_sql just before), in one REPEATABLE READ
  * transaction: one snapshot of src. Columns by name, so an older src (readable as it is)
- * copies into dst at this cairn's version; the identity of events.seq goes on after src's. */
+ * copies into dst at this cairn's version. */
 static const char copy_sql[] =
     "BEGIN ISOLATION LEVEL REPEATABLE READ;\n"
     "DO $copy$\n"
     "DECLARE t text; cols text;\n"
     "BEGIN\n"
     "  FOR t IN SELECT relname FROM pg_class WHERE relnamespace = '\"%1$s\"'::regnamespace AND relkind = 'r' LOOP\n"
+    /* what an older src keeps in a table and dst computes (its counter) is not copied */
+    "    CONTINUE WHEN (SELECT relkind FROM pg_class WHERE oid = to_regclass(format('%%I.%%I', '%2$s', t))) = 'v';\n"
     "    SELECT string_agg(quote_ident(a.attname), ', ' ORDER BY a.attnum) INTO cols\n"
     "      FROM pg_attribute a JOIN pg_attribute d ON d.attname = a.attname AND d.attnum > 0\n"
     "       AND NOT d.attisdropped AND d.attrelid = to_regclass(format('%%I.%%I', '%2$s', t))\n"
@@ -29,11 +31,10 @@ static const char copy_sql[] =
     "      RAISE EXCEPTION 'table %% of schema %1$s has no counterpart in its copy', t;\n"
     "    END IF;\n"
     "    EXECUTE format('TRUNCATE %%I.%%I', '%2$s', t);\n"
-    "    EXECUTE format('INSERT INTO %%I.%%I (%%s) OVERRIDING SYSTEM VALUE SELECT %%s FROM %%I.%%I',\n"
+    "    EXECUTE format('INSERT INTO %%I.%%I (%%s) SELECT %%s FROM %%I.%%I',\n"
     "                   '%2$s', t, cols, cols, '%1$s', t);\n"
     "  END LOOP;\n"
-    "  PERFORM setval(pg_get_serial_sequence('\"%2$s\".events', 'seq'), max(seq)) FROM \"%2$s\".events\n"
-    "    HAVING count(*) > 0;\n"
+
     "  INSERT INTO \"%2$s\".meta VALUES ('format', '%3$d') ON CONFLICT (key) DO UPDATE SET value = excluded.value;\n"
     "END $copy$;\n"
     "COMMIT;\n";

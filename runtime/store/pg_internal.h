@@ -10,7 +10,7 @@
 #include "pg_store.h"
 
 #define CAIRN_PG_SCHEMA_MAX 48      /* leaves room in a 63-byte NOTIFY channel name */
-#define CAIRN_PG_FORMAT 2           /* the schema's version (tables and functions); meta key "format" */
+#define CAIRN_PG_FORMAT 3           /* the schema's version (tables and functions); meta key "format" */
 #define CAIRN_PG_FORMAT_READS 1     /* the oldest version a read-only open reads as it is */
 #define CAIRN_PG_VIEW_KEY_MAX 510   /* view name + key, as on LMDB */
 
@@ -27,7 +27,7 @@
 
 /* The statements (pg_sql.c), made once per handle for its schema. */
 enum pg_sql_id {
-    PG_SQL_SAVE, PG_SQL_NUMBER, PG_SQL_STREAM_ASC, PG_SQL_STREAM_DESC, PG_SQL_PREPARE, PG_SQL_FORGET,
+    PG_SQL_SAVE, PG_SQL_APPEND, PG_SQL_NUMBER, PG_SQL_STREAM_ASC, PG_SQL_STREAM_DESC, PG_SQL_PREPARE, PG_SQL_FORGET,
     PG_SQL_KEYS, PG_SQL_REKEY, PG_SQL_SET_CIPHER, PG_SQL_WALK_EVENTS, PG_SQL_WALK_SNAPSHOTS, PG_SQL_LOG,
     PG_SQL_LOG_TOPICS, PG_SQL_SNAPSHOT, PG_SQL_MAX_ID, PG_SQL_TRACKING, PG_SQL_STAT, PG_SQL_META_GET,
     PG_SQL_META_PUT, PG_SQL_VIEW_WRITE, PG_SQL_VIEW_GET, PG_SQL_VIEW_SCAN, PG_SQL_VIEW_TRACKING,

@@ -5,20 +5,21 @@
  * `#` for its plain name (channel names); the handle expands them once.
  *
  * How notification ids are given (docs/POSTGRES.md has the reasoning):
- *   - a save inserts its events with id NULL, in its own transaction, after
- *     checking every stream's head; `seq` (an identity, gaps allowed) only
- *     records the order events were inserted in;
- *     (the rows of concurrent saves may interleave in seq: `batch`, the saving
- *     transaction's id, keeps each save's events together when they are numbered);
- *   - numbering takes the schema's numbering lock (an advisory lock), and only then
- *     (a new statement, so a new snapshot: every earlier numbering is visible)
- *     gives every committed-but-unnumbered event the next ids in (batch, seq) order,
- *     moves the counter, NOTIFYs, commits, and releases the lock;
- *   - a save numbers inline when the lock is free (SKIP LOCKED: one commit,
- *     one fsync); when another transaction holds it, the save commits without
- *     ids and then numbers in a second short transaction, where it waits for
- *     the lock; whoever gets the lock numbers all that is pending, so one
- *     numbering commit serves many saves.
+ *   - a save checks every stream's head and, when the numbering lock (an advisory
+ *     lock) is free, takes it, numbers anything pending and inserts its events
+ *     with the next ids: one commit, each row written once;
+ *   - when another transaction holds the lock, the save inserts its events with
+ *     id NULL, each with its transaction's id (`batch`) and its place in the save
+ *     (`pos`), commits, and then numbers in a second short transaction, where it
+ *     waits for the lock;
+ *   - numbering, under the lock (taken in an earlier statement, so a new snapshot
+ *     sees every earlier numbering), gives every committed-but-unnumbered event the
+ *     next ids in (batch, pos) order, NOTIFYs, commits and releases the lock; whoever
+ *     gets the lock numbers all that is pending, so one numbering commit serves
+ *     many saves;
+ *   - the last id given is the highest in the `id` index, read under the lock
+ *     (an index probe: no counter row whose dead versions every numbering would
+ *     scan past); `counter` is a view of it, for readers.
  *
  * Rows are written in one canonical order, (stream id, version), whatever the
  * batch's order: two saves that write the same streams then wait for each other
@@ -57,15 +58,14 @@ static const char schema_sql[] =
     "  END IF;\n"
     "END $guard$;\n"
     /* version 1: the tables */
+    /* (as version 3 makes it: versions 1 and 2 had a `seq` identity for a primary key, and
+     * `pos` came in version 2) */
     "CREATE TABLE IF NOT EXISTS @.events (\n"
-    "  seq bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,\n"
     "  stream_id uuid NOT NULL, version bigint NOT NULL, topic bytea NOT NULL, record bytea NOT NULL,\n"
     "  id bigint UNIQUE,  -- NULL until numbered; this index also finds the unnumbered (IS NULL)\n"
     "  batch bigint,  -- a save numbered after its commit: its transaction, which keeps its events together\n"
+    "  pos integer,  -- and each event's place in that save\n"
     "  CONSTRAINT events_stream_version UNIQUE (stream_id, version));\n"
-
-    "CREATE TABLE IF NOT EXISTS @.counter (one boolean PRIMARY KEY DEFAULT true CHECK (one), last bigint NOT NULL);\n"
-    "INSERT INTO @.counter VALUES (true, 0) ON CONFLICT DO NOTHING;\n"
     "CREATE TABLE IF NOT EXISTS @.snapshots (stream_id uuid, version bigint, record bytea NOT NULL,\n"
     "  PRIMARY KEY (stream_id, version));\n"
     "CREATE TABLE IF NOT EXISTS @.tracking (app bytea PRIMARY KEY, id bigint NOT NULL);\n"
@@ -93,6 +93,27 @@ static const char schema_sql[] =
     "    ALTER TABLE @.events ADD COLUMN pos integer;\n"
     "  END IF;\n"
     "END $v2$;\n"
+    /* version 3: one index fewer per event (`seq` goes; a numbering finds pending rows by
+     * (stream_id, version), which also identifies rows for logical replication), and no
+     * counter row: the last id is the top of the `id` index (the table's last value must
+     * be that, or the upgrade stops), and `counter` becomes a view of it */
+    "DO $v3$ BEGIN\n"
+    "  IF EXISTS (SELECT 1 FROM pg_attribute WHERE attrelid = '@.events'::regclass AND attname = 'seq'\n"
+    "             AND NOT attisdropped) THEN\n"
+    "    ALTER TABLE @.events DROP COLUMN seq;\n"
+    "  END IF;\n"
+    "  IF (SELECT relreplident FROM pg_class WHERE oid = '@.events'::regclass) <> 'i' THEN\n"
+    "    ALTER TABLE @.events REPLICA IDENTITY USING INDEX events_stream_version;\n"
+    "  END IF;\n"
+    "  IF (SELECT relkind FROM pg_class WHERE oid = to_regclass('@.counter')) = 'r' THEN\n"
+    "    IF (SELECT last FROM @.counter) <> (SELECT coalesce(max(id), 0) FROM @.events) THEN\n"
+    "      RAISE EXCEPTION 'schema #: the counter is at %, the highest id is %: run cairn verify',\n"
+    "        (SELECT last FROM @.counter), (SELECT max(id) FROM @.events);\n"
+    "    END IF;\n"
+    "    DROP TABLE @.counter;\n"
+    "  END IF;\n"
+    "END $v3$;\n"
+    "CREATE OR REPLACE VIEW @.counter AS SELECT coalesce(max(id), 0) AS last FROM @.events;\n"
     /* an older schema's functions are dropped, to be made anew below (a signature may have
      * changed); a writer that finds the schema made meanwhile replaces them in place */
     "DO $drop$ DECLARE f regprocedure;\n"
@@ -150,24 +171,31 @@ static const char schema_sql[] =
     "      USING ERRCODE = 'CN003';\n"
     "  END IF;\n"
     "END $$;\n"
-    /* Number every committed event that has no id yet. The caller holds the
-     * numbering lock, taken in an earlier statement. One statement, so one
-     * snapshot: the events counted are the events numbered. */
+    /* Number every committed event that has no id yet, after the highest id given.
+     * The caller holds the numbering lock, taken in an earlier statement. One
+     * statement, so one snapshot: the events counted are the events numbered. */
     "CREATE OR REPLACE FUNCTION @.number_pending() RETURNS bigint LANGUAGE plpgsql\n"
     "SET enable_seqscan = off SET jit = off AS $$\n"
     "DECLARE v_last bigint;\n"
     "BEGIN\n"
-    "  WITH p AS MATERIALIZED (SELECT seq, row_number() OVER (ORDER BY batch, pos, seq) AS rn\n"
-    "                           FROM @.events WHERE id IS NULL),\n"
-    "       c AS (UPDATE @.counter SET last = last + (SELECT count(*) FROM p) WHERE EXISTS (SELECT 1 FROM p)\n"
-    "             RETURNING last - (SELECT count(*) FROM p) AS base),\n"
-    "       u AS (UPDATE @.events e SET id = c.base + p.rn FROM p, c WHERE e.seq = p.seq RETURNING e.id)\n"
+    "  WITH b AS (SELECT coalesce(max(id), 0) AS base FROM @.events),\n"
+    "       p AS MATERIALIZED (SELECT stream_id, version,\n"
+    "                                 row_number() OVER (ORDER BY batch, pos, stream_id, version) AS rn\n"
+    "                            FROM @.events WHERE id IS NULL),\n"
+    "       u AS (UPDATE @.events e SET id = b.base + p.rn FROM p, b\n"
+    "              WHERE e.stream_id = p.stream_id AND e.version = p.version RETURNING e.id)\n"
     "  SELECT max(id) INTO v_last FROM u;\n"
     "  IF v_last IS NOT NULL THEN PERFORM pg_notify('cairn_#', v_last::text); END IF;\n"
     "  RETURN v_last;\n"
     "END $$;\n"
-    /* A save: tracking, version check, events, snapshots, and the ids when
-     * the numbering lock is free (else 0: the caller numbers after commit).
+    /* A batch's events, the common save on its own (no snapshots, tracking, keys, DCB
+     * events or idempotency key: one call of this) and the events of every other (save()
+     * calls it). It checks each stream's head (one index probe when the batch has one
+     * stream); then, holding the numbering lock (p_locked: the caller took it and numbered
+     * what was pending) or finding it free (then it numbers what is pending), inserts the
+     * events with the next ids (each row written once), returning the first; else inserts them
+     * without ids, to be numbered after the commit, returning 0. Rows go in (stream id,
+     * version) order; a deferred save keeps its batch's order in `pos`.
      * Generic plans: with arrays for parameters, a plan made for each call's values
      * looks cheaper to the planner (it sees the arrays' lengths), so it would plan
      * every statement on every call (then half of a save's server time). A generic
@@ -175,6 +203,73 @@ static const char schema_sql[] =
      * table was empty it would scan it whole for "id IS NULL" ever after, so these
      * functions plan without sequential scans (every statement here has its index),
      * and without JIT (which that setting's cost penalty would set off, for 0.3 s). */
+    "CREATE OR REPLACE FUNCTION @.append(p_stream uuid[], p_version bigint[], p_topic bytea[], p_record bytea[],\n"
+    "    p_new uuid[], p_locked boolean DEFAULT false)\n"
+    "RETURNS bigint LANGUAGE plpgsql\n"
+    "SET plan_cache_mode = force_generic_plan SET enable_seqscan = off SET jit = off AS $$\n"
+    "DECLARE v_n bigint := cardinality(p_stream); v_one boolean; v_stream uuid; v_head bigint; v_want bigint;\n"
+    "  v_new boolean; v_bad boolean; v_first bigint; v_pending boolean; v_batch bigint;\n"
+    "BEGIN\n"
+    "  IF v_n = 0 THEN RETURN 0; END IF;\n"
+    /* each stream's first event must follow its head, and a stream the caller sealed as new
+     * without reading it (p_new: its events chain to no head) must have none (CN005: read
+     * the heads and seal again) */
+    "  v_one := p_stream[1] = ALL(p_stream);\n"
+    "  IF v_one THEN\n"
+    "    v_stream := p_stream[1]; v_want := p_version[1]; v_new := v_stream = ANY(p_new);\n"
+    "    SELECT e.version INTO v_head FROM @.events e WHERE e.stream_id = v_stream ORDER BY e.version DESC LIMIT 1;\n"
+    "    v_bad := v_head IS NOT NULL AND (v_head <> v_want - 1 OR v_new);\n"
+    "  ELSE\n"
+    "    SELECT w.s, w.v, h.head, w.n INTO v_stream, v_want, v_head, v_new\n"
+    "      FROM (SELECT u.s, min(u.v) AS v, bool_or(n.s IS NOT NULL) AS n\n"
+    "              FROM unnest(p_stream, p_version) AS u(s, v) LEFT JOIN unnest(p_new) AS n(s) ON n.s = u.s\n"
+    "             GROUP BY u.s) w\n"
+    "      CROSS JOIN LATERAL (SELECT max(e.version) AS head FROM @.events e\n"
+    "                           WHERE e.stream_id = w.s) h\n"
+    "     WHERE h.head <> w.v - 1 OR (w.n AND h.head IS NOT NULL) LIMIT 1;\n"
+    "    v_bad := FOUND;\n"
+    "  END IF;\n"
+    "  IF v_bad AND v_new THEN\n"
+    "    RAISE EXCEPTION 'a stream this save took as new has events' USING ERRCODE = 'CN005';\n"
+    "  ELSIF v_bad AND v_want <= v_head THEN\n"
+    "    RAISE EXCEPTION 'aggregate %: version % was already recorded (the stream is at %)',\n"
+    "      v_stream, v_want, v_head USING ERRCODE = 'CN002';\n"
+    "  ELSIF v_bad THEN\n"
+    "    RAISE EXCEPTION 'aggregate %: version % does not follow the recorded version %',\n"
+    "      v_stream, v_want, v_head USING ERRCODE = 'CN002';\n"
+    "  END IF;\n"
+    "  IF p_locked OR pg_try_advisory_xact_lock(@.numbering_lock()) THEN\n"
+    /* the last id given and whether anything is pending (two index probes; this statement
+     * sees every numbering before this one): that is numbered first, unless the caller
+     * did (and checked a DCB condition against every id below ours: what is pending now
+     * gets ids above) */
+    "    SELECT m.last, EXISTS (SELECT 1 FROM @.events WHERE id IS NULL) INTO v_first, v_pending\n"
+    "      FROM (SELECT coalesce(max(id), 0) AS last FROM @.events) m;\n"
+    "    IF v_pending AND NOT p_locked THEN v_first := coalesce(@.number_pending(), v_first); END IF;\n"
+    "  ELSE\n"
+    "    v_batch := pg_current_xact_id()::text::bigint;\n"
+    "  END IF;\n"
+    /* with ids after v_first, or (v_first NULL) with the batch and each event's place;
+     * one stream's events come in version order already: no sort */
+    "  IF v_one THEN\n"
+    "    INSERT INTO @.events (stream_id, version, topic, record, id, batch, pos)\n"
+    "      SELECT s, v, t, r, v_first + o, v_batch, CASE WHEN v_batch IS NOT NULL THEN o END\n"
+    "        FROM unnest(p_stream, p_version, p_topic, p_record) WITH ORDINALITY AS u(s, v, t, r, o);\n"
+    "  ELSE\n"
+    "    INSERT INTO @.events (stream_id, version, topic, record, id, batch, pos)\n"
+    "      SELECT s, v, t, r, v_first + o, v_batch, CASE WHEN v_batch IS NOT NULL THEN o END\n"
+    "        FROM unnest(p_stream, p_version, p_topic, p_record) WITH ORDINALITY AS u(s, v, t, r, o) ORDER BY s, v;\n"
+    "  END IF;\n"
+    "  IF v_batch IS NULL THEN\n"
+    "    PERFORM pg_notify('cairn_#', (v_first + v_n)::text);\n"
+    "    RETURN v_first + 1;\n"
+    "  END IF;\n"
+    /* the saver waits for its numbering, whose synchronous commit flushes this one too */
+    "  PERFORM set_config('synchronous_commit', 'off', true);\n"
+    "  RETURN 0;\n"
+    "END $$;\n"
+    /* A save: data keys, tracking, the events (append()), DCB postings, the idempotency
+     * key, snapshots; the first id, or 0 (none, or the caller numbers after commit). */
     "CREATE OR REPLACE FUNCTION @.save(p_stream uuid[], p_version bigint[], p_topic bytea[], p_record bytea[],\n"
     "    s_stream uuid[], s_version bigint[], s_record bytea[], t_app bytea, t_id bigint, t_first bigint,\n"
     "    k_stream uuid[], k_key bytea[], p_keygen bigint, p_new uuid[],\n"
@@ -182,8 +277,7 @@ static const char schema_sql[] =
     "    c_name bytea[], p_once bytea)\n"
     "RETURNS bigint LANGUAGE plpgsql\n"
     "SET plan_cache_mode = force_generic_plan SET enable_seqscan = off SET jit = off AS $$\n"
-    "DECLARE v_stream uuid; v_head bigint; v_want bigint; v_new boolean; v_first bigint := 0; v_at bigint;\n"
-    "  v_locked boolean;\n"
+    "DECLARE v_first bigint := 0; v_at bigint; v_wait boolean;\n"
     "BEGIN\n"
     "  IF p_keygen IS NOT NULL OR cardinality(k_stream) > 0 THEN\n"
     "    PERFORM pg_advisory_xact_lock_shared(@.keys_lock());\n"
@@ -198,72 +292,32 @@ static const char schema_sql[] =
     "        encode(t_app, 'escape') USING ERRCODE = 'CN001';\n"
     "    END IF;\n"
     "  END IF;\n"
-    "  IF cardinality(p_stream) > 0 OR p_once IS NOT NULL THEN\n"
-    /* one look at each stream's head: its first event must follow it, and a stream the
-     * caller sealed as new without reading it (p_new: its events chain to no head) must
-     * have none (CN005: read the heads and seal again) */
-    "    SELECT w.s, w.v, h.head, w.n INTO v_stream, v_want, v_head, v_new\n"
-    "      FROM (SELECT u.s, min(u.v) AS v, bool_or(n.s IS NOT NULL) AS n\n"
-    "              FROM unnest(p_stream, p_version) AS u(s, v) LEFT JOIN unnest(p_new) AS n(s) ON n.s = u.s\n"
-    "             GROUP BY u.s) w\n"
-    "      CROSS JOIN LATERAL (SELECT max(e.version) AS head FROM @.events e\n"
-    "                           WHERE e.stream_id = w.s) h\n"
-    "     WHERE h.head <> w.v - 1 OR (w.n AND h.head IS NOT NULL) LIMIT 1;\n"
-    "    IF FOUND AND v_new THEN\n"
-    "      RAISE EXCEPTION 'a stream this save took as new has events' USING ERRCODE = 'CN005';\n"
-    "    ELSIF FOUND AND v_want <= v_head THEN\n"
-    "      RAISE EXCEPTION 'aggregate %: version % was already recorded (the stream is at %)',\n"
-    "        v_stream, v_want, v_head USING ERRCODE = 'CN002';\n"
-    "    ELSIF FOUND THEN\n"
-    "      RAISE EXCEPTION 'aggregate %: version % does not follow the recorded version %',\n"
-    "        v_stream, v_want, v_head USING ERRCODE = 'CN002';\n"
+    /* A save with DCB events, an append condition or an idempotency key waits for the
+     * numbering lock, as it needs its ids (and the condition every id below them) in this
+     * transaction (docs/POSTGRES.md, "DCB events"): number what is pending, check the
+     * condition, insert the events with the next ids, their postings and the key. */
+    "  v_wait := cardinality(d_name) > 0 OR c_after IS NOT NULL OR p_once IS NOT NULL;\n"
+    "  IF v_wait THEN\n"
+    "    PERFORM pg_advisory_xact_lock(@.numbering_lock());\n"
+    "    IF EXISTS (SELECT 1 FROM @.events WHERE id IS NULL) THEN PERFORM @.number_pending(); END IF;\n"
+    "    IF c_after IS NOT NULL THEN\n"
+    "      SELECT min(m) INTO v_at FROM @.dcb_match(c_after, 1, c_nitems, c_item, c_name) AS m;\n"
+    "      IF v_at IS NOT NULL THEN\n"
+    "        RAISE EXCEPTION 'an event matching the append condition was recorded after position % (at %): '\n"
+    "          'nothing was recorded', c_after, v_at USING ERRCODE = 'CN006';\n"
+    "      END IF;\n"
     "    END IF;\n"
-    /* The numbering lock: a save with DCB events, an append condition or an idempotency key
-     * waits for it, as it needs its ids (and the condition every id below them) in this
-     * transaction (docs/POSTGRES.md, "DCB events"); another save only tries it. Holding it:
-     * number what is pending (an index probe finds whether anything is; the next statements
-     * see every numbering before it), check the condition, insert the events with the next
-     * ids (each row written once), their postings and the key; else insert them without
-     * ids, to be numbered after commit. */
-    "    IF cardinality(d_name) > 0 OR c_after IS NOT NULL OR p_once IS NOT NULL THEN\n"
-    "      PERFORM pg_advisory_xact_lock(@.numbering_lock());\n"
-    "      v_locked := true;\n"
-    "    ELSE\n"
-    "      v_locked := pg_try_advisory_xact_lock(@.numbering_lock());\n"
-    "    END IF;\n"
-    "    IF v_locked THEN\n"
-    "      IF EXISTS (SELECT 1 FROM @.events WHERE id IS NULL) THEN PERFORM @.number_pending(); END IF;\n"
-    "      IF c_after IS NOT NULL THEN\n"
-    "        SELECT min(m) INTO v_at FROM @.dcb_match(c_after, 1, c_nitems, c_item, c_name) AS m;\n"
-    "        IF v_at IS NOT NULL THEN\n"
-    "          RAISE EXCEPTION 'an event matching the append condition was recorded after position % (at %): '\n"
-    "            'nothing was recorded', c_after, v_at USING ERRCODE = 'CN006';\n"
-    "        END IF;\n"
-    "      END IF;\n"
-    "      UPDATE @.counter SET last = last + cardinality(p_stream) RETURNING last - cardinality(p_stream)\n"
-    "        INTO v_first;\n"
-    "      INSERT INTO @.events (stream_id, version, topic, record, id)\n"
-    "        SELECT s, v, t, r, v_first + o FROM unnest(p_stream, p_version, p_topic, p_record) WITH ORDINALITY\n"
-    "          AS u(s, v, t, r, o) ORDER BY s, v;\n"
-    "      INSERT INTO @.dcb SELECT n, v_first + 1 + e, t FROM unnest(d_name, d_event, d_type) AS u(n, e, t)\n"
-    "        ON CONFLICT DO NOTHING;\n"
-    "      v_first := CASE WHEN cardinality(p_stream) > 0 THEN v_first + 1 ELSE 0 END;\n"
-    "      IF p_once IS NOT NULL THEN\n"
-    "        INSERT INTO @.once VALUES (p_once, v_first, cardinality(p_stream)) ON CONFLICT DO NOTHING;\n"
-    "        IF NOT FOUND THEN\n"
-    "          RAISE EXCEPTION 'the save of idempotency key ''%'' was recorded before', encode(p_once, 'escape')\n"
-    "            USING ERRCODE = 'CN007';\n"
-    "        END IF;\n"
-    "      END IF;\n"
-    "      IF v_first > 0 THEN\n"
-    "        PERFORM pg_notify('cairn_#', (v_first + cardinality(p_stream) - 1)::text);\n"
-    "      END IF;\n"
-    "    ELSE\n"
-    "      INSERT INTO @.events (stream_id, version, topic, record, batch, pos)\n"
-    "        SELECT s, v, t, r, pg_current_xact_id()::text::bigint, o\n"
-    "          FROM unnest(p_stream, p_version, p_topic, p_record) WITH ORDINALITY AS u(s, v, t, r, o) ORDER BY s, v;\n"
-    /* the saver waits for its numbering, whose synchronous commit flushes this one too */
-    "      PERFORM set_config('synchronous_commit', 'off', true);\n"
+    "  END IF;\n"
+    "  v_first := @.append(p_stream, p_version, p_topic, p_record, p_new, v_wait);\n"
+    "  IF cardinality(d_name) > 0 THEN\n"
+    "    INSERT INTO @.dcb SELECT n, v_first + e, t FROM unnest(d_name, d_event, d_type) AS u(n, e, t)\n"
+    "      ON CONFLICT DO NOTHING;\n"
+    "  END IF;\n"
+    "  IF p_once IS NOT NULL THEN\n"
+    "    INSERT INTO @.once VALUES (p_once, v_first, cardinality(p_stream)) ON CONFLICT DO NOTHING;\n"
+    "    IF NOT FOUND THEN\n"
+    "      RAISE EXCEPTION 'the save of idempotency key ''%'' was recorded before', encode(p_once, 'escape')\n"
+    "        USING ERRCODE = 'CN007';\n"
     "    END IF;\n"
     "  END IF;\n"
     "  IF cardinality(s_stream) > 0 THEN\n"
@@ -378,6 +432,7 @@ static const char schema_sql[] =
 static const char *const statements[PG_SQL_COUNT] = {
     [PG_SQL_SAVE] = "SELECT @.save($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, "
                     "$20, $21, $22)",
+    [PG_SQL_APPEND] = "SELECT @.append($1, $2, $3, $4, $5)",
     [PG_SQL_NUMBER] = "SELECT @.number($1, $2)",
     [PG_SQL_STREAM_ASC] = "SELECT id, version, stream_id, record FROM @.events "
                           "WHERE stream_id = $1 AND version >= $2 AND version <= $3 ORDER BY version LIMIT $4",

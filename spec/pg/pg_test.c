@@ -54,6 +54,8 @@ static const char *with(const char *extra)
 
 static void sql(PGconn *c, const char *q);
 
+#define SCHEMA_VERSION 3 /* what this cairn writes (runtime/store/pg_internal.h: CAIRN_PG_FORMAT) */
+
 /* A plain libpq connection for what the tests do around the engine. */
 static PGconn *raw(void)
 {
@@ -134,6 +136,41 @@ static size_t stream_len(cairn_pg *pg, const uint8_t id[16])
 
 /* ---- opening, schemas --------------------------------------------------- */
 
+/* Make a schema look as a cairn of version 1 (no pos, no number()) or 2 left it:
+ * the seq identity for a primary key, a counter table at the highest id. */
+static void as_older(PGconn *c, const char *schema, int version)
+{
+    static const char *const steps[] = {
+        "ALTER TABLE %s.events ADD COLUMN seq bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY, "
+        "REPLICA IDENTITY DEFAULT",
+        "DROP VIEW %s.counter",
+        "CREATE TABLE %s.counter (one boolean PRIMARY KEY DEFAULT true CHECK (one), last bigint NOT NULL)",
+        "INSERT INTO %1$s.counter SELECT true, coalesce(max(id), 0) FROM %1$s.events",
+        "ALTER TABLE %s.events DROP COLUMN pos", /* version 1 only, from here */
+        "DROP FUNCTION %s.number(uuid, bigint)",
+    };
+    char q[300];
+    for (int i = 0; i < (version == 1 ? 6 : 4); i++) {
+        snprintf(q, sizeof q, steps[i], schema);
+        sql(c, q);
+    }
+    snprintf(q, sizeof q, "UPDATE %s.meta SET value = '%d' WHERE key = 'format'", schema, version);
+    sql(c, q);
+}
+
+/* ... brought up to date: this cairn's version, pos, no seq, the counter a view, number() */
+static void check_current(PGconn *c)
+{
+    E(sql_int(c, "SELECT convert_from(value, 'UTF8')::int FROM t_open.meta WHERE key = 'format'") == SCHEMA_VERSION);
+    E(sql_int(c, "SELECT count(*) FROM information_schema.columns WHERE table_schema = 't_open' "
+                 "AND table_name = 'events' AND column_name IN ('pos', 'seq')") == 1);
+    E(sql_int(c, "SELECT count(*) FROM information_schema.columns WHERE table_schema = 't_open' "
+                 "AND table_name = 'events' AND column_name = 'pos'") == 1);
+    E(sql_int(c, "SELECT count(*) FROM pg_class WHERE oid = 't_open.counter'::regclass AND relkind = 'v'") == 1);
+    E(sql_int(c, "SELECT count(*) FROM pg_proc WHERE proname = 'number' AND "
+                 "pronamespace = 't_open'::regnamespace") == 1);
+}
+
 static void test_open(void)
 {
     cairn_pg *pg = NULL;
@@ -180,9 +217,7 @@ static void test_open(void)
     cairn_pg_close(pg);
     /* a schema an older cairn left (version 1: no pos column, its own functions) is read as it is
      * by a reader, which writes nothing, and brought up to date by a writer's open */
-    sql(c, "UPDATE t_open.meta SET value = '1' WHERE key = 'format'");
-    sql(c, "ALTER TABLE t_open.events DROP COLUMN pos");
-    sql(c, "DROP FUNCTION t_open.number(uuid, bigint)");
+    as_older(c, "t_open", 1);
     pg = NULL;
     OK(cairn_pg_open(with("schema=t_open"), &ro2, &pg, err, sizeof err));
     uint64_t max;
@@ -198,29 +233,40 @@ static void test_open(void)
     OK(cairn_pg_append(pg, &b, &first));
     E(first == 1);
     cairn_pg_close(pg);
-    E(sql_int(c, "SELECT convert_from(value, 'UTF8')::int FROM t_open.meta WHERE key = 'format'") == 2);
-    /* and a writer's open at once */
-    sql(c, "UPDATE t_open.meta SET value = '1' WHERE key = 'format'");
-    sql(c, "ALTER TABLE t_open.events DROP COLUMN pos");
-    sql(c, "DROP FUNCTION t_open.number(uuid, bigint)");
+    check_current(c);
+    /* and a writer's open at once, from version 1 and from version 2; ids go on */
+    for (int v = 1; v <= 2; v++) {
+        as_older(c, "t_open", v);
+        E(sql_int(c, "SELECT last FROM t_open.counter") == v);
+        cairn_pg_options rw = { .schema = "t_open" };
+        pg = NULL;
+        OK(cairn_pg_open(uri, &rw, &pg, err, sizeof err));
+        check_current(c);
+        make_id(id, 1, (uint8_t)(v + 1));
+        OK(cairn_pg_append(pg, &b, &first));
+        E(first == (uint64_t)v + 1);
+        OK(cairn_pg_max_id(pg, &max));
+        E(max == (uint64_t)v + 1);
+        cairn_pg_close(pg);
+    }
+    /* an older schema whose counter does not match its ids is not brought up to date */
+    as_older(c, "t_open", 2);
+    sql(c, "UPDATE t_open.counter SET last = 7");
     cairn_pg_options rw = { .schema = "t_open" };
     pg = NULL;
+    E(cairn_pg_open(uri, &rw, &pg, err, sizeof err) == CAIRN_STORE && strstr(err, "the counter is at 7, the highest "
+      "id is 3"));
+    E(sql_int(c, "SELECT convert_from(value, 'UTF8')::int FROM t_open.meta WHERE key = 'format'") == 2);
+    sql(c, "UPDATE t_open.counter SET last = 3");
+    pg = NULL;
     OK(cairn_pg_open(uri, &rw, &pg, err, sizeof err));
-    E(sql_int(c, "SELECT convert_from(value, 'UTF8')::int FROM t_open.meta WHERE key = 'format'") == 2);
-    make_id(id, 1, 2);
-    OK(cairn_pg_append(pg, &b, &first));
-    E(first == 2);
     cairn_pg_close(pg);
-    E(sql_int(c, "SELECT convert_from(value, 'UTF8')::int FROM t_open.meta WHERE key = 'format'") == 2);
-    E(sql_int(c, "SELECT count(*) FROM information_schema.columns WHERE table_schema = 't_open' "
-                 "AND table_name = 'events' AND column_name = 'pos'") == 1);
-    E(sql_int(c, "SELECT count(*) FROM pg_proc WHERE proname = 'number' AND "
-                 "pronamespace = 't_open'::regnamespace") == 1);
+    check_current(c);
     /* a schema of a newer cairn is refused, by writers and readers, naming both versions; left as it is */
     sql(c, "UPDATE t_open.meta SET value = '9' WHERE key = 'format'");
     pg = NULL;
     E(cairn_pg_open(uri, &rw, &pg, err, sizeof err) == CAIRN_CONFIG && strstr(err, "version 9") &&
-      strstr(err, "newer than this cairn knows (2)"));
+      strstr(err, "newer than this cairn knows (3)"));
     E(cairn_pg_open(uri, &ro, &pg, err, sizeof err) == CAIRN_CONFIG && strstr(err, "version 9"));
     E(sql_int(c, "SELECT convert_from(value, 'UTF8')::int FROM t_open.meta WHERE key = 'format'") == 9);
     PQfinish(c);
@@ -840,7 +886,7 @@ static void test_copy(void)
     OK(cairn_pg_view_get(copy, str("Counts"), str("k"), &rows));
     E(rows.n == 1 && bytes_are(rows.row[0].bytes, "v"));
     cairn_pg_rows_free(&rows);
-    /* the copy's saves go on from its ids (and its seq); the original does not see them */
+    /* the copy's saves go on from its ids; the original does not see them */
     cairn_pg_record next = rec(b, 2, "U", "b2");
     cairn_pg_batch nb = { .events = &next, .n = 1 };
     OK(cairn_pg_append(copy, &nb, &first));
@@ -858,16 +904,17 @@ static void test_copy(void)
     PGconn *c = raw();
     E(sql_int(c, "SELECT count(*) FROM pg_namespace WHERE nspname = 'cairn_dry_t1'") == 0);
     /* a schema an older cairn left is copied (columns by name) into one of this version, and left as it is */
-    sql(c, "UPDATE t_copy.meta SET value = '1' WHERE key = 'format'");
-    sql(c, "ALTER TABLE t_copy.events DROP COLUMN pos");
+    as_older(c, "t_copy", 1);
     cairn_pg_close(pg);
     cairn_pg_options tool = { .schema = "t_copy", .must_exist = 1 };
     pg = NULL;
     OK(cairn_pg_open(uri, &tool, &pg, err, sizeof err));
     OK(cairn_pg_copy(pg, "cairn_dry_t1"));
     E(sql_int(c, "SELECT convert_from(value, 'UTF8')::int FROM t_copy.meta WHERE key = 'format'") == 1);
-    E(sql_int(c, "SELECT convert_from(value, 'UTF8')::int FROM cairn_dry_t1.meta WHERE key = 'format'") == 2);
+    E(sql_int(c, "SELECT convert_from(value, 'UTF8')::int FROM cairn_dry_t1.meta WHERE key = 'format'") ==
+      SCHEMA_VERSION);
     E(sql_int(c, "SELECT count(*) FROM cairn_dry_t1.events") == 3);
+    E(sql_int(c, "SELECT last FROM cairn_dry_t1.counter") == 3);
     OK(cairn_pg_drop_copy(with("schema=cairn_dry_t1"), err2, sizeof err2));
     PQfinish(c);
     cairn_pg_close(pg);
