@@ -224,6 +224,42 @@ describe("cairn.recorder", function()
       end)
     end)
 
+    it("lets finalizers append while an append hands out its heads (each its own memory)", function()
+      -- the handle keeps one buffer for an append's records and hashes: an
+      -- append run by a finalizer in the middle of another must not use it
+      local nested, expected = 0, 0
+      local function fresh_batch(n)
+        local batch, k = {}, 0
+        for _ = 1, n do
+          k = recorder.add(batch, k, cairn.uuid.v4(), 1, 1700000000000000, "Rec.Noted", core.encode({ n = 1 }), 1)
+        end
+        return batch
+      end
+      for _ = 1, 20 do
+        for _ = 1, 30 do
+          local p = newproxy(true)
+          getmetatable(p).__gc = function()
+            local _, heads = rec:append(fresh_batch(3))
+            assert(#heads == 3)
+            nested = nested + 1
+          end
+        end
+        local batch = fresh_batch(200)
+        local _, heads = rec:append(batch)
+        expected = expected + 200
+        assert.are.equal(200, #heads)
+        for i = 1, 200, 37 do
+          local _, head = rec:read_stream(batch[(i - 1) * 8 + 1])
+          assert.are.equal(head, heads[i])
+        end
+      end
+      collectgarbage()
+      assert.is_true(nested > 0)
+      local report = rec:verify()
+      assert.are.equal(0, report.problems, report.first)
+      assert.are.equal(expected + 3 * nested, report.records)
+    end)
+
     it("refuses a batch that breaks the protocol with a SchemaError", function()
       local err = error_of(rec.append, rec, { cairn.uuid.v4(), 1 })
       assert_kind("SchemaError", err)
@@ -231,6 +267,21 @@ describe("cairn.recorder", function()
       local batch = stream_batch(cairn.uuid.v4(), 1)
       batch[1] = "" -- neither a UUID nor a string id
       assert.matches("is empty", assert_kind("SchemaError", error_of(rec.append, rec, batch)).message, 1, true)
+      -- values of the wrong type, each named, and nothing recorded
+      local function refused(slot, value, pattern)
+        local b = stream_batch(cairn.uuid.v4(), 2)
+        b[8 + slot] = value
+        assert.matches(pattern, assert_kind("SchemaError", error_of(rec.append, rec, b)).message, 1, true)
+      end
+      refused(1, 42, "event 2 has no aggregate id")
+      refused(4, 7, "event 2 lacks a topic or payload")
+      refused(5, 7, "event 2 lacks a topic or payload")
+      refused(7, 7, "event 2 has an event_id that is not a UUID")
+      refused(8, 7, "event 2 has metadata that is not msgpack bytes")
+      assert.are.equal(0, #rec:read_log())
+      -- the handle's memory is free again: the next append goes through
+      local first = rec:append(stream_batch(cairn.uuid.v4(), 2))
+      assert.are.equal(1, first)
     end)
   end)
 
