@@ -179,6 +179,14 @@ static int insert_head(cairn_lmdb *h, MDB_txn *txn, cairn_stream_head *head, MDB
  * (first_id: the notification id of the batch's first event). */
 static int read_heads(cairn_lmdb *h, MDB_txn *txn, cairn_write *w, MDB_cursor *scur, uint64_t first_id)
 {
+    /* first, before the index holds entries of events not yet in the log */
+    for (size_t j = 0; j < w->nsnapshots; j++) {
+        cairn_record ev;
+        int rc = cairn_lmdb_find_event(h, txn, w->snapshots[j].stream_id, w->snapshots[j].version, &ev);
+        w->bases[j].found = rc == CAIRN_OK;
+        if (rc == CAIRN_OK) memcpy(w->bases[j].hash, ev.hash, CAIRN_HASH_BYTES);
+        else if (rc != CAIRN_END) return rc;
+    }
     for (size_t i = 0; i < w->nheads; i++) {
         cairn_stream_head *head = &w->heads[i];
         cairn_lmdb_touched(h->sh, h->sh->psize); /* the index page of a random id, and its last event's */
@@ -195,13 +203,6 @@ static int read_heads(cairn_lmdb *h, MDB_txn *txn, cairn_write *w, MDB_cursor *s
         int rc = mdb_get(txn, h->sh->streams, &k, &entry);
         if (rc == 0) w->heads[i].key = (cairn_slice){ entry.mv_data, entry.mv_size };
         else if (rc != MDB_NOTFOUND) return rc;
-    }
-    for (size_t j = 0; j < w->nsnapshots; j++) {
-        cairn_record ev;
-        int rc = cairn_lmdb_find_event(h, txn, w->snapshots[j].stream_id, w->snapshots[j].version, &ev);
-        w->bases[j].found = rc == CAIRN_OK;
-        if (rc == CAIRN_OK) memcpy(w->bases[j].hash, ev.hash, CAIRN_HASH_BYTES);
-        else if (rc != CAIRN_END) return rc;
     }
     return 0;
 }
