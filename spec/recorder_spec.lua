@@ -224,6 +224,25 @@ describe("cairn.recorder", function()
       end)
     end)
 
+    it("try_append gives what the store refuses as nil and the error object, and raises nothing", function()
+      local id = cairn.uuid.v4()
+      local first, heads = rec:try_append(stream_batch(id, 2))
+      assert.are.equal(1, first)
+      assert.are.same({ select(2, rec:read_stream(id)) }, heads)
+      local none, err = rec:try_append(stream_batch(id, 1))
+      assert.is_nil(none)
+      assert.matches("version 1", assert_kind("ConcurrencyError", err).message, 1, true)
+      none, err = rec:try_append({ id, 3 })
+      assert.is_nil(none)
+      assert.matches("8 values per record", assert_kind("SchemaError", err).message, 1, true)
+      local bad = stream_batch(cairn.uuid.v4(), 1)
+      bad[4] = false
+      none, err = rec:try_append(bad)
+      assert.is_nil(none)
+      assert.matches("lacks a topic", assert_kind("SchemaError", err).message, 1, true)
+      assert.are.equal(2, #rec:read_log())
+    end)
+
     it("lets finalizers append while an append hands out its heads (each its own memory)", function()
       -- the handle keeps one buffer for an append's records and hashes: an
       -- append run by a finalizer in the middle of another must not use it

@@ -17,6 +17,8 @@ local floor = math.floor
 local encode = core.encode
 local add_record = recorder.add
 local RECORD = recorder.STRIDE
+local pending, take_pending = aggregate.pending, aggregate.take_pending
+local new_tab = require "table.new" -- LuaJIT's: a table with room for n keys
 
 -- The state of an aggregate as msgpack, with a SchemaError naming it if a
 -- field cannot be stored.
@@ -176,12 +178,35 @@ local function record(self, tracking_app, tracking_id, aggs, n_aggs, once)
   return recordings
 end
 
+-- The save of one aggregate without snapshot intervals (most saves): its
+-- pending records are the batch as they are, and they stay pending until
+-- the store has them, so a failure has nothing to put back: no pcall, no
+-- closure, no table but the recordings (the loop stays compiled).
+local function record_one(self, agg)
+  if type(agg) ~= "table" or not getmetatable(agg) or not agg.id then
+    error("bad argument #1 to 'save' (aggregate expected)", 3)
+  end
+  local events, records = pending(agg)
+  if not events then return {} end
+  local first, heads = self.store:try_append(records)
+  if not first then error(explain_conflict(heads, { agg }, { events }), 0) end
+  take_pending(agg)
+  agg.head = heads[1]
+  local n = #events
+  local recordings = new_tab(n, 0)
+  for j = 1, n do recordings[j] = { notification_id = first + j - 1, event = events[j] } end
+  self.repository:saved_one(agg, events)
+  return recordings
+end
+
 --- Record the pending events of the given aggregates in one transaction.
 -- @param ... aggregates
 -- @return the recordings: array of `{ notification_id, event }` in order
 -- @raise ConcurrencyError if any aggregate is stale; nothing is then recorded
 function Base:save(...)
-  return record(self, nil, nil, { ... }, select("#", ...))
+  local n = select("#", ...)
+  if n == 1 and not self.snapshotting_intervals then return record_one(self, ...) end
+  return record(self, nil, nil, { ... }, n)
 end
 
 -- The recordings of n events recorded from notification id first on.

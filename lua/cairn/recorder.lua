@@ -175,6 +175,11 @@ function Recorder:append(records, opts)
   return self.store:append(records, nil, nil, opts.snapshots, opts)
 end
 
+--- Append a plain batch (no tracking, snapshots or extras); a batch the
+-- store refuses gives nil and the error object, so a save needs no pcall.
+-- @return the first notification id and the heads; or nil, the error
+function Recorder:try_append(records) return self.store:try_append(records) end
+
 --- The positions of the DCB events matching a query (cairn.events checks it).
 -- @return the positions, ascending (at most `limit`), and the log's last id, read together
 function Recorder:dcb_read(query, after, limit) return self.store:dcb_read(query, after, limit) end

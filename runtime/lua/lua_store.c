@@ -255,10 +255,21 @@ static void *batch_room(lua_State *L, store_box *box, size_t bytes, int *from_bo
     return lua_newuserdata(L, bytes);
 }
 
+/* A batch the store refused: raise its error, or return nil and it. */
+static int refused(lua_State *L, int raise, int rc, const char *err)
+{
+    if (raise) return cairn_lua_raise_rc(L, rc, err);
+    lua_pushnil(L);
+    cairn_lua_push_error_rc(L, rc, err);
+    return 2;
+}
+
 /* store:append(records [, tracking_app, tracking_id [, snapshots [, extras]]]) -> first id, heads
  * records and snapshots are flat lists in the batch protocol (read_records);
- * heads holds the hash of the last event of each run of one stream, in order. */
-static int lappend(lua_State *L)
+ * heads holds the hash of the last event of each run of one stream, in order.
+ * raise 0 (store:try_append): a batch the store refuses gives nil and the
+ * error object instead of raising it. */
+static int append_batch(lua_State *L, int raise)
 {
     store_box *box = check_box(L, 1);
     cairn_store *s = box->store;
@@ -271,8 +282,11 @@ static int lappend(lua_State *L)
     }
     int once = lua_istable(L, 6) && (lua_getfield(L, 6, "once"), !lua_isnil(L, -1));
     if (lua_istable(L, 6)) lua_pop(L, 1);
-    if ((len == 0 && !t && slen == 0 && !once) || len % RECORD_STRIDE != 0 || slen % RECORD_STRIDE != 0)
-        return cairn_lua_raise(L, CAIRN_SCHEMA, "append: a batch holds %d values per record", RECORD_STRIDE);
+    char err[600];
+    if ((len == 0 && !t && slen == 0 && !once) || len % RECORD_STRIDE != 0 || slen % RECORD_STRIDE != 0) {
+        snprintf(err, sizeof err, "append: a batch holds %d values per record", RECORD_STRIDE);
+        return refused(L, raise, CAIRN_SCHEMA, err);
+    }
     size_t n = len / RECORD_STRIDE, ns = slen / RECORD_STRIDE;
     cairn_batch batch = { .n = n, .tracking = t, .nsnapshots = ns };
     cairn_dcb_query fail_if;
@@ -282,7 +296,6 @@ static int lappend(lua_State *L)
     int from_box;
     cairn_record *ev = batch_room(L, box, bytes, &from_box);
     uint8_t *hashes = (uint8_t *)(ev + recs);
-    char err[600];
     int rc = read_records(L, s, 2, ev, n, "event", err, sizeof err);
     if (rc == CAIRN_OK && ns) rc = read_records(L, s, 5, ev + n, ns, "snapshot", err, sizeof err);
     uint64_t first = 0;
@@ -295,7 +308,7 @@ static int lappend(lua_State *L)
     }
     if (rc) {
         if (from_box) box->batch_busy = 0;
-        return cairn_lua_raise_rc(L, rc, err);
+        return refused(L, raise, rc, err);
     }
     /* the heads, from a copy: making strings may run a finalizer that appends */
     size_t runs = 0;
@@ -315,6 +328,20 @@ static int lappend(lua_State *L)
         lua_rawseti(L, -2, (int)i + 1);
     }
     return 2;
+}
+
+static int lappend(lua_State *L)
+{
+    return append_batch(L, 1);
+}
+
+/* store:try_append(records) -> first id, heads; or nil, the error object
+ * (a save checks what the store refused without a pcall) */
+static int ltry_append(lua_State *L)
+{
+    luaL_checktype(L, 2, LUA_TTABLE);
+    lua_settop(L, 2);
+    return append_batch(L, 0);
 }
 
 static int lmax_id(lua_State *L)
@@ -995,6 +1022,7 @@ void cairn_lua_store_init(lua_State *L)
 {
     static const luaL_Reg methods[] = {
         { "append", lappend },
+        { "try_append", ltry_append },
         { "max_id", lmax_id },
         { "tracking_max", ltracking_max },
         { "tracking_scan", ltracking_scan },
