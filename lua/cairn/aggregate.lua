@@ -437,16 +437,6 @@ function _M.pending(agg)
   return pending_events[agg], pending_records[agg]
 end
 
---- Internal: put events and records back (after a failed save), ahead of newer ones.
-function _M.restore_pending(agg, events, records)
-  local newer_events, newer_records = pending_events[agg], pending_records[agg]
-  if newer_events then
-    for i = 1, #newer_events do events[#events + 1] = newer_events[i] end
-    for i = 1, #newer_records do records[#records + 1] = newer_records[i] end
-  end
-  pending_events[agg], pending_records[agg] = events, records
-end
-
 -- Fields of an aggregate that are not part of its state.
 local NOT_STATE = { id = true, version = true, modified_on = true, head = true }
 

@@ -335,12 +335,10 @@ static int lappend(lua_State *L)
     return append_batch(L, 1);
 }
 
-/* store:try_append(records) -> first id, heads; or nil, the error object
- * (a save checks what the store refused without a pcall) */
+/* store:try_append(...) -> what store:append returns; or nil and the error
+ * object of a batch the store refused (a save checks it without a pcall) */
 static int ltry_append(lua_State *L)
 {
-    luaL_checktype(L, 2, LUA_TTABLE);
-    lua_settop(L, 2);
     return append_batch(L, 0);
 }
 
