@@ -58,7 +58,6 @@ local INTERNAL = {
   ["app.log.app"] = "its application", ["app.repository.app"] = "its application",
   ["app.snapshots.app"] = "its application", ["app.events.app"] = "its application",
   ["app.repository.saved"] = "app:save keeps the aggregate cache up to date",
-  ["app.repository.saved_one"] = "the same for a save of one aggregate",
   ["system_runner.apps"] = "its applications (get gives them)", ["system_runner.env"] = "the env given",
   ["system_runner.system"] = "the system given", ["system_runner.queue"] = "saves waiting for followers",
   ["system_runner.queued"] = "saves waiting for followers", ["system_runner.draining"] = "followers at work",

@@ -80,11 +80,6 @@ function _M:saved(aggs, events)
   end
 end
 
---- Internal (app:save of one aggregate): `saved` for one aggregate and its events.
-function _M:saved_one(agg, events)
-  if self.cache then self:saved({ agg }, { events }) end
-end
-
 --- The canonical form of an aggregate id: a UUID in lower case, or a string id as it is.
 -- @raise AggregateNotFound if it is neither (not a string, empty, above 255 bytes, not UTF-8)
 function _M:check_id(id)
