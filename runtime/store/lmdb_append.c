@@ -226,9 +226,13 @@ static int append_in(cairn_lmdb *h, MDB_txn *txn, void *ctxp)
     if (rc == 0) rc = mdb_cursor_open(txn, sh->log, &lcur);
     MDB_val k, v;
     uint64_t next_id = 1;
-    if (rc == 0) rc = mdb_cursor_get(lcur, &k, &v, MDB_LAST);
-    if (rc == 0 && k.mv_size == 8) next_id = cairn_get_be64(k.mv_data) + 1;
-    if (rc == MDB_NOTFOUND) rc = 0;
+    if (rc == 0 && sh->txn_log_last) {
+        next_id = sh->txn_log_last + 1; /* an append before this one in the group's transaction */
+    } else if (rc == 0) {
+        rc = mdb_cursor_get(lcur, &k, &v, MDB_LAST);
+        if (rc == 0 && k.mv_size == 8) next_id = cairn_get_be64(k.mv_data) + 1;
+        if (rc == MDB_NOTFOUND) rc = 0;
+    }
     if (rc == 0) rc = read_heads(h, txn, w, scur, next_id);
     if (rc == 0) rc = w->seal(w, &ks);
     if (rc == 0) rc = cairn_lmdb_dcb_check(h, txn, w);
@@ -273,6 +277,7 @@ static int append_in(cairn_lmdb *h, MDB_txn *txn, void *ctxp)
         /* the record, and the page of the stream index a random id lands on */
         cairn_lmdb_touched(sh, w->stored[i].len + sh->psize);
     }
+    if (w->n) sh->txn_log_last = next_id - 1;
     if ((rc = cairn_lmdb_dcb_index(h, txn, w, *ctx->first_id)) != 0) goto done;
     if (w->nsnapshots && (rc = mdb_cursor_open(txn, sh->snapshots, &pcur)) != 0) goto done;
     for (size_t j = 0; j < w->nsnapshots; j++) {
