@@ -131,8 +131,10 @@ int cairn_lua_push_event(lua_State *L, cairn_event_keys *k, const cairn_gather *
     return CAIRN_OK;
 }
 
-/* make_event's upvalues: the header's names, made once (EV_TOPIC..EV_METADATA + 1). */
+/* make_event's upvalues: the header's names, made once (EV_TOPIC..EV_METADATA + 1),
+ * then the state's codec (a light userdata: the registry keeps it). */
 #define HEADER_KEY(slot) lua_upvalueindex((slot) + 1)
+#define CODEC_UPVALUE lua_upvalueindex(EV_METADATA + 2)
 
 static int is_meta_key(const char *k, size_t len)
 {
@@ -145,7 +147,7 @@ static void push_encoded(lua_State *L, int idx, const char *root)
     const uint8_t *bytes;
     size_t len;
     char err[600];
-    int rc = cairn_codec_encode(L, cairn_codec_get(L), idx, root, &bytes, &len, err, sizeof err);
+    int rc = cairn_codec_encode(L, lua_touserdata(L, CODEC_UPVALUE), idx, root, &bytes, &len, err, sizeof err);
     if (rc) cairn_lua_raise_rc(L, rc, err); /* the codec holds nothing once it returns */
     lua_pushlstring(L, (const char *)bytes, len);
 }
@@ -257,6 +259,7 @@ void cairn_lua_event_init(lua_State *L)
     static const char *const header[] = { "topic", "originator_id", "originator_version", "timestamp", "event_id",
                                           "metadata" };
     for (int slot = EV_TOPIC; slot <= EV_METADATA; slot++) lua_pushstring(L, header[slot - EV_TOPIC]);
-    lua_pushcclosure(L, lmake_event, EV_METADATA - EV_TOPIC + 1);
+    lua_pushlightuserdata(L, cairn_codec_get(L));
+    lua_pushcclosure(L, lmake_event, EV_METADATA - EV_TOPIC + 2);
     lua_setfield(L, -2, "make_event");
 }
