@@ -134,14 +134,20 @@ int cairn_store_read_snapshot(cairn_store *s, const uint8_t id[16], int has_lte,
     if (rc == CAIRN_END) { ops(s)->read_end(s->eng); return CAIRN_END; }
     if (rc == CAIRN_OK) rc = cairn_store_keys_begin_read(s);
     if (rc == CAIRN_OK) {
+        /* the whole record as stored: header, hash, body */
+        const uint8_t *bytes = cairn_record_header(out);
+        size_t len = out->header_len + CAIRN_RECORD_HASH + out->payload_len;
         uint8_t want[CAIRN_HASH_BYTES];
-        cairn_record_hash(head, cairn_record_header(out), out->header_len + CAIRN_RECORD_HASH + out->payload_len,
-                          want);
-        if (memcmp(want, out->hash, CAIRN_HASH_BYTES) != 0) {
-            char what[80];
-            cairn_record_describe(id, out->version, what, sizeof what);
-            rc = cairn_store_fail(s, CAIRN_CORRUPT, "the snapshot of %s in %s fails its hash check (altered)", what,
-                                  s->eng->where);
+        if (!cairn_snap_memo_holds(s, id, bytes, len, head)) {
+            cairn_record_hash(head, bytes, len, want);
+            if (memcmp(want, out->hash, CAIRN_HASH_BYTES) != 0) {
+                char what[80];
+                cairn_record_describe(id, out->version, what, sizeof what);
+                rc = cairn_store_fail(s, CAIRN_CORRUPT, "the snapshot of %s in %s fails its hash check (altered)",
+                                      what, s->eng->where);
+            } else {
+                cairn_snap_memo_keep(s, id, bytes, len, head);
+            }
         }
     }
     if (rc == CAIRN_OK) {

@@ -2,7 +2,7 @@
  * store_test.c -- the recorder, record format and UUIDs tested from C, with
  * no Lua: `build/tests/cairn_c_tests [DIR]` (DIR: where to put LMDB stores).
  * One E() check macro, as LMDB's mtest.c has; exits 1 at the first failure.
- * Helper modes for the Lua specs: --corrupt PATH ID payload|header,
+ * Helper modes for the Lua specs: --corrupt PATH ID payload|header, --flip-snapshot PATH,
  * --format PATH N (write store format N), --hold-write PATH (begin a write
  * transaction, print "held" and stop itself with SIGSTOP, as a writer stopped
  * in the middle of a commit).
@@ -309,6 +309,29 @@ static int corrupt(const char *path, uint64_t id, const char *how)
     }
     v = (MDB_val){ len, copy };
     E(mdb_put(txn, log, &k, &v, 0) == 0 && mdb_txn_commit(txn) == 0);
+    mdb_env_close(env);
+    return 0;
+}
+
+/* Flip one bit of the last byte of the first snapshot record in an LMDB
+ * store (the end of its msgpack state, still msgpack), or flip it back: the
+ * Lua specs check that a snapshot read catches the change. */
+static int flip_snapshot(const char *path)
+{
+    MDB_txn *txn;
+    MDB_dbi snaps;
+    MDB_env *env = open_raw(path, "snapshots", &txn, &snaps);
+    MDB_cursor *cur;
+    MDB_val k, v;
+    E(mdb_cursor_open(txn, snaps, &cur) == 0 && mdb_cursor_get(cur, &k, &v, MDB_FIRST) == 0);
+    static uint8_t copy[1 << 20];
+    E(v.mv_size <= sizeof copy);
+    memcpy(copy, v.mv_data, v.mv_size);
+    copy[v.mv_size - 1] ^= 0x01;
+    v.mv_data = copy;
+    E(mdb_cursor_put(cur, &k, &v, MDB_CURRENT) == 0);
+    mdb_cursor_close(cur);
+    E(mdb_txn_commit(txn) == 0);
     mdb_env_close(env);
     return 0;
 }
@@ -899,6 +922,7 @@ int main(int argc, char **argv)
     if (argc == 4 && strcmp(argv[1], "--index-del") == 0) return index_edit(argv[2], argv[3], NULL);
     if (argc == 5 && strcmp(argv[1], "--index-put") == 0) return index_edit(argv[2], argv[3], argv[4]);
     if (argc == 3 && strcmp(argv[1], "--hold-write") == 0) hold_write(argv[2]);
+    if (argc == 3 && strcmp(argv[1], "--flip-snapshot") == 0) return flip_snapshot(argv[2]);
     if (argc == 4 && strcmp(argv[1], "--format") == 0)
         return set_format(argv[2], (unsigned)strtoul(argv[3], NULL, 10));
     char dir[] = "/tmp/cairn_c_tests.XXXXXX";
