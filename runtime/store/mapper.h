@@ -26,6 +26,7 @@ struct cairn_store {
     enum { READ_NONE, READ_STREAM, READ_LOG } reading;
     int descending;
     uint8_t prev_hash[CAIRN_HASH_BYTES]; /* chain check of an ascending stream read; a snapshot's head */
+    uint8_t snap_hash[CAIRN_HASH_BYTES]; /* the stored hash of the snapshot read last */
     int have_prev;
     /* data at rest (mapper_keys.c) */
     uint8_t *master;            /* the master key in secret memory, or NULL */

@@ -151,6 +151,7 @@ int cairn_store_read_snapshot(cairn_store *s, const uint8_t id[16], int has_lte,
         }
     }
     if (rc == CAIRN_OK) {
+        memcpy(s->snap_hash, out->hash, CAIRN_HASH_BYTES);
         memcpy(s->prev_hash, head, CAIRN_HASH_BYTES); /* the head, kept past the read */
         rc = cairn_store_open_payload(s, out);
     }
@@ -161,6 +162,8 @@ int cairn_store_read_snapshot(cairn_store *s, const uint8_t id[16], int has_lte,
     ops(s)->read_end(s->eng);
     return rc;
 }
+
+const uint8_t *cairn_store_snapshot_hash(const cairn_store *s) { return s->snap_hash; }
 
 int cairn_store_tracking_max(cairn_store *s, const char *app, size_t app_len, uint64_t *out)
 {

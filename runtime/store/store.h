@@ -166,6 +166,14 @@ int cairn_store_read_snapshot(cairn_store *s, const uint8_t id[16], int has_lte,
     __attribute__((warn_unused_result));
 
 /**
+ * The stored hash of the snapshot record the last cairn_store_read_snapshot
+ * returned (CAIRN_OK), kept until the next one. It names the record: two
+ * snapshot reads that passed their checks with equal hashes read equal
+ * records (the same state, head and metadata).
+ */
+const uint8_t *cairn_store_snapshot_hash(const cairn_store *s);
+
+/**
  * The stream key of a string aggregate id (string_id.h): its hash, keyed in
  * an encrypted store with a key derived from the view key (made first when
  * create is set and the store has none). Records of a string id carry it as
