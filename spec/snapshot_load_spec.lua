@@ -168,6 +168,35 @@ describe("loading from a snapshot (" .. helper.engine .. ":)", function()
     app:close()
   end)
 
+  it("an unchanged sealed and compressed snapshot of a string id: the same aggregate, id included", function()
+    local Kennel = cairn.aggregate("Kennel", { id = "string" })
+    function Kennel.create_id(name) return name end
+    Kennel:created("Opened", function(self, name) self.name = name; self.dogs = {} end)
+    Kennel.admit = Kennel:event("Admitted", function(self, dog) self.dogs[#self.dogs + 1] = dog end)
+    School.snapshotting_intervals = { Kennel = 1000 }
+    local app = School.new { store = uri, sync = "none", cipher_key = KEY, compressor = "zstd" }
+    local kennel = Kennel("kennel-north")
+    for i = 1, 999 do kennel:admit("dog-" .. i .. "-" .. ("x"):rep(i % 7)) end
+    app:save(kennel)
+    for round = 1, 3 do
+      local got = app.repository:get("kennel-north")
+      assert.are.equal("kennel-north", got.id)
+      assert.are.equal(1000, got.version)
+      assert.are.equal("dog-999-" .. ("x"):rep(999 % 7), got.dogs[999])
+      local kept = app.repository.snapshot_states:peek("kennel-north")
+      assert.are.equal("kennel-north", kept.originator_id)
+      if round == 2 then kept.state.marker = "kept" end -- the third get copies it
+      assert.are.equal(round == 3 and "kept" or nil, got.marker)
+    end
+    -- got by its stream key (a listed UUID), it is still named by its string
+    local stream_key = app.store:streams()[1]
+    for _ = 1, 3 do
+      assert.are.equal("kennel-north", app.repository:get(stream_key).id)
+      assert.are.equal("kennel-north", app.repository.snapshot_states:peek(stream_key).originator_id)
+    end
+    app:close()
+  end)
+
   it("refuses a forgotten aggregate and drops its kept state, forgotten here or by another handle", function()
     local app = School.new { store = uri, sync = "none", cipher_key = KEY }
     local ids = {}

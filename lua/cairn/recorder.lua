@@ -246,7 +246,8 @@ end
 --- The newest snapshot of an aggregate (at or below `q.upto`), as stored.
 -- @param[opt] q `upto` (a version); `known`: the `record_hash` of a snapshot read before,
 --   whose state the caller holds: when the snapshot found is that record (checked as every
---   read is), its state is not decoded again (`state` is nil and `unchanged` true)
+--   read is), its body is not opened or decoded again (`state` is nil, `unchanged` true and
+--   `originator_id` is id: the caller has the state and the id it was saved under)
 -- @return `{ version, class_version, class_name, state, head, timestamp_us, originator_id,
 --   record_hash, state_bytes, unchanged }` (originator_id: the aggregate id it was saved under,
 --   a string id, or id; state_bytes: the size of its encoded state), or nil

@@ -99,7 +99,7 @@ end
 -- its own. A state decoded before is kept (a private copy) under the record's
 -- hash; when the store's snapshot is that record, read and checked as always
 -- (and still openable: not forgotten), its state is a copy of the kept one
--- rather than a second decode of the same bytes.
+-- rather than a second unsealing, inflating and decoding of the same bytes.
 local function read_snapshot(self, store, id, version)
   local states = self.snapshot_states
   local kept = states and states:peek(id)
@@ -117,10 +117,11 @@ local function read_snapshot(self, store, id, version)
   end
   if not snap then
     if kept then states:drop(id) end
-  elseif snap.unchanged then
-    snap.state = copy(kept.state)
+  elseif snap.unchanged then -- the record's body was not opened: its state and string id are the kept ones
+    snap.state, snap.originator_id = copy(kept.state), kept.originator_id
   elseif states and snap.state_bytes >= KEPT_STATE_MIN then
-    states:put { id = id, record_hash = snap.record_hash, state = snap.state } -- put keeps a copy
+    states:put { id = id, record_hash = snap.record_hash, state = snap.state, -- put keeps a copy
+                 originator_id = snap.originator_id }
   elseif kept then
     states:drop(id)
   end

@@ -577,7 +577,8 @@ static void set_number(lua_State *L, const char *k, uint64_t v)
 /* store:read_snapshot(id [, upto [, known]]) -> nil | state (plain table), version, class_version, head,
  * timestamp_us, class name, string id (nil: a UUID id), record hash, state bytes.
  * known: the record hash of a snapshot read before; when the snapshot found (checked as
- * always) is that record, its state is not decoded again and comes back as `true`. */
+ * always) is that record, its body is not opened or decoded again: the state comes back
+ * as `true` and the string id as nil (the caller has both from before). */
 static int lread_snapshot(lua_State *L)
 {
     cairn_store *s = check_store(L);
@@ -592,15 +593,13 @@ static int lread_snapshot(lua_State *L)
     lua_settop(L, 4);
     cairn_gather *g = cairn_lua_store_gather(L, 1);
     cairn_record rec;
-    int rc = cairn_store_read_snapshot(s, raw, has_lte, lte, &rec);
+    int same;
+    int rc = cairn_store_read_snapshot(s, raw, has_lte, lte,
+                                       known_len == CAIRN_HASH_BYTES ? (const uint8_t *)known : NULL, &rec, &same);
     uint8_t token[CAIRN_HASH_BYTES];
-    int same = 0;
     if (rc == CAIRN_OK) {
         memcpy(token, cairn_store_snapshot_hash(s), CAIRN_HASH_BYTES);
-        same = known && known_len == CAIRN_HASH_BYTES && memcmp(known, token, CAIRN_HASH_BYTES) == 0;
-        cairn_record meta = rec; /* the same record: its state is not needed */
-        if (same) meta.payload = NULL;
-        if (cairn_gather_record(g, same ? &meta : &rec) != CAIRN_OK) rc = ENOMEM;
+        if (cairn_gather_record(g, &rec) != CAIRN_OK) rc = ENOMEM;
     }
     char msg[512];
     snprintf(msg, sizeof msg, "%s", rc == ENOMEM ? "out of memory reading a snapshot" : cairn_store_errmsg(s));
