@@ -157,6 +157,7 @@ local rows = {
   { "S2c", "S2c S2 with the aggregate cache", "commands/s", false, "put_none", nil },
   { "S3", "S3 get a " .. stream .. "-event aggregate", "ms/get", true, "scan", "S3" },
   { "S3snap", "S3snap the same from a snapshot", "ms/get", true, nil, "S3snap" },
+  { "S3snapd", "S3snapd S3snap, decoding every get", "ms/get", true, nil, "S3snap" },
   { "S4", "S4 log in pages of 1,000 (decoded)", "notifications/s", false, "scan", "S4" },
   { "S4d", "S4d S4 + every event's fields read", "notifications/s", false, "scan", "S4d" },
   { "S5", "S5 one save of " .. (cairn_n.S5 and commas(tonumber(values.cairn.S5[1].detail:match(
