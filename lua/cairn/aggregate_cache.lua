@@ -3,7 +3,9 @@
 -- first. It holds private copies: `get` hands out a copy and `put` keeps one,
 -- so no caller shares an aggregate with the cache or with another caller.
 -- The repository brings a cached aggregate up to date from the store's newer
--- events before handing it out (another process may have saved).
+-- events before handing it out (another process may have saved). The
+-- repository keeps its decoded snapshot states (`CAIRN_SNAPSHOT_CACHE`) in
+-- another such cache, as entries `{ id, record_hash, state, originator_id }`.
 -- @module cairn.aggregate_cache
 local setmetatable, getmetatable, type, next = setmetatable, getmetatable, type, next
 
