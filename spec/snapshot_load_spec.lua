@@ -68,6 +68,43 @@ describe("loading from a snapshot (" .. helper.engine .. ":)", function()
     app:close()
   end)
 
+  it("copies a kept state of nested tables and times table by table, each copy its own", function()
+    local Litter = cairn.aggregate("Litter")
+    Litter:created("Born", function(self, at)
+      self.at = at
+      self.pups = {}
+    end)
+    Litter.add = Litter:event("PupAdded", function(self, name, at)
+      self.pups[#self.pups + 1] = { name = name, at = at, tags = { "new", name } }
+    end)
+    School.snapshotting_intervals = { Litter = 200 }
+    local app = School.new { store = uri, sync = "none" }
+    local litter = Litter(cairn.time.from_us(1000))
+    for i = 1, 199 do litter:add("pup-" .. i, cairn.time.from_us(1000 + i)) end
+    app:save(litter)
+    local first = app.repository:get(litter.id)
+    for _ = 1, 2 do
+      local got = app.repository:get(litter.id)
+      assert.are.equal(200, got.version)
+      assert.is_true(cairn.time.is_time(got.at))
+      assert.are.equal(1000, got.at.us)
+      assert.are.equal(199, #got.pups)
+      assert.are.equal("pup-199", got.pups[199].name)
+      assert.is_true(cairn.time.is_time(got.pups[199].at))
+      assert.are.equal(1199, got.pups[199].at.us)
+      assert.are.same({ "new", "pup-199" }, got.pups[199].tags)
+      assert.are_not.equal(first.pups[199], got.pups[199])
+      assert.are_not.equal(first.pups[199].tags, got.pups[199].tags)
+      assert.is_false(rawequal(first.pups[199].at, got.pups[199].at))
+      got.pups[199].tags[1] = "changed"
+      got.pups[199].at.us = 0
+    end
+    local kept = app.repository.snapshot_states:peek(litter.id)
+    assert.are.equal("new", kept.state.pups[199].tags[1])
+    assert.are.equal(1199, kept.state.pups[199].at.us)
+    app:close()
+  end)
+
   it("a newer snapshot, from this handle or another, loads in place of the one read (and kept) before", function()
     local app = School.new { store = uri, sync = "none" }
     local id = big_dog(app)

@@ -8,7 +8,7 @@ local event = require "cairn.event"
 
 local setmetatable, type, pcall, error, next, tostring = setmetatable, type, pcall, error, next, tostring
 local aggregate_id = core.aggregate_id
-local copy = aggregate_cache.copy
+local copy, copy_plan, copy_by = aggregate_cache.copy, aggregate_cache.copy_plan, aggregate_cache.copy_by
 
 local _M = { _VERSION = "0.1.0" }
 local mt = { __index = _M }
@@ -118,10 +118,13 @@ local function read_snapshot(self, store, id, version)
   if not snap then
     if kept then states:drop(id) end
   elseif snap.unchanged then -- the record's body was not opened: its state and string id are the kept ones
-    snap.state, snap.originator_id = copy(kept.state), kept.originator_id
+    snap.state = kept.plan and copy_by(kept.plan) or copy(kept.state)
+    snap.originator_id = kept.originator_id
   elseif states and snap.state_bytes >= KEPT_STATE_MIN then
     states:put { id = id, record_hash = snap.record_hash, state = snap.state, -- put keeps a copy
                  originator_id = snap.originator_id }
+    kept = states:peek(id)
+    kept.plan = copy_plan(kept.state) -- a decoded state is a tree: copies take a step per table
   elseif kept then
     states:drop(id)
   end
