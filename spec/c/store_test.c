@@ -521,12 +521,19 @@ static void test_views(const char *uri, const uint8_t *key)
 #define MAP1 "\x81\xa1k\x01"    /* msgpack {k = 1} */
 
 /* event ids and metadata are stored and read back, plain, compressed and sealed */
-static void test_event_ids_and_metadata(const char *uri, int compress, const uint8_t *key)
+/* A store at uri with sync=none, zstd when compress, sealed under key (or plain). */
+static cairn_store *open_with(const char *uri, int compress, const uint8_t *key)
 {
     char err[512];
     cairn_store *s = NULL;
     cairn_store_options opt = { .sync = CAIRN_SYNC_NONE, .compress = compress, .cipher_key = key };
     CHECK(cairn_store_open(uri, &opt, &s, err, sizeof err) == CAIRN_OK);
+    return s;
+}
+
+static void test_event_ids_and_metadata(const char *uri, int compress, const uint8_t *key)
+{
+    cairn_store *s = open_with(uri, compress, key);
     uint8_t a[16];
     cairn_uuid_v4(a);
     static char big[300];
@@ -568,10 +575,7 @@ static void test_event_ids_and_metadata(const char *uri, int compress, const uin
  * one the caller names as known (no body opened), plain, compressed or sealed */
 static void test_snapshot_reads(const char *uri, int compress, const uint8_t *key)
 {
-    char err[512];
-    cairn_store *s = NULL;
-    cairn_store_options opt = { .sync = CAIRN_SYNC_NONE, .compress = compress, .cipher_key = key };
-    CHECK(cairn_store_open(uri, &opt, &s, err, sizeof err) == CAIRN_OK);
+    cairn_store *s = open_with(uri, compress, key);
     uint8_t a[16];
     cairn_uuid_v4(a);
     static char state[6000]; /* a map of one 5,990-byte string: large enough to be kept verified */
