@@ -11,15 +11,19 @@
 -- `replay = true`: events without event_id and metadata; `dcb = true`: DCB
 -- events as `app.events:read` hands them out, `{ position, type, data, tags }`).
 -- The binding gathers what a read returns, ends the read, and only then makes
--- Lua values; upcasting runs here, after the read.
+-- Lua values; upcasting runs here, after the read. Log reads come as pages
+-- whose tables compiled Lua builds (cairn.log_page), or, when that cannot
+-- be, as the binding's tables.
 -- @module cairn.recorder
 local core = require "cairn.core"
 local event = require "cairn.event"
+local log_page = require "cairn.log_page"
 
 local setmetatable, getmetatable, type, error, tostring = setmetatable, getmetatable, type, error, tostring
 local open, wait = core.open, core.wait
 local new_tab = require "table.new" -- LuaJIT's: a table with room for n keys
 local event_fields, with_header = event.fields, event.with_header
+local page_on, read_page = log_page.on, log_page.read
 
 local _M = { _VERSION = "0.1.0" }
 
@@ -220,15 +224,24 @@ end
 -- @param[opt] q `from` (default 1), `stop`, `limit`, `topics`
 -- @return array of notifications (see `notification`)
 function Recorder:read_log(q)
-  local ids, events, odd = self.store:read_log(check_log_query(q, "read_log"), versions)
-  local n = #ids
-  local out = new_tab(n, 0)
-  for i = 1, n do out[i] = notification(ids[i], events[i], 1) end
+  q = check_log_query(q, "read_log")
+  local out, odd
+  if page_on() then
+    out, odd = read_page(self.store, q, versions, notification)
+  else
+    local ids, events
+    ids, events, odd = self.store:read_log(q, versions)
+    local n = #ids
+    out = new_tab(n, 0)
+    for i = 1, n do out[i] = notification(ids[i], events[i], 1) end
+  end
   if odd[1] then
+    local events = {} -- those of the odd notifications
+    for j = 1, #odd, 3 do events[odd[j]] = out[odd[j]].event end
     upcast(events, odd)
     for j = 1, #odd, 3 do
       local i = odd[j]
-      out[i] = notification(ids[i], events[i], odd[j + 1], odd[j + 2])
+      out[i] = notification(out[i].id, events[i], odd[j + 1], odd[j + 2])
     end
   end
   return out
@@ -238,7 +251,10 @@ end
 -- @param[opt] q as `read_log`
 -- @return ids, events: `ids[i]` is the notification id of `events[i]`
 function Recorder:read_events(q)
-  local ids, events, odd = self.store:read_log(check_log_query(q, "read_events"), versions)
+  q = check_log_query(q, "read_events")
+  local ids, events, odd
+  if page_on() then ids, events, odd = read_page(self.store, q, versions)
+  else ids, events, odd = self.store:read_log(q, versions) end
   if odd[1] then upcast(events, odd) end
   return ids, events
 end
