@@ -25,10 +25,9 @@ typedef struct cairn_page_slot {
 /* ---- memory ------------------------------------------------------------ */
 
 /* Make room for `more` elements of `size` bytes after `used` in *arr. */
-static int grow(void *arrp, size_t *cap, size_t used, size_t more, size_t size)
+static int grow_to(void *arrp, size_t *cap, size_t used, size_t more, size_t size)
 {
     void **arr = arrp;
-    if (used + more <= *cap) return CAIRN_OK;
     size_t c = *cap ? *cap : 64;
     while (c < used + more) {
         if (c > SIZE_MAX / 2 / size) return ENOMEM;
@@ -41,8 +40,13 @@ static int grow(void *arrp, size_t *cap, size_t used, size_t more, size_t size)
     return CAIRN_OK;
 }
 
+static inline int grow(void *arr, size_t *cap, size_t used, size_t more, size_t size)
+{
+    return used + more <= *cap ? CAIRN_OK : grow_to(arr, cap, used, more, size);
+}
+
 /* Append n bytes (or, with src NULL, room for them); *off gets where they start. */
-static char *add_bytes(cairn_page *p, const void *src, size_t n, size_t *off)
+static inline char *add_bytes(cairn_page *p, const void *src, size_t n, size_t *off)
 {
     if (grow(&p->bytes, &p->bytes_cap, p->len, n, 1)) return NULL;
     char *at = p->bytes + p->len;
@@ -52,7 +56,7 @@ static char *add_bytes(cairn_page *p, const void *src, size_t n, size_t *off)
     return at;
 }
 
-static cairn_page_tok *add_tok(cairn_page *p, int32_t type, int32_t n, double v)
+static inline cairn_page_tok *add_tok(cairn_page *p, int32_t type, int32_t n, double v)
 {
     if (p->ntoks >= INT32_MAX || grow(&p->toks, &p->toks_cap, p->ntoks, 1, sizeof *p->toks)) return NULL;
     cairn_page_tok *t = &p->toks[p->ntoks++];
@@ -64,20 +68,26 @@ static cairn_page_tok *add_tok(cairn_page *p, int32_t type, int32_t n, double v)
 
 /* ---- strings: each distinct one once per page --------------------------- */
 
+/* Loads of a fixed size (no call), overlapping when the length is not a multiple. */
 static uint32_t hash_bytes(const char *s, size_t len)
 {
-    uint64_t h = 0x9e3779b97f4a7c15ull ^ len;
-    while (len >= 8) {
-        uint64_t w;
-        memcpy(&w, s, 8);
-        h = (h ^ w) * 0xff51afd7ed558ccdull;
-        h ^= h >> 29;
-        s += 8;
-        len -= 8;
+    uint64_t h = 0x9e3779b97f4a7c15ull ^ len, a, b;
+    if (len >= 8) {
+        for (size_t i = 0; i + 8 < len; i += 8) {
+            memcpy(&a, s + i, 8);
+            h = (h ^ a) * 0xff51afd7ed558ccdull;
+            h ^= h >> 29;
+        }
+        memcpy(&b, s + len - 8, 8);
+    } else if (len >= 4) {
+        uint32_t x, y;
+        memcpy(&x, s, 4);
+        memcpy(&y, s + len - 4, 4);
+        b = (uint64_t)x << 32 | y;
+    } else {
+        b = len ? (uint64_t)(uint8_t)s[0] << 16 | (uint64_t)(uint8_t)s[len / 2] << 8 | (uint8_t)s[len - 1] : 0;
     }
-    uint64_t w = 0;
-    memcpy(&w, s, len);
-    h = (h ^ w) * 0xc4ceb9fe1a85ec53ull;
+    h = (h ^ b) * 0xc4ceb9fe1a85ec53ull;
     return (uint32_t)(h ^ h >> 32);
 }
 
@@ -376,6 +386,14 @@ static int32_t originator(cairn_page *p, const cairn_record *rec)
     return sym;
 }
 
+/* Is the record's topic the previous record's? (Runs of one topic are common.) */
+static int same_topic(const cairn_page *p, const cairn_record *rec)
+{
+    if (!p->last_topic) return 0;
+    const cairn_page_str *t = &p->strs[p->last_topic - 1];
+    return (size_t)t->len == rec->topic_len && memcmp(p->bytes + (size_t)t->off, rec->topic, rec->topic_len) == 0;
+}
+
 int cairn_page_add(cairn_page *p, const cairn_record *rec)
 {
     size_t n = (size_t)p->n;
@@ -388,8 +406,9 @@ int cairn_page_add(cairn_page *p, const cairn_record *rec)
     r->class_version = (int32_t)rec->class_version;
     r->forgotten = rec->forgotten != 0;
     r->event_id = -1;
-    r->topic = intern(p, rec->topic, rec->topic_len, NULL);
+    r->topic = same_topic(p, rec) ? p->last_topic : intern(p, rec->topic, rec->topic_len, NULL);
     if (!r->topic) return ENOMEM;
+    p->last_topic = r->topic;
     if (p->kind != CAIRN_EVENT_DCB && !(r->originator = originator(p, rec))) return ENOMEM;
     if (p->kind == CAIRN_EVENT_FULL && !is_zero(rec->event_id)) { /* records written before event ids have none */
         size_t off;
@@ -437,7 +456,7 @@ cairn_page *cairn_page_new_from(lua_State *L, cairn_page *spare, cairn_event_kin
     p->ntoks = p->len = 0;
     if (p->slots) memset(p->slots, 0, p->slots_cap * sizeof *p->slots);
     p->kind = kind;
-    p->last_originator = 0;
+    p->last_originator = p->last_topic = 0;
     return p;
 }
 

@@ -79,6 +79,7 @@ typedef struct cairn_page {
     uint8_t last_id[16];
     size_t last_name_len;
     int32_t last_originator;
+    int32_t last_topic;
 } cairn_page;
 
 /** Push a new, empty page userdata that takes the memory kept in *spare
