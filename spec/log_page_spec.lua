@@ -194,6 +194,39 @@ helper.each_store(function(ctx)
       assert.are.same({}, last[2].event.metadata)
     end)
 
+    it("accept and refuse the same payloads, valid and damaged", function()
+      -- valid encodings of every kind of value, then each damaged at random
+      -- (a byte changed, cut short, a byte added); one record each
+      local app = ctx.open(LogApp)
+      local seeds = { core.encode(every_value()), core.encode { a = { 1, { b = "c" } }, [5] = true },
+                      core.encode { t = cairn.time.from_seconds(1), u = "0f5d1ab5-1c4d-4e58-9a7a-6f4f9e3a2b10" },
+                      core.encode { 1, 2, true, false, 3 }, core.encode { a = 1, b = true, c = -1, d = 0.5 } }
+      math.randomseed(12)
+      local batch, n, count = {}, 0, 0
+      local specials = { 0xc1, 0xc7, 0xd4, 0xd8, 0xd9, 0xdc, 0xde, 0xdf, 0xc0, 0x90, 0x80, 0xa0, 0xff }
+      for i = 1, 1500 do
+        local p = seeds[i % #seeds + 1]
+        local at, how = math.random(1, #p), i % 4
+        if how == 1 then
+          local byte = math.random(2) == 1 and specials[math.random(#specials)] or math.random(0, 255)
+          p = p:sub(1, at - 1) .. string.char(byte) .. p:sub(at + 1)
+        elseif how == 2 then
+          p = p:sub(1, at - 1)
+        elseif how == 3 then
+          p = p:sub(1, at) .. string.char(specials[math.random(#specials)]) .. p:sub(at + 1)
+        end
+        n = recorder.add(batch, n, core.uuid4(), 1, 1700000000000000 + i, "Fuzz.Case", p, 1)
+        count = count + 1
+      end
+      app.store:append(batch)
+      local refused = 0
+      for id = 1, count do
+        local got = same_on_both(function() return app.store:read_log { ids = { id } } end)
+        if got:find("^error") then refused = refused + 1 end
+      end
+      assert.is_true(refused > 200 and refused < count - 200, refused .. " of " .. count .. " refused")
+    end)
+
     it("refuse a malformed payload with the same error", function()
       local app = ctx.open(LogApp)
       local batch = {}

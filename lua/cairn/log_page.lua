@@ -115,11 +115,14 @@ local function metadata(r, T, B, strs)
   return meta
 end
 
--- A record with a field named as a header field: built in the classic
--- path's order (fields, then the header over them), so the two agree.
-local function exact_event(r, kind, topic, T, B, strs)
-  local ev = {}
-  if r.nfields > 0 then set_fields(ev, T, r.fields, r.nfields, B, strs) end
+-- An event table sized for its fields and header, filled in the classic
+-- path's order (fields, then the header over them): for events with more
+-- fields than a constructor's table has room for (it would grow), and for
+-- fields named like header fields (the two paths then agree).
+local function sized_event(r, kind, topic, T, B, strs, header)
+  local nf = r.nfields
+  local ev = new_tab(0, nf + header)
+  if nf > 0 then set_fields(ev, T, r.fields, nf, B, strs) end
   if kind == DCB then
     ev.position, ev.type = r.id, topic
     return ev
@@ -145,12 +148,15 @@ local function build(P, kind, versions, notify)
   end
   local ids, events, odd, nodd = not notify and new_tab(n, 0), new_tab(n, 0), {}, 0
   if versions and next(versions) == nil then versions = nil end -- no versioned class: no look-ups
+  -- the header's fields, and how many more the constructor's table holds (its hash part is a power of 2)
+  local header = kind == FULL and 6 or kind == REPLAY and 4 or 2
+  local room = kind == FULL and 2 or 0
   for i = 1, n do
     local r = R[i - 1]
     local topic = strs[r.topic]
     local ev
-    if r.reserved ~= 0 then
-      ev = exact_event(r, kind, topic, T, B, strs)
+    if r.reserved ~= 0 or r.nfields > room then
+      ev = sized_event(r, kind, topic, T, B, strs, header)
     else
       if kind == FULL then
         local eid = r.event_id
