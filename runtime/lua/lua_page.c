@@ -15,9 +15,10 @@
 #define MAX_DEPTH 64        /* as lua_codec.c: whatever decodes can be stored again */
 #define SYM_MAX 64          /* longer strings are not interned */
 
-/* An entry of the page's string index (sym 0: empty). */
+/* An entry of the page's string index: in use when its gen is the page's
+ * (so a new page empties the index without touching it). */
 typedef struct cairn_page_slot {
-    uint32_t hash;
+    uint32_t hash, gen;
     int32_t sym;
     int32_t reserved;   /* the string is a header field's name */
 } cairn_page_slot;
@@ -104,7 +105,7 @@ static int is_header_name(const char *s, size_t len)
 static void slot_put(cairn_page_slot *slots, size_t cap, cairn_page_slot e)
 {
     size_t i = e.hash & (cap - 1);
-    while (slots[i].sym) i = (i + 1) & (cap - 1);
+    while (slots[i].gen == e.gen) i = (i + 1) & (cap - 1);
     slots[i] = e;
 }
 
@@ -117,7 +118,7 @@ static int slots_room(cairn_page *p)
     cairn_page_slot *s = calloc(cap, sizeof *s);
     if (!s) return ENOMEM;
     for (size_t i = 0; i < p->slots_cap; i++)
-        if (p->slots[i].sym) slot_put(s, cap, p->slots[i]);
+        if (p->slots[i].gen == p->gen) slot_put(s, cap, p->slots[i]);
     free(p->slots);
     p->slots = s;
     p->slots_cap = cap;
@@ -130,7 +131,7 @@ static int32_t intern(cairn_page *p, const char *s, size_t len, int *reserved)
     if (slots_room(p)) return 0;
     uint32_t h = hash_bytes(s, len);
     size_t i = h & (p->slots_cap - 1);
-    for (; p->slots[i].sym; i = (i + 1) & (p->slots_cap - 1)) {
+    for (; p->slots[i].gen == p->gen; i = (i + 1) & (p->slots_cap - 1)) {
         const cairn_page_slot *e = &p->slots[i];
         const cairn_page_str *str = &p->strs[e->sym - 1];
         if (e->hash == h && (size_t)str->len == len && memcmp(p->bytes + (size_t)str->off, s, len) == 0) {
@@ -144,7 +145,7 @@ static int32_t intern(cairn_page *p, const char *s, size_t len, int *reserved)
     p->strs[n].off = (double)off;
     p->strs[n].len = (double)len;
     p->nstrs = (double)(n + 1);
-    cairn_page_slot e = { h, (int32_t)(n + 1), is_header_name(s, len) };
+    cairn_page_slot e = { h, p->gen, (int32_t)(n + 1), is_header_name(s, len) };
     p->slots[i] = e;
     if (reserved) *reserved |= e.reserved;
     return e.sym;
@@ -454,7 +455,10 @@ cairn_page *cairn_page_new_from(lua_State *L, cairn_page *spare, cairn_event_kin
     lua_setmetatable(L, -2);
     p->n = p->nstrs = 0;
     p->ntoks = p->len = 0;
-    if (p->slots) memset(p->slots, 0, p->slots_cap * sizeof *p->slots);
+    if (++p->gen == 0) { /* after 2^32 pages: empty the index for real */
+        if (p->slots) memset(p->slots, 0, p->slots_cap * sizeof *p->slots);
+        p->gen = 1;
+    }
     p->kind = kind;
     p->last_originator = p->last_topic = 0;
     return p;
@@ -466,8 +470,9 @@ cairn_page *cairn_page_new_from(lua_State *L, cairn_page *spare, cairn_event_kin
 
 void cairn_page_release(cairn_page *p, cairn_page *spare)
 {
-    if (!spare->recs && !spare->bytes && p->cap <= SPARE_ITEMS && p->toks_cap <= 4 * SPARE_ITEMS &&
-        p->strs_cap <= SPARE_ITEMS && p->bytes_cap <= SPARE_BYTES) {
+    int empty = !spare->recs && !spare->toks && !spare->strs && !spare->bytes && !spare->slots;
+    if (empty && p->cap <= SPARE_ITEMS && p->toks_cap <= 4 * SPARE_ITEMS &&
+        p->strs_cap <= SPARE_ITEMS && p->slots_cap <= 4 * SPARE_ITEMS && p->bytes_cap <= SPARE_BYTES) {
         *spare = *p;
         memset(p, 0, sizeof *p);
     } else {

@@ -74,6 +74,7 @@ typedef struct cairn_page {
     size_t cap, ntoks, toks_cap, strs_cap, len, bytes_cap;
     struct cairn_page_slot *slots;  /* the strings by hash, for interning */
     size_t slots_cap;
+    uint32_t gen;                   /* this page's, in the slots in use */
     cairn_event_kind kind;
     const uint8_t *last_stream;     /* the previous record's stream and originator string */
     uint8_t last_id[16];
