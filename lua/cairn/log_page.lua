@@ -9,7 +9,8 @@
 -- that are forgotten or need upcasting) as `store:read_log` returns them. The
 -- classic path stays for when the FFI is missing, the JIT is off (interpreted
 -- FFI accesses cost more than the C API), or `CAIRN_NO_FFI=1` is set.
--- Internal: cairn.recorder is its only user.
+-- Internal: cairn.recorder is its only user (and the only caller of the
+-- binding's `read_page`/`release_page`).
 -- @module cairn.log_page
 local core = require "cairn.core"
 local new_tab = require "table.new"
@@ -184,22 +185,17 @@ local function build(P, kind, versions, notify)
   return ids, events, odd
 end
 
---- The log read `q` (as `store:read_log`'s) through a page.
--- @param store the store userdata
--- @param q `from`, `stop`, `limit`, `topics`, `ids`, `replay`, `dcb`
+--- The tables of a page: what `store:read_page(q)` returned, which the
+-- caller keeps (and hands back) until this returns.
+-- @param page the page userdata
+-- @param q the query it was read with (`replay`, `dcb`: what its events hold)
 -- @param[opt] versions topic -> current class version
 -- @param[opt] notify a function (id, event, 1) -> notification
 -- @return ids, events, odd as `store:read_log` gives them; given notify,
 --   the notifications and odd
-function _M.read(store, q, versions, notify)
-  local page = store:read_page(q)
-  if not page then
-    if notify then return {}, {} end
-    return {}, {}, {}
-  end
+function _M.build(page, q, versions, notify)
   local a, b, c = build(cast(PAGE, page), q.dcb and DCB or q.replay and REPLAY or FULL, versions, notify)
-  store:release_page(page)
-  return a, b, c
+  return a, b, c -- not a tail call: page stays on the stack while its memory is read
 end
 
 return _M

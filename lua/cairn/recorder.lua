@@ -23,7 +23,7 @@ local setmetatable, getmetatable, type, error, tostring = setmetatable, getmetat
 local open, wait = core.open, core.wait
 local new_tab = require "table.new" -- LuaJIT's: a table with room for n keys
 local event_fields, with_header = event.fields, event.with_header
-local page_on, read_page = log_page.on, log_page.read
+local page_on, page_build = log_page.on, log_page.build
 
 local _M = { _VERSION = "0.1.0" }
 
@@ -220,6 +220,20 @@ function Recorder:read_replay(id, q)
   return events, head
 end
 
+-- A log read as a page whose tables compiled Lua makes (cairn.log_page):
+-- ids, events and odd as the binding's read_log gives them, or, given
+-- notify (`notification`), the notifications and odd.
+local function read_paged(store, q, notify)
+  local page = store:read_page(q)
+  if not page then
+    if notify then return {}, {} end
+    return {}, {}, {}
+  end
+  local a, b, c = page_build(page, q, versions, notify)
+  store:release_page(page)
+  return a, b, c
+end
+
 --- Notifications of the log in id order, with upcast events.
 -- @param[opt] q `from` (default 1), `stop`, `limit`, `topics`
 -- @return array of notifications (see `notification`)
@@ -227,7 +241,7 @@ function Recorder:read_log(q)
   q = check_log_query(q, "read_log")
   local out, odd
   if page_on() then
-    out, odd = read_page(self.store, q, versions, notification)
+    out, odd = read_paged(self.store, q, notification)
   else
     local ids, events
     ids, events, odd = self.store:read_log(q, versions)
@@ -253,7 +267,7 @@ end
 function Recorder:read_events(q)
   q = check_log_query(q, "read_events")
   local ids, events, odd
-  if page_on() then ids, events, odd = read_page(self.store, q, versions)
+  if page_on() then ids, events, odd = read_paged(self.store, q)
   else ids, events, odd = self.store:read_log(q, versions) end
   if odd[1] then upcast(events, odd) end
   return ids, events

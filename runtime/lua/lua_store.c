@@ -3,9 +3,10 @@
  * lua/cairn/recorder.lua. Coarse calls: one per save and one per read batch.
  *
  * Every read gathers its records into C memory owned by a userdata made
- * before the read starts (lua_gather.h), ends the read, and only then pushes
- * Lua values: nothing raises and no Lua code runs while the store holds a
- * transaction, a lock or a buffer. Upcasting is the recorder's (Lua, after
+ * before the read starts (lua_gather.h; a log read for lua/cairn/log_page.lua
+ * copies into a page instead, lua_page.h), ends the read, and only then
+ * pushes Lua values: nothing raises and no Lua code runs while the store
+ * holds a transaction, a lock or a buffer. Upcasting is the recorder's (Lua, after
  * the read); a read only lists the records that need it.
  */
 #include <errno.h>
