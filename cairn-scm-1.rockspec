@@ -59,6 +59,7 @@ local core_sources = {
   "runtime/lua/lua_http.c",
   "runtime/lua/lua_limits.c",
   "runtime/lua/lua_lock.c",
+  "runtime/lua/lua_page.c",
   "runtime/lua/lua_replay.c",
   "runtime/lua/lua_store.c",
   "runtime/lua/lua_view.c",
@@ -110,7 +111,7 @@ local core_sources = {
 -- The Lua modules: lua/cairn/*.lua (init.lua is `cairn`) and stdlib/cairn/*.lua.
 local lua_modules = {
   "aggregate", "application", "cli", "cli_keys", "cli_run", "cli_system", "config", "embed", "errors",
-  "event", "follow", "guard", "log_json", "notification_log", "process", "progress", "projection",
+  "event", "follow", "guard", "log_json", "log_page", "notification_log", "process", "progress", "projection",
   "recorder", "reload", "remote_log", "repl",
   "repository", "runner", "sandbox", "snapshot_store", "store_tools", "system", "view",
 }

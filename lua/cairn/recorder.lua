@@ -11,15 +11,19 @@
 -- `replay = true`: events without event_id and metadata; `dcb = true`: DCB
 -- events as `app.events:read` hands them out, `{ position, type, data, tags }`).
 -- The binding gathers what a read returns, ends the read, and only then makes
--- Lua values; upcasting runs here, after the read.
+-- Lua values; upcasting runs here, after the read. Log reads come as pages
+-- whose tables compiled Lua builds (cairn.log_page), or, when that cannot
+-- be, as the binding's tables.
 -- @module cairn.recorder
 local core = require "cairn.core"
 local event = require "cairn.event"
+local log_page = require "cairn.log_page"
 
 local setmetatable, getmetatable, type, error, tostring = setmetatable, getmetatable, type, error, tostring
 local open, wait = core.open, core.wait
 local new_tab = require "table.new" -- LuaJIT's: a table with room for n keys
 local event_fields, with_header = event.fields, event.with_header
+local page_on, page_build = log_page.on, log_page.build
 
 local _M = { _VERSION = "0.1.0" }
 
@@ -226,19 +230,42 @@ function Recorder:read_replay(id, q)
   return events, head
 end
 
+-- A log read as a page whose tables compiled Lua makes (cairn.log_page):
+-- ids, events and odd as the binding's read_log gives them, or, given
+-- notify (`notification`), the notifications and odd.
+local function read_paged(store, q, notify)
+  local page = store:read_page(q)
+  if not page then
+    if notify then return {}, {} end
+    return {}, {}, {}
+  end
+  local a, b, c = page_build(page, q, versions, notify)
+  store:release_page(page)
+  return a, b, c
+end
+
 --- Notifications of the log in id order, with upcast events.
 -- @param[opt] q `from` (default 1), `stop`, `limit`, `topics`
 -- @return array of notifications (see `notification`)
 function Recorder:read_log(q)
-  local ids, events, odd = self.store:read_log(check_log_query(q, "read_log"), versions)
-  local n = #ids
-  local out = new_tab(n, 0)
-  for i = 1, n do out[i] = notification(ids[i], events[i], 1) end
+  q = check_log_query(q, "read_log")
+  local out, odd
+  if page_on() then
+    out, odd = read_paged(self.store, q, notification)
+  else
+    local ids, events
+    ids, events, odd = self.store:read_log(q, versions)
+    local n = #ids
+    out = new_tab(n, 0)
+    for i = 1, n do out[i] = notification(ids[i], events[i], 1) end
+  end
   if odd[1] then
+    local events = {} -- those of the odd notifications
+    for j = 1, #odd, 3 do events[odd[j]] = out[odd[j]].event end
     upcast(events, odd)
     for j = 1, #odd, 3 do
       local i = odd[j]
-      out[i] = notification(ids[i], events[i], odd[j + 1], odd[j + 2])
+      out[i] = notification(out[i].id, events[i], odd[j + 1], odd[j + 2])
     end
   end
   return out
@@ -248,7 +275,10 @@ end
 -- @param[opt] q as `read_log`
 -- @return ids, events: `ids[i]` is the notification id of `events[i]`
 function Recorder:read_events(q)
-  local ids, events, odd = self.store:read_log(check_log_query(q, "read_events"), versions)
+  q = check_log_query(q, "read_events")
+  local ids, events, odd
+  if page_on() then ids, events, odd = read_paged(self.store, q)
+  else ids, events, odd = self.store:read_log(q, versions) end
   if odd[1] then upcast(events, odd) end
   return ids, events
 end

@@ -22,6 +22,7 @@
 #include "lua_http.h"
 #include "lua_limits.h"
 #include "lua_lock.h"
+#include "lua_page.h"
 #include "lua_store.h"
 #include "lua_view.h"
 #include "string_id.h"
@@ -180,6 +181,7 @@ int luaopen_cairn_core(lua_State *L)
     luaL_setfuncs(L, fns, 0);
     cairn_lua_event_init(L);
     cairn_lua_store_init(L);
+    cairn_lua_page_init(L);
     cairn_lua_view_init(L);
     cairn_lua_dcb_init(L);
     cairn_lua_follow_init(L);

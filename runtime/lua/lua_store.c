@@ -3,9 +3,10 @@
  * lua/cairn/recorder.lua. Coarse calls: one per save and one per read batch.
  *
  * Every read gathers its records into C memory owned by a userdata made
- * before the read starts (lua_gather.h), ends the read, and only then pushes
- * Lua values: nothing raises and no Lua code runs while the store holds a
- * transaction, a lock or a buffer. Upcasting is the recorder's (Lua, after
+ * before the read starts (lua_gather.h; a log read for lua/cairn/log_page.lua
+ * copies into a page instead, lua_page.h), ends the read, and only then
+ * pushes Lua values: nothing raises and no Lua code runs while the store
+ * holds a transaction, a lock or a buffer. Upcasting is the recorder's (Lua, after
  * the read); a read only lists the records that need it.
  */
 #include <errno.h>
@@ -22,6 +23,7 @@
 #include "lua_error.h"
 #include "lua_event.h"
 #include "lua_gather.h"
+#include "lua_page.h"
 #include "lua_replay.h"
 #include "lua_store.h"
 #include "store.h"
@@ -33,6 +35,7 @@
 typedef struct {
     cairn_store *store;
     cairn_gather spare;     /* the memory of the last read, for the next */
+    cairn_page spare_page;  /* likewise, of the last log page */
     int verifying;          /* a verify thread uses the handle (see lverify) */
     void *batch;            /* an append's records and hashes, kept for the next (see batch_room) */
     size_t batch_cap;
@@ -138,6 +141,7 @@ static int lclose(lua_State *L)
     cairn_store_close(box->store);
     box->store = NULL;
     cairn_gather_free(&box->spare);
+    cairn_page_free(&box->spare_page);
     if (!box->batch_busy) {
         free(box->batch);
         box->batch = NULL;
@@ -357,15 +361,29 @@ typedef struct {
     int rc;
     char msg[512];
     cairn_record at;    /* the record being read, for a malformed-payload message */
+    int malformed;      /* keep() found a record's payload malformed: bad is that record */
+    cairn_record bad;   /* (only its numbers: its pointers go stale with the read) */
 } read_failure;
 
-/* Gather every record of the read in progress into g, then end the read. */
-static void gather_read(cairn_store *s, cairn_gather *g, read_failure *f)
+/* Keep a record of an open read: CAIRN_OK, ENOMEM, or CAIRN_CORRUPT for a malformed payload. */
+typedef int (*keep_fn)(void *into, const cairn_record *rec);
+
+static int keep_gathered(void *g, const cairn_record *rec) { return cairn_gather_record(g, rec); }
+
+/* Keep every record of the read in progress, then end the read. After a
+ * malformed record the read goes on without keeping, so that a store error
+ * further on is the one raised, as when the payloads are decoded later. */
+static void read_all(cairn_store *s, keep_fn keep, void *into, read_failure *f)
 {
     cairn_record rec;
     memset(&rec, 0, sizeof rec);
+    f->malformed = 0;
     while ((f->rc = cairn_store_next(s, &rec)) == CAIRN_OK) {
-        if (cairn_gather_record(g, &rec) != CAIRN_OK) {
+        int rc = f->malformed ? CAIRN_OK : keep(into, &rec);
+        if (rc == CAIRN_CORRUPT) {
+            f->malformed = 1;
+            f->bad = rec;
+        } else if (rc != CAIRN_OK) {
             f->rc = ENOMEM;
             break;
         }
@@ -376,6 +394,12 @@ static void gather_read(cairn_store *s, cairn_gather *g, read_failure *f)
         f->at = rec; /* its pointers go stale with the read: only the numbers are used */
     }
     cairn_store_read_end(s);
+}
+
+/* Gather every record of the read in progress into g, then end the read. */
+static void gather_read(cairn_store *s, cairn_gather *g, read_failure *f)
+{
+    read_all(s, keep_gathered, g, f);
 }
 
 static int raise_read(lua_State *L, const read_failure *f)
@@ -390,14 +414,18 @@ static int raise_read(lua_State *L, const read_failure *f)
     return cairn_lua_raise_rc(L, f->rc, f->msg);
 }
 
-/* A gathered record whose payload or metadata does not decode. */
-static int raise_malformed(lua_State *L, const cairn_gathered *r)
+/* A record whose payload or metadata does not decode. */
+static int raise_malformed_at(lua_State *L, const uint8_t stream_id[16], uint64_t version, uint64_t notification_id)
 {
     char id[CAIRN_UUID_STRLEN + 1] = { 0 };
-    cairn_uuid_format(r->stream_id, id);
+    cairn_uuid_format(stream_id, id);
     return cairn_lua_raise(L, CAIRN_CORRUPT, "aggregate %s version %llu (notification %llu): the stored payload "
-                           "is malformed", id, (unsigned long long)r->version,
-                           (unsigned long long)r->notification_id);
+                           "is malformed", id, (unsigned long long)version, (unsigned long long)notification_id);
+}
+
+static int raise_malformed(lua_State *L, const cairn_gathered *r)
+{
+    return raise_malformed_at(L, r->stream_id, r->version, r->notification_id);
 }
 
 /* The list of records that are not plain (forgotten, stored at a class
@@ -585,36 +613,35 @@ static uint64_t ids_at(lua_State *L, int idx, size_t i)
     return (uint64_t)v;
 }
 
-static int lread_log(lua_State *L)
+/* The query table of a log read (argument 2, with the stack at 3) into q
+ * and *kind; what q points to (topics, ids) is anchored on the stack.
+ * Returns 1 when nothing can match (a limit or stop of 0, an empty ids list). */
+static int log_query(lua_State *L, cairn_log_query *q, cairn_event_kind *kind)
 {
-    cairn_store *s = check_store(L);
-    luaL_checktype(L, 2, LUA_TTABLE);
-    int versions = versions_index(L, 3);
-    lua_settop(L, 3);
-    cairn_log_query q = { 0 };
+    memset(q, 0, sizeof *q);
     int present;
-    q.start = field_u64(L, 2, "from", &present);
-    if (q.start < 1) q.start = 1;
-    q.limit = (size_t)field_u64(L, 2, "limit", &present);
-    int empty = present && q.limit == 0;
-    q.stop = field_u64(L, 2, "stop", &present);
-    empty = empty || (present && q.stop == 0);
+    q->start = field_u64(L, 2, "from", &present);
+    if (q->start < 1) q->start = 1;
+    q->limit = (size_t)field_u64(L, 2, "limit", &present);
+    int empty = present && q->limit == 0;
+    q->stop = field_u64(L, 2, "stop", &present);
+    empty = empty || (present && q->stop == 0);
     lua_getfield(L, 2, "topics");       /* 4 */
     if (!lua_isnil(L, 4)) {
         luaL_argcheck(L, lua_istable(L, 4), 2, "topics must be a list of strings");
-        q.ntopics = lua_objlen(L, 4);
-        cairn_slice *topics = lua_newuserdata(L, (q.ntopics ? q.ntopics : 1) * sizeof *topics);
-        for (size_t i = 0; i < q.ntopics; i++) {
+        q->ntopics = lua_objlen(L, 4);
+        cairn_slice *topics = lua_newuserdata(L, (q->ntopics ? q->ntopics : 1) * sizeof *topics);
+        for (size_t i = 0; i < q->ntopics; i++) {
             lua_rawgeti(L, 4, (int)i + 1);
             topics[i].ptr = lua_tolstring(L, -1, &topics[i].len);
             if (!topics[i].ptr) return cairn_lua_raise(L, CAIRN_SCHEMA, "read_log: topics must be strings");
             lua_pop(L, 1); /* anchored by the topics table */
         }
-        q.topics = topics; /* an empty list filters nothing, as in the Python library */
+        q->topics = topics; /* an empty list filters nothing, as in the Python library */
     }
-    cairn_event_kind kind = field_bool(L, 2, "dcb")      ? CAIRN_EVENT_DCB
-                            : field_bool(L, 2, "replay") ? CAIRN_EVENT_REPLAY
-                                                         : CAIRN_EVENT_FULL;
+    *kind = field_bool(L, 2, "dcb")      ? CAIRN_EVENT_DCB
+            : field_bool(L, 2, "replay") ? CAIRN_EVENT_REPLAY
+                                         : CAIRN_EVENT_FULL;
     lua_getfield(L, 2, "ids");          /* exactly these ids (ascending), in one read */
     int want = lua_gettop(L);
     size_t nids = lua_istable(L, want) ? lua_objlen(L, want) : 0;
@@ -624,9 +651,20 @@ static int lread_log(lua_State *L)
         if (i > 0 && listed[i] <= listed[i - 1])
             return cairn_lua_raise(L, CAIRN_SCHEMA, "read_log: ids must be ascending");
     }
-    if (empty || (lua_istable(L, want) && nids == 0)) { lua_newtable(L); lua_newtable(L); lua_newtable(L); return 3; }
-    q.ids = listed;
-    q.nids = nids;
+    q->ids = listed;
+    q->nids = nids;
+    return empty || (lua_istable(L, want) && nids == 0);
+}
+
+static int lread_log(lua_State *L)
+{
+    cairn_store *s = check_store(L);
+    luaL_checktype(L, 2, LUA_TTABLE);
+    int versions = versions_index(L, 3);
+    lua_settop(L, 3);
+    cairn_log_query q;
+    cairn_event_kind kind;
+    if (log_query(L, &q, &kind)) { lua_newtable(L); lua_newtable(L); lua_newtable(L); return 3; }
     cairn_gather *g = cairn_lua_store_gather(L, 1);
     read_failure f;
     int rc = cairn_store_read_log(s, &q);
@@ -665,6 +703,45 @@ static int lread_log(lua_State *L)
     }
     cairn_lua_store_gathered(L, 1, g);
     return 3;
+}
+
+static int keep_paged(void *p, const cairn_record *rec) { return cairn_page_add(p, rec); }
+
+/* store:read_page({ from, stop, limit, topics, ids, replay, dcb }) -> page, or nothing when the query is empty
+ * The read of read_log as a page for lua/cairn/log_page.lua (lua_page.h);
+ * hand it back with store:release_page(page) once its tables are built. */
+static int lread_page(lua_State *L)
+{
+    store_box *box = check_box(L, 1);
+    cairn_store *s = box->store;
+    luaL_checktype(L, 2, LUA_TTABLE);
+    lua_settop(L, 3);
+    cairn_log_query q;
+    cairn_event_kind kind;
+    if (log_query(L, &q, &kind)) return 0;
+    cairn_page *p = cairn_page_new_from(L, &box->spare_page, kind);
+    read_failure f;
+    int rc = cairn_store_read_log(s, &q);
+    if (rc) {
+        cairn_store_read_end(s);
+        cairn_page_release(p, &box->spare_page);
+        return cairn_lua_raise_store(L, s, rc);
+    }
+    read_all(s, keep_paged, p, &f);
+    if (f.rc != CAIRN_END || f.malformed) cairn_page_release(p, &box->spare_page);
+    if (f.rc != CAIRN_END) return raise_read(L, &f);
+    if (f.malformed) return raise_malformed_at(L, f.bad.stream_id, f.bad.version, f.bad.notification_id);
+    return 1;
+}
+
+/* store:release_page(page): its memory back to the store, for the next page */
+static int lrelease_page(lua_State *L)
+{
+    store_box *box = luaL_checkudata(L, 1, STORE_MT);
+    cairn_page *p = luaL_checkudata(L, 2, CAIRN_PAGE_MT);
+    if (box->store) cairn_page_release(p, &box->spare_page);
+    else cairn_page_free(p);
+    return 0;
 }
 
 static void set_number(lua_State *L, const char *k, uint64_t v)
@@ -1051,6 +1128,8 @@ void cairn_lua_store_init(lua_State *L)
         { "read_stream", lread_stream },
         { "stream_head", lstream_head },
         { "read_log", lread_log },
+        { "read_page", lread_page },
+        { "release_page", lrelease_page },
         { "stat", lstat },
         { "uri", luri },
         { "close", lclose },
