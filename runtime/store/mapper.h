@@ -25,6 +25,7 @@ struct cairn_store {
     /* the read in progress */
     enum { READ_NONE, READ_STREAM, READ_LOG } reading;
     int descending;
+    int from_start;     /* an ascending stream read from its first record: it has no predecessor */
     uint8_t prev_hash[CAIRN_HASH_BYTES]; /* chain check of an ascending stream read; a snapshot's head */
     int have_prev;
     /* data at rest (mapper_keys.c) */

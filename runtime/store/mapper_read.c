@@ -28,6 +28,7 @@ int cairn_store_read_stream(cairn_store *s, const uint8_t id[16], const cairn_st
     cairn_store_read_end(s);
     s->eng->errmsg[0] = '\0';
     s->descending = q->descending;
+    s->from_start = !q->has_gt;
     return began(s, ops(s)->read_stream(s->eng, id, q), READ_STREAM);
 }
 
@@ -40,12 +41,14 @@ int cairn_store_read_log(cairn_store *s, const cairn_log_query *q)
 
 /* Check a stream record against the previous one read (ascending reads;
  * hashes are not secret, so plain memcmp): the first one read is checked
- * against its predecessor in the store. */
+ * against its predecessor in the store -- none when the read started at the
+ * stream's beginning (the first record found chains from zeros, as a save
+ * began it; looking for one below it would find nothing in this read). */
 static int check_chain(cairn_store *s, const cairn_record *rec)
 {
     if (!s->have_prev) {
         memset(s->prev_hash, 0, CAIRN_HASH_BYTES);
-        if (rec->version > 0) {
+        if (rec->version > 0 && !s->from_start) {
             int rc = ops(s)->event_hash(s->eng, rec->stream_id, rec->version - 1, s->prev_hash);
             if (rc && rc != CAIRN_END) return rc;
         }
