@@ -256,6 +256,7 @@ int cairn_lmdb_append(cairn_engine *e, cairn_write *w, uint64_t *first_id);
 int cairn_lmdb_read_stream(cairn_engine *e, const uint8_t id[16], const cairn_stream_query *q);
 int cairn_lmdb_read_log(cairn_engine *e, const cairn_log_query *q);
 int cairn_lmdb_next(cairn_engine *e, cairn_record *out);
+int cairn_lmdb_next_many(cairn_engine *e, cairn_record *out, size_t max, size_t *n);
 int cairn_lmdb_event_hash(cairn_engine *e, const uint8_t id[16], uint64_t version, uint8_t out[CAIRN_HASH_BYTES]);
 int cairn_lmdb_data_key(cairn_engine *e, const uint8_t id[16], cairn_slice *stored);
 int cairn_lmdb_read_snapshot(cairn_engine *e, const uint8_t id[16], int has_lte, uint64_t lte, cairn_record *out,

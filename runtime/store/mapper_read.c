@@ -68,16 +68,22 @@ static int chain_broken(cairn_store *s, const cairn_record *rec)
 /* Read up to CAIRN_READ_AHEAD records of an ascending stream read and check
  * their chain (hashes are not secret, so plain memcmp): each links to the
  * stored hash of the one before, so the links are hashed together. Keeps
- * the ones before a broken link, and what to answer after them. */
+ * the ones before a broken link, and what to answer after them. When the
+ * engine fails, that comes first: what was read ahead may have gone with
+ * the read (a fault in the map resets it, lmdb_fault.c), so it is not
+ * touched again. */
 static void read_ahead(cairn_store *s)
 {
     size_t n = 0;
     int rc = CAIRN_OK;
-    while (n < CAIRN_READ_AHEAD && (rc = ops(s)->next(s->eng, &s->ahead[n])) == CAIRN_OK) n++;
+    if (ops(s)->next_many) rc = ops(s)->next_many(s->eng, s->ahead, CAIRN_READ_AHEAD, &n);
+    else
+        while (n < CAIRN_READ_AHEAD && (rc = ops(s)->next(s->eng, &s->ahead[n])) == CAIRN_OK) n++;
     s->ahead_rc = rc; /* CAIRN_OK: the read-ahead is full, more may follow */
     s->ahead_at = 0;
-    s->ahead_n = n;
-    if (n == 0) return;
+    s->ahead_n = rc == CAIRN_OK || rc == CAIRN_END ? n : 0;
+    if (s->ahead_n == 0) return;
+    n = s->ahead_n;
     if (!s->have_prev && (rc = first_prev(s, &s->ahead[0])) != CAIRN_OK) {
         s->ahead_n = 0;
         s->ahead_rc = rc;
