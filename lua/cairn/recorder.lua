@@ -211,8 +211,9 @@ function Recorder:stream_head(id) return self.store:stream_head(id) end
 -- (`cairn.aggregate.replay_columns` applies them).
 -- @return nil, the head hash and the columns; or the events and the head hash
 function Recorder:read_replay(id, q)
-  local events, head, odd, cols = self.store:read_stream(id, check_stream_query(q), versions, replay_fields)
-  if cols then return nil, head, cols end
+  local events, head, odd, runs, first, stamps, values =
+    self.store:read_stream(id, check_stream_query(q), versions, replay_fields)
+  if runs then return nil, head, { first = first, runs = runs, stamps = stamps, values = values } end
   if odd[1] then upcast(events, odd) end
   return events, head
 end

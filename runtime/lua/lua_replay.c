@@ -101,12 +101,6 @@ static topic_fields *topic_of(lua_State *L, columns *c, const cairn_gather *g, s
     return lookup(L, c, fields, versions, cairn_gather_bytes(g, r->topic), r->topic_len);
 }
 
-static void set_list(lua_State *L, int cols, int list, const char *name)
-{
-    lua_pushvalue(L, list);
-    lua_setfield(L, cols, name);
-}
-
 int cairn_lua_push_columns(lua_State *L, const cairn_gather *g, int fields, int versions, size_t *bad)
 {
     if (g->n == 0 || g->n > (size_t)INT32_MAX) return CAIRN_END;
@@ -127,8 +121,6 @@ int cairn_lua_push_columns(lua_State *L, const cairn_gather *g, int fields, int 
         total += (size_t)t->n;
     }
     if (total > (size_t)INT32_MAX || runs > (size_t)INT32_MAX / 2) { lua_settop(L, top); return CAIRN_END; }
-    lua_createtable(L, 0, 4);
-    int cols = lua_gettop(L);
     lua_createtable(L, (int)runs * 2, 0);
     int run_list = lua_gettop(L);
     lua_createtable(L, (int)g->n, 0);
@@ -163,13 +155,13 @@ int cairn_lua_push_columns(lua_State *L, const cairn_gather *g, int fields, int 
     }
     lua_pushinteger(L, count);
     lua_rawseti(L, run_list, 2 * run);
-    set_list(L, cols, run_list, "runs");
-    set_list(L, cols, stamps, "stamps");
-    set_list(L, cols, values, "values");
+    /* the four values in their places (over the topic strings): copied above
+     * everything (values is at top + 4 or higher), then each put in place */
+    lua_pushvalue(L, run_list);
     lua_pushnumber(L, (lua_Number)first);
-    lua_setfield(L, cols, "first");
-    lua_pushvalue(L, cols);
-    lua_replace(L, top + 1);
-    lua_settop(L, top + 1);
+    lua_pushvalue(L, stamps);
+    lua_pushvalue(L, values);
+    for (int i = 4; i >= 1; i--) lua_replace(L, top + i);
+    lua_settop(L, top + 4);
     return CAIRN_OK;
 }

@@ -378,7 +378,8 @@ static int parse_id(lua_State *L, cairn_store *s, int idx, uint8_t raw[16], int 
  * versions: topic -> current class version; replay: events without event_id
  * and metadata (for rebuilding aggregates, where no event reaches user code).
  * With fields (topic -> list of field names) a replay read that can be is
- * given as columns instead (lua_replay.h): -> nil, head, {}, columns. */
+ * given as columns instead (lua_replay.h): -> nil, head, nil, runs, first,
+ * stamps, values (the recorder makes them its columns table). */
 static int lread_stream(lua_State *L)
 {
     cairn_store *s = check_store(L);
@@ -407,16 +408,17 @@ static int lread_stream(lua_State *L)
      * comes as events, which name it by its string */
     if (kind == CAIRN_EVENT_REPLAY && fields && !q.descending && (string || !g->n || !g->recs[0].name_len)) {
         size_t bad = 0;
-        rc = cairn_lua_push_columns(L, g, fields, versions, &bad);
+        int cols = lua_gettop(L) + 1;
+        rc = cairn_lua_push_columns(L, g, fields, versions, &bad); /* cols .. cols + 3 */
         if (rc == CAIRN_CORRUPT) return raise_malformed(L, &g->recs[bad]);
         if (rc == CAIRN_OK) {
             lua_pushnil(L);
             if (g->recs[g->n - 1].has_hash) push_hash(L, g->recs[g->n - 1].hash);
             else lua_pushnil(L);
-            lua_newtable(L);
-            lua_pushvalue(L, -4);
+            lua_pushnil(L);
+            for (int i = cols; i < cols + 4; i++) lua_pushvalue(L, i);
             cairn_lua_store_gathered(L, 1, g);
-            return 4;
+            return 7;
         }
     }
     cairn_event_keys k;
