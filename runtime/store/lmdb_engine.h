@@ -153,6 +153,10 @@ void cairn_lmdb_probe(const MDB_val *v);
 
 /* --- lmdb_env.c --- */
 
+/* LMDB's default key order (bytewise, then the shorter first), quicker: the
+ * log and the stream index use it (mdb_set_compare at open). */
+int cairn_lmdb_compare_keys(const MDB_val *a, const MDB_val *b);
+
 int cairn_lmdb_open(const char *path, const cairn_engine_options *opt, cairn_engine **out, char *err,
                     size_t errlen);
 void cairn_lmdb_close(cairn_engine *e);

@@ -21,6 +21,7 @@
 
 #include "cairn.h"
 #include "crypto.h"
+#include "lmdb_engine.h"
 #include "record.h"
 #include "store.h"
 #include "string_id.h"
@@ -315,6 +316,38 @@ static int corrupt(const char *path, uint64_t id, const char *how)
 }
 
 static int swap_or_delete(const char *path, uint64_t a, uint64_t b);
+
+/* The log's and stream index's key order is LMDB's default one exactly (any
+ * process or tool may open the store with either): mdb_cmp on a database
+ * with the default order agrees on every pair, in sign, for keys of 0..26
+ * bytes that share prefixes of every length. */
+static void test_key_order(const char *dir)
+{
+    char path[512];
+    snprintf(path, sizeof path, "%s/key_order", dir);
+    E(mkdir(path, 0755) == 0);
+    MDB_env *env;
+    MDB_txn *txn;
+    MDB_dbi dbi;
+    E(mdb_env_create(&env) == 0 && mdb_env_set_maxdbs(env, 2) == 0 && mdb_env_open(env, path, 0, 0644) == 0);
+    E(mdb_txn_begin(env, NULL, 0, &txn) == 0 && mdb_dbi_open(txn, "plain", MDB_CREATE, &dbi) == 0);
+    uint8_t a[26], b[26];
+    unsigned seed = 12345;
+    for (int t = 0; t < 200000; t++) {
+        size_t la = (size_t)(t % 27), lb = (size_t)((t / 27) % 27), common = (size_t)((t / 729) % 27);
+        for (size_t i = 0; i < sizeof a; i++) {
+            seed = seed * 1103515245u + 12345u;
+            a[i] = (uint8_t)(seed >> 16);
+            b[i] = i < common ? a[i] : (uint8_t)(seed >> 8);
+            if ((seed >> 28) == 0) b[i] = a[i]; /* now and then an equal byte past the common prefix */
+        }
+        MDB_val ka = { la, a }, kb = { lb, b };
+        int want = mdb_cmp(txn, dbi, &ka, &kb), got = cairn_lmdb_compare_keys(&ka, &kb);
+        CHECK((want > 0) == (got > 0) && (want < 0) == (got < 0));
+    }
+    mdb_txn_abort(txn);
+    mdb_env_close(env);
+}
 
 /* A stream read checks its chain a group of records at a time, but hands
  * out only checked records: with notification 6 of a 12-event stream
@@ -1019,6 +1052,7 @@ int main(int argc, char **argv)
     test_views(uri, KEY1);
     test_memory_private(base);
     test_chain_read_ahead(base);
+    test_key_order(base);
     test_event_ids_and_metadata("memory:", 0, NULL);
     test_event_ids_and_metadata("memory:", 1, NULL);
     test_event_ids_and_metadata("memory:", 1, KEY1);
