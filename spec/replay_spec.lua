@@ -108,6 +108,24 @@ describe("replay as columns", function()
         assert.are.equal(4, after[1].originator_version)
       end)
 
+    it("takes a read's options from a table with a metatable as from a plain one", function()
+      local app = ctx.open(School)
+      local k = Kennel("Options")
+      for i = 1, 5 do k:pair(i, -i) end
+      app:save(k)
+      local plain = app.store:read_stream(k.id, { after = 1, upto = 5, limit = 3, replay = true })
+      local inherited = app.store:read_stream(k.id,
+        setmetatable({}, { __index = { after = 1, upto = 5, limit = 3, replay = true } }))
+      assert.are.equal(3, #plain)
+      assert.are.same(plain, inherited)
+      assert.is_nil(inherited[1].event_id) -- replay = true came through
+      local newest = app.store:read_stream(k.id, setmetatable({}, { __index = { reverse = true, limit = 1 } }))
+      assert.are.equal(6, newest[1].originator_version)
+      local _, _, cols = app.store:read_replay(k.id, { replay = true, after = 4 })
+      assert.are.equal(5, cols.first)
+      assert.are.same({ "Kennel.Paired", 2 }, cols.runs)
+    end)
+
     it("gives a stream's topics as runs of one topic", function()
       local app = ctx.open(School)
       local k = Kennel("Runs")
