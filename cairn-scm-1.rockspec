@@ -84,6 +84,7 @@ local core_sources = {
   "runtime/store/mapper_keys.c",
   "runtime/store/mapper_read.c",
   "runtime/store/mapper_seal.c",
+  "runtime/store/mapper_snapmemo.c",
   "runtime/store/mapper_verify.c",
   "runtime/store/mapper_views.c",
   "runtime/store/pg_append.c",

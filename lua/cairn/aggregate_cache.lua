@@ -3,7 +3,9 @@
 -- first. It holds private copies: `get` hands out a copy and `put` keeps one,
 -- so no caller shares an aggregate with the cache or with another caller.
 -- The repository brings a cached aggregate up to date from the store's newer
--- events before handing it out (another process may have saved).
+-- events before handing it out (another process may have saved). The
+-- repository keeps its decoded snapshot states (`CAIRN_SNAPSHOT_CACHE`) in
+-- another such cache, as entries `{ id, record_hash, state, originator_id }`.
 -- @module cairn.aggregate_cache
 local setmetatable, getmetatable, type, next = setmetatable, getmetatable, type, next
 
@@ -54,6 +56,50 @@ function _M.copy(v)
   return copy_of(v, {})
 end
 local copy = _M.copy
+
+--- A plan for copying the tree t again and again: its tables, each after the
+-- tables it holds, with the keys it holds them under; nil when t is not a
+-- tree of plain keys (a table key, or a table reached twice), to be copied
+-- with `copy`. t must not change while the plan is used.
+function _M.copy_plan(t)
+  local plan, seen = {}, {}
+  local function visit(x)
+    if seen[x] then return false end
+    seen[x] = true
+    local keys
+    for k, v in next, x do
+      if type(k) == "table" then return false end
+      if type(v) == "table" then
+        if not visit(v) then return false end
+        keys = keys or {}
+        keys[#keys + 1] = k
+      end
+    end
+    plan[#plan + 1] = { t = x, keys = keys, mt = getmetatable(x) }
+    return true
+  end
+  return visit(t) and plan or nil
+end
+
+--- The copy of a tree by its plan (copy_plan): one shallow copy per table
+-- (OpenResty's table.clone: one step), nothing per value.
+function _M.copy_by(plan)
+  local copies, out = {}, nil
+  for i = 1, #plan do
+    local p = plan[i]
+    local t, keys = p.t, p.keys
+    out = shallow(t)
+    if keys then
+      for j = 1, #keys do
+        local k = keys[j]
+        out[k] = copies[t[k]]
+      end
+    end
+    if p.mt then setmetatable(out, p.mt) end
+    copies[t] = out
+  end
+  return out
+end
 
 --- A cache of at most `size` aggregates (size >= 1).
 function _M.new(size)

@@ -61,13 +61,14 @@ local function open_store(env)
                           cipher_key = env:get("CAIRN_CIPHER_KEY") })
 end
 
--- CAIRN_AGGREGATE_CACHE: how many aggregates the repository keeps (0: none).
-local function cache_size(env)
-  local given = env:get("CAIRN_AGGREGATE_CACHE")
-  if given == nil then return 0 end
+-- CAIRN_AGGREGATE_CACHE: how many aggregates the repository keeps (0: none);
+-- CAIRN_SNAPSHOT_CACHE: how many decoded snapshot states (0: none).
+local function cache_size(env, key, what, default)
+  local given = env:get(key)
+  if given == nil then return default end
   local n = tonumber(given)
   if not (n and n % 1 == 0 and n >= 0 and n <= 2 ^ 31) then
-    errors.raise("ConfigError", "CAIRN_AGGREGATE_CACHE must be a whole number of aggregates from 0 to 2^31 (got '%s')",
+    errors.raise("ConfigError", "%s must be a whole number of %s from 0 to 2^31 (got '%s')", key, what,
       tostring(given))
   end
   return n
@@ -263,6 +264,7 @@ function Base:forget(id)
   id = self.repository:check_id(id)
   self.store:forget(id)
   if self.repository.cache then self.repository.cache:drop(id) end
+  if self.repository.snapshot_states then self.repository.snapshot_states:drop(id) end
 end
 
 --- The highest notification id (0 when nothing is recorded).
@@ -300,7 +302,8 @@ function _M.define(name)
     self.store = open_store(self.env)
     self.snapshotting = self.snapshotting_intervals ~= nil or self.env:flag("CAIRN_SNAPSHOTTING", false)
     self.snapshots = snapshot_store.new(self)
-    self.repository = repository.new(self, cache_size(self.env))
+    self.repository = repository.new(self, cache_size(self.env, "CAIRN_AGGREGATE_CACHE", "aggregates", 0),
+      cache_size(self.env, "CAIRN_SNAPSHOT_CACHE", "snapshot states", 8))
     self.log = notification_log.new(self)
     self.events = dcb_events.new(self)
     return self

@@ -12,7 +12,7 @@ local _M = { _VERSION = "0.1.0" }
 local ALIASES = {
   store = "CAIRN_STORE", cipher_key = "CAIRN_CIPHER_KEY", compressor = "CAIRN_COMPRESSOR",
   snapshotting = "CAIRN_SNAPSHOTTING", sync = "CAIRN_SYNC", map_size = "CAIRN_MAP_SIZE",
-  aggregate_cache = "CAIRN_AGGREGATE_CACHE",
+  aggregate_cache = "CAIRN_AGGREGATE_CACHE", snapshot_cache = "CAIRN_SNAPSHOT_CACHE",
 }
 
 local Env = {}

@@ -246,15 +246,27 @@ function Recorder:read_events(q)
 end
 
 --- The newest snapshot of an aggregate (at or below `q.upto`), as stored.
--- @return `{ version, class_version, class_name, state, head, timestamp_us, originator_id }` (the
---   aggregate id it was saved under: a string id, or id), or nil
+-- @param[opt] q `upto` (a version); `known`: the `record_hash` of a snapshot read before,
+--   whose state the caller holds: when the snapshot found is that record (checked as every
+--   read is), its body is not opened or decoded again (`state` is nil, `unchanged` true and
+--   `originator_id` is id: the caller has the state and the id it was saved under)
+-- @return `{ version, class_version, class_name, state, head, timestamp_us, originator_id,
+--   record_hash, state_bytes, unchanged }` (originator_id: the aggregate id it was saved under,
+--   a string id, or id; state_bytes: the size of its encoded state), or nil
 function Recorder:read_snapshot(id, q)
-  local upto = q and q.upto
+  local upto, known = q and q.upto, q and q.known
   whole(upto, "upto", "read_snapshot")
-  local state, version, class_version, head, ts, class_name, string_id = self.store:read_snapshot(id, upto)
+  if known ~= nil and type(known) ~= "string" then
+    error("bad option 'known' to 'read_snapshot' (a record hash string expected)", 2)
+  end
+  local state, version, class_version, head, ts, class_name, string_id, record_hash, state_bytes =
+    self.store:read_snapshot(id, upto, known)
   if not state then return nil end
-  return { version = version, class_version = class_version, class_name = class_name, state = state,
-           head = head, timestamp_us = ts, originator_id = string_id or id }
+  local unchanged = state == true
+  return { version = version, class_version = class_version, class_name = class_name,
+           state = not unchanged and state or nil, head = head, timestamp_us = ts,
+           originator_id = string_id or id, record_hash = record_hash, state_bytes = state_bytes,
+           unchanged = unchanged }
 end
 
 --- The highest notification id (0 when the log is empty).

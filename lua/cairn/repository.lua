@@ -8,16 +8,20 @@ local event = require "cairn.event"
 
 local setmetatable, type, pcall, error, next, tostring = setmetatable, type, pcall, error, next, tostring
 local aggregate_id = core.aggregate_id
-local copy = aggregate_cache.copy
+local copy, copy_plan, copy_by = aggregate_cache.copy, aggregate_cache.copy_plan, aggregate_cache.copy_by
 
 local _M = { _VERSION = "0.1.0" }
 local mt = { __index = _M }
 
+-- A smaller snapshot state decodes in about the time its copy takes: not kept.
+local KEPT_STATE_MIN = 4096
+
 --- Internal: a repository over an application's store, with an aggregate
--- cache of `cache_size` aggregates when that is above 0.
-function _M.new(app, cache_size)
-  return setmetatable({ app = app, cache = cache_size and cache_size > 0 and aggregate_cache.new(cache_size) or nil },
-    mt)
+-- cache of `cache_size` aggregates and the decoded snapshot states of
+-- `snapshot_cache` aggregates, each when above 0.
+function _M.new(app, cache_size, snapshot_cache)
+  return setmetatable({ app = app, cache = cache_size and cache_size > 0 and aggregate_cache.new(cache_size) or nil,
+    snapshot_states = snapshot_cache and snapshot_cache > 0 and aggregate_cache.new(snapshot_cache) or nil }, mt)
 end
 
 -- The cached aggregate brought up to date from the events recorded since it
@@ -91,6 +95,42 @@ function _M:check_id(id)
   return canonical
 end
 
+-- The newest snapshot at or below version (any: nil), or nil, with a state of
+-- its own. A state decoded before is kept (a private copy) under the record's
+-- hash; when the store's snapshot is that record, read and checked as always
+-- (and still openable: not forgotten), its state is a copy of the kept one
+-- rather than a second unsealing, inflating and decoding of the same bytes.
+local function read_snapshot(self, store, id, version)
+  local states = self.snapshot_states
+  local kept = states and states:peek(id)
+  local q = { upto = version, known = kept and kept.record_hash }
+  local snap
+  if kept then
+    local ok
+    ok, snap = pcall(store.read_snapshot, store, id, q)
+    if not ok then
+      states:drop(id) -- forgotten or damaged: keep no state of it
+      error(snap, 0)
+    end
+  else
+    snap = store:read_snapshot(id, q)
+  end
+  if not snap then
+    if kept then states:drop(id) end
+  elseif snap.unchanged then -- the record's body was not opened: its state and string id are the kept ones
+    snap.state = kept.plan and copy_by(kept.plan) or copy(kept.state)
+    snap.originator_id = kept.originator_id
+  elseif states and snap.state_bytes >= KEPT_STATE_MIN then
+    states:put { id = id, record_hash = snap.record_hash, state = snap.state, -- put keeps a copy
+                 originator_id = snap.originator_id }
+    kept = states:peek(id)
+    kept.plan = copy_plan(kept.state) -- a decoded state is a tree: copies take a step per table
+  elseif kept then
+    states:drop(id)
+  end
+  return snap
+end
+
 --- Get an aggregate, at its latest version or at `opts.version`.
 -- @param id the aggregate id (a UUID or a string id)
 -- @param[opt] opts `{ version = v }`
@@ -111,7 +151,7 @@ function _M:get(id, opts)
   -- start from the newest snapshot at or below the version, if any
   local agg, after
   if self.app.snapshotting then
-    local snap = store:read_snapshot(id, version and { upto = version })
+    local snap = read_snapshot(self, store, id, version)
     if snap then
       -- the id it was saved under: a string id also when id is its stream key (API.md §2)
       agg = aggregate.from_snapshot(snap.class_name, snap.originator_id, snap.version, snap.class_version,

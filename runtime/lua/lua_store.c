@@ -608,8 +608,11 @@ static void set_number(lua_State *L, const char *k, uint64_t v)
     lua_setfield(L, -2, k);
 }
 
-/* store:read_snapshot(id [, upto]) -> nil | state (plain table), version, class_version, head,
- * timestamp_us, class name, string id (nil: a UUID id) */
+/* store:read_snapshot(id [, upto [, known]]) -> nil | state (plain table), version, class_version, head,
+ * timestamp_us, class name, string id (nil: a UUID id), record hash, state bytes.
+ * known: the record hash of a snapshot read before; when the snapshot found (checked as
+ * always) is that record, its body is not opened or decoded again: the state comes back
+ * as `true` and the string id as nil (the caller has both from before). */
 static int lread_snapshot(lua_State *L)
 {
     cairn_store *s = check_store(L);
@@ -619,23 +622,36 @@ static int lread_snapshot(lua_State *L)
     int has_lte = !lua_isnoneornil(L, 3);
     lua_Number upto = has_lte ? luaL_checknumber(L, 3) : 0;
     uint64_t lte = upto <= 0 ? 0 : (uint64_t)upto;
-    lua_settop(L, 3);
+    size_t known_len = 0;
+    const char *known = lua_isnoneornil(L, 4) ? NULL : luaL_checklstring(L, 4, &known_len);
+    lua_settop(L, 4);
     cairn_gather *g = cairn_lua_store_gather(L, 1);
     cairn_record rec;
-    int rc = cairn_store_read_snapshot(s, raw, has_lte, lte, &rec);
-    if (rc == CAIRN_OK && cairn_gather_record(g, &rec) != CAIRN_OK) rc = ENOMEM;
+    int same;
+    int rc = cairn_store_read_snapshot(s, raw, has_lte, lte,
+                                       known_len == CAIRN_HASH_BYTES ? (const uint8_t *)known : NULL, &rec, &same);
+    uint8_t token[CAIRN_HASH_BYTES];
+    if (rc == CAIRN_OK) {
+        memcpy(token, cairn_store_snapshot_hash(s), CAIRN_HASH_BYTES);
+        if (cairn_gather_record(g, &rec) != CAIRN_OK) rc = ENOMEM;
+    }
     char msg[512];
     snprintf(msg, sizeof msg, "%s", rc == ENOMEM ? "out of memory reading a snapshot" : cairn_store_errmsg(s));
     cairn_store_read_end(s);
     if (rc == CAIRN_END) { cairn_lua_store_gathered(L, 1, g); lua_pushnil(L); return 1; }
     if (rc) return cairn_lua_raise_rc(L, rc, msg);
     const cairn_gathered *r = &g->recs[0];
-    lua_createtable(L, 0, 8);
-    if (cairn_codec_decode_into(L, (const uint8_t *)cairn_gather_bytes(g, r->payload), r->payload_len, -1)) {
-        char id[CAIRN_UUID_STRLEN + 1] = { 0 };
-        cairn_uuid_format(raw, id);
-        return cairn_lua_raise(L, CAIRN_CORRUPT, "the snapshot of aggregate %s version %llu is malformed", id,
-                               (unsigned long long)r->version);
+    size_t state_bytes = same ? 0 : r->payload_len;
+    if (same) {
+        lua_pushboolean(L, 1);
+    } else {
+        lua_createtable(L, 0, 8);
+        if (cairn_codec_decode_into(L, (const uint8_t *)cairn_gather_bytes(g, r->payload), r->payload_len, -1)) {
+            char id[CAIRN_UUID_STRLEN + 1] = { 0 };
+            cairn_uuid_format(raw, id);
+            return cairn_lua_raise(L, CAIRN_CORRUPT, "the snapshot of aggregate %s version %llu is malformed", id,
+                                   (unsigned long long)r->version);
+        }
     }
     lua_pushnumber(L, (lua_Number)r->version);
     lua_pushnumber(L, r->class_version);
@@ -644,8 +660,10 @@ static int lread_snapshot(lua_State *L)
     lua_pushlstring(L, cairn_gather_bytes(g, r->topic), r->topic_len);
     if (r->name_len) lua_pushlstring(L, cairn_gather_bytes(g, r->name), r->name_len);
     else lua_pushnil(L);
+    lua_pushlstring(L, (const char *)token, sizeof token);
+    lua_pushnumber(L, (lua_Number)state_bytes);
     cairn_lua_store_gathered(L, 1, g);
-    return 7;
+    return 9;
 }
 
 /* store:forget(id): destroy the aggregate's data key */

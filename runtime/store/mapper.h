@@ -31,6 +31,7 @@ struct cairn_store {
     int descending;
     int from_start;     /* an ascending stream read from its first record: it has no predecessor */
     uint8_t prev_hash[CAIRN_HASH_BYTES]; /* chain check of an ascending stream read; a snapshot's head */
+    uint8_t snap_hash[CAIRN_HASH_BYTES]; /* the stored hash of the snapshot read last */
     int have_prev;
     /* an ascending stream read's records read ahead, checked together (mapper_read.c) */
     cairn_record ahead[CAIRN_READ_AHEAD];
@@ -48,6 +49,7 @@ struct cairn_store {
     int compress;
     cairn_compressor *zc;       /* made on first use */
     struct cairn_key_cache *keys; /* unwrapped data keys */
+    struct cairn_snap_memo *snaps; /* snapshots verified lately (mapper_snapmemo.c), or NULL */
     uint8_t *buf, *buf2;        /* opened and decompressed bodies of reads */
     size_t buf_cap, buf2_cap;
     struct cairn_save *save;    /* a save's working memory (mapper_append.c), kept between saves */
@@ -133,5 +135,21 @@ void cairn_store_seal_record(const cairn_record *rec, unsigned flags, cairn_slic
  * (in the handle's buffers, valid until the next read). CAIRN_NOTFOUND if
  * its stream was forgotten (rec->forgotten is then set). */
 int cairn_store_open_payload(cairn_store *s, cairn_record *rec);
+
+/* --- mapper_snapmemo.c --- */
+
+typedef struct cairn_snap_memo cairn_snap_memo;
+
+/* Is the snapshot record rec (len bytes as stored) byte for byte one that
+ * passed its hash check against this head on this handle? */
+int cairn_snap_memo_holds(cairn_store *s, const uint8_t id[16], const uint8_t *rec, size_t len,
+                          const uint8_t head[CAIRN_HASH_BYTES]);
+
+/* Keep a copy of a snapshot record that passed its hash check (records of 4 KiB
+ * to 4 MiB; the least recently used of 8 makes room; no memory, no copy). */
+void cairn_snap_memo_keep(cairn_store *s, const uint8_t id[16], const uint8_t *rec, size_t len,
+                          const uint8_t head[CAIRN_HASH_BYTES]);
+
+void cairn_snap_memo_free(cairn_store *s);
 
 #endif

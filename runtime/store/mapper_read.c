@@ -178,8 +178,25 @@ void cairn_store_read_end(cairn_store *s)
     s->reading = READ_NONE;
 }
 
-int cairn_store_read_snapshot(cairn_store *s, const uint8_t id[16], int has_lte, uint64_t lte, cairn_record *out)
+/* A snapshot record the caller holds opened already (same bytes, checked):
+ * only whether it still opens -- a sealed one's data key, which forgetting
+ * destroys -- without unsealing or inflating its body again. */
+static int still_opens(cairn_store *s, cairn_record *out)
 {
+    out->payload = out->metadata = NULL;
+    out->name = NULL;
+    out->payload_len = out->metadata_len = out->name_len = 0;
+    if (!(out->flags & CAIRN_RECORD_ENCRYPTED)) return CAIRN_OK;
+    const uint8_t *dk;
+    int rc = cairn_store_open_key(s, out->stream_id, (cairn_slice){ NULL, 0 }, &dk);
+    if (rc == CAIRN_NOTFOUND) out->forgotten = 1;
+    return rc;
+}
+
+int cairn_store_read_snapshot(cairn_store *s, const uint8_t id[16], int has_lte, uint64_t lte,
+                              const uint8_t known[CAIRN_RECORD_HASH], cairn_record *out, int *same)
+{
+    *same = 0;
     cairn_store_read_end(s);
     s->eng->errmsg[0] = '\0';
     uint8_t head[CAIRN_HASH_BYTES];
@@ -187,19 +204,27 @@ int cairn_store_read_snapshot(cairn_store *s, const uint8_t id[16], int has_lte,
     if (rc == CAIRN_END) { ops(s)->read_end(s->eng); return CAIRN_END; }
     if (rc == CAIRN_OK) rc = cairn_store_keys_begin_read(s);
     if (rc == CAIRN_OK) {
+        /* the whole record as stored: header, hash, body */
+        const uint8_t *bytes = cairn_record_header(out);
+        size_t len = out->header_len + CAIRN_RECORD_HASH + out->payload_len;
         uint8_t want[CAIRN_HASH_BYTES];
-        cairn_record_hash(head, cairn_record_header(out), out->header_len + CAIRN_RECORD_HASH + out->payload_len,
-                          want);
-        if (memcmp(want, out->hash, CAIRN_HASH_BYTES) != 0) {
-            char what[80];
-            cairn_record_describe(id, out->version, what, sizeof what);
-            rc = cairn_store_fail(s, CAIRN_CORRUPT, "the snapshot of %s in %s fails its hash check (altered)", what,
-                                  s->eng->where);
+        if (!cairn_snap_memo_holds(s, id, bytes, len, head)) {
+            cairn_record_hash(head, bytes, len, want);
+            if (memcmp(want, out->hash, CAIRN_HASH_BYTES) != 0) {
+                char what[80];
+                cairn_record_describe(id, out->version, what, sizeof what);
+                rc = cairn_store_fail(s, CAIRN_CORRUPT, "the snapshot of %s in %s fails its hash check (altered)",
+                                      what, s->eng->where);
+            } else {
+                cairn_snap_memo_keep(s, id, bytes, len, head);
+            }
         }
     }
     if (rc == CAIRN_OK) {
+        memcpy(s->snap_hash, out->hash, CAIRN_HASH_BYTES);
         memcpy(s->prev_hash, head, CAIRN_HASH_BYTES); /* the head, kept past the read */
-        rc = cairn_store_open_payload(s, out);
+        *same = known && memcmp(known, s->snap_hash, CAIRN_HASH_BYTES) == 0;
+        rc = *same ? still_opens(s, out) : cairn_store_open_payload(s, out);
     }
     if (rc == CAIRN_OK) {
         out->hash = s->prev_hash;
@@ -208,6 +233,8 @@ int cairn_store_read_snapshot(cairn_store *s, const uint8_t id[16], int has_lte,
     ops(s)->read_end(s->eng);
     return rc;
 }
+
+const uint8_t *cairn_store_snapshot_hash(const cairn_store *s) { return s->snap_hash; }
 
 int cairn_store_tracking_max(cairn_store *s, const char *app, size_t app_len, uint64_t *out)
 {

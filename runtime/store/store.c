@@ -164,6 +164,7 @@ void cairn_store_close(cairn_store *s)
     cairn_store_cipher_close(s);
     cairn_store_save_free(s);
     cairn_compressor_free(s->zc);
+    cairn_snap_memo_free(s);
     free(s->buf);
     free(s->buf2);
     free(s->uri);

@@ -159,11 +159,24 @@ int cairn_store_append(cairn_store *s, const cairn_batch *b, uint64_t *first_id)
 /**
  * The newest snapshot of a stream at or below a version (any, when !has_lte).
  * out->hash is the hash of the event it was taken at (the aggregate's head).
+ * known (or NULL): the stored hash of a snapshot record the caller opened
+ * before (cairn_store_snapshot_hash); when the record found is that one,
+ * checked as always, *same is set and out has no body (no payload, metadata
+ * or name): it is not unsealed or inflated again, only its data key looked up.
  * On CAIRN_OK the read stays open: out is valid until cairn_store_read_end().
  * @return CAIRN_OK, CAIRN_END (none), CAIRN_CORRUPT, CAIRN_NOTFOUND (forgotten).
  */
-int cairn_store_read_snapshot(cairn_store *s, const uint8_t id[16], int has_lte, uint64_t lte, cairn_record *out)
+int cairn_store_read_snapshot(cairn_store *s, const uint8_t id[16], int has_lte, uint64_t lte,
+                              const uint8_t known[CAIRN_RECORD_HASH], cairn_record *out, int *same)
     __attribute__((warn_unused_result));
+
+/**
+ * The stored hash of the snapshot record the last cairn_store_read_snapshot
+ * returned (CAIRN_OK), kept until the next one. It names the record: two
+ * snapshot reads that passed their checks with equal hashes read equal
+ * records (the same state, head and metadata).
+ */
+const uint8_t *cairn_store_snapshot_hash(const cairn_store *s);
 
 /**
  * The stream key of a string aggregate id (string_id.h): its hash, keyed in

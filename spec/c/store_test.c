@@ -2,7 +2,7 @@
  * store_test.c -- the recorder, record format and UUIDs tested from C, with
  * no Lua: `build/tests/cairn_c_tests [DIR]` (DIR: where to put LMDB stores).
  * One E() check macro, as LMDB's mtest.c has; exits 1 at the first failure.
- * Helper modes for the Lua specs: --corrupt PATH ID payload|header,
+ * Helper modes for the Lua specs: --corrupt PATH ID payload|header, --flip-snapshot PATH,
  * --format PATH N (write store format N), --hold-write PATH (begin a write
  * transaction, print "held" and stop itself with SIGSTOP, as a writer stopped
  * in the middle of a commit).
@@ -401,6 +401,29 @@ static void test_chain_read_ahead(const char *dir)
     cairn_store_close(s);
 }
 
+/* Flip one bit of the last byte of the first snapshot record in an LMDB
+ * store (the end of its msgpack state, still msgpack), or flip it back: the
+ * Lua specs check that a snapshot read catches the change. */
+static int flip_snapshot(const char *path)
+{
+    MDB_txn *txn;
+    MDB_dbi snaps;
+    MDB_env *env = open_raw(path, "snapshots", &txn, &snaps);
+    MDB_cursor *cur;
+    MDB_val k, v;
+    E(mdb_cursor_open(txn, snaps, &cur) == 0 && mdb_cursor_get(cur, &k, &v, MDB_FIRST) == 0);
+    static uint8_t copy[1 << 20];
+    E(v.mv_size <= sizeof copy);
+    memcpy(copy, v.mv_data, v.mv_size);
+    copy[v.mv_size - 1] ^= 0x01;
+    v.mv_data = copy;
+    E(mdb_cursor_put(cur, &k, &v, MDB_CURRENT) == 0);
+    mdb_cursor_close(cur);
+    E(mdb_txn_commit(txn) == 0);
+    mdb_env_close(env);
+    return 0;
+}
+
 /* Write format `fmt` into a store's meta database, as a newer cairn would:
  * the Lua specs check that such a store is refused and left unchanged. */
 static int set_format(const char *path, unsigned fmt)
@@ -630,12 +653,19 @@ static void test_views(const char *uri, const uint8_t *key)
 #define MAP1 "\x81\xa1k\x01"    /* msgpack {k = 1} */
 
 /* event ids and metadata are stored and read back, plain, compressed and sealed */
-static void test_event_ids_and_metadata(const char *uri, int compress, const uint8_t *key)
+/* A store at uri with sync=none, zstd when compress, sealed under key (or plain). */
+static cairn_store *open_with(const char *uri, int compress, const uint8_t *key)
 {
     char err[512];
     cairn_store *s = NULL;
     cairn_store_options opt = { .sync = CAIRN_SYNC_NONE, .compress = compress, .cipher_key = key };
     CHECK(cairn_store_open(uri, &opt, &s, err, sizeof err) == CAIRN_OK);
+    return s;
+}
+
+static void test_event_ids_and_metadata(const char *uri, int compress, const uint8_t *key)
+{
+    cairn_store *s = open_with(uri, compress, key);
     uint8_t a[16];
     cairn_uuid_v4(a);
     static char big[300];
@@ -673,6 +703,45 @@ static void test_event_ids_and_metadata(const char *uri, int compress, const uin
 /* String ids: keys are version 8 UUIDs, keyed in encrypted stores (and
  * stable across rekey); the string comes back from reads; a record whose key
  * is not its string's is refused; invalid strings are refused. */
+/* snapshot reads: a record read again (byte comparison, no second hash) and
+ * one the caller names as known (no body opened), plain, compressed or sealed */
+static void test_snapshot_reads(const char *uri, int compress, const uint8_t *key)
+{
+    cairn_store *s = open_with(uri, compress, key);
+    uint8_t a[16];
+    cairn_uuid_v4(a);
+    static char state[6000]; /* a map of one 5,990-byte string: large enough to be kept verified */
+    memset(state, 'x', sizeof state - 1);
+    state[0] = (char)0x81; state[1] = (char)0xa1; state[2] = 's'; state[3] = (char)0xda;
+    state[4] = (char)((sizeof state - 7) >> 8); state[5] = (char)((sizeof state - 7) & 0xff);
+    cairn_record ev = event(a, 1, "T.Made", "\x80"), snap = event(a, 1, "T", state);
+    cairn_batch b = { .events = &ev, .n = 1, .snapshots = &snap, .nsnapshots = 1 };
+    uint64_t first;
+    CHECK(cairn_store_append(s, &b, &first) == CAIRN_OK);
+    uint8_t known[CAIRN_RECORD_HASH], other[CAIRN_RECORD_HASH] = { 0 };
+    cairn_record rec;
+    int same = -1;
+    for (int round = 0; round < 2; round++) { /* hashed, then compared with the bytes kept */
+        CHECK(cairn_store_read_snapshot(s, a, 0, 0, NULL, &rec, &same) == CAIRN_OK && same == 0);
+        CHECK(rec.payload_len == sizeof state - 1 && memcmp(rec.payload, state, rec.payload_len) == 0);
+        memcpy(known, cairn_store_snapshot_hash(s), sizeof known);
+        cairn_store_read_end(s);
+    }
+    CHECK(cairn_store_read_snapshot(s, a, 0, 0, other, &rec, &same) == CAIRN_OK && same == 0);
+    CHECK(rec.payload_len == sizeof state - 1);
+    cairn_store_read_end(s);
+    CHECK(cairn_store_read_snapshot(s, a, 0, 0, known, &rec, &same) == CAIRN_OK && same == 1);
+    CHECK(rec.payload == NULL && rec.payload_len == 0 && rec.version == 1);
+    CHECK(memcmp(cairn_store_snapshot_hash(s), known, sizeof known) == 0);
+    cairn_store_read_end(s);
+    if (key) { /* forgotten: refused, also when known */
+        CHECK(cairn_store_forget(s, a) == CAIRN_OK);
+        CHECK(cairn_store_read_snapshot(s, a, 0, 0, known, &rec, &same) != CAIRN_OK);
+        cairn_store_read_end(s);
+    }
+    cairn_store_close(s);
+}
+
 static void test_string_ids(const char *uri, const uint8_t *key)
 {
     char err[512];
@@ -1031,6 +1100,7 @@ int main(int argc, char **argv)
     if (argc == 4 && strcmp(argv[1], "--index-del") == 0) return index_edit(argv[2], argv[3], NULL);
     if (argc == 5 && strcmp(argv[1], "--index-put") == 0) return index_edit(argv[2], argv[3], argv[4]);
     if (argc == 3 && strcmp(argv[1], "--hold-write") == 0) hold_write(argv[2]);
+    if (argc == 3 && strcmp(argv[1], "--flip-snapshot") == 0) return flip_snapshot(argv[2]);
     if (argc == 4 && strcmp(argv[1], "--format") == 0)
         return set_format(argv[2], (unsigned)strtoul(argv[3], NULL, 10));
     char dir[] = "/tmp/cairn_c_tests.XXXXXX";
@@ -1059,6 +1129,10 @@ int main(int argc, char **argv)
     snprintf(uri, sizeof uri, "lmdb:%s/sealed", base);
     test_event_ids_and_metadata(uri, 0, KEY1);
     test_format2_records(base);
+    test_snapshot_reads("memory:", 0, NULL);
+    test_snapshot_reads("memory:", 1, KEY1);
+    test_snapshot_reads(uri, 1, KEY1);
+    test_snapshot_reads(uri, 0, KEY1);
     test_string_ids("memory:", NULL);
     test_string_ids("memory:", KEY1);
     snprintf(uri, sizeof uri, "lmdb:%s/string-ids", base);
