@@ -3,7 +3,7 @@
  * divided by (bench/README.md, "Raw references").
  *
  *   lmdb_raw put   DIR COMMITS full|none [writemap]   one write transaction per put
- *   lmdb_raw batch DIR TXNS [EVENTS]       EVENTS (1,000) events per transaction
+ *   lmdb_raw batch DIR TXNS [EVENTS [default]]  EVENTS (1,000) events per transaction
  *   lmdb_raw scan  DIR RECORDS PASSES      cursor scan, msgpack-decoding each record
  *
  * DIR must exist and should be empty. Every mode writes records shaped like
@@ -20,7 +20,10 @@
  *   batch: (MDB_NOSYNC) each transaction appends EVENTS records to a log
  *          (8-byte big-endian ids, MDB_APPEND) and puts a random 24-byte
  *          index key (16-byte id, 8-byte version) -> the record's id in a
- *          second database, as cairn's save does for new aggregates.
+ *          second database, as cairn's save does for new aggregates;
+ *          through a writable map (MDB_WRITEMAP) as cairn's writers write,
+ *          or with "default" through LMDB's default write path (what the
+ *          reference measured before cairn's writers took the writable map).
  *   scan:  (MDB_NOSYNC) fills a log with RECORDS records (not timed), then
  *          reads all of them PASSES times, each pass one read transaction and
  *          one cursor: parse the header and msgpack-decode the payload
@@ -117,7 +120,7 @@ static size_t make_record(uint8_t *out, const uint8_t id[16], uint64_t version, 
     return at;
 }
 
-static unsigned writemap; /* MDB_WRITEMAP for put, or 0 */
+static unsigned writemap; /* MDB_WRITEMAP, or 0 */
 
 static int open_env(const char *dir, int sync, MDB_env **env)
 {
@@ -216,8 +219,9 @@ static int run_batch(const char *dir, long txns, long events)
     }
     double wall = now_us() - start;
     mdb_env_close(env);
-    printf("raw batch value=%.1f unit=events/s n=%ld wall_ms=%.1f detail=txns=%ld,events_per_txn=%ld\n",
-           (double)(txns * events) / (wall / 1e6), txns * events, wall / 1e3, txns, events);
+    printf("raw batch%s value=%.1f unit=events/s n=%ld wall_ms=%.1f detail=txns=%ld,events_per_txn=%ld\n",
+           writemap ? "" : "_default", (double)(txns * events) / (wall / 1e6), txns * events, wall / 1e3, txns,
+           events);
     return 0;
 }
 
@@ -333,7 +337,7 @@ static long positive(const char *s, const char *what)
 static int usage(void)
 {
     fprintf(stderr, "usage: lmdb_raw put DIR COMMITS full|none [writemap]\n"
-                    "       lmdb_raw batch DIR TXNS [EVENTS]\n"
+                    "       lmdb_raw batch DIR TXNS [EVENTS [default]]\n"
                     "       lmdb_raw scan DIR RECORDS PASSES\n");
     return 2;
 }
@@ -347,8 +351,10 @@ int main(int argc, char **argv)
         writemap = argc == 6 ? MDB_WRITEMAP : 0;
         return run_put(dir, positive(argv[3], "COMMITS"), strcmp(argv[4], "full") == 0);
     }
-    if (strcmp(mode, "batch") == 0 && (argc == 4 || argc == 5))
-        return run_batch(dir, positive(argv[3], "TXNS"), argc == 5 ? positive(argv[4], "EVENTS") : 1000);
+    if (strcmp(mode, "batch") == 0 && (argc == 4 || argc == 5 || (argc == 6 && strcmp(argv[5], "default") == 0))) {
+        writemap = argc == 6 ? 0 : MDB_WRITEMAP;
+        return run_batch(dir, positive(argv[3], "TXNS"), argc >= 5 ? positive(argv[4], "EVENTS") : 1000);
+    }
     if (strcmp(mode, "scan") == 0 && argc == 5)
         return run_scan(dir, positive(argv[3], "RECORDS"), positive(argv[4], "PASSES"));
     return usage();

@@ -267,7 +267,8 @@ describe("cairn.aggregate", function()
 
     it("refuses reserved field names", function()
       local dog = Dog("Fido")
-      for _, name in ipairs { "topic", "originator_id", "originator_version", "timestamp" } do
+      for _, name in ipairs { "topic", "originator_id", "originator_version", "timestamp", "event_id", "metadata",
+                              "__index" } do
         helper.assert_error_kind("SchemaError", function() dog:trigger("Renamed", { name = "Rex", [name] = "x" }) end,
           ("Dog.Renamed: field name '%s' is reserved"):format(name))
       end

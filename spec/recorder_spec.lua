@@ -142,6 +142,143 @@ describe("cairn.recorder", function()
       assert_kind("ConcurrencyError", err)
     end)
 
+    -- A save finds each stream's head by inserting the index entry of its first
+    -- event and looking at the neighbours (lmdb_append.c): every way a stream
+    -- can be ahead of, behind or beside the batch, at both ends of the index.
+    describe("finds each stream's head where the batch's first event goes", function()
+      local function one(id, v, n)
+        local batch, k = {}, 0
+        for i = v, v + n - 1 do
+          k = recorder.add(batch, k, id, i, 1700000000000000 + i, "Rec.Noted", core.encode({ n = i }), 1)
+        end
+        return batch
+      end
+      local low, high = "00000000-0000-4000-8000-000000000000", "ffffffff-ffff-4fff-bfff-ffffffffffff"
+      local function conflict(batch, pattern)
+        local err = assert_kind("ConcurrencyError", error_of(rec.append, rec, batch))
+        if pattern then assert.matches(pattern, err.message) end
+      end
+
+      it("continues a stream from its head, chained, for ids at both ends of the index", function()
+        local mid = cairn.uuid.v4()
+        for _, id in ipairs({ low, mid, high }) do rec:append(one(id, 1, 2)) end
+        for _, id in ipairs({ high, low, mid }) do rec:append(one(id, 3, 2)) end
+        local three = {}
+        for _, id in ipairs({ low, mid, high }) do
+          for _, v in ipairs(one(id, 5, 1)) do three[#three + 1] = v end
+        end
+        local _, heads = rec:append(three)
+        assert.are.equal(3, #heads)
+        for _, id in ipairs({ low, mid, high }) do
+          local events, head = rec:read_stream(id)
+          assert.are.equal(5, #events)
+          assert.are.equal(5, events[5].n)
+          assert.are.equal(heads[id == low and 1 or id == mid and 2 or 3], head)
+        end
+        local report = rec:verify()
+        assert.are.equal(0, report.problems, report.first)
+        assert.are.equal(15, report.records)
+      end)
+
+      it("refuses a version recorded before, a gap and a stale save, and records nothing of the batch", function()
+        for _, id in ipairs({ low, high }) do
+          rec:append(one(id, 1, 3))
+          conflict(one(id, 3, 1), "version 3")                    -- recorded before: its entry is there
+          conflict(one(id, 1, 1))                                 -- a new aggregate over an old one
+          conflict(one(id, 5, 1), "version 5")                    -- a gap after the head (v3)
+        end
+        local fresh = cairn.uuid.v4()
+        local batch = one(fresh, 1, 1)
+        for _, v in ipairs(one(low, 2, 1)) do batch[#batch + 1] = v end
+        conflict(batch)
+        assert.are.equal(0, #rec:read_stream(fresh))             -- the fresh stream's entry went with the rest
+        rec:append(one(fresh, 1, 1))
+        assert.are.equal(1, #rec:read_stream(fresh))
+        assert.are.equal(0, rec:verify().problems)
+      end)
+
+      it("refuses a stream that starts at a later version than the batch's first event", function()
+        for _, id in ipairs({ low, cairn.uuid.v4(), high }) do
+          rec:append(one(id, 5, 2))
+          conflict(one(id, 1, 1), "is at 6")
+          conflict(one(id, 4, 1), "is at 6")
+          rec:append(one(id, 7, 1))
+          assert.are.equal(3, #rec:read_stream(id))
+        end
+        assert.are.equal(0, rec:verify().problems)
+      end)
+
+      it("does the same in an encrypted store, where each stream has a data key beside its entries", function()
+        local enc = recorder.open("lmdb:" .. dir .. "/enc", { sync = "none", cipher_key = core.keygen() })
+        finally(function() enc:close() end)
+        for _, id in ipairs({ low, high }) do
+          enc:append(one(id, 1, 2))
+          enc:append(one(id, 3, 1))
+          assert_kind("ConcurrencyError", error_of(enc.append, enc, one(id, 1, 1)))
+          assert_kind("ConcurrencyError", error_of(enc.append, enc, one(id, 5, 1)))
+          assert.are.equal(3, #enc:read_stream(id))
+        end
+        local report = enc:verify()
+        assert.are.equal(0, report.problems, report.first)
+        assert.are.equal(6, report.records)
+      end)
+    end)
+
+    it("try_append gives what the store refuses as nil and the error object, and raises nothing", function()
+      local id = cairn.uuid.v4()
+      local first, heads = rec:try_append(stream_batch(id, 2))
+      assert.are.equal(1, first)
+      assert.are.same({ select(2, rec:read_stream(id)) }, heads)
+      local none, err = rec:try_append(stream_batch(id, 1))
+      assert.is_nil(none)
+      assert.matches("version 1", assert_kind("ConcurrencyError", err).message, 1, true)
+      none, err = rec:try_append({ id, 3 })
+      assert.is_nil(none)
+      assert.matches("8 values per record", assert_kind("SchemaError", err).message, 1, true)
+      local bad = stream_batch(cairn.uuid.v4(), 1)
+      bad[4] = false
+      none, err = rec:try_append(bad)
+      assert.is_nil(none)
+      assert.matches("lacks a topic", assert_kind("SchemaError", err).message, 1, true)
+      assert.are.equal(2, #rec:read_log())
+    end)
+
+    it("lets finalizers append while an append hands out its heads (each its own memory)", function()
+      -- the handle keeps one buffer for an append's records and hashes: an
+      -- append run by a finalizer in the middle of another must not use it
+      local nested, expected = 0, 0
+      local function fresh_batch(n)
+        local batch, k = {}, 0
+        for _ = 1, n do
+          k = recorder.add(batch, k, cairn.uuid.v4(), 1, 1700000000000000, "Rec.Noted", core.encode({ n = 1 }), 1)
+        end
+        return batch
+      end
+      for _ = 1, 20 do
+        for _ = 1, 30 do
+          local p = newproxy(true)
+          getmetatable(p).__gc = function()
+            local _, heads = rec:append(fresh_batch(3))
+            assert(#heads == 3)
+            nested = nested + 1
+          end
+        end
+        local batch = fresh_batch(200)
+        local _, heads = rec:append(batch)
+        expected = expected + 200
+        assert.are.equal(200, #heads)
+        for i = 1, 200, 37 do
+          local _, head = rec:read_stream(batch[(i - 1) * 8 + 1])
+          assert.are.equal(head, heads[i])
+        end
+      end
+      collectgarbage()
+      assert.is_true(nested > 0)
+      local report = rec:verify()
+      assert.are.equal(0, report.problems, report.first)
+      assert.are.equal(expected + 3 * nested, report.records)
+    end)
+
     it("refuses a batch that breaks the protocol with a SchemaError", function()
       local err = error_of(rec.append, rec, { cairn.uuid.v4(), 1 })
       assert_kind("SchemaError", err)
@@ -149,6 +286,21 @@ describe("cairn.recorder", function()
       local batch = stream_batch(cairn.uuid.v4(), 1)
       batch[1] = "" -- neither a UUID nor a string id
       assert.matches("is empty", assert_kind("SchemaError", error_of(rec.append, rec, batch)).message, 1, true)
+      -- values of the wrong type, each named, and nothing recorded
+      local function refused(slot, value, pattern)
+        local b = stream_batch(cairn.uuid.v4(), 2)
+        b[8 + slot] = value
+        assert.matches(pattern, assert_kind("SchemaError", error_of(rec.append, rec, b)).message, 1, true)
+      end
+      refused(1, 42, "event 2 has no aggregate id")
+      refused(4, 7, "event 2 lacks a topic or payload")
+      refused(5, 7, "event 2 lacks a topic or payload")
+      refused(7, 7, "event 2 has an event_id that is not a UUID")
+      refused(8, 7, "event 2 has metadata that is not msgpack bytes")
+      assert.are.equal(0, #rec:read_log())
+      -- the handle's memory is free again: the next append goes through
+      local first = rec:append(stream_batch(cairn.uuid.v4(), 2))
+      assert.are.equal(1, first)
     end)
   end)
 

@@ -317,6 +317,22 @@ describe("cairn.core", function()
       local v = { 1, "two", { three = 3.5 }, false }
       assert.are.same(v, core.decode(core.encode(v)))
     end)
+
+    it("encodes maps of every size inside arrays and maps, and refuses a bad key without losing its place", function()
+      -- maps of up to 16 keys keep their keys on the Lua stack while their
+      -- values are encoded: the arrays and maps around them must see their own
+      for _, n in ipairs { 0, 1, 2, 15, 16, 17, 40 } do
+        local map = {}
+        for i = 1, n do map["k" .. i] = i % 3 == 0 and { i, { deep = "d" .. i } } or i end
+        for i = 1, n, 7 do map[i + 0.5] = "half" end
+        local v = { list = { map, "after", map }, map = map, last = "x" }
+        assert.are.same(v, core.decode(core.encode(v)))
+      end
+      local bad = { ok = 1, nested = { fine = 2, [true] = 3 } }
+      local err = helper.assert_kind("SchemaError", error_of(core.encode, { before = { 1, 2 }, bad = bad }))
+      assert.matches("boolean table key", err.message, 1, true)
+      assert.are.same({ a = { b = 1 } }, core.decode(core.encode({ a = { b = 1 } })))
+    end)
   end)
 
   describe(".decode()", function()

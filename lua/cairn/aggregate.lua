@@ -138,7 +138,8 @@ local function fire(agg, ev_class, fields, fresh, metadata)
   if run then run(apply_event, agg, ev_class, ev) else apply_event(agg, ev_class, ev) end
   local events, records = pending_events[agg], pending_records[agg]
   if not events then
-    events, records = {}, {}
+    -- room for one event: most saves are of one
+    events, records = new_tab(1, 0), new_tab(recorder.STRIDE, 0)
     pending_events[agg], pending_records[agg] = events, records
   end
   events[#events + 1] = ev
@@ -270,7 +271,11 @@ function Base:created(name, apply, opts)
   end
   -- create_id(...) when the class defines it, else a random UUID
   local function new_aggregate(create_id, id)
-    if not create_id then return setmetatable({ id = uuid4(), version = initial }, cls) end
+    if not create_id then
+      -- not a tail call: the trace that goes on after uuid4 must not return below its start
+      local agg = setmetatable({ id = uuid4(), version = initial }, cls)
+      return agg
+    end
     local canonical, problem
     if cls.__string_ids then canonical, problem = aggregate_id(id) else canonical = uuid_normalize(id) end
     if not canonical then
@@ -280,7 +285,8 @@ function Base:created(name, apply, opts)
       end
       errors.raise("SchemaError", "%s.create_id returned %s, which is not a UUID", cls.__name, tostring(id))
     end
-    return setmetatable({ id = canonical, version = initial }, cls)
+    local agg = setmetatable({ id = canonical, version = initial }, cls)
+    return agg
   end
   local construct, call
   if #ev_class.params <= MAX_FIXED then
@@ -425,14 +431,10 @@ function _M.take_pending(agg)
   return events, records
 end
 
---- Internal: put events and records back (after a failed save), ahead of newer ones.
-function _M.restore_pending(agg, events, records)
-  local newer_events, newer_records = pending_events[agg], pending_records[agg]
-  if newer_events then
-    for i = 1, #newer_events do events[#events + 1] = newer_events[i] end
-    for i = 1, #newer_records do records[#records + 1] = newer_records[i] end
-  end
-  pending_events[agg], pending_records[agg] = events, records
+--- Internal: the pending events of an aggregate and their records, left
+-- with it (a save drops them with take_pending once they are recorded).
+function _M.pending(agg)
+  return pending_events[agg], pending_records[agg]
 end
 
 -- Fields of an aggregate that are not part of its state.

@@ -154,6 +154,14 @@ local function check_log_query(q, fname)
   return q
 end
 
+-- store:append or store:try_append (fn) with the options spread as the binding takes them.
+local function append_with(fn, store, records, opts)
+  if not opts then return fn(store, records) end
+  local tracking = opts.tracking
+  if tracking then return fn(store, records, tracking.application, tracking.id, opts.snapshots, opts) end
+  return fn(store, records, nil, nil, opts.snapshots, opts)
+end
+
 --- Record a batch in one transaction, or nothing of it.
 -- @param records a batch (flat list, see `add`) of events: each stream's
 --   events adjacent, with consecutive versions following the recorded ones
@@ -167,12 +175,14 @@ end
 --   event of each run of one stream
 -- @raise ConcurrencyError (nothing recorded), StoreError
 function Recorder:append(records, opts)
-  if not opts then return self.store:append(records) end
-  local tracking = opts.tracking
-  if tracking then
-    return self.store:append(records, tracking.application, tracking.id, opts.snapshots, opts)
-  end
-  return self.store:append(records, nil, nil, opts.snapshots, opts)
+  return append_with(self.store.append, self.store, records, opts)
+end
+
+--- `append`, with a batch the store refuses given back as nil and the error
+-- object instead of raised, so a save needs no pcall.
+-- @return the first notification id and the heads; or nil, the error
+function Recorder:try_append(records, opts)
+  return append_with(self.store.try_append, self.store, records, opts)
 end
 
 --- The positions of the DCB events matching a query (cairn.events checks it).

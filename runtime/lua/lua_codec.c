@@ -124,6 +124,7 @@ typedef struct {
     const char *str;
     size_t len;
     lua_Number num;
+    int slot;               /* the key's stack slot, or 0 */
 } map_key;
 
 static int key_cmp(const void *a, const void *b)
@@ -201,10 +202,17 @@ static int encode_table(encoder *e, int idx)
     map_key *keys = count <= 16 ? small : malloc(count * sizeof *keys);
     if (!keys) { c->oom = 1; return ENOMEM; }
     size_t k = 0;
+    /* a small map's keys stay on the stack (slots base..), so its values are
+     * read back without interning each key string again */
+    int base = lua_gettop(L) + 1, kept = keys == small && lua_checkstack(L, (int)count + 8);
     lua_pushnil(L);
     while (lua_next(L, idx)) {
         lua_pop(L, 1);
         int t = lua_type(L, -1);
+        if (kept) {
+            lua_pushvalue(L, -1);
+            lua_insert(L, -2);
+        }
         if (t == LUA_TSTRING) {
             keys[k].is_string = 1;
             keys[k].str = lua_tolstring(L, -1, &keys[k].len); /* anchored by the table */
@@ -216,19 +224,21 @@ static int encode_table(encoder *e, int idx)
             rc = fail_at(e, t == LUA_TBOOLEAN ? "a boolean table key" : "a table key that is not a string or number");
             goto done;
         }
+        keys[k].slot = kept ? base + (int)k : 0;
         k++;
     }
-    qsort(keys, count, sizeof *keys, key_cmp);
+    if (count > 1) qsort(keys, count, sizeof *keys, key_cmp);
     msgpack_pack_map(&e->pk, count);
     for (size_t i = 0; i < count && rc == CAIRN_OK; i++) {
         if (keys[i].is_string) {
             msgpack_pack_str(&e->pk, keys[i].len);
             msgpack_pack_str_body(&e->pk, keys[i].str, keys[i].len);
-            lua_pushlstring(L, keys[i].str, keys[i].len);
         } else {
             pack_number(&e->pk, keys[i].num);
-            lua_pushnumber(L, keys[i].num);
         }
+        if (keys[i].slot) lua_pushvalue(L, keys[i].slot);
+        else if (keys[i].is_string) lua_pushlstring(L, keys[i].str, keys[i].len);
+        else lua_pushnumber(L, keys[i].num);
         c->path[c->depth] = (path_elem){ keys[i].is_string, keys[i].str, keys[i].len, keys[i].num };
         c->depth++;
         lua_rawget(L, idx);
@@ -237,6 +247,7 @@ static int encode_table(encoder *e, int idx)
         c->depth--;
     }
 done:
+    lua_settop(L, base - 1); /* the kept keys */
     if (keys != small) free(keys);
     return rc;
 }

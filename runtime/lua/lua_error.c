@@ -50,7 +50,7 @@ void cairn_lua_push_error(lua_State *L, const char *kind, const char *message)
     lua_setmetatable(L, -2);
 }
 
-int cairn_lua_raise_rc(lua_State *L, int rc, const char *message)
+void cairn_lua_push_error_rc(lua_State *L, int rc, const char *message)
 {
     if (!message || !*message) message = cairn_strerror(rc);
     const char *kind = cairn_error_kind(rc);
@@ -60,6 +60,11 @@ int cairn_lua_raise_rc(lua_State *L, int rc, const char *message)
         lua_pushinteger(L, rc);
         lua_setfield(L, -2, "code");
     }
+}
+
+int cairn_lua_raise_rc(lua_State *L, int rc, const char *message)
+{
+    cairn_lua_push_error_rc(L, rc, message);
     return lua_error(L);
 }
 

@@ -25,6 +25,9 @@ void cairn_lua_push_error(lua_State *L, const char *kind, const char *message);
  *  Call only when C holds nothing (no transaction, lock, buffer or key). */
 int cairn_lua_raise(lua_State *L, int rc, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
 
+/** Push the error object for rc with message (or cairn_strerror(rc) if empty). */
+void cairn_lua_push_error_rc(lua_State *L, int rc, const char *message);
+
 /** Raise the error object for rc with message (or cairn_strerror(rc) if empty). */
 int cairn_lua_raise_rc(lua_State *L, int rc, const char *message);
 

@@ -131,9 +131,10 @@ int cairn_lua_push_event(lua_State *L, cairn_event_keys *k, const cairn_gather *
     return CAIRN_OK;
 }
 
-/* Names an event's payload fields may not take: its header, and __ names. */
-static const char *const reserved[] = { "topic", "originator_id", "originator_version", "timestamp",
-                                        "event_id", "metadata" };
+/* make_event's upvalues: the header's names, made once (EV_TOPIC..EV_METADATA + 1),
+ * then the state's codec (a light userdata: the registry keeps it). */
+#define HEADER_KEY(slot) lua_upvalueindex((slot) + 1)
+#define CODEC_UPVALUE lua_upvalueindex(EV_METADATA + 2)
 
 static int is_meta_key(const char *k, size_t len)
 {
@@ -146,9 +147,17 @@ static void push_encoded(lua_State *L, int idx, const char *root)
     const uint8_t *bytes;
     size_t len;
     char err[600];
-    int rc = cairn_codec_encode(L, cairn_codec_get(L), idx, root, &bytes, &len, err, sizeof err);
+    int rc = cairn_codec_encode(L, lua_touserdata(L, CODEC_UPVALUE), idx, root, &bytes, &len, err, sizeof err);
     if (rc) cairn_lua_raise_rc(L, rc, err); /* the codec holds nothing once it returns */
     lua_pushlstring(L, (const char *)bytes, len);
+}
+
+/* event[HEADER_KEY(slot)] = the value at -1 (popped); the event is at ev. */
+static void set_header_field(lua_State *L, int ev, int slot)
+{
+    lua_pushvalue(L, HEADER_KEY(slot));
+    lua_insert(L, -2);
+    lua_rawset(L, ev);
 }
 
 /* core.make_event(topic, originator_id, version, timestamp_us, fields [, fresh [, metadata [, event_id]]])
@@ -159,7 +168,9 @@ static void push_encoded(lua_State *L, int idx, const char *root)
  * built the fields table itself (fresh) and it holds no tables, decoding
  * would give back the same values, so the table itself becomes the event.
  * Without event_id (a UUID string, e.g. from an import) the event gets a
- * random one. */
+ * random one. Every trigger runs this: the header's names are upvalues, the
+ * topic and id the caller's own strings, so it makes no string but the
+ * payload, the event id (as text and as bytes) and the metadata's. */
 static int lmake_event(lua_State *L)
 {
     size_t topic_len, id_len, eid_len = 0;
@@ -197,9 +208,10 @@ static int lmake_event(lua_State *L)
             return cairn_lua_raise(L, CAIRN_SCHEMA, "%s: event fields must have string names", topic);
         size_t len;
         const char *k = lua_tolstring(L, -1, &len);
-        for (size_t i = 0; i < sizeof reserved / sizeof *reserved; i++)
-            if (strcmp(k, reserved[i]) == 0 || is_meta_key(k, len))
-                return cairn_lua_raise(L, CAIRN_SCHEMA, "%s: field name '%s' is reserved", topic, k);
+        int reserved = is_meta_key(k, len);
+        for (int slot = EV_TOPIC; slot <= EV_METADATA && !reserved; slot++)
+            reserved = lua_rawequal(L, -1, HEADER_KEY(slot)); /* interned: the same string */
+        if (reserved) return cairn_lua_raise(L, CAIRN_SCHEMA, "%s: field name '%s' is reserved", topic, k);
     }
     push_encoded(L, 5, topic);                          /* 9: payload */
     int has_metadata = !lua_isnoneornil(L, 7);
@@ -210,8 +222,6 @@ static int lmake_event(lua_State *L)
     }
     if (has_metadata) push_encoded(L, 7, "metadata");   /* 10: metadata bytes */
     else lua_pushnil(L);
-    cairn_event_keys keys;
-    cairn_event_keys_push(L, &keys);
     if (reuse) {
         lua_pushvalue(L, 5);
     } else {
@@ -221,14 +231,23 @@ static int lmake_event(lua_State *L)
         if (cairn_codec_decode_into(L, payload, len, -1) != CAIRN_OK)
             return cairn_lua_raise(L, CAIRN_CORRUPT, "%s: the fields could not be decoded after encoding", topic);
     }
-    set_header(L, &keys, topic, topic_len, 2, NULL, 0, NULL, (uint64_t)version, (int64_t)ts);
-    lua_pushvalue(L, EV_KEY(&keys, EV_EVENT_ID));
+    int ev = lua_gettop(L);                             /* 11: the event */
+    lua_pushvalue(L, 1);
+    set_header_field(L, ev, EV_TOPIC);
+    lua_pushvalue(L, 2);
+    set_header_field(L, ev, EV_ORIGINATOR_ID);
+    lua_pushnumber(L, version);
+    set_header_field(L, ev, EV_ORIGINATOR_VERSION);
+    lua_pushnumber(L, (lua_Number)(int64_t)ts / 1e6);
+    set_header_field(L, ev, EV_TIMESTAMP);
     push_uuid(L, event_id);
-    lua_rawset(L, -3);
+    set_header_field(L, ev, EV_EVENT_ID);
     size_t mlen = 0;
     const uint8_t *meta = has_metadata ? (const uint8_t *)lua_tolstring(L, 10, &mlen) : NULL;
-    if (set_metadata(L, &keys, meta, mlen) != CAIRN_OK)
+    lua_createtable(L, 0, mlen && (meta[0] & 0xf0) == 0x80 ? meta[0] & 0x0f : 0);
+    if (mlen && cairn_codec_decode_into(L, meta, mlen, -1) != CAIRN_OK)
         return cairn_lua_raise(L, CAIRN_CORRUPT, "%s: the metadata could not be decoded after encoding", topic);
+    set_header_field(L, ev, EV_METADATA);
     lua_replace(L, 8);      /* event */
     lua_settop(L, 10);      /* event, payload, metadata bytes */
     lua_pushlstring(L, (const char *)event_id, sizeof event_id);
@@ -237,9 +256,10 @@ static int lmake_event(lua_State *L)
 
 void cairn_lua_event_init(lua_State *L)
 {
-    static const luaL_Reg fns[] = {
-        { "make_event", lmake_event },
-        { NULL, NULL },
-    };
-    luaL_setfuncs(L, fns, 0);
+    static const char *const header[] = { "topic", "originator_id", "originator_version", "timestamp", "event_id",
+                                          "metadata" };
+    for (int slot = EV_TOPIC; slot <= EV_METADATA; slot++) lua_pushstring(L, header[slot - EV_TOPIC]);
+    lua_pushlightuserdata(L, cairn_codec_get(L));
+    lua_pushcclosure(L, lmake_event, EV_METADATA - EV_TOPIC + 2);
+    lua_setfield(L, -2, "make_event");
 }

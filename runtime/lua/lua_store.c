@@ -13,6 +13,7 @@
 #include <pthread.h>
 #include <sodium.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "cairn.h"
@@ -33,6 +34,9 @@ typedef struct {
     cairn_store *store;
     cairn_gather spare;     /* the memory of the last read, for the next */
     int verifying;          /* a verify thread uses the handle (see lverify) */
+    void *batch;            /* an append's records and hashes, kept for the next (see batch_room) */
+    size_t batch_cap;
+    int batch_busy;         /* an append is using batch */
 } store_box;
 
 static store_box *check_box(lua_State *L, int idx)
@@ -134,6 +138,11 @@ static int lclose(lua_State *L)
     cairn_store_close(box->store);
     box->store = NULL;
     cairn_gather_free(&box->spare);
+    if (!box->batch_busy) {
+        free(box->batch);
+        box->batch = NULL;
+        box->batch_cap = 0;
+    }
     return 0;
 }
 
@@ -152,8 +161,11 @@ cairn_tracking *cairn_lua_opt_tracking(lua_State *L, int idx, cairn_tracking *t)
  * bytes or its UUID string; event id and metadata false when absent). */
 enum { R_ID, R_VERSION, R_TIMESTAMP, R_TOPIC, R_PAYLOAD, R_CLASS_VERSION, R_EVENT_ID, R_METADATA, RECORD_STRIDE };
 
-/* Read n records from the list at idx into recs; the strings stay alive in the list. */
-static void read_records(lua_State *L, cairn_store *s, int list, cairn_record *recs, size_t n, const char *what)
+/* Read n records from the list at idx into recs; the strings stay alive in
+ * the list. Runs no Lua code and raises nothing: a bad record gives its
+ * error kind and message (in err), for the caller to raise once it holds nothing. */
+static int read_records(lua_State *L, cairn_store *s, int list, cairn_record *recs, size_t n, const char *what,
+                        char *err, size_t errlen)
 {
     for (size_t i = 0; i < n; i++) {
         int base = (int)(i * RECORD_STRIDE);
@@ -162,32 +174,50 @@ static void read_records(lua_State *L, cairn_store *s, int list, cairn_record *r
         cairn_record *r = &recs[i];
         memset(r, 0, sizeof *r);
         size_t len;
-        const char *id = lua_tolstring(L, at + R_ID, &len);
-        if (!id) cairn_lua_raise(L, CAIRN_SCHEMA, "append: %s %d has no aggregate id", what, (int)i + 1);
+        const char *id = lua_type(L, at + R_ID) == LUA_TSTRING ? lua_tolstring(L, at + R_ID, &len) : NULL;
+        if (!id) {
+            snprintf(err, errlen, "append: %s %d has no aggregate id", what, (int)i + 1);
+            return CAIRN_SCHEMA;
+        }
         if (i > 0 && id == recs[i - 1].name) { /* the same string id as the record before (interned) */
             memcpy(r->stream_id, recs[i - 1].stream_id, 16);
             r->name = id;
             r->name_len = len;
         } else if (cairn_uuid_parse(id, len, r->stream_id) != 0) { /* a string id */
             int rc = cairn_store_string_id(s, id, len, 1, r->stream_id);
-            if (rc) cairn_lua_raise_store(L, s, rc);
+            if (rc) {
+                snprintf(err, errlen, "%s", cairn_store_errmsg(s));
+                return rc;
+            }
             r->name = id;
             r->name_len = len;
         }
         r->version = (uint64_t)lua_tonumber(L, at + R_VERSION);
         r->timestamp_us = (int64_t)lua_tonumber(L, at + R_TIMESTAMP);
-        r->topic = lua_tolstring(L, at + R_TOPIC, &r->topic_len);
-        r->payload = (const uint8_t *)lua_tolstring(L, at + R_PAYLOAD, &r->payload_len);
+        /* strings only: lua_tolstring would make (allocate) a string of a number */
+        if (lua_type(L, at + R_TOPIC) == LUA_TSTRING) r->topic = lua_tolstring(L, at + R_TOPIC, &r->topic_len);
+        if (lua_type(L, at + R_PAYLOAD) == LUA_TSTRING)
+            r->payload = (const uint8_t *)lua_tolstring(L, at + R_PAYLOAD, &r->payload_len);
         r->class_version = (unsigned)lua_tonumber(L, at + R_CLASS_VERSION);
-        if (!r->topic || !r->payload)
-            cairn_lua_raise(L, CAIRN_SCHEMA, "append: %s %d lacks a topic or payload", what, (int)i + 1);
-        const char *eid = lua_tolstring(L, at + R_EVENT_ID, &len);
+        if (!r->topic || !r->payload) {
+            snprintf(err, errlen, "append: %s %d lacks a topic or payload", what, (int)i + 1);
+            return CAIRN_SCHEMA;
+        }
+        const char *eid = lua_type(L, at + R_EVENT_ID) == LUA_TSTRING ? lua_tolstring(L, at + R_EVENT_ID, &len) : NULL;
         if (eid && len == sizeof r->event_id) memcpy(r->event_id, eid, len); /* its 16 bytes */
-        else if (eid && cairn_uuid_parse(eid, len, r->event_id) != 0)
-            cairn_lua_raise(L, CAIRN_SCHEMA, "append: %s %d has an event_id that is not a UUID", what, (int)i + 1);
-        r->metadata = (const uint8_t *)lua_tolstring(L, at + R_METADATA, &r->metadata_len);
+        else if ((eid && cairn_uuid_parse(eid, len, r->event_id) != 0) || (!eid && lua_toboolean(L, at + R_EVENT_ID))) {
+            snprintf(err, errlen, "append: %s %d has an event_id that is not a UUID", what, (int)i + 1);
+            return CAIRN_SCHEMA;
+        }
+        if (lua_type(L, at + R_METADATA) == LUA_TSTRING)
+            r->metadata = (const uint8_t *)lua_tolstring(L, at + R_METADATA, &r->metadata_len);
+        else if (lua_toboolean(L, at + R_METADATA)) {
+            snprintf(err, errlen, "append: %s %d has metadata that is not msgpack bytes", what, (int)i + 1);
+            return CAIRN_SCHEMA;
+        }
         lua_pop(L, RECORD_STRIDE);
     }
+    return CAIRN_OK;
 }
 
 static void push_hash(lua_State *L, const uint8_t *hash)
@@ -202,12 +232,47 @@ static void push_hash(lua_State *L, const uint8_t *hash)
     lua_pushlstring(L, hex, sizeof hex);
 }
 
+/* Room for an append's records and hashes: the handle's buffer, kept from
+ * one append to the next; a userdata of its own (collected) when an append
+ * runs inside another (from a finalizer), or when the buffer cannot grow. */
+static void *batch_room(lua_State *L, store_box *box, size_t bytes, int *from_box)
+{
+    *from_box = 0;
+    if (!box->batch_busy && bytes <= box->batch_cap) {
+        *from_box = box->batch_busy = 1;
+        return box->batch;
+    }
+    if (!box->batch_busy) {
+        void *grown = malloc(bytes);
+        if (grown) {
+            free(box->batch);
+            box->batch = grown;
+            box->batch_cap = bytes;
+            *from_box = box->batch_busy = 1;
+            return grown;
+        }
+    }
+    return lua_newuserdata(L, bytes);
+}
+
+/* A batch the store refused: raise its error, or return nil and it. */
+static int refused(lua_State *L, int raise, int rc, const char *err)
+{
+    if (raise) return cairn_lua_raise_rc(L, rc, err);
+    lua_pushnil(L);
+    cairn_lua_push_error_rc(L, rc, err);
+    return 2;
+}
+
 /* store:append(records [, tracking_app, tracking_id [, snapshots [, extras]]]) -> first id, heads
  * records and snapshots are flat lists in the batch protocol (read_records);
- * heads holds the hash of the last event of each run of one stream, in order. */
-static int lappend(lua_State *L)
+ * heads holds the hash of the last event of each run of one stream, in order.
+ * raise 0 (store:try_append): a batch the store refuses gives nil and the
+ * error object instead of raising it. */
+static int append_batch(lua_State *L, int raise)
 {
-    cairn_store *s = check_store(L);
+    store_box *box = check_box(L, 1);
+    cairn_store *s = box->store;
     luaL_checktype(L, 2, LUA_TTABLE);
     cairn_tracking tracking, *t = cairn_lua_opt_tracking(L, 3, &tracking);
     size_t len = lua_objlen(L, 2), slen = 0;
@@ -217,30 +282,64 @@ static int lappend(lua_State *L)
     }
     int once = lua_istable(L, 6) && (lua_getfield(L, 6, "once"), !lua_isnil(L, -1));
     if (lua_istable(L, 6)) lua_pop(L, 1);
-    if ((len == 0 && !t && slen == 0 && !once) || len % RECORD_STRIDE != 0 || slen % RECORD_STRIDE != 0)
-        return cairn_lua_raise(L, CAIRN_SCHEMA, "append: a batch holds %d values per record", RECORD_STRIDE);
+    char err[600];
+    if ((len == 0 && !t && slen == 0 && !once) || len % RECORD_STRIDE != 0 || slen % RECORD_STRIDE != 0) {
+        snprintf(err, sizeof err, "append: a batch holds %d values per record", RECORD_STRIDE);
+        return refused(L, raise, CAIRN_SCHEMA, err);
+    }
     size_t n = len / RECORD_STRIDE, ns = slen / RECORD_STRIDE;
-    /* userdata, so the arrays are collected even if an argument check raises */
-    cairn_record *ev = lua_newuserdata(L, (n + ns ? n + ns : 1) * sizeof *ev);
-    uint8_t *hashes = lua_newuserdata(L, (n ? n : 1) * CAIRN_HASH_BYTES);
-    read_records(L, s, 2, ev, n, "event");
-    if (ns) read_records(L, s, 5, ev + n, ns, "snapshot");
-    uint64_t first = 0;
-    cairn_batch batch = { .events = ev, .n = n, .tracking = t, .snapshots = ev + n, .nsnapshots = ns,
-                          .hashes = hashes };
+    cairn_batch batch = { .n = n, .tracking = t, .nsnapshots = ns };
     cairn_dcb_query fail_if;
     cairn_lua_batch_extras(L, 6, &batch, &fail_if); /* extras: DCB events, condition, idempotency key */
-    int rc = cairn_store_append(s, &batch, &first);
-    if (rc) return cairn_lua_raise_store(L, s, rc);
-    lua_pushnumber(L, (lua_Number)first);
-    lua_newtable(L);
-    int runs = 0;
+    /* from here until the heads are made nothing raises while the box's buffer is in use */
+    size_t recs = n + ns ? n + ns : 1, bytes = recs * sizeof(cairn_record) + (n ? n : 1) * CAIRN_HASH_BYTES;
+    int from_box;
+    cairn_record *ev = batch_room(L, box, bytes, &from_box);
+    uint8_t *hashes = (uint8_t *)(ev + recs);
+    int rc = read_records(L, s, 2, ev, n, "event", err, sizeof err);
+    if (rc == CAIRN_OK && ns) rc = read_records(L, s, 5, ev + n, ns, "snapshot", err, sizeof err);
+    uint64_t first = 0;
+    batch.events = ev;
+    batch.snapshots = ev + n;
+    batch.hashes = hashes;
+    if (rc == CAIRN_OK) {
+        rc = cairn_store_append(s, &batch, &first);
+        if (rc) snprintf(err, sizeof err, "%s", cairn_store_errmsg(s));
+    }
+    if (rc) {
+        if (from_box) box->batch_busy = 0;
+        return refused(L, raise, rc, err);
+    }
+    /* the heads, from a copy: making strings may run a finalizer that appends */
+    size_t runs = 0;
     for (size_t i = 0; i < n; i++)
-        if (i + 1 == n || memcmp(ev[i].stream_id, ev[i + 1].stream_id, 16) != 0) {
-            push_hash(L, hashes + i * CAIRN_HASH_BYTES);
-            lua_rawseti(L, -2, ++runs);
-        }
+        if (i + 1 == n || memcmp(ev[i].stream_id, ev[i + 1].stream_id, 16) != 0)
+            memmove(hashes + runs++ * CAIRN_HASH_BYTES, hashes + i * CAIRN_HASH_BYTES, CAIRN_HASH_BYTES);
+    uint8_t few[4 * CAIRN_HASH_BYTES];
+    uint8_t *heads = !from_box ? hashes : runs <= 4 ? few : lua_newuserdata(L, runs * CAIRN_HASH_BYTES);
+    if (from_box) {
+        memcpy(heads, hashes, runs * CAIRN_HASH_BYTES);
+        box->batch_busy = 0;
+    }
+    lua_pushnumber(L, (lua_Number)first);
+    lua_createtable(L, (int)runs, 0);
+    for (size_t i = 0; i < runs; i++) {
+        push_hash(L, heads + i * CAIRN_HASH_BYTES);
+        lua_rawseti(L, -2, (int)i + 1);
+    }
     return 2;
+}
+
+static int lappend(lua_State *L)
+{
+    return append_batch(L, 1);
+}
+
+/* store:try_append(...) -> what store:append returns; or nil and the error
+ * object of a batch the store refused (a save checks it without a pcall) */
+static int ltry_append(lua_State *L)
+{
+    return append_batch(L, 0);
 }
 
 static int lmax_id(lua_State *L)
@@ -973,6 +1072,7 @@ void cairn_lua_store_init(lua_State *L)
 {
     static const luaL_Reg methods[] = {
         { "append", lappend },
+        { "try_append", ltry_append },
         { "max_id", lmax_id },
         { "tracking_max", ltracking_max },
         { "tracking_scan", ltracking_scan },

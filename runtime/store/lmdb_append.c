@@ -118,38 +118,91 @@ int cairn_lmdb_tracking_put(cairn_lmdb *h, MDB_txn *txn, const cairn_tracking *t
     return mdb_put(txn, h->sh->tracking, &k, &v, 0);
 }
 
-/* Step 1: the heads of the batch's streams and the bases of its snapshots. */
-static int read_heads(cairn_lmdb *h, MDB_txn *txn, cairn_write *w, MDB_cursor *scur)
+/* The head is the event of the stream index entry (k, entry): its version and hash. */
+static int found_head(cairn_lmdb *h, MDB_txn *txn, cairn_stream_head *head, const MDB_val *k, const MDB_val *entry)
 {
-    for (size_t i = 0; i < w->nheads; i++) {
-        cairn_stream_head *head = &w->heads[i];
-        MDB_val k, entry;
-        cairn_lmdb_touched(h->sh, h->sh->psize); /* the index page of a random id, and its last event's */
-        head->found = 0;
-        head->key = (cairn_slice){ NULL, 0 };
-        int rc = cairn_lmdb_seek_at_or_below(scur, head->id, UINT64_MAX, &k, &entry);
-        if (rc == 0) {
-            cairn_record last;
-            head->version = cairn_get_be64((const uint8_t *)k.mv_data + 16);
-            rc = cairn_lmdb_event_at(h, txn, NULL, head->id, head->version, &entry, &last);
-            if (rc) return rc;
-            head->found = 1;
-            memcpy(head->hash, last.hash, CAIRN_HASH_BYTES);
-        } else if (rc != MDB_NOTFOUND) {
-            return rc;
-        }
-        if (!(w->want & CAIRN_WANT_DATA_KEYS)) continue;
-        k = (MDB_val){ 16, head->id };
-        rc = mdb_get(txn, h->sh->streams, &k, &entry);
-        if (rc == 0) head->key = (cairn_slice){ entry.mv_data, entry.mv_size };
-        else if (rc != MDB_NOTFOUND) return rc;
-    }
+    cairn_record last;
+    head->version = cairn_get_be64((const uint8_t *)k->mv_data + 16);
+    int rc = cairn_lmdb_event_at(h, txn, NULL, head->id, head->version, entry, &last);
+    if (rc) return rc;
+    head->found = 1;
+    memcpy(head->hash, last.hash, CAIRN_HASH_BYTES);
+    return 0;
+}
+
+/* A stream's head by a look-up in the stream index: its last entry. */
+static int seek_head(cairn_lmdb *h, MDB_txn *txn, cairn_stream_head *head, MDB_cursor *scur)
+{
+    MDB_val k, entry;
+    int rc = cairn_lmdb_seek_at_or_below(scur, head->id, UINT64_MAX, &k, &entry);
+    if (rc == MDB_NOTFOUND) return 0;
+    return rc ? rc : found_head(h, txn, head, &k, &entry);
+}
+
+/* Is the cursor's entry one of stream id's (not another stream's, nor id's data key)? */
+static int same_stream(const MDB_val *k, const uint8_t id[16])
+{
+    return k->mv_size == CAIRN_STREAM_KEY && memcmp(k->mv_data, id, 16) == 0;
+}
+
+/* A stream's head found by inserting the index entry of its first event of
+ * the batch (version first, notification id nid): the insert's own descent
+ * finds the neighbours, so the head costs no look-up of its own. The entry
+ * before the new one is the head when it is the stream's; an entry there
+ * already, or one of the stream after it (a stream that starts later), is a
+ * conflict: then the head is looked up as before, for seal to report (its
+ * version is first or later). So after a seal that found no conflict, the
+ * first event of every stream of the batch is in the index. */
+static int insert_head(cairn_lmdb *h, MDB_txn *txn, cairn_stream_head *head, MDB_cursor *scur, uint64_t first,
+                       uint64_t nid)
+{
+    uint8_t skey[CAIRN_STREAM_KEY], idv[8];
+    cairn_stream_key(skey, head->id, first);
+    cairn_put_be64(idv, nid);
+    MDB_val k = { CAIRN_STREAM_KEY, skey }, v = { 8, idv };
+    int rc = mdb_cursor_put(scur, &k, &v, MDB_NOOVERWRITE);
+    if (rc == MDB_KEYEXIST) return seek_head(h, txn, head, scur);
+    if (rc) return rc;
+    /* the cursor is at the new entry: a later one of the stream means it started after first */
+    rc = mdb_cursor_get(scur, &k, &v, MDB_NEXT);
+    if (rc == 0 && same_stream(&k, head->id)) return seek_head(h, txn, head, scur);
+    if (rc != 0 && rc != MDB_NOTFOUND) return rc;
+    /* back to the new entry (NEXT at the end stays on it), then the one before */
+    if (rc == 0 && (rc = mdb_cursor_get(scur, &k, &v, MDB_PREV)) != 0) return rc;
+    rc = mdb_cursor_get(scur, &k, &v, MDB_PREV);
+    if (rc == MDB_NOTFOUND || (rc == 0 && !same_stream(&k, head->id))) return 0; /* a new stream */
+    return rc ? rc : found_head(h, txn, head, &k, &v);
+}
+
+/* Step 1: the heads of the batch's streams and the bases of its snapshots.
+ * The index entry of each stream's first event of the batch is inserted here
+ * (first_id: the notification id of the batch's first event). */
+static int read_heads(cairn_lmdb *h, MDB_txn *txn, cairn_write *w, MDB_cursor *scur, uint64_t first_id)
+{
+    /* first, before the index holds entries of events not yet in the log */
     for (size_t j = 0; j < w->nsnapshots; j++) {
         cairn_record ev;
         int rc = cairn_lmdb_find_event(h, txn, w->snapshots[j].stream_id, w->snapshots[j].version, &ev);
         w->bases[j].found = rc == CAIRN_OK;
         if (rc == CAIRN_OK) memcpy(w->bases[j].hash, ev.hash, CAIRN_HASH_BYTES);
         else if (rc != CAIRN_END) return rc;
+    }
+    for (size_t i = 0; i < w->nheads; i++) {
+        cairn_stream_head *head = &w->heads[i];
+        cairn_lmdb_touched(h->sh, h->sh->psize); /* the index page of a random id, and its last event's */
+        head->found = 0;
+        head->key = (cairn_slice){ NULL, 0 };
+        int rc = head->has_events && head->first_at < w->n
+                     ? insert_head(h, txn, head, scur, w->events[head->first_at].version, first_id + head->first_at)
+                     : seek_head(h, txn, head, scur);
+        if (rc) return rc;
+    }
+    /* after the inserts: a data key's bytes stay where they are until the next write */
+    for (size_t i = 0; (w->want & CAIRN_WANT_DATA_KEYS) && i < w->nheads; i++) {
+        MDB_val k = { 16, w->heads[i].id }, entry;
+        int rc = mdb_get(txn, h->sh->streams, &k, &entry);
+        if (rc == 0) w->heads[i].key = (cairn_slice){ entry.mv_data, entry.mv_size };
+        else if (rc != MDB_NOTFOUND) return rc;
     }
     return 0;
 }
@@ -171,31 +224,45 @@ static int append_in(cairn_lmdb *h, MDB_txn *txn, void *ctxp)
     if (rc == 0 && w->tracking) rc = cairn_lmdb_tracking_put(h, txn, w->tracking);
     if (rc == 0) rc = mdb_cursor_open(txn, sh->streams, &scur);
     if (rc == 0) rc = mdb_cursor_open(txn, sh->log, &lcur);
-    if (rc == 0) rc = read_heads(h, txn, w, scur);
+    MDB_val k, v;
+    uint64_t next_id = 1;
+    if (rc == 0 && sh->txn_log_last) {
+        next_id = sh->txn_log_last + 1; /* an append before this one in the group's transaction */
+    } else if (rc == 0) {
+        rc = mdb_cursor_get(lcur, &k, &v, MDB_LAST);
+        if (rc == 0 && k.mv_size == 8) next_id = cairn_get_be64(k.mv_data) + 1;
+        if (rc == MDB_NOTFOUND) rc = 0;
+    }
+    if (rc == 0) rc = read_heads(h, txn, w, scur, next_id);
     if (rc == 0) rc = w->seal(w, &ks);
     if (rc == 0) rc = cairn_lmdb_dcb_check(h, txn, w);
     if (rc) goto done;
 
-    /* step 3: new data keys, then the records under the next ids */
-    MDB_val k, v;
+    /* step 3: new data keys, then the records under the next ids (the index
+     * entry of each stream's first event is in since step 1) */
     for (size_t i = 0; i < w->nheads; i++) {
         if (!w->heads[i].put_key) continue;
         k = (MDB_val){ 16, w->heads[i].id };
         v = (MDB_val){ CAIRN_WRAPPED_KEY_BYTES, w->heads[i].new_key };
         if ((rc = mdb_put(txn, sh->streams, &k, &v, MDB_NOOVERWRITE)) != 0) goto done;
     }
-    uint64_t next_id = 1;
-    rc = mdb_cursor_get(lcur, &k, &v, MDB_LAST);
-    if (rc == 0 && k.mv_size == 8) next_id = cairn_get_be64(k.mv_data) + 1;
-    else if (rc != MDB_NOTFOUND && rc != 0) goto done;
-    rc = 0;
     *ctx->first_id = next_id;
+    size_t hk = 0; /* the next head whose first event is ahead */
     for (size_t i = 0; i < w->n; i++, next_id++) {
         uint8_t idkey[8], skey[CAIRN_STREAM_KEY];
         cairn_put_be64(idkey, next_id);
         k = (MDB_val){ 8, idkey };
         v = (MDB_val){ w->stored[i].len, (void *)w->stored[i].ptr };
         if ((rc = mdb_cursor_put(lcur, &k, &v, MDB_APPEND)) != 0) goto done;
+        if (hk < w->nheads && w->heads[hk].has_events && w->heads[hk].first_at == i) {
+            const cairn_stream_head *head = &w->heads[hk++];
+            if (head->found && head->version + 1 != w->events[i].version) { /* seal lets no such batch pass */
+                rc = cairn_engine_fail(&h->base, CAIRN_CONFLICT, "a save was sealed on a stale stream head");
+                goto done;
+            }
+            cairn_lmdb_touched(sh, w->stored[i].len);
+            continue;
+        }
         cairn_stream_key(skey, w->events[i].stream_id, w->events[i].version);
         k = (MDB_val){ CAIRN_STREAM_KEY, skey };
         v = (MDB_val){ 8, idkey };
@@ -210,6 +277,7 @@ static int append_in(cairn_lmdb *h, MDB_txn *txn, void *ctxp)
         /* the record, and the page of the stream index a random id lands on */
         cairn_lmdb_touched(sh, w->stored[i].len + sh->psize);
     }
+    if (w->n) sh->txn_log_last = next_id - 1;
     if ((rc = cairn_lmdb_dcb_index(h, txn, w, *ctx->first_id)) != 0) goto done;
     if (w->nsnapshots && (rc = mdb_cursor_open(txn, sh->snapshots, &pcur)) != 0) goto done;
     for (size_t j = 0; j < w->nsnapshots; j++) {

@@ -78,6 +78,8 @@ typedef struct cairn_env {
     int committing;             /* a thread is leading a group commit */
     int nosync;                 /* MDB_NOSYNC is set on the environment now (changed only by a leader) */
     uint64_t groups, grouped;   /* group commits made, saves in them */
+    uint64_t txn_log_last;      /* the leader's write transaction: the last notification id an
+                                 * append wrote in it (0: none), so the commit need not look it up */
 } cairn_env;
 
 /* A handle: one user of an environment, with its own read transaction. */

@@ -382,6 +382,7 @@ static void commit_group(cairn_env *sh, write_req *group)
         int rc = begin_txn(first->h, 0, &txn, first->doing);
         if (rc) { settle_all(group, first, rc); return; }
         write_req *failed = NULL;
+        sh->txn_log_last = 0;
         for (write_req *r = first; r && !failed; r = r->next) {
             if (r->rc != PENDING) continue;
             rc = r->fn(r->h, txn, r->ctx);
@@ -389,7 +390,9 @@ static void commit_group(cairn_env *sh, write_req *group)
         }
         uint64_t max_id = 0;
         if (!failed) {
-            rc = last_log_id(sh, txn, &max_id);
+            /* only appends write the log, and the last one to write saw the others' ids */
+            max_id = sh->txn_log_last;
+            rc = max_id ? 0 : last_log_id(sh, txn, &max_id);
             set_sync(sh, nosync);
             if (rc == 0) rc = mdb_txn_commit(txn);
             else mdb_txn_abort(txn);

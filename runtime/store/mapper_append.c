@@ -202,6 +202,8 @@ static int plan_heads(cairn_save *sv, cairn_write *w)
         if (!hi->has_events) {
             hi->first = ev->version;
             hi->first_at = i;
+            w->heads[h].has_events = 1;
+            w->heads[h].first_at = i;
         }
         hi->has_events = 1;
         hi->last = ev->version;

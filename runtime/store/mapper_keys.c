@@ -467,6 +467,7 @@ typedef struct {
     int (*progress)(void *ctx, uint64_t done, uint64_t total); /* NULL: none */
     void *progress_ctx;
     uint64_t done, total;
+    uint64_t reported;      /* the highest done reported: an attempt run again reports no less */
 } rekey_ctx;
 
 #define REKEY_PROGRESS_EVERY 1000 /* data keys between two progress calls */
@@ -486,9 +487,20 @@ static int rewrap(void *ctxp, const uint8_t id[16], cairn_slice stored, uint8_t 
     cairn_seal(ctx->fresh, ad, sizeof ad, dk, sizeof dk, out);
     sodium_memzero(dk, sizeof dk);
     /* progress only reports: the rekey is one transaction, finished or not at all */
-    if (ctx->progress && ++ctx->done % REKEY_PROGRESS_EVERY == 0)
+    if (ctx->progress && ++ctx->done % REKEY_PROGRESS_EVERY == 0 && ctx->done > ctx->reported) {
+        ctx->reported = ctx->done;
         (void)ctx->progress(ctx->progress_ctx, ctx->done, ctx->total > ctx->done ? ctx->total : ctx->done);
+    }
     return CAIRN_OK;
+}
+
+/* The guard of every attempt at a rekey: an engine runs it again (a retry,
+ * a map grown meanwhile) from its first data key, so the count starts over. */
+static int rekey_check(void *ctxp, const cairn_key_state *ks)
+{
+    rekey_ctx *ctx = ctxp;
+    ctx->done = 0;
+    return cairn_store_check_keys(ctx->s, ks);
 }
 
 int cairn_store_rekey(cairn_store *s, const uint8_t new_key[32])
@@ -506,7 +518,7 @@ int cairn_store_rekey_progress(cairn_store *s, const uint8_t new_key[32],
     if (!s->master) return no_key(s);
     uint8_t check[CHECK_LEN];
     make_keycheck(new_key, check);
-    rekey_ctx ctx = { s, new_key, progress, progress_ctx, 0, 0 };
+    rekey_ctx ctx = { s, new_key, progress, progress_ctx, 0, 0, 0 };
     if (progress) {
         /* the total, for the progress: one data key per stream of an encrypted store */
         cairn_store_stats st;
@@ -514,7 +526,7 @@ int cairn_store_rekey_progress(cairn_store *s, const uint8_t new_key[32],
         if (s->eng->ops->stat(s->eng, &st) == CAIRN_OK) ctx.total = st.streams;
         s->eng->errmsg[0] = '\0';
     }
-    cairn_guard g = { write_check, s };
+    cairn_guard g = { rekey_check, &ctx };
     int rc = s->eng->ops->rekey(s->eng, rewrap, &ctx, (cairn_slice){ (const char *)check, sizeof check }, g);
     if (rc) return rc;
     if (progress) (void)progress(progress_ctx, ctx.done, ctx.done);

@@ -91,6 +91,9 @@ typedef struct cairn_key_state {
 /** A stream a batch writes to (or snapshots), as the engine found it. */
 typedef struct cairn_stream_head {
     uint8_t id[16];         /* in */
+    int has_events;         /* in: the batch has events of it (else only a snapshot or a data key) */
+    size_t first_at;        /* in: the index of its first event in the batch; heads with events come
+                             * first, in the order of their first events */
     int found;              /* out: the stream has events */
     uint64_t version;       /* out: its last version */
     uint8_t hash[CAIRN_HASH_BYTES]; /* out: that event's hash */
