@@ -64,6 +64,7 @@ local core_sources = {
   "runtime/lua/lua_store.c",
   "runtime/lua/lua_view.c",
   "runtime/net/http_client.c",
+  "runtime/store/blake2b_x4.c",
   "runtime/store/compress.c",
   "runtime/store/crypto.c",
   "runtime/store/error.c",

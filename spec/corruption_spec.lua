@@ -45,6 +45,20 @@ describe("corrupt records (lmdb:)", function()
         app:close()
       end)
 
+      -- a read from a stream's start takes its first record to chain from
+      -- zeros without looking for one below it: that record is still checked
+      it("get raises IntegrityError for the first record of a stream, read from the start", function()
+        local fido, rex = make_store(how)
+        local code, _, err = helper.run(("%s --corrupt %s 1 %s"):format(q(tests_bin), q(dir .. "/store"), how))
+        assert.are.equal(0, code, err)
+        local app = App.new { store = uri }
+        err = helper.error_of(app.repository.get, app.repository, fido)
+        assert.is_true(cairn.errors.is(err, "IntegrityError"), tostring(err))
+        assert.matches("notification 1", err.message, 1, true)
+        assert.are.equal("Rex", app.repository:get(rex).name)
+        app:close()
+      end)
+
       it("the log raises IntegrityError at the record and reads up to it", function()
         make_store(how)
         local app = App.new { store = uri }

@@ -59,8 +59,8 @@ describe("replay as columns", function()
         assert.is_nil(events)
         assert.are.equal(k.head, head)
         assert.are.equal(1, cols.first)
-        assert.are.same({ "Kennel.Opened", "Kennel.Rested", "Kennel.Paired", "Kennel.Tripled", "Kennel.Fived",
-          "Kennel.Paired" }, cols.topics)
+        assert.are.same({ "Kennel.Opened", 1, "Kennel.Rested", 1, "Kennel.Paired", 1, "Kennel.Tripled", 1,
+          "Kennel.Fived", 1, "Kennel.Paired", 1 }, cols.runs)
         local got = app.repository:get(k.id)
         local want = from_tables(app, k.id)
         want.head = got.head
@@ -86,6 +86,61 @@ describe("replay as columns", function()
       assert.are.equal(4, at4.version)
       assert.are.equal(3, #at4.log)
       School.snapshotting_intervals = nil
+    end)
+
+    it("reads a stream that starts above version 1 from its start and after a version, chain checked",
+      function()
+        local app = ctx.open(School)
+        local id, batch, n = cairn.uuid.v4(), {}, 0
+        n = recorder.add(batch, n, id, 3, 1700000000000003, "Kennel.Opened", core.encode({ name = "Late" }), 1)
+        n = recorder.add(batch, n, id, 4, 1700000000000004, "Kennel.Paired", core.encode({ a = 1, b = 2 }), 1)
+        recorder.add(batch, n, id, 5, 1700000000000005, "Kennel.Rested", "\144", 1)
+        app.store:append(batch)
+        local got = app.repository:get(id)
+        assert.are.equal(5, got.version)
+        assert.are.same({ { 1, 2 }, "rest" }, got.log)
+        local _, head, cols = app.store:read_replay(id, { replay = true })
+        assert.are.equal(got.head, head)
+        assert.are.equal(3, cols.first)
+        assert.are.same({ "Kennel.Opened", 1, "Kennel.Paired", 1, "Kennel.Rested", 1 }, cols.runs)
+        local after = app.store:read_stream(id, { after = 3, replay = true })
+        assert.are.equal(2, #after)
+        assert.are.equal(4, after[1].originator_version)
+      end)
+
+    it("takes a read's options from a table with a metatable as from a plain one", function()
+      local app = ctx.open(School)
+      local k = Kennel("Options")
+      for i = 1, 5 do k:pair(i, -i) end
+      app:save(k)
+      local plain = app.store:read_stream(k.id, { after = 1, upto = 5, limit = 3, replay = true })
+      local inherited = app.store:read_stream(k.id,
+        setmetatable({}, { __index = { after = 1, upto = 5, limit = 3, replay = true } }))
+      assert.are.equal(3, #plain)
+      assert.are.same(plain, inherited)
+      assert.is_nil(inherited[1].event_id) -- replay = true came through
+      local newest = app.store:read_stream(k.id, setmetatable({}, { __index = { reverse = true, limit = 1 } }))
+      assert.are.equal(6, newest[1].originator_version)
+      local _, _, cols = app.store:read_replay(k.id, { replay = true, after = 4 })
+      assert.are.equal(5, cols.first)
+      assert.are.same({ "Kennel.Paired", 2 }, cols.runs)
+    end)
+
+    it("gives a stream's topics as runs of one topic", function()
+      local app = ctx.open(School)
+      local k = Kennel("Runs")
+      for _ = 1, 3 do k:rest() end
+      k:pair("a", "b")
+      k:rest()
+      app:save(k)
+      local _, _, cols = app.store:read_replay(k.id, { replay = true })
+      assert.are.same({ "Kennel.Opened", 1, "Kennel.Rested", 3, "Kennel.Paired", 1, "Kennel.Rested", 1 }, cols.runs)
+      assert.are.same({ "rest", "rest", "rest", { "a", "b" }, "rest" }, app.repository:get(k.id).log)
+      assert.are.same(from_tables(app, k.id), (function()
+        local agg = app.repository:get(k.id)
+        agg.head = nil
+        return agg
+      end)())
     end)
 
     it("drops stored fields the class no longer takes; a field not stored is nil", function()

@@ -514,18 +514,34 @@ function _M.replay(events, agg)
   return agg, events[#events].topic == cls.__name .. ".Discarded"
 end
 
--- Apply the events of columns (recorder.read_replay) to agg: the values of
--- event i start after position j of values; returns the index of the first
--- event that cls does not define, if any.
+-- The topic of event i of columns (runs: topic, count, topic, count, ...).
+local function topic_at(cols, i)
+  local runs = cols.runs
+  for r = 1, #runs, 2 do
+    if i <= runs[r + 1] then return runs[r] end
+    i = i - runs[r + 1]
+  end
+end
+
+-- Apply the events of columns (recorder.read_replay) to agg, with a run's
+-- class and apply function looked up once (one loop over the events, so
+-- that the trace compiler keeps what the apply functions carry from one
+-- event to the next); returns the index of the first event that cls does not
+-- define, if any.
 local function apply_columns(cols, agg, cls, run)
-  local topics, stamps, values, first = cols.topics, cols.stamps, cols.values, cols.first
-  local j = 0
-  for i = 1, #topics do
+  local runs, stamps, values, first = cols.runs, cols.stamps, cols.values, cols.first
+  local r, left, j = -1, 0, 0 -- the run (its topic's index in runs), its events still to apply, values taken
+  local apply, n, creation
+  for i = 1, #stamps do
     replaying = i
-    local found = by_topic[topics[i]]
-    if not found or found.class ~= cls then return i end
-    local ev_class = found.event
-    local apply, n = ev_class.apply, #ev_class.params
+    if left == 0 then
+      r = r + 2
+      local found = by_topic[runs[r]]
+      if not found or found.class ~= cls then return i end
+      local ev_class = found.event
+      apply, n, creation, left = ev_class.apply, #ev_class.params, ev_class.creation, runs[r + 1]
+    end
+    left = left - 1
     if run then run(apply, agg, unpack(values, j + 1, j + n))
     elseif n == 0 then apply(agg)
     elseif n == 1 then apply(agg, values[j + 1])
@@ -534,7 +550,7 @@ local function apply_columns(cols, agg, cls, run)
     else apply(agg, unpack(values, j + 1, j + n)) end
     j = j + n
     local ts = stamps[i]
-    if ev_class.creation then agg.created_on = ts end
+    if creation then agg.created_on = ts end
     agg.modified_on = ts
     agg.version = first + i - 1
   end
@@ -544,25 +560,25 @@ end
 -- optionally on top of a snapshot's aggregate; id is the aggregate's id.
 -- @return the aggregate, and whether its last event discarded it
 function _M.replay_columns(cols, agg, id)
-  local topics = cols.topics
-  local entry = by_topic[topics[1]]
+  local runs = cols.runs
+  local entry = by_topic[runs[1]]
   if not entry then
     errors.raise("SchemaError", "no aggregate class defines event '%s' (aggregate %s version %d)",
-      topics[1], id, cols.first)
+      runs[1], id, cols.first)
   end
   local cls = agg and getmetatable(agg) or entry.class
   agg = agg or setmetatable({ id = id }, cls)
   local ok, err = pcall(apply_columns, cols, agg, cls, runner_of(cls))
   if ok and err then
     errors.raise("SchemaError", "%s has no event '%s' (aggregate %s version %d)",
-      cls.__name, topics[err], agg.id, cols.first + err - 1)
+      cls.__name, topic_at(cols, err), agg.id, cols.first + err - 1)
   elseif not ok then
     local where = ("replaying %s %s version %d (%s)"):format(cls.__name, agg.id, cols.first + replaying - 1,
-      topics[replaying])
+      topic_at(cols, replaying))
     if errors.is(err) then errors.raise(err.kind, "%s: %s", where, err.message) end
     errors.raise("SchemaError", "%s: the apply function raised: %s", where, tostring(err))
   end
-  return agg, topics[#topics] == cls.__name .. ".Discarded"
+  return agg, runs[#runs - 1] == cls.__name .. ".Discarded"
 end
 
 --- Internal (cairn.reload): set while a module is being reloaded; a class

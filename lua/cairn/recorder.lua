@@ -219,13 +219,15 @@ function Recorder:stream_head(id) return self.store:stream_head(id) end
 -- `replay = true`): when every record is plain (nothing to upcast or
 -- forgotten) and its topic's fields are known (`set_replay_fields`), the
 -- events come as columns, with no table per event: `{ first = version of the
--- first, topics = {...}, stamps = {...} (timestamps), values = {...} }`, the
--- values of each event in its apply function's parameter order, one event
--- after the other (`cairn.aggregate.replay_columns` applies them).
+-- first, runs = { topic, count, ... } (count events of topic, run after run),
+-- stamps = {...} (timestamps), values = {...} }`, the values of each event in
+-- its apply function's parameter order, one event after the other
+-- (`cairn.aggregate.replay_columns` applies them).
 -- @return nil, the head hash and the columns; or the events and the head hash
 function Recorder:read_replay(id, q)
-  local events, head, odd, cols = self.store:read_stream(id, check_stream_query(q), versions, replay_fields)
-  if cols then return nil, head, cols end
+  local events, head, odd, runs, first, stamps, values =
+    self.store:read_stream(id, check_stream_query(q), versions, replay_fields)
+  if runs then return nil, head, { first = first, runs = runs, stamps = stamps, values = values } end
   if odd[1] then upcast(events, odd) end
   return events, head
 end

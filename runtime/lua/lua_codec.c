@@ -581,7 +581,6 @@ int cairn_codec_decode_slots(lua_State *L, const uint8_t *p, size_t len, int des
     uint32_t n;
     if (fields_count(&r, &n) != CAIRN_OK) return CAIRN_CORRUPT;
     if (!need(&r, (size_t)n * 2)) return CAIRN_CORRUPT;
-    if (!lua_checkstack(L, 3)) return CAIRN_CORRUPT; /* one value (a time takes 3) */
     for (uint32_t i = 0; i < n; i++) {
         if (!need(&r, 1)) return CAIRN_CORRUPT;
         size_t klen;
@@ -590,7 +589,7 @@ int cairn_codec_decode_slots(lua_State *L, const uint8_t *p, size_t len, int des
         else if (b == 0xd9 && need(&r, 2)) { klen = r.p[1]; r.p += 2; }
         else return CAIRN_END; /* field names are short strings; anything else takes the table path */
         if (!need(&r, klen)) return CAIRN_CORRUPT;
-        int slot = slot_of(ctx, (const char *)r.p, klen);
+        int slot = slot_of(ctx, i, (const char *)r.p, klen);
         r.p += klen;
         int rc = push_item(L, &r, 1);
         if (rc) return rc;

@@ -56,14 +56,19 @@ void cairn_codec_names_push(lua_State *L, cairn_codec_names *c);
 int cairn_codec_decode_fields(lua_State *L, const uint8_t *p, size_t len, int idx, cairn_codec_names *c);
 
 /** Where a replay puts a field's value: its slot (0-based) among the
- *  fields its event class takes, or -1 to drop it. */
-typedef int (*cairn_codec_slot_fn)(void *ctx, const char *name, size_t len);
+ *  fields its event class takes, or -1 to drop it; `at` is the field's
+ *  position in the stored map (a hint: the same for every event of a class). */
+typedef int (*cairn_codec_slot_fn)(void *ctx, uint32_t at, const char *name, size_t len);
+
+/** The free stack slots cairn_codec_decode_slots needs (a time value takes 3). */
+#define CAIRN_CODEC_SLOTS_STACK 3
 
 /**
  * Decode an event's msgpack map (the fields; an empty array is no fields)
  * into the array at dest: the value of the field `slot_of` puts in slot k
  * goes to dest[base + k]. CAIRN_CORRUPT (nothing left pushed) if malformed;
  * CAIRN_END if a key is not a string (the caller then builds a table).
+ * The caller makes sure of CAIRN_CODEC_SLOTS_STACK free stack slots.
  */
 int cairn_codec_decode_slots(lua_State *L, const uint8_t *p, size_t len, int dest, int base,
                              cairn_codec_slot_fn slot_of, void *ctx);

@@ -104,7 +104,13 @@ int cairn_gather_record(cairn_gather *g, const cairn_record *rec)
         memcpy(r->hash, rec->hash, CAIRN_RECORD_HASH);
         r->has_hash = 1;
     }
-    if (add_bytes(g, rec->topic, rec->topic_len, &r->topic)) return ENOMEM;
+    /* a topic equal to the record before's is stored once: a stream's events
+     * come in runs of one topic, and equal offsets tell the reader so */
+    const cairn_gathered *prev = g->n ? r - 1 : NULL;
+    if (prev && prev->topic_len == rec->topic_len && memcmp(g->bytes + prev->topic, rec->topic, rec->topic_len) == 0)
+        r->topic = prev->topic;
+    else if (add_bytes(g, rec->topic, rec->topic_len, &r->topic))
+        return ENOMEM;
     r->topic_len = rec->topic_len;
     if (rec->payload) {
         if (add_bytes(g, rec->payload, rec->payload_len, &r->payload)) return ENOMEM;

@@ -17,6 +17,7 @@ typedef struct {
     int n;
     const char *name[FIELDS_MAX];
     size_t len[FIELDS_MAX];
+    int hint[FIELDS_MAX]; /* the slot the k-th stored field went to last time (stored order is stable) */
 } topic_fields;
 
 typedef struct {
@@ -25,11 +26,18 @@ typedef struct {
     int last;           /* the entry found last: runs of one topic are the rule */
 } columns;
 
-static int slot_of(void *ctx, const char *name, size_t len)
+static int slot_of(void *ctx, uint32_t at, const char *name, size_t len)
 {
-    const topic_fields *t = ctx;
+    topic_fields *t = ctx;
+    if (at < FIELDS_MAX) {
+        int h = t->hint[at];
+        if (h >= 0 && t->len[h] == len && memcmp(t->name[h], name, len) == 0) return h;
+    }
     for (int i = 0; i < t->n; i++)
-        if (t->len[i] == len && memcmp(t->name[i], name, len) == 0) return i;
+        if (t->len[i] == len && memcmp(t->name[i], name, len) == 0) {
+            if (at < FIELDS_MAX) t->hint[at] = i;
+            return i;
+        }
     return -1; /* a stored field the class no longer takes */
 }
 
@@ -67,6 +75,7 @@ static topic_fields *lookup(lua_State *L, columns *c, int fields, int versions, 
         if (!is_string) { lua_pop(L, 2); return NULL; }
     }
     lua_pop(L, 1); /* the list; the topic string stays */
+    for (int k = 0; k < FIELDS_MAX; k++) t->hint[k] = -1;
     t->topic = topic;
     t->topic_len = len;
     t->topic_slot = slot;
@@ -75,45 +84,64 @@ static topic_fields *lookup(lua_State *L, columns *c, int fields, int versions, 
     return t;
 }
 
-static void set_list(lua_State *L, int cols, int list, const char *name)
+/* Does record i start a run (its topic is not the one before's)? The gather
+ * stores a topic equal to the one before once, so equal offsets say it. */
+static int starts_run(const cairn_gather *g, size_t i)
 {
-    lua_pushvalue(L, list);
-    lua_setfield(L, cols, name);
+    if (i == 0) return 1;
+    const cairn_gathered *r = &g->recs[i], *p = &g->recs[i - 1];
+    return r->topic != p->topic &&
+           (r->topic_len != p->topic_len ||
+            memcmp(cairn_gather_bytes(g, r->topic), cairn_gather_bytes(g, p->topic), r->topic_len) != 0);
+}
+
+static topic_fields *topic_of(lua_State *L, columns *c, const cairn_gather *g, size_t i, int fields, int versions)
+{
+    const cairn_gathered *r = &g->recs[i];
+    return lookup(L, c, fields, versions, cairn_gather_bytes(g, r->topic), r->topic_len);
 }
 
 int cairn_lua_push_columns(lua_State *L, const cairn_gather *g, int fields, int versions, size_t *bad)
 {
     if (g->n == 0 || g->n > (size_t)INT32_MAX) return CAIRN_END;
     int top = lua_gettop(L);
-    if (!lua_checkstack(L, TOPICS_MAX + 12)) return CAIRN_END;
+    /* the topics, the five tables, and what decoding one value takes */
+    if (!lua_checkstack(L, TOPICS_MAX + 12 + CAIRN_CODEC_SLOTS_STACK)) return CAIRN_END;
     columns c;
     c.n = c.last = 0;
     /* first pass: every record plain and in version order, every topic known */
     uint64_t first = g->recs[0].version;
-    size_t total = 0;
+    size_t total = 0, runs = 0;
+    topic_fields *t = NULL;
     for (size_t i = 0; i < g->n; i++) {
         const cairn_gathered *r = &g->recs[i];
-        topic_fields *t = NULL;
-        if (!r->forgotten && r->class_version == 1 && r->has_payload && r->version == first + i)
-            t = lookup(L, &c, fields, versions, cairn_gather_bytes(g, r->topic), r->topic_len);
+        if (r->forgotten || r->class_version != 1 || !r->has_payload || r->version != first + i) t = NULL;
+        else if (starts_run(g, i)) t = topic_of(L, &c, g, i, fields, versions), runs++;
         if (!t) { lua_settop(L, top); return CAIRN_END; }
         total += (size_t)t->n;
     }
-    if (total > (size_t)INT32_MAX) { lua_settop(L, top); return CAIRN_END; }
-    lua_createtable(L, 0, 4);
-    int cols = lua_gettop(L);
-    lua_createtable(L, (int)g->n, 0);
-    int topics = lua_gettop(L);
+    if (total > (size_t)INT32_MAX || runs > (size_t)INT32_MAX / 2) { lua_settop(L, top); return CAIRN_END; }
+    lua_createtable(L, (int)runs * 2, 0);
+    int run_list = lua_gettop(L);
     lua_createtable(L, (int)g->n, 0);
     int stamps = lua_gettop(L);
     lua_createtable(L, (int)total, 0);
     int values = lua_gettop(L);
-    int base = 1;
+    int base = 1, run = 0, count = 0;
     for (size_t i = 0; i < g->n; i++) {
         const cairn_gathered *r = &g->recs[i];
-        topic_fields *t = lookup(L, &c, fields, versions, cairn_gather_bytes(g, r->topic), r->topic_len);
-        lua_pushvalue(L, t->topic_slot);
-        lua_rawseti(L, topics, (int)i + 1);
+        if (starts_run(g, i)) {
+            if (run) {
+                lua_pushinteger(L, count);
+                lua_rawseti(L, run_list, 2 * run);
+            }
+            t = topic_of(L, &c, g, i, fields, versions); /* found in the first pass */
+            lua_pushvalue(L, t->topic_slot);
+            lua_rawseti(L, run_list, 2 * run + 1);
+            run++;
+            count = 0;
+        }
+        count++;
         lua_pushnumber(L, (lua_Number)r->timestamp_us / 1e6);
         lua_rawseti(L, stamps, (int)i + 1);
         int rc = cairn_codec_decode_slots(L, (const uint8_t *)cairn_gather_bytes(g, r->payload), r->payload_len,
@@ -125,13 +153,15 @@ int cairn_lua_push_columns(lua_State *L, const cairn_gather *g, int fields, int 
         }
         base += t->n;
     }
-    set_list(L, cols, topics, "topics");
-    set_list(L, cols, stamps, "stamps");
-    set_list(L, cols, values, "values");
+    lua_pushinteger(L, count);
+    lua_rawseti(L, run_list, 2 * run);
+    /* the four values in their places (over the topic strings): copied above
+     * everything (values is at top + 4 or higher), then each put in place */
+    lua_pushvalue(L, run_list);
     lua_pushnumber(L, (lua_Number)first);
-    lua_setfield(L, cols, "first");
-    lua_pushvalue(L, cols);
-    lua_replace(L, top + 1);
-    lua_settop(L, top + 1);
+    lua_pushvalue(L, stamps);
+    lua_pushvalue(L, values);
+    for (int i = 4; i >= 1; i--) lua_replace(L, top + i);
+    lua_settop(L, top + 4);
     return CAIRN_OK;
 }

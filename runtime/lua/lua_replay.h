@@ -12,10 +12,12 @@
 #include "lua_gather.h"
 
 /**
- * Push the columns of the gathered records (the read has ended):
- * `{ first = version of the first, topics = {...}, stamps = {...} (seconds),
- * values = {...} }`, where the values of event i are its fields in the order
- * of `fields[topic]` (a list of names), event after event.
+ * Push the columns of the gathered records (the read has ended), four
+ * values: runs = { topic, count, topic, count, ... }, first (the version of
+ * the first), stamps = {...} (seconds), values = {...}: runs gives the
+ * events' topics (count events of topic, then the next run), and the values
+ * of event i are its fields in the order of `fields[topic]` (a list of
+ * names), event after event. (No table around them: the recorder makes one.)
  * fields: stack index of topic -> list of field names; versions: stack index
  * of topic -> current class version (topics not at 1), or 0.
  * @return CAIRN_OK (pushed); CAIRN_END (nothing pushed: a record is not plain

@@ -468,13 +468,20 @@ static void note_odd(lua_State *L, odd_list *o, const cairn_gather *g, const cai
     lua_rawseti(L, o->list, ++o->n);
 }
 
+/* The option value at idx as a count (0 for none or below). */
+static uint64_t to_u64(lua_State *L, int idx)
+{
+    lua_Number n = lua_tonumber(L, idx);
+    return n <= 0 ? 0 : (uint64_t)n;
+}
+
 static uint64_t field_u64(lua_State *L, int t, const char *k, int *present)
 {
     lua_getfield(L, t, k);
     *present = !lua_isnil(L, -1);
-    lua_Number n = lua_tonumber(L, -1);
+    uint64_t n = to_u64(L, -1);
     lua_pop(L, 1);
-    return n <= 0 ? 0 : (uint64_t)n;
+    return n;
 }
 
 static int field_bool(lua_State *L, int t, const char *k)
@@ -501,11 +508,40 @@ static int parse_id(lua_State *L, cairn_store *s, int idx, uint8_t raw[16], int 
     return 1;
 }
 
+/* A stream read's options from the table at t. A table without a metatable
+ * (the recorder's) is read in one pass over its fields: five look-ups by
+ * name cost about what reading a one-event stream's record does. */
+static void stream_options(lua_State *L, int t, cairn_stream_query *q, int *has_limit, int *replay)
+{
+    if (lua_getmetatable(L, t)) {
+        lua_pop(L, 1);
+        q->gt = field_u64(L, t, "after", &q->has_gt);
+        q->lte = field_u64(L, t, "upto", &q->has_lte);
+        q->descending = field_bool(L, t, "reverse");
+        q->limit = (size_t)field_u64(L, t, "limit", has_limit);
+        *replay = field_bool(L, t, "replay");
+        return;
+    }
+    *has_limit = *replay = 0;
+    lua_pushnil(L);
+    while (lua_next(L, t)) {
+        size_t len = 0;
+        const char *k = lua_type(L, -2) == LUA_TSTRING ? lua_tolstring(L, -2, &len) : "";
+        if (len == 5 && memcmp(k, "after", 5) == 0) q->gt = to_u64(L, -1), q->has_gt = 1;
+        else if (len == 4 && memcmp(k, "upto", 4) == 0) q->lte = to_u64(L, -1), q->has_lte = 1;
+        else if (len == 5 && memcmp(k, "limit", 5) == 0) q->limit = (size_t)to_u64(L, -1), *has_limit = 1;
+        else if (len == 7 && memcmp(k, "reverse", 7) == 0) q->descending = lua_toboolean(L, -1);
+        else if (len == 6 && memcmp(k, "replay", 6) == 0) *replay = lua_toboolean(L, -1);
+        lua_pop(L, 1);
+    }
+}
+
 /* store:read_stream(id, { after, upto, limit, reverse, replay } [, versions [, fields]]) -> events, head, odd
  * versions: topic -> current class version; replay: events without event_id
  * and metadata (for rebuilding aggregates, where no event reaches user code).
  * With fields (topic -> list of field names) a replay read that can be is
- * given as columns instead (lua_replay.h): -> nil, head, {}, columns. */
+ * given as columns instead (lua_replay.h): -> nil, head, nil, runs, first,
+ * stamps, values (the recorder makes them its columns table). */
 static int lread_stream(lua_State *L)
 {
     cairn_store *s = check_store(L);
@@ -515,12 +551,9 @@ static int lread_stream(lua_State *L)
     int versions = versions_index(L, 4);
     int fields = lua_istable(L, 5) ? 5 : 0;
     cairn_stream_query q = { 0 };
-    q.gt = field_u64(L, 3, "after", &q.has_gt);
-    q.lte = field_u64(L, 3, "upto", &q.has_lte);
-    q.descending = field_bool(L, 3, "reverse");
-    int has_limit;
-    q.limit = (size_t)field_u64(L, 3, "limit", &has_limit);
-    cairn_event_kind kind = field_bool(L, 3, "replay") ? CAIRN_EVENT_REPLAY : CAIRN_EVENT_FULL;
+    int has_limit, replay;
+    stream_options(L, 3, &q, &has_limit, &replay);
+    cairn_event_kind kind = replay ? CAIRN_EVENT_REPLAY : CAIRN_EVENT_FULL;
     lua_settop(L, 5);
     if ((has_limit && q.limit == 0) || !exists) { lua_newtable(L); lua_pushnil(L); lua_newtable(L); return 3; }
     cairn_gather *g = cairn_lua_store_gather(L, 1);  /* 6 */
@@ -534,16 +567,17 @@ static int lread_stream(lua_State *L)
      * comes as events, which name it by its string */
     if (kind == CAIRN_EVENT_REPLAY && fields && !q.descending && (string || !g->n || !g->recs[0].name_len)) {
         size_t bad = 0;
-        rc = cairn_lua_push_columns(L, g, fields, versions, &bad);
+        int cols = lua_gettop(L) + 1;
+        rc = cairn_lua_push_columns(L, g, fields, versions, &bad); /* cols .. cols + 3 */
         if (rc == CAIRN_CORRUPT) return raise_malformed(L, &g->recs[bad]);
         if (rc == CAIRN_OK) {
             lua_pushnil(L);
             if (g->recs[g->n - 1].has_hash) push_hash(L, g->recs[g->n - 1].hash);
             else lua_pushnil(L);
-            lua_newtable(L);
-            lua_pushvalue(L, -4);
+            lua_pushnil(L);
+            for (int i = cols; i < cols + 4; i++) lua_pushvalue(L, i);
             cairn_lua_store_gathered(L, 1, g);
-            return 4;
+            return 7;
         }
     }
     cairn_event_keys k;

@@ -62,4 +62,15 @@ int cairn_open(const uint8_t key[CAIRN_KEY_BYTES], const uint8_t *ad, size_t ad_
 void cairn_chain_hash(const uint8_t prev[CAIRN_HASH_BYTES], const uint8_t *a, size_t a_len, const uint8_t *b,
                       size_t b_len, uint8_t out[CAIRN_HASH_BYTES]);
 
+/** One chain hash of a batch: the inputs, and out for the digest. */
+typedef struct cairn_chain_input {
+    const uint8_t *prev, *a, *b;
+    size_t a_len, b_len;
+    uint8_t out[CAIRN_HASH_BYTES];
+} cairn_chain_input;
+
+/** cairn_chain_hash of each of n inputs: those that fit one BLAKE2b block
+ *  four at a time where the CPU can (blake2b_x4.h), the others one by one. */
+void cairn_chain_hash_many(cairn_chain_input *in, size_t n);
+
 #endif

@@ -17,6 +17,8 @@ GUARDED(read_stream, "reading a stream", (cairn_engine *e, const uint8_t id[16],
         (e, id, q))
 GUARDED(read_log, "reading the log", (cairn_engine *e, const cairn_log_query *q), (e, q))
 GUARDED(next, "reading records", (cairn_engine *e, cairn_record *out), (e, out))
+GUARDED(next_many, "reading records", (cairn_engine *e, cairn_record *out, size_t max, size_t *n),
+        (e, out, max, n))
 GUARDED(event_hash, "reading a stream",
         (cairn_engine *e, const uint8_t id[16], uint64_t version, uint8_t out[CAIRN_HASH_BYTES]),
         (e, id, version, out))
@@ -60,6 +62,7 @@ const cairn_engine_ops cairn_lmdb_engine = {
     .read_stream = guarded_read_stream,
     .read_log = guarded_read_log,
     .next = guarded_next,
+    .next_many = guarded_next_many,
     .event_hash = guarded_event_hash,
     .data_key = guarded_data_key,
     .read_snapshot = guarded_read_snapshot,

@@ -155,6 +155,10 @@ void cairn_lmdb_probe(const MDB_val *v);
 
 /* --- lmdb_env.c --- */
 
+/* LMDB's default key order (bytewise, then the shorter first), quicker: the
+ * log and the stream index use it (mdb_set_compare at open). */
+int cairn_lmdb_compare_keys(const MDB_val *a, const MDB_val *b);
+
 int cairn_lmdb_open(const char *path, const cairn_engine_options *opt, cairn_engine **out, char *err,
                     size_t errlen);
 void cairn_lmdb_close(cairn_engine *e);
@@ -258,6 +262,7 @@ int cairn_lmdb_append(cairn_engine *e, cairn_write *w, uint64_t *first_id);
 int cairn_lmdb_read_stream(cairn_engine *e, const uint8_t id[16], const cairn_stream_query *q);
 int cairn_lmdb_read_log(cairn_engine *e, const cairn_log_query *q);
 int cairn_lmdb_next(cairn_engine *e, cairn_record *out);
+int cairn_lmdb_next_many(cairn_engine *e, cairn_record *out, size_t max, size_t *n);
 int cairn_lmdb_event_hash(cairn_engine *e, const uint8_t id[16], uint64_t version, uint8_t out[CAIRN_HASH_BYTES]);
 int cairn_lmdb_data_key(cairn_engine *e, const uint8_t id[16], cairn_slice *stored);
 int cairn_lmdb_read_snapshot(cairn_engine *e, const uint8_t id[16], int has_lte, uint64_t lte, cairn_record *out,

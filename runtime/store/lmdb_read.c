@@ -239,6 +239,13 @@ int cairn_lmdb_next(cairn_engine *e, cairn_record *out)
     }
 }
 
+int cairn_lmdb_next_many(cairn_engine *e, cairn_record *out, size_t max, size_t *n)
+{
+    int rc = CAIRN_OK;
+    for (*n = 0; *n < max && (rc = cairn_lmdb_next(e, &out[*n])) == CAIRN_OK; ++*n) {}
+    return rc;
+}
+
 int cairn_lmdb_event_hash(cairn_engine *e, const uint8_t id[16], uint64_t version, uint8_t out[CAIRN_HASH_BYTES])
 {
     cairn_lmdb *h = LMDB(e);

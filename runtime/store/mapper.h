@@ -17,6 +17,10 @@
 #include "recorder.h"
 #include "store.h"
 
+/* Records an ascending stream read takes from the engine at once: their
+ * chain links are hashed together (crypto.h, cairn_chain_hash_many). */
+#define CAIRN_READ_AHEAD 8
+
 /* A handle: the mapper's state over one engine handle. */
 struct cairn_store {
     cairn_engine *eng;          /* its errmsg is the handle's */
@@ -25,9 +29,14 @@ struct cairn_store {
     /* the read in progress */
     enum { READ_NONE, READ_STREAM, READ_LOG } reading;
     int descending;
+    int from_start;     /* an ascending stream read from its first record: it has no predecessor */
     uint8_t prev_hash[CAIRN_HASH_BYTES]; /* chain check of an ascending stream read; a snapshot's head */
     uint8_t snap_hash[CAIRN_HASH_BYTES]; /* the stored hash of the snapshot read last */
     int have_prev;
+    /* an ascending stream read's records read ahead, checked together (mapper_read.c) */
+    cairn_record ahead[CAIRN_READ_AHEAD];
+    size_t ahead_n, ahead_at;
+    int ahead_rc;       /* the engine's answer after the last one read ahead (CAIRN_OK: none yet) */
     /* data at rest (mapper_keys.c) */
     uint8_t *master;            /* the master key in secret memory, or NULL */
     uint8_t *view_key;          /* the view key, once loaded (cairn_store_view_key), or NULL */

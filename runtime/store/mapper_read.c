@@ -20,6 +20,8 @@ static int began(cairn_store *s, int rc, int reading)
     }
     s->reading = reading;
     s->have_prev = 0;
+    s->ahead_n = s->ahead_at = 0;
+    s->ahead_rc = CAIRN_OK;
     return CAIRN_OK;
 }
 
@@ -28,6 +30,7 @@ int cairn_store_read_stream(cairn_store *s, const uint8_t id[16], const cairn_st
     cairn_store_read_end(s);
     s->eng->errmsg[0] = '\0';
     s->descending = q->descending;
+    s->from_start = !q->has_gt;
     return began(s, ops(s)->read_stream(s->eng, id, q), READ_STREAM);
 }
 
@@ -38,42 +41,92 @@ int cairn_store_read_log(cairn_store *s, const cairn_log_query *q)
     return began(s, ops(s)->read_log(s->eng, q), READ_LOG);
 }
 
-/* Check a stream record against the previous one read (ascending reads;
- * hashes are not secret, so plain memcmp): the first one read is checked
- * against its predecessor in the store. */
-static int check_chain(cairn_store *s, const cairn_record *rec)
+/* The hash the first record of an ascending stream read chains from: its
+ * predecessor's in the store -- none when the read started at the stream's
+ * beginning (the first record found chains from zeros, as a save began it;
+ * looking for one below it would find nothing in this read). */
+static int first_prev(cairn_store *s, const cairn_record *rec)
 {
-    if (!s->have_prev) {
-        memset(s->prev_hash, 0, CAIRN_HASH_BYTES);
-        if (rec->version > 0) {
-            int rc = ops(s)->event_hash(s->eng, rec->stream_id, rec->version - 1, s->prev_hash);
-            if (rc && rc != CAIRN_END) return rc;
+    memset(s->prev_hash, 0, CAIRN_HASH_BYTES);
+    if (rec->version > 0 && !s->from_start) {
+        int rc = ops(s)->event_hash(s->eng, rec->stream_id, rec->version - 1, s->prev_hash);
+        if (rc && rc != CAIRN_END) return rc;
+    }
+    s->have_prev = 1;
+    return CAIRN_OK;
+}
+
+static int chain_broken(cairn_store *s, const cairn_record *rec)
+{
+    char what[80];
+    cairn_record_describe(rec->stream_id, rec->version, what, sizeof what);
+    return cairn_store_fail(s, CAIRN_CORRUPT,
+                            "%s (notification %llu) in %s breaks the hash chain: the record or the one before "
+                            "it was altered", what, (unsigned long long)rec->notification_id, s->eng->where);
+}
+
+/* Read up to CAIRN_READ_AHEAD records of an ascending stream read and check
+ * their chain (hashes are not secret, so plain memcmp): each links to the
+ * stored hash of the one before, so the links are hashed together. Keeps
+ * the ones before a broken link, and what to answer after them. When the
+ * engine fails, that comes first: what was read ahead may have gone with
+ * the read (a fault in the map resets it, lmdb_fault.c), so it is not
+ * touched again. */
+static void read_ahead(cairn_store *s)
+{
+    size_t n = 0;
+    int rc = CAIRN_OK;
+    if (ops(s)->next_many) rc = ops(s)->next_many(s->eng, s->ahead, CAIRN_READ_AHEAD, &n);
+    else
+        while (n < CAIRN_READ_AHEAD && (rc = ops(s)->next(s->eng, &s->ahead[n])) == CAIRN_OK) n++;
+    s->ahead_rc = rc; /* CAIRN_OK: the read-ahead is full, more may follow */
+    s->ahead_at = 0;
+    s->ahead_n = rc == CAIRN_OK || rc == CAIRN_END ? n : 0;
+    if (s->ahead_n == 0) return;
+    n = s->ahead_n;
+    if (!s->have_prev && (rc = first_prev(s, &s->ahead[0])) != CAIRN_OK) {
+        s->ahead_n = 0;
+        s->ahead_rc = rc;
+        return;
+    }
+    cairn_chain_input in[CAIRN_READ_AHEAD];
+    for (size_t i = 0; i < n; i++) {
+        const cairn_record *r = &s->ahead[i];
+        cairn_record_hash_input(i ? s->ahead[i - 1].hash : s->prev_hash, cairn_record_header(r),
+                                r->header_len + CAIRN_RECORD_HASH + r->payload_len, &in[i]);
+    }
+    cairn_chain_hash_many(in, n);
+    for (size_t i = 0; i < n; i++)
+        if (memcmp(in[i].out, s->ahead[i].hash, CAIRN_HASH_BYTES) != 0) {
+            s->ahead_n = i;
+            s->ahead_rc = chain_broken(s, &s->ahead[i]);
+            break;
         }
-        s->have_prev = 1;
+    if (s->ahead_n) memcpy(s->prev_hash, s->ahead[s->ahead_n - 1].hash, CAIRN_HASH_BYTES);
+}
+
+/* The next record of an ascending stream read, its chain checked. */
+static int next_checked(cairn_store *s, cairn_record *out)
+{
+    if (s->ahead_at == s->ahead_n) {
+        if (s->ahead_rc != CAIRN_OK) return s->ahead_rc;
+        read_ahead(s);
+        if (s->ahead_n == 0) return s->ahead_rc;
     }
-    uint8_t want[CAIRN_HASH_BYTES];
-    cairn_record_hash(s->prev_hash, cairn_record_header(rec), rec->header_len + CAIRN_RECORD_HASH + rec->payload_len,
-                      want);
-    if (memcmp(want, rec->hash, CAIRN_HASH_BYTES) != 0) {
-        char what[80];
-        cairn_record_describe(rec->stream_id, rec->version, what, sizeof what);
-        return cairn_store_fail(s, CAIRN_CORRUPT,
-                                "%s (notification %llu) in %s breaks the hash chain: the record or the one before "
-                                "it was altered", what, (unsigned long long)rec->notification_id, s->eng->where);
-    }
-    memcpy(s->prev_hash, rec->hash, CAIRN_HASH_BYTES);
+    *out = s->ahead[s->ahead_at++];
     return CAIRN_OK;
 }
 
 int cairn_store_next(cairn_store *s, cairn_record *out)
 {
     if (s->reading == READ_NONE) return CAIRN_END;
+    if (s->reading == READ_STREAM && !s->descending) {
+        int rc = next_checked(s, out);
+        return rc ? rc : cairn_store_open_payload(s, out);
+    }
     int rc = ops(s)->next(s->eng, out);
     if (rc) return rc;
-    if (s->reading == READ_STREAM) {
-        if (!s->descending && (rc = check_chain(s, out)) != CAIRN_OK) return rc;
-        return cairn_store_open_payload(s, out);
-    }
+    if (s->reading == READ_STREAM) return cairn_store_open_payload(s, out);
     rc = cairn_store_open_payload(s, out);
     if (rc == CAIRN_NOTFOUND && out->forgotten) {
         /* forgotten: the notification keeps its ids and topic */

@@ -120,10 +120,22 @@ int cairn_record_split_body(cairn_record *rec, const uint8_t *body, size_t len)
     return CAIRN_OK;
 }
 
-void cairn_record_hash(const uint8_t prev[CAIRN_RECORD_HASH], const uint8_t *buf, size_t len,
-                       uint8_t out[CAIRN_RECORD_HASH])
+void cairn_record_hash_input(const uint8_t prev[CAIRN_RECORD_HASH], const uint8_t *buf, size_t len,
+                             struct cairn_chain_input *in)
 {
     size_t fixed = fixed_size(buf[0]);
     size_t header = fixed + ((size_t)buf[fixed - 2] << 8 | buf[fixed - 1]);
-    cairn_chain_hash(prev, buf, header, buf + header + CAIRN_RECORD_HASH, len - header - CAIRN_RECORD_HASH, out);
+    in->prev = prev;
+    in->a = buf;
+    in->a_len = header;
+    in->b = buf + header + CAIRN_RECORD_HASH;
+    in->b_len = len - header - CAIRN_RECORD_HASH;
+}
+
+void cairn_record_hash(const uint8_t prev[CAIRN_RECORD_HASH], const uint8_t *buf, size_t len,
+                       uint8_t out[CAIRN_RECORD_HASH])
+{
+    cairn_chain_input in;
+    cairn_record_hash_input(prev, buf, len, &in);
+    cairn_chain_hash(in.prev, in.a, in.a_len, in.b, in.b_len, out);
 }

@@ -116,6 +116,13 @@ int cairn_record_parse(const uint8_t *buf, size_t len, cairn_record *out);
 /** Describe a record for messages: "aggregate <id> version <v>". */
 void cairn_record_describe(const uint8_t id[16], uint64_t version, char *out, size_t len);
 
+struct cairn_chain_input; /* crypto.h */
+
+/** What the chain hash of a stored record of len bytes takes, given the
+ *  previous hash (for cairn_chain_hash_many). */
+void cairn_record_hash_input(const uint8_t prev[CAIRN_RECORD_HASH], const uint8_t *buf, size_t len,
+                             struct cairn_chain_input *in);
+
 /** The chain hash of a stored record of len bytes, given the previous hash. */
 void cairn_record_hash(const uint8_t prev[CAIRN_RECORD_HASH], const uint8_t *buf, size_t len,
                        uint8_t out[CAIRN_RECORD_HASH]);

@@ -200,6 +200,11 @@ struct cairn_engine_ops {
     int (*read_stream)(cairn_engine *e, const uint8_t id[16], const cairn_stream_query *q);
     int (*read_log)(cairn_engine *e, const cairn_log_query *q);
     int (*next)(cairn_engine *e, cairn_record *out);
+    /* optional: next() up to max times into out[0..], *n of them given; returns
+     * what the last call returned (CAIRN_OK: max given). A stream read's
+     * read-ahead takes records this way when an engine offers it (fewer steps
+     * per record: one fault guard for the lot on LMDB) */
+    int (*next_many)(cairn_engine *e, cairn_record *out, size_t max, size_t *n);
     /* inside the read in progress: the hash of a stream's event (CAIRN_END: none),
      * and a stream's stored data key (CAIRN_END: none) */
     int (*event_hash)(cairn_engine *e, const uint8_t id[16], uint64_t version, uint8_t out[CAIRN_HASH_BYTES]);
