@@ -101,7 +101,12 @@ static int laggregate_id(lua_State *L)
     size_t len;
     const char *s = lua_tolstring(L, 1, &len);
     uint8_t id[16];
-    if (cairn_uuid_parse(s, len, id) == 0) {
+    int kind = cairn_uuid_classify(s, len, id);
+    if (kind == 1) { /* canonical already: the same string, not a new one made of it */
+        lua_settop(L, 1);
+        return 1;
+    }
+    if (kind == 2) {
         push_uuid(L, id);
         return 1;
     }

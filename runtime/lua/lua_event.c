@@ -184,9 +184,9 @@ static int lmake_event(lua_State *L)
     const char *eid = lua_isnoneornil(L, 8) ? NULL : luaL_checklstring(L, 8, &eid_len);
     lua_settop(L, 8);
     uint8_t event_id[16];
-    if (!cairn_uuid_is_canonical(id, id_len)) { /* then a string id (string_id.h) */
-        const char *problem = cairn_uuid_parse(id, id_len, event_id) == 0 ? "is a UUID in upper case"
-                                                                           : cairn_string_id_problem(id, id_len);
+    int kind = cairn_uuid_classify(id, id_len, event_id);
+    if (kind != 1) { /* then a string id (string_id.h) */
+        const char *problem = kind == 2 ? "is a UUID in upper case" : cairn_string_id_problem(id, id_len);
         if (problem)
             return cairn_lua_raise(L, CAIRN_SCHEMA, "aggregate id '%.64s' %s (ids are lower-case UUIDs or strings "
                                    "of 1 to %d bytes of UTF-8)", id, problem, CAIRN_STRING_ID_MAX);
@@ -197,7 +197,7 @@ static int lmake_event(lua_State *L)
         return cairn_lua_raise(L, CAIRN_SCHEMA, "event topic must be 1 to %d bytes", CAIRN_TOPIC_MAX);
     if (!(ts >= -9223372036854775808.0 && ts < 9223372036854775808.0))
         return cairn_lua_raise(L, CAIRN_SCHEMA, "%s: the timestamp is out of range", topic);
-    if (eid && (!cairn_uuid_is_canonical(eid, eid_len) || cairn_uuid_parse(eid, eid_len, event_id) != 0))
+    if (eid && cairn_uuid_classify(eid, eid_len, event_id) != 1)
         return cairn_lua_raise(L, CAIRN_SCHEMA, "%s: event_id '%s' is not a lower-case UUID", topic, eid);
     if (!eid) cairn_uuid_v4(event_id);
     lua_pushnil(L);

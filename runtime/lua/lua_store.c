@@ -226,13 +226,9 @@ static int read_records(lua_State *L, cairn_store *s, int list, cairn_record *re
 
 static void push_hash(lua_State *L, const uint8_t *hash)
 {
-    /* hashes are not secret: a table, not libsodium's constant-time hex (every save and cached get pushes one) */
-    static const char digits[] = "0123456789abcdef";
+    /* hashes are not secret: a table, not libsodium's constant-time hex (every save and get pushes one) */
     char hex[CAIRN_HASH_BYTES * 2];
-    for (size_t i = 0; i < CAIRN_HASH_BYTES; i++) {
-        hex[2 * i] = digits[hash[i] >> 4];
-        hex[2 * i + 1] = digits[hash[i] & 15];
-    }
+    cairn_hex_format(hash, CAIRN_HASH_BYTES, hex);
     lua_pushlstring(L, hex, sizeof hex);
 }
 

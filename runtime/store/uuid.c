@@ -4,31 +4,44 @@
 #include "crypto.h"
 #include "uuid.h"
 
-/* Digit values; 16 marks an upper-case digit, -1 anything else. Ids are
- * parsed on every save and read, so this is a table, not a chain of tests. */
-static const int8_t HEX[256] = {
-    ['0'] = 0, ['1'] = 1, ['2'] = 2, ['3'] = 3, ['4'] = 4, ['5'] = 5, ['6'] = 6, ['7'] = 7,
-    ['8'] = 8, ['9'] = 9, ['a'] = 10, ['b'] = 11, ['c'] = 12, ['d'] = 13, ['e'] = 14, ['f'] = 15,
-    ['A'] = 16 + 10, ['B'] = 16 + 11, ['C'] = 16 + 12, ['D'] = 16 + 13, ['E'] = 16 + 14, ['F'] = 16 + 15,
+/* Digit values with flags: DIGIT on every hex digit, UPPER on 'A'..'F';
+ * 0 (no DIGIT) for anything else. Ids are parsed on every save and read, so
+ * a pair is two look-ups and no test: the flags are checked once at the end. */
+enum { DIGIT = 0x80, UPPER = 0x10 };
+static const uint8_t HEX[256] = {
+    ['0'] = DIGIT | 0, ['1'] = DIGIT | 1, ['2'] = DIGIT | 2, ['3'] = DIGIT | 3, ['4'] = DIGIT | 4,
+    ['5'] = DIGIT | 5, ['6'] = DIGIT | 6, ['7'] = DIGIT | 7, ['8'] = DIGIT | 8, ['9'] = DIGIT | 9,
+    ['a'] = DIGIT | 10, ['b'] = DIGIT | 11, ['c'] = DIGIT | 12, ['d'] = DIGIT | 13, ['e'] = DIGIT | 14,
+    ['f'] = DIGIT | 15,
+    ['A'] = DIGIT | UPPER | 10, ['B'] = DIGIT | UPPER | 11, ['C'] = DIGIT | UPPER | 12,
+    ['D'] = DIGIT | UPPER | 13, ['E'] = DIGIT | UPPER | 14, ['F'] = DIGIT | UPPER | 15,
 };
-#define HEX_INVALID(c) (HEX[(unsigned char)(c)] == 0 && (c) != '0')
 
 /* Offsets of the 16 byte pairs in the 36-character form. */
 static const uint8_t PAIR[16] = { 0, 2, 4, 6, 9, 11, 14, 16, 19, 21, 24, 26, 28, 30, 32, 34 };
 
-/* 1 canonical (lower case), 2 a UUID with upper-case digits, 0 not a UUID */
+/* 1 canonical (lower case), 2 a UUID with upper-case digits, 0 not a UUID;
+ * out (when given) gets the bytes, also of a string that turns out not to be one */
 static int classify(const char *s, size_t len, uint8_t *out)
 {
     if (len != CAIRN_UUID_STRLEN || s[8] != '-' || s[13] != '-' || s[18] != '-' || s[23] != '-') return 0;
-    int upper = 0;
-    for (int i = 0; i < 16; i++) {
-        char a = s[PAIR[i]], b = s[PAIR[i] + 1];
-        if (HEX_INVALID(a) || HEX_INVALID(b)) return 0;
-        int hi = HEX[(unsigned char)a], lo = HEX[(unsigned char)b];
-        upper |= (hi | lo) & 16;
-        if (out) out[i] = (uint8_t)((hi & 15) << 4 | (lo & 15));
-    }
-    return upper ? 2 : 1;
+    const unsigned char *u = (const unsigned char *)s;
+    uint8_t scratch[16], *o = out ? out : scratch;
+    unsigned all = DIGIT, any = 0;
+    /* written out: constant offsets, no loop (every save parses its streams' ids) */
+#define PAIR_AT(i, at)                                                  \
+    do {                                                                \
+        unsigned hi = HEX[u[at]], lo = HEX[u[(at) + 1]];                \
+        all &= hi & lo;                                                 \
+        any |= hi | lo;                                                 \
+        o[i] = (uint8_t)((hi & 15) << 4 | (lo & 15));                   \
+    } while (0)
+    PAIR_AT(0, 0); PAIR_AT(1, 2); PAIR_AT(2, 4); PAIR_AT(3, 6); PAIR_AT(4, 9); PAIR_AT(5, 11);
+    PAIR_AT(6, 14); PAIR_AT(7, 16); PAIR_AT(8, 19); PAIR_AT(9, 21); PAIR_AT(10, 24); PAIR_AT(11, 26);
+    PAIR_AT(12, 28); PAIR_AT(13, 30); PAIR_AT(14, 32); PAIR_AT(15, 34);
+#undef PAIR_AT
+    if (!(all & DIGIT)) return 0;
+    return any & UPPER ? 2 : 1;
 }
 
 int cairn_uuid_parse(const char *s, size_t len, uint8_t out[16])
@@ -41,8 +54,14 @@ int cairn_uuid_is_canonical(const char *s, size_t len)
     return classify(s, len, NULL) == 1;
 }
 
+int cairn_uuid_classify(const char *s, size_t len, uint8_t out[16])
+{
+    return classify(s, len, out);
+}
+
 /* The two digits of every byte value, so formatting (once per event a read
- * returns) is a copy per byte rather than two look-ups and a branch. */
+ * returns, once per head a save returns) is a copy per byte rather than two
+ * look-ups and a branch. */
 #define DIGITS2(h) h "0", h "1", h "2", h "3", h "4", h "5", h "6", h "7", \
                    h "8", h "9", h "a", h "b", h "c", h "d", h "e", h "f"
 static const char PAIRS[256][3] = {
@@ -50,6 +69,11 @@ static const char PAIRS[256][3] = {
     DIGITS2("8"), DIGITS2("9"), DIGITS2("a"), DIGITS2("b"), DIGITS2("c"), DIGITS2("d"), DIGITS2("e"), DIGITS2("f"),
 };
 #undef DIGITS2
+
+void cairn_hex_format(const uint8_t *in, size_t n, char *out)
+{
+    for (size_t i = 0; i < n; i++) memcpy(out + 2 * i, PAIRS[in[i]], 2);
+}
 
 void cairn_uuid_format(const uint8_t in[16], char out[CAIRN_UUID_STRLEN])
 {

@@ -13,8 +13,17 @@ int cairn_uuid_parse(const char *s, size_t len, uint8_t out[16]);
 /** True if s is a canonical lower-case UUID string: the form stored as 16 bytes. */
 int cairn_uuid_is_canonical(const char *s, size_t len);
 
+/** Parse and classify in one pass: 1 a canonical lower-case UUID, 2 one with
+ * upper-case digits, 0 not a UUID. out gets the 16 bytes when the result is
+ * not 0 (its content is unspecified otherwise). */
+int cairn_uuid_classify(const char *s, size_t len, uint8_t out[16]);
+
 /** Format 16 bytes as 36 lower-case characters (no terminator written). */
 void cairn_uuid_format(const uint8_t in[16], char out[CAIRN_UUID_STRLEN]);
+
+/** Format n bytes as 2n lower-case hex digits (no terminator written); hashes
+ * are not secret, so this is a table look-up per byte, not constant time. */
+void cairn_hex_format(const uint8_t *in, size_t n, char *out);
 
 /** A random (version 4) UUID from libsodium's CSPRNG. */
 void cairn_uuid_v4(uint8_t out[16]);

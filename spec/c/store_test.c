@@ -237,6 +237,23 @@ static void test_record_and_uuid(void)
     CHECK(!cairn_uuid_is_canonical("6BA7B811-9DAD-11D1-80B4-00C04FD430C8", 36));
     CHECK(cairn_uuid_parse("6ba7b811-9dad-11d1-80b4-00c04fd430cg", 36, id) != 0);
     CHECK(cairn_uuid_parse("6ba7b8119dad-11d1-80b4-00c04fd430c8-", 36, id) != 0);
+    /* classify: parse and case in one pass; a bad digit anywhere, even among upper-case ones, is no UUID */
+    uint8_t raw[16];
+    CHECK(cairn_uuid_classify("6ba7b811-9dad-11d1-80b4-00c04fd430c8", 36, raw) == 1);
+    CHECK(raw[0] == 0x6b && raw[15] == 0xc8);
+    CHECK(cairn_uuid_classify("6ba7b811-9dad-11D1-80b4-00c04fd430c8", 36, raw) == 2);
+    CHECK(raw[6] == 0x11 && raw[7] == 0xd1);
+    CHECK(cairn_uuid_classify("6BA7B811-9DAD-11D1-80B4-00C04FD430CG", 36, raw) == 0);
+    CHECK(cairn_uuid_classify("g000000000-0000-0000-0000-0000000000", 36, raw) == 0);
+    CHECK(cairn_uuid_classify("00000000-0000-0000-0000-00000000000\xff", 36, raw) == 0);
+    CHECK(cairn_uuid_classify("00000000-0000-0000-0000-000000000000", 35, raw) == 0);
+    CHECK(cairn_uuid_classify("00000000-0000-0000-0000-000000000000", 36, NULL) == 1);
+    CHECK(!cairn_uuid_is_canonical("00000000-0000-0000-0000-00000000000 ", 36));
+    /* hex of a hash: two lower-case digits a byte */
+    const uint8_t bytes[4] = { 0x00, 0x9f, 0xa0, 0xff };
+    char hex[9] = { 0 };
+    cairn_hex_format(bytes, sizeof bytes, hex);
+    CHECK(strcmp(hex, "009fa0ff") == 0);
 
     /* a record as stores write it: header, hash, payload */
     cairn_record r = event(id, 7, "Dog.Registered", "\x81\xa4name\xa4" "Fido");
