@@ -243,6 +243,35 @@ describe("cairn.recorder", function()
       assert.are.equal(2, #rec:read_log())
     end)
 
+    it("takes a batch of batches (app:save of several aggregates) as their concatenation", function()
+      local a, b, c = cairn.uuid.v4(), "account-7", cairn.uuid.v4()
+      local first, heads = rec:try_append({ stream_batch(a, 2), stream_batch(b, 1), {}, stream_batch(c, 3) })
+      assert.are.equal(1, first)
+      assert.are.same({ select(2, rec:read_stream(a)), select(2, rec:read_stream(b)), select(2, rec:read_stream(c)) },
+        heads)
+      local log = rec:read_log()
+      assert.are.equal(6, #log)
+      assert.are.same({ a, a, b, c, c, c }, { log[1].originator_id, log[2].originator_id, log[3].originator_id,
+        log[4].originator_id, log[5].originator_id, log[6].originator_id })
+      -- the same checks as a flat batch: a conflict in one part refuses all, nothing recorded
+      local none, err = rec:try_append({ stream_batch(cairn.uuid.v4(), 1), stream_batch(a, 1) })
+      assert.is_nil(none)
+      assert.matches("version 1", assert_kind("ConcurrencyError", err).message, 1, true)
+      none, err = rec:try_append({ stream_batch(cairn.uuid.v4(), 1), { a, 3 } })
+      assert.is_nil(none)
+      assert.matches("8 values per record", assert_kind("SchemaError", err).message, 1, true)
+      none, err = rec:try_append({ stream_batch(cairn.uuid.v4(), 1), "not a batch" })
+      assert.is_nil(none)
+      assert.matches("8 values per record", assert_kind("SchemaError", err).message, 1, true)
+      local bad = stream_batch(cairn.uuid.v4(), 2)
+      bad[12] = false
+      none, err = rec:try_append({ stream_batch(cairn.uuid.v4(), 1), bad })
+      assert.is_nil(none)
+      -- numbered across the parts: the second part's second record is the third
+      assert.matches("event 3 lacks a topic", assert_kind("SchemaError", err).message, 1, true)
+      assert.are.equal(6, #rec:read_log())
+    end)
+
     it("lets finalizers append while an append hands out its heads (each its own memory)", function()
       -- the handle keeps one buffer for an append's records and hashes: an
       -- append run by a finalizer in the middle of another must not use it

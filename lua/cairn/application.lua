@@ -133,7 +133,7 @@ end
 local function record(self, tracking_app, tracking_id, aggs, n_aggs, once)
   local saving_aggs, saving_events, saving_records = new_tab(n_aggs, 0), new_tab(n_aggs, 0), new_tab(n_aggs, 0)
   local seen = n_aggs > 1 and new_tab(0, n_aggs) or nil
-  local k, values, n_events = 0, 0, 0
+  local k, n_events = 0, 0
   for i = 1, n_aggs do
     local agg = aggs[i]
     if type(agg) ~= "table" or not getmetatable(agg) or not agg.id then
@@ -145,7 +145,7 @@ local function record(self, tracking_app, tracking_id, aggs, n_aggs, once)
       if events then
         k = k + 1
         saving_aggs[k], saving_events[k], saving_records[k] = agg, events, records
-        values, n_events = values + #records, n_events + #events
+        n_events = n_events + #events
       end
     end
   end
@@ -155,14 +155,8 @@ local function record(self, tracking_app, tracking_id, aggs, n_aggs, once)
     if not (tracking_app or once) then return recordings end
     batch = {}
   elseif k > 1 then
-    -- several aggregates: one batch of all their records
-    batch = new_tab(values, 0)
-    local n = 0
-    for i = 1, k do
-      local list = saving_records[i]
-      for j = 1, #list do batch[n + j] = list[j] end
-      n = n + #list
-    end
+    -- several aggregates: their pending lists as they are, a batch of batches
+    batch = saving_records
   end
   -- under a pcall, though a refusal comes back as a value: the trace that
   -- goes on after the store's C call then ends where append returns, and the

@@ -168,7 +168,9 @@ end
 
 --- Record a batch in one transaction, or nothing of it.
 -- @param records a batch (flat list, see `add`) of events: each stream's
---   events adjacent, with consecutive versions following the recorded ones
+--   events adjacent, with consecutive versions following the recorded ones;
+--   or a list of such batches, recorded as their concatenation (app:save of
+--   several aggregates passes each one's pending records, not a copy)
 -- @param[opt] opts `tracking = { application = name, id = n }` (a follower's
 --   position, recorded with the events), `snapshots` (a batch of aggregate states),
 --   `once` (an idempotency key: ConcurrencyError if it was saved before),

@@ -165,11 +165,12 @@ cairn_tracking *cairn_lua_opt_tracking(lua_State *L, int idx, cairn_tracking *t)
  * bytes or its UUID string; event id and metadata false when absent). */
 enum { R_ID, R_VERSION, R_TIMESTAMP, R_TOPIC, R_PAYLOAD, R_CLASS_VERSION, R_EVENT_ID, R_METADATA, RECORD_STRIDE };
 
-/* Read n records from the list at idx into recs; the strings stay alive in
- * the list. Runs no Lua code and raises nothing: a bad record gives its
- * error kind and message (in err), for the caller to raise once it holds nothing. */
-static int read_records(lua_State *L, cairn_store *s, int list, cairn_record *recs, size_t n, const char *what,
-                        char *err, size_t errlen)
+/* Read n records from the list at idx into recs (numbered from `number` in
+ * messages); the strings stay alive in the list. Runs no Lua code and raises
+ * nothing: a bad record gives its error kind and message (in err), for the
+ * caller to raise once it holds nothing. */
+static int read_list(lua_State *L, cairn_store *s, int list, cairn_record *recs, size_t n, size_t number,
+                     const char *what, char *err, size_t errlen)
 {
     for (size_t i = 0; i < n; i++) {
         int base = (int)(i * RECORD_STRIDE);
@@ -180,7 +181,7 @@ static int read_records(lua_State *L, cairn_store *s, int list, cairn_record *re
         size_t len;
         const char *id = lua_type(L, at + R_ID) == LUA_TSTRING ? lua_tolstring(L, at + R_ID, &len) : NULL;
         if (!id) {
-            snprintf(err, errlen, "append: %s %d has no aggregate id", what, (int)i + 1);
+            snprintf(err, errlen, "append: %s %d has no aggregate id", what, (int)(number + i));
             return CAIRN_SCHEMA;
         }
         if (i > 0 && id == recs[i - 1].name) { /* the same string id as the record before (interned) */
@@ -204,22 +205,61 @@ static int read_records(lua_State *L, cairn_store *s, int list, cairn_record *re
             r->payload = (const uint8_t *)lua_tolstring(L, at + R_PAYLOAD, &r->payload_len);
         r->class_version = (unsigned)lua_tonumber(L, at + R_CLASS_VERSION);
         if (!r->topic || !r->payload) {
-            snprintf(err, errlen, "append: %s %d lacks a topic or payload", what, (int)i + 1);
+            snprintf(err, errlen, "append: %s %d lacks a topic or payload", what, (int)(number + i));
             return CAIRN_SCHEMA;
         }
         const char *eid = lua_type(L, at + R_EVENT_ID) == LUA_TSTRING ? lua_tolstring(L, at + R_EVENT_ID, &len) : NULL;
         if (eid && len == sizeof r->event_id) memcpy(r->event_id, eid, len); /* its 16 bytes */
         else if ((eid && cairn_uuid_parse(eid, len, r->event_id) != 0) || (!eid && lua_toboolean(L, at + R_EVENT_ID))) {
-            snprintf(err, errlen, "append: %s %d has an event_id that is not a UUID", what, (int)i + 1);
+            snprintf(err, errlen, "append: %s %d has an event_id that is not a UUID", what, (int)(number + i));
             return CAIRN_SCHEMA;
         }
         if (lua_type(L, at + R_METADATA) == LUA_TSTRING)
             r->metadata = (const uint8_t *)lua_tolstring(L, at + R_METADATA, &r->metadata_len);
         else if (lua_toboolean(L, at + R_METADATA)) {
-            snprintf(err, errlen, "append: %s %d has metadata that is not msgpack bytes", what, (int)i + 1);
+            snprintf(err, errlen, "append: %s %d has metadata that is not msgpack bytes", what, (int)(number + i));
             return CAIRN_SCHEMA;
         }
         lua_pop(L, RECORD_STRIDE);
+    }
+    return CAIRN_OK;
+}
+
+/* A batch is one flat list, or a list of flat lists (app:save of several
+ * aggregates hands over each one's pending records as they are, rather than
+ * a copy of them all in one list): the number of records it holds, or -1
+ * when a list's length is not a whole number of records. */
+static long batch_records(lua_State *L, int list, int *nested)
+{
+    size_t len = lua_objlen(L, list);
+    lua_rawgeti(L, list, 1);
+    *nested = lua_istable(L, -1);
+    lua_pop(L, 1);
+    if (!*nested) return len % RECORD_STRIDE ? -1 : (long)(len / RECORD_STRIDE);
+    size_t total = 0;
+    for (size_t j = 1; j <= len; j++) {
+        lua_rawgeti(L, list, (int)j);
+        size_t sub = lua_istable(L, -1) ? lua_objlen(L, -1) : 1;
+        lua_pop(L, 1);
+        if (sub % RECORD_STRIDE) return -1;
+        total += sub / RECORD_STRIDE;
+    }
+    return (long)total;
+}
+
+/* read_list over a batch (batch_records): n records in all */
+static int read_records(lua_State *L, cairn_store *s, int list, int nested, cairn_record *recs, size_t n,
+                        const char *what, char *err, size_t errlen)
+{
+    if (!nested) return read_list(L, s, list, recs, n, 1, what, err, errlen);
+    size_t done = 0;
+    for (int j = 1; done < n; j++) {
+        lua_rawgeti(L, list, j);
+        size_t k = lua_objlen(L, -1) / RECORD_STRIDE;
+        int rc = read_list(L, s, lua_gettop(L), recs + done, k, done + 1, what, err, errlen);
+        lua_pop(L, 1);
+        if (rc) return rc;
+        done += k;
     }
     return CAIRN_OK;
 }
@@ -265,7 +305,8 @@ static int refused(lua_State *L, int raise, int rc, const char *err)
 }
 
 /* store:append(records [, tracking_app, tracking_id [, snapshots [, extras]]]) -> first id, heads
- * records and snapshots are flat lists in the batch protocol (read_records);
+ * records and snapshots are batches: flat lists in the batch protocol, or
+ * lists of them (read_records);
  * heads holds the hash of the last event of each run of one stream, in order.
  * raise 0 (store:try_append): a batch the store refuses gives nil and the
  * error object instead of raising it. */
@@ -275,19 +316,20 @@ static int append_batch(lua_State *L, int raise)
     cairn_store *s = box->store;
     luaL_checktype(L, 2, LUA_TTABLE);
     cairn_tracking tracking, *t = cairn_lua_opt_tracking(L, 3, &tracking);
-    size_t len = lua_objlen(L, 2), slen = 0;
+    int nested, snested = 0;
+    long events = batch_records(L, 2, &nested), snaps = 0;
     if (!lua_isnoneornil(L, 5)) {
         luaL_checktype(L, 5, LUA_TTABLE);
-        slen = lua_objlen(L, 5);
+        snaps = batch_records(L, 5, &snested);
     }
     int once = lua_istable(L, 6) && (lua_getfield(L, 6, "once"), !lua_isnil(L, -1));
     if (lua_istable(L, 6)) lua_pop(L, 1);
     char err[600];
-    if ((len == 0 && !t && slen == 0 && !once) || len % RECORD_STRIDE != 0 || slen % RECORD_STRIDE != 0) {
+    if ((events == 0 && !t && snaps == 0 && !once) || events < 0 || snaps < 0) {
         snprintf(err, sizeof err, "append: a batch holds %d values per record", RECORD_STRIDE);
         return refused(L, raise, CAIRN_SCHEMA, err);
     }
-    size_t n = len / RECORD_STRIDE, ns = slen / RECORD_STRIDE;
+    size_t n = (size_t)events, ns = (size_t)snaps;
     cairn_batch batch = { .n = n, .tracking = t, .nsnapshots = ns };
     cairn_dcb_query fail_if;
     cairn_lua_batch_extras(L, 6, &batch, &fail_if); /* extras: DCB events, condition, idempotency key */
@@ -296,8 +338,8 @@ static int append_batch(lua_State *L, int raise)
     int from_box;
     cairn_record *ev = batch_room(L, box, bytes, &from_box);
     uint8_t *hashes = (uint8_t *)(ev + recs);
-    int rc = read_records(L, s, 2, ev, n, "event", err, sizeof err);
-    if (rc == CAIRN_OK && ns) rc = read_records(L, s, 5, ev + n, ns, "snapshot", err, sizeof err);
+    int rc = read_records(L, s, 2, nested, ev, n, "event", err, sizeof err);
+    if (rc == CAIRN_OK && ns) rc = read_records(L, s, 5, snested, ev + n, ns, "snapshot", err, sizeof err);
     uint64_t first = 0;
     batch.events = ev;
     batch.snapshots = ev + n;
