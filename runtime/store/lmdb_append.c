@@ -187,8 +187,9 @@ static int read_heads(cairn_lmdb *h, MDB_txn *txn, cairn_write *w, MDB_cursor *s
         if (rc == CAIRN_OK) memcpy(w->bases[j].hash, ev.hash, CAIRN_HASH_BYTES);
         else if (rc != CAIRN_END) return rc;
     }
-    for (size_t i = 0; i < w->nheads; i++) {
-        cairn_stream_head *head = &w->heads[i];
+    for (size_t n = 0; n < w->nheads; n++) {
+        /* in id order when the mapper gives one: the cursor then mostly stays on its page */
+        cairn_stream_head *head = &w->heads[n < w->norder ? w->order[n] : n];
         cairn_lmdb_touched(h->sh, h->sh->psize); /* the index page of a random id, and its last event's */
         head->found = 0;
         head->key = (cairn_slice){ NULL, 0 };

@@ -30,10 +30,13 @@ typedef struct {
     uint8_t prev[CAIRN_HASH_BYTES]; /* the chain while sealing */
 } head_info;
 
+/* The save's buffers (cairn_save.mem). */
+enum { M_PREPS, M_HEADS, M_INFO, M_BASES, M_STORED, M_BODIES, M_OUT, M_TABLE, M_KEYS, M_ORDER, M_COUNT };
+
 /* A save's working memory, kept on the handle between saves. */
 typedef struct cairn_save {
-    uint8_t *mem[8];
-    size_t cap[8];
+    uint8_t *mem[M_COUNT];
+    size_t cap[M_COUNT];
     cairn_store *s;
     const cairn_batch *b;
     prep *preps;
@@ -43,8 +46,6 @@ typedef struct cairn_save {
     size_t table_size;
 } cairn_save;
 
-enum { M_PREPS, M_HEADS, M_INFO, M_BASES, M_STORED, M_BODIES, M_OUT, M_TABLE };
-
 static void *room(cairn_save *sv, int which, size_t bytes)
 {
     return cairn_store_reserve(&sv->mem[which], &sv->cap[which], bytes ? bytes : 1) ? NULL : sv->mem[which];
@@ -53,7 +54,7 @@ static void *room(cairn_save *sv, int which, size_t bytes)
 void cairn_store_save_free(cairn_store *s)
 {
     if (!s->save) return;
-    for (int i = 0; i < 8; i++) free(s->save->mem[i]);
+    for (int i = 0; i < M_COUNT; i++) free(s->save->mem[i]);
     free(s->save);
     s->save = NULL;
 }
@@ -178,6 +179,45 @@ static uint32_t head_of(cairn_save *sv, cairn_write *w, const uint8_t id[16])
     }
 }
 
+/* Saves of this many streams or more hand the engine their heads in id order. */
+#define ORDER_MIN 8
+
+/* The first n heads (those with events) in the order of their ids, for the
+ * engine's stream index (w->order): a new stream's index entry is inserted
+ * as its head is looked up, and LMDB inserts a key on the page its cursor
+ * is on without a descent from the root, so a save of many new aggregates
+ * in id order walks the index once rather than once per aggregate. The
+ * order is an optimisation only (any order gives the same result), so it is
+ * by the ids' first 4 bytes, finer than any index's pages, sorted by radix
+ * (4 passes, no comparisons); without the memory it is left out. */
+static void order_heads(cairn_save *sv, cairn_write *w, size_t n)
+{
+    w->order = NULL;
+    w->norder = 0;
+    if (n < ORDER_MIN || n > UINT32_MAX) return;
+    uint64_t *keys = room(sv, M_KEYS, 2 * n * sizeof *keys); /* the keys, and the scratch of a pass */
+    uint32_t *order = room(sv, M_ORDER, n * sizeof *order);
+    if (!keys || !order) return;
+    uint64_t *from = keys, *to = keys + n;
+    for (size_t i = 0; i < n; i++) {
+        const uint8_t *id = w->heads[i].id;
+        uint64_t top = (uint64_t)id[0] << 24 | (uint64_t)id[1] << 16 | (uint64_t)id[2] << 8 | id[3];
+        from[i] = top << 32 | i;
+    }
+    for (int shift = 32; shift < 64; shift += 8) { /* least significant byte of the 4 first */
+        size_t count[257] = { 0 };
+        for (size_t i = 0; i < n; i++) count[((from[i] >> shift) & 0xff) + 1]++;
+        for (int d = 0; d < 256; d++) count[d + 1] += count[d];
+        for (size_t i = 0; i < n; i++) to[count[(from[i] >> shift) & 0xff]++] = from[i];
+        uint64_t *t = from;
+        from = to;
+        to = t;
+    }
+    for (size_t i = 0; i < n; i++) order[i] = (uint32_t)from[i];
+    w->order = order;
+    w->norder = n;
+}
+
 /* Find the batch's streams and check that a stream met again later in the
  * batch goes on where its earlier run stopped. */
 static int plan_heads(cairn_save *sv, cairn_write *w)
@@ -209,6 +249,7 @@ static int plan_heads(cairn_save *sv, cairn_write *w)
         hi->last = ev->version;
         sv->preps[i].head = h;
     }
+    order_heads(sv, w, w->nheads);
     for (size_t j = 0; j < b->nsnapshots; j++) sv->preps[b->n + j].head = head_of(sv, w, b->snapshots[j].stream_id);
     return CAIRN_OK;
 }

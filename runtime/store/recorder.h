@@ -128,6 +128,10 @@ typedef struct cairn_write {
     unsigned want;                  /* what step 1 must read besides heads: CAIRN_WANT_* */
     cairn_stream_head *heads;       /* every distinct stream of events and snapshots */
     size_t nheads;
+    const uint32_t *order;          /* NULL, or the first norder heads (those with events) as indexes
+                                     * into heads, in the order of their ids: an engine whose index
+                                     * takes inserts in key order more cheaply may visit them so */
+    size_t norder;
     cairn_snapshot_base *bases;     /* one per snapshot, filled by the engine */
     /* the mapper's step; on CAIRN_OK stored[i] holds the bytes of events[i],
      * stored[n + j] those of snapshots[j] (valid until the next seal) */
