@@ -41,6 +41,27 @@ describe("the writable map (lmdb:)", function()
     assert.are.equal(size, app.store:stat().map_size)
   end)
 
+  it("grows the map after a save when one like it would not fit, so that it does not fail and run again", function()
+    local app = App.new { store = uri, sync = "none", CAIRN_MAP_SIZE = 262144 }
+    finally(function() app:close() end)
+    local pad = ("g"):rep(1000)
+    local function save_batch(n)
+      local items = {}
+      for i = 1, n do items[i] = Item(pad) end
+      app:save(unpack(items))
+    end
+    save_batch(1) -- the first commit: nothing known of how much a save adds
+    assert.are.equal(262144, app.store:stat().map_size)
+    save_batch(10) -- about 11 KB more: another like it still fits twice over
+    assert.are.equal(262144, app.store:stat().map_size)
+    save_batch(80) -- about 85 KB: a second one might not fit in what is left, so the map doubles now
+    assert.are.equal(524288, app.store:stat().map_size)
+    assert.are.equal(524288, (file_size(data)))
+    save_batch(80)
+    assert.are.equal(91 + 80, app:max_notification_id())
+    assert.are.equal(0, app.store:verify().problems)
+  end)
+
   it("adopts the size of a file bigger than the map it was asked for, and never makes the file smaller", function()
     local a = App.new { store = uri, sync = "none", CAIRN_MAP_SIZE = 65536 }
     local pad = ("a"):rep(8000)

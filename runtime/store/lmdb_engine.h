@@ -58,6 +58,8 @@ typedef struct cairn_env {
     int map_fd;                 /* lmdb_map.c: our descriptor of data.mdb, flocked while a map size is set (-1: none) */
     size_t used, written;       /* lmdb_txn.c: bytes of pages in use at the last commit, and bytes
                                  * written since the writer last looked at what it has mapped */
+    size_t grown;               /* lmdb_txn.c: bytes of pages the last commit added (the next one's
+                                 * likely need, for growing the map ahead of it) */
     size_t mapped;              /* bytes of files the process had mapped after it last let them go */
     MDB_env *env;
     MDB_dbi meta, log, streams, tracking, snapshots, views, index;

@@ -270,7 +270,27 @@ static void count_growth(cairn_env *sh)
     if (mdb_env_info(sh->env, &info) != 0) return;
     size_t used = ((size_t)info.me_last_pgno + 1) * sh->psize;
     if (used > sh->used && sh->used) cairn_lmdb_touched(sh, used - sh->used);
+    sh->grown = used > sh->used && sh->used ? used - sh->used : 0;
     sh->used = used;
+}
+
+/* After a commit through the writable map: when a commit like it would not
+ * fit in the map any more, grow the map now (as MDB_MAP_FULL would: doubling,
+ * at most 1 GiB a step), so that the next one does not fail at the end of
+ * its work and run again (a save of 1,000 events sealed and written twice).
+ * Only when no transaction of the process is open and no thread waits to
+ * open one, without waiting: otherwise, and on any failure, the map grows
+ * as before when a commit meets MDB_MAP_FULL. */
+static void grow_ahead(cairn_env *sh)
+{
+    MDB_envinfo info;
+    if (!sh->writemap || sh->grown == 0 || shares_held > 0 || mdb_env_info(sh->env, &info) != 0) return;
+    size_t size = info.me_mapsize, step = size < ((size_t)1 << 30) ? size : ((size_t)1 << 30);
+    if (sh->used + 2 * sh->grown <= size) return;
+    if (__atomic_load_n(&sh->resizing, __ATOMIC_ACQUIRE) || pthread_rwlock_trywrlock(&sh->map_lock) != 0) return;
+    size_t got;
+    (void)cairn_lmdb_map_grow(sh, size + step, &got); /* agreed with the other processes (lmdb_map.c) */
+    pthread_rwlock_unlock(&sh->map_lock);
 }
 
 void cairn_lmdb_read_end(cairn_engine *e)
@@ -401,6 +421,7 @@ static void commit_group(cairn_env *sh, write_req *group)
         }
         if (!failed && rc == 0 && sh->writemap) count_growth(sh); /* while shared: the map stays put */
         map_unshare(sh);
+        if (!failed && rc == 0) grow_ahead(sh);
         if (rc == MDB_MAP_FULL) {
             /* double the map (by at most 1 GiB) and run the pending saves again */
             MDB_envinfo info;
