@@ -402,6 +402,7 @@ function _M.define(name, opts)
     __upcast = upcast,
     __string_ids = opts.id == "string",
     __tostring = instance_tostring,
+    __discarded = name .. ".Discarded", -- made once: every get compares the last topic with it
   }
   cls.__index = cls
   setmetatable(cls, {
@@ -511,7 +512,7 @@ function _M.replay(events, agg)
     if errors.is(err) then errors.raise(err.kind, "%s: %s", where, err.message) end
     errors.raise("SchemaError", "%s: the apply function raised: %s", where, tostring(err))
   end
-  return agg, events[#events].topic == cls.__name .. ".Discarded"
+  return agg, events[#events].topic == cls.__discarded
 end
 
 -- The topic of event i of columns (runs: topic, count, topic, count, ...).
@@ -578,7 +579,7 @@ function _M.replay_columns(cols, agg, id)
     if errors.is(err) then errors.raise(err.kind, "%s: %s", where, err.message) end
     errors.raise("SchemaError", "%s: the apply function raised: %s", where, tostring(err))
   end
-  return agg, runs[#runs - 1] == cls.__name .. ".Discarded"
+  return agg, runs[#runs - 1] == cls.__discarded
 end
 
 --- Internal (cairn.reload): set while a module is being reloaded; a class
