@@ -116,28 +116,8 @@ local function wanted(name)
 end
 
 -- The domain and the application, as in bench.py (the library's README).
-local Dog = cairn.aggregate("Dog")
-Dog:created("Registered", function(self, name)
-  self.name = name
-  self.tricks = {}
-end)
-Dog.add_trick = Dog:event("TrickAdded", function(self, trick)
-  self.tricks[#self.tricks + 1] = trick
-end)
-
-local TrainingSchool = cairn.application("TrainingSchool")
-
-function TrainingSchool:register_dog(name)
-  local dog = Dog(name)
-  self:save(dog)
-  return dog.id
-end
-
-function TrainingSchool:add_trick(dog_id, trick)
-  local dog = self.repository:get(dog_id)
-  dog:add_trick(trick)
-  self:save(dog)
-end
+local school = dofile(root .. "/bench/dog_school.lua")
+local Dog, TrainingSchool = school.Dog, school.TrainingSchool
 
 local SnapshottingTrainingSchool = cairn.application("SnapshottingTrainingSchool")
 SnapshottingTrainingSchool.snapshotting_intervals = { Dog = 100 }
