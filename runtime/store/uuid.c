@@ -41,6 +41,32 @@ int cairn_uuid_is_canonical(const char *s, size_t len)
     return classify(s, len, NULL) == 1;
 }
 
+#if defined(__SSE2__)
+#include <emmintrin.h>
+
+/* All 32 digits at once (SSE2 is part of x86-64): the nibbles interleaved,
+ * then '0' + d, plus 'a' - '0' - 10 where d > 9; the dashes set after.
+ * About a quarter of the instructions of a table copy per byte. */
+void cairn_uuid_format(const uint8_t in[16], char out[CAIRN_UUID_STRLEN])
+{
+    const __m128i low = _mm_set1_epi8(0x0f), nine = _mm_set1_epi8(9);
+    const __m128i zero = _mm_set1_epi8('0'), gap = _mm_set1_epi8('a' - '0' - 10);
+    __m128i v = _mm_loadu_si128((const __m128i *)in);
+    __m128i hi = _mm_and_si128(_mm_srli_epi16(v, 4), low), lo = _mm_and_si128(v, low);
+    __m128i a = _mm_unpacklo_epi8(hi, lo), b = _mm_unpackhi_epi8(hi, lo); /* bytes 0-7, 8-15 */
+    a = _mm_add_epi8(_mm_add_epi8(a, zero), _mm_and_si128(_mm_cmpgt_epi8(a, nine), gap));
+    b = _mm_add_epi8(_mm_add_epi8(b, zero), _mm_and_si128(_mm_cmpgt_epi8(b, nine), gap));
+    char da[16], db[16];
+    _mm_storeu_si128((__m128i *)da, a);
+    _mm_storeu_si128((__m128i *)db, b);
+    memcpy(out, da, 8);
+    memcpy(out + 9, da + 8, 4);
+    memcpy(out + 14, da + 12, 4);
+    memcpy(out + 19, db, 4);
+    memcpy(out + 24, db + 4, 12);
+    out[8] = out[13] = out[18] = out[23] = '-';
+}
+#else
 /* The two digits of every byte value, so formatting (once per event a read
  * returns) is a copy per byte rather than two look-ups and a branch. */
 #define DIGITS2(h) h "0", h "1", h "2", h "3", h "4", h "5", h "6", h "7", \
@@ -56,6 +82,7 @@ void cairn_uuid_format(const uint8_t in[16], char out[CAIRN_UUID_STRLEN])
     for (size_t i = 0; i < 16; i++) memcpy(out + PAIR[i], PAIRS[in[i]], 2);
     out[8] = out[13] = out[18] = out[23] = '-';
 }
+#endif
 
 static void set_version(uint8_t u[16], int version)
 {
