@@ -1115,6 +1115,14 @@ int main(int argc, char **argv)
     if (argc == 3 && strcmp(argv[1], "--flip-snapshot") == 0) return flip_snapshot(argv[2]);
     if (argc == 4 && strcmp(argv[1], "--format") == 0)
         return set_format(argv[2], (unsigned)strtoul(argv[3], NULL, 10));
+    /* a helper mode this build lacks (or with the wrong arguments) is not a DIR:
+     * taken as one, the whole run would fill a directory named after the option */
+    if (argc > 2 || (argc == 2 && argv[1][0] == '-')) {
+        fprintf(stderr, "usage: %s [DIR] | --corrupt PATH ID payload|header | --swap PATH ID ID | --delete PATH ID"
+                        " | --index-del PATH KEY | --index-put PATH KEY VALUE | --hold-write PATH"
+                        " | --flip-snapshot PATH | --format PATH N\n", argv[0]);
+        return 2;
+    }
     char dir[] = "/tmp/cairn_c_tests.XXXXXX";
     const char *base = argc > 1 ? argv[1] : mkdtemp(dir);
     E(base != NULL);
