@@ -92,14 +92,19 @@ static uint32_t hash_bytes(const char *s, size_t len)
     return (uint32_t)(h ^ h >> 32);
 }
 
-static const char *const header_names[] = { "topic", "originator_id", "originator_version", "timestamp",
-                                            "event_id", "metadata", "position", "type" };
-
+/* The header fields' names, by length (none is longer than 18 bytes): a new
+ * string of a length no name has is compared with nothing. */
 static int is_header_name(const char *s, size_t len)
 {
-    for (size_t i = 0; i < sizeof header_names / sizeof *header_names; i++)
-        if (strlen(header_names[i]) == len && memcmp(header_names[i], s, len) == 0) return 1;
-    return 0;
+    switch (len) {
+    case 4: return memcmp(s, "type", 4) == 0;
+    case 5: return memcmp(s, "topic", 5) == 0;
+    case 8: return memcmp(s, "event_id", 8) == 0 || memcmp(s, "metadata", 8) == 0 || memcmp(s, "position", 8) == 0;
+    case 9: return memcmp(s, "timestamp", 9) == 0;
+    case 13: return memcmp(s, "originator_id", 13) == 0;
+    case 18: return memcmp(s, "originator_version", 18) == 0;
+    default: return 0;
+    }
 }
 
 static void slot_put(cairn_page_slot *slots, size_t cap, cairn_page_slot e)

@@ -65,14 +65,11 @@ static int chain_broken(cairn_store *s, const cairn_record *rec)
                             "it was altered", what, (unsigned long long)rec->notification_id, s->eng->where);
 }
 
-/* Read up to CAIRN_READ_AHEAD records of an ascending stream read and check
- * their chain (hashes are not secret, so plain memcmp): each links to the
- * stored hash of the one before, so the links are hashed together. Keeps
- * the ones before a broken link, and what to answer after them. When the
- * engine fails, that comes first: what was read ahead may have gone with
- * the read (a fault in the map resets it, lmdb_fault.c), so it is not
- * touched again. */
-static void read_ahead(cairn_store *s)
+/* Read up to CAIRN_READ_AHEAD records ahead; 0 when none (then ahead_rc
+ * says why). When the engine fails, that comes first: what was read ahead
+ * may have gone with the read (a fault in the map resets it, lmdb_fault.c),
+ * so it is not touched again. */
+static size_t fetch_ahead(cairn_store *s)
 {
     size_t n = 0;
     int rc = CAIRN_OK;
@@ -82,8 +79,18 @@ static void read_ahead(cairn_store *s)
     s->ahead_rc = rc; /* CAIRN_OK: the read-ahead is full, more may follow */
     s->ahead_at = 0;
     s->ahead_n = rc == CAIRN_OK || rc == CAIRN_END ? n : 0;
-    if (s->ahead_n == 0) return;
-    n = s->ahead_n;
+    return s->ahead_n;
+}
+
+/* Read ahead in an ascending stream read and check the records' chain
+ * (hashes are not secret, so plain memcmp): each links to the stored hash
+ * of the one before, so the links are hashed together. Keeps the ones
+ * before a broken link, and what to answer after them. */
+static void read_ahead(cairn_store *s)
+{
+    size_t n = fetch_ahead(s);
+    if (n == 0) return;
+    int rc;
     if (!s->have_prev && (rc = first_prev(s, &s->ahead[0])) != CAIRN_OK) {
         s->ahead_n = 0;
         s->ahead_rc = rc;
@@ -105,6 +112,25 @@ static void read_ahead(cairn_store *s)
     if (s->ahead_n) memcpy(s->prev_hash, s->ahead[s->ahead_n - 1].hash, CAIRN_HASH_BYTES);
 }
 
+/* The next record of a log read, read ahead where the engine reads many in
+ * one step (LMDB: one fault guard for CAIRN_READ_AHEAD records instead of
+ * one each). Log reads check no chain: a record's hash is checked when its
+ * stream is read, and by cairn verify. The end is the engine's answer to a
+ * next() after the last record was used, as without the read-ahead: a read
+ * that cannot pin its snapshot (read-only, no lock file) checks then that
+ * no commit overtook it, so after every record's bytes were read. */
+static int next_logged(cairn_store *s, cairn_record *out)
+{
+    if (!ops(s)->next_many) return ops(s)->next(s->eng, out);
+    if (s->ahead_at == s->ahead_n) {
+        if (s->ahead_rc == CAIRN_OK) fetch_ahead(s);
+        if (s->ahead_at == s->ahead_n)
+            return s->ahead_rc == CAIRN_END ? ops(s)->next(s->eng, out) : s->ahead_rc;
+    }
+    *out = s->ahead[s->ahead_at++];
+    return CAIRN_OK;
+}
+
 /* The next record of an ascending stream read, its chain checked. */
 static int next_checked(cairn_store *s, cairn_record *out)
 {
@@ -124,7 +150,7 @@ int cairn_store_next(cairn_store *s, cairn_record *out)
         int rc = next_checked(s, out);
         return rc ? rc : cairn_store_open_payload(s, out);
     }
-    int rc = ops(s)->next(s->eng, out);
+    int rc = s->reading == READ_LOG ? next_logged(s, out) : ops(s)->next(s->eng, out);
     if (rc) return rc;
     if (s->reading == READ_STREAM) return cairn_store_open_payload(s, out);
     rc = cairn_store_open_payload(s, out);

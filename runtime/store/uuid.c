@@ -17,8 +17,6 @@ static const uint8_t HEX[256] = {
     ['D'] = DIGIT | UPPER | 13, ['E'] = DIGIT | UPPER | 14, ['F'] = DIGIT | UPPER | 15,
 };
 
-/* Offsets of the 16 byte pairs in the 36-character form. */
-static const uint8_t PAIR[16] = { 0, 2, 4, 6, 9, 11, 14, 16, 19, 21, 24, 26, 28, 30, 32, 34 };
 
 /* 1 canonical (lower case), 2 a UUID with upper-case digits, 0 not a UUID;
  * out (when given) gets the bytes, also of a string that turns out not to be one */
@@ -59,6 +57,49 @@ int cairn_uuid_classify(const char *s, size_t len, uint8_t out[16])
     return classify(s, len, out);
 }
 
+#if defined(__SSE2__)
+#include <emmintrin.h>
+
+/* 16 bytes as 32 digits at once (SSE2 is part of x86-64): the nibbles
+ * interleaved, then '0' + d, plus 'a' - '0' - 10 where d > 9. About a
+ * quarter of the instructions of a table copy per byte. */
+static void hex16(const uint8_t in[16], char out[32])
+{
+    const __m128i low = _mm_set1_epi8(0x0f), nine = _mm_set1_epi8(9);
+    const __m128i zero = _mm_set1_epi8('0'), gap = _mm_set1_epi8('a' - '0' - 10);
+    __m128i v = _mm_loadu_si128((const __m128i *)in);
+    __m128i hi = _mm_and_si128(_mm_srli_epi16(v, 4), low), lo = _mm_and_si128(v, low);
+    __m128i a = _mm_unpacklo_epi8(hi, lo), b = _mm_unpackhi_epi8(hi, lo); /* bytes 0-7, 8-15 */
+    a = _mm_add_epi8(_mm_add_epi8(a, zero), _mm_and_si128(_mm_cmpgt_epi8(a, nine), gap));
+    b = _mm_add_epi8(_mm_add_epi8(b, zero), _mm_and_si128(_mm_cmpgt_epi8(b, nine), gap));
+    _mm_storeu_si128((__m128i *)out, a);
+    _mm_storeu_si128((__m128i *)(out + 16), b);
+}
+
+/* the digits, then the dashes set after */
+void cairn_uuid_format(const uint8_t in[16], char out[CAIRN_UUID_STRLEN])
+{
+    char d[32];
+    hex16(in, d);
+    memcpy(out, d, 8);
+    memcpy(out + 9, d + 8, 4);
+    memcpy(out + 14, d + 12, 4);
+    memcpy(out + 19, d + 16, 4);
+    memcpy(out + 24, d + 20, 12);
+    out[8] = out[13] = out[18] = out[23] = '-';
+}
+
+void cairn_hex_format(const uint8_t *in, size_t n, char *out)
+{
+    static const char digits[] = "0123456789abcdef";
+    size_t i = 0;
+    for (; i + 16 <= n; i += 16) hex16(in + i, out + 2 * i); /* a hash: two steps */
+    for (; i < n; i++) {
+        out[2 * i] = digits[in[i] >> 4];
+        out[2 * i + 1] = digits[in[i] & 15];
+    }
+}
+#else
 /* The two digits of every byte value, so formatting (once per event a read
  * returns, once per head a save returns) is a copy per byte rather than two
  * look-ups and a branch. */
@@ -70,6 +111,9 @@ static const char PAIRS[256][3] = {
 };
 #undef DIGITS2
 
+/* Offsets of the 16 byte pairs in the 36-character form. */
+static const uint8_t PAIR[16] = { 0, 2, 4, 6, 9, 11, 14, 16, 19, 21, 24, 26, 28, 30, 32, 34 };
+
 void cairn_hex_format(const uint8_t *in, size_t n, char *out)
 {
     for (size_t i = 0; i < n; i++) memcpy(out + 2 * i, PAIRS[in[i]], 2);
@@ -80,6 +124,7 @@ void cairn_uuid_format(const uint8_t in[16], char out[CAIRN_UUID_STRLEN])
     for (size_t i = 0; i < 16; i++) memcpy(out + PAIR[i], PAIRS[in[i]], 2);
     out[8] = out[13] = out[18] = out[23] = '-';
 }
+#endif
 
 static void set_version(uint8_t u[16], int version)
 {

@@ -237,6 +237,18 @@ static void test_record_and_uuid(void)
     CHECK(!cairn_uuid_is_canonical("6BA7B811-9DAD-11D1-80B4-00C04FD430C8", 36));
     CHECK(cairn_uuid_parse("6ba7b811-9dad-11d1-80b4-00c04fd430cg", 36, id) != 0);
     CHECK(cairn_uuid_parse("6ba7b8119dad-11d1-80b4-00c04fd430c8-", 36, id) != 0);
+    /* every byte value at every position formats as printf's %02x, and parses back */
+    for (int k = 0; k < 256; k += 16) {
+        uint8_t raw[16], back[16];
+        char want[CAIRN_UUID_STRLEN + 1];
+        for (int i = 0; i < 16; i++) raw[i] = (uint8_t)(k + i * 17);
+        snprintf(want, sizeof want, "%02x%02x%02x%02x-%02x%02x-%02x%02x-%02x%02x-%02x%02x%02x%02x%02x%02x",
+                 raw[0], raw[1], raw[2], raw[3], raw[4], raw[5], raw[6], raw[7], raw[8], raw[9], raw[10], raw[11],
+                 raw[12], raw[13], raw[14], raw[15]);
+        cairn_uuid_format(raw, text);
+        CHECK(strcmp(text, want) == 0);
+        CHECK(cairn_uuid_parse(text, 36, back) == 0 && memcmp(back, raw, 16) == 0);
+    }
     /* classify: parse and case in one pass; a bad digit anywhere, even among upper-case ones, is no UUID */
     uint8_t raw[16];
     CHECK(cairn_uuid_classify("6ba7b811-9dad-11d1-80b4-00c04fd430c8", 36, raw) == 1);
@@ -254,6 +266,14 @@ static void test_record_and_uuid(void)
     char hex[9] = { 0 };
     cairn_hex_format(bytes, sizeof bytes, hex);
     CHECK(strcmp(hex, "009fa0ff") == 0);
+    for (int k = 0; k < 256; k += 32) { /* a hash's 32 bytes: every byte value at every position, as %02x */
+        uint8_t hash[32];
+        char got[65] = { 0 }, want[65];
+        for (int i = 0; i < 32; i++) hash[i] = (uint8_t)(k + i * 9);
+        for (int i = 0; i < 32; i++) snprintf(want + 2 * i, 3, "%02x", hash[i]);
+        cairn_hex_format(hash, sizeof hash, got);
+        CHECK(strcmp(got, want) == 0);
+    }
 
     /* a record as stores write it: header, hash, payload */
     cairn_record r = event(id, 7, "Dog.Registered", "\x81\xa4name\xa4" "Fido");
