@@ -127,23 +127,26 @@ if c8 and c8 < 3 then misses = misses + 1 end
 print(("| S6 8÷1 | 8 processes' total ÷ 1 process's | ratio | %s | %s | | ≥ 3× (cairn) | %s |"):format(
   cs[1] and cell(cs) .. "×" or "—", ps[1] and cell(ps) .. "×" or "—", verdict))
 
--- references measured in each run, and cairn's S1 over each (per-run ratios)
-local function reference(key, label, what, ratio_label, ratio_what)
-  local refs, s1_of = {}, {}
+-- references measured in each run, and a scenario over each (per-run ratios)
+local function reference(key, scenario, label, what, ratio_label, ratio_what)
+  local refs, of = {}, {}
   for run, rec in pairs(runs.cairn[key] or {}) do
     refs[#refs + 1] = rec.value
-    local s1 = (runs.cairn.S1 or {})[run]
-    if s1 then s1_of[#s1_of + 1] = s1.value / rec.value end
+    local sc = (runs.cairn[scenario] or {})[run]
+    if sc then of[#of + 1] = sc.value / rec.value end
   end
   print(("| %s | %s | per s | %s | | | | |"):format(label, what, cell(refs)))
-  print(("| %s | %s | ratio | %s | | | | |"):format(ratio_label, ratio_what, s1_of[1] and cell(s1_of) or "—"))
+  print(("| %s | %s | ratio | %s | | | | |"):format(ratio_label, ratio_what, of[1] and cell(of) or "—"))
 end
 -- the disk's ceiling for a save that waits for its own commit
-reference("fsync", "fsync", "pg_test_fsync: one 8 kB fdatasync after another, this disk", "S1 ÷ fsync",
+reference("fsync", "S1", "fsync", "pg_test_fsync: one 8 kB fdatasync after another, this disk", "S1 ÷ fsync",
   "cairn's S1 over that ceiling (1.0: a save costs one fsync, nothing else)")
--- PostgreSQL's own ceiling for one event-sized row per commit
-reference("insert", "raw insert", "pgbench: one INSERT of an event-sized row per commit, 1 client, TCP",
+-- PostgreSQL's own ceilings: one event-sized row per commit, and S5's batch in one INSERT
+reference("insert", "S1", "raw insert", "pgbench: one INSERT of an event-sized row per commit, 1 client, TCP",
   "S1 ÷ raw insert", "cairn's S1 over PostgreSQL's own one-row commit rate (1.0: a save costs that insert)")
+reference("insert_batch", "S5", "raw batch",
+  "pgbench: one INSERT of S5's batch of event-sized rows per commit (rows/s)",
+  "S5 ÷ raw batch", "cairn's S5 over that (its events carry two indexes and the bytes from the client)")
 
 -- the gap checks
 local checks = {}
