@@ -1,8 +1,8 @@
 --- The benchmark's domain and application, as in bench.py (the Python
 -- eventsourcing library's README): Dog with Registered{name} and
 -- TrickAdded{trick}, random UUIDv4 ids, and TrainingSchool with
--- register_dog(name) -> id and add_trick(id, trick). bench/scenarios.lua and
--- bench/write_cost.lua load it with dofile.
+-- register_dog(name) -> id and add_trick(id, trick). bench/scenarios.lua,
+-- bench/write_cost.lua and bench/log_cost.lua load it with dofile.
 local cairn = require "cairn"
 
 local Dog = cairn.aggregate("Dog")

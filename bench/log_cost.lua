@@ -20,30 +20,13 @@ if not (mode == "fill" or mode == "select" or mode == "project") or not dir or n
   os.exit(2)
 end
 
-local Dog = cairn.aggregate("Dog")
-Dog:created("Registered", function(self, name)
-  self.name = name
-  self.tricks = {}
-end)
-Dog.add_trick = Dog:event("TrickAdded", function(self, trick)
-  self.tricks[#self.tricks + 1] = trick
-end)
-local School = cairn.application("TrainingSchool")
-
-local app = School.new { store = "lmdb:" .. dir .. "/school", sync = "none" }
+local school = dofile(root .. "/bench/dog_school.lua")
+local app = school.TrainingSchool.new { store = "lmdb:" .. dir .. "/school", sync = "none" }
 
 if mode == "fill" then
   local ids = {}
-  for i = 0, 19999 do
-    local dog = Dog("dog-" .. i)
-    app:save(dog)
-    ids[#ids + 1] = dog.id
-  end
-  for i = 0, 19999 do
-    local dog = app.repository:get(ids[i % 1000 + 1])
-    dog:add_trick("trick-" .. i)
-    app:save(dog)
-  end
+  for i = 0, 19999 do ids[#ids + 1] = app:register_dog("dog-" .. i) end
+  for i = 0, 19999 do app:add_trick(ids[i % 1000 + 1], "trick-" .. i) end
 elseif mode == "select" then
   local log, count, acc = app.log, 0, 0
   for _ = 1, passes do
