@@ -69,6 +69,16 @@ static int append(cairn_store *s, const cairn_record *ev, size_t n, uint64_t *fi
     return cairn_store_append(s, &b, first);
 }
 
+/* A store at uri with sync=none, zstd when compress, sealed under key (or plain). */
+static cairn_store *open_with(const char *uri, int compress, const uint8_t *key)
+{
+    char err[512];
+    cairn_store *s = NULL;
+    cairn_store_options opt = { .sync = CAIRN_SYNC_NONE, .compress = compress, .cipher_key = key };
+    CHECK(cairn_store_open(uri, &opt, &s, err, sizeof err) == CAIRN_OK);
+    return s;
+}
+
 static int track(cairn_store *s, const char *app, uint64_t id, const cairn_record *ev, size_t n)
 {
     cairn_tracking t = { app, strlen(app), id, 0 };
@@ -393,12 +403,10 @@ static void test_key_order(const char *dir)
  * and a read that ends before it sees no damage. */
 static void test_chain_read_ahead(const char *dir)
 {
-    char uri[600], path[512], err[512];
+    char uri[600], path[512];
     snprintf(path, sizeof path, "%s/read_ahead", dir);
     snprintf(uri, sizeof uri, "lmdb:%s", path);
-    cairn_store *s = NULL;
-    cairn_store_options opt = { .sync = CAIRN_SYNC_NONE };
-    CHECK(cairn_store_open(uri, &opt, &s, err, sizeof err) == CAIRN_OK);
+    cairn_store *s = open_with(uri, 0, NULL);
     uint8_t a[16];
     cairn_uuid_v4(a);
     cairn_record ev[12];
@@ -407,7 +415,7 @@ static void test_chain_read_ahead(const char *dir)
     CHECK(append(s, ev, 12, &first) == CAIRN_OK && first == 1);
     cairn_store_close(s);
     E(corrupt(path, 6, "payload") == 0);
-    CHECK(cairn_store_open(uri, &opt, &s, err, sizeof err) == CAIRN_OK);
+    s = open_with(uri, 0, NULL);
     cairn_stream_query from_start = { 0 }, after2 = { .gt = 2, .has_gt = 1 }, upto5 = { .lte = 5, .has_lte = 1 };
     const cairn_stream_query *qs[] = { &from_start, &after2 };
     for (int q = 0; q < 2; q++) {
@@ -428,7 +436,7 @@ static void test_chain_read_ahead(const char *dir)
     /* the engine failing (the index names notification 10, which is gone) comes
      * before the records read ahead with it: the read may have gone with them */
     E(swap_or_delete(path, 10, 0) == 0);
-    CHECK(cairn_store_open(uri, &opt, &s, err, sizeof err) == CAIRN_OK);
+    s = open_with(uri, 0, NULL);
     cairn_stream_query after7 = { .gt = 7, .has_gt = 1 };
     CHECK(cairn_store_read_stream(s, a, &after7) == CAIRN_OK);
     cairn_record rec;
@@ -686,20 +694,9 @@ static void test_views(const char *uri, const uint8_t *key)
     cairn_store_close(s);
 }
 
-
 #define MAP1 "\x81\xa1k\x01"    /* msgpack {k = 1} */
 
 /* event ids and metadata are stored and read back, plain, compressed and sealed */
-/* A store at uri with sync=none, zstd when compress, sealed under key (or plain). */
-static cairn_store *open_with(const char *uri, int compress, const uint8_t *key)
-{
-    char err[512];
-    cairn_store *s = NULL;
-    cairn_store_options opt = { .sync = CAIRN_SYNC_NONE, .compress = compress, .cipher_key = key };
-    CHECK(cairn_store_open(uri, &opt, &s, err, sizeof err) == CAIRN_OK);
-    return s;
-}
-
 static void test_event_ids_and_metadata(const char *uri, int compress, const uint8_t *key)
 {
     cairn_store *s = open_with(uri, compress, key);
