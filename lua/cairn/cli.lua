@@ -15,7 +15,7 @@ Scripts and the REPL:
   repl [--store URI] [--require MODULE|FILE]
                                 interactive Lua with cairn loaded (`help` inside)
 
-Store tools (URI is memory: or lmdb:PATH; without it, CAIRN_STORE; never created):
+Store tools (URI is memory:, lmdb:PATH or postgresql://...; without it, CAIRN_STORE; never created):
   events [URI] AGGREGATE_ID     print an aggregate's events
   log [URI] [--from N] [--limit M] [--topic T]... [--json] [--follow]
                                 print the notification log (--follow: as it grows)
