@@ -1,6 +1,6 @@
 --- bench/write_cost's driver (run it through bench/write_cost): one scenario,
 -- with callgrind's collection switched on only around what the scenario times.
---   luajit bench/write_cost.lua LIBMARKS STORE_DIR S5|S2 -> prints the events or commands counted
+--   luajit bench/write_cost.lua LIBMARKS STORE_DIR S5|S1|S2 -> prints the events or commands counted
 local script = (arg and arg[0]) or "bench/write_cost.lua"
 local root = (script:match("^(.*)/[^/]*$") or ".") .. "/.."
 package.path = root .. "/lua/?.lua;" .. root .. "/lua/?/init.lua;" .. root .. "/stdlib/?.lua;" .. package.path
@@ -30,6 +30,14 @@ if which == "S5" then
   end
   counted = app:max_notification_id()
   assert(counted == batch * batches, "S5: not every event was recorded")
+elseif which == "S1" then
+  local n = 20000
+  collectgarbage()
+  marks.cost_toggle()
+  for i = 0, n - 1 do app:register_dog("dog-" .. i) end
+  marks.cost_toggle()
+  counted = app:max_notification_id()
+  assert(counted == n, "S1: not every save was recorded")
 elseif which == "S2" then
   local n, m, k = 20000, 20000, 1000
   local ids = {}
@@ -41,7 +49,7 @@ elseif which == "S2" then
   assert(#app.repository:get(ids[1]).tricks == m / k, "S2: the first dog has the wrong number of tricks")
   counted = m
 else
-  error("bench/write_cost.lua: S5 or S2, not " .. tostring(which))
+  error("bench/write_cost.lua: S5, S1 or S2, not " .. tostring(which))
 end
 app:close()
 print(counted)

@@ -124,12 +124,12 @@ int cairn_store_prepare_body(cairn_store *s, const cairn_record *rec, uint8_t *r
 /* Bytes a record with this body takes stored. */
 size_t cairn_store_stored_size(const cairn_record *rec, size_t body_len, int sealed);
 
-/* Write rec as stored bytes into out (out_len of them): its header, the body
- * sealed under dk (when dk is set), the hash chained to prev; hash_out gets
- * its hash. */
-void cairn_store_seal_record(const cairn_record *rec, unsigned flags, cairn_slice body, const uint8_t *dk,
-                             const uint8_t prev[CAIRN_HASH_BYTES], uint8_t *out, size_t out_len,
-                             uint8_t hash_out[CAIRN_HASH_BYTES]);
+/* Write rec as stored bytes into out: its header and the body sealed under
+ * dk (when dk is set). Returns where its chain hash goes (CAIRN_RECORD_HASH
+ * bytes between the two), for the caller to fill: cairn_record_hash, or
+ * cairn_chain_hash_many for a batch's links side by side. */
+uint8_t *cairn_store_seal_body(const cairn_record *rec, unsigned flags, cairn_slice body, const uint8_t *dk,
+                               uint8_t *out);
 
 /* Turn a parsed record's stored body into its metadata and msgpack payload
  * (in the handle's buffers, valid until the next read). CAIRN_NOTFOUND if

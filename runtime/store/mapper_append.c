@@ -27,7 +27,9 @@ typedef struct {
     uint64_t first;         /* the version of its first event in the batch */
     size_t first_at;        /* that event's index in the batch */
     uint64_t last;          /* of its last event in the batch so far */
-    uint8_t prev[CAIRN_HASH_BYTES]; /* the chain while sealing */
+    uint8_t prev[CAIRN_HASH_BYTES]; /* its head's hash (zeros for a new stream) */
+    const uint8_t *chain;   /* while sealing: the hash its next event links to */
+    uint64_t waits_on;      /* the round of links its last event's hash is in */
 } head_info;
 
 /* The save's buffers (cairn_save.mem). */
@@ -294,6 +296,45 @@ static const uint8_t *snapshot_base(cairn_save *sv, cairn_write *w, size_t j)
     return NULL;
 }
 
+/* The chain links of a batch's events, hashed a group at a time so that
+ * cairn_chain_hash_many can take four side by side (in S5's saves of new
+ * aggregates every link is independent). An event whose stream's last hash
+ * is still waiting in the group hashes the group first. */
+enum { LINK_GROUP = 8 };
+typedef struct {
+    cairn_chain_input in[LINK_GROUP];
+    uint8_t *slot[LINK_GROUP]; /* where each record keeps its hash */
+    size_t event[LINK_GROUP];
+    size_t n;
+    uint64_t round;            /* counts the groups hashed, from 1 */
+} links;
+
+static void hash_links(cairn_save *sv, links *l)
+{
+    cairn_chain_hash_many(l->in, l->n);
+    for (size_t j = 0; j < l->n; j++) {
+        memcpy(l->slot[j], l->in[j].out, CAIRN_HASH_BYTES);
+        memcpy(sv->hashes + l->event[j] * CAIRN_HASH_BYTES, l->in[j].out, CAIRN_HASH_BYTES);
+    }
+    l->n = 0;
+    l->round++;
+}
+
+/* Event i's link: its stored bytes are written, its hash waits in l. */
+static void add_link(cairn_save *sv, links *l, size_t i, uint8_t *slot)
+{
+    const prep *p = &sv->preps[i];
+    head_info *hi = &sv->info[p->head];
+    if (hi->waits_on == l->round) hash_links(sv, l); /* it links to a hash not made yet */
+    uint8_t *rec = sv->out + p->at;
+    cairn_record_hash_input(hi->chain, rec, p->len, &l->in[l->n]);
+    l->slot[l->n] = slot;
+    l->event[l->n++] = i;
+    hi->chain = slot;
+    hi->waits_on = l->round;
+    if (l->n == LINK_GROUP) hash_links(sv, l);
+}
+
 /* The mapper's step inside the engine's transaction (recorder.h). */
 static int seal_batch(cairn_write *w, const cairn_key_state *ks)
 {
@@ -310,13 +351,17 @@ static int seal_batch(cairn_write *w, const cairn_key_state *ks)
             return cairn_store_conflict(s, &b->events[hi->first_at], hi->first, 1, head->version);
         if (head->found) memcpy(hi->prev, head->hash, CAIRN_HASH_BYTES);
         else memset(hi->prev, 0, CAIRN_HASH_BYTES);
+        hi->chain = hi->prev;
+        hi->waits_on = 0;
     }
+    links l = { .n = 0, .round = 1 };
     size_t records = b->n + b->nsnapshots;
     for (size_t i = 0; i < records; i++) {
         prep *p = &sv->preps[i];
         cairn_stream_head *head = &w->heads[p->head];
         const cairn_record *r = i < b->n ? &b->events[i] : &b->snapshots[i - b->n];
-        const uint8_t *prev = sv->info[p->head].prev;
+        if (i == b->n && l.n) hash_links(sv, &l); /* the snapshots' bases may be the batch's events */
+        const uint8_t *prev = NULL;
         if (i >= b->n && !(prev = snapshot_base(sv, w, i - b->n))) {
             char what[80];
             cairn_record_describe(r->stream_id, r->version, what, sizeof what);
@@ -328,13 +373,11 @@ static int seal_batch(cairn_write *w, const cairn_key_state *ks)
             if (rc) return rc;
             if (head->put_key) head->key = (cairn_slice){ (const char *)head->new_key, CAIRN_WRAPPED_KEY_BYTES };
         }
-        uint8_t hash[CAIRN_HASH_BYTES];
-        cairn_store_seal_record(r, p->flags, p->body, dk, prev, sv->out + p->at, p->len, hash);
-        if (i < b->n) {
-            memcpy(sv->info[p->head].prev, hash, CAIRN_HASH_BYTES);
-            memcpy(sv->hashes + i * CAIRN_HASH_BYTES, hash, CAIRN_HASH_BYTES);
-        }
+        uint8_t *slot = cairn_store_seal_body(r, p->flags, p->body, dk, sv->out + p->at);
+        if (i < b->n) add_link(sv, &l, i, slot);
+        else cairn_record_hash(prev, sv->out + p->at, p->len, slot);
     }
+    if (l.n) hash_links(sv, &l);
     return CAIRN_OK;
 }
 

@@ -62,9 +62,8 @@ size_t cairn_store_stored_size(const cairn_record *rec, size_t body_len, int sea
            (sealed ? CAIRN_SEAL_OVERHEAD : 0);
 }
 
-void cairn_store_seal_record(const cairn_record *rec, unsigned flags, cairn_slice body, const uint8_t *dk,
-                             const uint8_t prev[CAIRN_HASH_BYTES], uint8_t *out, size_t out_len,
-                             uint8_t hash_out[CAIRN_HASH_BYTES])
+uint8_t *cairn_store_seal_body(const cairn_record *rec, unsigned flags, cairn_slice body, const uint8_t *dk,
+                               uint8_t *out)
 {
     size_t header = cairn_record_header_size(rec->topic_len);
     cairn_record fmt = *rec;
@@ -74,8 +73,7 @@ void cairn_store_seal_record(const cairn_record *rec, unsigned flags, cairn_slic
     uint8_t *stored = out + header + CAIRN_RECORD_HASH;
     if (dk) cairn_seal(dk, out, header, (const uint8_t *)body.ptr, body.len, stored);
     else if (body.len) memcpy(stored, body.ptr, body.len);
-    cairn_record_hash(prev, out, out_len, out + header);
-    memcpy(hash_out, out + header, CAIRN_HASH_BYTES);
+    return out + header;
 }
 
 int cairn_store_open_payload(cairn_store *s, cairn_record *rec)

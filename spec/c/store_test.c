@@ -702,7 +702,7 @@ static void test_event_ids_and_metadata(const char *uri, int compress, const uin
     cairn_store *s = open_with(uri, compress, key);
     uint8_t a[16];
     cairn_uuid_v4(a);
-    static char big[300];
+    static char big[200];
     memset(big, 'x', sizeof big - 1);
     big[0] = (char)0x81; big[1] = (char)0xa1; big[2] = 'b'; big[3] = (char)0xd9; big[4] = (char)(sizeof big - 6);
     cairn_record ev[] = { event(a, 1, "T.Made", big), event(a, 2, "T.Changed", "\x80") };
@@ -771,6 +771,65 @@ static void test_snapshot_reads(const char *uri, int compress, const uint8_t *ke
     if (key) { /* forgotten: refused, also when known */
         CHECK(cairn_store_forget(s, a) == CAIRN_OK);
         CHECK(cairn_store_read_snapshot(s, a, 0, 0, known, &rec, &same) != CAIRN_OK);
+        cairn_store_read_end(s);
+    }
+    cairn_store_close(s);
+}
+
+/* A save hashes its chain links a group at a time, four side by side where
+ * streams are independent; a stream's next event waits for its previous
+ * one's hash. Streams of 1 to 4 events, one record over a BLAKE2b block, a
+ * snapshot taken at one of the batch's events, then a second save onto some
+ * of the same streams: every stream reads back whole (each link checked),
+ * with the hashes the save handed back, and the snapshot chains from its event. */
+static void test_batch_chains(const char *uri, int compress, const uint8_t *key)
+{
+    enum { STREAMS = 11, MAXN = 4 };
+    static const int lens[STREAMS] = { 1, 3, 1, 1, 1, 2, 4, 1, 1, 2, 1 };
+    static char big[200];
+    memset(big, 'b', sizeof big - 1);
+    big[0] = (char)0x81; big[1] = (char)0xa1; big[2] = 'b'; big[3] = (char)0xd9; big[4] = (char)(sizeof big - 6);
+    cairn_store *s = open_with(uri, compress, key);
+    uint8_t ids[STREAMS][16];
+    cairn_record ev[STREAMS * MAXN];
+    uint8_t hashes[STREAMS * MAXN][CAIRN_RECORD_HASH];
+    size_t n = 0;
+    for (int round = 0; round < 2; round++) {
+        n = 0;
+        for (int k = 0; k < STREAMS; k++) {
+            if (round == 0) cairn_uuid_v4(ids[k]);
+            else if (k % 3) continue; /* the second save: every third stream */
+            for (int v = 1; v <= lens[k]; v++)
+                ev[n++] = event(ids[k], (uint64_t)(round * lens[k] + v), v == 1 && round == 0 ? "T.Made" : "T.Changed",
+                                k == 6 && v == 2 ? big : "\x81\xa1x\x01");
+        }
+        /* at an event of the batch: the second of a 3-event stream, then the first of the save onto a stream */
+        cairn_record snap = round ? event(ids[3], 2, "T", "\x81\xa1s\x02") : event(ids[1], 2, "T", "\x81\xa1s\x02");
+        cairn_batch b = { .events = ev, .n = n, .hashes = &hashes[0][0], .snapshots = &snap, .nsnapshots = 1 };
+        uint64_t first;
+        CHECK(cairn_store_append(s, &b, &first) == CAIRN_OK);
+        /* the save's hashes are the stored ones, and each stream reads back in full */
+        size_t at = 0;
+        for (int k = 0; k < STREAMS; k++) {
+            if (round == 1 && k % 3) continue;
+            cairn_stream_query q = { .gt = (uint64_t)lens[k], .has_gt = round == 1 };
+            CHECK(cairn_store_read_stream(s, ids[k], &q) == CAIRN_OK);
+            cairn_record rec;
+            int rc, got = 0;
+            while ((rc = cairn_store_next(s, &rec)) == CAIRN_OK) {
+                CHECK(memcmp(rec.hash, hashes[at + (size_t)got], CAIRN_RECORD_HASH) == 0);
+                got++;
+            }
+            CHECK(rc == CAIRN_END && got == lens[k]);
+            cairn_store_read_end(s);
+            at += (size_t)lens[k];
+        }
+        CHECK(at == n);
+        cairn_record rec;
+        int same = 0;
+        const uint8_t *sid = round ? ids[3] : ids[1];
+        CHECK(cairn_store_read_snapshot(s, sid, 0, 0, NULL, &rec, &same) == CAIRN_OK);
+        CHECK(rec.version == snap.version);
         cairn_store_read_end(s);
     }
     cairn_store_close(s);
@@ -1175,6 +1234,12 @@ int main(int argc, char **argv)
     test_snapshot_reads("memory:", 1, KEY1);
     test_snapshot_reads(uri, 1, KEY1);
     test_snapshot_reads(uri, 0, KEY1);
+    test_batch_chains("memory:", 0, NULL);
+    test_batch_chains("memory:", 1, KEY1);
+    snprintf(uri, sizeof uri, "lmdb:%s/batch-chains", base);
+    test_batch_chains(uri, 0, NULL);
+    snprintf(uri, sizeof uri, "lmdb:%s/batch-chains-sealed", base);
+    test_batch_chains(uri, 1, KEY1);
     test_string_ids("memory:", NULL);
     test_string_ids("memory:", KEY1);
     snprintf(uri, sizeof uri, "lmdb:%s/string-ids", base);
