@@ -27,7 +27,6 @@ typedef struct {
     uint64_t first;         /* the version of its first event in the batch */
     size_t first_at;        /* that event's index in the batch */
     uint64_t last;          /* of its last event in the batch so far */
-    uint8_t prev[CAIRN_HASH_BYTES]; /* its head's hash (zeros for a new stream) */
     const uint8_t *chain;   /* while sealing: the hash its next event links to */
     uint64_t waits_on;      /* the round of links its last event's hash is in */
 } head_info;
@@ -335,6 +334,9 @@ static void add_link(cairn_save *sv, links *l, size_t i, uint8_t *slot)
     if (l->n == LINK_GROUP) hash_links(sv, l);
 }
 
+/* What a new stream's first event links to. */
+static const uint8_t NO_HEAD[CAIRN_HASH_BYTES];
+
 /* The mapper's step inside the engine's transaction (recorder.h). */
 static int seal_batch(cairn_write *w, const cairn_key_state *ks)
 {
@@ -349,9 +351,7 @@ static int seal_batch(cairn_write *w, const cairn_key_state *ks)
         head->put_key = 0;
         if (hi->has_events && head->found && hi->first != head->version + 1)
             return cairn_store_conflict(s, &b->events[hi->first_at], hi->first, 1, head->version);
-        if (head->found) memcpy(hi->prev, head->hash, CAIRN_HASH_BYTES);
-        else memset(hi->prev, 0, CAIRN_HASH_BYTES);
-        hi->chain = hi->prev;
+        hi->chain = head->found ? head->hash : NO_HEAD; /* the engine's heads stay put while sealing */
         hi->waits_on = 0;
     }
     links l = { .n = 0, .round = 1 };

@@ -793,9 +793,8 @@ static void test_batch_chains(const char *uri, int compress, const uint8_t *key)
     uint8_t ids[STREAMS][16];
     cairn_record ev[STREAMS * MAXN];
     uint8_t hashes[STREAMS * MAXN][CAIRN_RECORD_HASH];
-    size_t n = 0;
     for (int round = 0; round < 2; round++) {
-        n = 0;
+        size_t n = 0;
         for (int k = 0; k < STREAMS; k++) {
             if (round == 0) cairn_uuid_v4(ids[k]);
             else if (k % 3) continue; /* the second save: every third stream */
@@ -804,7 +803,8 @@ static void test_batch_chains(const char *uri, int compress, const uint8_t *key)
                                 k == 6 && v == 2 ? big : "\x81\xa1x\x01");
         }
         /* at an event of the batch: the second of a 3-event stream, then the first of the save onto a stream */
-        cairn_record snap = round ? event(ids[3], 2, "T", "\x81\xa1s\x02") : event(ids[1], 2, "T", "\x81\xa1s\x02");
+        const uint8_t *sid = round ? ids[3] : ids[1];
+        cairn_record snap = event(sid, 2, "T", "\x81\xa1s\x02");
         cairn_batch b = { .events = ev, .n = n, .hashes = &hashes[0][0], .snapshots = &snap, .nsnapshots = 1 };
         uint64_t first;
         CHECK(cairn_store_append(s, &b, &first) == CAIRN_OK);
@@ -827,7 +827,6 @@ static void test_batch_chains(const char *uri, int compress, const uint8_t *key)
         CHECK(at == n);
         cairn_record rec;
         int same = 0;
-        const uint8_t *sid = round ? ids[3] : ids[1];
         CHECK(cairn_store_read_snapshot(s, sid, 0, 0, NULL, &rec, &same) == CAIRN_OK);
         CHECK(rec.version == snap.version);
         cairn_store_read_end(s);
